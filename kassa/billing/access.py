@@ -1,0 +1,86 @@
+"""Who is calling, and which customers they may see.
+
+A :class:`Viewer` is built by the HTTP layer (session cookie or API key) and handed to every
+service.  Scoping lives here, in one place: an object outside the viewer's scope is reported
+as "not found", exactly like an object that does not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, false
+
+from kassa.billing.errors import Forbidden
+from kassa.billing.models import ApiKeyScope, Customer, Role
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    role: Role | None
+    user_id: int | None = None
+    api_key_id: int | None = None
+    reseller_id: int | None = None
+    customer_id: int | None = None
+    distributor_id: int | None = None
+    scope: ApiKeyScope = ApiKeyScope.READ_WRITE
+
+    @property
+    def authenticated(self) -> bool:
+        return self.role is not None
+
+    @property
+    def is_staff(self) -> bool:
+        """Administrators and resellers manage customers; a reseller only its own."""
+        return self.role in (Role.ADMIN, Role.RESELLER)
+
+    @property
+    def can_write(self) -> bool:
+        return self.authenticated and self.scope == ApiKeyScope.READ_WRITE
+
+    @property
+    def idempotency_scope(self) -> str:
+        if self.api_key_id is not None:
+            return f"key:{self.api_key_id}"
+        return f"user:{self.user_id}"
+
+
+ANONYMOUS = Viewer(role=None)
+
+
+def require_staff(viewer: Viewer, write: bool = False) -> None:
+    if not viewer.is_staff:
+        raise Forbidden("administrators only")
+    if write and not viewer.can_write:
+        raise Forbidden("this API key is read-only")
+
+
+def require_write(viewer: Viewer) -> None:
+    if not viewer.can_write:
+        raise Forbidden("not allowed to change anything")
+
+
+def scope_customers(query: Select, viewer: Viewer) -> Select:  # type: ignore[type-arg]
+    """Restrict a query over ``Customer`` to those the viewer may see."""
+    if viewer.role == Role.ADMIN and viewer.reseller_id is None:
+        return query
+    if viewer.role in (Role.ADMIN, Role.RESELLER):
+        return query.where(Customer.reseller_id == viewer.reseller_id)
+    if viewer.role == Role.CUSTOMER and viewer.customer_id is not None:
+        return query.where(Customer.id == viewer.customer_id)
+    if viewer.role == Role.DISTRIBUTOR and viewer.distributor_id is not None:
+        return query.where(Customer.distributor_id == viewer.distributor_id)
+    return query.where(false())
+
+
+def may_see_customer(viewer: Viewer, customer: Customer) -> bool:
+    """The same rule as :func:`scope_customers`, for an object already loaded."""
+    if viewer.role == Role.ADMIN and viewer.reseller_id is None:
+        return True
+    if viewer.role in (Role.ADMIN, Role.RESELLER):
+        return customer.reseller_id == viewer.reseller_id
+    if viewer.role == Role.CUSTOMER:
+        return customer.id == viewer.customer_id
+    if viewer.role == Role.DISTRIBUTOR:
+        return customer.distributor_id is not None and customer.distributor_id == viewer.distributor_id
+    return False

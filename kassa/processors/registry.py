@@ -1,0 +1,59 @@
+"""Find a card processor by name.
+
+Configuration names a processor (``"simulator"``, later the card-token processors); this module
+turns the name into an instance.  The processors that ship with kassa are listed in
+:func:`_builtin` and imported only when first asked for, so loading the registry does not load
+every payment system's dependencies.  Anything else (an external payment module, a test
+double) calls :func:`register`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kassa.billing.errors import UserError
+from kassa.billing.processing import CardProcessor
+
+ProcessorFactory = Callable[..., CardProcessor]
+
+_registered: dict[str, ProcessorFactory] = {}
+
+
+def _builtin() -> dict[str, ProcessorFactory]:
+    """The processors that ship with kassa, by name."""
+    from kassa.processors.simulator import SimulatorProcessor
+
+    return {SimulatorProcessor.name: SimulatorProcessor}
+
+
+def _factories() -> dict[str, ProcessorFactory]:
+    return {**_builtin(), **_registered}
+
+
+def register(name: str, factory: ProcessorFactory) -> None:
+    """Make ``factory`` available as ``name``.
+
+    Registering the same factory again is harmless (a module imported twice); a different
+    factory under a taken name is refused, because two plug-ins silently fighting over one name
+    would send charges to the wrong processor.
+    """
+    existing = _factories().get(name)
+    if existing is not None and existing is not factory:
+        raise ValueError(f"a processor named {name!r} is already registered")
+    _registered[name] = factory
+
+
+def get_processor(name: str, **config: object) -> CardProcessor:
+    """A new instance of the processor called ``name``, built with ``config``.
+
+    Instances are cheap and made per request; processors keep shared state themselves.
+    """
+    factory = _factories().get(name)
+    if factory is None:
+        raise UserError("UNKNOWN_PROCESSOR", f"no payment processor named {name!r}", "processor")
+    return factory(**config)
+
+
+def available() -> list[str]:
+    """The names :func:`get_processor` accepts, sorted."""
+    return sorted(_factories())

@@ -1,0 +1,291 @@
+"""``simulator``: an embedded, in-memory card processor for tests and the demo.
+
+It behaves like a real processor's test mode, driven by the test card numbers Stripe
+publishes (see ``TEST_CARDS``); any other Luhn-valid number is approved.  The number picks a
+behaviour at tokenize time and is then thrown away: the simulator keeps only the token, brand,
+last 4 digits, expiry and that behaviour, exactly what a real processor's customer may keep.
+
+A new instance is made per request, so the state (tokens, charges, refunds) lives in a
+module-level store, one per ``namespace``, shared by every instance in the process.  Tests
+use :func:`reset` or their own namespace to start clean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from kassa.billing.errors import UserError
+from kassa.billing.money import validate_currency
+from kassa.billing.processing import (
+    CardDetails,
+    CardToken,
+    ChargeRequest,
+    ChargeResult,
+    ChargeStatus,
+    ProcessorTimeout,
+    RefundResult,
+    card_brand,
+    card_expired,
+    validate_card,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CardBehaviour:
+    """What a charge to a card does: approve, decline with a code, or time out.
+
+    A timeout still books the charge, modelling "the processor charged the card but we never
+    heard back", which is exactly the case reconciliation by lookup exists for.
+    """
+
+    decline_code: str | None = None
+    times_out: bool = False
+
+
+_APPROVE = CardBehaviour()
+
+#: Stripe's published test numbers and what they do here.
+TEST_CARDS: dict[str, CardBehaviour] = {
+    "4242424242424242": _APPROVE,
+    "4000000000000002": CardBehaviour(decline_code="card_declined"),
+    "4000000000009995": CardBehaviour(decline_code="insufficient_funds"),
+    "4000000000000119": CardBehaviour(times_out=True),
+}
+
+#: Customer-facing text per decline code.
+_DECLINE_MESSAGES: dict[str, str] = {
+    "card_declined": "The card was declined.",
+    "insufficient_funds": "The card has insufficient funds.",
+    "expired_card": "The card has expired.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Card:
+    """A tokenized card as the simulator remembers it: no number, no CVC."""
+
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    behaviour: CardBehaviour
+
+
+@dataclass(slots=True)
+class _Charge:
+    """A booked charge plus what was asked, to recognise a reused idempotency key."""
+
+    token: str
+    amount: int
+    currency: str
+    result: ChargeResult
+    refunded: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Refund:
+    processor_reference: str
+    amount: int
+    result: RefundResult
+
+
+@dataclass(slots=True)
+class _Store:
+    """One namespace's state.  The lock makes check-then-book atomic even across threads."""
+
+    cards: dict[str, _Card] = field(default_factory=dict)
+    charges: dict[str, _Charge] = field(default_factory=dict)  # by idempotency key
+    charges_by_reference: dict[str, _Charge] = field(default_factory=dict)
+    refunds: dict[str, _Refund] = field(default_factory=dict)  # by idempotency key
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_stores: dict[str, _Store] = {}
+_stores_lock = threading.Lock()
+
+
+def _store_for(namespace: str) -> _Store:
+    with _stores_lock:
+        return _stores.setdefault(namespace, _Store())
+
+
+def reset(namespace: str | None = None) -> None:
+    """Forget every token, charge and refund in ``namespace`` (all namespaces by default)."""
+    with _stores_lock:
+        if namespace is None:
+            _stores.clear()
+        else:
+            _stores.pop(namespace, None)
+
+
+def _apply_refund(store: _Store, processor_reference: str, amount: int) -> RefundResult:
+    """Refund ``amount`` of the charge ``processor_reference``; the caller holds the lock."""
+    booked = store.charges_by_reference.get(processor_reference)
+    if booked is None:
+        return RefundResult(False, None, "No such charge.")
+    if booked.result.status is not ChargeStatus.SUCCEEDED:
+        return RefundResult(False, None, "Only a succeeded charge can be refunded.")
+    refundable = booked.amount - booked.refunded
+    if amount > refundable:
+        return RefundResult(
+            False, None, f"The refund exceeds the {refundable} minor units left to refund."
+        )
+    booked.refunded += amount
+    return RefundResult(True, f"sim_re_{secrets.token_hex(12)}", "Refunded.")
+
+
+def _utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+class SimulatorProcessor:
+    """The simulator, implementing :class:`kassa.billing.processing.CardProcessor`.
+
+    ``namespace`` separates independent worlds in one process (a demo and a test run);
+    ``latency_ms`` makes every call wait that long, for benchmarks; ``today`` lets a test clock
+    decide when cards expire.
+    """
+
+    name = "simulator"
+
+    def __init__(
+        self,
+        namespace: str = "default",
+        latency_ms: int = 0,
+        today: Callable[[], date] = _utc_today,
+    ) -> None:
+        self._namespace = namespace
+        self._latency_ms = latency_ms
+        self._today = today
+
+    async def tokenize(self, card: CardDetails) -> CardToken:
+        """Validate ``card`` and remember its display details and behaviour under a new token."""
+        await self._network_delay()
+        digits = validate_card(card, self._today())
+        remembered = _Card(
+            brand=card_brand(digits),
+            last4=digits[-4:],
+            exp_month=card.exp_month,
+            exp_year=card.exp_year,
+            behaviour=TEST_CARDS.get(digits, _APPROVE),
+        )
+        token = f"sim_tok_{secrets.token_hex(12)}"
+        store = self._store
+        with store.lock:
+            store.cards[token] = remembered
+        return CardToken(
+            token=token,
+            brand=remembered.brand,
+            last4=remembered.last4,
+            exp_month=remembered.exp_month,
+            exp_year=remembered.exp_year,
+        )
+
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
+        """Charge once per idempotency key; a timeout card books the charge, then raises."""
+        await self._network_delay()
+        if request.amount <= 0:
+            raise UserError("INVALID_AMOUNT", "the amount must be greater than zero", "amount")
+        currency = validate_currency(request.currency)
+        store = self._store
+        with store.lock:
+            booked = store.charges.get(request.idempotency_key)
+            if booked is not None:
+                if (booked.token, booked.amount, booked.currency) != (
+                    request.token,
+                    request.amount,
+                    currency,
+                ):
+                    raise UserError(
+                        "IDEMPOTENCY_KEY_REUSED",
+                        "this idempotency key was used for a different charge",
+                        "idempotencyKey",
+                    )
+                return booked.result
+            card = store.cards.get(request.token)
+            if card is None:
+                raise UserError("INVALID_TOKEN", "unknown card token", "token")
+            reference = f"sim_ch_{secrets.token_hex(12)}"
+            result = self._decide(card, reference, request.amount, currency)
+            booked = _Charge(request.token, request.amount, currency, result)
+            store.charges[request.idempotency_key] = booked
+            store.charges_by_reference[reference] = booked
+        if card.behaviour.times_out:
+            raise ProcessorTimeout(
+                f"no answer for charge {request.idempotency_key!r}; reconcile it by lookup"
+            )
+        return result
+
+    async def lookup(self, idempotency_key: str) -> ChargeResult | None:
+        """The booked result under ``idempotency_key``, or None if no charge was booked."""
+        await self._network_delay()
+        store = self._store
+        with store.lock:
+            booked = store.charges.get(idempotency_key)
+        return None if booked is None else booked.result
+
+    async def refund(
+        self, processor_reference: str, amount: int, idempotency_key: str
+    ) -> RefundResult:
+        """Refund part or all of a succeeded charge; never more than is left to refund."""
+        await self._network_delay()
+        if amount <= 0:
+            raise UserError("INVALID_AMOUNT", "the amount must be greater than zero", "amount")
+        store = self._store
+        with store.lock:
+            done = store.refunds.get(idempotency_key)
+            if done is not None:
+                if (done.processor_reference, done.amount) != (processor_reference, amount):
+                    raise UserError(
+                        "IDEMPOTENCY_KEY_REUSED",
+                        "this idempotency key was used for a different refund",
+                        "idempotencyKey",
+                    )
+                return done.result
+            result = _apply_refund(store, processor_reference, amount)
+            store.refunds[idempotency_key] = _Refund(processor_reference, amount, result)
+        return result
+
+    def charges(self) -> list[ChargeResult]:
+        """Every charge booked in this namespace, oldest first: what the card network saw."""
+        store = self._store
+        with store.lock:
+            return [booked.result for booked in store.charges.values()]
+
+    @property
+    def _store(self) -> _Store:
+        """This namespace's store, looked up per call so a :func:`reset` is seen at once."""
+        return _store_for(self._namespace)
+
+    def _decide(self, card: _Card, reference: str, amount: int, currency: str) -> ChargeResult:
+        """The outcome a real processor would give this card today."""
+        decline_code = card.behaviour.decline_code
+        if decline_code is None and card_expired(card.exp_month, card.exp_year, self._today()):
+            decline_code = "expired_card"
+        if decline_code is not None:
+            return ChargeResult(
+                status=ChargeStatus.DECLINED,
+                processor_reference=reference,
+                decline_code=decline_code,
+                message=_DECLINE_MESSAGES.get(decline_code, "The card was declined."),
+                amount=amount,
+                currency=currency,
+            )
+        return ChargeResult(
+            status=ChargeStatus.SUCCEEDED,
+            processor_reference=reference,
+            decline_code=None,
+            message="Approved.",
+            amount=amount,
+            currency=currency,
+        )
+
+    async def _network_delay(self) -> None:
+        """Stand in for a round trip to a remote processor when ``latency_ms`` is set."""
+        if self._latency_ms > 0:
+            await asyncio.sleep(self._latency_ms / 1000)

@@ -1,0 +1,79 @@
+"""Settings from the environment, read once into an immutable object.
+
+Everything configurable lives here so that ``create_app(settings)`` and the CLI get the same
+values and tests can build their own without touching ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_SQLITE_PATH = Path("var") / "kassa.db"
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the usual ``postgresql://`` / ``sqlite:///`` forms and pick the async drivers."""
+    if url.startswith(("postgres://", "postgresql://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url.split(":///", 1)[1]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(default_factory=lambda: sqlite_url(DEFAULT_SQLITE_PATH))
+    #: Signs session cookies and download links; must be set in production.
+    secret_key: str = "dev-insecure-secret-change-me"
+    #: Key for encrypting processor credentials at rest (Fernet, urlsafe base64, 32 bytes).
+    encryption_key: str | None = None
+    #: development: GraphiQL on, errors unmasked.
+    environment: str = "development"
+    #: The test clock may be moved through the API only when this is on.
+    test_mode: bool = True
+    graphiql: bool = True
+    introspection: bool = True
+    run_worker: bool = True
+    max_query_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 2000
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def from_env(environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    environment = env.get("KASSA_ENV", "development")
+    development = environment == "development"
+    url = env.get("KASSA_DATABASE_URL") or sqlite_url(DEFAULT_SQLITE_PATH)
+    return Settings(
+        database_url=normalise_database_url(url),
+        secret_key=env.get("KASSA_SECRET_KEY", Settings.secret_key),
+        encryption_key=env.get("KASSA_ENCRYPTION_KEY"),
+        environment=environment,
+        test_mode=_bool(env.get("KASSA_TEST_MODE"), development),
+        graphiql=_bool(env.get("KASSA_GRAPHIQL"), development),
+        introspection=_bool(env.get("KASSA_INTROSPECTION"), True),
+        run_worker=_bool(env.get("KASSA_RUN_WORKER"), True),
+    )

@@ -1,0 +1,89 @@
+"""Test fixtures: a real database (SQLite file, or PostgreSQL from KASSA_TEST_DATABASE_URL).
+
+On PostgreSQL each test process works in a database of its own, created on the server named
+by KASSA_TEST_DATABASE_URL and dropped afterwards, so parallel runs never collide.  The schema
+is built once per session by the Alembic migrations themselves, so the tests also prove the
+migrations; each test then starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from kassa.billing.models import Base
+from kassa.db import Database
+from kassa.settings import Settings, normalise_database_url, sqlite_url
+
+
+async def _create_private_database(server_url: str) -> str:
+    """A fresh PostgreSQL database for this test process, so parallel runs never collide."""
+    url = make_url(server_url)
+    name = f"kassa_test_{os.getpid()}"
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await engine.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_private_database(server_url: str, private_url: str) -> None:
+    engine = create_async_engine(make_url(server_url), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(
+                f'DROP DATABASE IF EXISTS "{make_url(private_url).database}" WITH (FORCE)'))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def settings(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Settings]:
+    server_url = os.environ.get("KASSA_TEST_DATABASE_URL")
+    if server_url:
+        server_url = normalise_database_url(server_url)
+        url = await _create_private_database(server_url)
+    else:
+        url = sqlite_url(tmp_path_factory.mktemp("db") / "kassa-test.db")
+    yield Settings(database_url=url, environment="test", test_mode=True, run_worker=False,
+                   secret_key="test-secret")
+    if server_url:
+        await _drop_private_database(server_url, url)
+
+
+@pytest.fixture(scope="session")
+async def _schema(settings: Settings) -> AsyncIterator[None]:
+    from kassa.migrate import reset_and_migrate
+
+    await reset_and_migrate(settings.database_url)
+    yield
+
+
+@pytest.fixture
+async def db(settings: Settings, _schema: None) -> AsyncIterator[Database]:
+    """A database with every table empty."""
+    database = Database(settings)
+    async with database.engine.begin() as conn:
+        names = [t.name for t in reversed(Base.metadata.sorted_tables)]
+        if database.is_sqlite:
+            for name in names:
+                await conn.execute(text(f'DELETE FROM "{name}"'))
+        else:
+            await conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in names)
+                                    + " RESTART IDENTITY CASCADE"))
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def is_postgres(settings: Settings) -> bool:
+    return settings.database_url.startswith("postgresql")

@@ -1,0 +1,99 @@
+"""Money rules: strict parsing, half-up rounding applied once, splits that add up exactly."""
+
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kassa.billing.errors import UserError
+from kassa.billing.money import (
+    CURRENCY_DECIMALS,
+    allocate,
+    apply_rate,
+    format_amount,
+    parse_amount,
+    parse_positive_amount,
+    percent_split,
+)
+
+currencies = st.sampled_from(sorted(CURRENCY_DECIMALS))
+amounts = st.integers(min_value=-(10**15), max_value=10**15)
+rates = st.decimals(min_value=0, max_value=1, places=4, allow_nan=False, allow_infinity=False)
+
+
+def test_parse_amount_reads_minor_units() -> None:
+    assert parse_amount("12.50", "USD") == 1250
+    assert parse_amount("12", "USD") == 1200
+    assert parse_amount("1000", "JPY") == 1000
+    assert parse_amount("0.00000001", "BTC") == 1
+    assert parse_amount("1.234", "KWD") == 1234
+
+
+@pytest.mark.parametrize("text", ["1.005", "0.001"])
+def test_parse_amount_refuses_more_decimals_than_the_currency_has(text: str) -> None:
+    with pytest.raises(UserError) as error:
+        parse_amount(text, "USD")
+    assert error.value.code == "TOO_MANY_DECIMALS"
+
+
+@pytest.mark.parametrize("text", ["", "abc", "1,50", "1e3", "NaN", "Infinity", "1.", ".5", " "])
+def test_parse_amount_refuses_what_is_not_a_decimal(text: str) -> None:
+    with pytest.raises(UserError) as error:
+        parse_amount(text, "USD")
+    assert error.value.code == "INVALID_AMOUNT"
+
+
+def test_yen_has_no_decimals() -> None:
+    with pytest.raises(UserError) as error:
+        parse_amount("1.5", "JPY")
+    assert error.value.code == "TOO_MANY_DECIMALS"
+
+
+@pytest.mark.parametrize("text", ["0", "-5.00", "0.00"])
+def test_positive_amount_refuses_zero_and_negative(text: str) -> None:
+    with pytest.raises(UserError) as error:
+        parse_positive_amount(text, "USD")
+    assert error.value.code == "AMOUNT_NOT_POSITIVE"
+
+
+def test_unknown_currency_is_a_user_error() -> None:
+    with pytest.raises(UserError) as error:
+        parse_amount("1.00", "XXX")
+    assert error.value.code == "INVALID_CURRENCY"
+
+
+def test_rate_rounds_half_up_once() -> None:
+    assert apply_rate(5, "0.5") == 3  # 2.5 → 3
+    assert apply_rate(15, "0.1") == 2  # 1.5 → 2
+    assert apply_rate(-5, "0.5") == -3  # a tie rounds away from zero
+    assert apply_rate(1000, "0.075") == 75
+
+
+@given(amounts, currencies)
+def test_format_then_parse_is_the_identity(minor: int, currency: str) -> None:
+    assert parse_amount(format_amount(minor, currency), currency) == minor
+
+
+@given(amounts, rates)
+def test_rate_matches_decimal_half_up(minor: int, rate: Decimal) -> None:
+    expected = (Decimal(minor) * rate).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    assert apply_rate(minor, rate) == int(expected)
+
+
+@given(st.integers(min_value=0, max_value=10**15), rates)
+def test_split_parts_add_up_to_the_whole(gross: int, rate: Decimal) -> None:
+    net, part = percent_split(gross, rate)
+    assert net + part == gross
+    assert part == apply_rate(gross, rate)
+
+
+@given(amounts, st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=12)
+       .filter(lambda ws: sum(ws) > 0))
+def test_allocate_adds_up_and_stays_within_one_unit(total: int, weights: list[int]) -> None:
+    parts = allocate(total, weights)
+    assert sum(parts) == total
+    weight_sum = sum(weights)
+    for part, weight in zip(parts, weights, strict=True):
+        exact = Decimal(total) * weight / weight_sum
+        assert abs(Decimal(part) - exact) < 1
