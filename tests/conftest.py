@@ -87,3 +87,12 @@ async def db(settings: Settings, _schema: None) -> AsyncIterator[Database]:
 @pytest.fixture
 def is_postgres(settings: Settings) -> bool:
     return settings.database_url.startswith("postgresql")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_simulator() -> None:
+    """Forget the simulator's cards and charges: ids restart per test, and with them the
+    ``payment-<id>`` charge keys, which must not replay another test's charge."""
+    from kassa.processors import simulator
+
+    simulator.reset()

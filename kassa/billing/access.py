@@ -60,6 +60,18 @@ def require_write(viewer: Viewer) -> None:
         raise Forbidden("not allowed to change anything")
 
 
+def require_self_or_staff(viewer: Viewer, customer: Customer, write: bool = False) -> None:
+    """Acting *as* a customer (paying, handling its cards): the customer itself or staff.
+
+    ``customer`` must already have passed :func:`may_see_customer`; this rule narrows it,
+    because a distributor sees its customers but may not spend their money or see their cards.
+    """
+    if not (viewer.is_staff or (viewer.role == Role.CUSTOMER and viewer.customer_id == customer.id)):
+        raise Forbidden("only the customer or an administrator may do this")
+    if write:
+        require_write(viewer)
+
+
 def scope_customers(query: Select, viewer: Viewer) -> Select:  # type: ignore[type-arg]
     """Restrict a query over ``Customer`` to those the viewer may see."""
     if viewer.role == Role.ADMIN and viewer.reseller_id is None:

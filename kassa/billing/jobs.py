@@ -10,6 +10,7 @@ idempotent).  A failing handler is retried with backoff and parked as FAILED aft
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,15 @@ Handler = Callable[[AsyncSession, dict[str, Any], datetime], Awaitable[None]]
 
 MAX_ATTEMPTS = 8
 _handlers: dict[str, Handler] = {}
+
+#: The modules whose import registers job handlers: listed here so a reader finds them all.
+HANDLER_MODULES = ("kassa.billing.billrun", "kassa.billing.invoices", "kassa.billing.payments")
+
+
+def load_handlers() -> None:
+    """Import every module that registers a handler (cheap after the first call)."""
+    for module in HANDLER_MODULES:
+        importlib.import_module(module)
 
 
 def handler(kind: str) -> Callable[[Handler], Handler]:
@@ -93,6 +103,11 @@ async def run_one(db: Database) -> bool:
         if job is None:
             return False
         job.attempts += 1
+        # Done before the handler runs, so the handler may schedule its own successor under
+        # the same unique key (a pending job holds the key); a failure sets it back below.
+        job.status = JobStatus.DONE
+        job.finished_at = now
+        await session.flush()
         run = _handlers.get(job.kind)
         try:
             if run is None:
@@ -104,16 +119,14 @@ async def run_one(db: Database) -> bool:
             log.exception("job %s (%s) failed", job.id, job.kind)
             job.last_error = f"{type(exc).__name__}: {exc}"[:2000]
             job.due_at = now + timedelta(minutes=2 ** min(job.attempts, 10))
-            if job.attempts >= MAX_ATTEMPTS:
-                job.status = JobStatus.FAILED
-            return True
-        job.status = JobStatus.DONE
-        job.finished_at = now
+            job.status = JobStatus.FAILED if job.attempts >= MAX_ATTEMPTS else JobStatus.PENDING
+            job.finished_at = None
         return True
 
 
 async def run_due(db: Database, limit: int = 100_000) -> int:
     """Run jobs until none is due (handlers may schedule more for now).  Returns the count."""
+    load_handlers()
     count = 0
     while count < limit and await run_one(db):
         count += 1

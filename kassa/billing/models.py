@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -353,7 +354,8 @@ class Invoice(Base):
         # A regular period is invoiced exactly once, however often the bill run runs.
         Index(
             "uq_invoices_regular_period", "customer_id", "period_start",
-            unique=True, sqlite_where="kind = 'REGULAR'", postgresql_where="kind = 'REGULAR'",
+            unique=True, sqlite_where=text("kind = 'REGULAR'"),
+            postgresql_where=text("kind = 'REGULAR'"),
         ),
         UniqueConstraint("owner_key", "number", name="uq_invoices_number"),
         Index("ix_invoices_customer_issue", "customer_id", "issue_date"),
@@ -518,7 +520,8 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_pending_due", "status", "due_at"),
         Index("uq_jobs_pending_key", "unique_key", unique=True,
-              sqlite_where="status = 'PENDING'", postgresql_where="status = 'PENDING'"),
+              sqlite_where=text("status = 'PENDING'"),
+              postgresql_where=text("status = 'PENDING'")),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     kind: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,36 @@
+# kassa: `make run` starts the demo on SQLite, `make test` runs the suite (SQLite, then
+# PostgreSQL when KASSA_TEST_DATABASE_URL is set).  Nothing but python3 needs installing.
+
+PORT ?= 8000
+KASSA_DATABASE_URL ?= sqlite:///$(CURDIR)/var/kassa.db
+
+VENV := .venv
+BIN := $(VENV)/bin
+# pip runs again only when pyproject.toml is newer than this stamp.
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test install bench
+
+run: $(INSTALLED)
+	KASSA_DATABASE_URL='$(KASSA_DATABASE_URL)' $(BIN)/kassa migrate
+	KASSA_DATABASE_URL='$(KASSA_DATABASE_URL)' $(BIN)/kassa demo
+	KASSA_DATABASE_URL='$(KASSA_DATABASE_URL)' $(BIN)/kassa serve --port $(PORT)
+
+test: $(INSTALLED)
+	env -u KASSA_TEST_DATABASE_URL $(BIN)/pytest
+	@if [ -n "$$KASSA_TEST_DATABASE_URL" ]; then \
+		echo "--- again on $$KASSA_TEST_DATABASE_URL"; \
+		$(BIN)/pytest; \
+	fi
+
+bench: $(INSTALLED)
+	@if [ -d bench ]; then $(BIN)/python -m bench; else echo "no bench/ yet"; fi
+
+install: $(INSTALLED)
+
+$(BIN)/python:
+	python3 -m venv $(VENV)
+
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[test]'
+	touch $(INSTALLED)

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figures; latest results live in docs/benchmarks.md."""

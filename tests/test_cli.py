@@ -1,0 +1,173 @@
+"""The ``kassa`` command line, run in-process against the suite's database.
+
+CLI commands call :func:`asyncio.run` themselves, so these tests are plain (sync) functions;
+async fixtures prepare the data before the command runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+from uuid import uuid4
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from typer.testing import CliRunner, Result
+
+from kassa import cli
+from kassa.billing import jobs, ledger
+from kassa.billing.api_keys import authenticate_api_key
+from kassa.billing.models import (
+    ApiKeyScope,
+    Job,
+    JobStatus,
+    LedgerAccount,
+    LedgerAccountKind,
+    Role,
+    TransactionKind,
+    User,
+)
+from kassa.db import Database
+from kassa.settings import Settings
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+T = TypeVar("T")
+
+
+def kassa(settings: Settings, *args: str, input: str | None = None) -> Result:
+    """Run ``kassa <args>`` with the environment pointing at the test database."""
+    return CliRunner().invoke(cli.app, list(args), input=input,
+                              env={"KASSA_DATABASE_URL": settings.database_url})
+
+
+def query(settings: Settings, body: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Read the database from a sync test (no event loop is running in its body)."""
+
+    async def run() -> T:
+        db = Database(settings)
+        try:
+            async with db.session() as session:
+                return await body(session)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+@pytest.fixture
+async def books(db: Database) -> tuple[int, int]:
+    """Two books with one balanced transaction between them."""
+    async with db.transaction() as session:
+        a, b = [
+            (await ledger.open_party_book(session, LedgerAccountKind.CUSTOMER,
+                                          f"test:{uuid4().hex}", "USD")).id
+            for _ in range(2)
+        ]
+        await ledger.post(session, TransactionKind.CHARGE,
+                          [ledger.Posting(a, 500, "USD"), ledger.Posting(b, -500, "USD")], at=AT)
+    return a, b
+
+
+def test_check_passes_on_a_healthy_ledger(settings: Settings, books: tuple[int, int]) -> None:
+    result = kassa(settings, "check")
+    assert result.exit_code == 0, result.output
+    assert "ledger OK: 2 books, 1 transactions" in result.output
+
+
+@pytest.fixture
+async def tampered_book(db: Database, books: tuple[int, int]) -> int:
+    """A book whose cached balance was changed behind the ledger's back."""
+    async with db.transaction() as session:
+        await session.execute(
+            update(LedgerAccount).where(LedgerAccount.id == books[0]).values(balance=499)
+        )
+    return books[0]
+
+
+def test_check_fails_and_names_a_tampered_balance(settings: Settings, tampered_book: int) -> None:
+    result = kassa(settings, "check")
+    assert result.exit_code == 1
+    assert f"book {tampered_book} (CUSTOMER" in result.output
+    assert "cached balance 499, entries sum to 500" in result.output
+    assert "ledger OK" not in result.output
+
+
+def test_migrate_command_is_a_no_op_on_a_migrated_database(
+    settings: Settings, db: Database
+) -> None:
+    result = kassa(settings, "migrate")
+    assert result.exit_code == 0, result.output
+    assert "up to date" in result.output
+
+
+def test_create_admin_then_refuse_the_same_address(settings: Settings, db: Database) -> None:
+    result = kassa(settings, "create-admin", "--email", "Boss@Example.com",
+                   "--password", "long enough")
+    assert result.exit_code == 0, result.output
+    user = query(settings, lambda s: s.scalar(select(User)))
+    assert user is not None
+    assert (user.email, user.role) == ("boss@example.com", Role.ADMIN)
+
+    again = kassa(settings, "create-admin", "--email", "boss@example.com",
+                  "--password", "another one")
+    assert again.exit_code == 1
+    assert "already" in again.output
+
+
+def test_create_admin_refuses_a_short_password(settings: Settings, db: Database) -> None:
+    result = kassa(settings, "create-admin", "--email", "a@example.com", "--password", "short")
+    assert result.exit_code == 1
+    assert "at least 8" in result.output
+
+
+def test_create_admin_prompts_for_the_password(settings: Settings, db: Database) -> None:
+    result = kassa(settings, "create-admin", "--email", "a@example.com",
+                   input="long enough\nlong enough\n")
+    assert result.exit_code == 0, result.output
+    assert "long enough" not in result.output
+
+
+@pytest.mark.parametrize(("option", "scope"), [("read", ApiKeyScope.READ),
+                                               ("read-write", ApiKeyScope.READ_WRITE)])
+def test_create_api_key_prints_a_working_token(
+    settings: Settings, db: Database, option: str, scope: ApiKeyScope
+) -> None:
+    result = kassa(settings, "create-api-key", "--name", "Partner", "--scope", option)
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip()
+    assert token.startswith("kassa_")
+    key = query(settings, lambda s: authenticate_api_key(s, token))
+    assert key is not None and key.name == "Partner" and key.scope == scope
+
+
+def test_create_api_key_refuses_an_unknown_scope(settings: Settings, db: Database) -> None:
+    assert kassa(settings, "create-api-key", "--name", "P", "--scope", "admin").exit_code != 0
+
+
+@pytest.fixture
+async def due_job(db: Database) -> list[dict[str, object]]:
+    """A due job of a kind registered just for this test; returns the payloads it ran with."""
+    ran: list[dict[str, object]] = []
+
+    @jobs.handler("test.cli_worker")
+    async def record(session: AsyncSession, payload: dict[str, object], now: datetime) -> None:
+        ran.append(payload)
+
+    async with db.transaction() as session:
+        await jobs.schedule(session, "test.cli_worker", datetime.now(UTC) - timedelta(minutes=1),
+                            {"n": 1})
+    return ran
+
+
+def test_worker_once_runs_due_jobs_and_exits(
+    settings: Settings, due_job: list[dict[str, object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "_load_job_handlers", lambda: None)
+    result = kassa(settings, "worker", "--once")
+    assert result.exit_code == 0, result.output
+    assert due_job == [{"n": 1}]
+    status = query(settings, lambda s: s.scalar(select(Job.status)))
+    assert status == JobStatus.DONE

@@ -1,0 +1,96 @@
+"""The Alembic migrations build exactly the schema the models describe, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+
+from kassa.billing.models import Base
+from kassa.db import Database, make_engine
+from kassa.migrate import MIGRATIONS_DIR, alembic_config, migrate, reset_and_migrate
+from kassa.settings import Settings, sqlite_url
+
+PARTIAL_UNIQUE_INDEXES = {
+    "uq_jobs_pending_key": "status = 'PENDING'",
+    "uq_invoices_regular_period": "kind = 'REGULAR'",
+}
+
+
+def _differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    differences: list[Any] = compare_metadata(context, Base.metadata)
+    return differences
+
+
+def _head() -> str | None:
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+async def test_migrated_schema_matches_models(db: Database) -> None:
+    async with db.engine.connect() as conn:
+        assert await conn.run_sync(_differences) == []
+
+
+async def test_partial_unique_indexes_keep_their_where_clause(db: Database) -> None:
+    async with db.engine.connect() as conn:
+        for name, predicate in PARTIAL_UNIQUE_INDEXES.items():
+            if db.is_sqlite:
+                sql = await conn.scalar(
+                    text("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :n"),
+                    {"n": name},
+                )
+            else:
+                sql = await conn.scalar(
+                    text("SELECT indexdef FROM pg_indexes WHERE indexname = :n"), {"n": name}
+                )
+            assert sql is not None, name
+            assert "UNIQUE" in sql.upper() and "WHERE" in sql.upper(), sql
+            # PostgreSQL prints the predicate back in its own form, e.g. ((kind)::text = ...).
+            column, value = predicate.split(" = ")
+            assert column in sql and value in sql, sql
+
+
+async def test_migrate_again_inside_a_running_loop_is_a_no_op(
+    settings: Settings, db: Database
+) -> None:
+    await migrate(settings.database_url)
+    async with db.engine.connect() as conn:
+        version = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+    assert version == _head()
+
+
+def test_migrations_ship_with_the_package() -> None:
+    assert (MIGRATIONS_DIR / "env.py").is_file()
+    assert (MIGRATIONS_DIR / "script.py.mako").is_file()
+    assert list((MIGRATIONS_DIR / "versions").glob("0001_*.py"))
+
+
+async def test_downgrade_to_base_and_upgrade_again(tmp_path: Path) -> None:
+    """Every downgrade runs too (on a scratch SQLite file, to leave the suite's database alone)."""
+    url = sqlite_url(tmp_path / "roundtrip.db")
+    await reset_and_migrate(url)
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "base")
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+        assert tables == ["alembic_version"]
+        await migrate(url)
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_differences) == []
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("url", ["sqlite:///var/x.db", "postgresql://u@h/d"])
+def test_config_normalises_urls_to_async_drivers(url: str) -> None:
+    assert "+" in alembic_config(url).attributes["database_url"]
