@@ -163,9 +163,8 @@ async def due_job(db: Database) -> list[dict[str, object]]:
 
 
 def test_worker_once_runs_due_jobs_and_exits(
-    settings: Settings, due_job: list[dict[str, object]], monkeypatch: pytest.MonkeyPatch
+    settings: Settings, due_job: list[dict[str, object]]
 ) -> None:
-    monkeypatch.setattr(cli, "_load_job_handlers", lambda: None)
     result = kassa(settings, "worker", "--once")
     assert result.exit_code == 0, result.output
     assert due_job == [{"n": 1}]
