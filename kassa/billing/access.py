@@ -66,7 +66,8 @@ def require_self_or_staff(viewer: Viewer, customer: Customer, write: bool = Fals
     ``customer`` must already have passed :func:`may_see_customer`; this rule narrows it,
     because a distributor sees its customers but may not spend their money or see their cards.
     """
-    if not (viewer.is_staff or (viewer.role == Role.CUSTOMER and viewer.customer_id == customer.id)):
+    is_self = viewer.role == Role.CUSTOMER and viewer.customer_id == customer.id
+    if not (viewer.is_staff or is_self):
         raise Forbidden("only the customer or an administrator may do this")
     if write:
         require_write(viewer)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kassa.billing.models import (
@@ -68,11 +69,17 @@ async def system_book(
     book_id = await session.scalar(query)
     if book_id is not None:
         return book_id
-    async with session.begin_nested():
-        book = LedgerAccount(kind=kind, owner_key=owner_key, currency=currency, balance=0)
-        session.add(book)
-        await session.flush()
-    return book.id
+    try:
+        async with session.begin_nested():
+            book = LedgerAccount(kind=kind, owner_key=owner_key, currency=currency, balance=0)
+            session.add(book)
+            await session.flush()
+        return book.id
+    except IntegrityError:
+        # A concurrent transaction made the same book first; use that one.
+        found = await session.scalar(query)
+        assert found is not None
+        return found
 
 
 async def open_party_book(
