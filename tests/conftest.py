@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from kassa.billing import ledger
 from kassa.billing.models import Base
 from kassa.db import Database
 from kassa.settings import Settings, normalise_database_url, sqlite_url
@@ -69,8 +70,14 @@ async def _schema(settings: Settings) -> AsyncIterator[None]:
 
 
 @pytest.fixture
-async def db(settings: Settings, _schema: None) -> AsyncIterator[Database]:
-    """A database with every table empty."""
+async def db(
+    settings: Settings, _schema: None, request: pytest.FixtureRequest
+) -> AsyncIterator[Database]:
+    """A database with every table empty; afterwards its ledger must still be healthy.
+
+    That is ``kassa check`` after every scenario of the suite.  A test that damages the
+    ledger on purpose says so with ``@pytest.mark.tampers_ledger``.
+    """
     database = Database(settings)
     async with database.engine.begin() as conn:
         names = [t.name for t in reversed(Base.metadata.sorted_tables)]
@@ -81,6 +88,10 @@ async def db(settings: Settings, _schema: None) -> AsyncIterator[Database]:
             await conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in names)
                                     + " RESTART IDENTITY CASCADE"))
     yield database
+    if request.node.get_closest_marker("tampers_ledger") is None:
+        async with database.session() as session:
+            assert await ledger.verify_balances(session) == [], "cached balances drifted"
+            assert await ledger.unbalanced_transactions(session) == [], "unbalanced entries"
     await database.dispose()
 
 

@@ -87,6 +87,7 @@ async def tampered_book(db: Database, books: tuple[int, int]) -> int:
     return books[0]
 
 
+@pytest.mark.tampers_ledger
 def test_check_fails_and_names_a_tampered_balance(settings: Settings, tampered_book: int) -> None:
     result = kassa(settings, "check")
     assert result.exit_code == 1

@@ -64,6 +64,7 @@ async def test_reverse_undoes_a_transaction_with_a_new_one(db: Database) -> None
         assert await ledger.unbalanced_transactions(session) == []
 
 
+@pytest.mark.tampers_ledger
 async def test_check_finds_a_tampered_balance(db: Database) -> None:
     async with db.transaction() as session:
         a, b = await _books(session, 2)
