@@ -1,0 +1,57 @@
+"""Invoices: reading, closing a period out of turn, voiding."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Select
+
+from kassa.billing import invoices
+from kassa.billing.errors import UserError
+from kassa.billing.models import Invoice, InvoiceStatus, Payment
+from kassa.resolvers.context import Context
+from kassa.schema.relay import decode_id, decode_optional_id
+
+if TYPE_CHECKING:
+    from kassa.schema.invoices import ClosePeriodOutOfTurnInput, VoidInvoiceInput
+
+
+async def invoice(ctx: Context, id: str) -> Invoice | None:
+    return await ctx.find(
+        lambda session: invoices.get_invoice(session, ctx.viewer, decode_id(id, "Invoice"))
+    )
+
+
+def invoice_list(
+    ctx: Context, customer_id: str | None, status: InvoiceStatus | None,
+    issued_from: date | None, issued_to: date | None,
+) -> Select[Any]:
+    return invoices.invoice_query(
+        ctx.viewer, decode_optional_id(customer_id, "Customer", "customerId"), status,
+        issued_from, issued_to,
+    )
+
+
+async def invoice_payments(ctx: Context, invoice_id: int) -> list[tuple[Payment, int]]:
+    """The payments on an invoice the caller has already been shown, with the amount each."""
+    return await ctx.read(lambda session: invoices.payments_for_invoice(session, invoice_id))
+
+
+async def close_period_out_of_turn(
+    ctx: Context, input: ClosePeriodOutOfTurnInput
+) -> Invoice | UserError:
+    return await ctx.attempt(
+        lambda session: invoices.close_period_out_of_turn(
+            session, ctx.viewer, decode_id(input.customer_id, "Customer", "customerId")
+        ),
+        id_field="customerId",
+    )
+
+
+async def void_invoice(ctx: Context, input: VoidInvoiceInput) -> Invoice | UserError:
+    return await ctx.attempt(
+        lambda session: invoices.void_invoice(
+            session, ctx.viewer, decode_id(input.id, "Invoice"), input.reason
+        )
+    )

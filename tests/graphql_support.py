@@ -1,0 +1,105 @@
+"""Helpers for the GraphQL and app tests: a GraphQL caller over HTTP, API keys, and the
+mutations most tests start with.  The fixtures are in :mod:`tests.graphql_fixtures`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from kassa.billing.api_keys import create_api_key
+from kassa.billing.models import ApiKeyScope, Base
+from kassa.db import Database
+
+BASE_URL = "https://kassa.test"
+
+
+@dataclass
+class Api:
+    """A GraphQL caller: one HTTP client and, optionally, the bearer token it sends."""
+
+    http: httpx.AsyncClient
+    token: str | None = None
+
+    async def post(self, query: str, variables: dict[str, Any] | None = None,
+                   accept: str = "application/json") -> httpx.Response:
+        headers = {"accept": accept}
+        if self.token is not None:
+            headers["authorization"] = f"Bearer {self.token}"
+        return await self.http.post("/graphql", json={"query": query, "variables": variables},
+                                    headers=headers)
+
+    async def run(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The ``data`` of a request that must succeed without any top-level error."""
+        response = await self.post(query, variables)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        data: dict[str, Any] = body["data"]
+        return data
+
+    async def mutate(self, name: str, input: dict[str, Any], selection: str) -> dict[str, Any]:
+        """Run mutation ``name(input: …)`` and return its payload (``selection`` + errors)."""
+        query = (f"mutation($input: {name[0].upper()}{name[1:]}Input!) {{ {name}(input: $input) "
+                 f"{{ {selection} errors {{ field code message }} }} }}")
+        payload: dict[str, Any] = (await self.run(query, {"input": input}))[name]
+        return payload
+
+    def as_(self, token: str | None) -> Api:
+        return Api(self.http, token)
+
+
+async def api_key(db: Database, scope: ApiKeyScope = ApiKeyScope.READ_WRITE,
+                  reseller_id: int | None = None) -> str:
+    async with db.transaction() as session:
+        _, token = await create_api_key(session, "Test partner", scope, reseller_id)
+    return token
+
+
+async def row_counts(db: Database) -> dict[str, int]:
+    """Rows per table: two equal snapshots prove a refused mutation wrote nothing."""
+    async with db.session() as session:
+        return {
+            table.name: int(await session.scalar(select(func.count()).select_from(table)) or 0)
+            for table in Base.metadata.sorted_tables
+        }
+
+
+CUSTOMER_FIELDS = """
+    id name email currency timeZone status billingPeriod
+    balance { amount currency } availableFunds { amount currency } creditLimit { amount currency }
+"""
+
+
+async def create_customer(api: Api, **fields: Any) -> dict[str, Any]:
+    payload = await api.mutate(
+        "createCustomer",
+        {"name": "Ada Lovelace", "currency": "USD", "timeZone": "Europe/London", **fields},
+        f"customer {{ {CUSTOMER_FIELDS} }}",
+    )
+    assert payload["errors"] == [], payload["errors"]
+    customer: dict[str, Any] = payload["customer"]
+    return customer
+
+
+async def create_account(api: Api, customer_id: str, number: str) -> dict[str, Any]:
+    payload = await api.mutate(
+        "createAccount", {"customerId": customer_id, "number": number, "product": "Mobile"},
+        "account { id number product status }",
+    )
+    assert payload["errors"] == [], payload["errors"]
+    account: dict[str, Any] = payload["account"]
+    return account
+
+
+async def post_charge(api: Api, account_id: str, amount: str, key: str,
+                      **fields: Any) -> dict[str, Any]:
+    payload = await api.mutate(
+        "postCharge",
+        {"accountId": account_id, "description": "Calls", "amount": amount, "currency": "USD",
+         "idempotencyKey": key, **fields},
+        "charge { id amount { amount currency } kind invoiced }",
+    )
+    return payload

@@ -1,0 +1,188 @@
+"""The web app around the schema: GraphQL over HTTP, health, metrics, the lifespan's worker."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from kassa.app import GRAPHQL_RESPONSE_JSON, create_app, negotiate_media_type
+from kassa.billing import clock, jobs
+from kassa.billing.models import Job, JobStatus
+from kassa.db import Database
+from kassa.settings import Settings
+from tests.graphql_support import BASE_URL, Api, create_customer
+
+pytest_plugins = ["tests.graphql_fixtures"]
+
+#: Handled by a job kind registered here, so the test does not depend on billing's jobs.
+PING_JOB = "test_app_ping"
+_pings: list[datetime] = []
+
+
+@jobs.handler(PING_JOB)
+async def _ping(session: object, payload: dict[str, object], now: datetime) -> None:
+    _pings.append(now)
+
+
+# --- GraphQL over HTTP ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("accept", "expected"), [
+    (None, "application/json"),
+    ("", "application/json"),
+    ("*/*", "application/json"),
+    ("application/json", "application/json"),
+    (GRAPHQL_RESPONSE_JSON, GRAPHQL_RESPONSE_JSON),
+    (f"{GRAPHQL_RESPONSE_JSON}, application/json;q=0.9", GRAPHQL_RESPONSE_JSON),
+    (f"application/json, {GRAPHQL_RESPONSE_JSON};q=0.5", "application/json"),
+    (f"{GRAPHQL_RESPONSE_JSON};q=0", "application/json"),
+    ("text/html", "application/json"),
+])
+def test_media_type_negotiation(accept: str | None, expected: str) -> None:
+    assert negotiate_media_type(accept) == expected
+
+
+@pytest.mark.parametrize(("accept", "status"), [
+    ("application/json", 200),
+    (GRAPHQL_RESPONSE_JSON, 400),
+])
+@pytest.mark.parametrize("query", [
+    "query { customers(",  # does not parse
+    "query { noSuchField }",  # does not validate
+])
+async def test_request_errors(api: Api, accept: str, status: int, query: str) -> None:
+    """A request that cannot run has no ``data``; only the new media type turns it into 400."""
+    response = await api.post(query, accept=accept)
+    assert response.status_code == status
+    assert response.headers["content-type"] == f"{accept}; charset=utf-8"
+    body = response.json()
+    assert "data" not in body and body["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("accept", ["application/json", GRAPHQL_RESPONSE_JSON])
+async def test_bad_variables_are_a_request_error(api: Api, accept: str) -> None:
+    response = await api.post("query($first: Int!) { customers(first: $first) { totalCount } }",
+                              {"first": "many"}, accept=accept)
+    assert response.status_code == (400 if accept == GRAPHQL_RESPONSE_JSON else 200)
+    assert "data" not in response.json()
+
+
+@pytest.mark.parametrize("accept", ["application/json", GRAPHQL_RESPONSE_JSON])
+async def test_executed_requests_are_200_with_either_media_type(api: Api, accept: str) -> None:
+    ok = await api.post("query { viewer { authenticated } }", accept=accept)
+    assert (ok.status_code, ok.headers["content-type"]) == (200, f"{accept}; charset=utf-8")
+    assert ok.json() == {"data": {"viewer": {"authenticated": True}}}
+    # A field error (here: not signed in) still executed, so data is there (null) and it is 200.
+    refused = await api.as_(None).post("query { customers { totalCount } }", accept=accept)
+    assert refused.status_code == 200
+    assert refused.json()["data"] is None
+
+
+async def test_get_runs_queries_but_never_mutations(api: Api, http: httpx.AsyncClient) -> None:
+    headers = {"authorization": f"Bearer {api.token}"}
+    ok = await http.get("/graphql", params={"query": "{ viewer { authenticated } }"},
+                        headers=headers)
+    assert ok.json() == {"data": {"viewer": {"authenticated": True}}}
+    mutation = await http.get(
+        "/graphql", params={"query": 'mutation { createReseller(input: {name: "X"}) '
+                                     "{ errors { code } } }"}, headers=headers)
+    assert mutation.status_code == 405
+
+
+async def test_other_content_types_are_refused(http: httpx.AsyncClient) -> None:
+    """A plain form post (which a foreign page could make with the cookie) never runs."""
+    response = await http.post("/graphql", content="query=mutation{signOut{errors{code}}}",
+                               headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("graphiql", [True, False])
+async def test_graphiql_only_when_configured(settings: Settings, db: Database,
+                                             graphiql: bool) -> None:
+    app = create_app(settings.with_(graphiql=graphiql), database=db)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url=BASE_URL) as client:
+        response = await client.get("/graphql", headers={"accept": "text/html"})
+    assert response.status_code == (200 if graphiql else 404)
+    if graphiql:
+        assert "graphiql" in response.text.lower()
+
+
+# --- health and metrics -----------------------------------------------------------------------
+
+
+async def test_healthz_pings_the_database(http: httpx.AsyncClient) -> None:
+    response = await http.get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+async def test_healthz_is_503_without_a_database(settings: Settings) -> None:
+    broken = Database(settings.with_(database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none"))
+    app = create_app(settings, database=broken)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url=BASE_URL) as client:
+        response = await client.get("/healthz")
+    await broken.dispose()
+    assert (response.status_code, response.json()) == (503, {"status": "unavailable"})
+
+
+async def test_metrics_count_requests_and_jobs(api: Api, http: httpx.AsyncClient) -> None:
+    await create_customer(api)  # schedules the bill run for the end of its period
+    await api.post("query { nope }")
+    await http.get("/nowhere")
+    response = await http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    lines = response.text.splitlines()
+    assert 'kassa_http_requests_total{method="POST",route="/graphql",status="200"} 2' in lines
+    assert 'kassa_http_requests_total{method="GET",route="unmatched",status="404"} 1' in lines
+    assert "# TYPE kassa_jobs_pending gauge" in lines
+    assert "kassa_jobs_pending 1" in lines and "kassa_jobs_due 0" in lines
+    assert "kassa_jobs_failed 0" in lines
+
+
+# --- the lifespan -----------------------------------------------------------------------------
+
+
+async def test_lifespan_opens_the_database_and_runs_the_worker(settings: Settings,
+                                                               db: Database) -> None:
+    at = datetime(2027, 1, 1, tzinfo=UTC)
+    async with db.transaction() as session:
+        await clock.freeze(session, at)
+        await jobs.schedule(session, PING_JOB, at, {})
+    _pings.clear()
+    app = create_app(settings.with_(run_worker=True))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url=BASE_URL) as client:
+            assert (await client.get("/healthz")).status_code == 200
+        for _ in range(100):  # the worker polls every second
+            if _pings:
+                break
+            await asyncio.sleep(0.05)
+    assert _pings == [at]
+    async with db.session() as session:
+        job = await session.scalar(select(Job).where(Job.kind == PING_JOB))
+        assert job is not None and job.status == JobStatus.DONE
+
+
+async def test_no_worker_unless_configured(settings: Settings, db: Database) -> None:
+    at = datetime(2027, 1, 1, tzinfo=UTC)
+    async with db.transaction() as session:
+        await clock.freeze(session, at)
+        await jobs.schedule(session, PING_JOB, at, {})
+    _pings.clear()
+    app = create_app(settings.with_(run_worker=False))
+    async with app.router.lifespan_context(app):
+        await asyncio.sleep(0.2)
+    assert _pings == []
+
+
+def test_create_app_registers_the_billing_job_handlers(settings: Settings) -> None:
+    create_app(settings)
+    assert {"bill_run", "invoice_overdue", "reconcile_payment"} <= set(jobs._handlers)
+

@@ -1,0 +1,183 @@
+"""Who may call: API keys and their scopes, sign-in with its cookie and throttle, sign-out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy import select, update
+
+from kassa.auth import SESSION_COOKIE
+from kassa.billing.models import ApiKey, ApiKeyScope, Role, User
+from kassa.billing.passwords import hash_password
+from kassa.billing.users import create_user
+from kassa.db import Database
+from tests.factories import make_customer
+from tests.graphql_support import Api, api_key, create_customer, row_counts
+
+pytest_plugins = ["tests.graphql_fixtures"]
+
+VIEWER = "query { viewer { authenticated role scope userId apiKeyId resellerId customerId } }"
+PASSWORD = "correct horse battery"
+
+
+async def _user(db: Database, email: str = "admin@kassa.test", role: Role = Role.ADMIN,
+                **links: int) -> None:
+    async with db.transaction() as session:
+        await create_user(session, email, PASSWORD, role, **links)
+
+
+async def _sign_in(http: httpx.AsyncClient, email: str, password: str) -> dict:
+    payload: dict = await Api(http).mutate("signIn", {"email": email, "password": password},
+                                           "token viewer { role }")
+    return payload
+
+
+def _error_codes(body: dict) -> list[str | None]:
+    return [error.get("extensions", {}).get("code") for error in body["errors"]]
+
+
+async def test_without_credentials_only_the_viewer_answers(http: httpx.AsyncClient,
+                                                           db: Database) -> None:
+    anonymous = Api(http)
+    assert (await anonymous.run(VIEWER))["viewer"]["authenticated"] is False
+    body = (await anonymous.post("query { customers { totalCount } }")).json()
+    assert body["data"] is None and _error_codes(body) == ["UNAUTHENTICATED"]
+    before = await row_counts(db)
+    body = (await anonymous.post(
+        'mutation { createCustomer(input: {name: "Eve", currency: "USD"}) { customer { id } } }'
+    )).json()
+    assert body["data"] is None and _error_codes(body) == ["UNAUTHENTICATED"]
+    assert await row_counts(db) == before
+
+
+async def test_unknown_wrong_and_revoked_keys_are_anonymous(api: Api, db: Database) -> None:
+    assert api.token is not None
+    for token in ("kassa_ffffffffffff_" + "0" * 48, "kassa_nonsense", "not-a-token",
+                  api.token[:-1] + ("0" if api.token[-1] != "0" else "1")):
+        assert (await api.as_(token).run(VIEWER))["viewer"]["authenticated"] is False
+    async with db.transaction() as session:
+        await session.execute(update(ApiKey).values(revoked_at=datetime.now(UTC)))
+    assert (await api.run(VIEWER))["viewer"]["authenticated"] is False
+
+
+async def test_api_key_is_an_admin_of_its_scope(api: Api, db: Database) -> None:
+    viewer = (await api.run(VIEWER))["viewer"]
+    assert (viewer["role"], viewer["scope"], viewer["userId"]) == ("ADMIN", "READ_WRITE", None)
+    assert viewer["apiKeyId"] is not None
+
+
+async def test_read_only_key_reads_but_cannot_write(api: Api, db: Database) -> None:
+    await create_customer(api)
+    reader = api.as_(await api_key(db, ApiKeyScope.READ))
+    assert (await reader.run("query { customers { totalCount } }"))["customers"]["totalCount"] == 1
+    before = await row_counts(db)
+    body = (await reader.post(
+        'mutation { createCustomer(input: {name: "Eve", currency: "USD"}) { customer { id } } }'
+    )).json()
+    assert body["data"] is None and _error_codes(body) == ["FORBIDDEN"]
+    assert body["errors"][0]["message"] == "this API key is read-only"
+    assert await row_counts(db) == before
+
+
+async def test_sign_in_sets_an_http_only_lax_cookie(http: httpx.AsyncClient, db: Database) -> None:
+    await _user(db)
+    response = await Api(http).post(
+        "mutation($input: SignInInput!) { signIn(input: $input) { token errors { code } } }",
+        {"input": {"email": "ADMIN@kassa.test ", "password": PASSWORD}},
+    )
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"{SESSION_COOKIE}=")
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" in cookie
+    token = response.json()["data"]["signIn"]["token"]
+    assert http.cookies[SESSION_COOKIE] == token
+
+    # The cookie alone authenticates the browser, until it signs out.
+    viewer = (await Api(http).run(VIEWER))["viewer"]
+    assert (viewer["role"], viewer["apiKeyId"]) == ("ADMIN", None)
+    signed_out = await Api(http).post("mutation { signOut { viewer { authenticated } } }")
+    assert signed_out.json()["data"]["signOut"]["viewer"]["authenticated"] is False
+    assert SESSION_COOKIE not in http.cookies
+    assert (await Api(http).run(VIEWER))["viewer"]["authenticated"] is False
+
+    # API clients send the same token as a bearer token; a tampered one is nobody.
+    assert (await Api(http, token).run(VIEWER))["viewer"]["role"] == "ADMIN"
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    assert (await Api(http, tampered).run(VIEWER))["viewer"]["authenticated"] is False
+
+
+async def test_wrong_password_and_unknown_address_look_the_same(http: httpx.AsyncClient,
+                                                               db: Database) -> None:
+    await _user(db)
+    wrong = await _sign_in(http, "admin@kassa.test", "wrong password!")
+    unknown = await _sign_in(http, "nobody@kassa.test", PASSWORD)
+    assert wrong == unknown
+    assert wrong["token"] is None and [e["code"] for e in wrong["errors"]] == [
+        "INVALID_CREDENTIALS"]
+    assert SESSION_COOKIE not in http.cookies
+
+
+async def test_five_failures_lock_the_user_for_fifteen_minutes(http: httpx.AsyncClient,
+                                                              db: Database) -> None:
+    await _user(db)
+    for _ in range(5):
+        assert (await _sign_in(http, "admin@kassa.test", "guess guess"))["token"] is None
+    locked = await _sign_in(http, "admin@kassa.test", PASSWORD)
+    assert [e["code"] for e in locked["errors"]] == ["INVALID_CREDENTIALS"]
+    async with db.session() as session:
+        user = await session.scalar(select(User))
+        assert user is not None and user.locked_until is not None
+        remaining = user.locked_until - datetime.now(UTC)
+        assert timedelta(minutes=14) < remaining <= timedelta(minutes=15)
+
+    async with db.transaction() as session:  # fifteen minutes later
+        await session.execute(update(User).values(locked_until=datetime.now(UTC)
+                                                  - timedelta(seconds=1)))
+    assert (await _sign_in(http, "admin@kassa.test", PASSWORD))["token"] is not None
+    async with db.session() as session:
+        user = await session.scalar(select(User))
+        assert user is not None and (user.failed_logins, user.locked_until) == (0, None)
+
+
+async def test_a_success_resets_the_failure_count(http: httpx.AsyncClient, db: Database) -> None:
+    await _user(db)
+    for _ in range(4):
+        await _sign_in(http, "admin@kassa.test", "guess guess")
+    assert (await _sign_in(http, "admin@kassa.test", PASSWORD))["token"] is not None
+    for _ in range(4):
+        await _sign_in(http, "admin@kassa.test", "guess guess")
+    assert (await _sign_in(http, "admin@kassa.test", PASSWORD))["token"] is not None
+
+
+async def test_changing_the_password_ends_old_sessions(http: httpx.AsyncClient,
+                                                      db: Database) -> None:
+    await _user(db)
+    token = (await _sign_in(http, "admin@kassa.test", PASSWORD))["token"]
+    http.cookies.clear()
+    assert (await Api(http, token).run(VIEWER))["viewer"]["authenticated"] is True
+    async with db.transaction() as session:
+        await session.execute(update(User).values(password_hash=hash_password("new password")))
+    assert (await Api(http, token).run(VIEWER))["viewer"]["authenticated"] is False
+
+
+async def test_a_customer_sees_only_itself(http: httpx.AsyncClient, db: Database) -> None:
+    async with db.transaction() as session:
+        mine = await make_customer(session, name="Mine")
+        await make_customer(session, name="Someone else")
+    await _user(db, "ada@example.com", Role.CUSTOMER, customer_id=mine.id)
+    token = (await _sign_in(http, "ada@example.com", PASSWORD))["token"]
+    http.cookies.clear()
+    customer = Api(http, token)
+    viewer = (await customer.run(VIEWER))["viewer"]
+    assert viewer["role"] == "CUSTOMER" and viewer["customerId"] is not None
+    page = (await customer.run("query { customers { totalCount edges { node { name } } } }"))
+    assert page["customers"] == {"totalCount": 1, "edges": [{"node": {"name": "Mine"}}]}
+    # Customers change their own contact details but cannot create customers.
+    updated = await customer.mutate("updateCustomer",
+                                    {"id": viewer["customerId"], "phone": "+44 20 7946 0000"},
+                                    "customer { phone }")
+    assert updated == {"customer": {"phone": "+44 20 7946 0000"}, "errors": []}
+    body = (await customer.post(
+        'mutation { createCustomer(input: {name: "Eve", currency: "USD"}) { customer { id } } }'
+    )).json()
+    assert _error_codes(body) == ["FORBIDDEN"]
