@@ -16,7 +16,7 @@ import calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
 from kassa.billing.errors import UserError
@@ -107,8 +107,11 @@ def local_date(instant: datetime, tz: str) -> date:
     return instant.astimezone(_zone(tz)).date()
 
 
+@lru_cache(maxsize=65_536)
 def local_midnight_utc(day: date, tz: str) -> datetime:
     """The UTC instant at which local date ``day`` begins in zone ``tz``.
+
+    Cached: a bill run asks for the same few midnights for every customer in a zone.
 
     Usually local 00:00.  On a fall-back day where midnight happens twice, the first (fold=0)
     one.  Where DST skips midnight (America/Santiago, Asia/Beirut jump from 00:00 to 01:00),
