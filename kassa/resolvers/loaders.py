@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from strawberry.dataloader import DataLoader
@@ -51,21 +52,24 @@ class LatestPayments:
     first: int
 
 
+@cache
 def _latest_per_parent(
-    model: type[Invoice] | type[Payment], parent_column: str, first: int, parent_ids: list[int],
-    *criteria: Any,
+    model: type[Invoice] | type[Payment], parent_column: str, with_status: bool = False
 ) -> Select[Any]:
-    """The newest ``first`` rows per parent, as one query (a ROW_NUMBER window)."""
-    rank = func.row_number().over(
-        partition_by=getattr(model, parent_column), order_by=model.id.desc()
-    ).label("rank")
-    ranked = (
-        select(model, rank)
-        .where(getattr(model, parent_column).in_(parent_ids), *criteria)
-        .subquery()
-    )
+    """The newest ``:first`` rows per parent in ``:parent_ids``, as one query (ROW_NUMBER).
+
+    Built once per shape and cached, with the ids, page size and status as bound parameters:
+    constructing a windowed subquery costs more than running it, and this is on the
+    dashboard's hot path.
+    """
+    parent = getattr(model, parent_column)
+    criteria = [parent.in_(bindparam("parent_ids", expanding=True))]
+    if with_status:
+        criteria.append(model.status == bindparam("status"))  # type: ignore[union-attr]
+    rank = func.row_number().over(partition_by=parent, order_by=model.id.desc()).label("rank")
+    ranked = select(model, rank).where(*criteria).subquery()
     row = aliased(model, ranked)
-    return select(row).where(ranked.c.rank <= first).order_by(row.id.desc())
+    return select(row).where(ranked.c.rank <= bindparam("first")).order_by(row.id.desc())
 
 
 class Loaders:
@@ -96,9 +100,9 @@ class Loaders:
             self._load_lines_by_invoice
         )
 
-    async def _rows(self, query: Select[Any]) -> Sequence[Any]:
+    async def _rows(self, query: Select[Any], **params: Any) -> Sequence[Any]:
         async def run(session: AsyncSession) -> Sequence[Any]:
-            return (await session.scalars(query)).all()
+            return (await session.scalars(query, params)).all()
 
         result: Sequence[Any] = await self._read(run)
         return result
@@ -138,10 +142,10 @@ class Loaders:
     async def _load_latest_invoices(self, keys: list[LatestInvoices]) -> list[list[Invoice]]:
         results: dict[LatestInvoices, list[Invoice]] = {}
         for (first, status), group in _grouped_keys(keys, lambda k: (k.first, k.status)).items():
-            criteria = [] if status is None else [Invoice.status == status]
             ids = [k.customer_id for k in group]
-            rows = await self._rows(_latest_per_parent(Invoice, "customer_id", first, ids,
-                                                       *criteria))
+            query = _latest_per_parent(Invoice, "customer_id", with_status=status is not None)
+            params = {} if status is None else {"status": status}
+            rows = await self._rows(query, parent_ids=ids, first=first, **params)
             for key, children in zip(group, _group(rows, "customer_id", ids), strict=True):
                 results[key] = children
         return [results[key] for key in keys]
@@ -150,7 +154,8 @@ class Loaders:
         results: dict[LatestPayments, list[Payment]] = {}
         for first, group in _grouped_keys(keys, lambda k: k.first).items():
             ids = [k.customer_id for k in group]
-            rows = await self._rows(_latest_per_parent(Payment, "customer_id", first, ids))
+            rows = await self._rows(_latest_per_parent(Payment, "customer_id"),
+                                    parent_ids=ids, first=first)
             for key, children in zip(group, _group(rows, "customer_id", ids), strict=True):
                 results[key] = children
         return [results[key] for key in keys]

@@ -1,0 +1,86 @@
+"""The two servers the API benchmark compares, as uvicorn app factories.
+
+``kassa_app``: the real app, answering the dashboard GraphQL query.  ``plain_app``: a bare
+Starlette JSON endpoint that runs the same SQL by hand — the ceiling for what Python, the
+driver and the database allow on this machine, so the GraphQL overhead is a ratio to it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from kassa.app import create_app
+from kassa.billing.models import Account, Customer, Invoice, LedgerAccount, Payment
+from kassa.billing.money import format_amount
+from kassa.db import Database
+from kassa.settings import Settings
+
+
+def _settings() -> Settings:
+    return Settings(database_url=os.environ["KASSA_DATABASE_URL"], environment="production",
+                    run_worker=False, graphiql=False, secret_key="bench")
+
+
+def kassa_app() -> Starlette:
+    return create_app(_settings())
+
+
+def _money(minor: int, currency: str) -> dict[str, str]:
+    return {"amount": format_amount(minor, currency), "currency": currency}
+
+
+def plain_app() -> Starlette:
+    db = Database(_settings())
+
+    async def dashboard(request: Request) -> JSONResponse:
+        customer_id = int(request.path_params["customer_id"])
+        async with db.session() as session:
+            row = (await session.execute(
+                select(Customer.id, Customer.name, Customer.status, Customer.currency,
+                       Customer.credit_limit, LedgerAccount.balance)
+                .join(LedgerAccount, LedgerAccount.id == Customer.ledger_account_id)
+                .where(Customer.id == customer_id))).one()
+            accounts = (await session.execute(
+                select(Account.id, Account.number, Account.product, Account.status)
+                .where(Account.customer_id == customer_id).order_by(Account.id))).all()
+            invoices = (await session.execute(
+                select(Invoice.id, Invoice.number, Invoice.status, Invoice.total,
+                       Invoice.amount_paid, Invoice.due_date)
+                .where(Invoice.customer_id == customer_id)
+                .order_by(Invoice.id.desc()).limit(10))).all()
+            payments = (await session.execute(
+                select(Payment.id, Payment.amount, Payment.method, Payment.status,
+                       Payment.received_at)
+                .where(Payment.customer_id == customer_id)
+                .order_by(Payment.id.desc()).limit(10))).all()
+        currency = row.currency
+        return JSONResponse({"data": {"customer": {
+            "id": row.id, "name": row.name, "status": row.status.value,
+            "balance": _money(row.balance, currency),
+            "availableFunds": _money(row.credit_limit - row.balance, currency),
+            "accounts": [{"id": a.id, "number": a.number, "product": a.product,
+                          "status": a.status.value} for a in accounts],
+            "invoices": [{"id": i.id, "number": i.number, "status": i.status.value,
+                          "total": _money(i.total, currency),
+                          "outstanding": _money(i.total - i.amount_paid, currency),
+                          "dueDate": i.due_date.isoformat()} for i in invoices],
+            "payments": [{"id": p.id, "amount": _money(p.amount, currency),
+                          "method": p.method.value, "status": p.status.value,
+                          "receivedAt": p.received_at.isoformat()} for p in payments],
+        }}})
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        await db.dispose()
+
+    return Starlette(routes=[Route("/dashboard/{customer_id:int}", dashboard)],
+                     lifespan=lifespan)
