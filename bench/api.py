@@ -72,7 +72,9 @@ def start_server(factory: str, port: int, workers: int, database_url: str) -> su
     command = [sys.executable, "-m", "uvicorn", f"bench.api_server:{factory}", "--factory",
                "--port", str(port), "--workers", str(workers), "--no-access-log",
                "--log-level", "warning"]
-    server = subprocess.Popen(command, env=env)
+    # Its stderr is dropped: wrk closing connections mid-request at the end of a run makes
+    # uvicorn log ClientDisconnect tracebacks that say nothing about the figures.
+    server = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
             httpx.get(f"http://127.0.0.1:{port}/", timeout=1)

@@ -1,7 +1,7 @@
 """The two servers the API benchmark compares, as uvicorn app factories.
 
 ``kassa_app``: the real app, answering the dashboard GraphQL query.  ``plain_app``: a bare
-Starlette JSON endpoint that runs the same SQL by hand — the ceiling for what Python, the
+Starlette JSON endpoint that runs the same SQL by hand (API-key check included) — the ceiling for what Python, the
 driver and the database allow on this machine, so the GraphQL overhead is a ratio to it.
 """
 
@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from kassa.app import create_app
+from kassa.billing.api_keys import authenticate_api_key
 from kassa.billing.models import Account, Customer, Invoice, LedgerAccount, Payment
 from kassa.billing.money import format_amount
 from kassa.db import Database
@@ -42,7 +43,10 @@ def plain_app() -> Starlette:
 
     async def dashboard(request: Request) -> JSONResponse:
         customer_id = int(request.path_params["customer_id"])
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
         async with db.session() as session:
+            if await authenticate_api_key(session, token) is None:
+                return JSONResponse({"error": "unauthenticated"}, status_code=401)
             row = (await session.execute(
                 select(Customer.id, Customer.name, Customer.status, Customer.currency,
                        Customer.credit_limit, LedgerAccount.balance)
