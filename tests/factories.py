@@ -173,3 +173,17 @@ async def new_party(db: Database, **fields: object) -> Party:
         customer = await make_customer(session, **fields)
         account = await make_account(session, customer)
     return Party(customer, account)
+
+
+async def freeze_clock(db: Database, at: datetime = T0) -> None:
+    """Start the test clock at ``at``: "now" for every service until it is moved on."""
+    async with db.transaction() as session:
+        await clock.freeze(session, at)
+
+
+async def invoices_of(db: Database, customer_id: int) -> list[Invoice]:
+    """A customer's invoices, oldest first."""
+    async with db.session() as session:
+        return list((await session.scalars(
+            select(Invoice).where(Invoice.customer_id == customer_id).order_by(Invoice.id)
+        )).all())

@@ -24,6 +24,8 @@ from kassa.billing.models import (
 from kassa.billing.periods import Period
 from kassa.db import Database
 from tests.factories import (
+    freeze_clock,
+    invoices_of,
     T0,
     balance_of,
     make_account,
@@ -32,18 +34,6 @@ from tests.factories import (
 )
 
 UTC_APRIL_1 = datetime(2026, 4, 1, tzinfo=UTC)
-
-
-async def _start(db: Database, at: datetime = T0) -> None:
-    async with db.transaction() as session:
-        await clock.freeze(session, at)
-
-
-async def _invoices(db: Database, customer_id: int) -> list[Invoice]:
-    async with db.session() as session:
-        return list((await session.scalars(
-            select(Invoice).where(Invoice.customer_id == customer_id).order_by(Invoice.id)
-        )).all())
 
 
 async def _invoice_count(db: Database) -> int:
@@ -76,7 +66,7 @@ def test_a_period_ends_at_local_midnight_not_utc_midnight() -> None:
 async def test_running_the_bill_run_twice_at_the_same_instant_changes_nothing(
     db: Database,
 ) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         customer = await make_customer(session)
         await make_charge_at(session, await make_account(session, customer), 100, T0)
@@ -85,13 +75,13 @@ async def test_running_the_bill_run_twice_at_the_same_instant_changes_nothing(
         assert await run_bill_run(session, UTC_APRIL_1) == 1
     async with db.transaction() as session:
         assert await run_bill_run(session, UTC_APRIL_1) == 0
-    [invoice] = await _invoices(db, customer.id)
+    [invoice] = await invoices_of(db, customer.id)
     assert (invoice.period_start, invoice.kind, invoice.total) == (
         date(2026, 3, 1), InvoiceKind.REGULAR, 100)
 
 
 async def test_test_clock_over_several_months_invoices_each_month_once(db: Database) -> None:
-    await _start(db, datetime(2026, 1, 15, 12, tzinfo=UTC))
+    await freeze_clock(db, datetime(2026, 1, 15, 12, tzinfo=UTC))
     async with db.transaction() as session:
         customer = await make_customer(session)
         account = await make_account(session, customer)
@@ -103,7 +93,7 @@ async def test_test_clock_over_several_months_invoices_each_month_once(db: Datab
     await jobs.advance_clock(db, datetime(2026, 7, 2, tzinfo=UTC))
     await jobs.advance_clock(db, datetime(2026, 7, 3, tzinfo=UTC))  # nothing more to close
 
-    invoices = await _invoices(db, customer.id)
+    invoices = await invoices_of(db, customer.id)
     assert _periods(invoices) == [(date(2026, m, 1), date(2026, m + 1, 1)) for m in range(1, 7)]
     assert [i.total for i in invoices] == [100 * m for m in range(1, 7)]
     assert [i.issue_date for i in invoices] == [date(2026, m + 1, 1) for m in range(1, 7)]
@@ -123,7 +113,7 @@ async def test_test_clock_over_several_months_invoices_each_month_once(db: Datab
 async def test_a_customer_several_periods_behind_gets_one_invoice_per_period(
     db: Database,
 ) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         customer = await make_customer(session)
         account = await make_account(session, customer)
@@ -133,7 +123,7 @@ async def test_a_customer_several_periods_behind_gets_one_invoice_per_period(
         await clock.freeze(session, datetime(2026, 6, 15, tzinfo=UTC))
     assert await jobs.run_due(db) >= 1
 
-    invoices = await _invoices(db, customer.id)
+    invoices = await invoices_of(db, customer.id)
     assert _periods(invoices) == [(date(2026, m, 1), date(2026, m + 1, 1)) for m in (3, 4, 5)]
     assert [i.total for i in invoices] == [300, 400, 500]
     assert [i.previous_balance for i in invoices] == [0, 300, 700]
@@ -143,7 +133,7 @@ async def test_a_customer_several_periods_behind_gets_one_invoice_per_period(
 
 
 async def test_customers_close_at_their_own_local_midnight(db: Database) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         auckland = await make_customer(session, time_zone="Pacific/Auckland")
         los_angeles = await make_customer(session, time_zone="America/Los_Angeles")
@@ -153,13 +143,13 @@ async def test_customers_close_at_their_own_local_midnight(db: Database) -> None
     await jobs.advance_clock(db, auckland_midnight - timedelta(seconds=1))
     assert await _invoice_count(db) == 0
     await jobs.advance_clock(db, auckland_midnight)
-    assert len(await _invoices(db, auckland.id)) == 1
-    assert await _invoices(db, los_angeles.id) == []
+    assert len(await invoices_of(db, auckland.id)) == 1
+    assert await invoices_of(db, los_angeles.id) == []
     await jobs.advance_clock(db, los_angeles_midnight - timedelta(seconds=1))
-    assert await _invoices(db, los_angeles.id) == []
+    assert await invoices_of(db, los_angeles.id) == []
     await jobs.advance_clock(db, los_angeles_midnight)
     for customer in (auckland, los_angeles):
-        [invoice] = await _invoices(db, customer.id)
+        [invoice] = await invoices_of(db, customer.id)
         assert (invoice.period_start, invoice.period_end, invoice.issue_date) == (
             date(2026, 3, 1), date(2026, 4, 1), date(2026, 4, 1))
 
@@ -180,22 +170,22 @@ async def test_customers_close_at_their_own_local_midnight(db: Database) -> None
 async def test_daily_weekly_and_anniversary_periods(
     db: Database, kind: BillingPeriodKind, expected: list[tuple[date, date]],
 ) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         customer = await make_customer(session, billing_period=kind)
     end = datetime(2026, 3, 30, 12, tzinfo=UTC) if kind != BillingPeriodKind.MONTHLY_ANNIVERSARY \
         else datetime(2026, 5, 20, tzinfo=UTC)
     await jobs.advance_clock(db, end)
-    assert _periods(await _invoices(db, customer.id)) == expected
+    assert _periods(await invoices_of(db, customer.id)) == expected
 
 
 async def test_closed_customers_are_not_billed_but_their_periods_move_on(db: Database) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         customer = await make_customer(session, status=CustomerStatus.CLOSED)
         await make_charge_at(session, await make_account(session, customer), 100, T0)
     await jobs.advance_clock(db, datetime(2026, 5, 2, tzinfo=UTC))
-    assert await _invoices(db, customer.id) == []
+    assert await invoices_of(db, customer.id) == []
     async with db.session() as session:
         refreshed = await session.get(Customer, customer.id)
         assert refreshed is not None
@@ -205,7 +195,7 @@ async def test_closed_customers_are_not_billed_but_their_periods_move_on(db: Dat
 async def test_a_period_cannot_be_invoiced_twice_even_if_the_work_list_is_wrong(
     db: Database,
 ) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         customer = await make_customer(session)
     await jobs.advance_clock(db, UTC_APRIL_1)
@@ -215,11 +205,11 @@ async def test_a_period_cannot_be_invoiced_twice_even_if_the_work_list_is_wrong(
                 update(Customer).where(Customer.id == customer.id)
                 .values(period_start=date(2026, 3, 1), next_bill_at=UTC_APRIL_1))
             await run_bill_run(session, UTC_APRIL_1)
-    assert len(await _invoices(db, customer.id)) == 1
+    assert len(await invoices_of(db, customer.id)) == 1
 
 
 async def test_a_run_larger_than_one_batch_invoices_every_customer(db: Database) -> None:
-    await _start(db)
+    await freeze_clock(db)
     count = BATCH_SIZE + 5
     async with db.transaction() as session:
         customers = [await make_customer(session, name=f"C{i}") for i in range(count)]

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from kassa.billing import clock, jobs
+from kassa.billing import jobs
 from kassa.billing.customers import create_customer_class
 from kassa.billing.errors import Forbidden, UserError
 from kassa.billing.invoices import (
@@ -35,6 +35,8 @@ from kassa.billing.models import (
 )
 from kassa.db import Database
 from tests.factories import (
+    freeze_clock,
+    invoices_of,
     T0,
     admin_viewer,
     balance_of,
@@ -51,18 +53,6 @@ MARCH = datetime(2026, 3, 20, 12, tzinfo=UTC)
 APRIL_1 = datetime(2026, 4, 1, 1, tzinfo=UTC)  # just after March closes at UTC midnight
 APRIL = datetime(2026, 4, 10, 12, tzinfo=UTC)
 MAY_1 = datetime(2026, 5, 1, 1, tzinfo=UTC)
-
-
-async def _start(db: Database, at: datetime = T0) -> None:
-    async with db.transaction() as session:
-        await clock.freeze(session, at)
-
-
-async def _invoices(db: Database, customer_id: int) -> list[Invoice]:
-    async with db.session() as session:
-        return list((await session.scalars(
-            select(Invoice).where(Invoice.customer_id == customer_id).order_by(Invoice.id)
-        )).all())
 
 
 async def _lines(db: Database, invoice_id: int) -> list[InvoiceLine]:
@@ -92,15 +82,15 @@ async def test_invoice_numbers_are_consecutive_per_owner_and_a_rollback_leaves_n
 async def test_provider_and_reseller_number_their_invoices_separately_without_gaps(
     db: Database,
 ) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         reseller = await make_reseller(session)
         ours = [await make_customer(session, name=f"P{i}") for i in range(3)]
         theirs = [await make_customer(session, name=f"R{i}", reseller_id=reseller.id)
                   for i in range(2)]
     await jobs.advance_clock(db, APRIL_1)
-    provider_numbers = [i.number for c in ours for i in await _invoices(db, c.id)]
-    reseller_numbers = [i.number for c in theirs for i in await _invoices(db, c.id)]
+    provider_numbers = [i.number for c in ours for i in await invoices_of(db, c.id)]
+    reseller_numbers = [i.number for c in theirs for i in await invoices_of(db, c.id)]
     assert provider_numbers == ["INV-000001", "INV-000002", "INV-000003"]
     assert reseller_numbers == [f"R{reseller.id}-000001", f"R{reseller.id}-000002"]
 
@@ -109,16 +99,16 @@ async def test_provider_and_reseller_number_their_invoices_separately_without_ga
 
 
 async def test_due_date_is_issue_date_plus_payment_terms(db: Database) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         net30 = await create_customer_class(session, admin_viewer(), "Net 30", 30, 7)
         with_class = await make_customer(session, class_id=net30.id)
         without_class = await make_customer(session)
     await jobs.advance_clock(db, APRIL_1)
-    [invoice] = await _invoices(db, with_class.id)
+    [invoice] = await invoices_of(db, with_class.id)
     assert invoice.issue_date == date(2026, 4, 1)
     assert invoice.due_date == date(2026, 5, 1)
-    [invoice] = await _invoices(db, without_class.id)
+    [invoice] = await invoices_of(db, without_class.id)
     assert invoice.due_date == date(2026, 4, 1) + timedelta(days=DEFAULT_PAYMENT_TERMS_DAYS)
 
 
@@ -128,7 +118,7 @@ async def test_due_date_is_issue_date_plus_payment_terms(db: Database) -> None:
 async def test_lines_come_from_the_period_charges_and_later_ones_go_to_the_next_invoice(
     db: Database,
 ) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         customer = await make_customer(session)
         account = await make_account(session, customer, number="+1 555 0100")
@@ -142,7 +132,7 @@ async def test_lines_come_from_the_period_charges_and_later_ones_go_to_the_next_
                              "Late roaming record")
     await jobs.advance_clock(db, MAY_1)
 
-    march, april = await _invoices(db, customer.id)
+    march, april = await invoices_of(db, customer.id)
     assert (march.period_start, march.period_end) == (date(2026, 3, 1), date(2026, 4, 1))
     assert [(line.account_number, line.description, line.amount)
             for line in await _lines(db, march.id)] == [("+1 555 0100", "Calls in March", 1000)]
@@ -158,11 +148,11 @@ async def test_lines_come_from_the_period_charges_and_later_ones_go_to_the_next_
 
 
 async def test_a_period_without_charges_gets_a_paid_zero_invoice(db: Database) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         customer = await make_customer(session)
     await jobs.advance_clock(db, APRIL_1)
-    [invoice] = await _invoices(db, customer.id)
+    [invoice] = await invoices_of(db, customer.id)
     assert (invoice.total, invoice.status, invoice.kind) == (0, InvoiceStatus.PAID,
                                                              InvoiceKind.REGULAR)
     assert await _lines(db, invoice.id) == []
@@ -180,7 +170,7 @@ def test_statement_figures_reconcile_with_the_balance() -> None:
 
 
 async def test_previous_balance_and_payments_in_period(db: Database) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         customer = await make_customer(session, opening_balance=500)
         account = await make_account(session, customer)
@@ -192,7 +182,7 @@ async def test_previous_balance_and_payments_in_period(db: Database) -> None:
         payment = await pay_cash(session, customer, 1000)  # received in April
     await jobs.advance_clock(db, MAY_1)
 
-    march, april = await _invoices(db, customer.id)
+    march, april = await invoices_of(db, customer.id)
     assert (march.previous_balance, march.payments_in_period, march.total) == (500, 300, 1000)
     assert march.balance_due == 1200
     assert (april.previous_balance, april.payments_in_period, april.total) == (1200, 1000, 200)
@@ -207,14 +197,14 @@ async def test_previous_balance_and_payments_in_period(db: Database) -> None:
 
 
 async def test_existing_credit_pays_a_new_invoice_in_part(db: Database) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         customer = await make_customer(session)
         account = await make_account(session, customer)
         await make_charge_at(session, account, 1000, MARCH)
         await pay_cash(session, customer, 300)
     await jobs.advance_clock(db, APRIL_1)
-    [march] = await _invoices(db, customer.id)
+    [march] = await invoices_of(db, customer.id)
     assert (march.amount_paid, march.status, march.outstanding) == (
         300, InvoiceStatus.PARTIALLY_PAID, 700)
 
@@ -225,7 +215,7 @@ async def test_existing_credit_pays_a_new_invoice_in_part(db: Database) -> None:
 async def test_out_of_turn_invoice_takes_the_charges_so_far_and_the_regular_one_the_rest(
     db: Database,
 ) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         customer = await make_customer(session)
         account = await make_account(session, customer)
@@ -247,7 +237,7 @@ async def test_out_of_turn_invoice_takes_the_charges_so_far_and_the_regular_one_
         await make_charge_at(session, account, 50, datetime(2026, 3, 25, tzinfo=UTC), "Day 25")
     await jobs.advance_clock(db, APRIL_1)
 
-    _, regular = await _invoices(db, customer.id)
+    _, regular = await invoices_of(db, customer.id)
     assert regular.kind == InvoiceKind.REGULAR
     assert (regular.period_start, regular.period_end) == (date(2026, 3, 1), date(2026, 4, 1))
     assert [line.description for line in await _lines(db, regular.id)] == ["Day 25"]
@@ -255,7 +245,7 @@ async def test_out_of_turn_invoice_takes_the_charges_so_far_and_the_regular_one_
 
 
 async def test_out_of_turn_with_nothing_to_invoice_is_refused(db: Database) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         customer = await make_customer(session)
         with pytest.raises(UserError) as error:
@@ -264,7 +254,7 @@ async def test_out_of_turn_with_nothing_to_invoice_is_refused(db: Database) -> N
 
 
 async def test_out_of_turn_is_for_staff_only(db: Database) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         customer = await make_customer(session)
         await make_charge_at(session, await make_account(session, customer), 100, T0)
@@ -278,7 +268,7 @@ async def test_out_of_turn_is_for_staff_only(db: Database) -> None:
 async def test_void_reverses_the_charges_and_releases_payments_to_other_invoices(
     db: Database,
 ) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         customer = await make_customer(session)
         line_1 = await make_account(session, customer)
@@ -290,7 +280,7 @@ async def test_void_reverses_the_charges_and_releases_payments_to_other_invoices
     async with db.transaction() as session:
         payment = await pay_cash(session, customer, 500)
     await jobs.advance_clock(db, MAY_1)
-    march, april = await _invoices(db, customer.id)
+    march, april = await invoices_of(db, customer.id)
     assert (march.status, april.status) == (InvoiceStatus.PAID, InvoiceStatus.UNPAID)
 
     async with db.transaction() as session:
@@ -320,7 +310,7 @@ async def test_void_reverses_the_charges_and_releases_payments_to_other_invoices
 
 
 async def test_voiding_twice_is_refused(db: Database) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         customer = await make_customer(session)
         await make_charge_at(session, await make_account(session, customer), 100, T0)
@@ -332,7 +322,7 @@ async def test_voiding_twice_is_refused(db: Database) -> None:
 
 
 async def test_void_needs_a_reason(db: Database) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         customer = await make_customer(session)
         await make_charge_at(session, await make_account(session, customer), 100, T0)
@@ -348,7 +338,7 @@ async def test_void_needs_a_reason(db: Database) -> None:
 async def test_invoice_becomes_overdue_after_the_due_date_in_the_customer_zone(
     db: Database,
 ) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         auckland = await make_customer(session, time_zone="Pacific/Auckland")
         los_angeles = await make_customer(session, time_zone="America/Los_Angeles")
@@ -361,20 +351,20 @@ async def test_invoice_becomes_overdue_after_the_due_date_in_the_customer_zone(
     los_angeles_overdue = datetime(2026, 4, 16, 7, tzinfo=UTC)  # 16 April 00:00 PDT
 
     await jobs.advance_clock(db, auckland_overdue - timedelta(seconds=1))
-    [invoice] = await _invoices(db, auckland.id)
+    [invoice] = await invoices_of(db, auckland.id)
     assert (invoice.due_date, invoice.status) == (date(2026, 4, 15), InvoiceStatus.UNPAID)
 
     await jobs.advance_clock(db, auckland_overdue)
-    assert (await _invoices(db, auckland.id))[0].status == InvoiceStatus.OVERDUE
-    assert (await _invoices(db, los_angeles.id))[0].status == InvoiceStatus.UNPAID
+    assert (await invoices_of(db, auckland.id))[0].status == InvoiceStatus.OVERDUE
+    assert (await invoices_of(db, los_angeles.id))[0].status == InvoiceStatus.UNPAID
 
     await jobs.advance_clock(db, los_angeles_overdue)
-    assert (await _invoices(db, los_angeles.id))[0].status == InvoiceStatus.OVERDUE
-    assert (await _invoices(db, paid.id))[0].status == InvoiceStatus.PAID
+    assert (await invoices_of(db, los_angeles.id))[0].status == InvoiceStatus.OVERDUE
+    assert (await invoices_of(db, paid.id))[0].status == InvoiceStatus.PAID
 
     async with db.transaction() as session:  # running it again changes nothing
         await mark_overdue(session, los_angeles_overdue)
-    assert [(await _invoices(db, c.id))[0].status for c in (auckland, los_angeles, paid)] == [
+    assert [(await invoices_of(db, c.id))[0].status for c in (auckland, los_angeles, paid)] == [
         InvoiceStatus.OVERDUE, InvoiceStatus.OVERDUE, InvoiceStatus.PAID]
 
 
@@ -391,7 +381,7 @@ async def test_unknown_invoice_is_not_found(db: Database) -> None:
 
 
 async def test_another_resellers_invoice_is_not_found(db: Database) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         ours = await make_reseller(session, "Ours")
         theirs = await make_reseller(session, "Theirs")
@@ -410,7 +400,7 @@ async def test_another_resellers_invoice_is_not_found(db: Database) -> None:
 
 
 async def test_invoice_query_filters_by_customer_status_and_issue_date(db: Database) -> None:
-    await _start(db)
+    await freeze_clock(db)
     async with db.transaction() as session:
         customer = await make_customer(session)
         other = await make_customer(session)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, false
+from sqlalchemy import Select, false, select
 
 from kassa.billing.errors import Forbidden
 from kassa.billing.models import ApiKeyScope, Customer, Role
@@ -84,6 +84,14 @@ def scope_customers(query: Select, viewer: Viewer) -> Select:  # type: ignore[ty
     if viewer.role == Role.DISTRIBUTOR and viewer.distributor_id is not None:
         return query.where(Customer.distributor_id == viewer.distributor_id)
     return query.where(false())
+
+
+def visible(model: type, viewer: Viewer) -> Select:  # type: ignore[type-arg]
+    """``select(model)`` of rows whose customer (``model.customer_id``) the viewer may see."""
+    return scope_customers(
+        select(model).join(Customer, Customer.id == model.customer_id),  # type: ignore[attr-defined]
+        viewer,
+    )
 
 
 def may_see_customer(viewer: Viewer, customer: Customer) -> bool:

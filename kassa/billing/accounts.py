@@ -6,25 +6,21 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kassa.billing import clock, validation
-from kassa.billing.access import Viewer, require_staff, scope_customers
+from kassa.billing.access import Viewer, require_staff, visible
 from kassa.billing.customers import get_customer, post_opening_balance
 from kassa.billing.errors import NotFound, UserError
-from kassa.billing.models import Account, AccountStatus, Customer
+from kassa.billing.models import Account, AccountStatus
 
 
 async def get_account(session: AsyncSession, viewer: Viewer, account_id: int) -> Account:
-    query = scope_customers(
-        select(Account).join(Customer, Customer.id == Account.customer_id), viewer
-    ).where(Account.id == account_id)
-    account = await session.scalar(query)
+    account = await session.scalar(visible(Account, viewer).where(Account.id == account_id))
     if account is None:
         raise NotFound("account")
     return account
 
 
 def account_query(viewer: Viewer, customer_id: int | None = None) -> Select:  # type: ignore[type-arg]
-    query = scope_customers(select(Account).join(Customer, Customer.id == Account.customer_id),
-                            viewer)
+    query = visible(Account, viewer)
     if customer_id is not None:
         query = query.where(Account.customer_id == customer_id)
     return query

@@ -9,15 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kassa.billing import clock, idempotency, ledger, validation
-from kassa.billing.access import Viewer, require_staff, scope_customers
+from kassa.billing.access import Viewer, require_staff, visible
 from kassa.billing.accounts import get_account
 from kassa.billing.customers import get_customer_for_update
 from kassa.billing.errors import NotFound, UserError
-from kassa.billing.models import Charge, ChargeKind, Customer, LedgerAccountKind, TransactionKind
+from kassa.billing.models import Charge, ChargeKind, LedgerAccountKind, TransactionKind
 from kassa.billing.money import validate_currency
 
 
@@ -85,10 +85,7 @@ async def post_charge(session: AsyncSession, viewer: Viewer, data: ChargeInput) 
 
 
 async def get_charge(session: AsyncSession, viewer: Viewer, charge_id: int) -> Charge:
-    query = scope_customers(
-        select(Charge).join(Customer, Customer.id == Charge.customer_id), viewer
-    ).where(Charge.id == charge_id)
-    charge = await session.scalar(query)
+    charge = await session.scalar(visible(Charge, viewer).where(Charge.id == charge_id))
     if charge is None:
         raise NotFound("charge")
     return charge
@@ -98,8 +95,7 @@ def charge_query(
     viewer: Viewer, *, customer_id: int | None = None, account_id: int | None = None,
     uninvoiced: bool | None = None,
 ) -> Select:  # type: ignore[type-arg]
-    query = scope_customers(select(Charge).join(Customer, Customer.id == Charge.customer_id),
-                            viewer)
+    query = visible(Charge, viewer)
     if customer_id is not None:
         query = query.where(Charge.customer_id == customer_id)
     if account_id is not None:

@@ -33,7 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kassa.billing import clock, jobs, ledger, settlement, validation
-from kassa.billing.access import Viewer, require_staff, scope_customers
+from kassa.billing.access import Viewer, require_staff, visible
 from kassa.billing.customers import get_customer_for_update
 from kassa.billing.errors import NotFound, UserError
 from kassa.billing.models import (
@@ -598,8 +598,7 @@ def invoice_query(
     issued_to: date | None = None,
 ) -> Select:  # type: ignore[type-arg]
     """Invoices the viewer may see, by customer, status and issue dates (both inclusive)."""
-    query = scope_customers(select(Invoice).join(Customer, Customer.id == Invoice.customer_id),
-                            viewer)
+    query = visible(Invoice, viewer)
     if customer_id is not None:
         query = query.where(Invoice.customer_id == customer_id)
     if status is not None:

@@ -15,7 +15,7 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kassa.billing import clock
-from kassa.billing.access import Viewer, require_self_or_staff, scope_customers
+from kassa.billing.access import Viewer, require_self_or_staff, visible
 from kassa.billing.customers import get_customer, get_customer_for_update
 from kassa.billing.errors import NotFound
 from kassa.billing.models import Customer, PaymentMethod
@@ -78,9 +78,7 @@ async def get_payment_method(
 
     With ``lock`` the owning customer's row is locked too, as every change to cards needs.
     """
-    query = scope_customers(
-        select(PaymentMethod).join(Customer, Customer.id == PaymentMethod.customer_id), viewer
-    ).where(PaymentMethod.id == payment_method_id, PaymentMethod.removed_at.is_(None))
+    query = visible(PaymentMethod, viewer).where(PaymentMethod.id == payment_method_id, PaymentMethod.removed_at.is_(None))
     method = await session.scalar(query)
     if method is not None and lock:
         await get_customer_for_update(session, viewer, method.customer_id)

@@ -35,7 +35,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kassa.billing import clock, idempotency, jobs, ledger, payment_methods, settlement, validation
-from kassa.billing.access import Viewer, require_self_or_staff, require_staff, scope_customers
+from kassa.billing.access import Viewer, require_self_or_staff, require_staff, visible
 from kassa.billing.customers import get_customer_for_update
 from kassa.billing.errors import NotFound, UserError
 from kassa.billing.models import (
@@ -92,7 +92,7 @@ class OutcomeStillUnknown(Exception):
 
 async def get_payment(session: AsyncSession, viewer: Viewer, payment_id: int) -> Payment:
     """The payment if its customer is in the viewer's scope; otherwise NotFound."""
-    payment = await session.scalar(_scoped(viewer).where(Payment.id == payment_id))
+    payment = await session.scalar(visible(Payment, viewer).where(Payment.id == payment_id))
     if payment is None:
         raise NotFound("payment", "paymentId")
     return payment
@@ -108,7 +108,7 @@ def payment_query(
     status: PaymentStatus | None = None,
 ) -> Select:  # type: ignore[type-arg]
     """Payments the viewer may see, filtered; ``received_to`` is exclusive, so periods abut."""
-    query = _scoped(viewer)
+    query = visible(Payment, viewer)
     if customer_id is not None:
         query = query.where(Payment.customer_id == customer_id)
     if method is not None:
@@ -382,10 +382,6 @@ async def _reconcile_job(session: AsyncSession, payload: dict[str, Any], now: da
 
 # --- the steps ----------------------------------------------------------------------------
 
-
-def _scoped(viewer: Viewer) -> Select:  # type: ignore[type-arg]
-    return scope_customers(select(Payment).join(Customer, Customer.id == Payment.customer_id),
-                           viewer)
 
 
 def _require_positive(amount: int, field: str) -> None:
