@@ -66,7 +66,8 @@ async def make_customer(
     """A customer made by ``create_customer``: USD, UTC, monthly unless ``fields`` say else."""
     data = CustomerInput(**{"name": "Ada Lovelace", "currency": "USD", "time_zone": "UTC",
                             **fields})  # type: ignore[arg-type]
-    return await create_customer(session, viewer or admin_viewer(), data)
+    key = f"customer-{uuid4().hex}" if data.opening_balance else None
+    return await create_customer(session, viewer or admin_viewer(), data, key)
 
 
 async def make_account(

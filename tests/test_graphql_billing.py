@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from kassa.billing import clock
 from kassa.db import Database
-from tests.graphql_support import Api, create_account, create_customer, post_charge
+from tests.graphql_support import Api, create_account, create_customer, post_charge, row_counts
 
 pytest_plugins = ["tests.graphql_fixtures"]
 
@@ -65,15 +65,28 @@ async def test_update_customer_and_account(api: Api) -> None:
 
 
 async def test_opening_balances(api: Api) -> None:
-    customer = await create_customer(api, openingBalance="-12.50")
+    customer = await create_customer(api, openingBalance="-12.50", idempotencyKey="open-c")
     assert customer["balance"] == {"amount": "-12.50", "currency": "USD"}
-    account = await api.mutate(
-        "createAccount", {"customerId": customer["id"], "number": "A-1", "product": "ISP",
-                          "openingBalance": "2.50"}, "account { id }")
+    account_input = {"customerId": customer["id"], "number": "A-1", "product": "ISP",
+                     "openingBalance": "2.50", "idempotencyKey": "open-a"}
+    account = await api.mutate("createAccount", account_input, "account { id }")
     assert account["errors"] == []
+    replayed = await api.mutate("createAccount", account_input, "account { id }")
+    assert replayed == account
+    again = await create_customer(api, openingBalance="-12.50", idempotencyKey="open-c")
+    assert again["id"] == customer["id"]
     shown = await api.run("query($id: ID!) { customer(id: $id) { balance { amount } } }",
                           {"id": customer["id"]})
     assert shown["customer"]["balance"] == {"amount": "-10.00"}
+
+
+async def test_an_opening_balance_needs_an_idempotency_key(api: Api, db: Database) -> None:
+    before = await row_counts(db)
+    refused = await api.mutate("createCustomer", {"name": "Ada", "currency": "USD",
+                                                  "openingBalance": "5.00"}, "customer { id }")
+    assert [e["code"] for e in refused["errors"]] == ["IDEMPOTENCY_KEY_REQUIRED"]
+    assert refused["customer"] is None
+    assert await row_counts(db) == before
 
 
 async def test_charges_on_customers_and_accounts(api: Api, db: Database) -> None:

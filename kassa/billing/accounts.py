@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kassa.billing import clock, validation
+from kassa.billing import clock, idempotency, validation
 from kassa.billing.access import Viewer, require_staff, visible
 from kassa.billing.customers import get_customer, post_opening_balance
 from kassa.billing.errors import NotFound, UserError
@@ -37,8 +37,19 @@ async def create_account(
     number: str,
     product: str,
     opening_balance: int | None = None,
+    idempotency_key: str | None = None,
 ) -> Account:
+    """Open an account; with ``idempotency_key`` (required with an opening balance) a replay
+    returns the account the first call made."""
     require_staff(viewer, write=True)
+    idempotency.require_for_money(idempotency_key, opening_balance, "openingBalance")
+    arguments = {"customer": customer_id, "number": number, "product": product,
+                 "opening_balance": opening_balance}
+    if idempotency_key:
+        previous = await idempotency.replay(session, viewer.idempotency_scope, idempotency_key,
+                                            "create_account", arguments)
+        if previous is not None:
+            return await get_account(session, viewer, previous)
     customer = await get_customer(session, viewer, customer_id)
     number = validation.required_text(number, "number", 64)
     product = validation.required_text(product, "product", 200)
@@ -51,6 +62,9 @@ async def create_account(
     await session.flush()
     if opening_balance:
         await post_opening_balance(session, customer, opening_balance, now, account.id)
+    if idempotency_key:
+        await idempotency.remember(session, viewer.idempotency_scope, idempotency_key,
+                                   "create_account", arguments, account.id, now)
     return account
 
 

@@ -6,14 +6,14 @@ anchor and first period, and makes sure the bill run will wake up when that peri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from uuid import uuid4
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kassa.billing import clock, jobs, ledger, validation
+from kassa.billing import clock, idempotency, jobs, ledger, validation
 from kassa.billing.access import Viewer, may_see_customer, require_staff, scope_customers
 from kassa.billing.errors import Forbidden, NotFound, UserError
 from kassa.billing.models import (
@@ -139,8 +139,19 @@ def open_period(kind: BillingPeriodKind, anchor: date, day: date, time_zone: str
     return period.start, period.end_utc(time_zone)
 
 
-async def create_customer(session: AsyncSession, viewer: Viewer, data: CustomerInput) -> Customer:
+async def create_customer(
+    session: AsyncSession, viewer: Viewer, data: CustomerInput, idempotency_key: str | None = None
+) -> Customer:
+    """Open a customer; with ``idempotency_key`` (required with an opening balance) a replay
+    returns the customer the first call made."""
     require_staff(viewer, write=True)
+    idempotency.require_for_money(idempotency_key, data.opening_balance, "openingBalance")
+    arguments = asdict(data)
+    if idempotency_key:
+        previous = await idempotency.replay(session, viewer.idempotency_scope, idempotency_key,
+                                            "create_customer", arguments)
+        if previous is not None:
+            return await get_customer(session, viewer, previous)
     data.name = validation.required_text(data.name, "name", 200)
     if data.currency is None:
         raise UserError("REQUIRED", "currency is required", "currency")
@@ -184,6 +195,9 @@ async def create_customer(session: AsyncSession, viewer: Viewer, data: CustomerI
     if data.opening_balance:
         await post_opening_balance(session, customer, data.opening_balance, now)
     await jobs.schedule(session, BILL_RUN_JOB, ends_at, unique_key=BILL_RUN_JOB)
+    if idempotency_key:
+        await idempotency.remember(session, viewer.idempotency_scope, idempotency_key,
+                                   "create_customer", arguments, customer.id, now)
     await session.refresh(customer, ["ledger_account"])
     return customer
 

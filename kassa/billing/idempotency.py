@@ -37,6 +37,13 @@ def _validate(key: str) -> str:
     return key
 
 
+def require_for_money(key: str | None, amount: int | None, field: str) -> None:
+    """An optional key becomes required once the call moves money (an opening balance)."""
+    if amount and not (key or "").strip():
+        raise UserError("IDEMPOTENCY_KEY_REQUIRED",
+                        f"{field} moves money: send an idempotencyKey with it", "idempotencyKey")
+
+
 async def replay(
     session: AsyncSession, scope: str, key: str, operation: str, arguments: dict[str, Any]
 ) -> int | None:

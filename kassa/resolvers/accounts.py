@@ -32,7 +32,8 @@ async def create_account(ctx: Context, input: CreateAccountInput) -> Account | U
             opening_balance = parse_amount(input.opening_balance, customer.currency,
                                            "openingBalance")
         return await accounts.create_account(session, ctx.viewer, customer_id, input.number,
-                                             input.product, opening_balance)
+                                             input.product, opening_balance,
+                                             input.idempotency_key)
 
     return await ctx.attempt(work, id_field="customerId")
 

@@ -56,7 +56,7 @@ async def create_customer(ctx: Context, input: CreateCustomerInput) -> Customer 
                                               "distributorId"),
             auto_payment=input.auto_payment,
         )
-        return await customers.create_customer(session, ctx.viewer, data)
+        return await customers.create_customer(session, ctx.viewer, data, input.idempotency_key)
 
     return await ctx.attempt(work)
 

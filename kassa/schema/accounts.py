@@ -66,6 +66,11 @@ class CreateAccountInput:
     opening_balance: str | None = strawberry.field(
         default=None, description="Decimal amount owed on this account from elsewhere."
     )
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Required with openingBalance (it moves money). A replay returns the first "
+        "result; the same key with other arguments is refused (IDEMPOTENCY_KEY_REUSED).",
+    )
 
 
 @strawberry.input(description="Fields left out (or null) keep their value.")

@@ -166,6 +166,11 @@ class CreateCustomerInput:
     reseller_id: strawberry.ID | None = None
     distributor_id: strawberry.ID | None = None
     auto_payment: bool | None = None
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Required with openingBalance (it moves money). A replay returns the first "
+        "result; the same key with other arguments is refused (IDEMPOTENCY_KEY_REUSED).",
+    )
 
 
 @strawberry.input(description="Fields left out (or null) keep their value.")
