@@ -60,17 +60,30 @@ def require_write(viewer: Viewer) -> None:
         raise Forbidden("not allowed to change anything")
 
 
-def require_self_or_staff(viewer: Viewer, customer: Customer, write: bool = False) -> None:
-    """Acting *as* a customer (paying, handling its cards): the customer itself or staff.
+def acts_for_customer(viewer: Viewer, customer_id: int) -> bool:
+    """May act *as* the customer (pay, see or change its cards): the customer itself or staff.
 
-    ``customer`` must already have passed :func:`may_see_customer`; this rule narrows it,
-    because a distributor sees its customers but may not spend their money or see their cards.
+    The customer must already be visible to the viewer (:func:`may_see_customer`); this rule
+    narrows it, because a distributor sees its customers but may not spend their money or see
+    their cards.
     """
-    is_self = viewer.role == Role.CUSTOMER and viewer.customer_id == customer.id
-    if not (viewer.is_staff or is_self):
+    is_self = viewer.role == Role.CUSTOMER and viewer.customer_id == customer_id
+    return viewer.is_staff or is_self
+
+
+def require_self_or_staff(viewer: Viewer, customer: Customer, write: bool = False) -> None:
+    """:func:`acts_for_customer`, or Forbidden."""
+    if not acts_for_customer(viewer, customer.id):
         raise Forbidden("only the customer or an administrator may do this")
     if write:
         require_write(viewer)
+
+
+def require_provider_admin(viewer: Viewer) -> None:
+    """Installation-wide acts (resellers, the test clock) belong to the provider's own staff."""
+    require_staff(viewer, write=True)
+    if viewer.reseller_id is not None:
+        raise Forbidden("only the provider's administrators may do this")
 
 
 def scope_customers(query: Select, viewer: Viewer) -> Select:  # type: ignore[type-arg]

@@ -14,8 +14,14 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kassa.billing import clock, idempotency, jobs, ledger, validation
-from kassa.billing.access import Viewer, may_see_customer, require_staff, scope_customers
-from kassa.billing.errors import Forbidden, NotFound, UserError
+from kassa.billing.access import (
+    Viewer,
+    may_see_customer,
+    require_provider_admin,
+    require_staff,
+    scope_customers,
+)
+from kassa.billing.errors import NotFound, UserError
 from kassa.billing.models import (
     BillingPeriodKind,
     Customer,
@@ -315,9 +321,7 @@ def customer_class_query(viewer: Viewer) -> Select:  # type: ignore[type-arg]
 async def create_reseller(session: AsyncSession, viewer: Viewer, name: str,
                           email: str | None) -> Reseller:
     """Only the provider's own administrators create resellers."""
-    require_staff(viewer, write=True)
-    if viewer.reseller_id is not None:
-        raise Forbidden("resellers cannot create resellers")
+    require_provider_admin(viewer)
     reseller = Reseller(name=validation.required_text(name, "name", 200),
                         email=validation.email(email))
     session.add(reseller)

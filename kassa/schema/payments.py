@@ -11,6 +11,7 @@ from kassa.billing import models
 from kassa.billing.errors import UserError
 from kassa.billing.payments import payment_error
 from kassa.resolvers import payments as resolve
+from kassa.billing.access import acts_for_customer
 from kassa.resolvers.context import Info
 from kassa.schema.errors import UserErrorType, user_errors
 from kassa.schema.money import Money
@@ -85,9 +86,11 @@ class Payment:
         row = await info.context.loaders.invoices.load(self.invoice_id)
         return None if row is None else Invoice.from_model(row)
 
-    @strawberry.field(description="The card charged (even if removed since), for card payments.")
+    @strawberry.field(description="The card charged (even if removed since), for card payments; "
+                      "null for callers who may not see the customer's cards.")
     async def payment_method(self, info: Info) -> PaymentMethod | None:
-        if self.payment_method_id is None:
+        if self.payment_method_id is None or not acts_for_customer(info.context.viewer,
+                                                                     self.customer_id):
             return None
         row = await info.context.loaders.payment_methods.load(self.payment_method_id)
         return None if row is None else PaymentMethod.from_model(row)
