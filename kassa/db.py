@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -37,6 +37,18 @@ def make_engine(database_url: str, **kwargs: object) -> AsyncEngine:
     return create_async_engine(database_url, **kwargs)  # type: ignore[arg-type]
 
 
+async def lock_for_writing(session: AsyncSession) -> None:
+    """Take SQLite's write lock now, at the start of a transaction that will write.
+
+    SQLite's driver begins a transaction only at the first write, so the reads before it (an
+    idempotency check, a balance) ran unprotected and two requests could both pass the same
+    check.  A no-op UPDATE first makes writers queue up, as ``FOR UPDATE`` does on PostgreSQL.
+    PostgreSQL needs nothing here: its row locks do that job.
+    """
+    if session.bind.dialect.name == "sqlite":  # type: ignore[union-attr]
+        await session.execute(text("UPDATE clock_state SET id = id WHERE 0"))
+
+
 class Database:
     """The engine plus a session factory; one per process."""
 
@@ -58,6 +70,7 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session whose work commits on success and rolls back on any exception."""
         async with self.sessions() as session, session.begin():
+            await lock_for_writing(session)
             yield session
 
     async def dispose(self) -> None:

@@ -5,14 +5,16 @@ publishes (see ``TEST_CARDS``); any other Luhn-valid number is approved.  The nu
 behaviour at tokenize time and is then thrown away: the simulator keeps only the token, brand,
 last 4 digits, expiry and that behaviour, exactly what a real processor's customer may keep.
 
-A new instance is made per request, so the state (tokens, charges, refunds) lives in a
-module-level store, one per ``namespace``, shared by every instance in the process.  Tests
-use :func:`reset` or their own namespace to start clean.
+A token carries its card's display details and behaviour in itself (:func:`_token_for`),
+so a card stored by one process (``kassa demo``) can be charged by another (``kassa serve``).
+Charges and refunds live in a module-level store, one per ``namespace``, shared by every
+instance in the process.  Tests use :func:`reset` or their own namespace to start clean.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import threading
 from collections.abc import Callable
@@ -67,13 +69,42 @@ _DECLINE_MESSAGES: dict[str, str] = {
 
 @dataclass(frozen=True, slots=True)
 class _Card:
-    """A tokenized card as the simulator remembers it: no number, no CVC."""
+    """A tokenized card as the simulator knows it: no number, no CVC."""
 
     brand: str
     last4: str
     exp_month: int
     exp_year: int
     behaviour: CardBehaviour
+
+
+#: Behaviours by the name a token spells them with.
+_BEHAVIOUR_NAMES: dict[str, CardBehaviour] = {
+    "approve": _APPROVE,
+    "declined": TEST_CARDS["4000000000000002"],
+    "insufficient": TEST_CARDS["4000000000009995"],
+    "timeout": TEST_CARDS["4000000000000119"],
+}
+_TOKEN_RE = re.compile(
+    r"^sim_tok_(?P<behaviour>[a-z]+)_(?P<brand>[a-z]+)_(?P<last4>\d{4})_"
+    r"(?P<month>\d{2})(?P<year>\d{4})_[0-9a-f]{16}$"
+)
+
+
+def _token_for(card: _Card) -> str:
+    """``sim_tok_<behaviour>_<brand>_<last4>_<MMYYYY>_<random>``: opaque to kassa, readable
+    to the simulator in any process."""
+    name = next(n for n, b in _BEHAVIOUR_NAMES.items() if b == card.behaviour)
+    return (f"sim_tok_{name}_{card.brand}_{card.last4}_{card.exp_month:02d}{card.exp_year}_"
+            f"{secrets.token_hex(8)}")
+
+
+def _card_of(token: str) -> _Card | None:
+    match = _TOKEN_RE.match(token)
+    if match is None or match["behaviour"] not in _BEHAVIOUR_NAMES:
+        return None
+    return _Card(brand=match["brand"], last4=match["last4"], exp_month=int(match["month"]),
+                 exp_year=int(match["year"]), behaviour=_BEHAVIOUR_NAMES[match["behaviour"]])
 
 
 @dataclass(slots=True)
@@ -98,7 +129,6 @@ class _Refund:
 class _Store:
     """One namespace's state.  The lock makes check-then-book atomic even across threads."""
 
-    cards: dict[str, _Card] = field(default_factory=dict)
     charges: dict[str, _Charge] = field(default_factory=dict)  # by idempotency key
     charges_by_reference: dict[str, _Charge] = field(default_factory=dict)
     refunds: dict[str, _Refund] = field(default_factory=dict)  # by idempotency key
@@ -164,7 +194,7 @@ class SimulatorProcessor:
         self._today = today
 
     async def tokenize(self, card: CardDetails) -> CardToken:
-        """Validate ``card`` and remember its display details and behaviour under a new token."""
+        """Validate ``card`` and return a token that carries its display details and behaviour."""
         await self._network_delay()
         digits = validate_card(card, self._today())
         remembered = _Card(
@@ -174,10 +204,7 @@ class SimulatorProcessor:
             exp_year=card.exp_year,
             behaviour=TEST_CARDS.get(digits, _APPROVE),
         )
-        token = f"sim_tok_{secrets.token_hex(12)}"
-        store = self._store
-        with store.lock:
-            store.cards[token] = remembered
+        token = _token_for(remembered)
         return CardToken(
             token=token,
             brand=remembered.brand,
@@ -207,7 +234,7 @@ class SimulatorProcessor:
                         "idempotencyKey",
                     )
                 return booked.result
-            card = store.cards.get(request.token)
+            card = _card_of(request.token)
             if card is None:
                 raise UserError("INVALID_TOKEN", "unknown card token", "token")
             reference = f"sim_ch_{secrets.token_hex(12)}"

@@ -27,7 +27,7 @@ from starlette.responses import Response
 
 from kassa.billing.access import Viewer
 from kassa.billing.errors import NotFound, UserError
-from kassa.db import Database
+from kassa.db import Database, lock_for_writing
 from kassa.resolvers.loaders import Loaders
 from kassa.settings import Settings
 
@@ -71,6 +71,7 @@ class Context:
                 await self.session.rollback()
             try:
                 async with self.session.begin():
+                    await lock_for_writing(self.session)
                     yield self.session
             finally:
                 self.loaders = Loaders(self.read)
