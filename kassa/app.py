@@ -1,4 +1,4 @@
-"""The Starlette application: ``/graphql``, ``/healthz`` and ``/metrics``.
+"""The Starlette application: ``/graphql``, the portals, ``/healthz`` and ``/metrics``.
 
 ``create_app(settings)`` is all a server needs (``kassa serve`` hands it to uvicorn).  The
 lifespan opens the :class:`~kassa.db.Database` — unless the caller passes one, as the tests
@@ -34,8 +34,8 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
-from kassa import auth
-from kassa.billing import clock, jobs
+from kassa import auth, portals
+from kassa.billing import clock, jobs, mailer
 from kassa.billing.models import Job, JobStatus
 from kassa.db import Database
 from kassa.resolvers.context import Context
@@ -280,20 +280,25 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 worker.cancel()
                 with suppress(asyncio.CancelledError):
                     await worker
+            await mailer.drain()
             if own_database:
                 await app.state.db.dispose()
 
     counts: Counter[tuple[str, str, int]] = Counter()
+    graphql = GraphQLEndpoint(settings)
     app = Starlette(
         routes=[
-            Route("/graphql", GraphQLEndpoint(settings)),
+            Route("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/metrics", metrics),
+            *portals.routes(),
         ],
         middleware=[Middleware(RequestCounter, counts=counts)],
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # The portals run their operations in-process against the endpoint's own schema.
+    app.state.schema = graphql.schema
     app.state.db = database
     app.state.request_counts = counts
     return app

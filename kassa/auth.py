@@ -15,7 +15,6 @@ the resolvers then refuse with a top-level error.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
 from functools import cache
 
@@ -28,7 +27,7 @@ from starlette.responses import Response
 from kassa.billing.access import ANONYMOUS, Viewer
 from kassa.billing.api_keys import TOKEN_PREFIX, authenticate_api_key
 from kassa.billing.models import ApiKey, Role, User
-from kassa.billing.passwords import hash_password, verify_password
+from kassa.billing.passwords import hash_password, password_fingerprint, verify_password
 from kassa.billing.users import MAX_PASSWORD_LENGTH
 from kassa.settings import Settings
 
@@ -43,12 +42,10 @@ def _serializer(settings: Settings) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(settings.secret_key, salt=_SALT)
 
 
-def _password_fingerprint(user: User) -> str:
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
-
-
 def issue_session_token(settings: Settings, user: User) -> str:
-    return _serializer(settings).dumps({"uid": user.id, "pw": _password_fingerprint(user)})
+    return _serializer(settings).dumps(
+        {"uid": user.id, "pw": password_fingerprint(user.password_hash)}
+    )
 
 
 def viewer_for_user(user: User) -> Viewer:
@@ -72,7 +69,7 @@ async def _user_from_session_token(
     if not isinstance(data, dict) or not isinstance(data.get("uid"), int):
         return None
     user = await session.get(User, data["uid"])
-    if user is None or data.get("pw") != _password_fingerprint(user):
+    if user is None or data.get("pw") != password_fingerprint(user.password_hash):
         return None
     return user
 

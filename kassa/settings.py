@@ -49,6 +49,14 @@ class Settings:
     max_query_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 2000
+    #: Where outgoing mail (password reset links) is handed over: an SMTP server, which
+    #: aiosmtplib upgrades with STARTTLS whenever the server offers it.
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_from: str = "kassa@localhost"
+    #: The address people reach kassa at, for links in e-mails.  A setting rather than the
+    #: request's Host header, which an attacker chooses ("password reset poisoning").
+    public_url: str = "http://127.0.0.1:8000"
 
     @property
     def development(self) -> bool:
@@ -76,4 +84,8 @@ def from_env(environ: dict[str, str] | None = None) -> Settings:
         graphiql=_bool(env.get("KASSA_GRAPHIQL"), development),
         introspection=_bool(env.get("KASSA_INTROSPECTION"), True),
         run_worker=_bool(env.get("KASSA_RUN_WORKER"), True),
+        smtp_host=env.get("KASSA_SMTP_HOST") or Settings.smtp_host,
+        smtp_port=int(env.get("KASSA_SMTP_PORT") or Settings.smtp_port),
+        smtp_from=env.get("KASSA_SMTP_FROM") or Settings.smtp_from,
+        public_url=(env.get("KASSA_PUBLIC_URL") or Settings.public_url).rstrip("/"),
     )

@@ -103,3 +103,17 @@ async def post_charge(api: Api, account_id: str, amount: str, key: str,
         "charge { id amount { amount currency } kind invoiced }",
     )
     return payload
+
+
+async def table_contents(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, in primary-key order.
+
+    Stricter than :func:`row_counts`: a refused update (a renamed customer, a card made the
+    default, a moved balance) changes no row count, but it does change this snapshot.
+    """
+    async with db.session() as session:
+        contents: dict[str, list[tuple[Any, ...]]] = {}
+        for table in Base.metadata.sorted_tables:
+            rows = await session.execute(select(table).order_by(*table.primary_key.columns))
+            contents[table.name] = [tuple(row) for row in rows.all()]
+        return contents

@@ -1,4 +1,4 @@
-"""Who is calling (``viewer``), signing in and signing out."""
+"""Who is calling (``viewer``), signing in and out, and resetting a forgotten password."""
 
 from __future__ import annotations
 
@@ -67,6 +67,24 @@ class SignOutPayload:
     errors: list[UserErrorType] = strawberry.field(default_factory=list)
 
 
+@strawberry.input
+class RequestPasswordResetInput:
+    email: str
+
+
+@strawberry.input
+class ResetPasswordInput:
+    token: str = strawberry.field(description="From the link in the reset mail.")
+    new_password: str
+
+
+@strawberry.type
+class PasswordResetPayload:
+    """Only errors: success is their absence."""
+
+    errors: list[UserErrorType] = strawberry.field(default_factory=list)
+
+
 @strawberry.type
 class AuthQueries:
     @strawberry.field
@@ -88,3 +106,23 @@ class AuthMutations:
     def sign_out(self, info: Info) -> SignOutPayload:
         resolve.sign_out(info.context)
         return SignOutPayload(viewer=Viewer.from_viewer(ANONYMOUS))
+
+    @strawberry.mutation(
+        description="Mail a password reset link (valid for one hour, once) to the user with "
+        "this address. The answer is the same whether or not there is one."
+    )
+    async def request_password_reset(
+        self, info: Info, input: RequestPasswordResetInput
+    ) -> PasswordResetPayload:
+        return PasswordResetPayload(
+            errors=user_errors(await resolve.request_password_reset(info.context, input))
+        )
+
+    @strawberry.mutation(
+        description="Set a new password with the token from a reset link; the token then "
+        "stops working, and so does every session made before."
+    )
+    async def reset_password(self, info: Info, input: ResetPasswordInput) -> PasswordResetPayload:
+        return PasswordResetPayload(
+            errors=user_errors(await resolve.reset_password(info.context, input))
+        )

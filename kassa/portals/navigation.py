@@ -1,0 +1,43 @@
+"""Where each role goes: its home page and the links in its navigation bar.
+
+One table per role (the API's ``Role`` values), so a new portal (administrators under
+``/admin``, distributors) adds its rows here and every page's layout shows them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class NavLink:
+    label: str
+    path: str
+
+    def is_current(self, path: str, home: str) -> bool:
+        """Whether the page at ``path`` belongs under this link (the home link only itself)."""
+        if self.path == home:
+            return path == home
+        return path == self.path or path.startswith(self.path + "/")
+
+
+CUSTOMER_HOME = "/portal"
+
+#: The page a role lands on after signing in.
+HOME: dict[str, str] = {"CUSTOMER": CUSTOMER_HOME}
+
+NAVIGATION: dict[str, tuple[NavLink, ...]] = {
+    "CUSTOMER": (
+        NavLink("Dashboard", CUSTOMER_HOME),
+        NavLink("Invoices", "/portal/invoices"),
+        NavLink("Payments", "/portal/payments"),
+        NavLink("Accounts", "/portal/accounts"),
+        NavLink("Cards", "/portal/payment-methods"),
+        NavLink("Profile", "/portal/profile"),
+    ),
+}
+
+
+def home_for(role: str | None) -> str:
+    """A role without a portal of its own yet lands on the customer portal's sign-in."""
+    return HOME.get(role or "", CUSTOMER_HOME)

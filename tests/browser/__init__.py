@@ -1,0 +1,1 @@
+"""Browser tests: the portals driven in Debian's headless Chromium through Playwright."""

@@ -1,0 +1,888 @@
+"""The authorisation matrix: every query and mutation, run as every kind of caller, against
+the caller's own objects and against someone else's.
+
+Why a matrix: scoping is enforced in many places (``scope_customers``, ``may_see_customer``,
+the ``require_*`` rules, DataLoaders that trust the parent they hang off), so a new field or a
+new path through a loader can bypass it without any single-feature test noticing.  Here every
+root field of the schema has at least one row in :data:`OPERATIONS` (a guard test fails when a
+field is missing), every relation between types is followed by some row (another guard), and
+each caller runs every row:
+
+* **against its own objects** — the callers in the row's ``allowed`` set succeed; anybody else
+  is refused with a top-level ``FORBIDDEN`` (``UNAUTHENTICATED`` when anonymous) and nothing in
+  the database changes;
+* **against someone else's objects** — the answer is exactly the answer for an id that does
+  not exist (a "ghost"), so nothing tells the caller the object is there, and nothing in the
+  database changes (every row of every table is compared, balances included);
+* **in every answer** — no id, name or e-mail address from outside the caller's scope appears,
+  however deeply it is nested.
+
+The world has four customers, each with the same objects (account, an invoiced and an
+uninvoiced charge, an invoice, a cash payment, a card, a card payment for the invoice, a second
+cash payment to void): A1 and A2 of reseller A (A1 signed up by distributor DA), B1 of reseller
+B (distributor DB) and P1 of the provider itself (distributor DP).
+
+One test per caller walks the whole table on one world (the ``db`` fixture empties the tables
+for every test, so the world cannot be shared across tests) and collects every failure,
+naming the caller and the row, before asserting there were none.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+import httpx
+import pytest
+from graphql import (
+    GraphQLObjectType,
+    GraphQLSchema,
+    TypeInfo,
+    TypeInfoVisitor,
+    Visitor,
+    build_schema,
+    get_named_type,
+    parse,
+    validate,
+    visit,
+)
+from graphql.language import FieldNode
+
+from kassa.billing import clock
+from kassa.billing.accounts import create_account
+from kassa.billing.api_keys import create_api_key
+from kassa.billing.charges import ChargeInput, post_charge
+from kassa.billing.customers import (
+    CustomerInput,
+    create_customer,
+    create_customer_class,
+)
+from kassa.billing.invoices import close_period_out_of_turn
+from kassa.billing.models import (
+    ApiKeyScope,
+    ChargeKind,
+    CustomerClass,
+    Distributor,
+    PaymentMethodKind,
+    Reseller,
+    Role,
+)
+from kassa.billing.payment_methods import add_card
+from kassa.billing.payments import pay_with_payment_method, record_payment
+from kassa.billing.users import create_user
+from kassa.db import Database
+from kassa.schema import schema as strawberry_schema
+from kassa.schema.relay import decode_id, encode_id
+from tests.factories import T0, admin_viewer, card_details, make_reseller
+from tests.graphql_support import Api, table_contents
+
+pytest_plugins = ["tests.graphql_fixtures"]
+
+PASSWORD = "correct horse battery"
+#: A user nobody in the matrix acts as: the ``signIn`` row signs in with it.
+SIGN_IN_EMAIL = "sign-in@matrix.example"
+
+
+# --- callers -------------------------------------------------------------------------------
+
+
+class Caller(StrEnum):
+    """Who calls: every kind of credential the API accepts."""
+
+    ANONYMOUS = "anonymous"
+    PROVIDER_ADMIN = "provider-admin"  # an ADMIN user with no reseller: sees everything
+    RESELLER_KEY = "reseller-key"  # reseller A's READ_WRITE partner API key
+    READ_KEY = "reseller-read-key"  # reseller A's READ partner API key
+    RESELLER_USER = "reseller-user"  # a RESELLER user of reseller A
+    CUSTOMER_USER = "customer-user"  # the CUSTOMER user of customer A1
+    DISTRIBUTOR_USER = "distributor-user"  # the DISTRIBUTOR user of DA (A1's distributor)
+
+
+EVERYONE = frozenset(Caller)
+SIGNED_IN = EVERYONE - {Caller.ANONYMOUS}
+STAFF = frozenset({Caller.PROVIDER_ADMIN, Caller.RESELLER_KEY, Caller.READ_KEY,
+                   Caller.RESELLER_USER})
+STAFF_WRITE = STAFF - {Caller.READ_KEY}
+SELF_OR_STAFF = STAFF | {Caller.CUSTOMER_USER}
+SELF_OR_STAFF_WRITE = STAFF_WRITE | {Caller.CUSTOMER_USER}
+PROVIDER_ONLY = frozenset({Caller.PROVIDER_ADMIN})
+
+#: The customer whose objects each caller acts on as "its own".
+OWN_SIDE: dict[Caller, str] = {caller: "A1" for caller in Caller} | {Caller.PROVIDER_ADMIN: "P1"}
+
+#: Customers whose objects each caller must not reach; every row is tried against each.
+OTHER_SIDES: dict[Caller, tuple[str, ...]] = {
+    Caller.ANONYMOUS: ("B1",),
+    Caller.PROVIDER_ADMIN: (),  # nothing is someone else's for the provider
+    Caller.RESELLER_KEY: ("B1", "P1"),  # another reseller's, and the provider's own
+    Caller.READ_KEY: ("B1",),
+    Caller.RESELLER_USER: ("B1",),
+    Caller.CUSTOMER_USER: ("A2", "B1"),  # a neighbour at the same reseller, and a stranger
+    Caller.DISTRIBUTOR_USER: ("A2", "B1"),  # a customer without distributor, another's
+}
+
+#: Every customer each caller may see: the lists must hold exactly these.
+VISIBLE: dict[Caller, tuple[str, ...]] = {
+    Caller.ANONYMOUS: (),
+    Caller.PROVIDER_ADMIN: ("A1", "A2", "B1", "P1"),
+    Caller.RESELLER_KEY: ("A1", "A2"),
+    Caller.READ_KEY: ("A1", "A2"),
+    Caller.RESELLER_USER: ("A1", "A2"),
+    Caller.CUSTOMER_USER: ("A1",),
+    Caller.DISTRIBUTOR_USER: ("A1",),
+}
+
+#: Callers who see customers but not their cards (``access.require_self_or_staff``: "a
+#: distributor sees its customers but may not spend their money or see their cards").
+CARD_BLIND = frozenset({Caller.DISTRIBUTOR_USER})
+
+
+# --- the world -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Side:
+    """One customer and everything of it, as the API's global ids."""
+
+    label: str
+    name: str
+    email: str
+    reseller: str | None
+    customer_class: str
+    distributor: str | None
+    customer: str
+    account: str
+    invoiced_charge: str
+    waiting_charge: str
+    invoice: str
+    cash_payment: str
+    card: str
+    card_payment: str
+    voidable_payment: str
+
+    def ids(self) -> set[str]:
+        """Every global id of this side (what must not leak when the side is hidden)."""
+        return {value for item in fields(self) if item.name not in ("label", "name", "email")
+                and (value := getattr(self, item.name)) is not None}
+
+    @property
+    def payments(self) -> set[str]:
+        return {self.cash_payment, self.card_payment, self.voidable_payment}
+
+
+def _customer_name(label: str) -> str:
+    return f"Matrix customer {label}"
+
+
+def _ghost() -> Side:
+    """Ids of the right types that exist nowhere: what "not found" looks like."""
+    missing = 999_999
+    return Side(
+        label="ghost", name=_customer_name("ghost"), email="ghost@matrix.example",
+        reseller=encode_id("Reseller", missing),
+        customer_class=encode_id("CustomerClass", missing),
+        distributor=encode_id("Distributor", missing), customer=encode_id("Customer", missing),
+        account=encode_id("Account", missing), invoiced_charge=encode_id("Charge", missing),
+        waiting_charge=encode_id("Charge", missing + 1), invoice=encode_id("Invoice", missing),
+        cash_payment=encode_id("Payment", missing), card=encode_id("PaymentMethod", missing),
+        card_payment=encode_id("Payment", missing + 1),
+        voidable_payment=encode_id("Payment", missing + 2),
+    )
+
+
+GHOST = _ghost()
+
+
+@dataclass(frozen=True)
+class World:
+    sides: dict[str, Side]
+    reseller_a: int
+    customer_a1: int
+    distributor_a: int
+
+
+async def _make_side(
+    db: Database, label: str, reseller: Reseller | None, customer_class: CustomerClass,
+    distributor: Distributor | None,
+) -> Side:
+    """A customer with one of everything, made through the services as the provider would.
+
+    The objects are in the state in which every mutation of the matrix would succeed: an
+    open invoice, a default card, refundable and voidable payments, an uninvoiced charge.  So
+    when a caller is refused, the refusal is the authorisation's doing, not the state's.
+    """
+    admin = admin_viewer()
+    async with db.transaction() as session:
+        customer = await create_customer(session, admin, CustomerInput(
+            name=_customer_name(label), email=f"{label.lower()}@matrix.example", currency="USD",
+            time_zone="UTC", reseller_id=None if reseller is None else reseller.id,
+            class_id=customer_class.id, distributor_id=None if distributor is None
+            else distributor.id,
+        ))
+        account = await create_account(session, admin, customer.id, f"ACC-{label}", "Mobile")
+        invoiced = await post_charge(session, admin, ChargeInput(
+            account.id, ChargeKind.USAGE, "Calls", 3000, "USD", f"world-{label}-invoiced"))
+        invoice = await close_period_out_of_turn(session, admin, customer.id)
+        cash = await record_payment(session, admin, customer.id, 500, "USD",
+                                    PaymentMethodKind.CASH, f"world-{label}-cash")
+        card = await add_card(session, admin, customer.id, card_details())
+        card_payment = await pay_with_payment_method(session, admin, customer.id, 500,
+                                                     invoice.id, None, f"world-{label}-card")
+        voidable = await record_payment(session, admin, customer.id, 100, "USD",
+                                        PaymentMethodKind.CASH, f"world-{label}-voidable")
+        waiting = await post_charge(session, admin, ChargeInput(
+            account.id, ChargeKind.USAGE, "Calls", 200, "USD", f"world-{label}-waiting"))
+    return Side(
+        label=label, name=customer.name, email=customer.email or "",
+        reseller=None if reseller is None else encode_id("Reseller", reseller.id),
+        customer_class=encode_id("CustomerClass", customer_class.id),
+        distributor=None if distributor is None else encode_id("Distributor", distributor.id),
+        customer=encode_id("Customer", customer.id), account=encode_id("Account", account.id),
+        invoiced_charge=encode_id("Charge", invoiced.id),
+        waiting_charge=encode_id("Charge", waiting.id), invoice=encode_id("Invoice", invoice.id),
+        cash_payment=encode_id("Payment", cash.id), card=encode_id("PaymentMethod", card.id),
+        card_payment=encode_id("Payment", card_payment.id),
+        voidable_payment=encode_id("Payment", voidable.id),
+    )
+
+
+async def build_world(db: Database) -> World:
+    """Resellers A and B and the provider, each with a class and a distributor; four sides."""
+    async with db.transaction() as session:
+        await clock.freeze(session, T0)
+        reseller_a = await make_reseller(session, "Reseller A")
+        reseller_b = await make_reseller(session, "Reseller B")
+        class_a = await create_customer_class(session, admin_viewer(reseller_a.id), "A", 14, 7)
+        class_b = await create_customer_class(session, admin_viewer(reseller_b.id), "B", 14, 7)
+        class_p = await create_customer_class(session, admin_viewer(), "Provider", 14, 7)
+        distributors = [Distributor(name=f"Distributor {name}", currency="USD",
+                                    reseller_id=None if owner is None else owner.id)
+                        for name, owner in (("A", reseller_a), ("B", reseller_b), ("P", None))]
+        session.add_all(distributors)
+        await session.flush()
+        await create_user(session, SIGN_IN_EMAIL, PASSWORD, Role.ADMIN)
+    distributor_a, distributor_b, distributor_p = distributors
+    sides = {
+        "A1": await _make_side(db, "A1", reseller_a, class_a, distributor_a),
+        "A2": await _make_side(db, "A2", reseller_a, class_a, None),
+        "B1": await _make_side(db, "B1", reseller_b, class_b, distributor_b),
+        "P1": await _make_side(db, "P1", None, class_p, distributor_p),
+    }
+    customer_a1 = decode_id(sides["A1"].customer, "Customer")
+    return World(sides, reseller_a.id, customer_a1, distributor_a.id)
+
+
+async def sign_in_as(caller: Caller, http: httpx.AsyncClient, db: Database, world: World) -> Api:
+    """An API client holding the caller's credentials: an API key or a ``signIn`` token."""
+    keys = {Caller.RESELLER_KEY: ApiKeyScope.READ_WRITE, Caller.READ_KEY: ApiKeyScope.READ}
+    if caller == Caller.ANONYMOUS:
+        return Api(http)
+    if caller in keys:
+        async with db.transaction() as session:
+            _, token = await create_api_key(session, "Matrix partner", keys[caller],
+                                            world.reseller_a)
+        return Api(http, token)
+    links: dict[Caller, tuple[Role, dict[str, int]]] = {
+        Caller.PROVIDER_ADMIN: (Role.ADMIN, {}),
+        Caller.RESELLER_USER: (Role.RESELLER, {"reseller_id": world.reseller_a}),
+        Caller.CUSTOMER_USER: (Role.CUSTOMER, {"customer_id": world.customer_a1}),
+        Caller.DISTRIBUTOR_USER: (Role.DISTRIBUTOR, {"distributor_id": world.distributor_a}),
+    }
+    role, link = links[caller]
+    email = f"{caller.value}@matrix.example"
+    async with db.transaction() as session:
+        await create_user(session, email, PASSWORD, role, **link)
+    payload = await Api(http).mutate("signIn", {"email": email, "password": PASSWORD},
+                                     "token")
+    http.cookies.clear()  # the bearer token alone must carry the caller
+    assert payload["errors"] == [] and payload["token"], payload
+    return Api(http, payload["token"])
+
+
+# --- the table -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What an expectation needs to know about the caller running it."""
+
+    caller: Caller
+    me: Side
+    visible: tuple[Side, ...]
+
+    @property
+    def card_blind(self) -> bool:
+        return self.caller in CARD_BLIND
+
+
+#: Builds an operation's variables from the caller's own side and the side targeted (the
+#: same side for the "own" run); ``None`` when the target has nothing to aim at.
+Variables = Callable[[Side, Side, str], dict[str, Any] | None]
+#: Checks a successful own-side answer; returns what is wrong, or None.
+Expectation = Callable[[Any, Scope], str | None]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One row: a root field, how to call it, and who may call it on their own objects."""
+
+    field: str
+    document: str
+    variables: Variables
+    allowed: frozenset[Caller]
+    mutation: bool
+    variant: str = ""
+    #: False for rows with no object to aim at (lists, creations, the clock).
+    against_others: bool = True
+    #: Mutations: the payload field holding the object.
+    returns: str | None = None
+    #: Mutations: the attribute of the own side the returned object must be.
+    result_is: str | None = None
+    #: Mutations: the payload error codes an allowed run answers (public mutations fed a
+    #: credential nobody has: not refused at the top level, but not done either).
+    own_errors: tuple[str, ...] = ()
+    expect: Expectation | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.field}[{self.variant}]" if self.variant else self.field
+
+
+def query(field: str, document: str, variables: Variables, allowed: frozenset[Caller], *,
+          variant: str = "", against_others: bool = True,
+          expect: Expectation | None = None) -> Operation:
+    return Operation(field, document, variables, allowed, mutation=False, variant=variant,
+                     against_others=against_others, expect=expect)
+
+
+def mutation(field: str, returns: str | None, selection: str,
+             input_of: Callable[[Side, Side, str], dict[str, Any] | None],
+             allowed: frozenset[Caller], *, variant: str = "", against_others: bool = True,
+             result_is: str | None = None, own_errors: tuple[str, ...] = ()) -> Operation:
+    """A mutation taking one ``input`` and answering ``{returns {selection} errors}`` (just
+    ``{errors}`` when ``returns`` is None)."""
+    answer = "" if returns is None else f"{returns} {{ {selection} }} "
+    document = (f"mutation($input: {field[0].upper()}{field[1:]}Input!) {{ {field}(input: $input)"
+                f" {{ {answer}errors {{ field code message }} }} }}")
+
+    def variables(me: Side, target: Side, unique: str) -> dict[str, Any] | None:
+        given = input_of(me, target, unique)
+        return None if given is None else {"input": given}
+
+    return Operation(field, document, variables, allowed, mutation=True, variant=variant,
+                     against_others=against_others, returns=returns, result_is=result_is,
+                     own_errors=own_errors)
+
+
+def _no_variables(me: Side, target: Side, unique: str) -> dict[str, Any]:
+    return {}
+
+
+def _id_of(attribute: str) -> Variables:
+    """``{"id": <the target's attribute>}``."""
+    return lambda me, target, unique: {"id": getattr(target, attribute)}
+
+
+def _node_ids(connection: dict[str, Any]) -> set[str]:
+    return {edge["node"]["id"] for edge in connection["edges"]}
+
+
+def _exact_page(expected: Callable[[Scope], set[str]]) -> Expectation:
+    """A list holds exactly the caller's scope, and its totalCount counts nothing else."""
+    def check(connection: dict[str, Any], scope: Scope) -> str | None:
+        ids = _node_ids(connection)
+        if ids != expected(scope):
+            return f"listed {sorted(ids)}, expected {sorted(expected(scope))}"
+        if connection["totalCount"] != len(ids):
+            return f"totalCount {connection['totalCount']} but {len(ids)} items in scope"
+        return None
+    return check
+
+
+def _contains(required: Callable[[Scope], set[str]],
+              root: Callable[[Scope], str]) -> Expectation:
+    """The object asked for, with (at least) the caller's own children beneath it."""
+    def check(value: dict[str, Any], scope: Scope) -> str | None:
+        if value.get("id") != root(scope):
+            return f"answered {value.get('id')}, expected {root(scope)}"
+        missing = required(scope) - set(_strings(value))
+        return f"missing own objects {sorted(missing)}" if missing else None
+    return check
+
+
+def _own_classes(value: dict[str, Any], scope: Scope) -> str | None:
+    ids = _node_ids(value)
+    if scope.me.customer_class not in ids:
+        return f"own class {scope.me.customer_class} not listed: {sorted(ids)}"
+    if value["totalCount"] != len(ids):
+        return f"totalCount {value['totalCount']} but {len(ids)} classes listed"
+    return None
+
+
+def _card_payment(value: dict[str, Any], scope: Scope) -> str | None:
+    if value["id"] != scope.me.card_payment or value["invoice"]["id"] != scope.me.invoice:
+        return f"not the caller's card payment for its invoice: {value}"
+    card = value["paymentMethod"]
+    if not scope.card_blind and (card is None or card["id"] != scope.me.card):
+        return f"the card charged is missing: {value}"
+    return None
+
+
+def _viewer(value: dict[str, Any], scope: Scope) -> str | None:
+    signed_in = scope.caller != Caller.ANONYMOUS
+    return None if value["authenticated"] is signed_in else f"viewer says {value}"
+
+
+PAGE = "totalCount edges { node { id } }"
+PAYMENT_FIELDS = "id status customer { id } invoice { id } paymentMethod { id last4 }"
+CUSTOMER_DEEP = f"""query($id: ID!) {{ customer(id: $id) {{
+    id name email customerClass {{ id name }}
+    accounts {{ id number customer {{ id }} charges(first: 100) {{ {PAGE} }} }}
+    charges(first: 100) {{ totalCount edges {{ node {{ id account {{ id }} }} }} }}
+    invoices(first: 100) {{ id number customer {{ id }} lines {{ id }}
+                            payments {{ payment {{ {PAYMENT_FIELDS} }} }} }}
+    payments(first: 100) {{ {PAYMENT_FIELDS} }}
+}} }}"""
+
+
+def _whole_side(scope: Scope) -> set[str]:
+    me = scope.me
+    return {me.customer_class, me.account, me.invoiced_charge, me.waiting_charge, me.invoice,
+            *me.payments}
+
+
+def _card(amount: str = "1.00") -> Callable[[Side, Side, str], dict[str, Any]]:
+    return lambda me, target, unique: {"customerId": target.customer, "amount": amount,
+                                       "idempotencyKey": f"matrix-{unique}"}
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    # --- queries: run first, on the untouched world, so lists can be checked exactly ---
+    query("viewer", "query { viewer { authenticated role scope resellerId customerId "
+          "distributorId } }", _no_variables, EVERYONE, against_others=False, expect=_viewer),
+    query("customer", CUSTOMER_DEEP, _id_of("customer"), SIGNED_IN,
+          expect=_contains(_whole_side, lambda scope: scope.me.customer)),
+    query("customer", "query($id: ID!) { customer(id: $id) { id paymentMethods { id last4 "
+          "isDefault } } }", _id_of("customer"), SELF_OR_STAFF, variant="paymentMethods",
+          expect=_contains(lambda scope: {scope.me.card}, lambda scope: scope.me.customer)),
+    query("customers", f"query {{ customers(first: 100) {{ {PAGE} }} }}", _no_variables,
+          SIGNED_IN, against_others=False,
+          expect=_exact_page(lambda scope: {side.customer for side in scope.visible})),
+    query("customers", f"query($q: String!) {{ customers(first: 100, search: $q) {{ {PAGE} }} }}",
+          lambda me, target, unique: {"q": target.name}, SIGNED_IN, variant="search",
+          expect=_exact_page(lambda scope: {scope.me.customer})),
+    query("customers", f"query($q: String!) {{ customers(first: 100, email: $q) {{ {PAGE} }} }}",
+          lambda me, target, unique: {"q": target.email}, SIGNED_IN, variant="email",
+          expect=_exact_page(lambda scope: {scope.me.customer})),
+    query("customerClasses", f"query {{ customerClasses(first: 100) {{ {PAGE} }} }}",
+          _no_variables, STAFF, against_others=False, expect=_own_classes),
+    query("account", """query($id: ID!) { account(id: $id) { id number customer { id }
+            charges(first: 100) { totalCount edges { node { id account { id } } } } } }""",
+          _id_of("account"), SIGNED_IN,
+          expect=_contains(lambda scope: {scope.me.invoiced_charge, scope.me.waiting_charge},
+                           lambda scope: scope.me.account)),
+    query("invoice", f"""query($id: ID!) {{ invoice(id: $id) {{ id number customer {{ id }}
+            lines {{ id description }} payments {{ amount {{ amount }}
+            payment {{ {PAYMENT_FIELDS} }} }} }} }}""",
+          _id_of("invoice"), SIGNED_IN,
+          expect=_contains(lambda scope: {scope.me.card_payment, scope.me.cash_payment},
+                           lambda scope: scope.me.invoice)),
+    query("invoices", "query { invoices(first: 100) { totalCount edges { node { id "
+          "customer { id } } } } }", _no_variables, SIGNED_IN, against_others=False,
+          expect=_exact_page(lambda scope: {side.invoice for side in scope.visible})),
+    query("invoices", f"query($c: ID!) {{ invoices(first: 100, customerId: $c) {{ {PAGE} }} }}",
+          lambda me, target, unique: {"c": target.customer}, SIGNED_IN, variant="customerId",
+          expect=_exact_page(lambda scope: {scope.me.invoice})),
+    query("payment", f"query($id: ID!) {{ payment(id: $id) {{ {PAYMENT_FIELDS} }} }}",
+          _id_of("card_payment"), SIGNED_IN, expect=_card_payment),
+    query("payments", f"query {{ payments(first: 100) {{ totalCount edges {{ node {{ "
+          f"{PAYMENT_FIELDS} }} }} }} }}", _no_variables, SIGNED_IN, against_others=False,
+          expect=_exact_page(lambda scope: set().union(*(s.payments for s in scope.visible)))),
+    query("payments", f"query($c: ID!) {{ payments(first: 100, customerId: $c) {{ {PAGE} }} }}",
+          lambda me, target, unique: {"c": target.customer}, SIGNED_IN, variant="customerId",
+          expect=_exact_page(lambda scope: scope.me.payments)),
+    query("testClock", "query { testClock { now frozen nextJobDueAt } }", _no_variables,
+          SIGNED_IN, against_others=False),
+
+    # --- mutations, in an order in which every allowed own-side run can succeed ---
+    mutation("signIn", "viewer", "authenticated role",
+             lambda me, target, unique: {"email": SIGN_IN_EMAIL, "password": PASSWORD},
+             EVERYONE, against_others=False),
+    Operation("signOut", "mutation { signOut { viewer { authenticated } errors { field code "
+              "message } } }", _no_variables, EVERYONE, mutation=True, against_others=False,
+              returns="viewer"),
+    # Public: the address, or the token from the mail, is the credential.  An address with
+    # no user answers like any other (and mails nothing); a made-up token is INVALID_TOKEN.
+    mutation("requestPasswordReset", None, "",
+             lambda me, target, unique: {"email": "nobody@matrix.example"}, EVERYONE,
+             against_others=False),
+    mutation("resetPassword", None, "",
+             lambda me, target, unique: {"token": f"not-a-reset-token-{unique}",
+                                         "newPassword": "a new password"},
+             EVERYONE, against_others=False, own_errors=("INVALID_TOKEN",)),
+    mutation("createCustomer", "customer", "id name",
+             lambda me, target, unique: {"name": f"Made by the matrix {unique}",
+                                         "currency": "USD"},
+             STAFF_WRITE, against_others=False),
+    mutation("createCustomer", "customer", "id name",
+             lambda me, target, unique: None if target.reseller is None else {
+                 "name": f"Made by the matrix {unique}", "currency": "USD",
+                 "resellerId": target.reseller},
+             STAFF_WRITE, variant="resellerId"),
+    mutation("createCustomer", "customer", "id name",
+             lambda me, target, unique: {"name": f"Made by the matrix {unique}",
+                                         "currency": "USD", "classId": target.customer_class},
+             STAFF_WRITE, variant="classId"),
+    mutation("createCustomer", "customer", "id name",
+             lambda me, target, unique: None if target.distributor is None else {
+                 "name": f"Made by the matrix {unique}", "currency": "USD",
+                 "distributorId": target.distributor},
+             STAFF_WRITE, variant="distributorId"),
+    mutation("updateCustomer", "customer", "id phone",
+             lambda me, target, unique: {"id": target.customer, "phone": "+1 555 0100"},
+             SELF_OR_STAFF_WRITE, result_is="customer"),
+    # A customer's own class and distributor fields are silently ignored (contact details
+    # only), hence "allowed" for the customer too.
+    mutation("updateCustomer", "customer", "id customerClass { id }",
+             lambda me, target, unique: {"id": me.customer, "classId": target.customer_class},
+             SELF_OR_STAFF_WRITE, variant="classId", result_is="customer"),
+    mutation("updateCustomer", "customer", "id",
+             lambda me, target, unique: None if target.distributor is None else {
+                 "id": me.customer, "distributorId": target.distributor},
+             SELF_OR_STAFF_WRITE, variant="distributorId", result_is="customer"),
+    mutation("createCustomerClass", "customerClass", "id",
+             lambda me, target, unique: {"name": f"Class {unique}"}, STAFF_WRITE,
+             against_others=False),
+    mutation("updateCustomerClass", "customerClass", "id name",
+             lambda me, target, unique: {"id": target.customer_class, "name": f"Class {unique}"},
+             STAFF_WRITE, result_is="customer_class"),
+    mutation("createReseller", "reseller", "id",
+             lambda me, target, unique: {"name": f"Reseller {unique}"}, PROVIDER_ONLY,
+             against_others=False),
+    mutation("createAccount", "account", "id",
+             lambda me, target, unique: {"customerId": target.customer,
+                                         "number": f"M-{unique}", "product": "Mobile"},
+             STAFF_WRITE),
+    mutation("updateAccount", "account", "id product",
+             lambda me, target, unique: {"id": target.account, "product": f"Fibre {unique}"},
+             STAFF_WRITE, result_is="account"),
+    mutation("postCharge", "charge", "id account { id }",
+             lambda me, target, unique: {"accountId": target.account, "description": "Matrix",
+                                         "amount": "3.00", "currency": "USD",
+                                         "idempotencyKey": f"matrix-{unique}"},
+             STAFF_WRITE),
+    mutation("closePeriodOutOfTurn", "invoice", "id customer { id }",
+             lambda me, target, unique: {"customerId": target.customer}, STAFF_WRITE),
+    mutation("recordPayment", "payment", "id customer { id }",
+             lambda me, target, unique: {"customerId": target.customer, "amount": "1.00",
+                                         "currency": "USD", "method": "CASH",
+                                         "idempotencyKey": f"matrix-{unique}"},
+             STAFF_WRITE),
+    mutation("refundPayment", "payment", "id status",
+             lambda me, target, unique: {"paymentId": target.cash_payment, "amount": "1.00",
+                                         "reason": "Matrix", "idempotencyKey": f"matrix-{unique}"},
+             STAFF_WRITE, result_is="cash_payment"),
+    mutation("voidPayment", "payment", "id status",
+             lambda me, target, unique: {"paymentId": target.voidable_payment,
+                                         "reason": "Matrix"},
+             STAFF_WRITE, result_is="voidable_payment"),
+    mutation("payInvoice", "payment", PAYMENT_FIELDS,
+             lambda me, target, unique: {"invoiceId": target.invoice, "amount": "1.00",
+                                         "idempotencyKey": f"matrix-{unique}"},
+             SELF_OR_STAFF_WRITE),
+    mutation("payInvoice", "payment", PAYMENT_FIELDS,
+             lambda me, target, unique: {"invoiceId": me.invoice, "amount": "1.00",
+                                         "paymentMethodId": target.card,
+                                         "idempotencyKey": f"matrix-{unique}"},
+             SELF_OR_STAFF_WRITE, variant="paymentMethodId"),
+    mutation("topUp", "payment", PAYMENT_FIELDS, _card(), SELF_OR_STAFF_WRITE),
+    mutation("topUp", "payment", PAYMENT_FIELDS,
+             lambda me, target, unique: {"customerId": me.customer, "amount": "1.00",
+                                         "paymentMethodId": target.card,
+                                         "idempotencyKey": f"matrix-{unique}"},
+             SELF_OR_STAFF_WRITE, variant="paymentMethodId"),
+    mutation("addPaymentMethod", "paymentMethod", "id last4",
+             lambda me, target, unique: {"customerId": target.customer,
+                                         "cardNumber": "5555555555554444", "expMonth": 12,
+                                         "expYear": 2030, "cvc": "123"},
+             SELF_OR_STAFF_WRITE),
+    mutation("setDefaultPaymentMethod", "paymentMethod", "id isDefault",
+             lambda me, target, unique: {"id": target.card}, SELF_OR_STAFF_WRITE,
+             result_is="card"),
+    mutation("removePaymentMethod", "paymentMethod", "id removedAt",
+             lambda me, target, unique: {"id": target.card}, SELF_OR_STAFF_WRITE,
+             result_is="card"),
+    mutation("voidInvoice", "invoice", "id status",
+             lambda me, target, unique: {"id": target.invoice, "reason": "Matrix"},
+             STAFF_WRITE, result_is="invoice"),
+    # The test clock is the whole installation's: moving it runs every reseller's bill run,
+    # overdue marking and retries, so only the provider's own administrators may move it.
+    mutation("advanceTestClock", "testClock", "now",
+             lambda me, target, unique: {"to": (T0 + timedelta(days=45)).isoformat()},
+             PROVIDER_ONLY, against_others=False),
+)
+
+
+# --- running the table ---------------------------------------------------------------------
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string anywhere in a JSON value (ids, names, error messages)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _short(body: Any, limit: int = 400) -> str:
+    text = json.dumps(body, sort_keys=True)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _codes(body: dict[str, Any]) -> list[str | None]:
+    return [error.get("extensions", {}).get("code") for error in body.get("errors", [])]
+
+
+Snapshot = dict[str, list[tuple[Any, ...]]]
+
+
+def _changes(before: Snapshot, after: Snapshot) -> str:
+    return ", ".join(
+        f"{table} ({len(before[table])} → {len(after[table])} rows)"
+        if len(before[table]) != len(after[table]) else f"{table} (rows updated)"
+        for table in before if before[table] != after[table]
+    )
+
+
+@dataclass
+class Matrix:
+    """One caller working through :data:`OPERATIONS`, collecting failures as it goes."""
+
+    caller: Caller
+    api: Api
+    db: Database
+    world: World
+    state: Snapshot
+    failures: list[str] = field(default_factory=list)
+    serial: Iterator[int] = field(default_factory=itertools.count)
+
+    @property
+    def me(self) -> Side:
+        return self.world.sides[OWN_SIDE[self.caller]]
+
+    @property
+    def others(self) -> list[Side]:
+        return [self.world.sides[label] for label in OTHER_SIDES[self.caller]]
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.caller, self.me,
+                     tuple(self.world.sides[label] for label in VISIBLE[self.caller]))
+
+    def hidden(self) -> tuple[set[str], list[str]]:
+        """Ids and texts the caller must never be shown: everything outside its scope."""
+        visible = self.scope.visible
+        hidden_sides = [s for s in self.world.sides.values() if s not in visible]
+        ids = set().union(*(s.ids() for s in hidden_sides)) - set().union(
+            *(s.ids() for s in visible))
+        if self.scope.card_blind:
+            ids |= {s.card for s in visible}
+        texts = [text for s in hidden_sides for text in (s.name, s.email)]
+        return ids, texts
+
+    def fail(self, operation: Operation, where: str, problem: str) -> None:
+        self.failures.append(f"{self.caller} × {operation.name} ({where}): {problem}")
+
+    async def send(self, operation: Operation, variables: dict[str, Any]) -> dict[str, Any]:
+        response = await self.api.post(operation.document, variables)
+        self.api.http.cookies.clear()  # signIn sets a session cookie on the shared client
+        body: dict[str, Any] = response.json()
+        if response.status_code != 200:
+            body = {"status": response.status_code, **body}
+        return body
+
+    def describe(self, global_id: str) -> str:
+        """``A1.card`` rather than ``UGF5bWVudE1ldGhvZDox``: failures should read as English."""
+        for side in self.world.sides.values():
+            for item in fields(side):
+                if getattr(side, item.name) == global_id:
+                    return f"{side.label}.{item.name}"
+        return global_id
+
+    def check_leaks(self, operation: Operation, where: str, body: dict[str, Any]) -> None:
+        ids, texts = self.hidden()
+        leaked = sorted(self.describe(gid) for gid in set(_strings(body)) & ids)
+        text = json.dumps(body)
+        leaked += [t for t in texts if t in text]
+        if leaked:
+            self.fail(operation, where, f"shows what is not the caller's: {leaked} in "
+                      f"{_short(body)}")
+
+    async def check_unchanged(self, operation: Operation, where: str) -> None:
+        if not operation.mutation:
+            return  # queries run in read-only transactions; a snapshot would only cost time
+        after = await table_contents(self.db)
+        if after != self.state:
+            self.fail(operation, where, f"changed the database: {_changes(self.state, after)}")
+            self.state = after
+
+    async def run(self, operation: Operation) -> None:
+        await self.run_against_others(operation)
+        await self.run_own(operation)
+
+    async def run_against_others(self, operation: Operation) -> None:
+        """Someone else's ids must answer exactly as ids that exist nowhere, and write nothing."""
+        if not operation.against_others or not self.others:
+            return
+        ghost: dict[str, Any] | None = None
+        for other in self.others:
+            variables = operation.variables(self.me, other, str(next(self.serial)))
+            if variables is None:
+                continue  # nothing of this kind on that side to aim at
+            where = f"{other.label}'s objects"
+            body = await self.send(operation, variables)
+            self.check_leaks(operation, where, body)
+            await self.check_unchanged(operation, where)
+            if ghost is None:
+                ghost_variables = operation.variables(self.me, GHOST, str(next(self.serial)))
+                assert ghost_variables is not None
+                ghost = await self.send(operation, ghost_variables)
+                await self.check_unchanged(operation, "nonexistent ids")
+            if body != ghost:
+                self.fail(operation, where, f"answers {_short(body)}, but for an id that does "
+                          f"not exist {_short(ghost)}")
+
+    async def run_own(self, operation: Operation) -> None:
+        variables = operation.variables(self.me, self.me, str(next(self.serial)))
+        if variables is None:
+            return
+        body = await self.send(operation, variables)
+        self.check_leaks(operation, "own objects", body)
+        if self.caller in operation.allowed:
+            problem = self.judge_allowed(operation, body)
+            if problem is not None:
+                self.fail(operation, "own objects", f"should be allowed: {problem}")
+            if operation.mutation:
+                self.state = await table_contents(self.db)
+            return
+        code = "UNAUTHENTICATED" if self.caller == Caller.ANONYMOUS else "FORBIDDEN"
+        data = body.get("data") or {}
+        if set(_codes(body)) != {code} or data.get(operation.field) is not None:
+            self.fail(operation, "own objects", f"should be refused with {code}: {_short(body)}")
+        await self.check_unchanged(operation, "own objects")
+
+    def judge_allowed(self, operation: Operation, body: dict[str, Any]) -> str | None:
+        if "errors" in body:
+            return _short(body)
+        value = body["data"][operation.field]
+        if operation.mutation:
+            codes = tuple(error["code"] for error in value["errors"])
+            if codes != operation.own_errors:
+                return _short(value)
+            if operation.returns is None:
+                return None
+            if value[operation.returns] is None:
+                return _short(value)
+            value = value[operation.returns]
+            if operation.result_is is not None:
+                expected = getattr(self.me, operation.result_is)
+                if value.get("id") != expected:
+                    return f"changed {value.get('id')} instead of {expected}"
+        if value is None:
+            return f"{operation.field} is null"
+        return None if operation.expect is None else operation.expect(value, self.scope)
+
+
+# --- the tests -----------------------------------------------------------------------------
+
+
+def _sdl_schema() -> GraphQLSchema:
+    return build_schema(str(strawberry_schema))
+
+
+def test_every_query_and_mutation_is_in_the_matrix() -> None:
+    """A new root field must get a row (and a decision on who may call it) before it ships."""
+    sdl = _sdl_schema()
+    assert sdl.query_type is not None and sdl.mutation_type is not None
+    in_schema = set(sdl.query_type.fields) | set(sdl.mutation_type.fields)
+    in_matrix = {operation.field for operation in OPERATIONS}
+    assert in_schema - in_matrix == set(), "add these fields to OPERATIONS"
+    assert in_matrix - in_schema == set(), "these rows name fields the schema no longer has"
+
+
+def test_every_relation_is_followed_by_the_matrix() -> None:
+    """Nested fields are loaded by DataLoaders that trust their parent, so a new relation
+    (say ``Customer.distributor``) is a new way to reach objects: some row must select it, so
+    that the leak check sees what it returns."""
+    sdl = _sdl_schema()
+    plumbing = {"Query", "Mutation", "Money", "PageInfo"}
+    relations = {
+        f"{parent.name}.{name}"
+        for parent in sdl.type_map.values()
+        if isinstance(parent, GraphQLObjectType) and not parent.name.startswith("__")
+        and parent.name not in plumbing and not parent.name.endswith(("Payload", "Connection",
+                                                                       "Edge"))
+        for name, field_ in parent.fields.items()
+        if isinstance(target := get_named_type(field_.type), GraphQLObjectType)
+        and target.name not in plumbing
+    }
+    selected: set[str] = set()
+    type_info = TypeInfo(sdl)
+
+    class Collect(Visitor):
+        def enter_field(self, node: FieldNode, *_: Any) -> None:
+            parent = type_info.get_parent_type()
+            if parent is not None:
+                selected.add(f"{parent.name}.{node.name.value}")
+
+    for operation in OPERATIONS:
+        visit(parse(operation.document), TypeInfoVisitor(type_info, Collect()))
+    assert relations - selected == set(), "select these fields in some row of OPERATIONS"
+
+
+def test_every_row_is_a_valid_operation() -> None:
+    """A typo in a row would make it fail for every caller alike and hide nothing; catch it
+    here, with the schema's own validation, rather than as 49 puzzling failures."""
+    sdl = _sdl_schema()
+    for operation in OPERATIONS:
+        assert validate(sdl, parse(operation.document)) == [], operation.name
+
+
+@pytest.mark.parametrize("caller", list(Caller), ids=str)
+async def test_nobody_reads_or_changes_what_is_not_theirs(
+    caller: Caller, http: httpx.AsyncClient, db: Database
+) -> None:
+    """Every row of the table, as ``caller``: own objects as the row allows, other people's
+    objects exactly as if they did not exist, and no answer showing anything out of scope."""
+    world = await build_world(db)
+    api = await sign_in_as(caller, http, db, world)
+    matrix = Matrix(caller, api, db, world, await table_contents(db))
+    for operation in OPERATIONS:
+        await matrix.run(operation)
+    assert not matrix.failures, (
+        f"{len(matrix.failures)} authorisation failure(s):\n" + "\n".join(matrix.failures)
+    )
+
+
+async def test_the_provider_reaches_every_reseller(http: httpx.AsyncClient, db: Database) -> None:
+    """The one caller without "someone else's" objects: its own runs are on the provider's
+    customer, so prove here that reseller B's objects answer too (and are not "not found")."""
+    world = await build_world(db)
+    api = await sign_in_as(Caller.PROVIDER_ADMIN, http, db, world)
+    b1 = world.sides["B1"]
+    for name, gid in (("customer", b1.customer), ("account", b1.account),
+                      ("invoice", b1.invoice), ("payment", b1.card_payment)):
+        found = await api.run(f"query($id: ID!) {{ {name}(id: $id) {{ id }} }}", {"id": gid})
+        assert found == {name: {"id": gid}}
+    payload = await api.mutate("updateCustomer", {"id": b1.customer, "phone": "+1 555 0199"},
+                               "customer { id phone }")
+    assert payload == {"customer": {"id": b1.customer, "phone": "+1 555 0199"}, "errors": []}
