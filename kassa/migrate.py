@@ -48,7 +48,8 @@ def alembic_config(database_url: str) -> Config:
 
 async def migrate(database_url: str) -> None:
     """Bring the database up to the newest migration (a no-op when it already is)."""
-    await asyncio.to_thread(command.upgrade, alembic_config(database_url), "head")
+    # "heads": migrations written side by side (each from the same parent) all apply.
+    await asyncio.to_thread(command.upgrade, alembic_config(database_url), "heads")
 
 
 async def reset_and_migrate(database_url: str) -> None:
