@@ -25,8 +25,11 @@ test: $(INSTALLED)
 		$(BIN)/pytest; \
 	fi
 
+# Figures go to docs/benchmarks.md.  The API benchmark needs PostgreSQL and wrk (it uses a
+# scratch database, kassa_bench, that it drops and re-creates).
 bench: $(INSTALLED)
-	@if [ -d bench ]; then $(BIN)/python -m bench; else echo "no bench/ yet"; fi
+	$(BIN)/python -m bench.billrun
+	$(BIN)/python -m bench.api
 
 install: $(INSTALLED)
 
