@@ -26,10 +26,10 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
+from bench.scratch import fresh_database
 from kassa.billing.demo import load_demo
 from kassa.billing.models import Customer
 from kassa.db import Database
-from kassa.migrate import reset_and_migrate
 from kassa.schema.relay import encode_id
 from kassa.settings import Settings, normalise_database_url
 
@@ -57,7 +57,7 @@ wrk.headers["Authorization"] = "Bearer {token}"
 
 async def prepare(database_url: str) -> tuple[str, int]:
     """A fresh database with the demo in it; returns an API key and the busiest customer."""
-    await reset_and_migrate(database_url)
+    await fresh_database(database_url)
     db = Database(Settings(database_url=database_url, run_worker=False))
     _, token = await load_demo(db)
     async with db.session() as session:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
+from bench.scratch import fresh_database
 from kassa.billing import billrun
 from kassa.billing.models import (
     Account,
@@ -35,7 +36,6 @@ from kassa.billing.models import (
     TransactionKind,
 )
 from kassa.db import Database
-from kassa.migrate import reset_and_migrate
 from kassa.settings import Settings, normalise_database_url, sqlite_url
 
 PERIOD_START = date(2026, 10, 1)
@@ -94,7 +94,7 @@ async def seed(db: Database, customers: int, charges: int) -> None:
 
 
 async def main(database_url: str, customers: int, charges: int) -> None:
-    await reset_and_migrate(database_url)
+    await fresh_database(database_url)
     db = Database(Settings(database_url=database_url, run_worker=False))
     started = time.perf_counter()
     await seed(db, customers, charges)
