@@ -29,7 +29,9 @@ test: $(INSTALLED)
 # scratch database, kassa_bench, that it drops and re-creates).
 bench: $(INSTALLED)
 	$(BIN)/python -m bench.billrun
+	$(BIN)/python -m bench.collection
 	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.portal
 
 install: $(INSTALLED)
 

@@ -1,4 +1,5 @@
-"""The Starlette application: ``/graphql``, the portals, ``/healthz`` and ``/metrics``.
+"""The Starlette application: ``/graphql``, the portals, invoice PDF downloads
+(:mod:`kassa.documents`), ``/healthz`` and ``/metrics``.
 
 ``create_app(settings)`` is all a server needs (``kassa serve`` hands it to uvicorn).  The
 lifespan opens the :class:`~kassa.db.Database` — unless the caller passes one, as the tests
@@ -34,7 +35,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
-from kassa import auth, portals
+from kassa import auth, documents, portals
 from kassa.billing import clock, jobs, mailer
 from kassa.billing.models import Job, JobStatus
 from kassa.db import Database
@@ -48,7 +49,9 @@ GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
 WORKER_INTERVAL_SECONDS = 1.0
 #: Modules whose ``@jobs.handler`` decorators register the job kinds the worker runs.
-JOB_HANDLER_MODULES = ("kassa.billing.billrun", "kassa.billing.invoices", "kassa.billing.payments")
+JOB_HANDLER_MODULES = ("kassa.billing.billrun", "kassa.billing.invoices", "kassa.billing.payments",
+                       "kassa.billing.invoice_pdf", "kassa.billing.collection_run",
+                       "kassa.billing.dunning")
 
 
 # --- GraphQL over HTTP --------------------------------------------------------------------
@@ -101,16 +104,24 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         # request fails before any resolver ran.
         database: Database = scope["app"].state.db
         async with database.session() as session:
-            scope.setdefault("state", {})["db_session"] = session
-            await super().__call__(scope, receive, send)
+            state = scope.setdefault("state", {})
+            state["db_session"] = session
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                context: Context | None = state.get("graphql_context")
+                if context is not None:  # no reads may outlive the session
+                    await context.settle()
 
     async def get_context(  # type: ignore[override]
         self, request: Request, response: Response
     ) -> Context:
         session = request.state.db_session
         viewer = await auth.viewer_from_request(session, self.settings, request)
-        return Context(settings=self.settings, db=request.app.state.db, session=session,
-                       viewer=viewer, request=request, response=response)
+        context = Context(settings=self.settings, db=request.app.state.db, session=session,
+                          viewer=viewer, request=request, response=response)
+        request.state.graphql_context = context
+        return context
 
     async def get_sub_response(self, request: Request) -> Response:  # type: ignore[override]
         sub_response = await super().get_sub_response(request)
@@ -291,6 +302,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             Route("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/metrics", metrics),
+            *documents.routes(),
             *portals.routes(),
         ],
         middleware=[Middleware(RequestCounter, counts=counts)],

@@ -160,6 +160,19 @@ def create_api_key(
 
 
 @app.command()
+def collect() -> None:
+    """Charge the card attempts due now, as the collection_run job does (safe to repeat)."""
+    from kassa.billing.collection_run import collect_now
+
+    report = _with_database(from_env(), collect_now)
+    if report.busy:
+        typer.echo("another collection run is going; nothing done")
+        return
+    typer.echo(f"succeeded {report.succeeded}, failed {report.failed}, unknown "
+               f"{report.unknown}, canceled {report.canceled}, reconciled {report.reconciled}")
+
+
+@app.command()
 def check() -> None:
     """Verify the ledger: cached balances equal their entries, every transaction sums to zero."""
     from kassa.billing.ledger import unbalanced_transactions, verify_balances

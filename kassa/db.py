@@ -55,7 +55,9 @@ class Database:
     def __init__(self, settings: Settings, **engine_kwargs: object) -> None:
         self.settings = settings
         self.engine = make_engine(settings.database_url, **engine_kwargs)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Jobs get only a session; the settings ride along for the few that need them.
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False,
+                                           info={"settings": settings})
 
     @property
     def is_sqlite(self) -> bool:

@@ -57,6 +57,11 @@ class Settings:
     #: The address people reach kassa at, for links in e-mails.  A setting rather than the
     #: request's Host header, which an attacker chooses ("password reset poisoning").
     public_url: str = "http://127.0.0.1:8000"
+    #: The name at the head of the provider's own customers' invoice PDFs (a reseller's
+    #: customers get the reseller's name).
+    provider_name: str = "kassa"
+    #: How long a signed invoice PDF link (``Invoice.pdfUrl``) stays valid.
+    pdf_link_seconds: int = 15 * 60
 
     @property
     def development(self) -> bool:
@@ -88,4 +93,6 @@ def from_env(environ: dict[str, str] | None = None) -> Settings:
         smtp_port=int(env.get("KASSA_SMTP_PORT") or Settings.smtp_port),
         smtp_from=env.get("KASSA_SMTP_FROM") or Settings.smtp_from,
         public_url=(env.get("KASSA_PUBLIC_URL") or Settings.public_url).rstrip("/"),
+        provider_name=env.get("KASSA_PROVIDER_NAME") or Settings.provider_name,
+        pdf_link_seconds=int(env.get("KASSA_PDF_LINK_SECONDS") or Settings.pdf_link_seconds),
     )

@@ -165,6 +165,17 @@ async def customer_with_login(db: Database, email: str = CUSTOMER_EMAIL,
     return party
 
 
+ADMIN_EMAIL = "admin@kassa.test"
+
+
+async def admin_with_login(db: Database, email: str = ADMIN_EMAIL,
+                           reseller_id: int | None = None) -> None:
+    """An administrator (of the provider, or of ``reseller_id``) who signs in with
+    ``email`` and :data:`PASSWORD`."""
+    async with db.transaction() as session:
+        await create_user(session, email, PASSWORD, Role.ADMIN, reseller_id=reseller_id)
+
+
 async def invoice_for(db: Database, customer: Party, *amounts: int) -> Invoice:
     """An out-of-turn invoice of charges of ``amounts`` (minor units) used a day before T0."""
     async with db.transaction() as session:

@@ -34,6 +34,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -433,6 +434,19 @@ def _card_payment(value: dict[str, Any], scope: Scope) -> str | None:
     return None
 
 
+def _statement(value: dict[str, Any], scope: Scope) -> str | None:
+    """The caller's own customer, whose ledger transactions add up to its balance."""
+    if value["id"] != scope.me.customer:
+        return f"answered {value['id']}, expected {scope.me.customer}"
+    statement = value["ledgerTransactions"]
+    amounts = [Decimal(edge["node"]["amount"]["amount"]) for edge in statement["edges"]]
+    if statement["totalCount"] != len(amounts) or not amounts:
+        return f"totalCount {statement['totalCount']} but {len(amounts)} transactions listed"
+    if sum(amounts) != Decimal(value["balance"]["amount"]):
+        return f"the transactions add up to {sum(amounts)}, the balance is {value['balance']}"
+    return None
+
+
 def _viewer(value: dict[str, Any], scope: Scope) -> str | None:
     signed_in = scope.caller != Caller.ANONYMOUS
     return None if value["authenticated"] is signed_in else f"viewer says {value}"
@@ -441,11 +455,15 @@ def _viewer(value: dict[str, Any], scope: Scope) -> str | None:
 PAGE = "totalCount edges { node { id } }"
 PAYMENT_FIELDS = "id status customer { id } invoice { id } paymentMethod { id last4 }"
 CUSTOMER_DEEP = f"""query($id: ID!) {{ customer(id: $id) {{
-    id name email customerClass {{ id name }}
+    id name email statusChanges {{ toStatus cause causedById }}
+    customerClass {{ id name regularInvoices {{ cardCharging attemptDaysAfterDue }}
+                     outOfTurnInvoices {{ cardCharging reviewInvoices }} }}
     accounts {{ id number customer {{ id }} charges(first: 100) {{ {PAGE} }} }}
     charges(first: 100) {{ totalCount edges {{ node {{ id account {{ id }} }} }} }}
     invoices(first: 100) {{ id number customer {{ id }} lines {{ id }}
-                            payments {{ payment {{ {PAYMENT_FIELDS} }} }} }}
+                            payments {{ payment {{ {PAYMENT_FIELDS} }} }}
+                            attempts {{ id status payment {{ {PAYMENT_FIELDS} }} }}
+                            statusChanges {{ toStatus cause causedById }} }}
     payments(first: 100) {{ {PAYMENT_FIELDS} }}
 }} }}"""
 
@@ -470,6 +488,11 @@ OPERATIONS: tuple[Operation, ...] = (
     query("customer", "query($id: ID!) { customer(id: $id) { id paymentMethods { id last4 "
           "isDefault } } }", _id_of("customer"), SELF_OR_STAFF, variant="paymentMethods",
           expect=_contains(lambda scope: {scope.me.card}, lambda scope: scope.me.customer)),
+    # A statement shows every movement of the customer's money: not for its distributor.
+    query("customer", "query($id: ID!) { customer(id: $id) { id balance { amount } "
+          "ledgerTransactions(first: 100) { totalCount edges { node { id kind description "
+          "createdAt amount { amount currency } } } } } }", _id_of("customer"), SELF_OR_STAFF,
+          variant="ledgerTransactions", expect=_statement),
     query("customers", f"query {{ customers(first: 100) {{ {PAGE} }} }}", _no_variables,
           SIGNED_IN, against_others=False,
           expect=_exact_page(lambda scope: {side.customer for side in scope.visible})),
@@ -487,8 +510,10 @@ OPERATIONS: tuple[Operation, ...] = (
           expect=_contains(lambda scope: {scope.me.invoiced_charge, scope.me.waiting_charge},
                            lambda scope: scope.me.account)),
     query("invoice", f"""query($id: ID!) {{ invoice(id: $id) {{ id number customer {{ id }}
-            lines {{ id description }} payments {{ amount {{ amount }}
-            payment {{ {PAYMENT_FIELDS} }} }} }} }}""",
+            pdfUrl lines {{ id description }} payments {{ amount {{ amount }}
+            payment {{ {PAYMENT_FIELDS} }} }} nextAttemptAt notChargedReason
+            attempts {{ id status amount {{ amount }} payment {{ id }} }}
+            statusChanges {{ fromStatus toStatus cause causedById }} }} }}""",
           _id_of("invoice"), SIGNED_IN,
           expect=_contains(lambda scope: {scope.me.card_payment, scope.me.cash_payment},
                            lambda scope: scope.me.invoice)),
@@ -617,9 +642,17 @@ OPERATIONS: tuple[Operation, ...] = (
     mutation("removePaymentMethod", "paymentMethod", "id removedAt",
              lambda me, target, unique: {"id": target.card}, SELF_OR_STAFF_WRITE,
              result_is="card"),
+    # The world's invoices are approved already: an allowed caller gets that answer.
+    mutation("approveInvoices", None, "",
+             lambda me, target, unique: {"ids": [target.invoice]}, STAFF_WRITE,
+             own_errors=("NOT_PENDING_REVIEW",)),
     mutation("voidInvoice", "invoice", "id status",
              lambda me, target, unique: {"id": target.invoice, "reason": "Matrix"},
              STAFF_WRITE, result_is="invoice"),
+    # After voidInvoice, so an allowed caller's own invoice answers ALREADY_VOID.
+    mutation("voidInvoices", None, "",
+             lambda me, target, unique: {"ids": [target.invoice], "reason": "Matrix"},
+             STAFF_WRITE, own_errors=("ALREADY_VOID",)),
     # The test clock is the whole installation's: moving it runs every reseller's bill run,
     # overdue marking and retries, so only the provider's own administrators may move it.
     mutation("advanceTestClock", "testClock", "now",

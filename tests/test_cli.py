@@ -171,3 +171,37 @@ def test_worker_once_runs_due_jobs_and_exits(
     assert due_job == [{"n": 1}]
     status = query(settings, lambda s: s.scalar(select(Job.status)))
     assert status == JobStatus.DONE
+
+
+@pytest.fixture
+async def invoice_to_charge(db: Database) -> int:
+    """An invoice charged upon issue whose attempt is due: what ``kassa collect`` charges."""
+    from kassa.billing import clock
+    from kassa.billing.collection import SettingsInput
+    from kassa.billing.customers import create_customer_class
+    from kassa.billing.invoices import close_period_out_of_turn
+    from kassa.billing.models import CardCharging, InvoiceKind
+    from kassa.billing.payment_methods import add_card
+    from tests.factories import admin_viewer, card_details, make_account, make_charge_at
+    from tests.factories import make_customer
+
+    async with db.transaction() as session:
+        await clock.freeze(session, AT)
+        cls = await create_customer_class(session, admin_viewer(), "Cards", 0, 7, {
+            InvoiceKind.OUT_OF_TURN: SettingsInput(card_charging=CardCharging.ON_ISSUE)})
+        customer = await make_customer(session, class_id=cls.id, auto_payment=True)
+        await make_charge_at(session, await make_account(session, customer), 1500, AT)
+        await add_card(session, admin_viewer(), customer.id, card_details())
+        return (await close_period_out_of_turn(session, admin_viewer(), customer.id)).id
+
+
+def test_collect_charges_the_attempts_due_now(settings: Settings, invoice_to_charge: int) -> None:
+    from kassa.billing.models import Invoice, InvoiceStatus
+
+    result = kassa(settings, "collect")
+    assert result.exit_code == 0, result.output
+    assert "succeeded 1, failed 0, unknown 0" in result.output
+    status = query(settings, lambda s: s.scalar(
+        select(Invoice.status).where(Invoice.id == invoice_to_charge)))
+    assert status == InvoiceStatus.PAID
+    assert "succeeded 0" in kassa(settings, "collect").output  # nothing is charged twice

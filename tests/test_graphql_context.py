@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kassa.billing.errors import NotFound, UserError
-from kassa.billing.models import Reseller
+from kassa.billing.models import Distributor, Reseller, Role
+from kassa.billing.users import create_user
 from kassa.db import Database
 from kassa.resolvers.context import Context
+from kassa.schema.relay import encode_id
 from kassa.settings import Settings
-from tests.factories import admin_viewer
+from tests.factories import admin_viewer, make_customer
+from tests.graphql_support import Api
+
+pytest_plugins = ["tests.graphql_fixtures"]
 
 
 async def _resellers(db: Database) -> int:
@@ -87,3 +93,56 @@ async def test_concurrent_fields_take_turns_on_the_session(settings: Settings,
             return value
 
         assert await asyncio.gather(*(ctx.read(query) for _ in range(10))) == [0] * 10
+
+
+async def test_a_cancelled_field_lets_its_statement_finish(settings: Settings,
+                                                           db: Database) -> None:
+    """GraphQL cancels the siblings of a field that fails (a distributor asking for a
+    customer's balance and its cards): a statement cut off half-way would leave the
+    connection unusable, so the cancelled read waits for it, and the session carries on."""
+    async with db.session() as session:
+        ctx = Context(settings=settings, db=db, session=session, viewer=admin_viewer())
+        finished = asyncio.Event()
+
+        async def slow(session: AsyncSession) -> int:
+            started.set()
+            await asyncio.sleep(0.05)
+            value = int(await session.scalar(select(func.count(Reseller.id))) or 0)
+            finished.set()
+            return value
+
+        started = asyncio.Event()
+        field = asyncio.ensure_future(ctx.read(slow))
+        await started.wait()
+        field.cancel()
+        results = await asyncio.gather(field, return_exceptions=True)
+        assert isinstance(results[0], asyncio.CancelledError)
+        assert finished.is_set()  # the statement ran to its end before the field gave up
+        assert await ctx.read(lambda s: s.scalar(select(func.count(Reseller.id)))) == 0
+    assert await _resellers(db) == 0
+
+
+async def test_a_refused_field_leaves_no_read_behind(http: httpx.AsyncClient,
+                                                    db: Database) -> None:
+    """A distributor asks for a customer's balance (a DataLoader batch, in a task of its own)
+    and its cards (refused): the batch still runs after GraphQL has given up on it, and must
+    be over before the request's session closes, or it would run on a closed session — on
+    PostgreSQL, opening a transaction on a connection nobody returns."""
+    async with db.transaction() as session:
+        distributor = Distributor(name="Corner shop", currency="USD")
+        session.add(distributor)
+        await session.flush()
+        customer = await make_customer(session, distributor_id=distributor.id)
+        await create_user(session, "shop@example.com", "correct horse battery",
+                          Role.DISTRIBUTOR, distributor_id=distributor.id)
+    signed_in = await Api(http).mutate(
+        "signIn", {"email": "shop@example.com", "password": "correct horse battery"}, "token")
+    api = Api(http, signed_in["token"])
+    for _ in range(3):
+        response = await api.post(
+            "query($id: ID!) { customer(id: $id) { balance { amount } paymentMethods { id } "
+            "ledgerTransactions { totalCount } } }", {"id": encode_id("Customer", customer.id)})
+        body = response.json()
+        assert body["data"] == {"customer": None}
+        assert {error["extensions"]["code"] for error in body["errors"]} == {"FORBIDDEN"}
+        assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]

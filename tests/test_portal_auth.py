@@ -125,9 +125,14 @@ async def test_an_expired_session_under_htmx_redirects_the_whole_page(
 
 
 async def test_staff_cannot_use_the_customer_portal(browser: Browser, db: Database) -> None:
+    """Staff land on their own portal; the customer portal's start page sends them there,
+    and its other pages are not for them."""
     async with db.transaction() as session:
         await create_user(session, "admin@kassa.test", PASSWORD, Role.ADMIN)
     response = await browser.sign_in("admin@kassa.test")
+    assert response.url.path == "/admin"
+    assert (await browser.open("/portal")).url.path == "/admin"
+    response = await browser.open("/portal/invoices")
     assert response.status_code == 403
     assert "not for your kind of sign-in" in response.text
 

@@ -13,7 +13,7 @@ from uuid import uuid4
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kassa.billing import clock, idempotency, jobs, ledger, validation
+from kassa.billing import clock, collection, idempotency, jobs, ledger, status_changes, validation
 from kassa.billing.access import (
     Viewer,
     may_see_customer,
@@ -29,7 +29,9 @@ from kassa.billing.models import (
     CustomerStatus,
     Distributor,
     LedgerAccountKind,
+    InvoiceKind,
     Reseller,
+    StatusSubject,
     TransactionKind,
 )
 from kassa.billing.money import validate_currency
@@ -86,6 +88,15 @@ async def get_customer_for_update(
     if customer is None or not may_see_customer(viewer, customer):
         raise NotFound("customer")
     return customer
+
+
+async def lock_customers(session: AsyncSession, customer_ids: set[int]) -> list[Customer]:
+    """Many customers, locked as :func:`get_customer_for_update` locks one (in id order, so
+    two batch writers never deadlock); for the system's own batch work, unscoped."""
+    query = select(Customer).where(Customer.id.in_(sorted(customer_ids))).order_by(Customer.id)
+    if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
+        query = query.with_for_update(of=Customer)
+    return list((await session.scalars(query.execution_options(populate_existing=True))).all())
 
 
 def customer_query(
@@ -250,6 +261,11 @@ async def update_customer(
     _validate_common(data)
     data.reseller_id = customer.reseller_id
     await _check_refs(session, viewer, data)
+    if data.status is not None and data.status != customer.status:
+        await status_changes.record(session, status_changes.Change(
+            StatusSubject.CUSTOMER, customer.id, customer.id, customer.status.value,
+            data.status.value, status_changes.Cause.STAFF, viewer.idempotency_scope,
+        ), await clock.now(session))
     for field in ("name", "email", "phone", "address", "class_id", "distributor_id",
                   "credit_limit", "status", "auto_payment"):
         value = getattr(data, field)
@@ -271,10 +287,22 @@ async def update_customer(
 # --- customer classes and resellers ---------------------------------------------------------
 
 
+CollectionSettingsByKind = dict[InvoiceKind, "collection.SettingsInput"]
+
+
+async def _save_collection_settings(
+    session: AsyncSession, cls: CustomerClass, settings: CollectionSettingsByKind | None
+) -> None:
+    """Per-kind terms and collection rules (:mod:`kassa.billing.collection`)."""
+    for kind, data in (settings or {}).items():
+        await collection.save_settings(session, cls.id, kind, data)
+
+
 async def create_customer_class(
     session: AsyncSession, viewer: Viewer, name: str, payment_terms_days: int,
-    grace_period_days: int,
+    grace_period_days: int, settings: CollectionSettingsByKind | None = None,
 ) -> CustomerClass:
+    """A class; ``settings`` set how its REGULAR and OUT_OF_TURN invoices are collected."""
     require_staff(viewer, write=True)
     cls = CustomerClass(
         reseller_id=viewer.reseller_id,
@@ -284,6 +312,7 @@ async def create_customer_class(
     )
     session.add(cls)
     await session.flush()
+    await _save_collection_settings(session, cls, settings)
     return cls
 
 
@@ -297,7 +326,9 @@ async def get_customer_class(session: AsyncSession, viewer: Viewer, class_id: in
 async def update_customer_class(
     session: AsyncSession, viewer: Viewer, class_id: int, name: str | None,
     payment_terms_days: int | None, grace_period_days: int | None,
+    settings: CollectionSettingsByKind | None = None,
 ) -> CustomerClass:
+    """Change a class; terms and rules apply to invoices issued from now on."""
     require_staff(viewer, write=True)
     cls = await get_customer_class(session, viewer, class_id)
     if name is not None:
@@ -307,6 +338,7 @@ async def update_customer_class(
     if grace_period_days is not None:
         cls.grace_period_days = validation.non_negative_int(grace_period_days, "gracePeriodDays")
     await session.flush()
+    await _save_collection_settings(session, cls, settings)
     return cls
 
 

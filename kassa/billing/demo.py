@@ -21,14 +21,17 @@ from kassa.billing.access import Viewer
 from kassa.billing.accounts import account_query, create_account
 from kassa.billing.charges import ChargeInput, post_charge
 from kassa.billing.customers import CustomerInput, create_customer, create_customer_class
-from kassa.billing.invoices import invoice_query, void_invoice
+from kassa.billing.collection import SettingsInput
+from kassa.billing.invoices import close_period_out_of_turn, invoice_query, void_invoice
 from kassa.billing.models import (
     ApiKeyScope,
     BillingPeriodKind,
+    CardCharging,
     ChargeKind,
     Customer,
     Distributor,
     Invoice,
+    InvoiceKind,
     InvoiceStatus,
     PaymentMethodKind,
     Role,
@@ -104,8 +107,14 @@ def _logins() -> list[tuple[str, str, str]]:
 
 async def _create_parties(session: AsyncSession) -> list[Customer]:
     classes = {
-        "Residential": await create_customer_class(session, ADMIN, "Residential", 14, 7),
-        "Business": await create_customer_class(session, ADMIN, "Business", 30, 10),
+        # Residential cards are charged on the due date, again 3 days later if declined.
+        "Residential": await create_customer_class(
+            session, ADMIN, "Residential", 14, 7, {InvoiceKind.REGULAR: SettingsInput(
+                card_charging=CardCharging.ON_DUE_DATE, attempt_days_after_due=[0, 3])}),
+        # Invoices closed early for business customers wait for an administrator's review.
+        "Business": await create_customer_class(
+            session, ADMIN, "Business", 30, 10,
+            {InvoiceKind.OUT_OF_TURN: SettingsInput(review=True)}),
     }
     distributor = Distributor(name="Corner Shop Distribution", email=DISTRIBUTOR_LOGIN[0],
                               currency="USD", time_zone="America/New_York",
@@ -207,4 +216,11 @@ async def load_demo(db: Database) -> tuple[list[tuple[str, str, str]], str]:
             .where(Invoice.status == InvoiceStatus.PAID).order_by(Invoice.id))).first()
         if paid is not None:
             await void_invoice(session, ADMIN, paid.id, "Billed twice by mistake (demo)")
+        # A business customer's early invoice, waiting in PENDING_REVIEW for approval.
+        reviewed = customers[2]
+        [account] = (await session.scalars(account_query(ADMIN, reviewed.id))).all()
+        await post_charge(session, ADMIN, ChargeInput(
+            account_id=account.id, kind=ChargeKind.ONE_OFF, description="Router upgrade",
+            amount=12900, currency=reviewed.currency, idempotency_key="demo-review"))
+        await close_period_out_of_turn(session, ADMIN, reviewed.id)
     return _logins(), await _new_api_key(db)

@@ -27,19 +27,21 @@ from datetime import date, datetime, timedelta
 from itertools import groupby
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, Select, bindparam, func, insert, select, update
+from sqlalchemy import Row, Select, bindparam, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kassa.billing import clock, jobs, ledger, settlement, validation
+from kassa.billing import clock, collection, dunning, jobs, ledger, settlement, validation
 from kassa.billing.access import Viewer, require_staff, visible
 from kassa.billing.customers import get_customer_for_update
 from kassa.billing.errors import NotFound, UserError
+from kassa.billing.invoice_documents import schedule_pdf_rendering
 from kassa.billing.models import (
     Account,
     Charge,
     ChargeStatus,
+    CollectionSettings,
     Customer,
     CustomerClass,
     Invoice,
@@ -51,12 +53,15 @@ from kassa.billing.models import (
     LedgerAccountKind,
     Payment,
     PaymentAllocation,
+    StatusChange,
+    StatusSubject,
     TransactionKind,
 )
 from kassa.billing.periods import Period, due_date_for, local_date, local_midnight_utc
+from kassa.billing.status_changes import Cause, Change, record, record_many
 
 #: Net-N terms for a customer without a customer class.
-DEFAULT_PAYMENT_TERMS_DAYS = 14
+DEFAULT_PAYMENT_TERMS_DAYS = collection.DEFAULT_PAYMENT_TERMS_DAYS
 #: Invoice numbers are zero-padded to this many digits ("INV-000123").
 INVOICE_NUMBER_DIGITS = 6
 #: The job that flips unpaid invoices to OVERDUE once their due date has passed.
@@ -120,6 +125,8 @@ class Billee:
     time_zone: str
     payment_terms_days: int
     balance: int
+    #: New invoices wait in PENDING_REVIEW (the class's setting for the kind being issued).
+    review: bool = False
 
     @property
     def owner_key(self) -> str:
@@ -127,27 +134,29 @@ class Billee:
         return ledger.system_owner_key(self.reseller_id)
 
 
-def billee_query() -> Select:  # type: ignore[type-arg]
-    """Customers with their payment terms and ledger balance; callers add filters and columns."""
+def billee_query(kind: InvoiceKind = InvoiceKind.REGULAR) -> Select:  # type: ignore[type-arg]
+    """Customers with their ledger balance and their class's payment terms and review setting
+    for invoices of ``kind``; callers add filters and columns."""
     return (
         select(
             Customer.id,
             Customer.reseller_id,
             Customer.currency,
             Customer.time_zone,
-            func.coalesce(CustomerClass.payment_terms_days, DEFAULT_PAYMENT_TERMS_DAYS)
-            .label("payment_terms_days"),
+            collection.payment_terms_column().label("payment_terms_days"),
+            collection.review_column().label("review"),
             LedgerAccount.balance,
         )
         .join(LedgerAccount, LedgerAccount.id == Customer.ledger_account_id)
         .outerjoin(CustomerClass, CustomerClass.id == Customer.class_id)
+        .outerjoin(CollectionSettings, collection.settings_join(kind))
     )
 
 
 def billee_from_row(row: Row[Any]) -> Billee:
     return Billee(id=row.id, reseller_id=row.reseller_id, currency=row.currency,
                   time_zone=row.time_zone, payment_terms_days=int(row.payment_terms_days),
-                  balance=int(row.balance))
+                  balance=int(row.balance), review=bool(row.review))
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,10 +291,11 @@ def _draft_customer(
         today = local_date(now, tz)
         issue_date = issue_date_for(closing.period, today)
         due_date = due_date_for(issue_date, closing.billee.payment_terms_days)
+        status = (InvoiceStatus.PENDING_REVIEW if closing.billee.review
+                  else settlement.status_for(figures.total, 0, due_date, today))
         drafts.append(_Draft(
             closing=closing, rank=rank, line_count=taken - first, figures=figures,
-            issue_date=issue_date, due_date=due_date,
-            status=settlement.status_for(figures.total, 0, due_date, today),
+            issue_date=issue_date, due_date=due_date, status=status,
         ))
     return drafts
 
@@ -434,11 +444,17 @@ async def issue_invoices(
     ids = [int(i) for i in result.scalars().all()]
     await _attach_charges(session, drafts, ids)
     await _copy_lines(session, drafts, ids)
+    await record_many(session, [
+        Change(StatusSubject.INVOICE, invoice_id, d.closing.billee.id, None, d.status.value,
+               Cause.ISSUED) for d, invoice_id in zip(drafts, ids, strict=True)
+    ], now)
     await _apply_existing_credit(session, customer_ids, now)
+    await collection.plan_attempts(session, ids, now)
     unpaid = [d for d in drafts if d.status == InvoiceStatus.UNPAID]
     if unpaid:
         first_overdue = min(overdue_from(d.due_date, d.closing.billee.time_zone) for d in unpaid)
         await jobs.schedule(session, OVERDUE_JOB, first_overdue, unique_key=OVERDUE_JOB)
+    await schedule_pdf_rendering(session, now)
     return ids
 
 
@@ -464,7 +480,7 @@ async def close_period_out_of_turn(
         raise UserError("NOTHING_TO_INVOICE", "the customer has no uninvoiced charges",
                         "customerId")
     billee = billee_from_row((await session.execute(
-        billee_query().where(Customer.id == customer.id))).one())
+        billee_query(InvoiceKind.OUT_OF_TURN).where(Customer.id == customer.id))).one())
     [invoice_id] = await issue_invoices(
         session, [Closing(billee, period, InvoiceKind.OUT_OF_TURN)], now
     )
@@ -525,11 +541,88 @@ async def void_invoice(
     now = await clock.now(session)
     await _reverse_charges(session, customer, invoice, reason, now)
     await settlement.release_invoice(session, invoice, now)
+    await record(session, Change(StatusSubject.INVOICE, invoice.id, invoice.customer_id,
+                                 invoice.status.value, InvoiceStatus.VOID.value, Cause.VOIDED,
+                                 viewer.idempotency_scope), now)
+    await collection.cancel_pending(session, [invoice.id], collection.CancelReason.VOIDED, now)
     invoice.status = InvoiceStatus.VOID
     invoice.voided_at = now
     await session.flush()
+    await schedule_pdf_rendering(session, now)
     await settlement.apply_credit(session, customer, now)
     return invoice
+
+
+#: The most invoices one approveInvoices / voidInvoices call takes.
+MAX_INVOICES_PER_BATCH = 500
+
+
+def _batch_ids(invoice_ids: Sequence[int]) -> list[int]:
+    """The ids in the order given, without repeats; at least one, at most the batch limit."""
+    ids = list(dict.fromkeys(invoice_ids))
+    if not ids:
+        raise UserError("REQUIRED", "name at least one invoice", "ids")
+    if len(ids) > MAX_INVOICES_PER_BATCH:
+        raise UserError("TOO_MANY", f"at most {MAX_INVOICES_PER_BATCH} invoices at a time", "ids")
+    return ids
+
+
+async def void_invoices(
+    session: AsyncSession, viewer: Viewer, invoice_ids: Sequence[int], reason: str
+) -> list[Invoice]:
+    """Void several invoices (staff only), all or none: see :func:`void_invoice`."""
+    require_staff(viewer, write=True)
+    voided = []
+    for invoice_id in _batch_ids(invoice_ids):
+        try:
+            voided.append(await void_invoice(session, viewer, invoice_id, reason))
+        except UserError as error:
+            error.field = "ids" if error.field == "id" else error.field
+            raise
+    return voided
+
+
+# --- review -------------------------------------------------------------------------------
+
+
+async def approve_invoices(
+    session: AsyncSession, viewer: Viewer, invoice_ids: Sequence[int]
+) -> list[Invoice]:
+    """Approve invoices waiting for review (staff only), all or none.
+
+    Each takes the status its figures call for on the customer's local date (UNPAID, or
+    OVERDUE when approved after its due date — the due date stays the one it was issued
+    with), is paid from credit the customer already holds, and gets its card attempts
+    planned now (:func:`kassa.billing.collection.plan_attempts`).
+    """
+    require_staff(viewer, write=True)
+    ids = _batch_ids(invoice_ids)
+    now = await clock.now(session)
+    approved = []
+    for invoice_id in ids:
+        found = await get_invoice(session, viewer, invoice_id)
+        customer = await get_customer_for_update(session, viewer, found.customer_id)
+        invoice = await session.get(Invoice, found.id, populate_existing=True)
+        assert invoice is not None
+        if invoice.status != InvoiceStatus.PENDING_REVIEW:
+            raise UserError("NOT_PENDING_REVIEW",
+                            f"invoice {invoice.number} is not waiting for review", "ids")
+        invoice.status = settlement.status_for(invoice.total, invoice.amount_paid,
+                                               invoice.due_date,
+                                               local_date(now, customer.time_zone))
+        await record(session, Change(StatusSubject.INVOICE, invoice.id, invoice.customer_id,
+                                     InvoiceStatus.PENDING_REVIEW.value, invoice.status.value,
+                                     Cause.APPROVED, viewer.idempotency_scope), now)
+        await session.flush()
+        await settlement.apply_credit(session, customer, now)
+        approved.append(invoice)
+    await collection.plan_attempts(session, [invoice.id for invoice in approved], now)
+    await schedule_overdue_check(session)
+    await dunning.schedule_suspension_check(session)
+    await schedule_pdf_rendering(session, now)
+    for invoice in approved:
+        await session.refresh(invoice)
+    return approved
 
 
 # --- overdue ------------------------------------------------------------------------------
@@ -550,13 +643,25 @@ async def mark_overdue(session: AsyncSession, now: datetime) -> None:
         .where(*unsettled, Invoice.due_date <= now.date())
     )
     for zone in zones.all():
-        await session.execute(
-            update(invoices)
-            .where(*unsettled, invoices.c.due_date < local_date(now, zone),
-                   invoices.c.customer_id.in_(select(Customer.id)
-                                              .where(Customer.time_zone == zone)))
-            .values(status=InvoiceStatus.OVERDUE)
+        due = (*unsettled, invoices.c.due_date < local_date(now, zone),
+               invoices.c.customer_id.in_(select(Customer.id).where(Customer.time_zone == zone)))
+        await _record_overdue(session, due, now)
+        await session.execute(update(invoices).where(*due).values(status=InvoiceStatus.OVERDUE))
+
+
+async def _record_overdue(session: AsyncSession, due: tuple[Any, ...], now: datetime) -> None:
+    """Record the transitions :func:`mark_overdue` is about to make, in one INSERT … SELECT."""
+    invoices = Invoice.__table__
+    await session.execute(
+        insert(StatusChange.__table__).from_select(
+            ["subject", "subject_id", "customer_id", "from_status", "to_status", "at", "cause"],
+            select(literal(StatusSubject.INVOICE.value), invoices.c.id, invoices.c.customer_id,
+                   invoices.c.status, literal(InvoiceStatus.OVERDUE.value),
+                   literal(now, StatusChange.__table__.c.at.type),
+                   literal(Cause.DUE_DATE_PASSED.value))
+            .where(*due),
         )
+    )
 
 
 async def schedule_overdue_check(session: AsyncSession) -> None:
@@ -577,6 +682,8 @@ async def overdue_job(session: AsyncSession, payload: dict[str, Any], now: datet
     """Idempotent: an invoice already OVERDUE (or paid meanwhile) is left alone."""
     await mark_overdue(session, now)
     await schedule_overdue_check(session)
+    await dunning.schedule_suspension_check(session)
+    await schedule_pdf_rendering(session, now)
 
 
 # --- reading ------------------------------------------------------------------------------

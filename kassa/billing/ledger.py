@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -138,6 +138,53 @@ async def post(
                 .execution_options(synchronize_session=False)
             )
     return txn
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """One transaction of a :func:`post_many` batch."""
+
+    postings: list[Posting]
+    description: str
+    customer_id: int | None = None
+
+
+async def post_many(
+    session: AsyncSession, kind: TransactionKind, drafts: list[Draft], *, at: datetime
+) -> list[int]:
+    """Record many balanced transactions at once (set-based :func:`post`); returns their ids.
+
+    One INSERT of the transactions, one of their entries, and one executemany moving each
+    book's cached balance by the batch's total for it, in book order.
+    """
+    if not drafts:
+        return []
+    for draft in drafts:
+        check_balanced(draft.postings)
+    result = await session.execute(
+        insert(LedgerTransaction).returning(LedgerTransaction.id, sort_by_parameter_order=True),
+        [{"kind": kind, "customer_id": d.customer_id, "description": d.description[:500],
+          "created_at": at, "reverses_id": None} for d in drafts],
+    )
+    ids = [int(i) for i in result.scalars().all()]
+    await session.execute(insert(LedgerEntry), [
+        {"transaction_id": txn_id, "ledger_account_id": p.book, "account_id": p.account_id,
+         "amount": p.amount, "currency": p.currency}
+        for txn_id, draft in zip(ids, drafts, strict=True) for p in draft.postings
+    ])
+    deltas: dict[int, int] = defaultdict(int)
+    for draft in drafts:
+        for p in draft.postings:
+            deltas[p.book] += p.amount
+    books = LedgerAccount.__table__
+    moves = [{"b_book": book, "b_delta": delta} for book, delta in sorted(deltas.items()) if delta]
+    if moves:
+        await session.execute(
+            update(books).where(books.c.id == bindparam("b_book"))
+            .values(balance=books.c.balance + bindparam("b_delta")),
+            moves,
+        )
+    return ids
 
 
 async def reverse(

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -129,11 +130,39 @@ class InvoiceKind(StrEnum):
 
 
 class InvoiceStatus(StrEnum):
+    #: Waiting for an administrator to approve or void it: not sent, not charged, not due.
+    PENDING_REVIEW = "PENDING_REVIEW"
     UNPAID = "UNPAID"
     PARTIALLY_PAID = "PARTIALLY_PAID"
     PAID = "PAID"
     OVERDUE = "OVERDUE"
     VOID = "VOID"
+
+
+class CardCharging(StrEnum):
+    """When collection charges the customer's default card for an invoice."""
+
+    NEVER = "NEVER"
+    ON_ISSUE = "ON_ISSUE"
+    ON_DUE_DATE = "ON_DUE_DATE"
+
+
+class AttemptStatus(StrEnum):
+    """A charge attempt's life: SCHEDULED → UNKNOWN (in flight) → SUCCEEDED | FAILED, or
+    CANCELED before it was made.  UNKNOWN stays until the processor is asked (by key)."""
+
+    SCHEDULED = "SCHEDULED"
+    UNKNOWN = "UNKNOWN"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+
+
+class StatusSubject(StrEnum):
+    """What a recorded status change is about."""
+
+    INVOICE = "INVOICE"
+    CUSTOMER = "CUSTOMER"
 
 
 class LedgerAccountKind(StrEnum):
@@ -202,6 +231,28 @@ class CustomerClass(Base):
     payment_terms_days: Mapped[int] = mapped_column(Integer, default=14)
     grace_period_days: Mapped[int] = mapped_column(Integer, default=7)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
+class CollectionSettings(Base):
+    """How one class's invoices of one kind (REGULAR or OUT_OF_TURN) are due and collected.
+
+    No row means the defaults (:mod:`kassa.billing.collection`); a null payment term or grace
+    period means the class's own.  Attempt days are comma-separated day counts ("0,3,7").
+    """
+
+    __tablename__ = "collection_settings"
+    __table_args__ = (
+        UniqueConstraint("class_id", "invoice_kind", name="uq_collection_settings_kind"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("customer_classes.id"))
+    invoice_kind: Mapped[InvoiceKind] = mapped_column(_enum(InvoiceKind))
+    payment_terms_days: Mapped[int | None] = mapped_column(Integer)
+    grace_period_days: Mapped[int | None] = mapped_column(Integer)
+    card_charging: Mapped[CardCharging] = mapped_column(_enum(CardCharging))
+    attempt_days_before_due: Mapped[str] = mapped_column(String(200), default="")
+    attempt_days_after_due: Mapped[str] = mapped_column(String(200), default="")
+    review: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Distributor(Base):
@@ -377,6 +428,8 @@ class Invoice(Base):
     status: Mapped[InvoiceStatus] = mapped_column(_enum(InvoiceStatus), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Why collection last passed the invoice by (``kassa.billing.collection.NotCharged``).
+    not_charged_reason: Mapped[str | None] = mapped_column(String(32))
 
     lines: Mapped[list[InvoiceLine]] = relationship(
         lazy="raise", order_by="InvoiceLine.id", viewonly=True
@@ -403,6 +456,23 @@ class InvoiceLine(Base):
     description: Mapped[str] = mapped_column(String(500))
     service_at: Mapped[datetime] = mapped_column(UTCDateTime)
     amount: Mapped[int] = mapped_column(BigInteger)
+
+
+class InvoicePdf(Base):
+    """An invoice's rendered PDF, kept so a download is a read, not a render.
+
+    The figures that can change after issue are the status and the amount paid; the row
+    notes which of them it was drawn with, and is stale (re-rendered) once either differs.
+    """
+
+    __tablename__ = "invoice_documents"
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), primary_key=True)
+    status_rendered: Mapped[InvoiceStatus] = mapped_column(_enum(InvoiceStatus))
+    amount_paid_rendered: Mapped[int] = mapped_column(BigInteger)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    #: Hex SHA-256 of ``content``: the download's ETag.
+    sha256: Mapped[str] = mapped_column(String(64))
+    rendered_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class PaymentMethod(Base):
@@ -453,6 +523,60 @@ class PaymentAllocation(Base):
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CollectionAttempt(Base):
+    """One planned charge of an invoice's outstanding amount to the customer's default card.
+
+    At most one per invoice and local day.  The processor idempotency key is
+    ``attempt-<id>``, so however often a run is restarted the card is charged once.
+    """
+
+    __tablename__ = "collection_attempts"
+    __table_args__ = (
+        UniqueConstraint("invoice_id", "scheduled_for", name="uq_collection_attempts_day"),
+        Index("ix_collection_attempts_due", "status", "scheduled_at"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    #: The customer's local day the attempt is for, and the UTC instant it falls due.
+    scheduled_for: Mapped[date] = mapped_column(Date)
+    scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[AttemptStatus] = mapped_column(_enum(AttemptStatus))
+    #: What was (or is being) charged: the invoice's outstanding amount when it was made.
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"))
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    processor: Mapped[str | None] = mapped_column(String(32))
+    processor_reference: Mapped[str | None] = mapped_column(String(200))
+    decline_code: Mapped[str | None] = mapped_column(String(64))
+    #: The processor's answer, or why the attempt was canceled (``reason``).
+    message: Mapped[str | None] = mapped_column(String(500))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StatusChange(Base):
+    """A recorded transition of an invoice's or a customer's status: when, from, to, why."""
+
+    __tablename__ = "status_changes"
+    __table_args__ = (Index("ix_status_changes_subject", "subject", "subject_id", "id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    subject: Mapped[StatusSubject] = mapped_column(_enum(StatusSubject))
+    subject_id: Mapped[int] = mapped_column(BigInteger)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    #: None when the subject was created with ``to_status``.
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str] = mapped_column(String(24))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: A code (``kassa.billing.status_changes.Cause``) and, where there is one, what did it
+    #: ("payment:12", "attempt:7", "user:3").
+    cause: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(String(200))
 
 
 # --- access -----------------------------------------------------------------------------

@@ -35,6 +35,12 @@ def processor_for(customer: Customer) -> CardProcessor:
     return registry.get_processor(DEFAULT_PROCESSOR)
 
 
+def processor_named(name: str) -> CardProcessor:
+    """The processor a stored card belongs to (``payment_methods.processor``): a card is
+    charged where it was tokenized."""
+    return registry.get_processor(name)
+
+
 async def add_card(
     session: AsyncSession,
     viewer: Viewer,

@@ -28,19 +28,21 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kassa.billing import clock, idempotency, jobs, ledger, payment_methods, settlement, validation
 from kassa.billing.access import Viewer, require_self_or_staff, require_staff, visible
-from kassa.billing.customers import get_customer_for_update
+from kassa.billing.customers import get_customer_for_update, lock_customers
 from kassa.billing.errors import NotFound, UserError
 from kassa.billing.models import (
     Customer,
     Invoice,
+    InvoiceStatus,
     LedgerAccountKind,
     Payment,
     PaymentAllocation,
@@ -371,6 +373,70 @@ async def reconcile_payment(session: AsyncSession, payment_id: int) -> Payment:
     return payment
 
 
+@dataclass(frozen=True, slots=True)
+class CardCharge:
+    """A card charge that succeeded under someone else's key (a collection attempt's)."""
+
+    customer_id: int
+    invoice_id: int
+    payment_method_id: int
+    processor: str
+    result: ChargeResult
+
+
+async def record_card_charges(
+    session: AsyncSession, charges: Sequence[CardCharge], now: datetime
+) -> list[int]:
+    """Book many succeeded card charges as payments at once; returns their ids, in order.
+
+    The set-based twin of a card payment's booking (:func:`_complete`) for the collection
+    run: each is a COMPLETED payment of the charged amount (customer −, processor book +),
+    settled on its invoice first (:func:`kassa.billing.settlement.settle_payments`); money
+    the invoice no longer needs is spread by :func:`kassa.billing.settlement.apply_credit`.
+    Locks the customers (in id order) before anything else.
+    """
+    if not charges:
+        return []
+    customers = {c.id: c for c in await lock_customers(session, {c.customer_id for c in charges})}
+    result = await session.execute(
+        insert(Payment).returning(Payment.id, sort_by_parameter_order=True),
+        [{"customer_id": c.customer_id, "method": PaymentMethodKind.CARD,
+          "amount": c.result.amount, "currency": c.result.currency, "refunded_amount": 0,
+          "status": PaymentStatus.COMPLETED, "reference": None, "received_at": now,
+          "payment_method_id": c.payment_method_id, "invoice_id": c.invoice_id,
+          "processor": c.processor, "processor_reference": c.result.processor_reference,
+          "decline_code": None, "message": None, "transaction_id": None} for c in charges],
+    )
+    payment_ids = [int(i) for i in result.scalars().all()]
+    books: dict[tuple[int | None, str], int] = {}
+    drafts = []
+    for payment_id, charge in zip(payment_ids, charges, strict=True):
+        customer = customers[charge.customer_id]
+        owner = (customer.reseller_id, charge.result.currency)
+        if owner not in books:
+            books[owner] = await ledger.system_book(session, LedgerAccountKind.PROCESSOR, *owner)
+        amount, currency = charge.result.amount, charge.result.currency
+        drafts.append(ledger.Draft(
+            [ledger.Posting(customer.ledger_account_id, -amount, currency),
+             ledger.Posting(books[owner], amount, currency)],
+            f"Payment {payment_id} (card)", customer.id))
+    transaction_ids = await ledger.post_many(session, TransactionKind.PAYMENT, drafts, at=now)
+    table = Payment.__table__
+    await session.execute(
+        update(table).where(table.c.id == bindparam("b_id"))
+        .values(transaction_id=bindparam("b_txn")),
+        [{"b_id": p, "b_txn": t} for p, t in zip(payment_ids, transaction_ids, strict=True)],
+    )
+    revisit = await settlement.settle_payments(session, [
+        (payment_id, charge.invoice_id, charge.result.amount)
+        for payment_id, charge in zip(payment_ids, charges, strict=True)
+    ], now)
+    for customer_id in sorted(revisit):
+        customer = await get_customer_for_update(session, _SYSTEM, customer_id)
+        await settlement.apply_credit(session, customer, now)
+    return payment_ids
+
+
 @jobs.handler(RECONCILE_JOB)
 async def _reconcile_job(session: AsyncSession, payload: dict[str, Any], now: datetime) -> None:
     """Scheduled by :func:`pay_with_payment_method`; failing keeps the job for a later retry."""
@@ -488,6 +554,9 @@ async def _amount_to_pay(
         )
         if invoice is None:
             raise NotFound("invoice", "invoiceId")
+        if invoice.status == InvoiceStatus.PENDING_REVIEW:
+            raise UserError("INVOICE_NOT_APPROVED", "the invoice is waiting for review",
+                            "invoiceId")
         if invoice.outstanding <= 0:
             raise UserError("INVOICE_NOT_OPEN", "the invoice has nothing left to pay",
                             "invoiceId")

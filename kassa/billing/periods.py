@@ -137,6 +137,16 @@ def local_midnight_utc(day: date, tz: str) -> datetime:
     return high
 
 
+def local_time_utc(day: date, at: time, tz: str) -> datetime:
+    """The UTC instant of wall-clock time ``at`` on local date ``day`` in zone ``tz``.
+
+    Built from the local date and time (not midnight plus hours), so 09:00 stays 09:00 on
+    the days DST starts and ends.  A time in a DST gap reads with the pre-gap offset (it
+    lands just after the jump), one that happens twice is the first.
+    """
+    return datetime.combine(day, at, tzinfo=_zone(tz)).astimezone(UTC)
+
+
 def add_days_local(day: date, n: int) -> date:
     """``day`` plus ``n`` calendar days: local dates have no DST, so this is plain arithmetic."""
     return day + timedelta(days=n)

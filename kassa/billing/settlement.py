@@ -12,18 +12,23 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kassa.billing import collection, dunning
+from kassa.billing.invoice_documents import schedule_pdf_rendering
 from kassa.billing.models import (
     Customer,
+    CustomerStatus,
     Invoice,
     InvoiceStatus,
     Payment,
     PaymentAllocation,
     PaymentStatus,
+    StatusSubject,
 )
 from kassa.billing.periods import local_date
+from kassa.billing.status_changes import Cause, Change, record, record_many
 
 #: Payments whose money (less refunds) counts as the customer's.
 SETTLED_PAYMENT_STATUSES = (
@@ -44,9 +49,24 @@ def status_for(total: int, amount_paid: int, due_date: date, today: date) -> Inv
     return InvoiceStatus.UNPAID
 
 
-def refresh_status(invoice: Invoice, today: date) -> None:
-    if invoice.status != InvoiceStatus.VOID:
-        invoice.status = status_for(invoice.total, invoice.amount_paid, invoice.due_date, today)
+async def refresh_status(session: AsyncSession, invoice: Invoice, now: datetime, today: date,
+                         cause: Cause, detail: str | None = None) -> None:
+    """Set the status the invoice's figures call for; record the transition and, once PAID,
+    cancel the card attempts still planned for it.
+
+    A VOID invoice stays void and one waiting for review stays there: payments do not reach
+    it (see :func:`open_invoices`), and approving it sets its status.
+    """
+    if invoice.status in (InvoiceStatus.VOID, InvoiceStatus.PENDING_REVIEW):
+        return
+    before = invoice.status
+    invoice.status = status_for(invoice.total, invoice.amount_paid, invoice.due_date, today)
+    if invoice.status == before:
+        return
+    await record(session, Change(StatusSubject.INVOICE, invoice.id, invoice.customer_id,
+                                 before.value, invoice.status.value, cause, detail), now)
+    if invoice.status == InvoiceStatus.PAID:
+        await collection.cancel_pending(session, [invoice.id], collection.CancelReason.PAID, now)
 
 
 async def _allocated_by_payment(session: AsyncSession, payment_ids: list[int]) -> dict[int, int]:
@@ -85,7 +105,8 @@ async def open_invoices(session: AsyncSession, customer_id: int) -> list[Invoice
             await session.scalars(
                 select(Invoice)
                 .where(Invoice.customer_id == customer_id,
-                       Invoice.status.not_in([InvoiceStatus.PAID, InvoiceStatus.VOID]),
+                       Invoice.status.not_in([InvoiceStatus.PAID, InvoiceStatus.VOID,
+                                              InvoiceStatus.PENDING_REVIEW]),
                        Invoice.amount_paid < Invoice.total)
                 .order_by(Invoice.issue_date, Invoice.id)
             )
@@ -93,13 +114,13 @@ async def open_invoices(session: AsyncSession, customer_id: int) -> list[Invoice
     )
 
 
-def _allocate(session: AsyncSession, payment: Payment, invoice: Invoice, amount: int,
-              now: datetime, today: date) -> None:
+async def _allocate(session: AsyncSession, payment: Payment, invoice: Invoice, amount: int,
+                    now: datetime, today: date) -> None:
     """Put ``amount`` of ``payment`` on ``invoice`` (a new allocation row, never an edit)."""
     session.add(PaymentAllocation(payment_id=payment.id, invoice_id=invoice.id,
                                   amount=amount, created_at=now))
     invoice.amount_paid += amount
-    refresh_status(invoice, today)
+    await refresh_status(session, invoice, now, today, Cause.PAYMENT, f"payment:{payment.id}")
 
 
 async def apply_to_invoice(session: AsyncSession, payment: Payment, invoice: Invoice,
@@ -111,16 +132,18 @@ async def apply_to_invoice(session: AsyncSession, payment: Payment, invoice: Inv
     """
     allocated = (await _allocated_by_payment(session, [payment.id])).get(payment.id, 0)
     free = payment.amount - payment.refunded_amount - allocated
-    take = min(free, invoice.outstanding)
+    take = 0 if invoice.status == InvoiceStatus.PENDING_REVIEW else min(free, invoice.outstanding)
     if take > 0:
-        _allocate(session, payment, invoice, take, now, local_date(now, time_zone))
+        await _allocate(session, payment, invoice, take, now, local_date(now, time_zone))
         await session.flush()
+        await schedule_pdf_rendering(session, now)
 
 
 async def apply_credit(session: AsyncSession, customer: Customer, now: datetime) -> None:
     """Allocate every unapplied payment to outstanding invoices, oldest to oldest."""
     invoices = await open_invoices(session, customer.id)
     if not invoices:
+        await dunning.reinstate_if_settled(session, customer, now)
         return
     today = local_date(now, customer.time_zone)
     payments = await unapplied_payments(session, customer.id)
@@ -129,13 +152,16 @@ async def apply_credit(session: AsyncSession, customer: Customer, now: datetime)
     for payment, free in payments:
         while free > 0 and invoice is not None:
             take = min(free, invoice.total - invoice.amount_paid)
-            _allocate(session, payment, invoice, take, now, today)
+            await _allocate(session, payment, invoice, take, now, today)
             free -= take
             if invoice.amount_paid >= invoice.total:
                 invoice = next(invoice_iter, None)
         if invoice is None:
             break
     await session.flush()
+    await dunning.reinstate_if_settled(session, customer, now)
+    if payments:  # credit and open invoices: something was allocated
+        await schedule_pdf_rendering(session, now)
 
 
 async def release_payment(session: AsyncSession, payment: Payment, amount: int,
@@ -167,9 +193,11 @@ async def release_payment(session: AsyncSession, payment: Payment, amount: int,
         session.add(PaymentAllocation(payment_id=payment.id, invoice_id=invoice_id,
                                       amount=-take, created_at=now))
         invoice.amount_paid -= take
-        refresh_status(invoice, today)
+        await refresh_status(session, invoice, now, today, Cause.PAYMENT_RELEASED,
+                             f"payment:{payment.id}")
         to_release -= take
     await session.flush()
+    await schedule_pdf_rendering(session, now)
 
 
 async def release_invoice(session: AsyncSession, invoice: Invoice, now: datetime) -> None:
@@ -185,3 +213,67 @@ async def release_invoice(session: AsyncSession, invoice: Invoice, now: datetime
                                       amount=-int(on_invoice), created_at=now))
     invoice.amount_paid = 0
     await session.flush()
+
+
+async def settle_payments(
+    session: AsyncSession, payments: list[tuple[int, int, int]], now: datetime
+) -> set[int]:
+    """Put new payments on the invoices they were made for, set-based (the collection run).
+
+    ``payments`` are (payment id, invoice id, amount).  Like :func:`apply_to_invoice` for
+    each, in a handful of statements: one read of the invoices, one INSERT of allocations,
+    one executemany of the invoices' figures and statuses, the transitions, and the
+    attempts of invoices now PAID canceled.  Returns the customers :func:`apply_credit` must
+    still see: those with money left over (the invoice needed less, or is void) and those
+    suspended, who may be due reinstatement.  The caller holds the customers' locks.
+    """
+    invoice_ids = sorted({invoice_id for _, invoice_id, _ in payments})
+    rows = {row.id: row for row in (await session.execute(
+        select(Invoice.id, Invoice.customer_id, Invoice.status, Invoice.total,
+               Invoice.amount_paid, Invoice.due_date, Customer.time_zone,
+               Customer.status.label("customer_status"))
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .where(Invoice.id.in_(invoice_ids))
+    )).all()}
+    paid = {invoice_id: rows[invoice_id].amount_paid for invoice_id in invoice_ids}
+    allocations, changes, revisit = [], [], set()
+    last_payment: dict[int, int] = {}
+    for payment_id, invoice_id, amount in payments:
+        row = rows[invoice_id]
+        last_payment[invoice_id] = payment_id
+        open_ = row.status not in (InvoiceStatus.VOID, InvoiceStatus.PENDING_REVIEW,
+                                   InvoiceStatus.PAID)
+        take = min(amount, row.total - paid[invoice_id]) if open_ else 0
+        if take > 0:
+            allocations.append({"payment_id": payment_id, "invoice_id": invoice_id,
+                                "amount": take, "created_at": now})
+            paid[invoice_id] += take
+        if take < amount or row.customer_status == CustomerStatus.SUSPENDED:
+            revisit.add(row.customer_id)
+    if allocations:
+        await session.execute(insert(PaymentAllocation), allocations)
+    updates, now_paid = [], []
+    for invoice_id in invoice_ids:
+        row = rows[invoice_id]
+        if paid[invoice_id] == row.amount_paid:
+            continue
+        status = status_for(row.total, paid[invoice_id], row.due_date,
+                            local_date(now, row.time_zone))
+        updates.append({"b_id": invoice_id, "b_paid": paid[invoice_id], "b_status": status})
+        if status != row.status:
+            changes.append(Change(StatusSubject.INVOICE, invoice_id, row.customer_id,
+                                  row.status.value, status.value, Cause.PAYMENT,
+                                  f"payment:{last_payment[invoice_id]}"))
+        if status == InvoiceStatus.PAID:
+            now_paid.append(invoice_id)
+    if updates:
+        table = Invoice.__table__
+        await session.execute(
+            update(table).where(table.c.id == bindparam("b_id"))
+            .values(amount_paid=bindparam("b_paid"), status=bindparam("b_status")),
+            updates,
+        )
+        await record_many(session, changes, now)
+        await collection.cancel_pending(session, now_paid, collection.CancelReason.PAID, now)
+        await schedule_pdf_rendering(session, now)
+    return revisit

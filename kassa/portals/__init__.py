@@ -24,14 +24,15 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from kassa.portals import auth_pages, customer, rendering
+from kassa.portals import admin, auth_pages, customer, rendering
 from kassa.portals.csrf import CSRFMiddleware
-from kassa.portals.navigation import CUSTOMER_HOME
+from kassa.portals.navigation import ADMIN_HOME, CUSTOMER_HOME
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 #: Each portal's route table, in matching order.
-PORTALS: tuple[Callable[[], list[BaseRoute]], ...] = (auth_pages.routes, customer.routes)
+PORTALS: tuple[Callable[[], list[BaseRoute]], ...] = (auth_pages.routes, customer.routes,
+                                                       admin.routes)
 
 
 async def to_portal(request: Request) -> Response:
@@ -39,8 +40,8 @@ async def to_portal(request: Request) -> Response:
 
 
 async def not_found(request: Request) -> Response:
-    """Any other address under ``/portal``: the portal's own 404 page (after dropping a
-    trailing slash, so ``/portal/`` is the dashboard)."""
+    """Any other address under ``/portal`` or ``/admin``: the portal's own 404 page (after
+    dropping a trailing slash, so ``/portal/`` is the dashboard)."""
     if request.url.path.endswith("/"):
         return RedirectResponse(request.url.path.rstrip("/"), status_code=303)
     return await rendering.error_page(request, 404)
@@ -54,7 +55,8 @@ def _guarded(route: BaseRoute) -> BaseRoute:
 
 def routes() -> list[BaseRoute]:
     pages = [route for portal in PORTALS for route in portal()]
-    pages.append(Route("/portal/{rest:path}", not_found, methods=["GET"]))
+    pages += [Route(f"{home}/{{rest:path}}", not_found, methods=["GET"])
+              for home in (CUSTOMER_HOME, ADMIN_HOME)]
     return [
         Route("/", to_portal, methods=["GET"]),
         *(_guarded(route) for route in pages),

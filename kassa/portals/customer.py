@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from kassa.portals import forms, graphql, rendering
-from kassa.portals.forms import KEY_FIELD, Form
+from kassa.portals.forms import Form
 from kassa.portals.graphql import Visitor, found
 from kassa.portals.session import requires
 
@@ -79,7 +79,7 @@ query PortalInvoices($customer: ID!, $status: InvoiceStatus, $after: String, $fi
 INVOICE = """
 query PortalInvoice($id: ID!) {
   invoice(id: $id) {
-    id number kind status periodStart periodEnd issueDate dueDate voidedAt
+    id number kind status periodStart periodEnd issueDate dueDate voidedAt pdfUrl
     previousBalance { ...Amount } paymentsInPeriod { ...Amount } total { ...Amount }
     amountPaid { ...Amount } outstanding { ...Amount } balanceDue { ...Amount }
     lines { accountNumber description serviceAt amount { ...Amount } }
@@ -158,12 +158,9 @@ CARD_FIELDS_SHOWN_AGAIN = ("expMonth", "expYear", "holder")
 
 
 def _card_and_key(values: dict[str, str]) -> dict[str, Any]:
-    """The card and idempotency key of a payment form, as the API's input fields.
-
-    A form that somehow lost its key gets a fresh one: the payment still happens once.
-    """
+    """The card and idempotency key of a payment form, as the API's input fields."""
     return {
-        "idempotencyKey": values.get(KEY_FIELD) or forms.new_key(),
+        "idempotencyKey": forms.idempotency_key(values),
         "paymentMethodId": values.get("paymentMethodId") or None,
     }
 

@@ -25,6 +25,14 @@ def new_key() -> str:
     return secrets.token_urlsafe(18)
 
 
+def idempotency_key(values: Mapping[str, str]) -> str:
+    """The submitted form's key, as the API's ``idempotencyKey``.
+
+    A form that somehow lost its key gets a fresh one: the money still moves once.
+    """
+    return values.get(KEY_FIELD) or new_key()
+
+
 @dataclass
 class Form:
     values: dict[str, str] = field(default_factory=dict)

@@ -74,9 +74,12 @@ async def execute(
         viewer = await auth.viewer_from_request(session, app.state.settings, request)
         context = Context(settings=app.state.settings, db=app.state.db, session=session,
                           viewer=viewer, request=request)
-        result = await app.state.schema.execute(
-            document, variable_values=dict(variables or {}), context_value=context
-        )
+        try:
+            result = await app.state.schema.execute(
+                document, variable_values=dict(variables or {}), context_value=context
+            )
+        finally:
+            await context.settle()  # no reads may outlive the session
     if result.errors:
         failure = OperationFailed(result.errors)
         if "UNAUTHENTICATED" in failure.codes:

@@ -22,9 +22,13 @@ class NavLink:
 
 
 CUSTOMER_HOME = "/portal"
+ADMIN_HOME = "/admin"
 
-#: The page a role lands on after signing in.
-HOME: dict[str, str] = {"CUSTOMER": CUSTOMER_HOME}
+#: The page a role lands on after signing in.  Resellers are administrators of their own
+#: customers: the API scopes what they see, the pages are the same.
+HOME: dict[str, str] = {"CUSTOMER": CUSTOMER_HOME, "ADMIN": ADMIN_HOME, "RESELLER": ADMIN_HOME}
+
+_STAFF_NAVIGATION = (NavLink("Customers", ADMIN_HOME),)
 
 NAVIGATION: dict[str, tuple[NavLink, ...]] = {
     "CUSTOMER": (
@@ -35,6 +39,8 @@ NAVIGATION: dict[str, tuple[NavLink, ...]] = {
         NavLink("Cards", "/portal/payment-methods"),
         NavLink("Profile", "/portal/profile"),
     ),
+    "ADMIN": _STAFF_NAVIGATION,
+    "RESELLER": _STAFF_NAVIGATION,
 }
 
 

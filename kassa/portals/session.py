@@ -19,6 +19,7 @@ from starlette.responses import Response
 from kassa import auth
 from kassa.portals import graphql, htmx, rendering
 from kassa.portals.graphql import Visitor
+from kassa.portals.navigation import HOME, home_for
 
 SIGN_IN_PATH = "/portal/sign-in"
 
@@ -89,8 +90,10 @@ def requires(*roles: str) -> Callable[[Page], Endpoint]:
 
     The API's own refusals are turned into pages here, once for every handler: no session
     → the sign-in page; someone else's object or an unknown id → 404; a role that may not
-    do it → 403; a mangled address (a foreign ``after`` cursor) → 400; anything else → 500
-    (the schema has already logged it).
+    do it → 403, except on another role's home page (``/portal``, ``/admin``), which sends
+    the visitor on to their own, as signing in does — an administrator following a link to
+    ``/portal`` means the start page, not the customer portal; a mangled address (a foreign
+    ``after`` cursor) → 400; anything else → 500 (the schema has already logged it).
     """
 
     def decorate(page: Page) -> Endpoint:
@@ -101,6 +104,10 @@ def requires(*roles: str) -> Callable[[Page], Endpoint]:
                 if not visitor.authenticated:
                     return to_sign_in(request)
                 if visitor.role not in roles:
+                    own_home = home_for(visitor.role)
+                    if (request.method == "GET" and request.url.path in HOME.values()
+                            and request.url.path != own_home):
+                        return htmx.redirect(request, own_home)
                     return await rendering.error_page(
                         request, 403, "This part of kassa is not for your kind of sign-in.")
                 return await page(request, visitor)

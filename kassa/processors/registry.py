@@ -17,6 +17,8 @@ from kassa.billing.processing import CardProcessor
 ProcessorFactory = Callable[..., CardProcessor]
 
 _registered: dict[str, ProcessorFactory] = {}
+#: Settings given to every instance of a processor, by name (see :func:`configure`).
+_configured: dict[str, dict[str, object]] = {}
 
 
 def _builtin() -> dict[str, ProcessorFactory]:
@@ -43,15 +45,26 @@ def register(name: str, factory: ProcessorFactory) -> None:
     _registered[name] = factory
 
 
+def configure(name: str, **config: object) -> None:
+    """Give every later instance of processor ``name`` these settings (until changed again;
+    no arguments clears them).  For a process's setup: a benchmark's simulated latency, the
+    crash test's persistent simulator state."""
+    if config:
+        _configured[name] = dict(config)
+    else:
+        _configured.pop(name, None)
+
+
 def get_processor(name: str, **config: object) -> CardProcessor:
-    """A new instance of the processor called ``name``, built with ``config``.
+    """A new instance of the processor called ``name``, built with its :func:`configure`
+    settings overridden by ``config``.
 
     Instances are cheap and made per request; processors keep shared state themselves.
     """
     factory = _factories().get(name)
     if factory is None:
         raise UserError("UNKNOWN_PROCESSOR", f"no payment processor named {name!r}", "processor")
-    return factory(**config)
+    return factory(**{**_configured.get(name, {}), **config})
 
 
 def available() -> list[str]:

@@ -9,6 +9,13 @@ A token carries its card's display details and behaviour in itself (:func:`_toke
 so a card stored by one process (``kassa demo``) can be charged by another (``kassa serve``).
 Charges and refunds live in a module-level store, one per ``namespace``, shared by every
 instance in the process.  Tests use :func:`reset` or their own namespace to start clean.
+With ``state_file`` they live in a small SQLite file instead (:class:`_FileStore`), which
+outlives the process: the collection crash test kills runs with SIGKILL and still needs to
+know every charge the "network" saw.
+
+``latency_ms`` stands in for the round trip: half of it passes before the charge is booked and
+half after, so a process killed during a call may already have charged the card — the case a
+deterministic idempotency key and reconciliation by lookup exist for.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -135,6 +143,107 @@ class _Store:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+class _FileStore:
+    """The simulator's charges and refunds in an SQLite file, shared by every process.
+
+    Each booking is one ``BEGIN IMMEDIATE`` transaction (check the key, then book), so two
+    processes cannot book one key twice, and a committed booking survives SIGKILL.
+    """
+
+    def __init__(self, path: str, namespace: str) -> None:
+        self._namespace = namespace
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS charges (namespace TEXT, key TEXT, token TEXT, "
+            "amount INTEGER, currency TEXT, status TEXT, reference TEXT, decline_code TEXT, "
+            "message TEXT, refunded INTEGER DEFAULT 0, PRIMARY KEY (namespace, key))")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS refunds (namespace TEXT, key TEXT, reference TEXT, "
+            "amount INTEGER, succeeded INTEGER, refund_reference TEXT, message TEXT, "
+            "PRIMARY KEY (namespace, key))")
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def _result(row: tuple[object, ...]) -> ChargeResult:
+        status, reference, decline_code, message, amount, currency = row
+        return ChargeResult(ChargeStatus(status), reference, decline_code,  # type: ignore[arg-type]
+                            str(message), int(amount), str(currency))  # type: ignore[call-overload]
+
+    _RESULT = "status, reference, decline_code, message, amount, currency"
+
+    def booked(self, key: str) -> tuple[str, int, str, ChargeResult] | None:
+        row = self._db.execute(
+            f"SELECT token, amount, currency, {self._RESULT} FROM charges "
+            "WHERE namespace = ? AND key = ?", (self._namespace, key)).fetchone()
+        return None if row is None else (row[0], row[1], row[2], self._result(row[3:]))
+
+    def book(self, key: str, token: str, result: ChargeResult) -> None:
+        self._db.execute(
+            "INSERT INTO charges (namespace, key, token, amount, currency, status, reference, "
+            "decline_code, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self._namespace, key, token, result.amount, result.currency, result.status.value,
+             result.processor_reference, result.decline_code, result.message))
+
+    def log(self) -> list[tuple[str, ChargeResult]]:
+        rows = self._db.execute(
+            f"SELECT key, {self._RESULT} FROM charges WHERE namespace = ? ORDER BY rowid",
+            (self._namespace,)).fetchall()
+        return [(row[0], self._result(row[1:])) for row in rows]
+
+    def refund(self, key: str, reference: str, amount: int) -> RefundResult:
+        row = self._db.execute(
+            "SELECT reference, amount, succeeded, refund_reference, message FROM refunds "
+            "WHERE namespace = ? AND key = ?", (self._namespace, key)).fetchone()
+        if row is not None:
+            if (row[0], row[1]) != (reference, amount):
+                raise UserError("IDEMPOTENCY_KEY_REUSED",
+                                "this idempotency key was used for a different refund",
+                                "idempotencyKey")
+            return RefundResult(bool(row[2]), row[3], row[4])
+        charge = self._db.execute(
+            "SELECT status, amount, refunded FROM charges WHERE namespace = ? AND reference = ?",
+            (self._namespace, reference)).fetchone()
+        if charge is None:
+            result = RefundResult(False, None, "No such charge.")
+        elif charge[0] != ChargeStatus.SUCCEEDED.value:
+            result = RefundResult(False, None, "Only a succeeded charge can be refunded.")
+        elif amount > charge[1] - charge[2]:
+            result = RefundResult(False, None, f"The refund exceeds the {charge[1] - charge[2]} "
+                                  "minor units left to refund.")
+        else:
+            self._db.execute("UPDATE charges SET refunded = refunded + ? WHERE namespace = ? "
+                             "AND reference = ?", (amount, self._namespace, reference))
+            result = RefundResult(True, f"sim_re_{secrets.token_hex(12)}", "Refunded.")
+        self._db.execute(
+            "INSERT INTO refunds VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (self._namespace, key, reference, amount, int(result.succeeded),
+             result.processor_reference, result.message))
+        return result
+
+    def transaction(self) -> _FileTransaction:
+        return _FileTransaction(self)
+
+
+class _FileTransaction:
+    """``with store.transaction():`` — one immediate (write-locked) SQLite transaction."""
+
+    def __init__(self, store: _FileStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> None:
+        self._store.lock.acquire()
+        self._store._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        try:
+            self._store._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        finally:
+            self._store.lock.release()
+
+
+_file_stores: dict[tuple[str, str], _FileStore] = {}
 _stores: dict[str, _Store] = {}
 _stores_lock = threading.Lock()
 
@@ -144,8 +253,19 @@ def _store_for(namespace: str) -> _Store:
         return _stores.setdefault(namespace, _Store())
 
 
+def _file_store_for(path: str, namespace: str) -> _FileStore:
+    with _stores_lock:
+        store = _file_stores.get((path, namespace))
+        if store is None:
+            store = _file_stores[(path, namespace)] = _FileStore(path, namespace)
+        return store
+
+
 def reset(namespace: str | None = None) -> None:
-    """Forget every token, charge and refund in ``namespace`` (all namespaces by default)."""
+    """Forget every token, charge and refund in ``namespace`` (all namespaces by default).
+
+    In-memory stores only: a ``state_file`` is the caller's to delete.
+    """
     with _stores_lock:
         if namespace is None:
             _stores.clear()
@@ -178,7 +298,8 @@ class SimulatorProcessor:
 
     ``namespace`` separates independent worlds in one process (a demo and a test run);
     ``latency_ms`` makes every call wait that long, for benchmarks; ``today`` lets a test clock
-    decide when cards expire.
+    decide when cards expire; ``state_file`` keeps charges and refunds in that SQLite file
+    instead of in memory, so they outlive the process.
     """
 
     name = "simulator"
@@ -188,10 +309,12 @@ class SimulatorProcessor:
         namespace: str = "default",
         latency_ms: int = 0,
         today: Callable[[], date] = _utc_today,
+        state_file: str | None = None,
     ) -> None:
         self._namespace = namespace
         self._latency_ms = latency_ms
         self._today = today
+        self._file = None if state_file is None else _file_store_for(state_file, namespace)
 
     async def tokenize(self, card: CardDetails) -> CardToken:
         """Validate ``card`` and return a token that carries its display details and behaviour."""
@@ -215,10 +338,43 @@ class SimulatorProcessor:
 
     async def charge(self, request: ChargeRequest) -> ChargeResult:
         """Charge once per idempotency key; a timeout card books the charge, then raises."""
-        await self._network_delay()
+        await self._network_delay(half=True)
         if request.amount <= 0:
             raise UserError("INVALID_AMOUNT", "the amount must be greater than zero", "amount")
         currency = validate_currency(request.currency)
+        if self._file is not None:
+            result, card = self._book_in_file(request, currency)
+        else:
+            result, card = self._book(request, currency)
+        await self._network_delay(half=True)
+        if card is not None and card.behaviour.times_out:
+            raise ProcessorTimeout(
+                f"no answer for charge {request.idempotency_key!r}; reconcile it by lookup"
+            )
+        return result
+
+    def _book_in_file(self, request: ChargeRequest, currency: str
+                      ) -> tuple[ChargeResult, _Card | None]:
+        """:meth:`_book` against the ``state_file`` store."""
+        assert self._file is not None
+        with self._file.transaction():
+            booked = self._file.booked(request.idempotency_key)
+            if booked is not None:
+                if booked[:3] != (request.token, request.amount, currency):
+                    raise UserError("IDEMPOTENCY_KEY_REUSED",
+                                    "this idempotency key was used for a different charge",
+                                    "idempotencyKey")
+                return booked[3], None
+            card = _card_of(request.token)
+            if card is None:
+                raise UserError("INVALID_TOKEN", "unknown card token", "token")
+            result = self._decide(card, f"sim_ch_{secrets.token_hex(12)}", request.amount,
+                                  currency)
+            self._file.book(request.idempotency_key, request.token, result)
+        return result, card
+
+    def _book(self, request: ChargeRequest, currency: str) -> tuple[ChargeResult, _Card | None]:
+        """Book the charge once per key: (result, card), the card None for a replay."""
         store = self._store
         with store.lock:
             booked = store.charges.get(request.idempotency_key)
@@ -233,7 +389,7 @@ class SimulatorProcessor:
                         "this idempotency key was used for a different charge",
                         "idempotencyKey",
                     )
-                return booked.result
+                return booked.result, None
             card = _card_of(request.token)
             if card is None:
                 raise UserError("INVALID_TOKEN", "unknown card token", "token")
@@ -242,15 +398,15 @@ class SimulatorProcessor:
             booked = _Charge(request.token, request.amount, currency, result)
             store.charges[request.idempotency_key] = booked
             store.charges_by_reference[reference] = booked
-        if card.behaviour.times_out:
-            raise ProcessorTimeout(
-                f"no answer for charge {request.idempotency_key!r}; reconcile it by lookup"
-            )
-        return result
+        return result, card
 
     async def lookup(self, idempotency_key: str) -> ChargeResult | None:
         """The booked result under ``idempotency_key``, or None if no charge was booked."""
         await self._network_delay()
+        if self._file is not None:
+            with self._file.transaction():
+                found = self._file.booked(idempotency_key)
+            return None if found is None else found[3]
         store = self._store
         with store.lock:
             booked = store.charges.get(idempotency_key)
@@ -263,6 +419,9 @@ class SimulatorProcessor:
         await self._network_delay()
         if amount <= 0:
             raise UserError("INVALID_AMOUNT", "the amount must be greater than zero", "amount")
+        if self._file is not None:
+            with self._file.transaction():
+                return self._file.refund(idempotency_key, processor_reference, amount)
         store = self._store
         with store.lock:
             done = store.refunds.get(idempotency_key)
@@ -280,9 +439,16 @@ class SimulatorProcessor:
 
     def charges(self) -> list[ChargeResult]:
         """Every charge booked in this namespace, oldest first: what the card network saw."""
+        return [result for _, result in self.charge_log()]
+
+    def charge_log(self) -> list[tuple[str, ChargeResult]]:
+        """Every charge booked in this namespace with its idempotency key, oldest first."""
+        if self._file is not None:
+            with self._file.transaction():
+                return self._file.log()
         store = self._store
         with store.lock:
-            return [booked.result for booked in store.charges.values()]
+            return [(key, booked.result) for key, booked in store.charges.items()]
 
     @property
     def _store(self) -> _Store:
@@ -312,7 +478,8 @@ class SimulatorProcessor:
             currency=currency,
         )
 
-    async def _network_delay(self) -> None:
-        """Stand in for a round trip to a remote processor when ``latency_ms`` is set."""
+    async def _network_delay(self, half: bool = False) -> None:
+        """Stand in for a round trip to a remote processor when ``latency_ms`` is set (with
+        ``half``, for one way of it)."""
         if self._latency_ms > 0:
-            await asyncio.sleep(self._latency_ms / 1000)
+            await asyncio.sleep(self._latency_ms / (2000 if half else 1000))

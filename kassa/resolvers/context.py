@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,12 +45,47 @@ class Context:
     response: Response | None = None
     loaders: Loaders = field(init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    #: Reads under way, so :meth:`settle` can wait for them; after it, reads are refused.
+    _reads: set[asyncio.Future[Any]] = field(default_factory=set, init=False)
+    _settled: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.read)
 
     async def read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        """Run ``work`` on the request's session, never alongside another field's query."""
+        """Run ``work`` on the request's session, never alongside another field's query.
+
+        When a field fails, GraphQL cancels its siblings still running.  A statement cut off
+        half-way leaves the database connection unusable (the session's closing rollback
+        then fails), so the work is shielded: a cancelled caller waits for it to finish,
+        then gives up as asked.  A DataLoader batch runs in a task of its own, which the
+        cancellation does not reach: :meth:`settle` waits for it.
+        """
+        if self._settled:
+            raise RuntimeError("this request is over: its database session is closing")
+        task = asyncio.ensure_future(self._locked_read(work))
+        self._reads.add(task)
+        task.add_done_callback(self._reads.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.gather(task, return_exceptions=True)
+            raise
+
+    async def settle(self) -> None:
+        """Wait for every read still under way and refuse any later one.
+
+        Whoever made the context calls this before closing its session.  A field that
+        failed leaves its siblings' DataLoader batches running (or just scheduled); were
+        the session closed under them, the statement would fail — or, on PostgreSQL, open
+        a new transaction on a connection nobody returns, holding its locks for good.
+        """
+        await asyncio.sleep(0)  # a batch scheduled by a cancelled field starts its read now
+        self._settled = True
+        while self._reads:
+            await asyncio.gather(*self._reads, return_exceptions=True)
+
+    async def _locked_read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         async with self._lock:
             return await work(self.session)
 

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kassa.billing import customers
+from kassa.billing import collection, customers
 from kassa.billing.errors import UserError
-from kassa.billing.models import Customer, CustomerClass, CustomerStatus, Reseller
+from kassa.billing.models import Customer, CustomerClass, CustomerStatus, InvoiceKind, Reseller
 from kassa.billing.money import parse_amount
 from kassa.resolvers.context import Context
 from kassa.schema.relay import decode_id, decode_optional_id
@@ -81,6 +81,14 @@ async def update_customer(ctx: Context, input: UpdateCustomerInput) -> Customer 
     return await ctx.attempt(work)
 
 
+def _collection_settings(
+    input: CreateCustomerClassInput | UpdateCustomerClassInput,
+) -> dict[InvoiceKind, collection.SettingsInput]:
+    given = {InvoiceKind.REGULAR: input.regular_invoices,
+             InvoiceKind.OUT_OF_TURN: input.out_of_turn_invoices}
+    return {kind: settings.to_domain() for kind, settings in given.items() if settings is not None}
+
+
 def customer_class_list(ctx: Context) -> Select[Any]:
     return customers.customer_class_query(ctx.viewer)
 
@@ -90,7 +98,8 @@ async def create_customer_class(
 ) -> CustomerClass | UserError:
     return await ctx.attempt(
         lambda session: customers.create_customer_class(
-            session, ctx.viewer, input.name, input.payment_terms_days, input.grace_period_days
+            session, ctx.viewer, input.name, input.payment_terms_days, input.grace_period_days,
+            _collection_settings(input),
         )
     )
 
@@ -101,7 +110,7 @@ async def update_customer_class(
     return await ctx.attempt(
         lambda session: customers.update_customer_class(
             session, ctx.viewer, decode_id(input.id, "CustomerClass"), input.name,
-            input.payment_terms_days, input.grace_period_days,
+            input.payment_terms_days, input.grace_period_days, _collection_settings(input),
         )
     )
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select
 
+from kassa import documents
 from kassa.billing import invoices
 from kassa.billing.errors import UserError
 from kassa.billing.models import Invoice, InvoiceStatus, Payment
@@ -14,7 +15,12 @@ from kassa.resolvers.context import Context
 from kassa.schema.relay import decode_id, decode_optional_id
 
 if TYPE_CHECKING:
-    from kassa.schema.invoices import ClosePeriodOutOfTurnInput, VoidInvoiceInput
+    from kassa.schema.invoices import (
+        ApproveInvoicesInput,
+        ClosePeriodOutOfTurnInput,
+        VoidInvoiceInput,
+        VoidInvoicesInput,
+    )
 
 
 async def invoice(ctx: Context, id: str) -> Invoice | None:
@@ -38,6 +44,11 @@ async def invoice_payments(ctx: Context, invoice_id: int) -> list[tuple[Payment,
     return await ctx.read(lambda session: invoices.payments_for_invoice(session, invoice_id))
 
 
+def pdf_url(ctx: Context, invoice_id: int) -> str:
+    """A fresh signed link to the PDF of an invoice the caller has already been shown."""
+    return documents.invoice_pdf_url(ctx.settings, invoice_id)
+
+
 async def close_period_out_of_turn(
     ctx: Context, input: ClosePeriodOutOfTurnInput
 ) -> Invoice | UserError:
@@ -54,4 +65,23 @@ async def void_invoice(ctx: Context, input: VoidInvoiceInput) -> Invoice | UserE
         lambda session: invoices.void_invoice(
             session, ctx.viewer, decode_id(input.id, "Invoice"), input.reason
         )
+    )
+
+
+def _invoice_ids(ids: list[str]) -> list[int]:
+    return [decode_id(gid, "Invoice", "ids") for gid in ids]
+
+
+async def approve_invoices(ctx: Context, input: ApproveInvoicesInput) -> list[Invoice] | UserError:
+    return await ctx.attempt(
+        lambda session: invoices.approve_invoices(session, ctx.viewer, _invoice_ids(input.ids)),
+        id_field="ids",
+    )
+
+
+async def void_invoices(ctx: Context, input: VoidInvoicesInput) -> list[Invoice] | UserError:
+    return await ctx.attempt(
+        lambda session: invoices.void_invoices(session, ctx.viewer, _invoice_ids(input.ids),
+                                               input.reason),
+        id_field="ids",
     )

@@ -20,20 +20,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from strawberry.dataloader import DataLoader
 
-from kassa.billing import invoices
+from kassa.billing import collection, invoices, status_changes
 from kassa.billing.models import (
     Account,
+    CollectionAttempt,
+    CollectionSettings,
     Customer,
     CustomerClass,
     Invoice,
+    InvoiceKind,
     InvoiceLine,
     InvoiceStatus,
     LedgerAccount,
     Payment,
     PaymentMethod,
+    StatusChange,
+    StatusSubject,
 )
 
-Model = TypeVar("Model", Customer, CustomerClass, Account, Invoice, PaymentMethod)
+Model = TypeVar("Model", Customer, CustomerClass, Account, Invoice, PaymentMethod, Payment)
 Reader = Callable[[Callable[[AsyncSession], Awaitable[Any]]], Awaitable[Any]]
 
 
@@ -99,6 +104,19 @@ class Loaders:
         self.lines_by_invoice: DataLoader[int, list[InvoiceLine]] = DataLoader(
             self._load_lines_by_invoice
         )
+        self.payments: DataLoader[int, Payment | None] = DataLoader(self._by_id(Payment))
+        self.attempts_by_invoice: DataLoader[int, list[CollectionAttempt]] = DataLoader(
+            self._load_attempts_by_invoice
+        )
+        self.invoice_status_changes: DataLoader[int, list[StatusChange]] = DataLoader(
+            self._status_changes(StatusSubject.INVOICE)
+        )
+        self.customer_status_changes: DataLoader[int, list[StatusChange]] = DataLoader(
+            self._status_changes(StatusSubject.CUSTOMER)
+        )
+        self.collection_settings_by_class: DataLoader[
+            int, dict[InvoiceKind, CollectionSettings]
+        ] = DataLoader(self._load_collection_settings_by_class)
 
     async def _rows(self, query: Select[Any], **params: Any) -> Sequence[Any]:
         async def run(session: AsyncSession) -> Sequence[Any]:
@@ -159,6 +177,34 @@ class Loaders:
             for key, children in zip(group, _group(rows, "customer_id", ids), strict=True):
                 results[key] = children
         return [results[key] for key in keys]
+
+    async def _load_attempts_by_invoice(
+        self, invoice_ids: list[int]
+    ) -> list[list[CollectionAttempt]]:
+        attempts: dict[int, list[CollectionAttempt]] = await self._read(
+            lambda session: collection.attempts_for_invoices(session, invoice_ids)
+        )
+        return [attempts[pk] for pk in invoice_ids]
+
+    def _status_changes(
+        self, subject: StatusSubject
+    ) -> Callable[[list[int]], Awaitable[list[list[StatusChange]]]]:
+        async def load(ids: list[int]) -> list[list[StatusChange]]:
+            changes: dict[int, list[StatusChange]] = await self._read(
+                lambda session: status_changes.history(session, subject, ids)
+            )
+            return [changes[pk] for pk in ids]
+
+        return load
+
+    async def _load_collection_settings_by_class(
+        self, class_ids: list[int]
+    ) -> list[dict[InvoiceKind, CollectionSettings]]:
+        rows: dict[tuple[int, InvoiceKind], CollectionSettings] = await self._read(
+            lambda session: collection.settings_rows(session, class_ids)
+        )
+        return [{kind: row for (class_id, kind), row in rows.items() if class_id == pk}
+                for pk in class_ids]
 
     async def _load_lines_by_invoice(self, invoice_ids: list[int]) -> list[list[InvoiceLine]]:
         lines: dict[int, list[InvoiceLine]] = await self._read(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import strawberry
 
-from kassa.billing import models
+from kassa.billing import collection, models
 from kassa.billing.errors import UserError
 from kassa.resolvers import customers as resolve
 from kassa.resolvers import payment_methods as resolve_payment_methods
@@ -15,6 +15,7 @@ from kassa.resolvers.context import Info
 from kassa.resolvers.loaders import LatestInvoices, LatestPayments
 from kassa.schema.accounts import Account
 from kassa.schema.charges import Charge, charge_connection
+from kassa.schema.collection import CollectionSettings, CollectionSettingsInput, StatusChange
 from kassa.schema.errors import UserErrorType, user_errors
 from kassa.schema.invoices import Invoice
 from kassa.schema.money import Money
@@ -22,6 +23,7 @@ from kassa.schema.payment_methods import PaymentMethod
 from kassa.schema.payments import Payment
 from kassa.schema.permissions import IsAuthenticated
 from kassa.schema.relay import DEFAULT_PAGE_SIZE, Connection, encode_id, page_size, paginate
+from kassa.schema.statements import LedgerTransaction, ledger_transaction_connection
 
 # The billing enums are the API's enums: registered here, then used as they are.
 strawberry.enum(models.CustomerStatus)
@@ -31,19 +33,37 @@ strawberry.enum(models.BillingPeriodKind, name="BillingPeriod")
 LATEST_DEFAULT = 5
 
 
-@strawberry.type(description="Payment terms and grace period shared by a group of customers.")
+@strawberry.type(description="Payment terms, grace period and collection rules shared by a "
+                 "group of customers.")
 class CustomerClass:
     id: strawberry.ID
     name: str
-    payment_terms_days: int
-    grace_period_days: int
+    payment_terms_days: int = strawberry.field(
+        description="Net days for invoices whose kind does not set its own.")
+    grace_period_days: int = strawberry.field(
+        description="Grace period for invoices whose kind does not set its own.")
     created_at: datetime
+    pk: strawberry.Private[int]
 
     @classmethod
     def from_model(cls, row: models.CustomerClass) -> CustomerClass:
         return cls(id=encode_id("CustomerClass", row.id), name=row.name,
                    payment_terms_days=row.payment_terms_days,
-                   grace_period_days=row.grace_period_days, created_at=row.created_at)
+                   grace_period_days=row.grace_period_days, created_at=row.created_at,
+                   pk=row.id)
+
+    async def _settings(self, info: Info, kind: models.InvoiceKind) -> CollectionSettings:
+        rows = await info.context.loaders.collection_settings_by_class.load(self.pk)
+        return CollectionSettings.from_policy(collection.resolve_policy(
+            self.payment_terms_days, self.grace_period_days, rows.get(kind)))
+
+    @strawberry.field(description="How the class's regular invoices are due and collected.")
+    async def regular_invoices(self, info: Info) -> CollectionSettings:
+        return await self._settings(info, models.InvoiceKind.REGULAR)
+
+    @strawberry.field(description="How the class's out-of-turn invoices are due and collected.")
+    async def out_of_turn_invoices(self, info: Info) -> CollectionSettings:
+        return await self._settings(info, models.InvoiceKind.OUT_OF_TURN)
 
 
 @strawberry.type(description="An owner of customers with its own invoice numbering.")
@@ -142,6 +162,19 @@ class Customer:
         return [Payment.from_model(row) for row in
                 await info.context.loaders.latest_payments.load(key)]
 
+    @strawberry.field(description="Ledger transactions that moved the balance, newest first "
+                      "(for the customer and staff; a distributor is refused).")
+    async def ledger_transactions(
+        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[LedgerTransaction]:
+        return await ledger_transaction_connection(info, first, after, self.pk)
+
+    @strawberry.field(description="Every status transition (suspension, reactivation, changes "
+                      "by staff), oldest first.")
+    async def status_changes(self, info: Info) -> list[StatusChange]:
+        rows = await info.context.loaders.customer_status_changes.load(self.pk)
+        return [StatusChange.from_model(row) for row in rows]
+
     @strawberry.field(description="Stored cards, the default first.")
     async def payment_methods(self, info: Info) -> list[PaymentMethod]:
         rows = await resolve_payment_methods.payment_methods_for(info.context, self.pk)
@@ -193,6 +226,8 @@ class CreateCustomerClassInput:
     name: str
     payment_terms_days: int = 14
     grace_period_days: int = 7
+    regular_invoices: CollectionSettingsInput | None = None
+    out_of_turn_invoices: CollectionSettingsInput | None = None
 
 
 @strawberry.input
@@ -201,6 +236,8 @@ class UpdateCustomerClassInput:
     name: str | None = None
     payment_terms_days: int | None = None
     grace_period_days: int | None = None
+    regular_invoices: CollectionSettingsInput | None = None
+    out_of_turn_invoices: CollectionSettingsInput | None = None
 
 
 @strawberry.input

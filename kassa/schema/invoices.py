@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from kassa.billing import models
+from kassa.billing import collection, models
 from kassa.billing.errors import UserError
 from kassa.resolvers import invoices as resolve
 from kassa.resolvers.context import Info
+from kassa.schema.collection import CollectionAttempt, StatusChange
 from kassa.schema.errors import UserErrorType, user_errors
 from kassa.schema.money import Money
 from kassa.schema.payments import Payment
@@ -67,6 +68,9 @@ class Invoice:
     )
     created_at: datetime
     voided_at: datetime | None
+    not_charged_reason: collection.NotCharged | None = strawberry.field(
+        description="Why collection last passed the invoice by instead of charging the card "
+        "(null once a charge is attempted).")
     pk: strawberry.Private[int]
     customer_id: strawberry.Private[int]
 
@@ -83,7 +87,10 @@ class Invoice:
             payments_in_period=money(row.payments_in_period), total=money(row.total),
             amount_paid=money(row.amount_paid), outstanding=money(row.outstanding),
             balance_due=money(row.balance_due), created_at=row.created_at,
-            voided_at=row.voided_at, pk=row.id, customer_id=row.customer_id,
+            voided_at=row.voided_at,
+            not_charged_reason=None if row.not_charged_reason is None
+            else collection.NotCharged(row.not_charged_reason),
+            pk=row.id, customer_id=row.customer_id,
         )
 
     @strawberry.field
@@ -100,6 +107,26 @@ class Invoice:
     async def lines(self, info: Info) -> list[InvoiceLine]:
         rows = await info.context.loaders.lines_by_invoice.load(self.pk)
         return [InvoiceLine.from_model(row, self.currency) for row in rows]
+
+    @strawberry.field(description="A link to download the invoice as a PDF. Anyone holding "
+                      "it can download the PDF until it expires (15 minutes by default).")
+    def pdf_url(self, info: Info) -> str:
+        return resolve.pdf_url(info.context, self.pk)
+
+    @strawberry.field(description="Card charge attempts, in the order they fall due.")
+    async def attempts(self, info: Info) -> list[CollectionAttempt]:
+        rows = await info.context.loaders.attempts_by_invoice.load(self.pk)
+        return [CollectionAttempt.from_model(row) for row in rows]
+
+    @strawberry.field(description="When the next planned card attempt falls due, if any.")
+    async def next_attempt_at(self, info: Info) -> datetime | None:
+        return collection.next_attempt_at(
+            await info.context.loaders.attempts_by_invoice.load(self.pk))
+
+    @strawberry.field(description="Every status transition, oldest first.")
+    async def status_changes(self, info: Info) -> list[StatusChange]:
+        rows = await info.context.loaders.invoice_status_changes.load(self.pk)
+        return [StatusChange.from_model(row) for row in rows]
 
     @strawberry.field(description="The payments that pay this invoice, oldest first.")
     async def payments(self, info: Info) -> list[InvoicePayment]:
@@ -119,6 +146,29 @@ class ClosePeriodOutOfTurnInput:
 class VoidInvoiceInput:
     id: strawberry.ID
     reason: str
+
+
+@strawberry.input
+class ApproveInvoicesInput:
+    ids: list[strawberry.ID] = strawberry.field(description="Invoices in PENDING_REVIEW.")
+
+
+@strawberry.input
+class VoidInvoicesInput:
+    ids: list[strawberry.ID]
+    reason: str
+
+
+@strawberry.type(description="All or nothing: with errors, no invoice was changed.")
+class InvoicesPayload:
+    invoices: list[Invoice] | None = None
+    errors: list[UserErrorType] = strawberry.field(default_factory=list)
+
+    @classmethod
+    def of(cls, result: list[models.Invoice] | UserError) -> InvoicesPayload:
+        if isinstance(result, UserError):
+            return cls(errors=user_errors(result))
+        return cls(invoices=[Invoice.from_model(row) for row in result])
 
 
 @strawberry.type
@@ -168,3 +218,16 @@ class InvoiceMutations:
     )
     async def void_invoice(self, info: Info, input: VoidInvoiceInput) -> InvoicePayload:
         return InvoicePayload.of(await resolve.void_invoice(info.context, input))
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Approve invoices waiting for review: they become payable and their card "
+        "attempts are planned.",
+    )
+    async def approve_invoices(self, info: Info, input: ApproveInvoicesInput) -> InvoicesPayload:
+        return InvoicesPayload.of(await resolve.approve_invoices(info.context, input))
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated],
+                         description="Void several invoices, as voidInvoice does each.")
+    async def void_invoices(self, info: Info, input: VoidInvoicesInput) -> InvoicesPayload:
+        return InvoicesPayload.of(await resolve.void_invoices(info.context, input))

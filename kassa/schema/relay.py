@@ -115,11 +115,15 @@ async def paginate(
     first: int | None,
     after: str | None,
     to_node: Callable[[Any], NodeType],
+    *,
+    whole_rows: bool = False,
 ) -> Connection[NodeType]:
     """Run ``query`` (one entity per row) as a keyset page ordered by ``id_column`` descending.
 
     One row more than asked is fetched to know whether a next page exists; the total count
-    is a separate query, run only when ``totalCount`` is selected.
+    is a separate query, run only when ``totalCount`` is selected.  With ``whole_rows`` the
+    query selects columns rather than an entity (an aggregate beside them, say), and
+    ``to_node`` gets each whole row, which must have an ``id`` column.
     """
     size = page_size(first)
     count_query = select(func.count()).select_from(query.order_by(None).subquery())
@@ -128,6 +132,8 @@ async def paginate(
         page = page.where(id_column < _cursor_pk(after))
 
     async def fetch(session: AsyncSession) -> Sequence[Any]:
+        if whole_rows:
+            return (await session.execute(page)).all()
         return (await session.scalars(page)).all()
 
     rows = await info.context.read(fetch)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import uuid4
 
 from playwright.async_api import Page, expect
@@ -72,19 +73,29 @@ async def settle_in_cash(db: Database, party: Party, amount: int) -> None:
         await pay_cash(session, party.customer, amount)
 
 
-async def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
-    """Sign in the way a person does: the form on /portal/sign-in, then the dashboard."""
+async def sign_in(page: Page, email: str, password: str = PASSWORD,
+                  lands_on: str = "/portal") -> None:
+    """Sign in the way a person does: the form on /portal/sign-in, then the start page of
+    the user's role (``lands_on``: the dashboard, or ``/admin`` for staff)."""
     await page.goto("/portal/sign-in")
     await page.get_by_label("E-mail").fill(email)
     await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Sign in").click()
-    await expect(page).to_have_url(_dashboard_url(page))
+    await expect(page).to_have_url(_absolute(page, lands_on))
 
 
-def _dashboard_url(page: Page) -> str:
-    """The dashboard's absolute address on whichever server this page talks to."""
-    origin = page.url.split("/portal", 1)[0]
-    return f"{origin}/portal"
+def _absolute(page: Page, path: str) -> str:
+    """``path``'s absolute address on whichever server this page talks to."""
+    parts = urlsplit(page.url)
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+async def admin_login(db: Database, email: str = "admin@kassa.test") -> str:
+    """An administrator of the provider (sees every customer); returns the e-mail address
+    to sign in with, with :data:`PASSWORD`."""
+    async with db.transaction() as session:
+        await create_user(session, email, PASSWORD, Role.ADMIN)
+    return email
 
 
 async def graphql_as_visitor(

@@ -14,6 +14,7 @@ from playwright.async_api import Page, expect
 from kassa.db import Database
 from tests.browser.accessibility import assert_accessible
 from tests.browser.support import (
+    admin_login,
     customer_login,
     issue_invoice,
     settle_in_cash,
@@ -47,6 +48,37 @@ async def test_every_page_in_the_navigation_is_accessible(page: Page, db: Databa
     await expect(page.get_by_role("heading", name="Charges")).to_be_visible()
     await assert_accessible(page)
     assert len(checked) >= 6, checked
+
+
+async def test_every_page_in_the_administrators_navigation_is_accessible(
+    page: Page, db: Database
+) -> None:
+    """The same crawl for an administrator, then the pages reached from the customer list
+    (a customer with invoices, payments and ledger transactions) and the admin 404 page."""
+    login = await customer_login(db, name="Ada Lovelace", credit_limit=10_000)
+    await store_card(db, login.party)
+    await issue_invoice(db, login.party, 1_000, "February")
+    await settle_in_cash(db, login.party, 400)
+    await sign_in(page, await admin_login(db), lands_on="/admin")
+
+    links = page.get_by_role("navigation", name="Main").get_by_role("link")
+    paths = [await link.get_attribute("href") for link in await links.all()]
+    assert paths and all(path is not None and path.startswith("/admin") for path in paths), paths
+    for path in paths:
+        assert path is not None
+        response = await page.goto(path)
+        assert response is not None and response.status == 200, path
+        await expect(page.get_by_role("heading", level=1)).to_be_visible()
+        await expect(page.locator("[aria-current=page]")).to_have_attribute("href", path)
+        await assert_accessible(page)
+
+    await page.goto("/admin")
+    await page.locator("#customers tbody tr a").first.click()
+    await expect(page.get_by_role("heading", name="Ledger transactions (2)")).to_be_visible()
+    await assert_accessible(page)
+    response = await page.goto("/admin/customers/not-an-id")
+    assert response is not None and response.status == 404
+    await assert_accessible(page)
 
 
 async def test_forms_showing_their_errors_are_accessible(page: Page, db: Database) -> None:
