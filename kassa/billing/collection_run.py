@@ -17,10 +17,11 @@ The singleton ``collection_run`` job (or ``kassa collect``) runs :func:`run_coll
    committed, before the processor is called**.
 3. **Charge** the batch with at most ``concurrency`` calls in flight (an asyncio semaphore)
    while the previous batch's answers are being recorded.
-4. **Record** each answer in one transaction per batch: SUCCEEDED books a card payment
-   through :func:`kassa.billing.payments.record_card_charge` (ledger, allocation to this
-   invoice first, status PAID or PARTIALLY_PAID, the invoice's other attempts canceled);
-   DECLINED is FAILED with the decline code; no answer stays UNKNOWN for step 1 next time.
+4. **Record** a batch's answers in one transaction, set-based: SUCCEEDED books card
+   payments through :func:`kassa.billing.payments.record_card_charges` (ledger, allocation
+   to the attempt's invoice first, status PAID or PARTIALLY_PAID, the invoice's other
+   attempts canceled); DECLINED is FAILED with the decline code; no answer stays UNKNOWN
+   for step 1 next time.
 5. **Reschedule** the job for the earliest attempt still planned (or the next reconciliation).
 
 Crash safety (SIGKILL anywhere): an attempt is UNKNOWN from the commit before its call until
