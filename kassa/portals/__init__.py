@@ -24,7 +24,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from kassa.portals import admin, auth_pages, customer, rendering
+from kassa.portals import admin, auth_pages, collection, customer, rendering
 from kassa.portals.csrf import CSRFMiddleware
 from kassa.portals.navigation import ADMIN_HOME, CUSTOMER_HOME
 
@@ -32,7 +32,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 #: Each portal's route table, in matching order.
 PORTALS: tuple[Callable[[], list[BaseRoute]], ...] = (auth_pages.routes, customer.routes,
-                                                       admin.routes)
+                                                       admin.routes, collection.routes)
 
 
 async def to_portal(request: Request) -> Response:

@@ -80,6 +80,10 @@ INVOICE = """
 query PortalInvoice($id: ID!) {
   invoice(id: $id) {
     id number kind status periodStart periodEnd issueDate dueDate voidedAt pdfUrl
+    nextAttemptAt notChargedReason
+    attempts {
+      scheduledFor status processorResponse cancelReason amount { ...Amount }
+    }
     previousBalance { ...Amount } paymentsInPeriod { ...Amount } total { ...Amount }
     amountPaid { ...Amount } outstanding { ...Amount } balanceDue { ...Amount }
     lines { accountNumber description serviceAt amount { ...Amount } }
@@ -155,6 +159,21 @@ mutation PortalRemovePaymentMethod($input: RemovePaymentMethodInput!) {{
 #: never drawn back into a page, not even after an error.
 CARD_FIELDS = ("cardNumber", "expMonth", "expYear", "cvc", "holder")
 CARD_FIELDS_SHOWN_AGAIN = ("expMonth", "expYear", "holder")
+#: Why an invoice will not be charged to the card (``Invoice.notChargedReason``), in words
+#: that tell the customer what to do about it.
+NOT_CHARGED_WORDS = {
+    "CHARGING_OFF": "Invoices like this one are not charged to a card automatically.",
+    "AUTO_PAYMENT_OFF": "Automatic card payment is turned off for your account.",
+    "NO_PAYMENT_METHOD": "There is no card to charge: add one to have it paid automatically.",
+}
+#: Why a planned card payment was not made (``CollectionAttempt.cancelReason``).
+CANCEL_WORDS = {
+    "PAID": "Not needed: the invoice was already paid",
+    "VOIDED": "Not made: the invoice was voided",
+    "SUPERSEDED": "Not made: a later attempt took its place",
+    "AUTO_PAYMENT_OFF": "Not made: automatic card payment was off",
+    "NO_PAYMENT_METHOD": "Not made: there was no card to charge",
+}
 
 
 def _card_and_key(values: dict[str, str]) -> dict[str, Any]:
@@ -238,14 +257,16 @@ async def _invoice_page(
     invoice = found((await graphql.execute(
         request, INVOICE, {"id": request.path_params["id"]}))["invoice"])
     pay = pay or Form(values={"amount": invoice["outstanding"]["amount"]})
-    return rendering.render(request, "invoice.html",
-                            {"invoice": invoice, "pay": pay, "outcome": outcome},
-                            fragment="invoice", status_code=pay.status_code)
+    return rendering.render(request, "invoice.html", {
+        "invoice": invoice, "pay": pay, "outcome": outcome,
+        "not_charged_words": NOT_CHARGED_WORDS, "cancel_words": CANCEL_WORDS,
+    }, fragment="invoice", status_code=pay.status_code)
 
 
 @requires(CUSTOMER)
 async def invoice(request: Request, visitor: Visitor) -> Response:
-    """One invoice with its lines and payments, and a form to pay what is outstanding."""
+    """One invoice with its lines and payments, its card payment attempts (so a customer
+    sees when the card will be charged, or why it will not), and a form to pay."""
     return await _invoice_page(request)
 
 
@@ -332,15 +353,6 @@ def _card_words(card: dict[str, str]) -> str:
     return f"{card['brand'].capitalize()} ending {card['last4']}"
 
 
-def _whole_number(values: dict[str, str], name: str, errors: dict[str, str]) -> int | None:
-    """A number field of the card form, or an error beside it (the API takes integers)."""
-    text = values.get(name, "").strip()
-    if text.isascii() and text.isdigit():
-        return int(text)
-    errors[name] = "enter digits only"
-    return None
-
-
 @requires(CUSTOMER)
 async def payment_methods(request: Request, visitor: Visitor) -> Response:
     return await _cards_page(request, visitor)
@@ -353,8 +365,8 @@ async def add_payment_method(request: Request, visitor: Visitor) -> Response:
     values = await forms.read(request)
     shown_again = {name: values.get(name, "") for name in CARD_FIELDS_SHOWN_AGAIN}
     local_errors: dict[str, str] = {}
-    month = _whole_number(values, "expMonth", local_errors)
-    year = _whole_number(values, "expYear", local_errors)
+    month = forms.whole_number(values, "expMonth", local_errors)
+    year = forms.whole_number(values, "expYear", local_errors)
     if month is None or year is None:
         return await _cards_page(request, visitor, Form(values=shown_again, errors=local_errors))
     payload = await graphql.mutate(request, ADD_PAYMENT_METHOD, {

@@ -84,6 +84,26 @@ def after(
     return Form.with_errors(values, errors, fields, aliases)
 
 
+def whole_number(values: Mapping[str, str], name: str, errors: dict[str, str]) -> int | None:
+    """A number field, or an error beside it in ``errors``.
+
+    Checked before the mutation because the API takes an ``Int``: text there would make the
+    whole request malformed (a top-level error), not a mistake shown beside the field.
+    """
+    text = values.get(name, "").strip()
+    if text.isascii() and text.isdigit():
+        return int(text)
+    errors[name] = "enter digits only"
+    return None
+
+
+async def read_all(request: Request, name: str) -> list[str]:
+    """Every value submitted under ``name`` (checkboxes of one name), which :func:`read`
+    keeps only one of."""
+    async with request.form() as submitted:
+        return [value for value in submitted.getlist(name) if isinstance(value, str)]
+
+
 async def read(request: Request) -> dict[str, str]:
     """The submitted text fields (the CSRF token and form key included; files ignored)."""
     async with request.form() as submitted:
