@@ -51,7 +51,7 @@ WORKER_INTERVAL_SECONDS = 1.0
 #: Modules whose ``@jobs.handler`` decorators register the job kinds the worker runs.
 JOB_HANDLER_MODULES = ("kassa.billing.billrun", "kassa.billing.invoices", "kassa.billing.payments",
                        "kassa.billing.invoice_pdf", "kassa.billing.collection_run",
-                       "kassa.billing.dunning")
+                       "kassa.billing.dunning", "kassa.billing.notifications")
 
 
 # --- GraphQL over HTTP --------------------------------------------------------------------
@@ -262,8 +262,14 @@ async def run_worker(database: Database, interval: float = WORKER_INTERVAL_SECON
     A failing job is recorded and retried by :mod:`kassa.billing.jobs` itself; what is
     caught here is the database going away, which must not end the worker for good.
     """
+    from kassa.billing import notifications
+
+    started = False
     while True:
         try:
+            if not started:  # the e-mail jobs poll: make sure they are pending
+                await notifications.start_jobs(database)
+                started = True
             await jobs.run_due(database)
         except Exception:  # noqa: BLE001 - keep working; the next round may succeed
             log.exception("job worker round failed")

@@ -73,6 +73,9 @@ def worker(
     from kassa.billing.jobs import run_due
 
     async def work(db: Database) -> None:
+        from kassa.billing import notifications
+
+        await notifications.start_jobs(db)  # the e-mail jobs poll: make sure they are pending
         while True:
             ran = await run_due(db)
             if ran:

@@ -169,7 +169,8 @@ def test_worker_once_runs_due_jobs_and_exits(
     result = kassa(settings, "worker", "--once")
     assert result.exit_code == 0, result.output
     assert due_job == [{"n": 1}]
-    status = query(settings, lambda s: s.scalar(select(Job.status)))
+    status = query(settings, lambda s: s.scalar(
+        select(Job.status).where(Job.kind == "test.cli_worker")))
     assert status == JobStatus.DONE
 
 

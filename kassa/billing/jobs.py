@@ -48,7 +48,7 @@ DETACHED_RETRY = timedelta(minutes=2)
 #: The modules whose import registers job handlers: listed here so a reader finds them all.
 HANDLER_MODULES = ("kassa.billing.billrun", "kassa.billing.invoices", "kassa.billing.payments",
                    "kassa.billing.invoice_pdf", "kassa.billing.collection_run",
-                   "kassa.billing.dunning")
+                   "kassa.billing.dunning", "kassa.billing.notifications")
 
 
 def load_handlers() -> None:
