@@ -14,8 +14,6 @@ not run at all (unparsable, invalid, bad variables); clients asking for plain
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -49,10 +47,6 @@ GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
 WORKER_INTERVAL_SECONDS = 1.0
 #: Modules whose ``@jobs.handler`` decorators register the job kinds the worker runs.
-JOB_HANDLER_MODULES = ("kassa.billing.billrun", "kassa.billing.invoices", "kassa.billing.payments",
-                       "kassa.billing.invoice_pdf", "kassa.billing.collection_run",
-                       "kassa.billing.dunning", "kassa.billing.notifications")
-
 
 # --- GraphQL over HTTP --------------------------------------------------------------------
 
@@ -243,19 +237,6 @@ async def metrics(request: Request) -> Response:
 # --- jobs ---------------------------------------------------------------------------------
 
 
-def load_job_handlers() -> list[str]:
-    """Import the modules that register job handlers; returns those found.
-
-    A module that does not exist (yet) is skipped rather than failing the app, so a
-    partial installation still serves its API; a module that exists but fails to import
-    raises as usual.
-    """
-    found = [name for name in JOB_HANDLER_MODULES if importlib.util.find_spec(name) is not None]
-    for name in found:
-        importlib.import_module(name)
-    return found
-
-
 async def run_worker(database: Database, interval: float = WORKER_INTERVAL_SECONDS) -> None:
     """Run due jobs every ``interval`` seconds until cancelled.
 
@@ -283,7 +264,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     """The whole web application.  Pass ``database`` to share one (tests); else the
     lifespan opens one from ``settings`` and disposes of it at shutdown."""
     settings = settings or from_env()
-    load_job_handlers()
+    # So advanceTestClock and the in-process worker find every job kind.
+    jobs.load_handlers()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
