@@ -1,13 +1,40 @@
-"""The demo ``make run`` loads: believable history in every status, loaded once, ledger sound."""
+"""The demo ``make run`` loads: the same story whichever day it is loaded, loaded once, ledger
+sound."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import pytest
 from sqlalchemy import func, select
 
 from kassa.billing import api_keys
-from kassa.billing.demo import load_demo
-from kassa.billing.models import Customer, Distributor, Invoice, InvoiceStatus, Payment
+from kassa.billing.demo import PEOPLE, demo_plan, load_demo, month_start
+from kassa.billing.models import (
+    Charge,
+    Customer,
+    CustomerStatus,
+    Distributor,
+    Invoice,
+    InvoiceKind,
+    InvoiceLine,
+    InvoiceStatus,
+    Payment,
+)
 from kassa.db import Database
+
+#: Load dates that have broken date arithmetic before: today's month, the last minutes of a
+#: month (UTC already past midnight in Tokyo, not yet in Los Angeles), a leap day, the night
+#: Europe moves its clocks, the first minutes of a month, and the first days of one (before
+#: its charges are posted).
+LOAD_DATES = [
+    datetime(2026, 12, 2, 18, 42, tzinfo=UTC),
+    datetime(2027, 1, 31, 23, 30, tzinfo=UTC),
+    datetime(2028, 2, 29, 12, 0, tzinfo=UTC),
+    datetime(2026, 3, 29, 1, 30, tzinfo=UTC),
+    datetime(2027, 3, 1, 0, 15, tzinfo=UTC),
+    datetime(2026, 11, 1, 8, 30, tzinfo=UTC),
+]
 
 
 async def _counts(db: Database) -> dict[str, int]:
@@ -18,15 +45,52 @@ async def _counts(db: Database) -> dict[str, int]:
         }
 
 
-async def test_demo_has_invoices_in_every_status_and_loads_only_once(db: Database) -> None:
-    logins, first_key = await load_demo(db)
-    assert {role for role, _, _ in logins} == {"administrator", "customer", "distributor"}
+def test_month_start_counts_whole_months_back_across_years() -> None:
+    at = datetime(2027, 2, 14, 5, 0, tzinfo=UTC)
+    assert month_start(at, 0) == datetime(2027, 2, 1, tzinfo=UTC)
+    assert month_start(at, 2) == datetime(2026, 12, 1, tzinfo=UTC)
+    assert month_start(at, 14) == datetime(2025, 12, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("now", LOAD_DATES, ids=lambda at: at.strftime("%Y-%m-%dT%H:%M"))
+async def test_demo_tells_the_same_story_on_any_day(db: Database, now: datetime) -> None:
+    await load_demo(db, now)
+    plan = demo_plan(now)
+    assert plan.start < min(at for at, _ in plan.steps) and max(at for at, _ in plan.steps) == now
     async with db.session() as session:
         statuses = set((await session.scalars(select(Invoice.status).distinct())).all())
+        assert statuses == set(InvoiceStatus)
         methods = set((await session.scalars(select(Payment.method).distinct())).all())
+        assert len(methods) == 4
+
+        ada = await session.scalar(select(Customer).where(Customer.email == PEOPLE[0][1]))
+        assert ada is not None and ada.status == CustomerStatus.ACTIVE
+        own = set((await session.scalars(
+            select(Invoice.status).where(Invoice.customer_id == ada.id))).all())
+        assert {InvoiceStatus.UNPAID, InvoiceStatus.PARTIALLY_PAID,
+                InvoiceStatus.OVERDUE} <= own
+
+        # Every regular invoice bills something: charges are posted in every month.
+        empty = await session.scalar(
+            select(func.count(Invoice.id))
+            .where(Invoice.kind == InvoiceKind.REGULAR,
+                   ~select(InvoiceLine.id).where(InvoiceLine.invoice_id == Invoice.id)
+                   .exists()))
+        assert empty == 0
+        # ... and every customer was charged in each of the four whole months before this one.
+        for months_back in range(1, 5):
+            charged = await session.scalar(
+                select(func.count(func.distinct(Charge.customer_id)))
+                .where(Charge.service_at >= month_start(now, months_back),
+                       Charge.service_at < month_start(now, months_back - 1)))
+            assert charged == len(PEOPLE), f"month -{months_back}"
+
+
+async def test_demo_loads_only_once(db: Database) -> None:
+    logins, first_key = await load_demo(db, LOAD_DATES[0])
+    assert {role for role, _, _ in logins} == {"administrator", "customer", "distributor"}
+    async with db.session() as session:
         assert await api_keys.authenticate_api_key(session, first_key) is not None
-    assert statuses == set(InvoiceStatus)
-    assert len(methods) == 4
     counts = await _counts(db)
     assert counts["customers"] == 20 and counts["distributors"] == 1
 

@@ -3,8 +3,13 @@
 It is made through the real services and the test clock, exactly as a user would make it:
 customers are created four months back, charges are posted month by month, the clock is
 advanced so the bill run closes each period, and customers pay (or do not) in different
-ways, which leaves invoices in every status.  Loading twice changes nothing but the API key
-(a key's secret can only be shown once, so each run makes a new one).
+ways.  Loading twice changes nothing but the API key (a key's secret can only be shown once,
+so each run makes a new one).
+
+The history is laid out on whole calendar months counted back from the month it is loaded
+in (:func:`demo_plan`), never on "N days ago", so the demo is the same whichever day it is
+loaded: every customer is charged in every past month, and the demo customer signs in to
+one invoice that is overdue, one partly paid and one still open.
 
 The test clock is left frozen at the moment the demo was loaded: move it on with the
 ``advanceTestClock`` mutation to see bill runs and overdue marking happen.
@@ -12,7 +17,10 @@ The test clock is left frozen at the moment the demo was loaded: move it on with
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,6 +46,7 @@ from kassa.billing.models import (
 )
 from kassa.billing.payment_methods import add_card
 from kassa.billing.payments import pay_with_payment_method, record_payment
+from kassa.billing.periods import local_date, local_midnight_utc
 from kassa.billing.processing import CardDetails
 from kassa.db import Database
 
@@ -47,9 +56,11 @@ DISTRIBUTOR_LOGIN = ("distributor@kassa.demo", "demo-distributor-pass")
 MONTHS_OF_HISTORY = 4
 ADMIN = Viewer(role=Role.ADMIN, user_id=0)
 
-#: name, e-mail, time zone, currency, class, plan fee (minor units), how the customer pays
+#: name, e-mail, time zone, currency, class, plan fee (minor units), how the customer pays:
+#: "auto" leaves regular invoices to auto-payment, "card" pays by card, "wire"/"cash" in full,
+#: "partial" by cheque for half, "late" every other month, "never" not at all.
 PEOPLE: list[tuple[str, str, str, str, str, int, str]] = [
-    ("Ada Lovelace", "ada@example.com", "Europe/London", "USD", "Residential", 2999, "card"),
+    ("Ada Lovelace", "ada@example.com", "Europe/London", "USD", "Residential", 2999, "auto"),
     ("Alan Turing", "alan@example.com", "Europe/London", "USD", "Residential", 1999, "wire"),
     ("Grace Hopper", "grace@example.com", "America/New_York", "USD", "Business", 9900, "wire"),
     ("Edsger Dijkstra", "edsger@example.com", "Europe/Amsterdam", "EUR", "Residential", 2500,
@@ -108,9 +119,12 @@ def _logins() -> list[tuple[str, str, str]]:
 async def _create_parties(session: AsyncSession) -> list[Customer]:
     classes = {
         # Residential cards are charged on the due date, again 3 days later if declined.
+        # Invoices closed early (one-off work) leave 60 days' grace before suspension.
         "Residential": await create_customer_class(
-            session, ADMIN, "Residential", 14, 7, {InvoiceKind.REGULAR: SettingsInput(
-                card_charging=CardCharging.ON_DUE_DATE, attempt_days_after_due=[0, 3])}),
+            session, ADMIN, "Residential", 14, 7, {
+                InvoiceKind.REGULAR: SettingsInput(
+                    card_charging=CardCharging.ON_DUE_DATE, attempt_days_after_due=[0, 3]),
+                InvoiceKind.OUT_OF_TURN: SettingsInput(grace_period_days=60)}),
         # Invoices closed early for business customers wait for an administrator's review.
         "Business": await create_customer_class(
             session, ADMIN, "Business", 30, 10,
@@ -131,12 +145,12 @@ async def _create_parties(session: AsyncSession) -> list[Customer]:
             time_zone=zone, billing_period=PERIODS[index % 7 == 3],
             class_id=classes[cls].id, credit_limit=50000 if currency != "NGN" else 5000000,
             distributor_id=distributor.id if currency == "USD" and index % 5 == 2 else None,
-            auto_payment=PEOPLE[index][6] == "card",
+            auto_payment=PEOPLE[index][6] in ("auto", "card"),
         ))
         for line in range(1 + index % 2):
             await create_account(session, ADMIN, customer.id, f"+1555{index:03d}{line:04d}",
                                  "Mobile unlimited" if line == 0 else "Home fibre 500")
-        if PEOPLE[index][6] == "card":
+        if PEOPLE[index][6] in ("auto", "card"):
             await add_card(session, ADMIN, customer.id, CardDetails(
                 number="4242424242424242", exp_month=12, exp_year=2031, cvc="123",
                 holder=name))
@@ -146,8 +160,9 @@ async def _create_parties(session: AsyncSession) -> list[Customer]:
     return customers
 
 
-async def _post_month(session: AsyncSession, customers: list[Customer], month: int,
-                      at: datetime) -> None:
+async def _post_month(session: AsyncSession, customers: list[Customer], month: int) -> None:
+    """Every customer's charges for history month ``month`` (0 = the oldest), dated now."""
+    at = await clock.now(session)
     for index, customer in enumerate(customers):
         fee = PEOPLE[index][5]
         accounts = (await session.scalars(account_query(ADMIN, customer.id))).all()
@@ -166,6 +181,7 @@ async def _post_month(session: AsyncSession, customers: list[Customer], month: i
 
 async def _pay_open_invoices(session: AsyncSession, customers: list[Customer], month: int
                              ) -> None:
+    """Each customer settles what is open now in their own way (see :data:`PEOPLE`)."""
     for index, customer in enumerate(customers):
         style = PEOPLE[index][6]
         open_invoices = (await session.scalars(
@@ -187,40 +203,114 @@ async def _pay_open_invoices(session: AsyncSession, customers: list[Customer], m
                                      reference=f"cheque {1000 + invoice.id}")
 
 
-async def load_demo(db: Database) -> tuple[list[tuple[str, str, str]], str]:
-    """Load the demo once; return the logins (role, e-mail, password) and a fresh API key."""
+async def _invoice_at_once(session: AsyncSession, customer: Customer, kind: ChargeKind,
+                           description: str, amount: int) -> Invoice:
+    """Charge ``customer``'s first account and close the period out of turn straight away."""
+    account = (await session.scalars(account_query(ADMIN, customer.id))).first()
+    assert account is not None
+    await post_charge(session, ADMIN, ChargeInput(
+        account_id=account.id, kind=kind, description=description, amount=amount,
+        currency=customer.currency, idempotency_key=f"demo-{description}"))
+    return await close_period_out_of_turn(session, ADMIN, customer.id)
+
+
+async def _demo_customer_overdue(session: AsyncSession, customers: list[Customer]) -> None:
+    """A visit invoiced on its own a month ago, never paid: OVERDUE (its 60 days' grace keep
+    the line active)."""
+    await _invoice_at_once(session, customers[0], ChargeKind.ONE_OFF, "Installation visit",
+                           4900)
+
+
+async def _demo_customer_partly_paid(session: AsyncSession, customers: list[Customer]) -> None:
+    """A router invoiced today, half of it paid by card: PARTIALLY_PAID."""
+    ada = customers[0]
+    invoice = await _invoice_at_once(session, ada, ChargeKind.ONE_OFF, "Router replacement",
+                                     6900)
+    await pay_with_payment_method(session, ADMIN, ada.id, invoice.outstanding // 2,
+                                  invoice.id, None, f"demo-pay-{invoice.id}")
+
+
+async def _demo_customer_open(session: AsyncSession, customers: list[Customer]) -> None:
+    """A roaming pack invoiced an hour ago: UNPAID, the one the demo customer pays first."""
+    await _invoice_at_once(session, customers[0], ChargeKind.USAGE, "Roaming pack 5 GB", 1500)
+
+
+async def _finishing_touches(session: AsyncSession, customers: list[Customer]) -> None:
+    """A voided invoice and an early invoice waiting in PENDING_REVIEW."""
+    paid = (await session.scalars(
+        invoice_query(ADMIN, customer_id=customers[1].id)
+        .where(Invoice.status == InvoiceStatus.PAID).order_by(Invoice.id))).first()
+    assert paid is not None, "the wire customer pays every month"
+    await void_invoice(session, ADMIN, paid.id, "Billed twice by mistake (demo)")
+    reviewed = customers[2]
+    [account] = (await session.scalars(account_query(ADMIN, reviewed.id))).all()
+    await post_charge(session, ADMIN, ChargeInput(
+        account_id=account.id, kind=ChargeKind.ONE_OFF, description="Router upgrade",
+        amount=12900, currency=reviewed.currency, idempotency_key="demo-review"))
+    await close_period_out_of_turn(session, ADMIN, reviewed.id)
+
+
+Step = Callable[[AsyncSession, list[Customer]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """When the demo's customers are created, and each later step with the instant it runs."""
+
+    start: datetime
+    steps: list[tuple[datetime, Step]]
+
+
+def month_start(at: datetime, months_back: int) -> datetime:
+    """Midnight UTC on the first of the month ``months_back`` months before ``at``'s."""
+    index = at.year * 12 + at.month - 1 - months_back
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+
+
+def demo_plan(now: datetime) -> DemoPlan:
+    """The demo's history for a load at ``now``, on whole months so any day gives the same.
+
+    Month ``k`` (counted back from the current one) is charged on its 3rd (09:00 UTC: the
+    3rd in every customer's zone) and paid on its 21st; the current month only once its
+    3rd has passed.  The demo customer's three open invoices are dated from ``now``, so
+    they are open, partly paid and overdue whatever the day.
+    """
+    steps: list[tuple[datetime, Step]] = []
+    for k in range(MONTHS_OF_HISTORY, -1, -1):
+        month = MONTHS_OF_HISTORY - k
+        charged_at = month_start(now, k) + timedelta(days=2, hours=9)
+        paid_at = min(month_start(now, k) + timedelta(days=20), now - timedelta(hours=4))
+        if charged_at > now - timedelta(hours=3):
+            break
+        steps.append((charged_at, partial(_post_month, month=month)))
+        if paid_at > charged_at:
+            steps.append((paid_at, partial(_pay_open_invoices, month=month)))
+    # After last month's regular invoice, before last month's charges: only the visit.
+    steps.append((month_start(now, 1) + timedelta(days=1, hours=9), _demo_customer_overdue))
+    # Closing early takes every charge not yet invoiced, so both come after the demo
+    # customer's last regular invoice: otherwise that invoice would be left empty.
+    zone = PEOPLE[0][2]
+    last_regular = local_midnight_utc(local_date(now, zone).replace(day=1), zone)
+    steps.append((max(now - timedelta(hours=2), last_regular), _demo_customer_partly_paid))
+    steps.append((max(now - timedelta(hours=1), last_regular), _demo_customer_open))
+    steps.append((now, _finishing_touches))
+    steps.sort(key=lambda step: step[0])
+    start = month_start(now, MONTHS_OF_HISTORY) + timedelta(days=1, hours=9)
+    return DemoPlan(start=start, steps=steps)
+
+
+async def load_demo(db: Database, now: datetime | None = None
+                    ) -> tuple[list[tuple[str, str, str]], str]:
+    """Load the demo once, as at ``now`` (the wall clock's); return the logins (role, e-mail,
+    password) and a fresh API key."""
     if await _already_loaded(db):
         return _logins(), await _new_api_key(db)
-    real_now = clock.wall_now().replace(microsecond=0)
-    start = (real_now - timedelta(days=31 * MONTHS_OF_HISTORY)).replace(
-        day=1, hour=9, minute=0, second=0, tzinfo=UTC)
+    plan = demo_plan((now or clock.wall_now()).replace(microsecond=0))
     async with db.transaction() as session:
-        await clock.freeze(session, start)
+        await clock.freeze(session, plan.start)
         customers = await _create_parties(session)
-    for month in range(MONTHS_OF_HISTORY):
-        at = start + timedelta(days=31 * month + 3)
-        if at >= real_now:
-            break
+    for at, step in plan.steps:
         await jobs.advance_clock(db, at)
         async with db.transaction() as session:
-            await _post_month(session, customers, month, at)
-        await jobs.advance_clock(db, min(at + timedelta(days=20), real_now))
-        async with db.transaction() as session:
-            await _pay_open_invoices(session, customers, month)
-    await jobs.advance_clock(db, real_now)
-    async with db.transaction() as session:
-        # The newest invoices are not due yet: paying them now leaves some PARTIALLY_PAID.
-        await _pay_open_invoices(session, customers, MONTHS_OF_HISTORY)
-        paid = (await session.scalars(
-            invoice_query(ADMIN, customer_id=customers[1].id)
-            .where(Invoice.status == InvoiceStatus.PAID).order_by(Invoice.id))).first()
-        if paid is not None:
-            await void_invoice(session, ADMIN, paid.id, "Billed twice by mistake (demo)")
-        # A business customer's early invoice, waiting in PENDING_REVIEW for approval.
-        reviewed = customers[2]
-        [account] = (await session.scalars(account_query(ADMIN, reviewed.id))).all()
-        await post_charge(session, ADMIN, ChargeInput(
-            account_id=account.id, kind=ChargeKind.ONE_OFF, description="Router upgrade",
-            amount=12900, currency=reviewed.currency, idempotency_key="demo-review"))
-        await close_period_out_of_turn(session, ADMIN, reviewed.id)
+            await step(session, customers)
     return _logins(), await _new_api_key(db)
