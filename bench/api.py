@@ -27,11 +27,11 @@ import httpx
 from sqlalchemy import select
 
 from bench.scratch import fresh_database
-from kassa.billing.demo import load_demo
-from kassa.billing.models import Customer
-from kassa.db import Database
-from kassa.schema.relay import encode_id
-from kassa.settings import Settings, normalise_database_url
+from billing.demo import load_demo
+from billing.models import Customer
+from billing.db import Database
+from schema.relay import encode_id
+from settings import Settings, normalise_database_url
 
 DASHBOARD = """
 query Dashboard($id: ID!) {

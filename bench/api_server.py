@@ -17,12 +17,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from kassa.app import create_app
-from kassa.billing.api_keys import authenticate_api_key
-from kassa.billing.models import Account, Customer, Invoice, LedgerAccount, Payment
-from kassa.billing.money import format_amount
-from kassa.db import Database
-from kassa.settings import Settings
+from app import create_app
+from billing.api_keys import authenticate_api_key
+from billing.models import Account, Customer, Invoice, LedgerAccount, Payment
+from billing.money import format_amount
+from billing.db import Database
+from settings import Settings
 
 
 def _settings() -> Settings:

@@ -20,8 +20,8 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 
 from bench.scratch import fresh_database
-from kassa.billing import billrun
-from kassa.billing.models import (
+from billing import billrun
+from billing.models import (
     Account,
     BillingPeriodKind,
     Charge,
@@ -35,8 +35,8 @@ from kassa.billing.models import (
     LedgerTransaction,
     TransactionKind,
 )
-from kassa.db import Database
-from kassa.settings import Settings, normalise_database_url, sqlite_url
+from billing.db import Database
+from settings import Settings, normalise_database_url, sqlite_url
 
 PERIOD_START = date(2026, 10, 1)
 PERIOD_END_UTC = datetime(2026, 11, 1, tzinfo=UTC)

@@ -25,9 +25,9 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 
 from bench.scratch import fresh_database
-from kassa.billing import clock
-from kassa.billing.collection_run import run_collection
-from kassa.billing.models import (
+from billing import clock
+from billing.collection_run import run_collection
+from billing.models import (
     AttemptStatus,
     BillingPeriodKind,
     CollectionAttempt,
@@ -41,10 +41,10 @@ from kassa.billing.models import (
     Payment,
     PaymentMethod,
 )
-from kassa.billing.processing import ChargeStatus
-from kassa.db import Database
-from kassa.processors import registry, simulator
-from kassa.settings import Settings, normalise_database_url, sqlite_url
+from billing.processing import ChargeStatus
+from billing.db import Database
+from processors import registry, simulator
+from settings import Settings, normalise_database_url, sqlite_url
 
 NOW = datetime(2029, 9, 15, 9, 30, tzinfo=UTC)
 DUE = date(2029, 9, 15)

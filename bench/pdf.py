@@ -25,17 +25,12 @@ from pathlib import Path
 
 from bench import billrun as billrun_bench
 from bench.scratch import fresh_database
-from kassa.billing import billrun, invoice_documents
-from kassa.billing.invoice_pdf import (
-    RENDER_BATCH,
-    DocumentLine,
-    InvoiceDocument,
-    render_and_store,
-    render_invoice_pdf,
-)
-from kassa.billing.models import InvoiceKind, InvoiceStatus
-from kassa.db import Database
-from kassa.settings import Settings, normalise_database_url, sqlite_url
+from billing import billrun, invoice_pdfs
+from billing.invoice_pdf_layout import DocumentLine, InvoiceDocument, render_invoice_pdf
+from billing.invoice_pdfs import RENDER_BATCH, render_and_store
+from billing.models import InvoiceKind, InvoiceStatus
+from billing.db import Database
+from settings import Settings, normalise_database_url, sqlite_url
 
 NAMES = ("Chinua Achebe", "Zoë Brontë", "Łukasz Kowalski", "Ngozi Okonjo-Iweala",
          "Ada Lovelace", "Nguyễn Văn An")
@@ -90,7 +85,7 @@ async def after_bill_run(database_url: str, invoices: int, lines: int) -> None:
     wall, cpu, rendered = time.perf_counter(), time.process_time(), 0
     while True:
         async with db.transaction() as session:
-            stale = await invoice_documents.stale_invoice_ids(session, RENDER_BATCH)
+            stale = await invoice_pdfs.stale_invoice_ids(session, RENDER_BATCH)
             rendered += len(await render_and_store(session, stale, now))
         if len(stale) < RENDER_BATCH:
             break

@@ -30,10 +30,10 @@ from pathlib import Path
 import httpx
 
 from bench.scratch import fresh_database
-from kassa.app import create_app
-from kassa.billing.demo import ADMIN_LOGIN, CUSTOMER_PASSWORD, PEOPLE, load_demo
-from kassa.db import Database
-from kassa.settings import Settings, normalise_database_url, sqlite_url
+from app import create_app
+from billing.demo import ADMIN_LOGIN, CUSTOMER_PASSWORD, PEOPLE, load_demo
+from billing.db import Database
+from settings import Settings, normalise_database_url, sqlite_url
 
 #: https, because outside development the session cookie is Secure.
 BASE_URL = "https://kassa.bench"

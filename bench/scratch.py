@@ -6,7 +6,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from kassa.migrate import reset_and_migrate
+from migrations.migrate import reset_and_migrate
 
 
 async def fresh_database(database_url: str) -> None:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from kassa.billing import clock
-from kassa.billing.collection_run import run_collection
-from kassa.db import Database
-from kassa.processors import registry
-from kassa.settings import Settings
+from billing import clock
+from billing.collection_run import run_collection
+from billing.db import Database
+from processors import registry
+from settings import Settings
 
 #: Small batches and few calls at once, so a run takes long enough to be killed mid-way.
 BATCH_SIZE = 6
@@ -25,6 +25,7 @@ CONCURRENCY = 3
 
 async def main(database_url: str, state_file: str, latency_ms: int) -> None:
     registry.configure("simulator", state_file=state_file, latency_ms=latency_ms)
+    registry.serve_billing()
     db = Database(Settings(database_url=database_url))
     try:
         async with db.session() as session:

@@ -16,10 +16,14 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from kassa.billing import ledger
-from kassa.billing.models import Base
-from kassa.db import Database
-from kassa.settings import Settings, normalise_database_url, sqlite_url
+from billing import ledger
+from billing.models import Base
+from billing.db import Database
+from processors import registry
+from settings import Settings, normalise_database_url, sqlite_url
+
+# Billing asks the registry for processors, as the app and the CLI arrange at start-up.
+registry.serve_billing()
 
 
 async def _create_private_database(server_url: str) -> str:
@@ -62,7 +66,7 @@ async def settings(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Se
 
 @pytest.fixture(scope="session")
 async def _schema(settings: Settings) -> AsyncIterator[None]:
-    from kassa.migrate import reset_and_migrate
+    from migrations.migrate import reset_and_migrate
 
     await reset_and_migrate(settings.database_url)
     yield
@@ -103,6 +107,6 @@ def is_postgres(settings: Settings) -> bool:
 def _fresh_simulator() -> None:
     """Forget the simulator's cards and charges: ids restart per test, and with them the
     ``payment-<id>`` charge keys, which must not replay another test's charge."""
-    from kassa.processors import simulator
+    from processors import simulator
 
     simulator.reset()

@@ -12,12 +12,12 @@ from uuid import uuid4
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kassa.billing import clock, ledger
-from kassa.billing.access import Viewer
-from kassa.billing.accounts import create_account
-from kassa.billing.charges import ChargeInput, post_charge
-from kassa.billing.customers import CustomerInput, create_customer, create_reseller
-from kassa.billing.models import (
+from billing import clock, ledger
+from billing.access import Viewer
+from billing.accounts import create_account
+from billing.charges import ChargeInput, post_charge
+from billing.customers import CustomerInput, create_customer, create_reseller
+from billing.models import (
     Account,
     Charge,
     ChargeKind,
@@ -31,9 +31,9 @@ from kassa.billing.models import (
     Reseller,
     Role,
 )
-from kassa.billing.payments import record_payment
-from kassa.billing.processing import CardDetails
-from kassa.db import Database
+from billing.payments import record_payment
+from billing.processing import CardDetails
+from billing.db import Database
 
 #: A fixed instant tests can freeze the clock at (a Monday, mid-month, no DST change near).
 T0 = datetime(2026, 3, 16, 12, 0, tzinfo=UTC)

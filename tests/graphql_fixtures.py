@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from kassa.app import create_app
-from kassa.db import Database
-from kassa.settings import Settings
+from app import create_app
+from billing.db import Database
+from settings import Settings
 from tests.graphql_support import BASE_URL, Api, api_key
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from kassa.billing.api_keys import create_api_key
-from kassa.billing.models import ApiKeyScope, Base
-from kassa.db import Database
+from billing.api_keys import create_api_key
+from billing.models import ApiKeyScope, Base
+from billing.db import Database
 
 BASE_URL = "https://kassa.test"
 

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
-from kassa.app import create_app
-from kassa.db import Database
-from kassa.settings import Settings
+from app import create_app
+from billing.db import Database
+from settings import Settings
 from tests.factories import Party
 from tests.graphql_support import BASE_URL
 from tests.portal_support import Browser, Inbox, Mailbox, customer_with_login

@@ -20,11 +20,11 @@ from typing import Any
 import httpx
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from kassa.billing import invoices, mailer
-from kassa.billing.models import Invoice, PaymentMethod, Role
-from kassa.billing.payment_methods import add_card
-from kassa.billing.users import create_user
-from kassa.db import Database
+from billing import invoices, mailer
+from billing.models import Invoice, PaymentMethod, Role
+from billing.payment_methods import add_card
+from billing.users import create_user
+from billing.db import Database
 from tests.factories import T0, Party, admin_viewer, card_details, make_charge_at, new_party
 from tests.graphql_support import Api
 

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from kassa.billing.api_keys import authenticate_api_key, create_api_key, revoke_api_key
-from kassa.billing.errors import UserError
-from kassa.billing.models import ApiKey, ApiKeyScope, Reseller
-from kassa.db import Database
+from billing.api_keys import authenticate_api_key, create_api_key, revoke_api_key
+from billing.errors import UserError
+from billing.models import ApiKey, ApiKeyScope, Reseller
+from billing.db import Database
 
 
 async def test_token_authenticates_and_only_its_hash_is_stored(db: Database) -> None:

@@ -9,11 +9,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from kassa.app import GRAPHQL_RESPONSE_JSON, create_app, negotiate_media_type
-from kassa.billing import clock, jobs
-from kassa.billing.models import Job, JobStatus
-from kassa.db import Database
-from kassa.settings import Settings
+from app import GRAPHQL_RESPONSE_JSON, create_app, negotiate_media_type
+from billing import clock, jobs
+from billing.models import Job, JobStatus
+from billing.db import Database
+from settings import Settings
 from tests.graphql_support import BASE_URL, Api, create_customer
 
 pytest_plugins = ["tests.graphql_fixtures"]

@@ -54,17 +54,17 @@ from graphql import (
 )
 from graphql.language import FieldNode
 
-from kassa.billing import clock
-from kassa.billing.accounts import create_account
-from kassa.billing.api_keys import create_api_key
-from kassa.billing.charges import ChargeInput, post_charge
-from kassa.billing.customers import (
+from billing import clock
+from billing.accounts import create_account
+from billing.api_keys import create_api_key
+from billing.charges import ChargeInput, post_charge
+from billing.customers import (
     CustomerInput,
     create_customer,
     create_customer_class,
 )
-from kassa.billing.invoices import close_period_out_of_turn
-from kassa.billing.models import (
+from billing.invoices import close_period_out_of_turn
+from billing.models import (
     ApiKeyScope,
     ChargeKind,
     CustomerClass,
@@ -73,12 +73,12 @@ from kassa.billing.models import (
     Reseller,
     Role,
 )
-from kassa.billing.payment_methods import add_card
-from kassa.billing.payments import pay_with_payment_method, record_payment
-from kassa.billing.users import create_user
-from kassa.db import Database
-from kassa.schema import schema as strawberry_schema
-from kassa.schema.relay import decode_id, encode_id
+from billing.payment_methods import add_card
+from billing.payments import pay_with_payment_method, record_payment
+from billing.users import create_user
+from billing.db import Database
+from schema import schema as strawberry_schema
+from schema.relay import decode_id, encode_id
 from tests.factories import T0, admin_viewer, card_details, make_reseller
 from tests.graphql_support import Api, table_contents
 

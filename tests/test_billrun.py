@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from kassa.billing import clock, jobs
-from kassa.billing.billrun import BATCH_SIZE, elapsed_periods, run_bill_run
-from kassa.billing.customers import BILL_RUN_JOB
-from kassa.billing.invoices import invoice_lines
-from kassa.billing.models import (
+from billing import clock, jobs
+from billing.billrun import BATCH_SIZE, elapsed_periods, run_bill_run
+from billing.customers import BILL_RUN_JOB
+from billing.invoices import invoice_lines
+from billing.models import (
     BillingPeriodKind,
     Customer,
     CustomerStatus,
@@ -21,8 +21,8 @@ from kassa.billing.models import (
     Job,
     JobStatus,
 )
-from kassa.billing.periods import Period
-from kassa.db import Database
+from billing.periods import Period
+from billing.db import Database
 from tests.factories import (
     freeze_clock,
     invoices_of,

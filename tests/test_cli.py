@@ -17,10 +17,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from typer.testing import CliRunner, Result
 
-from kassa import cli
-from kassa.billing import jobs, ledger
-from kassa.billing.api_keys import authenticate_api_key
-from kassa.billing.models import (
+import cli
+from billing import jobs, ledger
+from billing.api_keys import authenticate_api_key
+from billing.models import (
     ApiKeyScope,
     Job,
     JobStatus,
@@ -30,8 +30,8 @@ from kassa.billing.models import (
     TransactionKind,
     User,
 )
-from kassa.db import Database
-from kassa.settings import Settings
+from billing.db import Database
+from settings import Settings
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 T = TypeVar("T")
@@ -177,12 +177,12 @@ def test_worker_once_runs_due_jobs_and_exits(
 @pytest.fixture
 async def invoice_to_charge(db: Database) -> int:
     """An invoice charged upon issue whose attempt is due: what ``kassa collect`` charges."""
-    from kassa.billing import clock
-    from kassa.billing.collection import SettingsInput
-    from kassa.billing.customers import create_customer_class
-    from kassa.billing.invoices import close_period_out_of_turn
-    from kassa.billing.models import CardCharging, InvoiceKind
-    from kassa.billing.payment_methods import add_card
+    from billing import clock
+    from billing.collection import SettingsInput
+    from billing.customers import create_customer_class
+    from billing.invoices import close_period_out_of_turn
+    from billing.models import CardCharging, InvoiceKind
+    from billing.payment_methods import add_card
     from tests.factories import admin_viewer, card_details, make_account, make_charge_at
     from tests.factories import make_customer
 
@@ -197,7 +197,7 @@ async def invoice_to_charge(db: Database) -> int:
 
 
 def test_collect_charges_the_attempts_due_now(settings: Settings, invoice_to_charge: int) -> None:
-    from kassa.billing.models import Invoice, InvoiceStatus
+    from billing.models import Invoice, InvoiceStatus
 
     result = kassa(settings, "collect")
     assert result.exit_code == 0, result.output

@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from kassa.billing import clock, collection, jobs
-from kassa.billing.collection import (
+from billing import clock, collection, jobs
+from billing.collection import (
     ATTEMPT_TIME,
     COLLECTION_RUN_JOB,
     CollectionPolicy,
@@ -17,12 +17,12 @@ from kassa.billing.collection import (
     attempt_days,
     attempt_schedule,
 )
-from kassa.billing.collection_run import run_collection
-from kassa.billing.customers import CustomerInput, create_customer_class, update_customer
-from kassa.billing.dunning import suspend_overdue_customers
-from kassa.billing.errors import UserError
-from kassa.billing.invoices import approve_invoices, close_period_out_of_turn, void_invoices
-from kassa.billing.models import (
+from billing.collection_run import run_collection
+from billing.customers import CustomerInput, create_customer_class, update_customer
+from billing.dunning import suspend_overdue_customers
+from billing.errors import UserError
+from billing.invoices import approve_invoices, close_period_out_of_turn, void_invoices
+from billing.models import (
     AttemptStatus,
     CardCharging,
     CollectionAttempt,
@@ -38,12 +38,12 @@ from kassa.billing.models import (
     StatusChange,
     StatusSubject,
 )
-from kassa.billing.payment_methods import add_card, default_payment_method
-from kassa.billing.periods import local_time_utc
-from kassa.billing.processing import ChargeRequest
-from kassa.db import Database
-from kassa.processors import registry
-from kassa.processors.simulator import SimulatorProcessor
+from billing.payment_methods import add_card, default_payment_method
+from billing.periods import local_time_utc
+from billing.processing import ChargeRequest
+from billing.db import Database
+from processors import registry
+from processors.simulator import SimulatorProcessor
 from tests.factories import (
     APPROVE,
     DECLINE,

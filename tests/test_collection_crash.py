@@ -23,11 +23,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from kassa.billing import clock
-from kassa.billing.collection import SettingsInput
-from kassa.billing.customers import create_customer_class
-from kassa.billing.invoices import close_period_out_of_turn
-from kassa.billing.models import (
+from billing import clock
+from billing.collection import SettingsInput
+from billing.customers import create_customer_class
+from billing.invoices import close_period_out_of_turn
+from billing.models import (
     AttemptStatus,
     CardCharging,
     CollectionAttempt,
@@ -36,11 +36,11 @@ from kassa.billing.models import (
     InvoiceStatus,
     Payment,
 )
-from kassa.billing.payment_methods import add_card
-from kassa.billing.processing import ChargeStatus
-from kassa.db import Database
-from kassa.processors.simulator import SimulatorProcessor
-from kassa.settings import Settings
+from billing.payment_methods import add_card
+from billing.processing import ChargeStatus
+from billing.db import Database
+from processors.simulator import SimulatorProcessor
+from settings import Settings
 from tests.factories import (
     APPROVE,
     DECLINE,

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kassa.billing import payment_methods, payments, settlement
-from kassa.billing.errors import UserError
-from kassa.billing.models import Charge, Invoice, Payment, PaymentAllocation, PaymentMethodKind
-from kassa.db import Database
-from kassa.processors.simulator import SimulatorProcessor
+from billing import payment_methods, payments, settlement
+from billing.errors import UserError
+from billing.models import Charge, Invoice, Payment, PaymentAllocation, PaymentMethodKind
+from billing.db import Database
+from processors.simulator import SimulatorProcessor
 from tests.factories import (
     T0,
     Party,

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from kassa.billing import api_keys
-from kassa.billing.demo import PEOPLE, demo_plan, load_demo, month_start
-from kassa.billing.models import (
+from billing import api_keys
+from billing.demo import PEOPLE, demo_plan, load_demo, month_start
+from billing.models import (
     Charge,
     Customer,
     CustomerStatus,
@@ -21,7 +21,7 @@ from kassa.billing.models import (
     InvoiceStatus,
     Payment,
 )
-from kassa.db import Database
+from billing.db import Database
 
 #: Load dates that have broken date arithmetic before: today's month, the last minutes of a
 #: month (UTC already past midnight in Tokyo, not yet in Los Angeles), a leap day, the night

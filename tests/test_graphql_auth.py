@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import select, update
 
-from kassa.auth import SESSION_COOKIE
-from kassa.billing.models import ApiKey, ApiKeyScope, Role, User
-from kassa.billing.passwords import hash_password
-from kassa.billing.users import create_user
-from kassa.db import Database
+from resolvers.sessions import SESSION_COOKIE
+from billing.models import ApiKey, ApiKeyScope, Role, User
+from billing.passwords import hash_password
+from billing.users import create_user
+from billing.db import Database
 from tests.factories import make_customer
 from tests.graphql_support import Api, api_key, create_customer, row_counts
 

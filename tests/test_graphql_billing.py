@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from kassa.billing import clock
-from kassa.db import Database
+from billing import clock
+from billing.db import Database
 from tests.graphql_support import Api, create_account, create_customer, post_charge, row_counts
 
 pytest_plugins = ["tests.graphql_fixtures"]

@@ -9,13 +9,13 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kassa.billing.errors import NotFound, UserError
-from kassa.billing.models import Distributor, Reseller, Role
-from kassa.billing.users import create_user
-from kassa.db import Database
-from kassa.resolvers.context import Context
-from kassa.schema.relay import encode_id
-from kassa.settings import Settings
+from billing.errors import NotFound, UserError
+from billing.models import Distributor, Reseller, Role
+from billing.users import create_user
+from billing.db import Database
+from resolvers.context import Context
+from schema.relay import encode_id
+from settings import Settings
 from tests.factories import admin_viewer, make_customer
 from tests.graphql_support import Api
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kassa.db import Database
+from billing.db import Database
 from tests.graphql_support import Api, create_account, create_customer, post_charge, row_counts
 
 pytest_plugins = ["tests.graphql_fixtures"]
@@ -44,7 +44,7 @@ async def test_unknown_ids_are_not_found(api: Api, db: Database, customer_id: st
 
 async def test_someone_elses_customer_is_not_found(api: Api, db: Database) -> None:
     """A reseller's key sees only its own customers; the provider's are "not found"."""
-    from kassa.billing.models import ApiKeyScope
+    from billing.models import ApiKeyScope
     from tests.factories import make_reseller
     from tests.graphql_support import api_key
 

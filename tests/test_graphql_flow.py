@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import httpx
 
-from kassa.billing import clock
-from kassa.billing.models import Role
-from kassa.billing.users import create_user
-from kassa.db import Database
+from billing import clock
+from billing.models import Role
+from billing.users import create_user
+from billing.db import Database
 from tests.graphql_support import Api, create_account, create_customer, post_charge
 
 pytest_plugins = ["tests.graphql_fixtures"]

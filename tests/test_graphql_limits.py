@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from kassa.app import GRAPHQL_RESPONSE_JSON, create_app
-from kassa.db import Database
-from kassa.resolvers import customers as customer_resolvers
-from kassa.settings import Settings
+from app import GRAPHQL_RESPONSE_JSON, create_app
+from billing.db import Database
+from resolvers import customers as customer_resolvers
+from settings import Settings
 from tests.graphql_support import BASE_URL, Api, api_key
 
 pytest_plugins = ["tests.graphql_fixtures"]

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import event
 
-from kassa.db import Database
+from billing.db import Database
 from tests.factories import insert_invoice, make_account, make_customer
 from tests.graphql_support import Api
 

@@ -6,9 +6,9 @@ import base64
 
 import pytest
 
-from kassa.billing.errors import NotFound
-from kassa.db import Database
-from kassa.schema.relay import decode_id, encode_id
+from billing.errors import NotFound
+from billing.db import Database
+from schema.relay import decode_id, encode_id
 from tests.factories import make_customer
 from tests.graphql_support import Api, create_customer
 

@@ -1,15 +1,15 @@
-"""The committed SDL (``kassa/schema.graphql``) is the schema the code builds."""
+"""The committed SDL (``schema/schema.graphql``) is the schema the code builds."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from kassa.schema import SDL_PATH, export_sdl, schema
+from schema import SDL_PATH, export_sdl, schema
 
 
 def test_committed_sdl_matches_the_code() -> None:
     assert SDL_PATH.read_text(encoding="utf-8") == str(schema) + "\n", (
-        "kassa/schema.graphql is out of date: run `python -m kassa.schema` and commit it"
+        "schema/schema.graphql is out of date: run `python -m schema` and commit it"
     )
 
 

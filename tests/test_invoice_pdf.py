@@ -18,21 +18,15 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from kassa.billing import invoice_pdf, jobs
-from kassa.billing.invoice_documents import RENDER_JOB, schedule_pdf_rendering
-from kassa.billing.invoice_pdf import (
-    DocumentLine,
-    InvoiceDocument,
-    invoice_document,
-    pdf_text,
-    render_invoice_pdf,
-)
-from kassa.billing.invoices import void_invoice
-from kassa.billing.models import Invoice, InvoiceKind, InvoicePdf, InvoiceStatus, Job, JobStatus
-from kassa.db import Database
-from kassa.documents import invoice_pdf_token
-from kassa.schema.relay import encode_id
-from kassa.settings import Settings
+from billing import invoice_pdfs, jobs
+from billing.invoice_pdf_layout import DocumentLine, InvoiceDocument, pdf_text, render_invoice_pdf
+from billing.invoice_pdfs import RENDER_JOB, invoice_document, schedule_pdf_rendering
+from billing.invoices import void_invoice
+from billing.models import Invoice, InvoiceKind, InvoicePdf, InvoiceStatus, Job, JobStatus
+from billing.db import Database
+from resolvers.invoice_pdf_links import invoice_pdf_token
+from schema.relay import encode_id
+from settings import Settings
 from tests.factories import (
     Party,
     admin_viewer,
@@ -247,7 +241,7 @@ async def test_the_job_works_through_a_large_bill_run_in_batches(
         for party in parties:
             await make_charge_at(session, party.account, 1000, MARCH_10)
     # Three invoices, two a run: the first run schedules the second.
-    monkeypatch.setattr(invoice_pdf, "RENDER_BATCH", 2)
+    monkeypatch.setattr(invoice_pdfs, "RENDER_BATCH", 2)
     await jobs.advance_clock(db, APRIL_1)
     for party in parties:
         [invoice] = await invoices_of(db, party.id)

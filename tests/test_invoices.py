@@ -7,10 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from kassa.billing import jobs
-from kassa.billing.customers import create_customer_class
-from kassa.billing.errors import Forbidden, UserError
-from kassa.billing.invoices import (
+from billing import jobs
+from billing.customers import create_customer_class
+from billing.errors import Forbidden, UserError
+from billing.invoices import (
     DEFAULT_PAYMENT_TERMS_DAYS,
     close_period_out_of_turn,
     get_invoice,
@@ -22,7 +22,7 @@ from kassa.billing.invoices import (
     statement_figures,
     void_invoice,
 )
-from kassa.billing.models import (
+from billing.models import (
     Charge,
     ChargeStatus,
     Invoice,
@@ -33,7 +33,7 @@ from kassa.billing.models import (
     LedgerTransaction,
     TransactionKind,
 )
-from kassa.db import Database
+from billing.db import Database
 from tests.factories import (
     freeze_clock,
     invoices_of,

@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import update
 
-from kassa.billing import ledger
-from kassa.billing.models import LedgerAccount, LedgerAccountKind, TransactionKind
-from kassa.db import Database
+from billing import ledger
+from billing.models import LedgerAccount, LedgerAccountKind, TransactionKind
+from billing.db import Database
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 

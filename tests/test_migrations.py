@@ -14,10 +14,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from kassa.billing.models import Base
-from kassa.db import Database, make_engine
-from kassa.migrate import MIGRATIONS_DIR, alembic_config, migrate, reset_and_migrate
-from kassa.settings import Settings, sqlite_url
+from billing.models import Base
+from billing.db import Database, make_engine
+from migrations.migrate import MIGRATIONS_DIR, alembic_config, migrate, reset_and_migrate
+from settings import Settings, sqlite_url
 
 PARTIAL_UNIQUE_INDEXES = {
     "uq_jobs_pending_key": "status = 'PENDING'",

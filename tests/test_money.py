@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kassa.billing.errors import UserError
-from kassa.billing.money import (
+from billing.errors import UserError
+from billing.money import (
     CURRENCY_DECIMALS,
     allocate,
     apply_rate,

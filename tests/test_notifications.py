@@ -1,5 +1,5 @@
 """Customer e-mails: each event is put in the outbox once, and the outbox survives an SMTP
-server that is down (kassa.billing.notifications)."""
+server that is down (billing.notifications)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from kassa.billing import clock, jobs, notifications, status_changes
-from kassa.billing.models import (
+from billing import clock, jobs, notifications, status_changes
+from billing.models import (
     AttemptStatus,
     CollectionAttempt,
     InvoiceStatus,
@@ -22,9 +22,9 @@ from kassa.billing.models import (
     OutboxMessage,
     StatusSubject,
 )
-from kassa.billing.status_changes import Cause, Change
-from kassa.db import Database
-from kassa.settings import Settings
+from billing.status_changes import Cause, Change
+from billing.db import Database
+from settings import Settings
 from tests.factories import T0, insert_invoice, make_customer, pay_cash
 from tests.portal_support import Mailbox
 

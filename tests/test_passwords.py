@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kassa.billing.passwords import hash_password, needs_rehash, verify_password
+from billing.passwords import hash_password, needs_rehash, verify_password
 
 
 def test_hash_is_argon2id_and_never_contains_the_password() -> None:

@@ -7,17 +7,17 @@ import logging
 import pytest
 from sqlalchemy import func, select
 
-from kassa.billing import payments
-from kassa.billing.access import Viewer
-from kassa.billing.errors import Forbidden, UserError
-from kassa.billing.models import ApiKeyScope, Base, Distributor, PaymentMethod, Role
-from kassa.billing.payment_methods import (
+from billing import payments
+from billing.access import Viewer
+from billing.errors import Forbidden, UserError
+from billing.models import ApiKeyScope, Base, Distributor, PaymentMethod, Role
+from billing.payment_methods import (
     add_card,
     payment_methods_for,
     remove_payment_method,
     set_default_payment_method,
 )
-from kassa.db import Database
+from billing.db import Database
 from tests.factories import (
     APPROVE,
     Party,

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kassa.billing import jobs, payment_methods, payments, settlement
-from kassa.billing.access import Viewer
-from kassa.billing.errors import Forbidden, UserError
-from kassa.billing.models import (
+from billing import jobs, payment_methods, payments, settlement
+from billing.access import Viewer
+from billing.errors import Forbidden, UserError
+from billing.models import (
     ApiKeyScope,
     IdempotencyRecord,
     Invoice,
@@ -29,9 +29,9 @@ from kassa.billing.models import (
     Role,
     TransactionKind,
 )
-from kassa.db import Database
-from kassa.processors import simulator
-from kassa.processors.simulator import SimulatorProcessor
+from billing.db import Database
+from processors import simulator
+from processors.simulator import SimulatorProcessor
 from tests.factories import (
     APPROVE,
     DECLINE,

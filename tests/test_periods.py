@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kassa.billing.errors import UserError
-from kassa.billing.periods import (
+from billing.errors import UserError
+from billing.periods import (
     BillingPeriod,
     Period,
     add_days_local,

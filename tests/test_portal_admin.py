@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from kassa.db import Database
-from kassa.schema.relay import encode_id
+from billing.db import Database
+from schema.relay import encode_id
 from tests.factories import Party, make_reseller, new_party, pay_cash
 from tests.portal_support import (
     ADMIN_EMAIL,

@@ -10,11 +10,11 @@ import pytest
 from itsdangerous import TimestampSigner
 from sqlalchemy import select
 
-from kassa.auth import SESSION_COOKIE, SESSION_MAX_AGE
-from kassa.billing import clock, password_resets
-from kassa.billing.models import Role, User
-from kassa.billing.users import create_user
-from kassa.db import Database
+from resolvers.sessions import SESSION_COOKIE, SESSION_MAX_AGE
+from billing import clock, password_resets
+from billing.models import Role, User
+from billing.users import create_user
+from billing.db import Database
 from tests.factories import Party
 from tests.graphql_support import BASE_URL, Api
 from tests.portal_support import (

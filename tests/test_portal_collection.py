@@ -9,12 +9,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from kassa.billing.collection import SettingsInput
-from kassa.billing.collection_run import run_collection
-from kassa.billing.customers import create_customer_class
-from kassa.billing.models import CardCharging, Invoice, InvoiceKind, InvoiceStatus
-from kassa.db import Database
-from kassa.schema.relay import encode_id
+from billing.collection import SettingsInput
+from billing.collection_run import run_collection
+from billing.customers import create_customer_class
+from billing.models import CardCharging, Invoice, InvoiceKind, InvoiceStatus
+from billing.db import Database
+from schema.relay import encode_id
 from tests.factories import DECLINE, T0, admin_viewer, invoices_of
 from tests.portal_support import (
     ADMIN_EMAIL,

@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from kassa.db import Database
-from kassa.schema.relay import encode_id
+from billing.db import Database
+from schema.relay import encode_id
 from tests.factories import APPROVE, Party, pay_cash
 from tests.graphql_support import Api
 from tests.portal_support import (

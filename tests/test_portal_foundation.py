@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 
-from kassa.billing.models import InvoiceStatus
-from kassa.db import Database
-from kassa.portals.csrf import CSRF_COOKIE
+from billing.models import InvoiceStatus
+from billing.db import Database
+from portals.csrf import CSRF_COOKIE
 from tests.factories import Party
 from tests.portal_support import HTMX, Browser, csrf_token, invoice_for, text_of
 
@@ -131,7 +131,7 @@ async def test_pages_carry_security_headers_and_the_htmx_setup(signed_in: Browse
 
 
 async def test_htmx_and_its_licence_are_served(browser: Browser) -> None:
-    static = Path(__file__).resolve().parent.parent / "kassa" / "static" / "vendor" / "htmx"
+    static = Path(__file__).resolve().parent.parent / "static" / "vendor" / "htmx"
     script = await browser.http.get("/static/vendor/htmx/htmx.min.js")
     assert script.status_code == 200
     assert script.content == (static / "htmx.min.js").read_bytes()

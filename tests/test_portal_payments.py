@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from kassa.db import Database
-from kassa.processors.simulator import SimulatorProcessor
-from kassa.schema.relay import encode_id
+from billing.db import Database
+from processors.simulator import SimulatorProcessor
+from schema.relay import encode_id
 from tests.factories import APPROVE, DECLINE, INSUFFICIENT, Party
 from tests.graphql_support import Api, table_contents
 from tests.portal_support import (

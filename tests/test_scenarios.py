@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kassa.processors.simulator import SimulatorProcessor
+from processors.simulator import SimulatorProcessor
 from tests.graphql_support import Api
 
 pytest_plugins = ["tests.graphql_fixtures"]

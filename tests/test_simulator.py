@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kassa.billing.errors import UserError
-from kassa.billing.processing import (
+from billing.errors import UserError
+from billing.processing import (
     CardDetails,
     CardProcessor,
     ChargeRequest,
@@ -20,8 +20,8 @@ from kassa.billing.processing import (
     card_brand,
     luhn_valid,
 )
-from kassa.processors import registry, simulator
-from kassa.processors.simulator import SimulatorProcessor
+from processors import registry, simulator
+from processors.simulator import SimulatorProcessor
 
 APPROVE = "4242424242424242"
 DECLINE = "4000000000000002"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from kassa.billing.errors import UserError
-from kassa.billing.models import Distributor, Reseller, Role
-from kassa.billing.passwords import verify_password
-from kassa.billing.users import create_user, get_user_by_email
-from kassa.db import Database
+from billing.errors import UserError
+from billing.models import Distributor, Reseller, Role
+from billing.passwords import verify_password
+from billing.users import create_user, get_user_by_email
+from billing.db import Database
 
 
 async def test_create_admin_stores_a_hash_and_a_normalised_address(db: Database) -> None:

@@ -40,9 +40,9 @@ import pytest
 import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
-from kassa.app import create_app
-from kassa.db import Database
-from kassa.settings import Settings
+from app import create_app
+from billing.db import Database
+from settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: As this machine's notes require: no sandbox (we run as root), and no background

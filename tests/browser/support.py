@@ -14,11 +14,11 @@ from uuid import uuid4
 
 from playwright.async_api import Page, expect
 
-from kassa.billing.invoices import close_period_out_of_turn
-from kassa.billing.models import Invoice, Role
-from kassa.billing.payment_methods import add_card
-from kassa.billing.users import create_user
-from kassa.db import Database
+from billing.invoices import close_period_out_of_turn
+from billing.models import Invoice, Role
+from billing.payment_methods import add_card
+from billing.users import create_user
+from billing.db import Database
 from tests.factories import (
     APPROVE,
     T0,

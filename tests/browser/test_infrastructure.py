@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page
 
-from kassa.db import Database
+from billing.db import Database
 from tests.browser.accessibility import assert_accessible, axe_violations
 from tests.browser.conftest import REPO, LiveServer
 from tests.factories import new_party

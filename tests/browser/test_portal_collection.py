@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from playwright.async_api import Page, expect
 
-from kassa.billing.collection import SettingsInput
-from kassa.billing.customers import create_customer_class
-from kassa.billing.models import CardCharging, InvoiceKind
-from kassa.db import Database
+from billing.collection import SettingsInput
+from billing.customers import create_customer_class
+from billing.models import CardCharging, InvoiceKind
+from billing.db import Database
 from tests.browser.accessibility import assert_accessible
 from tests.browser.support import (
     admin_login,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.async_api import Page, expect
 
-from kassa.db import Database
+from billing.db import Database
 from tests.browser.accessibility import assert_accessible
 from tests.browser.support import (
     Login,

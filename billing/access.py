@@ -1,0 +1,120 @@
+"""Who is calling, and which customers they may see.
+
+A :class:`Viewer` is built by the HTTP layer (session cookie or API key) and handed to every
+service.  Scoping lives here, in one place: an object outside the viewer's scope is reported
+as "not found", exactly like an object that does not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, false, select
+
+from billing.errors import Forbidden
+from billing.models import ApiKeyScope, Customer, Role
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    role: Role | None
+    user_id: int | None = None
+    api_key_id: int | None = None
+    reseller_id: int | None = None
+    customer_id: int | None = None
+    distributor_id: int | None = None
+    scope: ApiKeyScope = ApiKeyScope.READ_WRITE
+
+    @property
+    def authenticated(self) -> bool:
+        return self.role is not None
+
+    @property
+    def is_staff(self) -> bool:
+        """Administrators and resellers manage customers; a reseller only its own."""
+        return self.role in (Role.ADMIN, Role.RESELLER)
+
+    @property
+    def can_write(self) -> bool:
+        return self.authenticated and self.scope == ApiKeyScope.READ_WRITE
+
+    @property
+    def idempotency_scope(self) -> str:
+        if self.api_key_id is not None:
+            return f"key:{self.api_key_id}"
+        return f"user:{self.user_id}"
+
+
+ANONYMOUS = Viewer(role=None)
+
+
+def require_staff(viewer: Viewer, write: bool = False) -> None:
+    if not viewer.is_staff:
+        raise Forbidden("administrators only")
+    if write and not viewer.can_write:
+        raise Forbidden("this API key is read-only")
+
+
+def require_write(viewer: Viewer) -> None:
+    if not viewer.can_write:
+        raise Forbidden("not allowed to change anything")
+
+
+def acts_for_customer(viewer: Viewer, customer_id: int) -> bool:
+    """May act *as* the customer (pay, see or change its cards): the customer itself or staff.
+
+    The customer must already be visible to the viewer (:func:`may_see_customer`); this rule
+    narrows it, because a distributor sees its customers but may not spend their money or see
+    their cards.
+    """
+    is_self = viewer.role == Role.CUSTOMER and viewer.customer_id == customer_id
+    return viewer.is_staff or is_self
+
+
+def require_self_or_staff(viewer: Viewer, customer: Customer, write: bool = False) -> None:
+    """:func:`acts_for_customer`, or Forbidden."""
+    if not acts_for_customer(viewer, customer.id):
+        raise Forbidden("only the customer or an administrator may do this")
+    if write:
+        require_write(viewer)
+
+
+def require_provider_admin(viewer: Viewer) -> None:
+    """Installation-wide acts (resellers, the test clock) belong to the provider's own staff."""
+    require_staff(viewer, write=True)
+    if viewer.reseller_id is not None:
+        raise Forbidden("only the provider's administrators may do this")
+
+
+def scope_customers(query: Select, viewer: Viewer) -> Select:  # type: ignore[type-arg]
+    """Restrict a query over ``Customer`` to those the viewer may see."""
+    if viewer.role == Role.ADMIN and viewer.reseller_id is None:
+        return query
+    if viewer.role in (Role.ADMIN, Role.RESELLER):
+        return query.where(Customer.reseller_id == viewer.reseller_id)
+    if viewer.role == Role.CUSTOMER and viewer.customer_id is not None:
+        return query.where(Customer.id == viewer.customer_id)
+    if viewer.role == Role.DISTRIBUTOR and viewer.distributor_id is not None:
+        return query.where(Customer.distributor_id == viewer.distributor_id)
+    return query.where(false())
+
+
+def visible(model: type, viewer: Viewer) -> Select:  # type: ignore[type-arg]
+    """``select(model)`` of rows whose customer (``model.customer_id``) the viewer may see."""
+    return scope_customers(
+        select(model).join(Customer, Customer.id == model.customer_id),  # type: ignore[attr-defined]
+        viewer,
+    )
+
+
+def may_see_customer(viewer: Viewer, customer: Customer) -> bool:
+    """The same rule as :func:`scope_customers`, for an object already loaded."""
+    if viewer.role == Role.ADMIN and viewer.reseller_id is None:
+        return True
+    if viewer.role in (Role.ADMIN, Role.RESELLER):
+        return customer.reseller_id == viewer.reseller_id
+    if viewer.role == Role.CUSTOMER:
+        return customer.id == viewer.customer_id
+    if viewer.role == Role.DISTRIBUTOR:
+        return customer.distributor_id is not None and customer.distributor_id == viewer.distributor_id
+    return False

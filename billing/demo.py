@@ -1,0 +1,316 @@
+"""The demo provider that ``make run`` loads: a few months of believable history.
+
+It is made through the real services and the test clock, exactly as a user would make it:
+customers are created four months back, charges are posted month by month, the clock is
+advanced so the bill run closes each period, and customers pay (or do not) in different
+ways.  Loading twice changes nothing but the API key (a key's secret can only be shown once,
+so each run makes a new one).
+
+The history is laid out on whole calendar months counted back from the month it is loaded
+in (:func:`demo_plan`), never on "N days ago", so the demo is the same whichever day it is
+loaded: every customer is charged in every past month, and the demo customer signs in to
+one invoice that is overdue, one partly paid and one still open.
+
+The test clock is left frozen at the moment the demo was loaded: move it on with the
+``advanceTestClock`` mutation to see bill runs and overdue marking happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing import api_keys, clock, jobs, users
+from billing.access import Viewer
+from billing.accounts import account_query, create_account
+from billing.charges import ChargeInput, post_charge
+from billing.customers import CustomerInput, create_customer, create_customer_class
+from billing.collection import SettingsInput
+from billing.invoices import close_period_out_of_turn, invoice_query, void_invoice
+from billing.models import (
+    ApiKeyScope,
+    BillingPeriodKind,
+    CardCharging,
+    ChargeKind,
+    Customer,
+    Distributor,
+    Invoice,
+    InvoiceKind,
+    InvoiceStatus,
+    PaymentMethodKind,
+    Role,
+)
+from billing.payment_methods import add_card
+from billing.payments import pay_with_payment_method, record_payment
+from billing.periods import local_date, local_midnight_utc
+from billing.processing import CardDetails
+from billing.db import Database
+
+ADMIN_LOGIN = ("admin@kassa.demo", "demo-admin-pass")
+CUSTOMER_PASSWORD = "demo-customer-pass"
+DISTRIBUTOR_LOGIN = ("distributor@kassa.demo", "demo-distributor-pass")
+MONTHS_OF_HISTORY = 4
+ADMIN = Viewer(role=Role.ADMIN, user_id=0)
+
+#: name, e-mail, time zone, currency, class, plan fee (minor units), how the customer pays:
+#: "auto" leaves regular invoices to auto-payment, "card" pays by card, "wire"/"cash" in full,
+#: "partial" by cheque for half, "late" every other month, "never" not at all.
+PEOPLE: list[tuple[str, str, str, str, str, int, str]] = [
+    ("Ada Lovelace", "ada@example.com", "Europe/London", "USD", "Residential", 2999, "auto"),
+    ("Alan Turing", "alan@example.com", "Europe/London", "USD", "Residential", 1999, "wire"),
+    ("Grace Hopper", "grace@example.com", "America/New_York", "USD", "Business", 9900, "wire"),
+    ("Edsger Dijkstra", "edsger@example.com", "Europe/Amsterdam", "EUR", "Residential", 2500,
+     "partial"),
+    ("Barbara Liskov", "barbara@example.com", "America/New_York", "USD", "Business", 14900,
+     "card"),
+    ("Donald Knuth", "donald@example.com", "America/Los_Angeles", "USD", "Residential", 2999,
+     "never"),
+    ("Margaret Hamilton", "margaret@example.com", "America/Chicago", "USD", "Business", 7900,
+     "cash"),
+    ("Chinua Achebe", "chinua@example.com", "Africa/Lagos", "NGN", "Residential", 750000,
+     "cash"),
+    ("Ngozi Okonjo", "ngozi@example.com", "Africa/Lagos", "NGN", "Business", 2500000, "partial"),
+    ("Linus Torvalds", "linus@example.com", "Europe/Helsinki", "EUR", "Residential", 1500,
+     "wire"),
+    ("Yukihiro Matsumoto", "matz@example.com", "Asia/Tokyo", "USD", "Residential", 3900,
+     "card"),
+    ("Guido van Rossum", "guido@example.com", "Europe/Amsterdam", "EUR", "Business", 8900,
+     "never"),
+    ("Frances Allen", "frances@example.com", "America/New_York", "USD", "Residential", 2499,
+     "cash"),
+    ("John Backus", "john@example.com", "America/Denver", "USD", "Residential", 1999, "late"),
+    ("Radia Perlman", "radia@example.com", "America/New_York", "USD", "Business", 12900,
+     "wire"),
+    ("Tim Berners-Lee", "tim@example.com", "Europe/London", "USD", "Residential", 2999,
+     "partial"),
+    ("Hedy Lamarr", "hedy@example.com", "Europe/Vienna", "EUR", "Residential", 1900, "card"),
+    ("Katherine Johnson", "katherine@example.com", "America/New_York", "USD", "Residential",
+     2999, "late"),
+    ("Ken Thompson", "ken@example.com", "America/Los_Angeles", "USD", "Business", 4900, "cash"),
+    ("Sophie Wilson", "sophie@example.com", "Europe/London", "USD", "Residential", 2299,
+     "wire"),
+]
+PERIODS = [BillingPeriodKind.MONTHLY, BillingPeriodKind.MONTHLY_ANNIVERSARY]
+
+
+async def _already_loaded(db: Database) -> bool:
+    async with db.session() as session:
+        return await users.get_user_by_email(session, ADMIN_LOGIN[0]) is not None
+
+
+async def _new_api_key(db: Database) -> str:
+    async with db.transaction() as session:
+        _, token = await api_keys.create_api_key(session, "demo partner", ApiKeyScope.READ_WRITE)
+    return token
+
+
+def _logins() -> list[tuple[str, str, str]]:
+    return [
+        ("administrator", *ADMIN_LOGIN),
+        ("customer", PEOPLE[0][1], CUSTOMER_PASSWORD),
+        ("distributor", *DISTRIBUTOR_LOGIN),
+    ]
+
+
+async def _create_parties(session: AsyncSession) -> list[Customer]:
+    classes = {
+        # Residential cards are charged on the due date, again 3 days later if declined.
+        # Invoices closed early (one-off work) leave 60 days' grace before suspension.
+        "Residential": await create_customer_class(
+            session, ADMIN, "Residential", 14, 7, {
+                InvoiceKind.REGULAR: SettingsInput(
+                    card_charging=CardCharging.ON_DUE_DATE, attempt_days_after_due=[0, 3]),
+                InvoiceKind.OUT_OF_TURN: SettingsInput(grace_period_days=60)}),
+        # Invoices closed early for business customers wait for an administrator's review.
+        "Business": await create_customer_class(
+            session, ADMIN, "Business", 30, 10,
+            {InvoiceKind.OUT_OF_TURN: SettingsInput(review=True)}),
+    }
+    distributor = Distributor(name="Corner Shop Distribution", email=DISTRIBUTOR_LOGIN[0],
+                              currency="USD", time_zone="America/New_York",
+                              commission_rate="0.05")
+    session.add(distributor)
+    await session.flush()
+    await users.create_user(session, *ADMIN_LOGIN, Role.ADMIN)
+    await users.create_user(session, *DISTRIBUTOR_LOGIN, Role.DISTRIBUTOR,
+                            distributor_id=distributor.id)
+    customers = []
+    for index, (name, email, zone, currency, cls, _, _) in enumerate(PEOPLE):
+        customer = await create_customer(session, ADMIN, CustomerInput(
+            name=name, email=email, phone=f"+1 555 {1000 + index}", currency=currency,
+            time_zone=zone, billing_period=PERIODS[index % 7 == 3],
+            class_id=classes[cls].id, credit_limit=50000 if currency != "NGN" else 5000000,
+            distributor_id=distributor.id if currency == "USD" and index % 5 == 2 else None,
+            auto_payment=PEOPLE[index][6] in ("auto", "card"),
+        ))
+        for line in range(1 + index % 2):
+            await create_account(session, ADMIN, customer.id, f"+1555{index:03d}{line:04d}",
+                                 "Mobile unlimited" if line == 0 else "Home fibre 500")
+        if PEOPLE[index][6] in ("auto", "card"):
+            await add_card(session, ADMIN, customer.id, CardDetails(
+                number="4242424242424242", exp_month=12, exp_year=2031, cvc="123",
+                holder=name))
+        customers.append(customer)
+    await users.create_user(session, PEOPLE[0][1], CUSTOMER_PASSWORD, Role.CUSTOMER,
+                            customer_id=customers[0].id)
+    return customers
+
+
+async def _post_month(session: AsyncSession, customers: list[Customer], month: int) -> None:
+    """Every customer's charges for history month ``month`` (0 = the oldest), dated now."""
+    at = await clock.now(session)
+    for index, customer in enumerate(customers):
+        fee = PEOPLE[index][5]
+        accounts = (await session.scalars(account_query(ADMIN, customer.id))).all()
+        for account in accounts:
+            charges = [(ChargeKind.SUBSCRIPTION, f"{account.product}, monthly fee", fee)]
+            if (index + month) % 3 == 0:
+                charges.append((ChargeKind.USAGE, "Roaming data 1.2 GB", fee // 4 + 117))
+            if (index + month) % 5 == 1:
+                charges.append((ChargeKind.ONE_OFF, "Late installation visit", fee // 2))
+            for n, (kind, text, amount) in enumerate(charges):
+                await post_charge(session, ADMIN, ChargeInput(
+                    account_id=account.id, kind=kind, description=text, amount=amount,
+                    currency=customer.currency, service_at=at,
+                    idempotency_key=f"demo-{account.id}-{month}-{n}"))
+
+
+async def _pay_open_invoices(session: AsyncSession, customers: list[Customer], month: int
+                             ) -> None:
+    """Each customer settles what is open now in their own way (see :data:`PEOPLE`)."""
+    for index, customer in enumerate(customers):
+        style = PEOPLE[index][6]
+        open_invoices = (await session.scalars(
+            invoice_query(ADMIN, customer_id=customer.id)
+            .where(Invoice.status.in_([InvoiceStatus.UNPAID, InvoiceStatus.OVERDUE]))
+        )).all()
+        for invoice in open_invoices:
+            key = f"demo-pay-{invoice.id}-{month}"
+            if style == "card":
+                await pay_with_payment_method(session, ADMIN, customer.id, None, invoice.id,
+                                              None, key)
+            elif style in ("wire", "cash") or (style == "late" and month % 2 == 0):
+                method = PaymentMethodKind.WIRE if style == "wire" else PaymentMethodKind.CASH
+                await record_payment(session, ADMIN, customer.id, invoice.outstanding,
+                                     customer.currency, method, key, reference="demo")
+            elif style == "partial" and invoice.outstanding > 1:
+                await record_payment(session, ADMIN, customer.id, invoice.outstanding // 2,
+                                     customer.currency, PaymentMethodKind.CHEQUE, key,
+                                     reference=f"cheque {1000 + invoice.id}")
+
+
+async def _invoice_at_once(session: AsyncSession, customer: Customer, kind: ChargeKind,
+                           description: str, amount: int) -> Invoice:
+    """Charge ``customer``'s first account and close the period out of turn straight away."""
+    account = (await session.scalars(account_query(ADMIN, customer.id))).first()
+    assert account is not None
+    await post_charge(session, ADMIN, ChargeInput(
+        account_id=account.id, kind=kind, description=description, amount=amount,
+        currency=customer.currency, idempotency_key=f"demo-{description}"))
+    return await close_period_out_of_turn(session, ADMIN, customer.id)
+
+
+async def _demo_customer_overdue(session: AsyncSession, customers: list[Customer]) -> None:
+    """A visit invoiced on its own a month ago, never paid: OVERDUE (its 60 days' grace keep
+    the line active)."""
+    await _invoice_at_once(session, customers[0], ChargeKind.ONE_OFF, "Installation visit",
+                           4900)
+
+
+async def _demo_customer_partly_paid(session: AsyncSession, customers: list[Customer]) -> None:
+    """A router invoiced today, half of it paid by card: PARTIALLY_PAID."""
+    ada = customers[0]
+    invoice = await _invoice_at_once(session, ada, ChargeKind.ONE_OFF, "Router replacement",
+                                     6900)
+    await pay_with_payment_method(session, ADMIN, ada.id, invoice.outstanding // 2,
+                                  invoice.id, None, f"demo-pay-{invoice.id}")
+
+
+async def _demo_customer_open(session: AsyncSession, customers: list[Customer]) -> None:
+    """A roaming pack invoiced an hour ago: UNPAID, the one the demo customer pays first."""
+    await _invoice_at_once(session, customers[0], ChargeKind.USAGE, "Roaming pack 5 GB", 1500)
+
+
+async def _finishing_touches(session: AsyncSession, customers: list[Customer]) -> None:
+    """A voided invoice and an early invoice waiting in PENDING_REVIEW."""
+    paid = (await session.scalars(
+        invoice_query(ADMIN, customer_id=customers[1].id)
+        .where(Invoice.status == InvoiceStatus.PAID).order_by(Invoice.id))).first()
+    assert paid is not None, "the wire customer pays every month"
+    await void_invoice(session, ADMIN, paid.id, "Billed twice by mistake (demo)")
+    reviewed = customers[2]
+    [account] = (await session.scalars(account_query(ADMIN, reviewed.id))).all()
+    await post_charge(session, ADMIN, ChargeInput(
+        account_id=account.id, kind=ChargeKind.ONE_OFF, description="Router upgrade",
+        amount=12900, currency=reviewed.currency, idempotency_key="demo-review"))
+    await close_period_out_of_turn(session, ADMIN, reviewed.id)
+
+
+Step = Callable[[AsyncSession, list[Customer]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """When the demo's customers are created, and each later step with the instant it runs."""
+
+    start: datetime
+    steps: list[tuple[datetime, Step]]
+
+
+def month_start(at: datetime, months_back: int) -> datetime:
+    """Midnight UTC on the first of the month ``months_back`` months before ``at``'s."""
+    index = at.year * 12 + at.month - 1 - months_back
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+
+
+def demo_plan(now: datetime) -> DemoPlan:
+    """The demo's history for a load at ``now``, on whole months so any day gives the same.
+
+    Month ``k`` (counted back from the current one) is charged on its 3rd (09:00 UTC: the
+    3rd in every customer's zone) and paid on its 21st; the current month only once its
+    3rd has passed.  The demo customer's three open invoices are dated from ``now``, so
+    they are open, partly paid and overdue whatever the day.
+    """
+    steps: list[tuple[datetime, Step]] = []
+    for k in range(MONTHS_OF_HISTORY, -1, -1):
+        month = MONTHS_OF_HISTORY - k
+        charged_at = month_start(now, k) + timedelta(days=2, hours=9)
+        paid_at = min(month_start(now, k) + timedelta(days=20), now - timedelta(hours=4))
+        if charged_at > now - timedelta(hours=3):
+            break
+        steps.append((charged_at, partial(_post_month, month=month)))
+        if paid_at > charged_at:
+            steps.append((paid_at, partial(_pay_open_invoices, month=month)))
+    # After last month's regular invoice, before last month's charges: only the visit.
+    steps.append((month_start(now, 1) + timedelta(days=1, hours=9), _demo_customer_overdue))
+    # Closing early takes every charge not yet invoiced, so both come after the demo
+    # customer's last regular invoice: otherwise that invoice would be left empty.
+    zone = PEOPLE[0][2]
+    last_regular = local_midnight_utc(local_date(now, zone).replace(day=1), zone)
+    steps.append((max(now - timedelta(hours=2), last_regular), _demo_customer_partly_paid))
+    steps.append((max(now - timedelta(hours=1), last_regular), _demo_customer_open))
+    steps.append((now, _finishing_touches))
+    steps.sort(key=lambda step: step[0])
+    start = month_start(now, MONTHS_OF_HISTORY) + timedelta(days=1, hours=9)
+    return DemoPlan(start=start, steps=steps)
+
+
+async def load_demo(db: Database, now: datetime | None = None
+                    ) -> tuple[list[tuple[str, str, str]], str]:
+    """Load the demo once, as at ``now`` (the wall clock's); return the logins (role, e-mail,
+    password) and a fresh API key."""
+    if await _already_loaded(db):
+        return _logins(), await _new_api_key(db)
+    plan = demo_plan((now or clock.wall_now()).replace(microsecond=0))
+    async with db.transaction() as session:
+        await clock.freeze(session, plan.start)
+        customers = await _create_parties(session)
+    for at, step in plan.steps:
+        await jobs.advance_clock(db, at)
+        async with db.transaction() as session:
+            await step(session, customers)
+    return _logins(), await _new_api_key(db)

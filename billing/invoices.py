@@ -1,0 +1,755 @@
+"""Invoices: closing a billing period, closing one early on demand, voiding, reading.
+
+Closing a period turns the customer's uninvoiced charges into a REGULAR invoice; closing early
+on demand makes an OUT_OF_TURN invoice and the period's regular invoice later takes whatever
+is left.  Invoices move no money — the charges were posted to the ledger when they happened —
+so issuing one writes no ledger transaction; voiding one does (the charges are reversed).
+
+:func:`issue_invoices` is set-based because the bill run closes tens of thousands of periods
+at a time: a handful of statements per batch of customers (one read of their uninvoiced
+charges, one of their payments, one INSERT … RETURNING of the invoices, one UPDATE per period
+rank attaching the charges, one INSERT … SELECT of the lines), never a round trip per charge.
+Those bulk statements bypass the session's identity map; reload objects read before them.
+
+The figures on an invoice (see :func:`statement_figures`) are derived from the ledger at
+closing time, so they always reconcile with the customer's balance::
+
+    balance_due = previous_balance − payments_in_period + total
+                = customer balance − charges not yet invoiced + payments received after the period
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from itertools import groupby
+from typing import Any, TypeVar
+
+from sqlalchemy import Row, Select, bindparam, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing import clock, collection, dunning, jobs, ledger, settlement, validation
+from billing.access import Viewer, require_staff, visible
+from billing.customers import get_customer_for_update
+from billing.errors import NotFound, UserError
+from billing import invoice_pdfs
+from billing.models import (
+    Account,
+    Charge,
+    ChargeStatus,
+    CollectionSettings,
+    Customer,
+    CustomerClass,
+    Invoice,
+    InvoiceKind,
+    InvoiceLine,
+    InvoiceSequence,
+    InvoiceStatus,
+    LedgerAccount,
+    LedgerAccountKind,
+    Payment,
+    PaymentAllocation,
+    StatusChange,
+    StatusSubject,
+    TransactionKind,
+)
+from billing.periods import Period, due_date_for, local_date, local_midnight_utc
+from billing.status_changes import Cause, Change, record, record_many
+
+#: Net-N terms for a customer without a customer class.
+DEFAULT_PAYMENT_TERMS_DAYS = collection.DEFAULT_PAYMENT_TERMS_DAYS
+#: Invoice numbers are zero-padded to this many digits ("INV-000123").
+INVOICE_NUMBER_DIGITS = 6
+#: The job that flips unpaid invoices to OVERDUE once their due date has passed.
+OVERDUE_JOB = "invoice_overdue"
+#: Statuses an invoice can become OVERDUE from.
+UNSETTLED_STATUSES = (InvoiceStatus.UNPAID, InvoiceStatus.PARTIALLY_PAID)
+#: Invoice ids per statement: far below the bind-parameter limits of SQLite and asyncpg.
+_IDS_PER_STATEMENT = 1000
+
+_T = TypeVar("_T")
+
+
+# --- numbers ------------------------------------------------------------------------------
+
+
+def invoice_number(owner_key: str, sequence: int) -> str:
+    """The printed number: ``INV-000123`` for the provider, ``R<id>-000123`` for a reseller.
+
+    Each owner numbers its own invoices, so the prefix keeps two owners' invoice 123 apart on
+    paper.
+    """
+    prefix = "INV" if owner_key == ledger.system_owner_key(None) else "R" + owner_key.split(":")[1]
+    return f"{prefix}-{sequence:0{INVOICE_NUMBER_DIGITS}d}"
+
+
+async def next_invoice_numbers(session: AsyncSession, owner_key: str, count: int) -> list[str]:
+    """Take the next ``count`` numbers of ``owner_key``'s sequence, in one atomic upsert.
+
+    The sequence row stays locked until the transaction ends and rolls back with it, so
+    numbers are never handed out twice and an invoice that is not committed leaves no gap.
+    """
+    if count == 0:
+        return []
+    dialect_insert = (
+        postgresql_insert if session.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
+        else sqlite_insert
+    )
+    upsert = (
+        dialect_insert(InvoiceSequence)
+        .values(owner_key=owner_key, next_number=1 + count)
+        .on_conflict_do_update(
+            index_elements=[InvoiceSequence.owner_key],
+            set_={"next_number": InvoiceSequence.next_number + count},
+        )
+        .returning(InvoiceSequence.next_number)
+    )
+    after_last = int((await session.execute(upsert)).scalar_one())
+    return [invoice_number(owner_key, n) for n in range(after_last - count, after_last)]
+
+
+# --- what is invoiced, and when -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Billee:
+    """What invoicing needs to know about a customer, read for a whole batch in one query."""
+
+    id: int
+    reseller_id: int | None
+    currency: str
+    time_zone: str
+    payment_terms_days: int
+    balance: int
+    #: New invoices wait in PENDING_REVIEW (the class's setting for the kind being issued).
+    review: bool = False
+
+    @property
+    def owner_key(self) -> str:
+        """Whose invoice-number sequence this customer's invoices take numbers from."""
+        return ledger.system_owner_key(self.reseller_id)
+
+
+def billee_query(kind: InvoiceKind = InvoiceKind.REGULAR) -> Select:  # type: ignore[type-arg]
+    """Customers with their ledger balance and their class's payment terms and review setting
+    for invoices of ``kind``; callers add filters and columns."""
+    return (
+        select(
+            Customer.id,
+            Customer.reseller_id,
+            Customer.currency,
+            Customer.time_zone,
+            collection.payment_terms_column().label("payment_terms_days"),
+            collection.review_column().label("review"),
+            LedgerAccount.balance,
+        )
+        .join(LedgerAccount, LedgerAccount.id == Customer.ledger_account_id)
+        .outerjoin(CustomerClass, CustomerClass.id == Customer.class_id)
+        .outerjoin(CollectionSettings, collection.settings_join(kind))
+    )
+
+
+def billee_from_row(row: Row[Any]) -> Billee:
+    return Billee(id=row.id, reseller_id=row.reseller_id, currency=row.currency,
+                  time_zone=row.time_zone, payment_terms_days=int(row.payment_terms_days),
+                  balance=int(row.balance), review=bool(row.review))
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """One period of one customer to invoice, as a REGULAR or an OUT_OF_TURN invoice."""
+
+    billee: Billee
+    period: Period
+    kind: InvoiceKind
+
+
+def issue_date_for(period: Period, today: date) -> date:
+    """An invoice is dated the local day its period closes: the period's end, or today if early.
+
+    A bill run that runs late still dates each invoice at its own period's end, so due dates
+    do not drift with the run.
+    """
+    return min(period.end, today)
+
+
+def out_of_turn_period(open_period_start: date, today: date) -> Period:
+    """Closing early covers the open period from its first day up to and including today."""
+    return Period(open_period_start, max(today, open_period_start) + timedelta(days=1))
+
+
+def overdue_from(due_date: date, time_zone: str) -> datetime:
+    """An invoice due on a local day is overdue from the next local midnight in its zone."""
+    return local_midnight_utc(due_date + timedelta(days=1), time_zone)
+
+
+@dataclass(frozen=True, slots=True)
+class StatementFigures:
+    previous_balance: int
+    payments_in_period: int
+    total: int
+
+
+def statement_figures(
+    balance: int, total: int, uninvoiced_after: int, payments_in_period: int,
+    payments_after: int,
+) -> StatementFigures:
+    """The invoice's previous balance: what was owed before the period's activity.
+
+    Derived from the customer's ledger ``balance`` at closing time rather than chained from
+    the last invoice, so it stays right through voids, refunds, adjustments and catch-up runs:
+    the balance, less the charges left for later invoices (``uninvoiced_after``), plus the
+    payments received after the period (``payments_after``), is what is owed as of this
+    invoice (``balance_due``); taking away this period's charges and adding back this
+    period's payments leaves the previous balance.
+    """
+    balance_due = balance - uninvoiced_after + payments_after
+    return StatementFigures(
+        previous_balance=balance_due - total + payments_in_period,
+        payments_in_period=payments_in_period,
+        total=total,
+    )
+
+
+# --- issuing ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Draft:
+    """An invoice about to be inserted, with what is needed to attach its charges."""
+
+    closing: Closing
+    rank: int  # 0 for a customer's first closing in this call, 1 for the next, …
+    line_count: int
+    figures: StatementFigures
+    issue_date: date
+    due_date: date
+    status: InvoiceStatus
+
+
+async def _uninvoiced_charges(
+    session: AsyncSession, customer_ids: list[int]
+) -> dict[int, list[tuple[datetime, int]]]:
+    """Each customer's uninvoiced posted charges as (service time, amount), earliest first."""
+    rows = await session.execute(
+        select(Charge.customer_id, Charge.service_at, Charge.amount)
+        .where(Charge.customer_id.in_(customer_ids), Charge.invoice_id.is_(None),
+               Charge.status == ChargeStatus.POSTED)
+        .order_by(Charge.customer_id, Charge.service_at, Charge.id)
+    )
+    charges: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+    for customer_id, service_at, amount in rows.all():
+        charges[customer_id].append((service_at, int(amount)))
+    return charges
+
+
+async def _settled_payments(
+    session: AsyncSession, customer_ids: list[int], since: datetime
+) -> dict[int, list[tuple[datetime, int]]]:
+    """Each customer's settled payments since ``since`` as (received time, amount net of refunds)."""
+    rows = await session.execute(
+        select(Payment.customer_id, Payment.received_at,
+               Payment.amount - Payment.refunded_amount)
+        .where(Payment.customer_id.in_(customer_ids),
+               Payment.status.in_(settlement.SETTLED_PAYMENT_STATUSES),
+               Payment.received_at >= since)
+    )
+    payments: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+    for customer_id, received_at, net in rows.all():
+        payments[customer_id].append((received_at, int(net)))
+    return payments
+
+
+def _draft_customer(
+    closings: list[Closing], charges: list[tuple[datetime, int]],
+    payments: list[tuple[datetime, int]], now: datetime,
+) -> list[_Draft]:
+    """Drafts for one customer's closings (oldest first), each taking its period's charges.
+
+    A charge goes on the first invoice whose period ends after its service time: late charges
+    for an already invoiced period land on the next invoice, early ones wait for theirs.
+    """
+    drafts = []
+    taken = 0
+    for rank, closing in enumerate(closings):
+        tz = closing.billee.time_zone
+        starts, ends = closing.period.start_utc(tz), closing.period.end_utc(tz)
+        first = taken
+        while taken < len(charges) and charges[taken][0] < ends:
+            taken += 1
+        figures = statement_figures(
+            balance=closing.billee.balance,
+            total=sum(amount for _, amount in charges[first:taken]),
+            uninvoiced_after=sum(amount for _, amount in charges[taken:]),
+            payments_in_period=sum(net for at, net in payments if starts <= at < ends),
+            payments_after=sum(net for at, net in payments if at >= ends),
+        )
+        today = local_date(now, tz)
+        issue_date = issue_date_for(closing.period, today)
+        due_date = due_date_for(issue_date, closing.billee.payment_terms_days)
+        status = (InvoiceStatus.PENDING_REVIEW if closing.billee.review
+                  else settlement.status_for(figures.total, 0, due_date, today))
+        drafts.append(_Draft(
+            closing=closing, rank=rank, line_count=taken - first, figures=figures,
+            issue_date=issue_date, due_date=due_date, status=status,
+        ))
+    return drafts
+
+
+async def _numbered_rows(
+    session: AsyncSession, drafts: list[_Draft], now: datetime
+) -> list[dict[str, Any]]:
+    """Invoice rows for ``drafts``, numbered per owner in draft order."""
+    numbers: dict[int, str] = {}
+    by_owner = groupby(sorted(range(len(drafts)), key=lambda i: drafts[i].closing.billee.owner_key),
+                       key=lambda i: drafts[i].closing.billee.owner_key)
+    for owner_key, indexes in by_owner:
+        positions = list(indexes)
+        for position, number in zip(
+            positions, await next_invoice_numbers(session, owner_key, len(positions)), strict=True
+        ):
+            numbers[position] = number
+    return [
+        {
+            "customer_id": d.closing.billee.id,
+            "owner_key": d.closing.billee.owner_key,
+            "number": numbers[i],
+            "kind": d.closing.kind,
+            "currency": d.closing.billee.currency,
+            "period_start": d.closing.period.start,
+            "period_end": d.closing.period.end,
+            "issue_date": d.issue_date,
+            "due_date": d.due_date,
+            "previous_balance": d.figures.previous_balance,
+            "payments_in_period": d.figures.payments_in_period,
+            "total": d.figures.total,
+            "amount_paid": 0,
+            "status": d.status,
+            "created_at": now,
+            "voided_at": None,
+        }
+        for i, d in enumerate(drafts)
+    ]
+
+
+async def _attach_charges(session: AsyncSession, drafts: list[_Draft], ids: list[int]) -> None:
+    """Point each period's charges at its invoice: one executemany per period rank.
+
+    Each invoice takes the still-uninvoiced charges served before its period ends; running the
+    ranks oldest first leaves the later periods exactly the charges the drafts counted for
+    them (the customer rows are locked, so no charge can arrive in between).
+    """
+    charges = Charge.__table__
+    attach = (
+        update(charges)
+        .where(charges.c.customer_id == bindparam("b_customer"),
+               charges.c.invoice_id.is_(None),
+               charges.c.status == ChargeStatus.POSTED,
+               charges.c.service_at < bindparam("b_until"))
+        .values(invoice_id=bindparam("b_invoice"))
+    )
+    for _, ranked in groupby(sorted(zip(drafts, ids, strict=True), key=lambda p: p[0].rank),
+                             key=lambda p: p[0].rank):
+        params = [
+            {"b_customer": d.closing.billee.id,
+             "b_until": d.closing.period.end_utc(d.closing.billee.time_zone),
+             "b_invoice": invoice_id}
+            for d, invoice_id in ranked if d.line_count
+        ]
+        if params:
+            await session.execute(attach, params)
+
+
+async def _copy_lines(session: AsyncSession, drafts: list[_Draft], ids: list[int]) -> None:
+    """Copy the attached charges into invoice lines in the database (INSERT … SELECT).
+
+    Filtering on the invoices' customers as well lets the charges index find the rows.  The
+    line count is checked against the drafts: an invoice whose lines disagree with its total
+    must never be committed.
+    """
+    copied = 0
+    for chunk in _chunks(list(zip(ids, drafts, strict=True)), _IDS_PER_STATEMENT):
+        result = await session.execute(
+            insert(InvoiceLine.__table__).from_select(
+                ["invoice_id", "charge_id", "account_number", "description", "service_at",
+                 "amount"],
+                select(Charge.invoice_id, Charge.id, Account.number, Charge.description,
+                       Charge.service_at, Charge.amount)
+                .join(Account, Account.id == Charge.account_id)
+                .where(Charge.customer_id.in_({d.closing.billee.id for _, d in chunk}),
+                       Charge.invoice_id.in_([invoice_id for invoice_id, _ in chunk]))
+                .order_by(Charge.invoice_id, Charge.service_at, Charge.id),
+            )
+        )
+        copied += result.rowcount  # type: ignore[attr-defined]
+    expected = sum(d.line_count for d in drafts)
+    if copied != expected:
+        raise RuntimeError(f"invoiced {copied} charges, expected {expected}")
+
+
+async def _customers_with_credit(session: AsyncSession, customer_ids: list[int]) -> list[int]:
+    """Customers holding payment money not yet on an invoice: only they need apply_credit."""
+    allocated = (
+        select(func.coalesce(func.sum(PaymentAllocation.amount), 0))
+        .where(PaymentAllocation.payment_id == Payment.id)
+        .scalar_subquery()
+    )
+    rows = await session.scalars(
+        select(Payment.customer_id).distinct()
+        .where(Payment.customer_id.in_(customer_ids),
+               Payment.status.in_(settlement.SETTLED_PAYMENT_STATUSES),
+               Payment.amount - Payment.refunded_amount - allocated > 0)
+    )
+    return list(rows.all())
+
+
+async def _apply_existing_credit(
+    session: AsyncSession, customer_ids: list[int], now: datetime
+) -> None:
+    """New invoices are paid from credit the customer already has, oldest invoice first."""
+    credited = await _customers_with_credit(session, customer_ids)
+    if credited:
+        customers = await session.scalars(select(Customer).where(Customer.id.in_(credited)))
+        for customer in customers.all():
+            await settlement.apply_credit(session, customer, now)
+
+
+async def issue_invoices(
+    session: AsyncSession, closings: list[Closing], now: datetime
+) -> list[int]:
+    """Make one invoice per closing and return their ids (set-based; see the module doc).
+
+    Closings of one customer must come oldest period first.  The customers must be locked
+    by the caller (``FOR UPDATE``), so that no charge or payment changes under the drafts.
+    """
+    if not closings:
+        return []
+    customer_ids = sorted({c.billee.id for c in closings})
+    charges = await _uninvoiced_charges(session, customer_ids)
+    payments = await _settled_payments(
+        session, customer_ids, min(c.period.start_utc(c.billee.time_zone) for c in closings)
+    )
+    drafts: list[_Draft] = []
+    for customer_id, own in groupby(sorted(closings, key=lambda c: c.billee.id),
+                                    key=lambda c: c.billee.id):
+        drafts += _draft_customer(list(own), charges[customer_id], payments[customer_id], now)
+    rows = await _numbered_rows(session, drafts, now)
+    result = await session.execute(
+        insert(Invoice).returning(Invoice.id, sort_by_parameter_order=True), rows
+    )
+    ids = [int(i) for i in result.scalars().all()]
+    await _attach_charges(session, drafts, ids)
+    await _copy_lines(session, drafts, ids)
+    await record_many(session, [
+        Change(StatusSubject.INVOICE, invoice_id, d.closing.billee.id, None, d.status.value,
+               Cause.ISSUED) for d, invoice_id in zip(drafts, ids, strict=True)
+    ], now)
+    await _apply_existing_credit(session, customer_ids, now)
+    await collection.plan_attempts(session, ids, now)
+    unpaid = [d for d in drafts if d.status == InvoiceStatus.UNPAID]
+    if unpaid:
+        first_overdue = min(overdue_from(d.due_date, d.closing.billee.time_zone) for d in unpaid)
+        await jobs.schedule(session, OVERDUE_JOB, first_overdue, unique_key=OVERDUE_JOB)
+    await invoice_pdfs.schedule_pdf_rendering(session, now)
+    return ids
+
+
+async def close_period_out_of_turn(
+    session: AsyncSession, viewer: Viewer, customer_id: int
+) -> Invoice:
+    """Invoice the open period now (staff only): every uninvoiced charge served up to today.
+
+    The period's regular invoice is still made when the period ends, with the charges that
+    come after this one.  Works for a CLOSED customer too: that is how a final invoice is made.
+    """
+    require_staff(viewer, write=True)
+    customer = await get_customer_for_update(session, viewer, customer_id)
+    now = await clock.now(session)
+    period = out_of_turn_period(customer.period_start, local_date(now, customer.time_zone))
+    waiting = await session.scalar(
+        select(func.count(Charge.id))
+        .where(Charge.customer_id == customer.id, Charge.invoice_id.is_(None),
+               Charge.status == ChargeStatus.POSTED,
+               Charge.service_at < period.end_utc(customer.time_zone))
+    )
+    if not waiting:
+        raise UserError("NOTHING_TO_INVOICE", "the customer has no uninvoiced charges",
+                        "customerId")
+    billee = billee_from_row((await session.execute(
+        billee_query(InvoiceKind.OUT_OF_TURN).where(Customer.id == customer.id))).one())
+    [invoice_id] = await issue_invoices(
+        session, [Closing(billee, period, InvoiceKind.OUT_OF_TURN)], now
+    )
+    invoice = await session.get(Invoice, invoice_id)
+    assert invoice is not None
+    return invoice
+
+
+# --- voiding ------------------------------------------------------------------------------
+
+
+async def _reverse_charges(
+    session: AsyncSession, customer: Customer, invoice: Invoice, reason: str, now: datetime
+) -> None:
+    """One VOID transaction taking the invoice's charges back: customer −, revenue +, per account."""
+    per_account = (await session.execute(
+        select(Charge.account_id, func.sum(Charge.amount))
+        .where(Charge.invoice_id == invoice.id, Charge.status == ChargeStatus.POSTED)
+        .group_by(Charge.account_id)
+        .order_by(Charge.account_id)
+    )).all()
+    if not per_account:
+        return
+    revenue = await ledger.system_book(
+        session, LedgerAccountKind.REVENUE, customer.reseller_id, invoice.currency
+    )
+    postings = []
+    for account_id, amount in per_account:
+        postings.append(ledger.Posting(customer.ledger_account_id, -int(amount), invoice.currency,
+                                       account_id))
+        postings.append(ledger.Posting(revenue, int(amount), invoice.currency, account_id))
+    await ledger.post(session, TransactionKind.VOID, postings, at=now,
+                      description=f"Void of invoice {invoice.number}: {reason}",
+                      customer_id=customer.id)
+    await session.execute(
+        update(Charge.__table__)
+        .where(Charge.__table__.c.invoice_id == invoice.id)
+        .values(status=ChargeStatus.VOIDED)
+    )
+
+
+async def void_invoice(
+    session: AsyncSession, viewer: Viewer, invoice_id: int, reason: str
+) -> Invoice:
+    """Cancel an invoice (staff only): its charges are reversed and its payments become credit.
+
+    The released credit is applied straight away to the customer's other open invoices.
+    The voided invoice keeps its number and lines, so the numbering has no gap.
+    """
+    require_staff(viewer, write=True)
+    reason = validation.required_text(reason, "reason", 400)
+    found = await get_invoice(session, viewer, invoice_id)
+    customer = await get_customer_for_update(session, viewer, found.customer_id)
+    invoice = await session.get(Invoice, found.id, populate_existing=True)
+    assert invoice is not None
+    if invoice.status == InvoiceStatus.VOID:
+        raise UserError("ALREADY_VOID", f"invoice {invoice.number} is already void", "id")
+    now = await clock.now(session)
+    await _reverse_charges(session, customer, invoice, reason, now)
+    await settlement.release_invoice(session, invoice, now)
+    await record(session, Change(StatusSubject.INVOICE, invoice.id, invoice.customer_id,
+                                 invoice.status.value, InvoiceStatus.VOID.value, Cause.VOIDED,
+                                 viewer.idempotency_scope), now)
+    await collection.cancel_pending(session, [invoice.id], collection.CancelReason.VOIDED, now)
+    invoice.status = InvoiceStatus.VOID
+    invoice.voided_at = now
+    await session.flush()
+    await invoice_pdfs.schedule_pdf_rendering(session, now)
+    await settlement.apply_credit(session, customer, now)
+    return invoice
+
+
+#: The most invoices one approveInvoices / voidInvoices call takes.
+MAX_INVOICES_PER_BATCH = 500
+
+
+def _batch_ids(invoice_ids: Sequence[int]) -> list[int]:
+    """The ids in the order given, without repeats; at least one, at most the batch limit."""
+    ids = list(dict.fromkeys(invoice_ids))
+    if not ids:
+        raise UserError("REQUIRED", "name at least one invoice", "ids")
+    if len(ids) > MAX_INVOICES_PER_BATCH:
+        raise UserError("TOO_MANY", f"at most {MAX_INVOICES_PER_BATCH} invoices at a time", "ids")
+    return ids
+
+
+async def void_invoices(
+    session: AsyncSession, viewer: Viewer, invoice_ids: Sequence[int], reason: str
+) -> list[Invoice]:
+    """Void several invoices (staff only), all or none: see :func:`void_invoice`."""
+    require_staff(viewer, write=True)
+    voided = []
+    for invoice_id in _batch_ids(invoice_ids):
+        try:
+            voided.append(await void_invoice(session, viewer, invoice_id, reason))
+        except UserError as error:
+            error.field = "ids" if error.field == "id" else error.field
+            raise
+    return voided
+
+
+# --- review -------------------------------------------------------------------------------
+
+
+async def approve_invoices(
+    session: AsyncSession, viewer: Viewer, invoice_ids: Sequence[int]
+) -> list[Invoice]:
+    """Approve invoices waiting for review (staff only), all or none.
+
+    Each takes the status its figures call for on the customer's local date (UNPAID, or
+    OVERDUE when approved after its due date — the due date stays the one it was issued
+    with), is paid from credit the customer already holds, and gets its card attempts
+    planned now (:func:`billing.collection.plan_attempts`).
+    """
+    require_staff(viewer, write=True)
+    ids = _batch_ids(invoice_ids)
+    now = await clock.now(session)
+    approved = []
+    for invoice_id in ids:
+        found = await get_invoice(session, viewer, invoice_id)
+        customer = await get_customer_for_update(session, viewer, found.customer_id)
+        invoice = await session.get(Invoice, found.id, populate_existing=True)
+        assert invoice is not None
+        if invoice.status != InvoiceStatus.PENDING_REVIEW:
+            raise UserError("NOT_PENDING_REVIEW",
+                            f"invoice {invoice.number} is not waiting for review", "ids")
+        invoice.status = settlement.status_for(invoice.total, invoice.amount_paid,
+                                               invoice.due_date,
+                                               local_date(now, customer.time_zone))
+        await record(session, Change(StatusSubject.INVOICE, invoice.id, invoice.customer_id,
+                                     InvoiceStatus.PENDING_REVIEW.value, invoice.status.value,
+                                     Cause.APPROVED, viewer.idempotency_scope), now)
+        await session.flush()
+        await settlement.apply_credit(session, customer, now)
+        approved.append(invoice)
+    await collection.plan_attempts(session, [invoice.id for invoice in approved], now)
+    await schedule_overdue_check(session)
+    await dunning.schedule_suspension_check(session)
+    await invoice_pdfs.schedule_pdf_rendering(session, now)
+    for invoice in approved:
+        await session.refresh(invoice)
+    return approved
+
+
+# --- overdue ------------------------------------------------------------------------------
+
+
+async def mark_overdue(session: AsyncSession, now: datetime) -> None:
+    """Flip unpaid invoices to OVERDUE where the customer's local date is past the due date.
+
+    One UPDATE per time zone that has candidates: "today" differs by zone, not by invoice.
+    No zone is more than a day ahead of UTC, so only invoices due by UTC today can qualify.
+    """
+    invoices = Invoice.__table__
+    unsettled = (invoices.c.status.in_(UNSETTLED_STATUSES),
+                 invoices.c.amount_paid < invoices.c.total)
+    zones = await session.scalars(
+        select(Customer.time_zone).distinct()
+        .join(Invoice, Invoice.customer_id == Customer.id)
+        .where(*unsettled, Invoice.due_date <= now.date())
+    )
+    for zone in zones.all():
+        due = (*unsettled, invoices.c.due_date < local_date(now, zone),
+               invoices.c.customer_id.in_(select(Customer.id).where(Customer.time_zone == zone)))
+        await _record_overdue(session, due, now)
+        await session.execute(update(invoices).where(*due).values(status=InvoiceStatus.OVERDUE))
+
+
+async def _record_overdue(session: AsyncSession, due: tuple[Any, ...], now: datetime) -> None:
+    """Record the transitions :func:`mark_overdue` is about to make, in one INSERT … SELECT."""
+    invoices = Invoice.__table__
+    await session.execute(
+        insert(StatusChange.__table__).from_select(
+            ["subject", "subject_id", "customer_id", "from_status", "to_status", "at", "cause"],
+            select(literal(StatusSubject.INVOICE.value), invoices.c.id, invoices.c.customer_id,
+                   invoices.c.status, literal(InvoiceStatus.OVERDUE.value),
+                   literal(now, StatusChange.__table__.c.at.type),
+                   literal(Cause.DUE_DATE_PASSED.value))
+            .where(*due),
+        )
+    )
+
+
+async def schedule_overdue_check(session: AsyncSession) -> None:
+    """Wake the overdue job at the earliest moment any unpaid invoice becomes overdue."""
+    rows = (await session.execute(
+        select(Customer.time_zone, func.min(Invoice.due_date))
+        .join(Invoice, Invoice.customer_id == Customer.id)
+        .where(Invoice.status.in_(UNSETTLED_STATUSES), Invoice.amount_paid < Invoice.total)
+        .group_by(Customer.time_zone)
+    )).all()
+    if rows:
+        first = min(overdue_from(due_date, zone) for zone, due_date in rows)
+        await jobs.schedule(session, OVERDUE_JOB, first, unique_key=OVERDUE_JOB)
+
+
+@jobs.handler(OVERDUE_JOB)
+async def overdue_job(session: AsyncSession, payload: dict[str, Any], now: datetime) -> None:
+    """Idempotent: an invoice already OVERDUE (or paid meanwhile) is left alone."""
+    await mark_overdue(session, now)
+    await schedule_overdue_check(session)
+    await dunning.schedule_suspension_check(session)
+    await invoice_pdfs.schedule_pdf_rendering(session, now)
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+async def get_invoice(session: AsyncSession, viewer: Viewer, invoice_id: int) -> Invoice:
+    """The invoice if the viewer may see its customer; anything else is NOT_FOUND."""
+    invoice = await session.scalar(invoice_query(viewer).where(Invoice.id == invoice_id))
+    if invoice is None:
+        raise NotFound("invoice")
+    return invoice
+
+
+def invoice_query(
+    viewer: Viewer,
+    customer_id: int | None = None,
+    status: InvoiceStatus | None = None,
+    issued_from: date | None = None,
+    issued_to: date | None = None,
+) -> Select:  # type: ignore[type-arg]
+    """Invoices the viewer may see, by customer, status and issue dates (both inclusive)."""
+    query = visible(Invoice, viewer)
+    if customer_id is not None:
+        query = query.where(Invoice.customer_id == customer_id)
+    if status is not None:
+        query = query.where(Invoice.status == status)
+    if issued_from is not None:
+        query = query.where(Invoice.issue_date >= issued_from)
+    if issued_to is not None:
+        query = query.where(Invoice.issue_date <= issued_to)
+    return query
+
+
+async def invoice_lines(
+    session: AsyncSession, invoice_ids: Sequence[int]
+) -> dict[int, list[InvoiceLine]]:
+    """The lines of many invoices in one query (for DataLoaders), in line order."""
+    lines: dict[int, list[InvoiceLine]] = {invoice_id: [] for invoice_id in invoice_ids}
+    for chunk in _chunks(list(invoice_ids), _IDS_PER_STATEMENT):
+        rows = await session.scalars(
+            select(InvoiceLine).where(InvoiceLine.invoice_id.in_(chunk)).order_by(InvoiceLine.id)
+        )
+        for line in rows.all():
+            lines[line.invoice_id].append(line)
+    return lines
+
+
+async def payments_for_invoice(
+    session: AsyncSession, invoice_id: int
+) -> list[tuple[Payment, int]]:
+    """The payments that (still) pay ``invoice_id`` and how much of each, oldest first.
+
+    The caller has already authorised the invoice (see :func:`get_invoice`).
+    """
+    on_invoice = func.sum(PaymentAllocation.amount)
+    rows = await session.execute(
+        select(Payment, on_invoice)
+        .join(PaymentAllocation, PaymentAllocation.payment_id == Payment.id)
+        .where(PaymentAllocation.invoice_id == invoice_id)
+        .group_by(Payment.id)
+        .having(on_invoice > 0)
+        .order_by(Payment.received_at, Payment.id)
+    )
+    return [(payment, int(amount)) for payment, amount in rows.all()]
+
+
+def _chunks(items: list[_T], size: int) -> Iterator[list[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -1,0 +1,232 @@
+"""Scheduled work as rows in the ``jobs`` table.
+
+A job is a kind, a JSON payload and a due time.  Workers claim due rows one at a time —
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL so any number of workers can share a database; on
+SQLite a single worker runs — and run the handler in the same transaction that marks the row
+done, so a crash leaves the job pending and a second run changes nothing (handlers are
+idempotent).  A failing handler is retried with backoff and parked as FAILED after
+:data:`MAX_ATTEMPTS`.
+
+A *detached* handler (:func:`detached_handler`) runs outside the job's transaction and gets
+the :class:`~billing.db.Database`, for work that must commit as it goes — the collection run
+commits each attempt as in flight before calling the card processor.  Its job is marked done
+when claimed and a successor under the same unique key is scheduled :data:`DETACHED_LEASE`
+later, so a worker that dies mid-run leaves work that another worker takes over; the
+handler sets that successor's due time itself when it finishes (:func:`reschedule`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing import clock
+from billing.models import Job, JobStatus
+from billing.db import Database
+
+log = logging.getLogger("kassa.billing.jobs")
+
+Handler = Callable[[AsyncSession, dict[str, Any], datetime], Awaitable[None]]
+DetachedHandler = Callable[[Database, dict[str, Any], datetime], Awaitable[None]]
+
+MAX_ATTEMPTS = 8
+_handlers: dict[str, Handler] = {}
+_detached: dict[str, DetachedHandler] = {}
+#: When the successor of a detached job falls due if its run never finishes (a crash).
+DETACHED_LEASE = timedelta(minutes=10)
+#: How soon a failed detached job is tried again.
+DETACHED_RETRY = timedelta(minutes=2)
+
+#: The modules whose import registers job handlers: listed here so a reader finds them all.
+HANDLER_MODULES = ("billing.billrun", "billing.invoices", "billing.payments",
+                   "billing.invoice_pdfs", "billing.collection_run",
+                   "billing.dunning", "billing.notifications")
+
+
+def load_handlers() -> None:
+    """Import every module that registers a handler (cheap after the first call)."""
+    for module in HANDLER_MODULES:
+        importlib.import_module(module)
+
+
+def handler(kind: str) -> Callable[[Handler], Handler]:
+    """Register the function that runs jobs of ``kind``."""
+
+    def register(fn: Handler) -> Handler:
+        _handlers[kind] = fn
+        return fn
+
+    return register
+
+
+def detached_handler(kind: str) -> Callable[[DetachedHandler], DetachedHandler]:
+    """Register a handler for ``kind`` that runs outside the job's transaction (see above)."""
+
+    def register(fn: DetachedHandler) -> DetachedHandler:
+        _detached[kind] = fn
+        return fn
+
+    return register
+
+
+async def schedule(
+    session: AsyncSession,
+    kind: str,
+    due_at: datetime,
+    payload: dict[str, Any] | None = None,
+    unique_key: str | None = None,
+) -> None:
+    """Add a job.  With ``unique_key``, a pending job of that key is moved earlier instead."""
+    if unique_key is not None:
+        existing = await session.scalar(
+            select(Job).where(Job.unique_key == unique_key, Job.status == JobStatus.PENDING)
+        )
+        if existing is not None:
+            if due_at < existing.due_at:
+                existing.due_at = due_at
+            return
+    try:
+        async with session.begin_nested():
+            session.add(Job(kind=kind, payload=json.dumps(payload or {}), due_at=due_at,
+                            unique_key=unique_key, status=JobStatus.PENDING))
+    except IntegrityError:
+        # Another transaction scheduled the same unique job first: that one will do.
+        pass
+
+
+async def reschedule(
+    session: AsyncSession, kind: str, unique_key: str,
+    next_due: Callable[[AsyncSession], Awaitable[datetime | None]],
+) -> datetime | None:
+    """Set the pending ``unique_key`` job to fall due exactly at ``await next_due(session)``
+    (later as well as earlier), or retire it when that is None; returns the time set.
+
+    The pending row is locked before ``next_due`` looks at the work, so a writer adding work
+    concurrently either is seen by ``next_due`` or moves the job earlier after this commits
+    (:func:`schedule`); a wake-up is never lost.
+    """
+    query = select(Job).where(Job.unique_key == unique_key, Job.status == JobStatus.PENDING)
+    if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
+        query = query.with_for_update()
+    existing = await session.scalar(query)
+    due_at = await next_due(session)
+    if existing is not None and due_at is None:
+        existing.status = JobStatus.DONE
+        existing.finished_at = await clock.now(session)
+    elif existing is not None and due_at is not None:
+        existing.due_at = due_at
+    elif due_at is not None:
+        await schedule(session, kind, due_at, unique_key=unique_key)
+    await session.flush()
+    return due_at
+
+
+async def next_due_at(session: AsyncSession) -> datetime | None:
+    return await session.scalar(
+        select(func.min(Job.due_at)).where(Job.status == JobStatus.PENDING)
+    )
+
+
+async def _claim(session: AsyncSession, now: datetime) -> Job | None:
+    query = (
+        select(Job)
+        .where(Job.status == JobStatus.PENDING, Job.due_at <= now)
+        .order_by(Job.due_at, Job.id)
+        .limit(1)
+    )
+    if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
+        query = query.with_for_update(skip_locked=True)
+    return await session.scalar(query)
+
+
+async def run_one(db: Database) -> bool:
+    """Claim and run one due job.  Returns False when nothing is due."""
+    async with db.transaction() as session:
+        now = await clock.now(session)
+        job = await _claim(session, now)
+        if job is None:
+            return False
+        job.attempts += 1
+        # Done before the handler runs, so the handler may schedule its own successor under
+        # the same unique key (a pending job holds the key); a failure sets it back below.
+        job.status = JobStatus.DONE
+        job.finished_at = now
+        await session.flush()
+        detached = _detached.get(job.kind)
+        if detached is not None:
+            if job.unique_key is not None:
+                await schedule(session, job.kind, now + DETACHED_LEASE,
+                               json.loads(job.payload), unique_key=job.unique_key)
+            claimed = (job.id, job.kind, json.loads(job.payload), job.unique_key)
+        else:
+            run = _handlers.get(job.kind)
+            try:
+                if run is None:
+                    raise LookupError(f"no handler for job kind {job.kind!r}")
+                # A savepoint: a failing handler's writes roll back, the failure record stays.
+                async with session.begin_nested():
+                    await run(session, json.loads(job.payload), now)
+            except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried
+                log.exception("job %s (%s) failed", job.id, job.kind)
+                job.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                job.due_at = now + timedelta(minutes=2 ** min(job.attempts, 10))
+                job.status = (JobStatus.FAILED if job.attempts >= MAX_ATTEMPTS
+                              else JobStatus.PENDING)
+                job.finished_at = None
+            return True
+    await _run_detached(db, detached, *claimed, now)
+    return True
+
+
+async def _run_detached(
+    db: Database, run: DetachedHandler, job_id: int, kind: str, payload: dict[str, Any],
+    unique_key: str | None, now: datetime,
+) -> None:
+    """Run a claimed detached job; on failure note the error and have it retried soon."""
+    try:
+        await run(db, payload, now)
+    except Exception as exc:  # noqa: BLE001 - recorded, and the successor retries
+        log.exception("job %s (%s) failed", job_id, kind)
+        async with db.transaction() as session:
+            job = await session.get(Job, job_id)
+            assert job is not None
+            job.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+            job.status = JobStatus.FAILED
+            if unique_key is not None:
+                await schedule(session, kind, now + DETACHED_RETRY, payload,
+                               unique_key=unique_key)
+
+
+async def run_due(db: Database, limit: int = 100_000) -> int:
+    """Run jobs until none is due (handlers may schedule more for now).  Returns the count."""
+    load_handlers()
+    count = 0
+    while count < limit and await run_one(db):
+        count += 1
+    return count
+
+
+async def advance_clock(db: Database, target: datetime) -> int:
+    """Move the test clock to ``target``, stopping at each due time on the way to run its jobs.
+
+    Jobs therefore run in time order, each seeing "now" equal to its own due time, exactly as
+    they would have had the time passed for real.
+    """
+    ran = 0
+    while True:
+        async with db.transaction() as session:
+            current = await clock.now(session)
+            due = await next_due_at(session)
+            step = target if due is None or due > target else max(due, current)
+            await clock.freeze(session, max(step, current))
+        ran += await run_due(db)
+        if step >= target:
+            return ran

@@ -1,0 +1,248 @@
+"""The double-entry ledger: immutable transactions whose entries sum to zero per currency.
+
+Cached balances (``ledger_accounts.balance``) move in the same database transaction as their
+entries, with an atomic ``balance = balance + :delta`` so concurrent writers never lose an
+update.  :func:`verify_balances` is what ``kassa check`` runs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.models import (
+    LedgerAccount,
+    LedgerAccountKind,
+    LedgerEntry,
+    LedgerTransaction,
+    TransactionKind,
+)
+
+
+class UnbalancedTransaction(ValueError):
+    """Raised for a transaction whose entries do not sum to zero: always a bug."""
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One leg of a transaction: ``amount`` minor units onto ledger account ``book``."""
+
+    book: int
+    amount: int
+    currency: str
+    account_id: int | None = None
+
+
+def check_balanced(postings: list[Posting]) -> None:
+    """Every currency's legs must sum to zero, and no leg may be zero."""
+    if len(postings) < 2:
+        raise UnbalancedTransaction("a transaction needs at least two entries")
+    sums: dict[str, int] = defaultdict(int)
+    for posting in postings:
+        if posting.amount == 0:
+            raise UnbalancedTransaction("zero entry")
+        sums[posting.currency] += posting.amount
+    unbalanced = {c: s for c, s in sums.items() if s != 0}
+    if unbalanced:
+        raise UnbalancedTransaction(f"entries do not sum to zero: {unbalanced}")
+
+
+def system_owner_key(reseller_id: int | None) -> str:
+    return f"reseller:{reseller_id}" if reseller_id else "provider"
+
+
+async def system_book(
+    session: AsyncSession, kind: LedgerAccountKind, reseller_id: int | None, currency: str
+) -> int:
+    """The id of a system book (revenue, cash, …) for an owner and currency, made on first use."""
+    owner_key = system_owner_key(reseller_id)
+    query = select(LedgerAccount.id).where(
+        LedgerAccount.kind == kind,
+        LedgerAccount.owner_key == owner_key,
+        LedgerAccount.currency == currency,
+    )
+    book_id = await session.scalar(query)
+    if book_id is not None:
+        return book_id
+    try:
+        async with session.begin_nested():
+            book = LedgerAccount(kind=kind, owner_key=owner_key, currency=currency, balance=0)
+            session.add(book)
+            await session.flush()
+        return book.id
+    except IntegrityError:
+        # A concurrent transaction made the same book first; use that one.
+        found = await session.scalar(query)
+        assert found is not None
+        return found
+
+
+async def open_party_book(
+    session: AsyncSession, kind: LedgerAccountKind, owner_key: str, currency: str
+) -> LedgerAccount:
+    """A new book for a customer or distributor."""
+    book = LedgerAccount(kind=kind, owner_key=owner_key, currency=currency, balance=0)
+    session.add(book)
+    await session.flush()
+    return book
+
+
+async def post(
+    session: AsyncSession,
+    kind: TransactionKind,
+    postings: list[Posting],
+    *,
+    at: datetime,
+    description: str = "",
+    customer_id: int | None = None,
+    reverses_id: int | None = None,
+) -> LedgerTransaction:
+    """Record one balanced transaction and move the cached balances with it."""
+    check_balanced(postings)
+    txn = LedgerTransaction(
+        kind=kind,
+        customer_id=customer_id,
+        description=description[:500],
+        created_at=at,
+        reverses_id=reverses_id,
+    )
+    session.add(txn)
+    await session.flush()
+    await session.execute(
+        insert(LedgerEntry),
+        [
+            {
+                "transaction_id": txn.id,
+                "ledger_account_id": p.book,
+                "account_id": p.account_id,
+                "amount": p.amount,
+                "currency": p.currency,
+            }
+            for p in postings
+        ],
+    )
+    deltas: dict[int, int] = defaultdict(int)
+    for p in postings:
+        deltas[p.book] += p.amount
+    for book, delta in sorted(deltas.items()):  # fixed order: no lock-order deadlocks
+        if delta:
+            await session.execute(
+                update(LedgerAccount)
+                .where(LedgerAccount.id == book)
+                .values(balance=LedgerAccount.balance + delta)
+                .execution_options(synchronize_session=False)
+            )
+    return txn
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """One transaction of a :func:`post_many` batch."""
+
+    postings: list[Posting]
+    description: str
+    customer_id: int | None = None
+
+
+async def post_many(
+    session: AsyncSession, kind: TransactionKind, drafts: list[Draft], *, at: datetime
+) -> list[int]:
+    """Record many balanced transactions at once (set-based :func:`post`); returns their ids.
+
+    One INSERT of the transactions, one of their entries, and one executemany moving each
+    book's cached balance by the batch's total for it, in book order.
+    """
+    if not drafts:
+        return []
+    for draft in drafts:
+        check_balanced(draft.postings)
+    result = await session.execute(
+        insert(LedgerTransaction).returning(LedgerTransaction.id, sort_by_parameter_order=True),
+        [{"kind": kind, "customer_id": d.customer_id, "description": d.description[:500],
+          "created_at": at, "reverses_id": None} for d in drafts],
+    )
+    ids = [int(i) for i in result.scalars().all()]
+    await session.execute(insert(LedgerEntry), [
+        {"transaction_id": txn_id, "ledger_account_id": p.book, "account_id": p.account_id,
+         "amount": p.amount, "currency": p.currency}
+        for txn_id, draft in zip(ids, drafts, strict=True) for p in draft.postings
+    ])
+    deltas: dict[int, int] = defaultdict(int)
+    for draft in drafts:
+        for p in draft.postings:
+            deltas[p.book] += p.amount
+    books = LedgerAccount.__table__
+    moves = [{"b_book": book, "b_delta": delta} for book, delta in sorted(deltas.items()) if delta]
+    if moves:
+        await session.execute(
+            update(books).where(books.c.id == bindparam("b_book"))
+            .values(balance=books.c.balance + bindparam("b_delta")),
+            moves,
+        )
+    return ids
+
+
+async def reverse(
+    session: AsyncSession,
+    original_id: int,
+    kind: TransactionKind,
+    *,
+    at: datetime,
+    description: str,
+) -> LedgerTransaction:
+    """A new transaction with every entry of ``original_id`` negated (never an edit)."""
+    entries = (
+        await session.scalars(select(LedgerEntry).where(LedgerEntry.transaction_id == original_id))
+    ).all()
+    original = await session.get(LedgerTransaction, original_id)
+    assert original is not None
+    postings = [
+        Posting(entry.ledger_account_id, -entry.amount, entry.currency, entry.account_id)
+        for entry in entries
+    ]
+    return await post(
+        session, kind, postings, at=at, description=description,
+        customer_id=original.customer_id, reverses_id=original_id,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceMismatch:
+    ledger_account_id: int
+    kind: str
+    owner_key: str
+    cached: int
+    entries: int
+
+
+async def verify_balances(session: AsyncSession) -> list[BalanceMismatch]:
+    """Books whose cached balance differs from the sum of their entries (empty = healthy)."""
+    sums = (
+        select(LedgerEntry.ledger_account_id, func.sum(LedgerEntry.amount).label("total"))
+        .group_by(LedgerEntry.ledger_account_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(LedgerAccount, func.coalesce(sums.c.total, 0))
+        .outerjoin(sums, sums.c.ledger_account_id == LedgerAccount.id)
+        .where(LedgerAccount.balance != func.coalesce(sums.c.total, 0))
+    )
+    return [
+        BalanceMismatch(book.id, book.kind.value, book.owner_key, book.balance, int(total))
+        for book, total in rows.all()
+    ]
+
+
+async def unbalanced_transactions(session: AsyncSession) -> list[tuple[int, str, int]]:
+    """Transactions whose entries do not sum to zero in some currency (empty = healthy)."""
+    rows = await session.execute(
+        select(LedgerEntry.transaction_id, LedgerEntry.currency, func.sum(LedgerEntry.amount))
+        .group_by(LedgerEntry.transaction_id, LedgerEntry.currency)
+        .having(func.sum(LedgerEntry.amount) != 0)
+    )
+    return [(int(t), c, int(s)) for t, c, s in rows.all()]

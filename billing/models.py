@@ -1,0 +1,685 @@
+"""Tables of the billing domain (SQLAlchemy 2 declarative models).
+
+Money columns are ``BigInteger`` minor units with a currency code beside them; times are
+stored in UTC (:class:`UTCDateTime`); local calendar dates (periods, due dates) are plain
+``Date`` columns meant in the customer's own time zone.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+#: Integer primary keys that autoincrement on both SQLite and PostgreSQL.
+Id = BigInteger().with_variant(Integer, "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):  # type: ignore[no-untyped-def]
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect):  # type: ignore[no-untyped-def]
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _enum(cls: type[StrEnum]) -> Enum:
+    return Enum(cls, native_enum=False, length=24, validate_strings=True,
+                values_callable=lambda e: [m.value for m in e])
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+# --- enums ------------------------------------------------------------------------------
+
+
+class BillingPeriodKind(StrEnum):
+    DAILY = "DAILY"
+    WEEKLY = "WEEKLY"
+    SEMI_MONTHLY = "SEMI_MONTHLY"
+    MONTHLY = "MONTHLY"
+    MONTHLY_ANNIVERSARY = "MONTHLY_ANNIVERSARY"
+
+
+class CustomerStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+    CLOSED = "CLOSED"
+
+
+class AccountStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+    CLOSED = "CLOSED"
+
+
+class ChargeKind(StrEnum):
+    SUBSCRIPTION = "SUBSCRIPTION"
+    USAGE = "USAGE"
+    ONE_OFF = "ONE_OFF"
+
+
+class ChargeStatus(StrEnum):
+    POSTED = "POSTED"
+    VOIDED = "VOIDED"
+
+
+class PaymentMethodKind(StrEnum):
+    CASH = "CASH"
+    WIRE = "WIRE"
+    CHEQUE = "CHEQUE"
+    CARD = "CARD"
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "PENDING"
+    UNKNOWN = "UNKNOWN"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    PARTIALLY_REFUNDED = "PARTIALLY_REFUNDED"
+    REFUNDED = "REFUNDED"
+    VOIDED = "VOIDED"
+
+
+class InvoiceKind(StrEnum):
+    REGULAR = "REGULAR"
+    OUT_OF_TURN = "OUT_OF_TURN"
+
+
+class InvoiceStatus(StrEnum):
+    #: Waiting for an administrator to approve or void it: not sent, not charged, not due.
+    PENDING_REVIEW = "PENDING_REVIEW"
+    UNPAID = "UNPAID"
+    PARTIALLY_PAID = "PARTIALLY_PAID"
+    PAID = "PAID"
+    OVERDUE = "OVERDUE"
+    VOID = "VOID"
+
+
+class CardCharging(StrEnum):
+    """When collection charges the customer's default card for an invoice."""
+
+    NEVER = "NEVER"
+    ON_ISSUE = "ON_ISSUE"
+    ON_DUE_DATE = "ON_DUE_DATE"
+
+
+class AttemptStatus(StrEnum):
+    """A charge attempt's life: SCHEDULED → UNKNOWN (in flight) → SUCCEEDED | FAILED, or
+    CANCELED before it was made.  UNKNOWN stays until the processor is asked (by key)."""
+
+    SCHEDULED = "SCHEDULED"
+    UNKNOWN = "UNKNOWN"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+
+
+class StatusSubject(StrEnum):
+    """What a recorded status change is about."""
+
+    INVOICE = "INVOICE"
+    CUSTOMER = "CUSTOMER"
+
+
+class LedgerAccountKind(StrEnum):
+    """Books of the ledger.  CUSTOMER/DISTRIBUTOR are per party; the rest per owner+currency."""
+
+    CUSTOMER = "CUSTOMER"
+    DISTRIBUTOR = "DISTRIBUTOR"
+    REVENUE = "REVENUE"
+    CASH = "CASH"
+    PROCESSOR = "PROCESSOR"
+    OPENING_BALANCE = "OPENING_BALANCE"
+
+
+class TransactionKind(StrEnum):
+    OPENING_BALANCE = "OPENING_BALANCE"
+    CHARGE = "CHARGE"
+    PAYMENT = "PAYMENT"
+    REFUND = "REFUND"
+    VOID = "VOID"
+    REVERSAL = "REVERSAL"
+    ADJUSTMENT = "ADJUSTMENT"
+
+
+class Role(StrEnum):
+    ADMIN = "ADMIN"
+    RESELLER = "RESELLER"
+    DISTRIBUTOR = "DISTRIBUTOR"
+    CUSTOMER = "CUSTOMER"
+
+
+class ApiKeyScope(StrEnum):
+    READ = "READ"
+    READ_WRITE = "READ_WRITE"
+
+
+class JobStatus(StrEnum):
+    PENDING = "PENDING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+# --- parties ----------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Reseller(Base):
+    """An optional owner of customers, with its own invoice numbering and settings."""
+
+    __tablename__ = "resellers"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
+class CustomerClass(Base):
+    """Terms shared by a group of customers: payment terms and grace period."""
+
+    __tablename__ = "customer_classes"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    reseller_id: Mapped[int | None] = mapped_column(ForeignKey("resellers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    payment_terms_days: Mapped[int] = mapped_column(Integer, default=14)
+    grace_period_days: Mapped[int] = mapped_column(Integer, default=7)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
+class CollectionSettings(Base):
+    """How one class's invoices of one kind (REGULAR or OUT_OF_TURN) are due and collected.
+
+    No row means the defaults (:mod:`billing.collection`); a null payment term or grace
+    period means the class's own.  Attempt days are comma-separated day counts ("0,3,7").
+    """
+
+    __tablename__ = "collection_settings"
+    __table_args__ = (
+        UniqueConstraint("class_id", "invoice_kind", name="uq_collection_settings_kind"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("customer_classes.id"))
+    invoice_kind: Mapped[InvoiceKind] = mapped_column(_enum(InvoiceKind))
+    payment_terms_days: Mapped[int | None] = mapped_column(Integer)
+    grace_period_days: Mapped[int | None] = mapped_column(Integer)
+    card_charging: Mapped[CardCharging] = mapped_column(_enum(CardCharging))
+    attempt_days_before_due: Mapped[str] = mapped_column(String(200), default="")
+    attempt_days_after_due: Mapped[str] = mapped_column(String(200), default="")
+    review: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Distributor(Base):
+    """Signs up customers and collects cash on commission (later issue); owes the provider."""
+
+    __tablename__ = "distributors"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    reseller_id: Mapped[int | None] = mapped_column(ForeignKey("resellers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    currency: Mapped[str] = mapped_column(String(3))
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    commission_rate: Mapped[str] = mapped_column(String(16), default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    reseller_id: Mapped[int | None] = mapped_column(ForeignKey("resellers.id"), index=True)
+    distributor_id: Mapped[int | None] = mapped_column(ForeignKey("distributors.id"), index=True)
+    class_id: Mapped[int | None] = mapped_column(ForeignKey("customer_classes.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
+    phone: Mapped[str | None] = mapped_column(String(32))
+    address: Mapped[str | None] = mapped_column(String(500))
+    currency: Mapped[str] = mapped_column(String(3))
+    time_zone: Mapped[str] = mapped_column(String(64))
+    billing_period: Mapped[BillingPeriodKind] = mapped_column(_enum(BillingPeriodKind))
+    #: Local date the billing periods are anchored on (weekday / anniversary day).
+    billing_anchor: Mapped[date] = mapped_column(Date)
+    #: First local day of the period that is still open (not yet invoiced).
+    period_start: Mapped[date] = mapped_column(Date)
+    #: UTC instant at which the open period ends: the bill run's work list.
+    next_bill_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    credit_limit: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[CustomerStatus] = mapped_column(
+        _enum(CustomerStatus), default=CustomerStatus.ACTIVE, index=True
+    )
+    auto_payment: Mapped[bool] = mapped_column(Boolean, default=False)
+    ledger_account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, onupdate=_now)
+
+    ledger_account: Mapped[LedgerAccount] = relationship(lazy="joined", innerjoin=True)
+    customer_class: Mapped[CustomerClass | None] = relationship(lazy="joined")
+
+    @property
+    def balance(self) -> int:
+        """What the customer owes (positive) or has in credit (negative)."""
+        return self.ledger_account.balance
+
+    @property
+    def available_funds(self) -> int:
+        return self.credit_limit - self.balance
+
+
+class Account(Base):
+    """A service account (e.g. a phone number) that charges are posted to."""
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    product: Mapped[str] = mapped_column(String(200))
+    status: Mapped[AccountStatus] = mapped_column(
+        _enum(AccountStatus), default=AccountStatus.ACTIVE
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
+# --- ledger -----------------------------------------------------------------------------
+
+
+class LedgerAccount(Base):
+    """One book of the ledger with its cached balance (always the sum of its entries)."""
+
+    __tablename__ = "ledger_accounts"
+    __table_args__ = (UniqueConstraint("kind", "owner_key", "currency", name="uq_ledger_book"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[LedgerAccountKind] = mapped_column(_enum(LedgerAccountKind))
+    #: For system books: ``"reseller:<id>"`` or ``"provider"``; for parties a unique token.
+    owner_key: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class LedgerTransaction(Base):
+    """An immutable movement of money (an xDR); its entries sum to zero."""
+
+    __tablename__ = "ledger_transactions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[TransactionKind] = mapped_column(_enum(TransactionKind))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    description: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: The transaction this one reverses (refund, void, reversal).
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
+
+    entries: Mapped[list[LedgerEntry]] = relationship(lazy="selectin")
+
+
+class LedgerEntry(Base):
+    __tablename__ = "ledger_entries"
+    __table_args__ = (CheckConstraint("amount <> 0", name="nonzero"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"), index=True)
+    ledger_account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"), index=True)
+    #: The service account the entry concerns, where there is one.
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+
+
+# --- charges, invoices, payments ----------------------------------------------------------
+
+
+class Charge(Base):
+    """A pre-rated charge posted to an account."""
+
+    __tablename__ = "charges"
+    __table_args__ = (
+        Index("ix_charges_uninvoiced", "customer_id", "invoice_id", "service_at"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    kind: Mapped[ChargeKind] = mapped_column(_enum(ChargeKind))
+    description: Mapped[str] = mapped_column(String(500))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    service_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    posted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[ChargeStatus] = mapped_column(_enum(ChargeStatus), default=ChargeStatus.POSTED)
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"))
+
+
+class InvoiceSequence(Base):
+    """The next invoice number per owner (provider or reseller)."""
+
+    __tablename__ = "invoice_sequences"
+    owner_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_number: Mapped[int] = mapped_column(BigInteger, default=1)
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        # A regular period is invoiced exactly once, however often the bill run runs.
+        Index(
+            "uq_invoices_regular_period", "customer_id", "period_start",
+            unique=True, sqlite_where=text("kind = 'REGULAR'"),
+            postgresql_where=text("kind = 'REGULAR'"),
+        ),
+        UniqueConstraint("owner_key", "number", name="uq_invoices_number"),
+        Index("ix_invoices_customer_issue", "customer_id", "issue_date"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    owner_key: Mapped[str] = mapped_column(String(64))
+    number: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[InvoiceKind] = mapped_column(_enum(InvoiceKind))
+    currency: Mapped[str] = mapped_column(String(3))
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)  # exclusive
+    issue_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date, index=True)
+    previous_balance: Mapped[int] = mapped_column(BigInteger)
+    payments_in_period: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[int] = mapped_column(BigInteger)
+    amount_paid: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[InvoiceStatus] = mapped_column(_enum(InvoiceStatus), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Why collection last passed the invoice by (``billing.collection.NotCharged``).
+    not_charged_reason: Mapped[str | None] = mapped_column(String(32))
+
+    lines: Mapped[list[InvoiceLine]] = relationship(
+        lazy="raise", order_by="InvoiceLine.id", viewonly=True
+    )
+
+    @property
+    def outstanding(self) -> int:
+        if self.status == InvoiceStatus.VOID:
+            return 0
+        return self.total - self.amount_paid
+
+    @property
+    def balance_due(self) -> int:
+        """Everything owed as of this invoice: previous balance − payments + this period."""
+        return self.previous_balance - self.payments_in_period + self.total
+
+
+class InvoiceLine(Base):
+    __tablename__ = "invoice_lines"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    charge_id: Mapped[int] = mapped_column(ForeignKey("charges.id"), unique=True)
+    account_number: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(String(500))
+    service_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    amount: Mapped[int] = mapped_column(BigInteger)
+
+
+class InvoicePdf(Base):
+    """An invoice's rendered PDF, kept so a download is a read, not a render.
+
+    The figures that can change after issue are the status and the amount paid; the row
+    notes which of them it was drawn with, and is stale (re-rendered) once either differs.
+    """
+
+    __tablename__ = "invoice_pdfs"
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), primary_key=True)
+    status_rendered: Mapped[InvoiceStatus] = mapped_column(_enum(InvoiceStatus))
+    amount_paid_rendered: Mapped[int] = mapped_column(BigInteger)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    #: Hex SHA-256 of ``content``: the download's ETag.
+    sha256: Mapped[str] = mapped_column(String(64))
+    rendered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PaymentMethod(Base):
+    """A stored card: only the processor's token, brand, last 4 digits and expiry."""
+
+    __tablename__ = "payment_methods"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    processor: Mapped[str] = mapped_column(String(32))
+    token: Mapped[str] = mapped_column(String(200))
+    brand: Mapped[str] = mapped_column(String(32))
+    last4: Mapped[str] = mapped_column(String(4))
+    exp_month: Mapped[int] = mapped_column(Integer)
+    exp_year: Mapped[int] = mapped_column(Integer)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    __table_args__ = (Index("ix_payments_customer_received", "customer_id", "received_at"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    method: Mapped[PaymentMethodKind] = mapped_column(_enum(PaymentMethodKind), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[PaymentStatus] = mapped_column(_enum(PaymentStatus))
+    reference: Mapped[str | None] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"))
+    #: For card payments: the invoice it was meant for, if any.
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    processor: Mapped[str | None] = mapped_column(String(32))
+    processor_reference: Mapped[str | None] = mapped_column(String(200))
+    decline_code: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str | None] = mapped_column(String(500))
+    transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
+
+
+class PaymentAllocation(Base):
+    """How much of a payment went to an invoice; refunds add negative rows, never edit."""
+
+    __tablename__ = "payment_allocations"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CollectionAttempt(Base):
+    """One planned charge of an invoice's outstanding amount to the customer's default card.
+
+    At most one per invoice and local day.  The processor idempotency key is
+    ``attempt-<id>``, so however often a run is restarted the card is charged once.
+    """
+
+    __tablename__ = "collection_attempts"
+    __table_args__ = (
+        UniqueConstraint("invoice_id", "scheduled_for", name="uq_collection_attempts_day"),
+        Index("ix_collection_attempts_due", "status", "scheduled_at"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    #: The customer's local day the attempt is for, and the UTC instant it falls due.
+    scheduled_for: Mapped[date] = mapped_column(Date)
+    scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[AttemptStatus] = mapped_column(_enum(AttemptStatus))
+    #: What was (or is being) charged: the invoice's outstanding amount when it was made.
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"))
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    processor: Mapped[str | None] = mapped_column(String(32))
+    processor_reference: Mapped[str | None] = mapped_column(String(200))
+    decline_code: Mapped[str | None] = mapped_column(String(64))
+    #: The processor's answer, or why the attempt was canceled (``reason``).
+    message: Mapped[str | None] = mapped_column(String(500))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StatusChange(Base):
+    """A recorded transition of an invoice's or a customer's status: when, from, to, why."""
+
+    __tablename__ = "status_changes"
+    __table_args__ = (Index("ix_status_changes_subject", "subject", "subject_id", "id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    subject: Mapped[StatusSubject] = mapped_column(_enum(StatusSubject))
+    subject_id: Mapped[int] = mapped_column(BigInteger)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    #: None when the subject was created with ``to_status``.
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str] = mapped_column(String(24))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: A code (``billing.status_changes.Cause``) and, where there is one, what did it
+    #: ("payment:12", "attempt:7", "user:3").
+    cause: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(String(200))
+
+
+# --- access -----------------------------------------------------------------------------
+
+
+class User(Base):
+    """Someone who signs in: an administrator, reseller, distributor or customer."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    reseller_id: Mapped[int | None] = mapped_column(ForeignKey("resellers.id"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    distributor_id: Mapped[int | None] = mapped_column(ForeignKey("distributors.id"))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
+class ApiKey(Base):
+    """A partner's bearer key; only a SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[ApiKeyScope] = mapped_column(_enum(ApiKeyScope))
+    reseller_id: Mapped[int | None] = mapped_column(ForeignKey("resellers.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IdempotencyRecord(Base):
+    """The first result of a money-moving mutation, replayed for the same key."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("scope", "key", name="uq_idempotency_scope_key"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    result_kind: Mapped[str] = mapped_column(String(32))
+    result_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# --- time and jobs -----------------------------------------------------------------------
+
+
+class ClockState(Base):
+    """The test clock: when ``frozen_at`` is set, that is "now" for the whole system."""
+
+    __tablename__ = "clock_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    frozen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Job(Base):
+    """Scheduled work with a due time; claimed with SKIP LOCKED on PostgreSQL."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_pending_due", "status", "due_at"),
+        Index("uq_jobs_pending_key", "unique_key", unique=True,
+              sqlite_where=text("status = 'PENDING'"),
+              postgresql_where=text("status = 'PENDING'")),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text, default="{}")
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus), default=JobStatus.PENDING)
+    unique_key: Mapped[str | None] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# --- e-mail -------------------------------------------------------------------------------
+
+
+class OutboxMessage(Base):
+    """An e-mail kept until the SMTP server has accepted it (``sent_at``), so none is lost
+    while the server is down.  ``dedupe_key`` names the event it is about, so composing the
+    same event twice writes one row."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_unsent", "sent_at", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    to: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    attachment_name: Mapped[str | None] = mapped_column(String(200))
+    attachment: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: When the next delivery may be tried: backoff after a failure, a lease while sending.
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)

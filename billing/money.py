@@ -1,0 +1,137 @@
+"""Exact money: integer minor units plus an ISO 4217 code.
+
+Floats never appear here.  Decimal strings are parsed strictly (no more decimals than the
+currency has), percentages are applied once and rounded half-up, and splits always add back
+up to the whole.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from billing.errors import UserError
+
+#: Minor-unit exponent per currency.  Anything not listed is refused rather than guessed.
+CURRENCY_DECIMALS: dict[str, int] = {
+    "USD": 2, "EUR": 2, "GBP": 2, "CAD": 2, "AUD": 2, "NZD": 2, "CHF": 2, "SEK": 2,
+    "NOK": 2, "DKK": 2, "PLN": 2, "CZK": 2, "HUF": 2, "RON": 2, "BGN": 2, "TRY": 2,
+    "MXN": 2, "BRL": 2, "ARS": 2, "ZAR": 2, "NGN": 2, "GHS": 2, "KES": 2, "INR": 2,
+    "PHP": 2, "SGD": 2, "HKD": 2, "CNY": 2, "ILS": 2, "AED": 2, "SAR": 2, "EGP": 2,
+    "UAH": 2, "GEL": 2, "KZT": 2,
+    "JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "VND": 0, "XOF": 0, "XAF": 0, "UGX": 0,
+    "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3,
+    "BTC": 8,
+}
+
+_DECIMAL_RE = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def decimals_of(currency: str) -> int:
+    """The number of minor-unit decimals of ``currency``; unknown codes are a user error."""
+    try:
+        return CURRENCY_DECIMALS[currency]
+    except KeyError:
+        raise UserError("INVALID_CURRENCY", f"unknown currency {currency!r}", "currency") from None
+
+
+def validate_currency(currency: str, field: str = "currency") -> str:
+    code = (currency or "").strip().upper()
+    if code not in CURRENCY_DECIMALS:
+        raise UserError("INVALID_CURRENCY", f"unknown currency {currency!r}", field)
+    return code
+
+
+def parse_amount(text: str, currency: str, field: str = "amount") -> int:
+    """Parse a decimal string such as ``"12.50"`` into minor units (``1250`` for USD).
+
+    More decimals than the currency has is an error, not a rounding: a partner sending
+    ``"1.005"`` USD has a bug we must not hide.
+    """
+    digits = decimals_of(currency)
+    raw = (text or "").strip()
+    if not _DECIMAL_RE.match(raw):
+        raise UserError("INVALID_AMOUNT", f"{text!r} is not a decimal amount", field)
+    if "." in raw and len(raw.split(".", 1)[1]) > digits:
+        raise UserError(
+            "TOO_MANY_DECIMALS", f"{currency} amounts have at most {digits} decimals", field
+        )
+    try:
+        value = Decimal(raw).scaleb(digits)
+    except InvalidOperation:  # pragma: no cover - the regex already guards this
+        raise UserError("INVALID_AMOUNT", f"{text!r} is not a decimal amount", field) from None
+    if abs(value) >= 10**17:
+        raise UserError("AMOUNT_TOO_LARGE", "amount is too large", field)
+    return int(value)
+
+
+def parse_positive_amount(text: str, currency: str, field: str = "amount") -> int:
+    """Like :func:`parse_amount` but the amount must be greater than zero."""
+    minor = parse_amount(text, currency, field)
+    if minor <= 0:
+        raise UserError("AMOUNT_NOT_POSITIVE", "amount must be greater than zero", field)
+    return minor
+
+
+def format_amount(minor: int, currency: str) -> str:
+    """Minor units back to a plain decimal string with exactly the currency's decimals."""
+    digits = decimals_of(currency)
+    sign = "-" if minor < 0 else ""
+    whole, frac = divmod(abs(int(minor)), 10**digits)
+    return f"{sign}{whole}.{frac:0{digits}d}" if digits else f"{sign}{whole}"
+
+
+def apply_rate(minor: int, rate: Decimal | str) -> int:
+    """``minor × rate`` rounded once, half-up (away from zero on a tie), to a minor unit.
+
+    ``rate`` is a fraction (``Decimal("0.075")`` for 7.5 %), given as Decimal or string so no
+    float ever enters the computation.
+    """
+    product = Decimal(int(minor)) * Decimal(rate)
+    return int(product.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def percent_split(gross: int, rate: Decimal | str) -> tuple[int, int]:
+    """Split ``gross`` into ``(net, part)`` where ``part = gross × rate`` half-up.
+
+    ``net + part == gross`` always holds, because net is what is left, not a second rounding.
+    """
+    part = apply_rate(gross, rate)
+    return gross - part, part
+
+
+def allocate(total: int, weights: list[int]) -> list[int]:
+    """Split ``total`` in proportion to ``weights`` so the parts add up exactly to ``total``.
+
+    Largest-remainder method: each part is floored, then the leftover minor units go to the
+    parts with the largest remainders (earliest first on ties).
+    """
+    if not weights:
+        raise ValueError("allocate needs at least one weight")
+    if any(w < 0 for w in weights) or sum(weights) == 0:
+        raise ValueError("weights must be non-negative and not all zero")
+    weight_sum = sum(weights)
+    sign = -1 if total < 0 else 1
+    magnitude = abs(total)
+    parts = [magnitude * w // weight_sum for w in weights]
+    remainders = [magnitude * w % weight_sum for w in weights]
+    leftover = magnitude - sum(parts)
+    for index in sorted(range(len(weights)), key=lambda i: -remainders[i])[:leftover]:
+        parts[index] += 1
+    return [sign * p for p in parts]
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An amount in minor units of one currency."""
+
+    amount: int
+    currency: str
+
+    def __str__(self) -> str:
+        return f"{format_amount(self.amount, self.currency)} {self.currency}"
+
+    @property
+    def decimal(self) -> str:
+        return format_amount(self.amount, self.currency)

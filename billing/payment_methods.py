@@ -1,0 +1,153 @@
+"""Stored cards: add (tokenize), remove, choose the default, list.
+
+Only what a processor's customer may keep is stored — the processor's token, brand, last four
+digits and expiry.  The card number and CVC pass through :func:`add_card` to the processor and
+are dropped; they never reach a column, a log line or an error message.
+
+A customer always has at most one default card: the first card becomes it, and removing the
+default hands it to the newest remaining card.  Every change runs under the customer's row
+lock, so two cards added at once cannot both become the default.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing import clock
+from billing.access import Viewer, require_self_or_staff, visible
+from billing.customers import get_customer, get_customer_for_update
+from billing.errors import NotFound
+from billing.models import Customer, PaymentMethod
+from billing.processing import CardDetails, default_card_processor
+
+
+async def add_card(
+    session: AsyncSession,
+    viewer: Viewer,
+    customer_id: int,
+    card: CardDetails,
+    make_default: bool = False,
+) -> PaymentMethod:
+    """Tokenize ``card`` with the customer's processor and keep the token and display details.
+
+    The customer's first card becomes its default whatever ``make_default`` says, so a
+    customer with cards always has one to charge.  An invalid card is the processor's
+    :class:`~billing.errors.UserError`, which names the problem and never the digits.
+    """
+    customer = await get_customer_for_update(session, viewer, customer_id)
+    require_self_or_staff(viewer, customer, write=True)
+    processor = default_card_processor()
+    token = await processor.tokenize(card)
+    has_default = await default_payment_method(session, customer.id) is not None
+    method = PaymentMethod(
+        customer_id=customer.id,
+        processor=processor.name,
+        token=token.token,
+        brand=token.brand,
+        last4=token.last4,
+        exp_month=token.exp_month,
+        exp_year=token.exp_year,
+        is_default=False,
+        created_at=await clock.now(session),
+    )
+    session.add(method)
+    await session.flush()
+    if make_default or not has_default:
+        await _make_default(session, method)
+    return method
+
+
+async def get_payment_method(
+    session: AsyncSession, viewer: Viewer, payment_method_id: int, *, lock: bool = False
+) -> PaymentMethod:
+    """A card that is not removed, if the viewer may use it; otherwise NotFound.
+
+    With ``lock`` the owning customer's row is locked too, as every change to cards needs.
+    """
+    query = visible(PaymentMethod, viewer).where(PaymentMethod.id == payment_method_id, PaymentMethod.removed_at.is_(None))
+    method = await session.scalar(query)
+    if method is not None and lock:
+        await get_customer_for_update(session, viewer, method.customer_id)
+        # Read again under the lock: a concurrent removal may have got there first.
+        method = await session.scalar(query.execution_options(populate_existing=True))
+    if method is None:
+        raise NotFound("payment method", "paymentMethodId")
+    customer = await get_customer(session, viewer, method.customer_id)
+    require_self_or_staff(viewer, customer, write=lock)
+    return method
+
+
+async def remove_payment_method(
+    session: AsyncSession, viewer: Viewer, payment_method_id: int
+) -> PaymentMethod:
+    """Remove a card (kept as a row with ``removed_at`` because payments refer to it).
+
+    Removing the default card makes the newest remaining card the default.
+    """
+    method = await get_payment_method(session, viewer, payment_method_id, lock=True)
+    method.removed_at = await clock.now(session)
+    if method.is_default:
+        method.is_default = False
+        await session.flush()
+        newest = await session.scalar(
+            _active_cards(method.customer_id)
+            .order_by(PaymentMethod.created_at.desc(), PaymentMethod.id.desc())
+            .limit(1)
+        )
+        if newest is not None:
+            await _make_default(session, newest)
+    await session.flush()
+    return method
+
+
+async def set_default_payment_method(
+    session: AsyncSession, viewer: Viewer, payment_method_id: int
+) -> PaymentMethod:
+    """Make this card the one charged when no card is named."""
+    method = await get_payment_method(session, viewer, payment_method_id, lock=True)
+    await _make_default(session, method)
+    return method
+
+
+async def payment_methods_for(
+    session: AsyncSession, viewer: Viewer, customer_id: int
+) -> list[PaymentMethod]:
+    """The customer's cards, the default first, then newest first."""
+    customer = await get_customer(session, viewer, customer_id)
+    require_self_or_staff(viewer, customer)
+    return list(
+        (
+            await session.scalars(
+                _active_cards(customer.id).order_by(
+                    PaymentMethod.is_default.desc(),
+                    PaymentMethod.created_at.desc(),
+                    PaymentMethod.id.desc(),
+                )
+            )
+        ).all()
+    )
+
+
+async def default_payment_method(session: AsyncSession, customer_id: int) -> PaymentMethod | None:
+    """The card charged when none is named, if the customer has any card."""
+    return await session.scalar(_active_cards(customer_id).where(PaymentMethod.is_default))
+
+
+def _active_cards(customer_id: int) -> Select:  # type: ignore[type-arg]
+    """The customer's cards that are not removed."""
+    return select(PaymentMethod).where(
+        PaymentMethod.customer_id == customer_id, PaymentMethod.removed_at.is_(None)
+    )
+
+
+async def _make_default(session: AsyncSession, method: PaymentMethod) -> None:
+    """``method`` becomes its customer's only default card (caller holds the customer lock)."""
+    await session.execute(
+        update(PaymentMethod)
+        .where(PaymentMethod.customer_id == method.customer_id, PaymentMethod.id != method.id)
+        .values(is_default=False)
+        .execution_options(synchronize_session="fetch")
+    )
+    method.is_default = True
+    await session.flush()

@@ -1,0 +1,641 @@
+"""Payments: recorded by staff (cash, wire, cheque) or made by card; refunds and voids.
+
+A received payment is one ledger transaction — the customer's book goes down, the cash book
+(or, for cards, the processor book) goes up — and is then settled against open invoices by
+:mod:`billing.settlement`.  Refunds and voids never edit that transaction: a refund is a
+new REFUND transaction, a void a VOID reversal, and both first take the money back off the
+invoices it paid so those reopen.
+
+Every operation locks the customer's row first (:func:`get_customer_for_update`) and only then
+looks up its idempotency key, so a concurrent double-submit waits for the first request and
+then replays its result instead of racing it.
+
+Card payments carry a deterministic processor idempotency key (``payment-<id>``).  A charge
+with no answer leaves the payment ``UNKNOWN`` and schedules :data:`RECONCILE_JOB`, which asks
+the processor what happened (:func:`reconcile_payment`); it is never charged again blindly.
+A declined card is not an exception: the FAILED payment is committed (it is the record of the
+attempt and what a replay of the same key returns) and :func:`payment_error` gives the
+:class:`UserError` a caller shows.
+
+The database transaction stays open while the processor is called.  That is harmless for the
+in-process simulator; with a remote processor a crash during the call rolls the PENDING
+payment back although the card may have been charged, so the remote processors will need the
+payment committed before the call and a janitor that reconciles stale PENDING payments.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing import (
+    clock,
+    idempotency,
+    jobs,
+    ledger,
+    payment_methods,
+    processing,
+    settlement,
+    validation,
+)
+from billing.access import Viewer, require_self_or_staff, require_staff, visible
+from billing.customers import get_customer_for_update, lock_customers
+from billing.errors import NotFound, UserError
+from billing.models import (
+    Customer,
+    Invoice,
+    InvoiceStatus,
+    LedgerAccountKind,
+    Payment,
+    PaymentAllocation,
+    PaymentMethod,
+    PaymentMethodKind,
+    PaymentStatus,
+    Role,
+    TransactionKind,
+)
+from billing.money import Money, validate_currency
+from billing.processing import (
+    CardProcessor,
+    ChargeRequest,
+    ChargeResult,
+    ChargeStatus,
+    ProcessorTimeout,
+)
+
+log = logging.getLogger("kassa.billing.payments")
+
+#: Payments staff record by hand; card payments go through :func:`pay_with_payment_method`.
+MANUAL_METHODS = (PaymentMethodKind.CASH, PaymentMethodKind.WIRE, PaymentMethodKind.CHEQUE)
+
+RECONCILE_JOB = "reconcile_payment"
+#: How long after a charge with no answer the processor is asked what became of it.
+RECONCILE_AFTER = timedelta(minutes=5)
+
+#: Jobs act for the provider, which sees every customer.
+_SYSTEM = Viewer(role=Role.ADMIN)
+
+#: What a customer is told about a decline, by the processor's decline code: the UserError
+#: code and plain words.  Kassa words these itself so every processor reads the same.
+_DECLINES: dict[str, tuple[str, str]] = {
+    "insufficient_funds": (
+        "INSUFFICIENT_FUNDS",
+        "The card has insufficient funds. Try another card or a smaller amount.",
+    ),
+    "expired_card": ("CARD_EXPIRED", "The card has expired. Add a new card and try again."),
+}
+_DECLINED = ("CARD_DECLINED", "The card was declined. Try another card or ask your bank why.")
+_AWAITING_MESSAGE = (
+    "The card processor has not confirmed this payment yet; it is checked again shortly."
+)
+_NEVER_CHARGED_MESSAGE = (
+    "The card processor has no record of this payment; the card was not charged."
+)
+
+
+class OutcomeStillUnknown(Exception):
+    """The processor cannot tell yet what became of a charge; the job is retried later."""
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+async def get_payment(session: AsyncSession, viewer: Viewer, payment_id: int) -> Payment:
+    """The payment if its customer is in the viewer's scope; otherwise NotFound."""
+    payment = await session.scalar(visible(Payment, viewer).where(Payment.id == payment_id))
+    if payment is None:
+        raise NotFound("payment", "paymentId")
+    return payment
+
+
+def payment_query(
+    viewer: Viewer,
+    *,
+    customer_id: int | None = None,
+    method: PaymentMethodKind | None = None,
+    received_from: datetime | None = None,
+    received_to: datetime | None = None,
+    status: PaymentStatus | None = None,
+) -> Select:  # type: ignore[type-arg]
+    """Payments the viewer may see, filtered; ``received_to`` is exclusive, so periods abut."""
+    query = visible(Payment, viewer)
+    if customer_id is not None:
+        query = query.where(Payment.customer_id == customer_id)
+    if method is not None:
+        query = query.where(Payment.method == method)
+    if received_from is not None:
+        query = query.where(Payment.received_at >= received_from)
+    if received_to is not None:
+        query = query.where(Payment.received_at < received_to)
+    if status is not None:
+        query = query.where(Payment.status == status)
+    return query
+
+
+async def allocations_for_payments(
+    session: AsyncSession, payment_ids: Sequence[int]
+) -> dict[int, list[PaymentAllocation]]:
+    """Each payment's allocation rows, oldest first, in one query for a DataLoader batch.
+
+    Negative rows are money taken back off an invoice (refund, void); a payment without
+    allocations maps to an empty list.
+    """
+    by_payment: dict[int, list[PaymentAllocation]] = defaultdict(list)
+    if payment_ids:
+        rows = await session.scalars(
+            select(PaymentAllocation)
+            .where(PaymentAllocation.payment_id.in_(payment_ids))
+            .order_by(PaymentAllocation.id)
+        )
+        for allocation in rows:
+            by_payment[allocation.payment_id].append(allocation)
+    return {payment_id: by_payment[payment_id] for payment_id in payment_ids}
+
+
+def payment_error(payment: Payment) -> UserError | None:
+    """The UserError to show for a failed card payment; ``None`` for any other payment.
+
+    Codes: ``CARD_DECLINED``, ``INSUFFICIENT_FUNDS``, ``CARD_EXPIRED``.  The payment is
+    returned rather than this raised because the FAILED row must be committed.
+    """
+    if payment.status != PaymentStatus.FAILED:
+        return None
+    code, words = _decline(payment.decline_code)
+    return UserError(code, payment.message or words, "paymentMethodId")
+
+
+# --- payments recorded by staff -----------------------------------------------------------
+
+
+async def record_payment(
+    session: AsyncSession,
+    viewer: Viewer,
+    customer_id: int,
+    amount: int,
+    currency: str,
+    method: PaymentMethodKind,
+    idempotency_key: str,
+    reference: str | None = None,
+    received_at: datetime | None = None,
+) -> Payment:
+    """Record money staff received (cash, wire, cheque) and settle open invoices with it.
+
+    ``received_at`` may be in the past (a cheque that arrived yesterday) but not the future;
+    it orders payments for settlement, while the ledger entry is dated when it is booked.
+    """
+    require_staff(viewer, write=True)
+    customer = await get_customer_for_update(session, viewer, customer_id)
+    arguments = {
+        "customer": customer_id, "amount": amount, "currency": currency, "method": method,
+        "reference": reference, "received_at": received_at,
+    }
+    replayed = await _replayed(session, viewer, idempotency_key, "record_payment", arguments)
+    if replayed is not None:
+        return replayed
+    _require_positive(amount, "amount")
+    if validate_currency(currency) != customer.currency:
+        raise UserError("CURRENCY_MISMATCH", f"the customer pays in {customer.currency}",
+                        "currency")
+    if method not in MANUAL_METHODS:
+        raise UserError("INVALID_METHOD", "card payments are made with a stored card", "method")
+    now = await clock.now(session)
+    if received_at is not None and received_at.tzinfo is None:
+        raise UserError("INVALID_TIME", "receivedAt must include a UTC offset", "receivedAt")
+    if received_at is not None and received_at > now:
+        raise UserError("INVALID_TIME", "receivedAt cannot be in the future", "receivedAt")
+    payment = Payment(
+        customer_id=customer.id, method=method, amount=amount, currency=customer.currency,
+        refunded_amount=0, status=PaymentStatus.PENDING,
+        reference=validation.text(reference, "reference", 200),
+        received_at=received_at or now,
+    )
+    session.add(payment)
+    await session.flush()
+    await _complete(session, customer, payment, now)
+    await _remember(session, viewer, idempotency_key, "record_payment", arguments, payment, now)
+    return payment
+
+
+async def refund_payment(
+    session: AsyncSession,
+    viewer: Viewer,
+    payment_id: int,
+    amount: int | None,
+    idempotency_key: str,
+    reason: str,
+) -> Payment:
+    """Give back ``amount`` (everything still unrefunded when ``None``) of a payment.
+
+    Card payments are refunded through their processor first; a refusal raises REFUND_FAILED
+    before anything is written.  The invoices the money paid reopen, the customer's balance
+    goes back up by ``amount``, and the payment becomes PARTIALLY_REFUNDED or REFUNDED.
+    """
+    require_staff(viewer, write=True)
+    payment, customer = await _lock_payment(session, viewer, payment_id)
+    arguments = {"payment": payment_id, "amount": amount, "reason": reason}
+    replayed = await _replayed(session, viewer, idempotency_key, "refund_payment", arguments)
+    if replayed is not None:
+        return replayed
+    reason = validation.required_text(reason, "reason", 500)
+    if payment.status not in settlement.SETTLED_PAYMENT_STATUSES:
+        raise UserError("NOT_REFUNDABLE", f"a {payment.status.value.lower()} payment cannot be "
+                        "refunded", "paymentId")
+    if amount is not None:
+        _require_positive(amount, "amount")
+    refundable = payment.amount - payment.refunded_amount
+    refund = refundable if amount is None else amount
+    if not 0 < refund <= refundable:
+        raise UserError("REFUND_EXCEEDS_PAYMENT",
+                        f"{Money(refundable, payment.currency)} of this payment is left to refund",
+                        "amount")
+    if payment.method == PaymentMethodKind.CARD:
+        await _refund_at_processor(customer, payment, refund,
+                                   f"{viewer.idempotency_scope}:{idempotency_key}")
+    now = await clock.now(session)
+    await settlement.release_payment(session, payment, refund, now, customer.time_zone)
+    book = await _money_book(session, customer, payment.method)
+    await ledger.post(
+        session,
+        TransactionKind.REFUND,
+        [
+            ledger.Posting(customer.ledger_account_id, refund, customer.currency),
+            ledger.Posting(book, -refund, customer.currency),
+        ],
+        at=now,
+        description=f"Refund of payment {payment.id}: {reason}",
+        customer_id=customer.id,
+        reverses_id=payment.transaction_id,
+    )
+    payment.refunded_amount += refund
+    payment.status = (PaymentStatus.REFUNDED if payment.refunded_amount == payment.amount
+                      else PaymentStatus.PARTIALLY_REFUNDED)
+    await session.flush()
+    # Invoices reopened by the release may be covered by the customer's other credit.
+    await settlement.apply_credit(session, customer, now)
+    await _remember(session, viewer, idempotency_key, "refund_payment", arguments, payment, now)
+    return payment
+
+
+async def void_payment(
+    session: AsyncSession, viewer: Viewer, payment_id: int, reason: str
+) -> Payment:
+    """Undo a payment recorded in error (wrong customer, a bounced cheque) as if never made.
+
+    Only a completed, never-refunded cash/wire/cheque payment can be voided: card money really
+    moved, so it goes back by refund.  Its ledger transaction is reversed and the invoices it
+    paid reopen, to be covered by other credit where there is some.  Voiding twice fails, so
+    no idempotency key is needed.
+    """
+    require_staff(viewer, write=True)
+    payment, customer = await _lock_payment(session, viewer, payment_id)
+    reason = validation.required_text(reason, "reason", 500)
+    if payment.method == PaymentMethodKind.CARD:
+        raise UserError("NOT_VOIDABLE", "card payments are refunded, not voided", "paymentId")
+    if payment.status != PaymentStatus.COMPLETED or payment.refunded_amount:
+        raise UserError("NOT_VOIDABLE", "only a completed payment with no refunds can be voided",
+                        "paymentId")
+    assert payment.transaction_id is not None
+    now = await clock.now(session)
+    await settlement.release_payment(session, payment, payment.amount, now, customer.time_zone)
+    await ledger.reverse(session, payment.transaction_id, TransactionKind.VOID, at=now,
+                         description=f"Void of payment {payment.id}: {reason}")
+    payment.status = PaymentStatus.VOIDED
+    await session.flush()
+    await settlement.apply_credit(session, customer, now)
+    return payment
+
+
+# --- card payments ------------------------------------------------------------------------
+
+
+async def pay_with_payment_method(
+    session: AsyncSession,
+    viewer: Viewer,
+    customer_id: int,
+    amount: int | None,
+    invoice_id: int | None,
+    payment_method_id: int | None,
+    idempotency_key: str,
+) -> Payment:
+    """Charge a stored card (the default one unless named) to pay an invoice or top up.
+
+    With ``invoice_id`` the amount defaults to what the invoice still needs and may not exceed
+    it, and the money goes to that invoice first; without, ``amount`` is required and becomes
+    credit (or pays the oldest open invoices).  Returns the payment: COMPLETED, FAILED for a
+    decline (see :func:`payment_error`) or UNKNOWN when the processor did not answer.
+    """
+    customer = await get_customer_for_update(session, viewer, customer_id)
+    require_self_or_staff(viewer, customer, write=True)
+    arguments = {"customer": customer_id, "amount": amount, "invoice": invoice_id,
+                 "payment_method": payment_method_id}
+    replayed = await _replayed(session, viewer, idempotency_key, "card_payment", arguments)
+    if replayed is not None:
+        return replayed
+    card = await _card_to_charge(session, viewer, customer, payment_method_id)
+    amount = await _amount_to_pay(session, customer, amount, invoice_id)
+    now = await clock.now(session)
+    processor = processing.processor_named(card.processor)
+    payment = Payment(
+        customer_id=customer.id, method=PaymentMethodKind.CARD, amount=amount,
+        currency=customer.currency, refunded_amount=0, status=PaymentStatus.PENDING,
+        received_at=now, payment_method_id=card.id, invoice_id=invoice_id,
+        processor=processor.name,
+    )
+    session.add(payment)
+    await session.flush()
+    request = ChargeRequest(token=card.token, amount=amount, currency=customer.currency,
+                            idempotency_key=_charge_key(payment),
+                            description=f"Payment {payment.id}")
+    try:
+        result: ChargeResult | None = await processor.charge(request)
+    except ProcessorTimeout:
+        log.warning("payment %s: no answer from %s, reconciling later", payment.id,
+                    processor.name)
+        result = None
+    if result is None or result.status == ChargeStatus.UNKNOWN:
+        await _await_reconciliation(session, payment, now)
+    else:
+        await _settle_charge(session, customer, payment, result, now)
+    await _remember(session, viewer, idempotency_key, "card_payment", arguments, payment, now)
+    return payment
+
+
+def _processor_of(payment: Payment) -> CardProcessor:
+    """The processor that made ``payment``: it alone can look the charge up or refund it."""
+    assert payment.processor is not None, "a card payment names its processor"
+    return processing.processor_named(payment.processor)
+
+
+async def reconcile_payment(session: AsyncSession, payment_id: int) -> Payment:
+    """Ask the processor what became of an UNKNOWN card payment and settle it accordingly.
+
+    The charge is looked up by the same deterministic key it was sent with: found and
+    succeeded → completed (ledger and allocation, once); declined or never seen → FAILED.
+    A payment that is no longer UNKNOWN is returned unchanged, so running this twice is safe;
+    one the processor still cannot answer for stays UNKNOWN.
+    """
+    payment = await session.get(Payment, payment_id)
+    if payment is None:
+        raise NotFound("payment", "paymentId")
+    customer = await get_customer_for_update(session, _SYSTEM, payment.customer_id)
+    await session.refresh(payment)
+    if payment.status != PaymentStatus.UNKNOWN:
+        return payment
+    result = await _processor_of(payment).lookup(_charge_key(payment))
+    if result is None or result.status != ChargeStatus.UNKNOWN:
+        await _settle_charge(session, customer, payment, result, await clock.now(session))
+    return payment
+
+
+@dataclass(frozen=True, slots=True)
+class CardCharge:
+    """A card charge that succeeded under someone else's key (a collection attempt's)."""
+
+    customer_id: int
+    invoice_id: int
+    payment_method_id: int
+    processor: str
+    result: ChargeResult
+
+
+async def record_card_charges(
+    session: AsyncSession, charges: Sequence[CardCharge], now: datetime
+) -> list[int]:
+    """Book many succeeded card charges as payments at once; returns their ids, in order.
+
+    The set-based twin of a card payment's booking (:func:`_complete`) for the collection
+    run: each is a COMPLETED payment of the charged amount (customer −, processor book +),
+    settled on its invoice first (:func:`billing.settlement.settle_payments`); money
+    the invoice no longer needs is spread by :func:`billing.settlement.apply_credit`.
+    Locks the customers (in id order) before anything else.
+    """
+    if not charges:
+        return []
+    customers = {c.id: c for c in await lock_customers(session, {c.customer_id for c in charges})}
+    result = await session.execute(
+        insert(Payment).returning(Payment.id, sort_by_parameter_order=True),
+        [{"customer_id": c.customer_id, "method": PaymentMethodKind.CARD,
+          "amount": c.result.amount, "currency": c.result.currency, "refunded_amount": 0,
+          "status": PaymentStatus.COMPLETED, "reference": None, "received_at": now,
+          "payment_method_id": c.payment_method_id, "invoice_id": c.invoice_id,
+          "processor": c.processor, "processor_reference": c.result.processor_reference,
+          "decline_code": None, "message": None, "transaction_id": None} for c in charges],
+    )
+    payment_ids = [int(i) for i in result.scalars().all()]
+    books: dict[tuple[int | None, str], int] = {}
+    drafts = []
+    for payment_id, charge in zip(payment_ids, charges, strict=True):
+        customer = customers[charge.customer_id]
+        owner = (customer.reseller_id, charge.result.currency)
+        if owner not in books:
+            books[owner] = await ledger.system_book(session, LedgerAccountKind.PROCESSOR, *owner)
+        amount, currency = charge.result.amount, charge.result.currency
+        drafts.append(ledger.Draft(
+            [ledger.Posting(customer.ledger_account_id, -amount, currency),
+             ledger.Posting(books[owner], amount, currency)],
+            f"Payment {payment_id} (card)", customer.id))
+    transaction_ids = await ledger.post_many(session, TransactionKind.PAYMENT, drafts, at=now)
+    table = Payment.__table__
+    await session.execute(
+        update(table).where(table.c.id == bindparam("b_id"))
+        .values(transaction_id=bindparam("b_txn")),
+        [{"b_id": p, "b_txn": t} for p, t in zip(payment_ids, transaction_ids, strict=True)],
+    )
+    revisit = await settlement.settle_payments(session, [
+        (payment_id, charge.invoice_id, charge.result.amount)
+        for payment_id, charge in zip(payment_ids, charges, strict=True)
+    ], now)
+    for customer_id in sorted(revisit):
+        customer = await get_customer_for_update(session, _SYSTEM, customer_id)
+        await settlement.apply_credit(session, customer, now)
+    return payment_ids
+
+
+@jobs.handler(RECONCILE_JOB)
+async def _reconcile_job(session: AsyncSession, payload: dict[str, Any], now: datetime) -> None:
+    """Scheduled by :func:`pay_with_payment_method`; failing keeps the job for a later retry."""
+    payment = await reconcile_payment(session, int(payload["payment_id"]))
+    if payment.status == PaymentStatus.UNKNOWN:
+        raise OutcomeStillUnknown(f"the processor cannot yet say what became of payment "
+                                  f"{payment.id}")
+
+
+# --- the steps ----------------------------------------------------------------------------
+
+
+
+def _require_positive(amount: int, field: str) -> None:
+    if amount <= 0:
+        raise UserError("AMOUNT_NOT_POSITIVE", "amount must be greater than zero", field)
+
+
+def _decline(decline_code: str | None) -> tuple[str, str]:
+    """The UserError code and plain words for a processor's decline code."""
+    return _DECLINES.get(decline_code or "", _DECLINED)
+
+
+def _charge_key(payment: Payment) -> str:
+    """The processor idempotency key of a card payment: the same for every retry of it."""
+    return f"payment-{payment.id}"
+
+
+async def _replayed(
+    session: AsyncSession, viewer: Viewer, key: str, operation: str, arguments: dict[str, Any]
+) -> Payment | None:
+    """The payment an earlier identical request returned, as it is now; None if it is new."""
+    previous = await idempotency.replay(session, viewer.idempotency_scope, key, operation,
+                                        arguments)
+    return None if previous is None else await session.get(Payment, previous)
+
+
+async def _remember(
+    session: AsyncSession, viewer: Viewer, key: str, operation: str, arguments: dict[str, Any],
+    payment: Payment, now: datetime,
+) -> None:
+    await idempotency.remember(session, viewer.idempotency_scope, key, operation, arguments,
+                               payment.id, now)
+
+
+async def _lock_payment(
+    session: AsyncSession, viewer: Viewer, payment_id: int
+) -> tuple[Payment, Customer]:
+    """The payment and its customer, with the customer locked and the payment read after the
+    lock, so a refund that committed meanwhile is seen."""
+    payment = await get_payment(session, viewer, payment_id)
+    customer = await get_customer_for_update(session, viewer, payment.customer_id)
+    await session.refresh(payment)
+    return payment, customer
+
+
+async def _money_book(session: AsyncSession, customer: Customer, method: PaymentMethodKind) -> int:
+    """The system book holding received money: the processor's for cards, cash otherwise."""
+    card = method == PaymentMethodKind.CARD
+    kind = LedgerAccountKind.PROCESSOR if card else LedgerAccountKind.CASH
+    return await ledger.system_book(session, kind, customer.reseller_id, customer.currency)
+
+
+async def _complete(session: AsyncSession, customer: Customer, payment: Payment,
+                    now: datetime) -> None:
+    """Book received money (customer −, cash/processor +) and settle invoices with it.
+
+    A payment made for an invoice pays that invoice first; the rest goes oldest first.
+    """
+    book = await _money_book(session, customer, payment.method)
+    txn = await ledger.post(
+        session,
+        TransactionKind.PAYMENT,
+        [
+            ledger.Posting(customer.ledger_account_id, -payment.amount, payment.currency),
+            ledger.Posting(book, payment.amount, payment.currency),
+        ],
+        at=now,
+        description=f"Payment {payment.id} ({payment.method.value.lower()})",
+        customer_id=customer.id,
+    )
+    payment.transaction_id = txn.id
+    payment.status = PaymentStatus.COMPLETED
+    await session.flush()
+    if payment.invoice_id is not None:
+        invoice = await session.get(Invoice, payment.invoice_id)
+        assert invoice is not None
+        await settlement.apply_to_invoice(session, payment, invoice, now, customer.time_zone)
+    await settlement.apply_credit(session, customer, now)
+
+
+async def _card_to_charge(
+    session: AsyncSession, viewer: Viewer, customer: Customer, payment_method_id: int | None
+) -> PaymentMethod:
+    """The named card, which must be this customer's, or the customer's default card."""
+    if payment_method_id is None:
+        card = await payment_methods.default_payment_method(session, customer.id)
+        if card is None:
+            raise UserError("NO_PAYMENT_METHOD", "there is no card to charge; add one first",
+                            "paymentMethodId")
+        return card
+    card = await payment_methods.get_payment_method(session, viewer, payment_method_id)
+    if card.customer_id != customer.id:
+        raise NotFound("payment method", "paymentMethodId")
+    return card
+
+
+async def _amount_to_pay(
+    session: AsyncSession, customer: Customer, amount: int | None, invoice_id: int | None
+) -> int:
+    """The amount to charge: as asked, or what the invoice still needs, never more than that."""
+    if invoice_id is not None:
+        invoice = await session.scalar(
+            select(Invoice).where(Invoice.id == invoice_id, Invoice.customer_id == customer.id)
+        )
+        if invoice is None:
+            raise NotFound("invoice", "invoiceId")
+        if invoice.status == InvoiceStatus.PENDING_REVIEW:
+            raise UserError("INVOICE_NOT_APPROVED", "the invoice is waiting for review",
+                            "invoiceId")
+        if invoice.outstanding <= 0:
+            raise UserError("INVOICE_NOT_OPEN", "the invoice has nothing left to pay",
+                            "invoiceId")
+        if amount is None:
+            amount = invoice.outstanding
+        elif amount > invoice.outstanding:
+            raise UserError(
+                "AMOUNT_EXCEEDS_OUTSTANDING",
+                f"only {Money(invoice.outstanding, invoice.currency)} is outstanding on this "
+                "invoice",
+                "amount",
+            )
+    elif amount is None:
+        raise UserError("REQUIRED", "an amount is required to top up", "amount")
+    _require_positive(amount, "amount")
+    return amount
+
+
+async def _await_reconciliation(session: AsyncSession, payment: Payment, now: datetime) -> None:
+    """Mark the charge's outcome unknown and have the processor asked again later."""
+    payment.status = PaymentStatus.UNKNOWN
+    payment.message = _AWAITING_MESSAGE
+    await session.flush()
+    await jobs.schedule(session, RECONCILE_JOB, now + RECONCILE_AFTER,
+                        {"payment_id": payment.id}, unique_key=f"{RECONCILE_JOB}:{payment.id}")
+
+
+async def _settle_charge(
+    session: AsyncSession, customer: Customer, payment: Payment, result: ChargeResult | None,
+    now: datetime,
+) -> None:
+    """Apply the processor's known answer: succeeded → complete; declined or unseen → FAILED."""
+    if result is not None and result.status == ChargeStatus.SUCCEEDED:
+        payment.processor_reference = result.processor_reference
+        payment.message = None
+        await _complete(session, customer, payment, now)
+        return
+    payment.status = PaymentStatus.FAILED
+    if result is None:
+        payment.message = _NEVER_CHARGED_MESSAGE
+    else:
+        payment.processor_reference = result.processor_reference
+        payment.decline_code = result.decline_code
+        payment.message = _decline(result.decline_code)[1]
+    await session.flush()
+
+
+async def _refund_at_processor(
+    customer: Customer, payment: Payment, amount: int, request_key: str
+) -> None:
+    """Refund card money at the processor; a refusal is REFUND_FAILED and nothing is written.
+
+    The processor's key is derived from the caller's idempotency key, so a retried refund
+    request (say after a crash between the processor and our commit) refunds only once.
+    """
+    assert payment.processor_reference is not None
+    key = f"payment-{payment.id}-refund-{idempotency.request_hash({'key': request_key})[:32]}"
+    result = await _processor_of(payment).refund(payment.processor_reference, amount, key)
+    if not result.succeeded:
+        raise UserError("REFUND_FAILED", f"the card processor refused the refund: {result.message}",
+                        "paymentId")

@@ -1,5 +1,0 @@
-"""Payment systems behind the interfaces that ``kassa.billing`` defines.
-
-Each processor is one module here; :mod:`kassa.processors.registry` finds them by name, so
-billing asks for ``get_processor("simulator")`` and never imports a processor itself.
-"""

@@ -1,0 +1,1 @@
+"""The Alembic migrations (``env.py``, ``versions/``) and ``kassa migrate`` (:mod:`migrations.migrate`)."""

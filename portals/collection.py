@@ -1,0 +1,260 @@
+"""The administrators' collection pages: the review queue and the customer classes.
+
+Invoices of a kind whose class has review on are issued PENDING_REVIEW and are neither
+payable nor charged until someone looks at them (docs/collection.md, "Review"); the queue
+lists them and approves or voids the ticked ones with one mutation, all or nothing, as the
+API does.  A class's settings say when each kind of invoice is due and charged; the class
+form edits them.  As in :mod:`portals.admin`, every page runs GraphQL operations as the
+signed-in visitor and every action is one mutation drawn again with its outcome in place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from portals import forms, graphql, rendering
+from portals.admin import STAFF, _choice
+from portals.customer import ERRORS, MONEY
+from portals.forms import Form
+from portals.graphql import Visitor, found
+from portals.navigation import ADMIN_HOME
+from portals.session import requires
+
+REVIEW_PATH = f"{ADMIN_HOME}/review"
+CLASSES_PATH = f"{ADMIN_HOME}/classes"
+REVIEW_PAGE_SIZE = 50
+#: The API's limit on one page of a connection: enough for every class an installation keeps.
+CLASS_PAGE_SIZE = 100
+
+REVIEW_QUEUE = """
+query AdminReviewQueue($first: Int!, $after: String) {
+  invoices(status: PENDING_REVIEW, first: $first, after: $after) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { node {
+      id number kind issueDate dueDate total { ...Amount } customer { id name }
+    } }
+  }
+}
+""" + MONEY
+
+APPROVE_INVOICES = f"""
+mutation AdminApproveInvoices($input: ApproveInvoicesInput!) {{
+  approveInvoices(input: $input) {{ invoices {{ number }} {ERRORS} }}
+}}
+"""
+VOID_INVOICES = f"""
+mutation AdminVoidInvoices($input: VoidInvoicesInput!) {{
+  voidInvoices(input: $input) {{ invoices {{ number }} {ERRORS} }}
+}}
+"""
+
+SETTINGS = """
+fragment Settings on CollectionSettings {
+  cardCharging attemptDaysBeforeDue attemptDaysAfterDue reviewInvoices
+}
+"""
+CLASS = "fragment Class on CustomerClass { id name paymentTermsDays gracePeriodDays " \
+        "regularInvoices { ...Settings } outOfTurnInvoices { ...Settings } }"
+CUSTOMER_CLASSES = f"""
+query AdminCustomerClasses($first: Int!) {{
+  customerClasses(first: $first) {{ edges {{ node {{ ...Class }} }} }}
+}}
+{CLASS}
+{SETTINGS}
+"""
+CREATE_CLASS = f"""
+mutation AdminCreateCustomerClass($input: CreateCustomerClassInput!) {{
+  createCustomerClass(input: $input) {{ customerClass {{ id name }} {ERRORS} }}
+}}
+"""
+UPDATE_CLASS = f"""
+mutation AdminUpdateCustomerClass($input: UpdateCustomerClassInput!) {{
+  updateCustomerClass(input: $input) {{ customerClass {{ id name }} {ERRORS} }}
+}}
+"""
+
+#: The two kinds of invoice a class sets rules for, as the API's input field and the words
+#: on the form.
+KINDS = (("regularInvoices", "Regular invoices"), ("outOfTurnInvoices", "Out-of-turn invoices"))
+CHARGING_CHOICES = (("NEVER", "Never (the customer pays)"), ("ON_ISSUE", "When issued"),
+                    ("ON_DUE_DATE", "On the due date"))
+CHARGINGS = tuple(value for value, _ in CHARGING_CHOICES)
+DAY_LISTS = ("attemptDaysBeforeDue", "attemptDaysAfterDue")
+CLASS_FIELDS = ("name", "paymentTermsDays", "gracePeriodDays", *(
+    f"{kind}.{name}" for kind, _ in KINDS
+    for name in ("cardCharging", *DAY_LISTS, "reviewInvoices")))
+
+
+# --- the review queue ---------------------------------------------------------------------
+
+
+async def _review_page(request: Request, form: Form | None = None,
+                       done: str | None = None) -> Response:
+    """The queue; under htmx only the queue, which after an action has lost what was done."""
+    data = await graphql.execute(request, REVIEW_QUEUE, {
+        "first": REVIEW_PAGE_SIZE, "after": request.query_params.get("after") or None})
+    form = form or Form()
+    return rendering.render(request, "admin/review.html", {
+        "invoices": data["invoices"], "form": form, "done": done, "path": REVIEW_PATH,
+    }, fragment="review", status_code=form.status_code)
+
+
+@requires(*STAFF)
+async def review(request: Request, visitor: Visitor) -> Response:
+    """Invoices waiting for review, oldest issue first as the API lists them."""
+    return await _review_page(request)
+
+
+@requires(*STAFF)
+async def decide(request: Request, visitor: Visitor) -> Response:
+    """Approve or void the ticked invoices: one mutation, so either all of them change or,
+    with the API's errors shown, none does (the ticks and the reason stay)."""
+    values = await forms.read(request)
+    ids = await forms.read_all(request, "ids")
+    action = values.get("action")
+    if action not in ("approve", "void"):
+        return await _review_page(request, Form(values=values,
+                                                problems=["choose approve or void"]))
+    if action == "approve":
+        payload = await graphql.mutate(request, APPROVE_INVOICES, {"ids": ids})
+    else:
+        payload = await graphql.mutate(request, VOID_INVOICES,
+                                       {"ids": ids, "reason": values.get("reason", "")})
+    if payload["errors"]:
+        form = Form.with_errors(values, payload["errors"], fields=("reason",))
+        form.values["ids"] = " ".join(ids)
+        return await _review_page(request, form)
+    numbers = ", ".join(invoice["number"] for invoice in payload["invoices"])
+    verb = "Approved" if action == "approve" else "Voided"
+    return await _review_page(request, done=f"{verb} {numbers}.")
+
+
+# --- customer classes ---------------------------------------------------------------------
+
+
+async def _classes(request: Request) -> list[dict[str, Any]]:
+    data = await graphql.execute(request, CUSTOMER_CLASSES, {"first": CLASS_PAGE_SIZE})
+    return [edge["node"] for edge in data["customerClasses"]["edges"]]
+
+
+def _class_values(cls: dict[str, Any]) -> dict[str, str]:
+    """A class as the form's text fields (days as ``0,3,7``; a ticked box as ``on``)."""
+    values = {"name": cls["name"], "paymentTermsDays": str(cls["paymentTermsDays"]),
+              "gracePeriodDays": str(cls["gracePeriodDays"])}
+    for kind, _ in KINDS:
+        settings = cls[kind]
+        values[f"{kind}.cardCharging"] = settings["cardCharging"]
+        for name in DAY_LISTS:
+            values[f"{kind}.{name}"] = ",".join(str(day) for day in settings[name])
+        if settings["reviewInvoices"]:
+            values[f"{kind}.reviewInvoices"] = "on"
+    return values
+
+
+def _day_list(values: dict[str, str], name: str, errors: dict[str, str]) -> list[int] | None:
+    """``0, 3,7`` as days, or an error beside the field: the API takes a list of ``Int``,
+    so text there would be a malformed request rather than a mistake to correct."""
+    parts = [part.strip() for part in values.get(name, "").split(",") if part.strip()]
+    if all(part.isascii() and part.isdigit() for part in parts):
+        return [int(part) for part in parts]
+    errors[name] = "enter whole numbers of days separated by commas, like 0,3,7"
+    return None
+
+
+def _class_input(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The create or update input from the form, and the errors found before asking."""
+    errors: dict[str, str] = {}
+    data: dict[str, Any] = {
+        "name": values.get("name", ""),
+        "paymentTermsDays": forms.whole_number(values, "paymentTermsDays", errors),
+        "gracePeriodDays": forms.whole_number(values, "gracePeriodDays", errors),
+    }
+    for kind, _ in KINDS:
+        charging = _choice(values.get(f"{kind}.cardCharging"), CHARGINGS)
+        if charging is None:
+            errors[f"{kind}.cardCharging"] = "choose one of the options"
+        data[kind] = {
+            "cardCharging": charging,
+            "reviewInvoices": values.get(f"{kind}.reviewInvoices") == "on",
+            **{name: _day_list(values, f"{kind}.{name}", errors) for name in DAY_LISTS},
+        }
+    return data, errors
+
+
+async def _classes_page(request: Request, new: Form | None = None,
+                        done: str | None = None) -> Response:
+    new = new or Form(values={f"{kind}.cardCharging": "NEVER" for kind, _ in KINDS}
+                      | {"paymentTermsDays": "14", "gracePeriodDays": "7"})
+    return rendering.render(request, "admin/classes.html", {
+        "classes": await _classes(request), "form": new, "done": done, "path": CLASSES_PATH,
+        "kinds": KINDS, "charging_choices": CHARGING_CHOICES,
+    }, fragment="classes", status_code=new.status_code)
+
+
+async def _class_page(request: Request, form: Form | None = None,
+                      done: str | None = None) -> Response:
+    wanted = request.path_params["id"]
+    cls = found(next((cls for cls in await _classes(request) if cls["id"] == wanted), None))
+    form = form or Form(values=_class_values(cls))
+    return rendering.render(request, "admin/class.html", {
+        "cls": cls, "form": form, "done": done, "path": f"{CLASSES_PATH}/{cls['id']}",
+        "kinds": KINDS, "charging_choices": CHARGING_CHOICES,
+    }, fragment="class_form", status_code=form.status_code)
+
+
+@requires(*STAFF)
+async def classes(request: Request, visitor: Visitor) -> Response:
+    """Every class with its rules, and a form to make a new one."""
+    return await _classes_page(request)
+
+
+@requires(*STAFF)
+async def create_class(request: Request, visitor: Visitor) -> Response:
+    values = await forms.read(request)
+    data, errors = _class_input(values)
+    if errors:
+        return await _classes_page(request, Form(values=values, errors=errors))
+    payload = await graphql.mutate(request, CREATE_CLASS, data)
+    if payload["errors"]:
+        form = Form.with_errors(values, payload["errors"], fields=CLASS_FIELDS)
+        return await _classes_page(request, form)
+    return await _classes_page(request, done=f"Created {payload['customerClass']['name']}.")
+
+
+@requires(*STAFF)
+async def customer_class(request: Request, visitor: Visitor) -> Response:
+    return await _class_page(request)
+
+
+@requires(*STAFF)
+async def update_class(request: Request, visitor: Visitor) -> Response:
+    """Save the class; the API applies it to invoices issued from now on."""
+    values = await forms.read(request)
+    data, errors = _class_input(values)
+    if errors:
+        return await _class_page(request, Form(values=values, errors=errors))
+    payload = await graphql.mutate(request, UPDATE_CLASS,
+                                   {"id": request.path_params["id"], **data})
+    if payload["errors"]:
+        if any(error["code"] == "NOT_FOUND" for error in payload["errors"]):
+            raise graphql.ObjectNotFound
+        form = Form.with_errors(values, payload["errors"], fields=CLASS_FIELDS)
+        return await _class_page(request, form)
+    return await _class_page(request, done="Saved. New invoices follow these rules.")
+
+
+def routes() -> list[BaseRoute]:
+    """The review queue and class pages (guarded by :func:`portals.routes`)."""
+    return [
+        Route(REVIEW_PATH, review, methods=["GET"]),
+        Route(REVIEW_PATH, decide, methods=["POST"]),
+        Route(CLASSES_PATH, classes, methods=["GET"]),
+        Route(CLASSES_PATH, create_class, methods=["POST"]),
+        Route(f"{CLASSES_PATH}/{{id}}", customer_class, methods=["GET"]),
+        Route(f"{CLASSES_PATH}/{{id}}", update_class, methods=["POST"]),
+    ]

@@ -1,0 +1,233 @@
+"""Per-request DataLoaders: one query per kind of lookup, however many parents ask.
+
+A page of 50 customers showing their accounts and last invoices costs the same handful of
+queries as a page of 5.  Loaders are made fresh for every request (and again after every
+mutation, see :class:`resolvers.context.Context`), so a cache never outlives the data
+it was read from.  They load children of objects the resolvers have already scoped to the
+viewer, which is why they do not scope again.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from strawberry.dataloader import DataLoader
+
+from billing import collection, invoices, status_changes
+from billing.models import (
+    Account,
+    CollectionAttempt,
+    CollectionSettings,
+    Customer,
+    CustomerClass,
+    Invoice,
+    InvoiceKind,
+    InvoiceLine,
+    InvoiceStatus,
+    LedgerAccount,
+    Payment,
+    PaymentMethod,
+    StatusChange,
+    StatusSubject,
+)
+
+Model = TypeVar("Model", Customer, CustomerClass, Account, Invoice, PaymentMethod, Payment)
+Reader = Callable[[Callable[[AsyncSession], Awaitable[Any]]], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class LatestInvoices:
+    """Key of :attr:`Loaders.latest_invoices`: a customer's newest ``first`` invoices."""
+
+    customer_id: int
+    first: int
+    status: InvoiceStatus | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LatestPayments:
+    customer_id: int
+    first: int
+
+
+@cache
+def _latest_per_parent(
+    model: type[Invoice] | type[Payment], parent_column: str, with_status: bool = False
+) -> Select[Any]:
+    """The newest ``:first`` rows per parent in ``:parent_ids``, as one query (ROW_NUMBER).
+
+    Built once per shape and cached, with the ids, page size and status as bound parameters:
+    constructing a windowed subquery costs more than running it, and this is on the
+    dashboard's hot path.
+    """
+    parent = getattr(model, parent_column)
+    criteria = [parent.in_(bindparam("parent_ids", expanding=True))]
+    if with_status:
+        criteria.append(model.status == bindparam("status"))  # type: ignore[union-attr]
+    rank = func.row_number().over(partition_by=parent, order_by=model.id.desc()).label("rank")
+    ranked = select(model, rank).where(*criteria).subquery()
+    row = aliased(model, ranked)
+    return select(row).where(ranked.c.rank <= bindparam("first")).order_by(row.id.desc())
+
+
+class Loaders:
+    """The request's DataLoaders.  ``read`` runs a query under the context's session lock."""
+
+    def __init__(self, read: Reader) -> None:
+        self._read = read
+        self.customers: DataLoader[int, Customer | None] = DataLoader(self._by_id(Customer))
+        self.customer_classes: DataLoader[int, CustomerClass | None] = DataLoader(
+            self._by_id(CustomerClass)
+        )
+        self.accounts: DataLoader[int, Account | None] = DataLoader(self._by_id(Account))
+        self.invoices: DataLoader[int, Invoice | None] = DataLoader(self._by_id(Invoice))
+        self.payment_methods: DataLoader[int, PaymentMethod | None] = DataLoader(
+            self._by_id(PaymentMethod)
+        )
+        self.balances: DataLoader[int, int] = DataLoader(self._load_balances)
+        self.accounts_by_customer: DataLoader[int, list[Account]] = DataLoader(
+            self._load_accounts_by_customer
+        )
+        self.latest_invoices: DataLoader[LatestInvoices, list[Invoice]] = DataLoader(
+            self._load_latest_invoices
+        )
+        self.latest_payments: DataLoader[LatestPayments, list[Payment]] = DataLoader(
+            self._load_latest_payments
+        )
+        self.lines_by_invoice: DataLoader[int, list[InvoiceLine]] = DataLoader(
+            self._load_lines_by_invoice
+        )
+        self.payments: DataLoader[int, Payment | None] = DataLoader(self._by_id(Payment))
+        self.attempts_by_invoice: DataLoader[int, list[CollectionAttempt]] = DataLoader(
+            self._load_attempts_by_invoice
+        )
+        self.invoice_status_changes: DataLoader[int, list[StatusChange]] = DataLoader(
+            self._status_changes(StatusSubject.INVOICE)
+        )
+        self.customer_status_changes: DataLoader[int, list[StatusChange]] = DataLoader(
+            self._status_changes(StatusSubject.CUSTOMER)
+        )
+        self.collection_settings_by_class: DataLoader[
+            int, dict[InvoiceKind, CollectionSettings]
+        ] = DataLoader(self._load_collection_settings_by_class)
+
+    async def _rows(self, query: Select[Any], **params: Any) -> Sequence[Any]:
+        async def run(session: AsyncSession) -> Sequence[Any]:
+            return (await session.scalars(query, params)).all()
+
+        result: Sequence[Any] = await self._read(run)
+        return result
+
+    def _by_id(self, model: type[Model]) -> Callable[[list[int]], Awaitable[list[Model | None]]]:
+        async def load(ids: list[int]) -> list[Model | None]:
+            rows = await self._rows(select(model).where(model.id.in_(ids)))
+            found = {row.id: row for row in rows}
+            return [found.get(pk) for pk in ids]
+
+        return load
+
+    async def _load_balances(self, book_ids: list[int]) -> list[int]:
+        """Balances read as columns, never from the identity map.
+
+        The ledger moves cached balances with a SQL ``UPDATE … balance + delta``, which the
+        ORM objects already in the session do not see; a column query always does.
+        """
+
+        async def run(session: AsyncSession) -> dict[int, int]:
+            rows = await session.execute(
+                select(LedgerAccount.id, LedgerAccount.balance).where(
+                    LedgerAccount.id.in_(book_ids)
+                )
+            )
+            return {int(pk): int(balance) for pk, balance in rows.all()}
+
+        balances: dict[int, int] = await self._read(run)
+        return [balances.get(pk, 0) for pk in book_ids]
+
+    async def _load_accounts_by_customer(self, customer_ids: list[int]) -> list[list[Account]]:
+        rows = await self._rows(
+            select(Account).where(Account.customer_id.in_(customer_ids)).order_by(Account.id)
+        )
+        return _group(rows, "customer_id", customer_ids)
+
+    async def _load_latest_invoices(self, keys: list[LatestInvoices]) -> list[list[Invoice]]:
+        results: dict[LatestInvoices, list[Invoice]] = {}
+        for (first, status), group in _grouped_keys(keys, lambda k: (k.first, k.status)).items():
+            ids = [k.customer_id for k in group]
+            query = _latest_per_parent(Invoice, "customer_id", with_status=status is not None)
+            params = {} if status is None else {"status": status}
+            rows = await self._rows(query, parent_ids=ids, first=first, **params)
+            for key, children in zip(group, _group(rows, "customer_id", ids), strict=True):
+                results[key] = children
+        return [results[key] for key in keys]
+
+    async def _load_latest_payments(self, keys: list[LatestPayments]) -> list[list[Payment]]:
+        results: dict[LatestPayments, list[Payment]] = {}
+        for first, group in _grouped_keys(keys, lambda k: k.first).items():
+            ids = [k.customer_id for k in group]
+            rows = await self._rows(_latest_per_parent(Payment, "customer_id"),
+                                    parent_ids=ids, first=first)
+            for key, children in zip(group, _group(rows, "customer_id", ids), strict=True):
+                results[key] = children
+        return [results[key] for key in keys]
+
+    async def _load_attempts_by_invoice(
+        self, invoice_ids: list[int]
+    ) -> list[list[CollectionAttempt]]:
+        attempts: dict[int, list[CollectionAttempt]] = await self._read(
+            lambda session: collection.attempts_for_invoices(session, invoice_ids)
+        )
+        return [attempts[pk] for pk in invoice_ids]
+
+    def _status_changes(
+        self, subject: StatusSubject
+    ) -> Callable[[list[int]], Awaitable[list[list[StatusChange]]]]:
+        async def load(ids: list[int]) -> list[list[StatusChange]]:
+            changes: dict[int, list[StatusChange]] = await self._read(
+                lambda session: status_changes.history(session, subject, ids)
+            )
+            return [changes[pk] for pk in ids]
+
+        return load
+
+    async def _load_collection_settings_by_class(
+        self, class_ids: list[int]
+    ) -> list[dict[InvoiceKind, CollectionSettings]]:
+        rows: dict[tuple[int, InvoiceKind], CollectionSettings] = await self._read(
+            lambda session: collection.settings_rows(session, class_ids)
+        )
+        return [{kind: row for (class_id, kind), row in rows.items() if class_id == pk}
+                for pk in class_ids]
+
+    async def _load_lines_by_invoice(self, invoice_ids: list[int]) -> list[list[InvoiceLine]]:
+        lines: dict[int, list[InvoiceLine]] = await self._read(
+            lambda session: invoices.invoice_lines(session, invoice_ids)
+        )
+        return [lines[pk] for pk in invoice_ids]
+
+
+K = TypeVar("K")
+G = TypeVar("G", bound=Hashable)
+
+
+def _grouped_keys(keys: list[K], group_of: Callable[[K], G]) -> dict[G, list[K]]:
+    """Keys that can share one query (same page size and filter), in first-seen order."""
+    groups: dict[G, list[K]] = defaultdict(list)
+    for key in keys:
+        groups[group_of(key)].append(key)
+    return groups
+
+
+def _group(rows: Sequence[Any], parent_attribute: str, parent_ids: list[int]) -> list[list[Any]]:
+    """Rows split by parent, one list per id in ``parent_ids``, keeping the query's order."""
+    by_parent: dict[int, list[Any]] = defaultdict(list)
+    for row in rows:
+        by_parent[getattr(row, parent_attribute)].append(row)
+    return [by_parent.get(pk, []) for pk in parent_ids]

@@ -1,0 +1,108 @@
+"""Payments: recorded by staff, made by card (pay an invoice, top up), refunded, voided."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing import customers, invoices, payments
+from billing.errors import UserError
+from billing.models import Payment, PaymentMethodKind
+from billing.money import parse_amount
+from resolvers.context import Context
+from schema.relay import decode_id, decode_optional_id
+
+if TYPE_CHECKING:
+    from schema.payments import (
+        PayInvoiceInput,
+        RecordPaymentInput,
+        RefundPaymentInput,
+        TopUpInput,
+        VoidPaymentInput,
+    )
+
+
+def payment_list(
+    ctx: Context, customer_id: str | None, method: PaymentMethodKind | None,
+    received_from: datetime | None, received_to: datetime | None,
+) -> Select[Any]:
+    return payments.payment_query(
+        ctx.viewer, customer_id=decode_optional_id(customer_id, "Customer", "customerId"),
+        method=method, received_from=received_from, received_to=received_to,
+    )
+
+
+async def payment(ctx: Context, id: str) -> Payment | None:
+    return await ctx.find(
+        lambda session: payments.get_payment(session, ctx.viewer, decode_id(id, "Payment"))
+    )
+
+
+async def record_payment(ctx: Context, input: RecordPaymentInput) -> Payment | UserError:
+    return await ctx.attempt(
+        lambda session: payments.record_payment(
+            session, ctx.viewer, decode_id(input.customer_id, "Customer", "customerId"),
+            parse_amount(input.amount, input.currency), input.currency, input.method,
+            input.idempotency_key, input.reference, input.received_at,
+        ),
+        id_field="customerId",
+    )
+
+
+async def refund_payment(ctx: Context, input: RefundPaymentInput) -> Payment | UserError:
+    async def work(session: AsyncSession) -> Payment:
+        payment_id = decode_id(input.payment_id, "Payment", "paymentId")
+        amount = None
+        if input.amount is not None:  # in the payment's own currency
+            found = await payments.get_payment(session, ctx.viewer, payment_id)
+            amount = parse_amount(input.amount, found.currency)
+        return await payments.refund_payment(session, ctx.viewer, payment_id, amount,
+                                             input.idempotency_key, input.reason)
+
+    return await ctx.attempt(work)
+
+
+async def void_payment(ctx: Context, input: VoidPaymentInput) -> Payment | UserError:
+    return await ctx.attempt(
+        lambda session: payments.void_payment(
+            session, ctx.viewer, decode_id(input.payment_id, "Payment", "paymentId"),
+            input.reason,
+        )
+    )
+
+
+async def pay_invoice(ctx: Context, input: PayInvoiceInput) -> Payment | UserError:
+    """Charge a stored card for an invoice: what it still needs, unless an amount is given."""
+
+    async def work(session: AsyncSession) -> Payment:
+        invoice = await invoices.get_invoice(
+            session, ctx.viewer, decode_id(input.invoice_id, "Invoice", "invoiceId")
+        )
+        amount = None if input.amount is None else parse_amount(input.amount, invoice.currency)
+        return await payments.pay_with_payment_method(
+            session, ctx.viewer, invoice.customer_id, amount, invoice.id,
+            decode_optional_id(input.payment_method_id, "PaymentMethod", "paymentMethodId"),
+            input.idempotency_key,
+        )
+
+    return await ctx.attempt(work, id_field="invoiceId")
+
+
+async def top_up(ctx: Context, input: TopUpInput) -> Payment | UserError:
+    """Charge a stored card for credit (which also pays the oldest open invoices)."""
+
+    async def work(session: AsyncSession) -> Payment:
+        customer = await customers.get_customer(
+            session, ctx.viewer, decode_id(input.customer_id, "Customer", "customerId")
+        )
+        return await payments.pay_with_payment_method(
+            session, ctx.viewer, customer.id, parse_amount(input.amount, customer.currency),
+            None,
+            decode_optional_id(input.payment_method_id, "PaymentMethod", "paymentMethodId"),
+            input.idempotency_key,
+        )
+
+    return await ctx.attempt(work, id_field="customerId")

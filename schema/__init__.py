@@ -1,0 +1,117 @@
+"""The one GraphQL schema: each domain module's queries and mutations, composed.
+
+:func:`build_schema` adds the protective extensions from the settings — depth, alias and
+token limits, parser and validation caches, introspection on or off, internal errors masked
+outside development.  ``schema`` is the schema built from default settings; its SDL is
+exported to ``schema/schema.graphql`` by :func:`export_sdl` (``python -m schema``), and
+a test fails when the two drift apart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
+
+from schema.accounts import AccountMutations, AccountQueries
+from schema.auth import AuthMutations, AuthQueries
+from schema.charges import ChargeMutations
+from schema.clock import ClockMutations, ClockQueries
+from schema.customers import CustomerMutations, CustomerQueries
+from schema.errors import DomainErrorCodes, is_internal, redact_card_numbers
+from schema.invoices import InvoiceMutations, InvoiceQueries
+from schema.payment_methods import PaymentMethodMutations
+from schema.payments import PaymentMutations, PaymentQueries
+from settings import Settings
+
+log = logging.getLogger("kassa.schema")
+
+SDL_PATH = Path(__file__).resolve().parent / "schema.graphql"
+
+Query = merge_types(
+    "Query",
+    (AuthQueries, CustomerQueries, AccountQueries, InvoiceQueries, PaymentQueries, ClockQueries),
+)
+Mutation = merge_types(
+    "Mutation",
+    (AuthMutations, CustomerMutations, AccountMutations, ChargeMutations, InvoiceMutations,
+     PaymentMutations, PaymentMethodMutations, ClockMutations),
+)
+
+
+def _extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
+    """Extension factories (strawberry makes one set per request).
+
+    The depth and alias rules are built once here, not per request: the validation cache
+    is keyed by the rule classes, and a fresh class per request would never hit it.
+    """
+    limits = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        ParserCache,
+        lambda: AddValidationRules(limits),
+        ValidationCache,
+        DomainErrorCodes,
+    ]
+    if not settings.introspection:
+        extensions.append(DisableIntrospection)
+    if not settings.development:
+        extensions.append(lambda: MaskErrors(should_mask_error=is_internal))
+    return extensions
+
+
+class KassaSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Redact card numbers from every error, then log it without the query's text.
+
+        Strawberry calls this once for every error, before extensions (and the response)
+        see it, so this one place covers both the client and the log.  Its default logging
+        quotes the query around the error, which may hold a card number typed into it.
+        Only bugs are logged as errors (with their traceback); the caller's mistakes are
+        routine and logged at INFO.
+        """
+        for error in errors:
+            error.message = redact_card_numbers(error.message)
+            if is_internal(error):
+                log.error("GraphQL %s: %s", error.path, error.message,
+                          exc_info=error.original_error)
+            else:
+                log.info("GraphQL %s: %s", error.path, error.message)
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    return KassaSchema(
+        query=Query, mutation=Mutation, extensions=_extensions(settings),
+        # Without introspection, "did you mean …?" hints would leak the schema anyway.
+        config=StrawberryConfig(disable_field_suggestions=not settings.introspection),
+    )
+
+
+schema = build_schema(Settings())
+
+
+def export_sdl(path: Path = SDL_PATH) -> None:
+    """Write the schema's SDL to ``path`` (the committed ``schema/schema.graphql``)."""
+    path.write_text(str(schema) + "\n", encoding="utf-8")

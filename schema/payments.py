@@ -1,0 +1,208 @@
+"""Payments: cash, wire and cheque recorded by staff; card payments; refunds and voids."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from billing import models
+from billing.errors import UserError
+from billing.payments import payment_error
+from resolvers import payments as resolve
+from billing.access import acts_for_customer
+from resolvers.context import Info
+from schema.errors import UserErrorType, user_errors
+from schema.money import Money
+from schema.payment_methods import PaymentMethod
+from schema.permissions import IsAuthenticated
+from schema.relay import DEFAULT_PAGE_SIZE, Connection, encode_id, paginate
+
+if TYPE_CHECKING:
+    from schema.customers import Customer
+    from schema.invoices import Invoice
+
+# The billing enums are the API's enums: registered here, then used as they are.
+strawberry.enum(
+    models.PaymentMethodKind, name="PaymentMethodKind",
+    description="How the money came: CASH, WIRE, CHEQUE or CARD.",
+)
+strawberry.enum(models.PaymentStatus)
+
+_IDEMPOTENCY_KEY = (
+    "A replay with the same key returns the first result; the same key with other arguments "
+    "is refused (IDEMPOTENCY_KEY_REUSED)."
+)
+
+
+@strawberry.type
+class Payment:
+    id: strawberry.ID
+    method: models.PaymentMethodKind
+    amount: Money
+    refunded_amount: Money
+    status: models.PaymentStatus = strawberry.field(
+        description="UNKNOWN: the processor has not answered yet; it is asked again shortly."
+    )
+    reference: str | None
+    received_at: datetime
+    processor: str | None
+    decline_code: str | None
+    message: str | None = strawberry.field(description="Safe to show to the customer.")
+    customer_id: strawberry.Private[int]
+    invoice_id: strawberry.Private[int | None]
+    payment_method_id: strawberry.Private[int | None]
+
+    @classmethod
+    def from_model(cls, row: models.Payment) -> Payment:
+        return cls(
+            id=encode_id("Payment", row.id), method=row.method,
+            amount=Money.of(row.amount, row.currency),
+            refunded_amount=Money.of(row.refunded_amount, row.currency), status=row.status,
+            reference=row.reference, received_at=row.received_at, processor=row.processor,
+            decline_code=row.decline_code, message=row.message, customer_id=row.customer_id,
+            invoice_id=row.invoice_id, payment_method_id=row.payment_method_id,
+        )
+
+    @strawberry.field
+    async def customer(
+        self, info: Info
+    ) -> Annotated[Customer, strawberry.lazy("schema.customers")]:
+        from schema.customers import Customer  # a cycle: customers list their payments
+
+        row = await info.context.loaders.customers.load(self.customer_id)
+        assert row is not None  # a payment never outlives its customer
+        return Customer.from_model(row)
+
+    @strawberry.field(description="The invoice a card payment was made for, if any.")
+    async def invoice(
+        self, info: Info
+    ) -> Annotated[Invoice, strawberry.lazy("schema.invoices")] | None:
+        from schema.invoices import Invoice  # a cycle: invoices list their payments
+
+        if self.invoice_id is None:
+            return None
+        row = await info.context.loaders.invoices.load(self.invoice_id)
+        return None if row is None else Invoice.from_model(row)
+
+    @strawberry.field(description="The card charged (even if removed since), for card payments; "
+                      "null for callers who may not see the customer's cards.")
+    async def payment_method(self, info: Info) -> PaymentMethod | None:
+        if self.payment_method_id is None or not acts_for_customer(info.context.viewer,
+                                                                     self.customer_id):
+            return None
+        row = await info.context.loaders.payment_methods.load(self.payment_method_id)
+        return None if row is None else PaymentMethod.from_model(row)
+
+
+@strawberry.input
+class RecordPaymentInput:
+    customer_id: strawberry.ID
+    amount: str = strawberry.field(description="Decimal amount, greater than zero.")
+    currency: str = strawberry.field(description="Must be the customer's currency.")
+    method: models.PaymentMethodKind = strawberry.field(description="CASH, WIRE or CHEQUE.")
+    idempotency_key: str = strawberry.field(description=_IDEMPOTENCY_KEY)
+    reference: str | None = None
+    received_at: datetime | None = strawberry.field(
+        default=None, description="When the money arrived (not in the future); now if unset."
+    )
+
+
+@strawberry.input
+class RefundPaymentInput:
+    payment_id: strawberry.ID
+    reason: str
+    idempotency_key: str = strawberry.field(description=_IDEMPOTENCY_KEY)
+    amount: str | None = strawberry.field(
+        default=None, description="Decimal amount; everything not yet refunded if unset."
+    )
+
+
+@strawberry.input
+class VoidPaymentInput:
+    payment_id: strawberry.ID
+    reason: str
+
+
+@strawberry.input
+class PayInvoiceInput:
+    invoice_id: strawberry.ID
+    idempotency_key: str = strawberry.field(description=_IDEMPOTENCY_KEY)
+    amount: str | None = strawberry.field(
+        default=None, description="Decimal amount; what the invoice still needs if unset."
+    )
+    payment_method_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The card to charge; the default card if unset."
+    )
+
+
+@strawberry.input
+class TopUpInput:
+    customer_id: strawberry.ID
+    amount: str = strawberry.field(description="Decimal amount, greater than zero.")
+    idempotency_key: str = strawberry.field(description=_IDEMPOTENCY_KEY)
+    payment_method_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The card to charge; the default card if unset."
+    )
+
+
+@strawberry.type(
+    description="A declined card gives both the FAILED payment (the record of the attempt) "
+    "and an error saying why."
+)
+class PaymentPayload:
+    payment: Payment | None = None
+    errors: list[UserErrorType] = strawberry.field(default_factory=list)
+
+    @classmethod
+    def of(cls, result: models.Payment | UserError) -> PaymentPayload:
+        if isinstance(result, UserError):
+            return cls(errors=user_errors(result))
+        return cls(payment=Payment.from_model(result), errors=user_errors(payment_error(result)))
+
+
+@strawberry.type
+class PaymentQueries:
+    @strawberry.field(permission_classes=[IsAuthenticated])
+    async def payment(self, info: Info, id: strawberry.ID) -> Payment | None:
+        row = await resolve.payment(info.context, id)
+        return None if row is None else Payment.from_model(row)
+
+    @strawberry.field(permission_classes=[IsAuthenticated],
+                      description="Payments in your scope, newest first; receivedTo exclusive.")
+    async def payments(
+        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None,
+        customer_id: strawberry.ID | None = None, method: models.PaymentMethodKind | None = None,
+        received_from: datetime | None = None, received_to: datetime | None = None,
+    ) -> Connection[Payment]:
+        query = resolve.payment_list(info.context, customer_id, method, received_from,
+                                     received_to)
+        return await paginate(info, query, models.Payment.id, first, after, Payment.from_model)
+
+
+@strawberry.type
+class PaymentMutations:
+    @strawberry.mutation(permission_classes=[IsAuthenticated],
+                         description="Record cash, a wire or a cheque received.")
+    async def record_payment(self, info: Info, input: RecordPaymentInput) -> PaymentPayload:
+        return PaymentPayload.of(await resolve.record_payment(info.context, input))
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def refund_payment(self, info: Info, input: RefundPaymentInput) -> PaymentPayload:
+        return PaymentPayload.of(await resolve.refund_payment(info.context, input))
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated],
+                         description="Undo a cash, wire or cheque payment recorded in error.")
+    async def void_payment(self, info: Info, input: VoidPaymentInput) -> PaymentPayload:
+        return PaymentPayload.of(await resolve.void_payment(info.context, input))
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated],
+                         description="Pay an invoice with a stored card.")
+    async def pay_invoice(self, info: Info, input: PayInvoiceInput) -> PaymentPayload:
+        return PaymentPayload.of(await resolve.pay_invoice(info.context, input))
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated],
+                         description="Add credit with a stored card.")
+    async def top_up(self, info: Info, input: TopUpInput) -> PaymentPayload:
+        return PaymentPayload.of(await resolve.top_up(info.context, input))

@@ -1,0 +1,101 @@
+"""Settings from the environment, read once into an immutable object.
+
+Everything configurable lives here so that ``create_app(settings)`` and the CLI get the same
+values and tests can build their own without touching ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_SQLITE_PATH = Path("var") / "kassa.db"
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the usual ``postgresql://`` / ``sqlite:///`` forms and pick the async drivers."""
+    if url.startswith(("postgres://", "postgresql://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url.split(":///", 1)[1]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(default_factory=lambda: sqlite_url(DEFAULT_SQLITE_PATH))
+    #: Signs session cookies and download links; must be set in production.
+    secret_key: str = "dev-insecure-secret-change-me"
+    #: Key for encrypting processor credentials at rest (Fernet, urlsafe base64, 32 bytes).
+    encryption_key: str | None = None
+    #: development: GraphiQL on, errors unmasked.
+    environment: str = "development"
+    #: The test clock may be moved through the API only when this is on.
+    test_mode: bool = True
+    graphiql: bool = True
+    introspection: bool = True
+    run_worker: bool = True
+    max_query_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 2000
+    #: Where outgoing mail (password reset links) is handed over: an SMTP server, which
+    #: aiosmtplib upgrades with STARTTLS whenever the server offers it.
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_from: str = "kassa@localhost"
+    #: The address people reach kassa at, for links in e-mails.  A setting rather than the
+    #: request's Host header, which an attacker chooses ("password reset poisoning").
+    public_url: str = "http://127.0.0.1:8000"
+    #: The name at the head of the provider's own customers' invoice PDFs (a reseller's
+    #: customers get the reseller's name).
+    provider_name: str = "kassa"
+    #: The processor new cards are tokenized with (``processors.registry`` names).
+    card_processor: str = "simulator"
+    #: How long a signed invoice PDF link (``Invoice.pdfUrl``) stays valid.
+    pdf_link_seconds: int = 15 * 60
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def from_env(environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    environment = env.get("KASSA_ENV", "development")
+    development = environment == "development"
+    url = env.get("KASSA_DATABASE_URL") or sqlite_url(DEFAULT_SQLITE_PATH)
+    return Settings(
+        database_url=normalise_database_url(url),
+        secret_key=env.get("KASSA_SECRET_KEY", Settings.secret_key),
+        encryption_key=env.get("KASSA_ENCRYPTION_KEY"),
+        environment=environment,
+        test_mode=_bool(env.get("KASSA_TEST_MODE"), development),
+        graphiql=_bool(env.get("KASSA_GRAPHIQL"), development),
+        introspection=_bool(env.get("KASSA_INTROSPECTION"), True),
+        run_worker=_bool(env.get("KASSA_RUN_WORKER"), True),
+        smtp_host=env.get("KASSA_SMTP_HOST") or Settings.smtp_host,
+        smtp_port=int(env.get("KASSA_SMTP_PORT") or Settings.smtp_port),
+        smtp_from=env.get("KASSA_SMTP_FROM") or Settings.smtp_from,
+        public_url=(env.get("KASSA_PUBLIC_URL") or Settings.public_url).rstrip("/"),
+        provider_name=env.get("KASSA_PROVIDER_NAME") or Settings.provider_name,
+        card_processor=env.get("KASSA_CARD_PROCESSOR") or Settings.card_processor,
+        pdf_link_seconds=int(env.get("KASSA_PDF_LINK_SECONDS") or Settings.pdf_link_seconds),
+    )
