@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
+from cross_web import HTTPException
 from sqlalchemy import func, select, text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -27,18 +28,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from cross_web import HTTPException
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
 import portals
-from resolvers import invoice_pdf_links, sessions
 from billing import clock, jobs, mailer
-from billing.models import Job, JobStatus
 from billing.db import Database
+from billing.models import Job, JobStatus
 from processors import registry
+from resolvers import invoice_pdf_links, sessions
 from resolvers.context import Context
 from schema import build_schema
 from settings import Settings, from_env
@@ -80,8 +80,10 @@ def is_request_error(result: ExecutionResult) -> bool:
     Such errors carry no ``path`` (field errors always do), and the response must then have
     no ``data`` entry at all.
     """
-    return result.data is None and bool(result.errors) and all(
-        error.path is None for error in result.errors or ()
+    return (
+        result.data is None
+        and bool(result.errors)
+        and all(error.path is None for error in result.errors or ())
     )
 
 
@@ -90,9 +92,11 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     GraphQL-over-HTTP media types and status codes."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(build_schema(settings),
-                         graphql_ide="graphiql" if settings.graphiql else None,
-                         subscription_protocols=())
+        super().__init__(
+            build_schema(settings),
+            graphql_ide="graphiql" if settings.graphiql else None,
+            subscription_protocols=(),
+        )
         self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -114,8 +118,14 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     ) -> Context:
         session = request.state.db_session
         viewer = await sessions.viewer_from_request(session, self.settings, request)
-        context = Context(settings=self.settings, db=request.app.state.db, session=session,
-                          viewer=viewer, request=request, response=response)
+        context = Context(
+            settings=self.settings,
+            db=request.app.state.db,
+            session=session,
+            viewer=viewer,
+            request=request,
+            response=response,
+        )
         request.state.graphql_context = context
         return context
 
@@ -142,14 +152,19 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         return processed
 
     def create_response(
-        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
         sub_response: Response,
     ) -> Response:
         response = super().create_response(response_data, sub_response)
         media_type = sub_response.media_type or JSON
         response.headers["content-type"] = f"{media_type}; charset=utf-8"
-        if (media_type == GRAPHQL_RESPONSE_JSON and isinstance(response_data, dict)
-                and "data" not in response_data and not sub_response.status_code):
+        if (
+            media_type == GRAPHQL_RESPONSE_JSON
+            and isinstance(response_data, dict)
+            and "data" not in response_data
+            and not sub_response.status_code
+        ):
             response.status_code = 400
         return response
 
@@ -190,7 +205,7 @@ async def healthz(request: Request) -> Response:
     try:
         async with database.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
-    except Exception:  # noqa: BLE001 - any failure means "not healthy"
+    except Exception:
         log.exception("health check failed")
         return JSONResponse({"status": "unavailable"}, status_code=503)
     return JSONResponse({"status": "ok"})
@@ -203,8 +218,12 @@ async def _job_counts(database: Database) -> dict[str, int]:
         return {
             "pending": int(await session.scalar(pending) or 0),
             "due": int(await session.scalar(pending.where(Job.due_at <= now)) or 0),
-            "failed": int(await session.scalar(
-                select(func.count(Job.id)).where(Job.status == JobStatus.FAILED)) or 0),
+            "failed": int(
+                await session.scalar(
+                    select(func.count(Job.id)).where(Job.status == JobStatus.FAILED)
+                )
+                or 0
+            ),
         }
 
 
@@ -230,10 +249,14 @@ async def metrics(request: Request) -> Response:
         "failed": "Jobs that failed every attempt and wait for a person.",
     }
     for name, value in (await _job_counts(request.app.state.db)).items():
-        lines += [f"# HELP kassa_jobs_{name} {descriptions[name]}",
-                  f"# TYPE kassa_jobs_{name} gauge", f"kassa_jobs_{name} {value}"]
-    return PlainTextResponse("\n".join(lines) + "\n",
-                             media_type="text/plain; version=0.0.4; charset=utf-8")
+        lines += [
+            f"# HELP kassa_jobs_{name} {descriptions[name]}",
+            f"# TYPE kassa_jobs_{name} gauge",
+            f"kassa_jobs_{name} {value}",
+        ]
+    return PlainTextResponse(
+        "\n".join(lines) + "\n", media_type="text/plain; version=0.0.4; charset=utf-8"
+    )
 
 
 # --- jobs ---------------------------------------------------------------------------------
@@ -254,7 +277,7 @@ async def run_worker(database: Database, interval: float = WORKER_INTERVAL_SECON
                 await notifications.start_jobs(database)
                 started = True
             await jobs.run_due(database)
-        except Exception:  # noqa: BLE001 - keep working; the next round may succeed
+        except Exception:
             log.exception("job worker round failed")
         await asyncio.sleep(interval)
 

@@ -17,15 +17,16 @@ from typing import Annotated, TypeVar
 import typer
 from sqlalchemy import func, select
 
+from billing.db import Database
 from billing.errors import UserError
 from billing.models import ApiKeyScope, LedgerAccount, LedgerTransaction, Role
-from billing.db import Database
 from migrations.migrate import migrate as migrate_database
 from processors import registry
 from settings import Settings, from_env
 
-app = typer.Typer(help="kassa: billing and payments.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="kassa: billing and payments.", no_args_is_help=True, pretty_exceptions_enable=False
+)
 
 T = TypeVar("T")
 WORKER_IDLE_SECONDS = 1.0
@@ -118,8 +119,7 @@ def demo() -> None:
 @app.command("create-admin")
 def create_admin(
     email: Annotated[str, typer.Option(help="The administrator's e-mail address (sign-in).")],
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
-                                          confirmation_prompt=True)],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
 ) -> None:
     """Add an administrator who sees every customer."""
     from billing.users import create_user
@@ -174,8 +174,10 @@ def collect() -> None:
     if report.busy:
         typer.echo("another collection run is going; nothing done")
         return
-    typer.echo(f"succeeded {report.succeeded}, failed {report.failed}, unknown "
-               f"{report.unknown}, canceled {report.canceled}, reconciled {report.reconciled}")
+    typer.echo(
+        f"succeeded {report.succeeded}, failed {report.failed}, unknown "
+        f"{report.unknown}, canceled {report.canceled}, reconciled {report.reconciled}"
+    )
 
 
 @app.command()

@@ -19,15 +19,20 @@ from starlette.routing import Route
 
 from app import create_app
 from billing.api_keys import authenticate_api_key
+from billing.db import Database
 from billing.models import Account, Customer, Invoice, LedgerAccount, Payment
 from billing.money import format_amount
-from billing.db import Database
 from settings import Settings
 
 
 def _settings() -> Settings:
-    return Settings(database_url=os.environ["KASSA_DATABASE_URL"], environment="production",
-                    run_worker=False, graphiql=False, secret_key="bench")
+    return Settings(
+        database_url=os.environ["KASSA_DATABASE_URL"],
+        environment="production",
+        run_worker=False,
+        graphiql=False,
+        secret_key="bench",
+    )
 
 
 def kassa_app() -> Starlette:
@@ -47,44 +52,104 @@ def plain_app() -> Starlette:
         async with db.session() as session:
             if await authenticate_api_key(session, token) is None:
                 return JSONResponse({"error": "unauthenticated"}, status_code=401)
-            row = (await session.execute(
-                select(Customer.id, Customer.name, Customer.status, Customer.currency,
-                       Customer.credit_limit, LedgerAccount.balance)
-                .join(LedgerAccount, LedgerAccount.id == Customer.ledger_account_id)
-                .where(Customer.id == customer_id))).one()
-            accounts = (await session.execute(
-                select(Account.id, Account.number, Account.product, Account.status)
-                .where(Account.customer_id == customer_id).order_by(Account.id))).all()
-            invoices = (await session.execute(
-                select(Invoice.id, Invoice.number, Invoice.status, Invoice.total,
-                       Invoice.amount_paid, Invoice.due_date)
-                .where(Invoice.customer_id == customer_id)
-                .order_by(Invoice.id.desc()).limit(10))).all()
-            payments = (await session.execute(
-                select(Payment.id, Payment.amount, Payment.method, Payment.status,
-                       Payment.received_at)
-                .where(Payment.customer_id == customer_id)
-                .order_by(Payment.id.desc()).limit(10))).all()
+            row = (
+                await session.execute(
+                    select(
+                        Customer.id,
+                        Customer.name,
+                        Customer.status,
+                        Customer.currency,
+                        Customer.credit_limit,
+                        LedgerAccount.balance,
+                    )
+                    .join(LedgerAccount, LedgerAccount.id == Customer.ledger_account_id)
+                    .where(Customer.id == customer_id)
+                )
+            ).one()
+            accounts = (
+                await session.execute(
+                    select(Account.id, Account.number, Account.product, Account.status)
+                    .where(Account.customer_id == customer_id)
+                    .order_by(Account.id)
+                )
+            ).all()
+            invoices = (
+                await session.execute(
+                    select(
+                        Invoice.id,
+                        Invoice.number,
+                        Invoice.status,
+                        Invoice.total,
+                        Invoice.amount_paid,
+                        Invoice.due_date,
+                    )
+                    .where(Invoice.customer_id == customer_id)
+                    .order_by(Invoice.id.desc())
+                    .limit(10)
+                )
+            ).all()
+            payments = (
+                await session.execute(
+                    select(
+                        Payment.id,
+                        Payment.amount,
+                        Payment.method,
+                        Payment.status,
+                        Payment.received_at,
+                    )
+                    .where(Payment.customer_id == customer_id)
+                    .order_by(Payment.id.desc())
+                    .limit(10)
+                )
+            ).all()
         currency = row.currency
-        return JSONResponse({"data": {"customer": {
-            "id": row.id, "name": row.name, "status": row.status.value,
-            "balance": _money(row.balance, currency),
-            "availableFunds": _money(row.credit_limit - row.balance, currency),
-            "accounts": [{"id": a.id, "number": a.number, "product": a.product,
-                          "status": a.status.value} for a in accounts],
-            "invoices": [{"id": i.id, "number": i.number, "status": i.status.value,
-                          "total": _money(i.total, currency),
-                          "outstanding": _money(i.total - i.amount_paid, currency),
-                          "dueDate": i.due_date.isoformat()} for i in invoices],
-            "payments": [{"id": p.id, "amount": _money(p.amount, currency),
-                          "method": p.method.value, "status": p.status.value,
-                          "receivedAt": p.received_at.isoformat()} for p in payments],
-        }}})
+        return JSONResponse(
+            {
+                "data": {
+                    "customer": {
+                        "id": row.id,
+                        "name": row.name,
+                        "status": row.status.value,
+                        "balance": _money(row.balance, currency),
+                        "availableFunds": _money(row.credit_limit - row.balance, currency),
+                        "accounts": [
+                            {
+                                "id": a.id,
+                                "number": a.number,
+                                "product": a.product,
+                                "status": a.status.value,
+                            }
+                            for a in accounts
+                        ],
+                        "invoices": [
+                            {
+                                "id": i.id,
+                                "number": i.number,
+                                "status": i.status.value,
+                                "total": _money(i.total, currency),
+                                "outstanding": _money(i.total - i.amount_paid, currency),
+                                "dueDate": i.due_date.isoformat(),
+                            }
+                            for i in invoices
+                        ],
+                        "payments": [
+                            {
+                                "id": p.id,
+                                "amount": _money(p.amount, currency),
+                                "method": p.method.value,
+                                "status": p.status.value,
+                                "receivedAt": p.received_at.isoformat(),
+                            }
+                            for p in payments
+                        ],
+                    }
+                }
+            }
+        )
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
         await db.dispose()
 
-    return Starlette(routes=[Route("/dashboard/{customer_id:int}", dashboard)],
-                     lifespan=lifespan)
+    return Starlette(routes=[Route("/dashboard/{customer_id:int}", dashboard)], lifespan=lifespan)

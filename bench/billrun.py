@@ -21,6 +21,7 @@ from sqlalchemy import func, insert, select
 
 from bench.scratch import fresh_database
 from billing import billrun
+from billing.db import Database
 from billing.models import (
     Account,
     BillingPeriodKind,
@@ -35,7 +36,6 @@ from billing.models import (
     LedgerTransaction,
     TransactionKind,
 )
-from billing.db import Database
 from settings import Settings, normalise_database_url, sqlite_url
 
 PERIOD_START = date(2026, 10, 1)
@@ -46,40 +46,93 @@ CHUNK = 5000
 async def _insert_chunks(db: Database, table: type, rows: list[dict]) -> None:  # type: ignore[type-arg]
     for start in range(0, len(rows), CHUNK):
         async with db.transaction() as session:
-            await session.execute(insert(table), rows[start:start + CHUNK])
+            await session.execute(insert(table), rows[start : start + CHUNK])
 
 
 async def seed(db: Database, customers: int, charges: int) -> None:
     created = datetime(2026, 10, 1, tzinfo=UTC)
-    await _insert_chunks(db, LedgerAccount, [
-        {"id": i, "kind": LedgerAccountKind.CUSTOMER, "owner_key": f"customer:{i}",
-         "currency": "USD", "balance": 0} for i in range(1, customers + 1)
-    ])
-    await _insert_chunks(db, Customer, [
-        {"id": i, "name": f"Customer {i}", "email": f"c{i}@example.com", "currency": "USD",
-         "time_zone": "UTC", "billing_period": BillingPeriodKind.MONTHLY,
-         "billing_anchor": PERIOD_START, "period_start": PERIOD_START,
-         "next_bill_at": PERIOD_END_UTC, "credit_limit": 0, "status": CustomerStatus.ACTIVE,
-         "auto_payment": False, "ledger_account_id": i, "created_at": created,
-         "updated_at": created} for i in range(1, customers + 1)
-    ])
-    await _insert_chunks(db, Account, [
-        {"id": i, "customer_id": i, "number": f"+1555{i:07d}", "product": "Mobile",
-         "status": "ACTIVE", "created_at": created} for i in range(1, customers + 1)
-    ])
+    await _insert_chunks(
+        db,
+        LedgerAccount,
+        [
+            {
+                "id": i,
+                "kind": LedgerAccountKind.CUSTOMER,
+                "owner_key": f"customer:{i}",
+                "currency": "USD",
+                "balance": 0,
+            }
+            for i in range(1, customers + 1)
+        ],
+    )
+    await _insert_chunks(
+        db,
+        Customer,
+        [
+            {
+                "id": i,
+                "name": f"Customer {i}",
+                "email": f"c{i}@example.com",
+                "currency": "USD",
+                "time_zone": "UTC",
+                "billing_period": BillingPeriodKind.MONTHLY,
+                "billing_anchor": PERIOD_START,
+                "period_start": PERIOD_START,
+                "next_bill_at": PERIOD_END_UTC,
+                "credit_limit": 0,
+                "status": CustomerStatus.ACTIVE,
+                "auto_payment": False,
+                "ledger_account_id": i,
+                "created_at": created,
+                "updated_at": created,
+            }
+            for i in range(1, customers + 1)
+        ],
+    )
+    await _insert_chunks(
+        db,
+        Account,
+        [
+            {
+                "id": i,
+                "customer_id": i,
+                "number": f"+1555{i:07d}",
+                "product": "Mobile",
+                "status": "ACTIVE",
+                "created_at": created,
+            }
+            for i in range(1, customers + 1)
+        ],
+    )
     async with db.transaction() as session:
-        await session.execute(insert(LedgerTransaction), [{
-            "id": 1, "kind": TransactionKind.CHARGE, "description": "bench seed",
-            "created_at": created}])
+        await session.execute(
+            insert(LedgerTransaction),
+            [
+                {
+                    "id": 1,
+                    "kind": TransactionKind.CHARGE,
+                    "description": "bench seed",
+                    "created_at": created,
+                }
+            ],
+        )
     rows = []
     for customer in range(1, customers + 1):
         for n in range(charges):
-            rows.append({
-                "customer_id": customer, "account_id": customer, "kind": ChargeKind.USAGE,
-                "description": f"Usage {n}", "amount": 100 + n, "currency": "USD",
-                "service_at": created + timedelta(days=n % 28, hours=n),
-                "posted_at": created, "status": "POSTED", "transaction_id": 1,
-            })
+            rows.append(
+                {
+                    "customer_id": customer,
+                    "account_id": customer,
+                    "kind": ChargeKind.USAGE,
+                    "description": f"Usage {n}",
+                    "amount": 100 + n,
+                    "currency": "USD",
+                    "service_at": created + timedelta(days=n % 28, hours=n),
+                    "posted_at": created,
+                    "status": "POSTED",
+                    "transaction_id": 1,
+                }
+            )
         if len(rows) >= CHUNK * 4:
             await _insert_chunks(db, Charge, rows)
             rows = []
@@ -89,7 +142,8 @@ async def seed(db: Database, customers: int, charges: int) -> None:
             for table in ("ledger_accounts", "customers", "accounts", "ledger_transactions"):
                 await conn.exec_driver_sql(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                    f"(SELECT max(id) FROM {table}))")
+                    f"(SELECT max(id) FROM {table}))"
+                )
             await conn.exec_driver_sql("ANALYZE")
 
 
@@ -108,11 +162,15 @@ async def main(database_url: str, customers: int, charges: int) -> None:
         lines = await session.scalar(select(func.count()).select_from(InvoiceLine))
     await db.dispose()
     backend = db.engine.dialect.name
-    print(f"bill run [{backend}]: {customers} customers x {charges} charges "
-          f"(seeded in {seeded:.1f} s)")
+    print(
+        f"bill run [{backend}]: {customers} customers x {charges} charges "
+        f"(seeded in {seeded:.1f} s)"
+    )
     print(f"  invoices {made} (reported {invoices}), lines {lines}")
-    print(f"  elapsed {elapsed:.1f} s = {customers / elapsed:,.0f} customers/s, "
-          f"{customers * charges / elapsed:,.0f} charges/s")
+    print(
+        f"  elapsed {elapsed:.1f} s = {customers / elapsed:,.0f} customers/s, "
+        f"{customers * charges / elapsed:,.0f} charges/s"
+    )
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from sqlalchemy import func, insert, select
 from bench.scratch import fresh_database
 from billing import clock
 from billing.collection_run import run_collection
+from billing.db import Database
 from billing.models import (
     AttemptStatus,
     BillingPeriodKind,
@@ -42,7 +43,6 @@ from billing.models import (
     PaymentMethod,
 )
 from billing.processing import ChargeStatus
-from billing.db import Database
 from processors import registry, simulator
 from settings import Settings, normalise_database_url, sqlite_url
 
@@ -54,7 +54,7 @@ CHUNK = 5000
 async def _insert(db: Database, table: type, rows: list[dict]) -> None:  # type: ignore[type-arg]
     for start in range(0, len(rows), CHUNK):
         async with db.transaction() as session:
-            await session.execute(insert(table), rows[start:start + CHUNK])
+            await session.execute(insert(table), rows[start : start + CHUNK])
 
 
 def _token(n: int) -> str:
@@ -66,39 +66,119 @@ async def seed(db: Database, invoices: int) -> None:
     created = datetime(2029, 8, 1, tzinfo=UTC)
     ids = range(1, invoices + 1)
     total = {i: 1000 + i % 5000 for i in ids}
-    await _insert(db, LedgerAccount, [
-        {"id": i, "kind": LedgerAccountKind.CUSTOMER, "owner_key": f"customer:{i}",
-         "currency": "USD", "balance": total[i]} for i in ids])
-    await _insert(db, Customer, [
-        {"id": i, "name": f"Customer {i}", "currency": "USD", "time_zone": "UTC",
-         "billing_period": BillingPeriodKind.MONTHLY, "billing_anchor": date(2029, 8, 1),
-         "period_start": date(2029, 9, 1), "next_bill_at": datetime(2029, 10, 1, tzinfo=UTC),
-         "credit_limit": 0, "status": CustomerStatus.ACTIVE, "auto_payment": True,
-         "ledger_account_id": i, "created_at": created, "updated_at": created} for i in ids])
-    await _insert(db, PaymentMethod, [
-        {"id": i, "customer_id": i, "processor": "simulator", "token": _token(i),
-         "brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2035,
-         "is_default": True, "created_at": created} for i in ids])
-    await _insert(db, Invoice, [
-        {"id": i, "customer_id": i, "owner_key": "provider", "number": f"INV-{i:06d}",
-         "kind": InvoiceKind.REGULAR, "currency": "USD", "period_start": date(2029, 8, 1),
-         "period_end": date(2029, 9, 1), "issue_date": date(2029, 9, 1), "due_date": DUE,
-         "previous_balance": 0, "payments_in_period": 0, "total": total[i], "amount_paid": 0,
-         "status": InvoiceStatus.UNPAID, "created_at": created} for i in ids])
-    await _insert(db, CollectionAttempt, [
-        {"id": i, "invoice_id": i, "customer_id": i, "scheduled_for": DUE,
-         "scheduled_at": datetime(2029, 9, 15, 9, tzinfo=UTC),
-         "status": AttemptStatus.SCHEDULED, "currency": "USD", "created_at": created}
-        for i in ids])
+    await _insert(
+        db,
+        LedgerAccount,
+        [
+            {
+                "id": i,
+                "kind": LedgerAccountKind.CUSTOMER,
+                "owner_key": f"customer:{i}",
+                "currency": "USD",
+                "balance": total[i],
+            }
+            for i in ids
+        ],
+    )
+    await _insert(
+        db,
+        Customer,
+        [
+            {
+                "id": i,
+                "name": f"Customer {i}",
+                "currency": "USD",
+                "time_zone": "UTC",
+                "billing_period": BillingPeriodKind.MONTHLY,
+                "billing_anchor": date(2029, 8, 1),
+                "period_start": date(2029, 9, 1),
+                "next_bill_at": datetime(2029, 10, 1, tzinfo=UTC),
+                "credit_limit": 0,
+                "status": CustomerStatus.ACTIVE,
+                "auto_payment": True,
+                "ledger_account_id": i,
+                "created_at": created,
+                "updated_at": created,
+            }
+            for i in ids
+        ],
+    )
+    await _insert(
+        db,
+        PaymentMethod,
+        [
+            {
+                "id": i,
+                "customer_id": i,
+                "processor": "simulator",
+                "token": _token(i),
+                "brand": "visa",
+                "last4": "4242",
+                "exp_month": 12,
+                "exp_year": 2035,
+                "is_default": True,
+                "created_at": created,
+            }
+            for i in ids
+        ],
+    )
+    await _insert(
+        db,
+        Invoice,
+        [
+            {
+                "id": i,
+                "customer_id": i,
+                "owner_key": "provider",
+                "number": f"INV-{i:06d}",
+                "kind": InvoiceKind.REGULAR,
+                "currency": "USD",
+                "period_start": date(2029, 8, 1),
+                "period_end": date(2029, 9, 1),
+                "issue_date": date(2029, 9, 1),
+                "due_date": DUE,
+                "previous_balance": 0,
+                "payments_in_period": 0,
+                "total": total[i],
+                "amount_paid": 0,
+                "status": InvoiceStatus.UNPAID,
+                "created_at": created,
+            }
+            for i in ids
+        ],
+    )
+    await _insert(
+        db,
+        CollectionAttempt,
+        [
+            {
+                "id": i,
+                "invoice_id": i,
+                "customer_id": i,
+                "scheduled_for": DUE,
+                "scheduled_at": datetime(2029, 9, 15, 9, tzinfo=UTC),
+                "status": AttemptStatus.SCHEDULED,
+                "currency": "USD",
+                "created_at": created,
+            }
+            for i in ids
+        ],
+    )
     async with db.transaction() as session:
         await clock.freeze(session, NOW)
     if db.engine.dialect.name == "postgresql":
         async with db.engine.begin() as conn:
-            for table in ("ledger_accounts", "customers", "payment_methods", "invoices",
-                          "collection_attempts"):
+            for table in (
+                "ledger_accounts",
+                "customers",
+                "payment_methods",
+                "invoices",
+                "collection_attempts",
+            ):
                 await conn.exec_driver_sql(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                    f"(SELECT max(id) FROM {table}))")
+                    f"(SELECT max(id) FROM {table}))"
+                )
             await conn.exec_driver_sql("ANALYZE")
 
 
@@ -115,23 +195,35 @@ async def main(database_url: str, invoices: int, latency_ms: int, concurrency: i
     elapsed = time.perf_counter() - started
     async with db.session() as session:
         paid = await session.scalar(
-            select(func.count()).select_from(Invoice).where(Invoice.status == InvoiceStatus.PAID))
+            select(func.count()).select_from(Invoice).where(Invoice.status == InvoiceStatus.PAID)
+        )
         payments = Counter((await session.scalars(select(Payment.invoice_id))).all())
-        attempt_invoice = dict((await session.execute(
-            select(CollectionAttempt.id, CollectionAttempt.invoice_id))).all())
+        attempt_invoice = dict(
+            (
+                await session.execute(select(CollectionAttempt.id, CollectionAttempt.invoice_id))
+            ).all()
+        )
     network = simulator.SimulatorProcessor().charge_log()
-    charged = Counter(attempt_invoice[int(key.removeprefix("attempt-"))]
-                      for key, result in network if result.status == ChargeStatus.SUCCEEDED)
-    doubles = sum(1 for n in charged.values() if n > 1) + sum(1 for n in payments.values()
-                                                               if n > 1)
+    charged = Counter(
+        attempt_invoice[int(key.removeprefix("attempt-"))]
+        for key, result in network
+        if result.status == ChargeStatus.SUCCEEDED
+    )
+    doubles = sum(1 for n in charged.values() if n > 1) + sum(1 for n in payments.values() if n > 1)
     await db.dispose()
     calls_floor = invoices / concurrency * latency_ms / 1000
-    print(f"collection run [{db.engine.dialect.name}]: {invoices} invoices due, simulator "
-          f"{latency_ms} ms per call, {concurrency} calls at once (seeded in {seeded:.1f} s)")
-    print(f"  succeeded {report.succeeded}, failed {report.failed}, unknown {report.unknown}; "
-          f"invoices PAID {paid}; processor calls {len(network)}")
-    print(f"  elapsed {elapsed:.1f} s = {invoices / elapsed:,.0f} invoices/s "
-          f"(processor calls alone: {calls_floor:.1f} s)")
+    print(
+        f"collection run [{db.engine.dialect.name}]: {invoices} invoices due, simulator "
+        f"{latency_ms} ms per call, {concurrency} calls at once (seeded in {seeded:.1f} s)"
+    )
+    print(
+        f"  succeeded {report.succeeded}, failed {report.failed}, unknown {report.unknown}; "
+        f"invoices PAID {paid}; processor calls {len(network)}"
+    )
+    print(
+        f"  elapsed {elapsed:.1f} s = {invoices / elapsed:,.0f} invoices/s "
+        f"(processor calls alone: {calls_floor:.1f} s)"
+    )
     print(f"  double charges: {doubles}")
 
 
@@ -143,5 +235,4 @@ if __name__ == "__main__":
     parser.add_argument("--database-url", default=os.environ.get("KASSA_BENCH_DATABASE_URL"))
     args = parser.parse_args()
     url = args.database_url or sqlite_url(Path(tempfile.mkdtemp()) / "bench.db")
-    asyncio.run(main(normalise_database_url(url), args.invoices, args.latency_ms,
-                     args.concurrency))
+    asyncio.run(main(normalise_database_url(url), args.invoices, args.latency_ms, args.concurrency))

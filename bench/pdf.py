@@ -26,16 +26,28 @@ from pathlib import Path
 from bench import billrun as billrun_bench
 from bench.scratch import fresh_database
 from billing import billrun, invoice_pdfs
+from billing.db import Database
 from billing.invoice_pdf_layout import DocumentLine, InvoiceDocument, render_invoice_pdf
 from billing.invoice_pdfs import RENDER_BATCH, render_and_store
 from billing.models import InvoiceKind, InvoiceStatus
-from billing.db import Database
 from settings import Settings, normalise_database_url, sqlite_url
 
-NAMES = ("Chinua Achebe", "Zoë Brontë", "Łukasz Kowalski", "Ngozi Okonjo-Iweala",
-         "Ada Lovelace", "Nguyễn Văn An")
-DESCRIPTIONS = ("Calls to mobiles", "Data bundle 5 GB", "International calls to Ghana",
-                "SMS bundle", "Fibre 100 Mbit/s monthly subscription", "Roaming data (EU zone)")
+NAMES = (
+    "Chinua Achebe",
+    "Zoë Brontë",
+    "Łukasz Kowalski",
+    "Ngozi Okonjo-Iweala",
+    "Ada Lovelace",
+    "Nguyễn Văn An",
+)
+DESCRIPTIONS = (
+    "Calls to mobiles",
+    "Data bundle 5 GB",
+    "International calls to Ghana",
+    "SMS bundle",
+    "Fibre 100 Mbit/s monthly subscription",
+    "Roaming data (EU zone)",
+)
 STATUSES = (InvoiceStatus.UNPAID, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID)
 
 
@@ -43,23 +55,42 @@ def document(n: int, lines: int) -> InvoiceDocument:
     """The ``n``-th benchmark invoice, different enough from its neighbours to be honest."""
     start = date(2026, 3, 1)
     charges = tuple(
-        DocumentLine(f"+23480{n % 1000:04d}{k:03d}", f"{DESCRIPTIONS[(n + k) % 6]} #{k}",
-                     start + timedelta(days=k % 31), 150 + 37 * k + n % 100)
+        DocumentLine(
+            f"+23480{n % 1000:04d}{k:03d}",
+            f"{DESCRIPTIONS[(n + k) % 6]} #{k}",
+            start + timedelta(days=k % 31),
+            150 + 37 * k + n % 100,
+        )
         for k in range(lines)
     )
     total = sum(line.amount for line in charges)
     status = STATUSES[n % 3]
-    paid = {InvoiceStatus.UNPAID: 0, InvoiceStatus.PARTIALLY_PAID: total // 2,
-            InvoiceStatus.PAID: total}[status]
+    paid = {
+        InvoiceStatus.UNPAID: 0,
+        InvoiceStatus.PARTIALLY_PAID: total // 2,
+        InvoiceStatus.PAID: total,
+    }[status]
     return InvoiceDocument(
-        invoice_id=n, provider="Lagos Fibre & Mobile", customer_name=NAMES[n % len(NAMES)],
+        invoice_id=n,
+        provider="Lagos Fibre & Mobile",
+        customer_name=NAMES[n % len(NAMES)],
         customer_address=f"{n} Marina Road\nLagos Island\nLagos",
         customer_email=f"c{n}@example.com",
-        number=f"INV-{n:06d}", kind=InvoiceKind.REGULAR, currency="USD", period_start=start,
-        period_last_day=date(2026, 3, 31), issue_date=date(2026, 4, 1),
-        due_date=date(2026, 4, 15), lines=charges, previous_balance=1200 + n,
-        payments_in_period=1200, total=total, balance_due=total + n, amount_paid=paid,
-        amount_due=total - paid, status=status,
+        number=f"INV-{n:06d}",
+        kind=InvoiceKind.REGULAR,
+        currency="USD",
+        period_start=start,
+        period_last_day=date(2026, 3, 31),
+        issue_date=date(2026, 4, 1),
+        due_date=date(2026, 4, 15),
+        lines=charges,
+        previous_balance=1200 + n,
+        payments_in_period=1200,
+        total=total,
+        balance_due=total + n,
+        amount_paid=paid,
+        amount_due=total - paid,
+        status=status,
     )
 
 
@@ -69,10 +100,14 @@ def render_only(invoices: int, lines: int) -> None:
     wall, cpu = time.perf_counter(), time.process_time()
     sizes = [len(render_invoice_pdf(d)) for d in documents]
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(f"{invoices} invoices x {lines} lines in {wall:.2f} s "
-          f"({cpu:.2f} s CPU), {sum(sizes) / len(sizes) / 1024:.1f} KiB each")
-    print(f"{invoices / wall:.0f} PDFs/s wall, {invoices / cpu:.0f} PDFs/s per core "
-          f"({1000 * cpu / invoices:.2f} ms CPU each)")
+    print(
+        f"{invoices} invoices x {lines} lines in {wall:.2f} s "
+        f"({cpu:.2f} s CPU), {sum(sizes) / len(sizes) / 1024:.1f} KiB each"
+    )
+    print(
+        f"{invoices / wall:.0f} PDFs/s wall, {invoices / cpu:.0f} PDFs/s per core "
+        f"({1000 * cpu / invoices:.2f} ms CPU each)"
+    )
 
 
 async def after_bill_run(database_url: str, invoices: int, lines: int) -> None:
@@ -91,8 +126,10 @@ async def after_bill_run(database_url: str, invoices: int, lines: int) -> None:
             break
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     await db.dispose()
-    print(f"render job [{db.engine.dialect.name}]: {rendered} invoices x {lines} lines "
-          f"after a bill run, in {wall:.2f} s ({cpu:.2f} s CPU in this process)")
+    print(
+        f"render job [{db.engine.dialect.name}]: {rendered} invoices x {lines} lines "
+        f"after a bill run, in {wall:.2f} s ({cpu:.2f} s CPU in this process)"
+    )
     print(f"{rendered / wall:.0f} PDFs/s gathered, drawn and stored")
 
 

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import httpx
 
-from bench.scratch import fresh_database
 from app import create_app
-from billing.demo import ADMIN_LOGIN, CUSTOMER_PASSWORD, PEOPLE, load_demo
+from bench.scratch import fresh_database
 from billing.db import Database
+from billing.demo import ADMIN_LOGIN, CUSTOMER_PASSWORD, PEOPLE, load_demo
 from settings import Settings, normalise_database_url, sqlite_url
 
 #: https, because outside development the session cookie is Secure.
@@ -66,8 +66,9 @@ async def sign_in(client: httpx.AsyncClient, email: str, password: str) -> None:
     form = await client.get("/portal/sign-in")
     match = _CSRF_FIELD.search(form.text)
     assert match is not None, "no CSRF token on the sign-in page"
-    response = await client.post("/portal/sign-in", data={
-        "csrf_token": match.group(1), "email": email, "password": password})
+    response = await client.post(
+        "/portal/sign-in", data={"csrf_token": match.group(1), "email": email, "password": password}
+    )
     assert response.status_code == 303, response.text
 
 
@@ -86,42 +87,57 @@ async def measure(client: httpx.AsyncClient, path: str, requests: int) -> Figure
 
 async def run(database_url: str, requests: int) -> list[Figures]:
     await fresh_database(database_url)
-    settings = Settings(database_url=database_url, environment="production", run_worker=False,
-                        graphiql=False, secret_key="bench")
+    settings = Settings(
+        database_url=database_url,
+        environment="production",
+        run_worker=False,
+        graphiql=False,
+        secret_key="bench",
+    )
     db = Database(settings)
     try:
         await load_demo(db)
         app = create_app(settings, database=db)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as customer, \
-                httpx.AsyncClient(transport=transport, base_url=BASE_URL) as admin:
+        async with (
+            httpx.AsyncClient(transport=transport, base_url=BASE_URL) as customer,
+            httpx.AsyncClient(transport=transport, base_url=BASE_URL) as admin,
+        ):
             await sign_in(customer, CUSTOMER_EMAIL, CUSTOMER_PASSWORD)
             await sign_in(admin, *ADMIN_LOGIN)
-            found = await admin.post("/graphql", json={
-                "query": FIND_CUSTOMER, "variables": {"email": CUSTOMER_EMAIL}})
+            found = await admin.post(
+                "/graphql", json={"query": FIND_CUSTOMER, "variables": {"email": CUSTOMER_EMAIL}}
+            )
             customer_id = found.json()["data"]["customers"]["edges"][0]["node"]["id"]
-            return [await measure(customer, "/portal", requests),
-                    await measure(admin, f"/admin/customers/{customer_id}", requests)]
+            return [
+                await measure(customer, "/portal", requests),
+                await measure(admin, f"/admin/customers/{customer_id}", requests),
+            ]
     finally:
         await db.dispose()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", help="a scratch database (default: a temporary "
-                        "SQLite file)")
+    parser.add_argument(
+        "--database-url", help="a scratch database (default: a temporary SQLite file)"
+    )
     parser.add_argument("--requests", type=int, default=500)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kassa-bench-") as folder:
-        database_url = normalise_database_url(args.database_url) if args.database_url \
+        database_url = (
+            normalise_database_url(args.database_url)
+            if args.database_url
             else sqlite_url(Path(folder) / "portal.db")
+        )
         results = asyncio.run(run(database_url, args.requests))
     database = "SQLite" if database_url.startswith("sqlite") else database_url.split("@")[-1]
-    print(f"Portal render time, in-process, {database}, {args.requests} requests per page "
-          f"after {WARM_UP} to warm up")
+    print(
+        f"Portal render time, in-process, {database}, {args.requests} requests per page "
+        f"after {WARM_UP} to warm up"
+    )
     for figures in results:
-        print(f"  {figures.path:<52} median {figures.median:6.1f} ms   "
-              f"p99 {figures.p99:6.1f} ms")
+        print(f"  {figures.path:<52} median {figures.median:6.1f} ms   p99 {figures.p99:6.1f} ms")
 
 
 if __name__ == "__main__":

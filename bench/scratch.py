@@ -16,8 +16,9 @@ async def fresh_database(database_url: str) -> None:
         server = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
         try:
             async with server.connect() as conn:
-                exists = await conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                           {"n": url.database})
+                exists = await conn.scalar(
+                    text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}
+                )
                 if not exists:
                     await conn.execute(text(f'CREATE DATABASE "{url.database}"'))
         finally:

@@ -116,5 +116,7 @@ def may_see_customer(viewer: Viewer, customer: Customer) -> bool:
     if viewer.role == Role.CUSTOMER:
         return customer.id == viewer.customer_id
     if viewer.role == Role.DISTRIBUTOR:
-        return customer.distributor_id is not None and customer.distributor_id == viewer.distributor_id
+        return (
+            customer.distributor_id is not None and customer.distributor_id == viewer.distributor_id
+        )
     return False

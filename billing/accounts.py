@@ -43,11 +43,16 @@ async def create_account(
     returns the account the first call made."""
     require_staff(viewer, write=True)
     idempotency.require_for_money(idempotency_key, opening_balance, "openingBalance")
-    arguments = {"customer": customer_id, "number": number, "product": product,
-                 "opening_balance": opening_balance}
+    arguments = {
+        "customer": customer_id,
+        "number": number,
+        "product": product,
+        "opening_balance": opening_balance,
+    }
     if idempotency_key:
-        previous = await idempotency.replay(session, viewer.idempotency_scope, idempotency_key,
-                                            "create_account", arguments)
+        previous = await idempotency.replay(
+            session, viewer.idempotency_scope, idempotency_key, "create_account", arguments
+        )
         if previous is not None:
             return await get_account(session, viewer, previous)
     customer = await get_customer(session, viewer, customer_id)
@@ -56,15 +61,27 @@ async def create_account(
     if await _number_taken(session, number):
         raise UserError("DUPLICATE_ACCOUNT", f"account {number} already exists", "number")
     now = await clock.now(session)
-    account = Account(customer_id=customer.id, number=number, product=product,
-                      status=AccountStatus.ACTIVE, created_at=now)
+    account = Account(
+        customer_id=customer.id,
+        number=number,
+        product=product,
+        status=AccountStatus.ACTIVE,
+        created_at=now,
+    )
     session.add(account)
     await session.flush()
     if opening_balance:
         await post_opening_balance(session, customer, opening_balance, now, account.id)
     if idempotency_key:
-        await idempotency.remember(session, viewer.idempotency_scope, idempotency_key,
-                                   "create_account", arguments, account.id, now)
+        await idempotency.remember(
+            session,
+            viewer.idempotency_scope,
+            idempotency_key,
+            "create_account",
+            arguments,
+            account.id,
+            now,
+        )
     return account
 
 

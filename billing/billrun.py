@@ -52,14 +52,13 @@ def elapsed_periods(
     return ended, period
 
 
-async def _due_customers(
-    session: AsyncSession, now: datetime, after_id: int
-) -> list[Row[Any]]:
+async def _due_customers(session: AsyncSession, now: datetime, after_id: int) -> list[Row[Any]]:
     """The next batch of customers whose open period has ended, locked against other writers."""
     query = (
         invoices.billee_query()
-        .add_columns(Customer.status, Customer.billing_period, Customer.billing_anchor,
-                     Customer.period_start)
+        .add_columns(
+            Customer.status, Customer.billing_period, Customer.billing_anchor, Customer.period_start
+        )
         .where(Customer.next_bill_at <= now, Customer.id > after_id)
         .order_by(Customer.id)
         .limit(BATCH_SIZE)
@@ -69,16 +68,15 @@ async def _due_customers(
     return list((await session.execute(query)).all())
 
 
-async def _move_on(
-    session: AsyncSession, moves: list[dict[str, Any]], now: datetime
-) -> None:
+async def _move_on(session: AsyncSession, moves: list[dict[str, Any]], now: datetime) -> None:
     """Set each customer's open period (first day, end instant) in one executemany."""
     customers = Customer.__table__
     await session.execute(
         update(customers)
         .where(customers.c.id == bindparam("b_id"))
-        .values(period_start=bindparam("b_start"), next_bill_at=bindparam("b_ends"),
-                updated_at=now),
+        .values(
+            period_start=bindparam("b_start"), next_bill_at=bindparam("b_ends"), updated_at=now
+        ),
         moves,
     )
 
@@ -94,8 +92,13 @@ async def _close_batch(session: AsyncSession, rows: list[Row[Any]], now: datetim
         if row.status != CustomerStatus.CLOSED:
             billee = invoices.billee_from_row(row)
             closings += [invoices.Closing(billee, period, InvoiceKind.REGULAR) for period in ended]
-        moves.append({"b_id": row.id, "b_start": open_period.start,
-                      "b_ends": open_period.end_utc(row.time_zone)})
+        moves.append(
+            {
+                "b_id": row.id,
+                "b_start": open_period.start,
+                "b_ends": open_period.end_utc(row.time_zone),
+            }
+        )
     issued = await invoices.issue_invoices(session, closings, now)
     await _move_on(session, moves, now)
     return len(issued)

@@ -36,8 +36,11 @@ async def post_charge(session: AsyncSession, viewer: Viewer, data: ChargeInput) 
     """Post one charge; a replayed idempotency key returns the first charge unchanged."""
     require_staff(viewer, write=True)
     arguments = {
-        "account": data.account_id, "kind": data.kind.value, "description": data.description,
-        "amount": data.amount, "currency": data.currency,
+        "account": data.account_id,
+        "kind": data.kind.value,
+        "description": data.description,
+        "amount": data.amount,
+        "currency": data.currency,
         "service_at": data.service_at.isoformat() if data.service_at else None,
     }
     scope = viewer.idempotency_scope
@@ -52,8 +55,9 @@ async def post_charge(session: AsyncSession, viewer: Viewer, data: ChargeInput) 
     if data.amount <= 0:
         raise UserError("AMOUNT_NOT_POSITIVE", "amount must be greater than zero", "amount")
     if validate_currency(data.currency) != customer.currency:
-        raise UserError("CURRENCY_MISMATCH",
-                        f"the customer is billed in {customer.currency}", "currency")
+        raise UserError(
+            "CURRENCY_MISMATCH", f"the customer is billed in {customer.currency}", "currency"
+        )
     now = await clock.now(session)
     service_at = data.service_at or now
     if service_at.tzinfo is None:
@@ -73,14 +77,21 @@ async def post_charge(session: AsyncSession, viewer: Viewer, data: ChargeInput) 
         customer_id=customer.id,
     )
     charge = Charge(
-        customer_id=customer.id, account_id=account.id, kind=data.kind,
-        description=description, amount=data.amount, currency=customer.currency,
-        service_at=service_at, posted_at=now, transaction_id=txn.id,
+        customer_id=customer.id,
+        account_id=account.id,
+        kind=data.kind,
+        description=description,
+        amount=data.amount,
+        currency=customer.currency,
+        service_at=service_at,
+        posted_at=now,
+        transaction_id=txn.id,
     )
     session.add(charge)
     await session.flush()
-    await idempotency.remember(session, scope, data.idempotency_key, "charge", arguments,
-                               charge.id, now)
+    await idempotency.remember(
+        session, scope, data.idempotency_key, "charge", arguments, charge.id, now
+    )
     return charge
 
 
@@ -92,7 +103,10 @@ async def get_charge(session: AsyncSession, viewer: Viewer, charge_id: int) -> C
 
 
 def charge_query(
-    viewer: Viewer, *, customer_id: int | None = None, account_id: int | None = None,
+    viewer: Viewer,
+    *,
+    customer_id: int | None = None,
+    account_id: int | None = None,
     uninvoiced: bool | None = None,
 ) -> Select:  # type: ignore[type-arg]
     query = visible(Charge, viewer)

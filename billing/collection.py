@@ -117,8 +117,9 @@ def validate_days(days: Sequence[int], field: str) -> tuple[int, ...]:
     if len(days) > MAX_ATTEMPT_DAYS:
         raise UserError("OUT_OF_RANGE", f"at most {MAX_ATTEMPT_DAYS} attempt days", field)
     if any(not 0 <= day <= MAX_DAYS_FROM_DUE for day in days):
-        raise UserError("OUT_OF_RANGE", f"attempt days must be between 0 and "
-                        f"{MAX_DAYS_FROM_DUE}", field)
+        raise UserError(
+            "OUT_OF_RANGE", f"attempt days must be between 0 and {MAX_DAYS_FROM_DUE}", field
+        )
     return tuple(sorted(set(days)))
 
 
@@ -149,14 +150,18 @@ def policy_of(cls: CustomerClass | None, row: CollectionSettings | None) -> Coll
 def settings_join(kind: Any) -> Any:
     """The ON clause joining a query over ``Customer`` to its class's settings for ``kind``
     (an :class:`InvoiceKind` or a column such as ``Invoice.kind``)."""
-    return and_(CollectionSettings.class_id == Customer.class_id,
-                CollectionSettings.invoice_kind == kind)
+    return and_(
+        CollectionSettings.class_id == Customer.class_id, CollectionSettings.invoice_kind == kind
+    )
 
 
 def payment_terms_column() -> Any:
     """The net days as SQL, for queries joined to CustomerClass and CollectionSettings."""
-    return func.coalesce(CollectionSettings.payment_terms_days, CustomerClass.payment_terms_days,
-                         DEFAULT_PAYMENT_TERMS_DAYS)
+    return func.coalesce(
+        CollectionSettings.payment_terms_days,
+        CustomerClass.payment_terms_days,
+        DEFAULT_PAYMENT_TERMS_DAYS,
+    )
 
 
 def review_column() -> Any:
@@ -188,27 +193,39 @@ async def save_settings(
     Changes apply to invoices issued (or approved) from now on: planned attempts and due
     dates of existing invoices stay as they were when they were made.
     """
-    row = await session.scalar(select(CollectionSettings).where(
-        CollectionSettings.class_id == class_id, CollectionSettings.invoice_kind == kind))
+    row = await session.scalar(
+        select(CollectionSettings).where(
+            CollectionSettings.class_id == class_id, CollectionSettings.invoice_kind == kind
+        )
+    )
     if row is None:
-        row = CollectionSettings(class_id=class_id, invoice_kind=kind,
-                                 card_charging=CardCharging.NEVER, attempt_days_before_due="",
-                                 attempt_days_after_due="", review=False)
+        row = CollectionSettings(
+            class_id=class_id,
+            invoice_kind=kind,
+            card_charging=CardCharging.NEVER,
+            attempt_days_before_due="",
+            attempt_days_after_due="",
+            review=False,
+        )
         session.add(row)
     if data.payment_terms_days is not None:
         row.payment_terms_days = non_negative_int(
-            data.payment_terms_days, _days_field(kind, "paymentTermsDays"))
+            data.payment_terms_days, _days_field(kind, "paymentTermsDays")
+        )
     if data.grace_period_days is not None:
         row.grace_period_days = non_negative_int(
-            data.grace_period_days, _days_field(kind, "gracePeriodDays"))
+            data.grace_period_days, _days_field(kind, "gracePeriodDays")
+        )
     if data.card_charging is not None:
         row.card_charging = data.card_charging
     if data.attempt_days_before_due is not None:
-        row.attempt_days_before_due = format_days(validate_days(
-            data.attempt_days_before_due, _days_field(kind, "attemptDaysBeforeDue")))
+        row.attempt_days_before_due = format_days(
+            validate_days(data.attempt_days_before_due, _days_field(kind, "attemptDaysBeforeDue"))
+        )
     if data.attempt_days_after_due is not None:
-        row.attempt_days_after_due = format_days(validate_days(
-            data.attempt_days_after_due, _days_field(kind, "attemptDaysAfterDue")))
+        row.attempt_days_after_due = format_days(
+            validate_days(data.attempt_days_after_due, _days_field(kind, "attemptDaysAfterDue"))
+        )
     if data.review is not None:
         row.review = data.review
     await session.flush()
@@ -222,7 +239,8 @@ async def settings_rows(
     if not class_ids:
         return {}
     rows = await session.scalars(
-        select(CollectionSettings).where(CollectionSettings.class_id.in_(list(class_ids))))
+        select(CollectionSettings).where(CollectionSettings.class_id.in_(list(class_ids)))
+    )
     return {(row.class_id, row.invoice_kind): row for row in rows.all()}
 
 
@@ -241,8 +259,11 @@ def attempt_days(policy: CollectionPolicy, issue_date: date, due_date: date) -> 
     days = {due_date + timedelta(days=after) for after in policy.days_after_due}
     if policy.card_charging == CardCharging.ON_ISSUE:
         days.add(issue_date)
-        days |= {due_date - timedelta(days=before) for before in policy.days_before_due
-                 if due_date - timedelta(days=before) >= issue_date}
+        days |= {
+            due_date - timedelta(days=before)
+            for before in policy.days_before_due
+            if due_date - timedelta(days=before) >= issue_date
+        }
     else:
         days.add(due_date)
     return sorted(days)
@@ -263,8 +284,7 @@ def attempt_schedule(
         upon_issue = policy.card_charging == CardCharging.ON_ISSUE and day == issue_date
         missed = day < today
         day = max(day, today)
-        at = now if upon_issue or missed else max(now, local_time_utc(day, ATTEMPT_TIME,
-                                                                       time_zone))
+        at = now if upon_issue or missed else max(now, local_time_utc(day, ATTEMPT_TIME, time_zone))
         planned[day] = min(planned.get(day, at), at)
     return sorted(planned.items())
 
@@ -282,42 +302,66 @@ async def plan_attempts(session: AsyncSession, invoice_ids: Sequence[int], now: 
     rows: list[dict[str, Any]] = []
     never: list[int] = []
     for start in range(0, len(invoice_ids), _IDS_PER_STATEMENT):
-        chunk = list(invoice_ids[start:start + _IDS_PER_STATEMENT])
+        chunk = list(invoice_ids[start : start + _IDS_PER_STATEMENT])
         found = await session.execute(
-            select(Invoice.id, Invoice.customer_id, Invoice.issue_date, Invoice.due_date,
-                   Invoice.currency, Customer.time_zone, CustomerClass.payment_terms_days,
-                   CustomerClass.grace_period_days, CollectionSettings)
+            select(
+                Invoice.id,
+                Invoice.customer_id,
+                Invoice.issue_date,
+                Invoice.due_date,
+                Invoice.currency,
+                Customer.time_zone,
+                CustomerClass.payment_terms_days,
+                CustomerClass.grace_period_days,
+                CollectionSettings,
+            )
             .join(Customer, Customer.id == Invoice.customer_id)
             .outerjoin(CustomerClass, CustomerClass.id == Customer.class_id)
             .outerjoin(CollectionSettings, settings_join(Invoice.kind))
-            .where(Invoice.id.in_(chunk),
-                   Invoice.status.in_((InvoiceStatus.UNPAID, InvoiceStatus.PARTIALLY_PAID,
-                                       InvoiceStatus.OVERDUE)),
-                   Invoice.amount_paid < Invoice.total)
+            .where(
+                Invoice.id.in_(chunk),
+                Invoice.status.in_(
+                    (InvoiceStatus.UNPAID, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.OVERDUE)
+                ),
+                Invoice.amount_paid < Invoice.total,
+            )
         )
         for row in found.all():
-            policy = resolve_policy(row.payment_terms_days, row.grace_period_days,
-                                    row.CollectionSettings)
+            policy = resolve_policy(
+                row.payment_terms_days, row.grace_period_days, row.CollectionSettings
+            )
             if policy.card_charging == CardCharging.NEVER:
                 never.append(row.id)
                 continue
-            for day, at in attempt_schedule(policy, row.issue_date, row.due_date, now,
-                                            row.time_zone):
-                rows.append({"invoice_id": row.id, "customer_id": row.customer_id,
-                             "scheduled_for": day, "scheduled_at": at,
-                             "status": AttemptStatus.SCHEDULED, "currency": row.currency,
-                             "created_at": now})
+            for day, at in attempt_schedule(
+                policy, row.issue_date, row.due_date, now, row.time_zone
+            ):
+                rows.append(
+                    {
+                        "invoice_id": row.id,
+                        "customer_id": row.customer_id,
+                        "scheduled_for": day,
+                        "scheduled_at": at,
+                        "status": AttemptStatus.SCHEDULED,
+                        "currency": row.currency,
+                        "created_at": now,
+                    }
+                )
     if never:
         for start in range(0, len(never), _IDS_PER_STATEMENT):
             await session.execute(
                 update(Invoice.__table__)
-                .where(Invoice.__table__.c.id.in_(never[start:start + _IDS_PER_STATEMENT]))
+                .where(Invoice.__table__.c.id.in_(never[start : start + _IDS_PER_STATEMENT]))
                 .values(not_charged_reason=NotCharged.CHARGING_OFF.value)
             )
     if rows:
         await session.execute(insert(CollectionAttempt), rows)
-        await jobs.schedule(session, COLLECTION_RUN_JOB, min(r["scheduled_at"] for r in rows),
-                            unique_key=COLLECTION_RUN_JOB)
+        await jobs.schedule(
+            session,
+            COLLECTION_RUN_JOB,
+            min(r["scheduled_at"] for r in rows),
+            unique_key=COLLECTION_RUN_JOB,
+        )
     return len(rows)
 
 
@@ -332,8 +376,10 @@ async def cancel_pending(
     for start in range(0, len(invoice_ids), _IDS_PER_STATEMENT):
         await session.execute(
             update(attempts)
-            .where(attempts.c.invoice_id.in_(list(invoice_ids[start:start + _IDS_PER_STATEMENT])),
-                   attempts.c.status == AttemptStatus.SCHEDULED)
+            .where(
+                attempts.c.invoice_id.in_(list(invoice_ids[start : start + _IDS_PER_STATEMENT])),
+                attempts.c.status == AttemptStatus.SCHEDULED,
+            )
             .values(status=AttemptStatus.CANCELED, reason=reason.value, finished_at=now)
         )
 
@@ -353,7 +399,7 @@ async def attempts_for_invoices(
     for start in range(0, len(ids), _IDS_PER_STATEMENT):
         rows = await session.scalars(
             select(CollectionAttempt)
-            .where(CollectionAttempt.invoice_id.in_(ids[start:start + _IDS_PER_STATEMENT]))
+            .where(CollectionAttempt.invoice_id.in_(ids[start : start + _IDS_PER_STATEMENT]))
             .order_by(CollectionAttempt.scheduled_at, CollectionAttempt.id)
         )
         for row in rows.all():
@@ -363,8 +409,9 @@ async def attempts_for_invoices(
 
 def next_attempt_at(attempts: Sequence[CollectionAttempt]) -> datetime | None:
     """When the next planned attempt falls due, if one is still planned."""
-    return min((a.scheduled_at for a in attempts if a.status == AttemptStatus.SCHEDULED),
-               default=None)
+    return min(
+        (a.scheduled_at for a in attempts if a.status == AttemptStatus.SCHEDULED), default=None
+    )
 
 
 def charge_key(attempt_id: int) -> str:

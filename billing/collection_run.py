@@ -45,13 +45,14 @@ from sqlalchemy import bindparam, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from billing import clock, jobs, payment_methods, payments, processing
+from billing import clock, jobs, payments, processing
 from billing.collection import (
     COLLECTION_RUN_JOB,
     CancelReason,
     NotCharged,
     charge_key,
 )
+from billing.db import Database
 from billing.errors import UserError
 from billing.models import (
     AttemptStatus,
@@ -62,7 +63,6 @@ from billing.models import (
     PaymentMethod,
 )
 from billing.processing import ChargeRequest, ChargeResult, ChargeStatus, ProcessorTimeout
-from billing.db import Database
 
 log = logging.getLogger("kassa.billing.collection_run")
 
@@ -117,8 +117,7 @@ async def _exclusive(db: Database) -> AsyncIterator[bool]:
         yield True
         return
     async with db.engine.connect() as conn:
-        got = bool(await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"),
-                                     {"key": _LOCK_KEY}))
+        got = bool(await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": _LOCK_KEY}))
         await conn.commit()
         try:
             yield got
@@ -138,8 +137,9 @@ async def run_collection(
         if not alone:
             report.busy = True
             async with db.transaction() as session:
-                await jobs.schedule(session, COLLECTION_RUN_JOB, now + BUSY_RETRY,
-                                    unique_key=COLLECTION_RUN_JOB)
+                await jobs.schedule(
+                    session, COLLECTION_RUN_JOB, now + BUSY_RETRY, unique_key=COLLECTION_RUN_JOB
+                )
             return report
         await _reconcile(db, now, batch_size, semaphore, report)
         previous: tuple[list[Claimed], asyncio.Task[list[ChargeResult | None]]] | None = None
@@ -147,14 +147,16 @@ async def run_collection(
             batch = await _claim(db, now, batch_size, report)
             calls = asyncio.create_task(_charge_all(batch, semaphore)) if batch else None
             if previous is not None:
-                await _record(db, [c.attempt_id for c in previous[0]], await previous[1], now,
-                              report)
+                await _record(
+                    db, [c.attempt_id for c in previous[0]], await previous[1], now, report
+                )
             if calls is None:
                 break
             previous = (batch, calls)
         async with db.transaction() as session:
-            await jobs.reschedule(session, COLLECTION_RUN_JOB, COLLECTION_RUN_JOB,
-                                  lambda s: next_run_at(s, now))
+            await jobs.reschedule(
+                session, COLLECTION_RUN_JOB, COLLECTION_RUN_JOB, lambda s: next_run_at(s, now)
+            )
     log.info("collection run at %s: %s", now.isoformat(), report)
     return report
 
@@ -169,12 +171,14 @@ async def next_run_at(session: AsyncSession, now: datetime) -> datetime | None:
     """When the run has work next: the earliest planned attempt that is not waiting on an
     UNKNOWN one, or — while any attempt is UNKNOWN — the next reconciliation."""
     first = await session.scalar(
-        select(func.min(CollectionAttempt.scheduled_at))
-        .where(CollectionAttempt.status == AttemptStatus.SCHEDULED, ~_waits_on_unknown())
+        select(func.min(CollectionAttempt.scheduled_at)).where(
+            CollectionAttempt.status == AttemptStatus.SCHEDULED, ~_waits_on_unknown()
+        )
     )
     unknown = await session.scalar(
-        select(func.count(CollectionAttempt.id))
-        .where(CollectionAttempt.status == AttemptStatus.UNKNOWN)
+        select(func.count(CollectionAttempt.id)).where(
+            CollectionAttempt.status == AttemptStatus.UNKNOWN
+        )
     )
     candidates = [t for t in (first, now + RECONCILE_AFTER if unknown else None) if t is not None]
     return max(min(candidates), now) if candidates else None
@@ -183,16 +187,15 @@ async def next_run_at(session: AsyncSession, now: datetime) -> datetime | None:
 def _waits_on_unknown() -> Any:
     """An attempt whose invoice has another attempt in flight or unreconciled."""
     other = aliased(CollectionAttempt)
-    return exists().where(other.invoice_id == CollectionAttempt.invoice_id,
-                          other.status == AttemptStatus.UNKNOWN)
+    return exists().where(
+        other.invoice_id == CollectionAttempt.invoice_id, other.status == AttemptStatus.UNKNOWN
+    )
 
 
 # --- claiming -------------------------------------------------------------------------------
 
 
-async def _claim(
-    db: Database, now: datetime, batch_size: int, report: RunReport
-) -> list[Claimed]:
+async def _claim(db: Database, now: datetime, batch_size: int, report: RunReport) -> list[Claimed]:
     """Decide the next batch of due attempts and commit the ones to charge as in flight.
 
     Loops until it has something to charge or nothing is due, so a batch made only of
@@ -208,15 +211,16 @@ async def _claim(
             return claimed
 
 
-async def _due_attempts(
-    session: AsyncSession, now: datetime, batch_size: int
-) -> dict[int, int]:
+async def _due_attempts(session: AsyncSession, now: datetime, batch_size: int) -> dict[int, int]:
     """Up to ``batch_size`` invoices with an attempt due, each with its latest due attempt
     (invoice id → attempt id); the earlier due attempts of those invoices are superseded."""
     query = (
         select(CollectionAttempt.id, CollectionAttempt.invoice_id)
-        .where(CollectionAttempt.status == AttemptStatus.SCHEDULED,
-               CollectionAttempt.scheduled_at <= now, ~_waits_on_unknown())
+        .where(
+            CollectionAttempt.status == AttemptStatus.SCHEDULED,
+            CollectionAttempt.scheduled_at <= now,
+            ~_waits_on_unknown(),
+        )
         .order_by(CollectionAttempt.scheduled_at, CollectionAttempt.id)
         .limit(batch_size)
     )
@@ -225,18 +229,23 @@ async def _due_attempts(
     invoice_ids = list(dict.fromkeys(row.invoice_id for row in (await session.execute(query))))
     if not invoice_ids:
         return {}
-    due = (await session.execute(
-        select(CollectionAttempt.id, CollectionAttempt.invoice_id)
-        .where(CollectionAttempt.invoice_id.in_(invoice_ids),
-               CollectionAttempt.status == AttemptStatus.SCHEDULED,
-               CollectionAttempt.scheduled_at <= now)
-        .order_by(CollectionAttempt.scheduled_at, CollectionAttempt.id)
-    )).all()
+    due = (
+        await session.execute(
+            select(CollectionAttempt.id, CollectionAttempt.invoice_id)
+            .where(
+                CollectionAttempt.invoice_id.in_(invoice_ids),
+                CollectionAttempt.status == AttemptStatus.SCHEDULED,
+                CollectionAttempt.scheduled_at <= now,
+            )
+            .order_by(CollectionAttempt.scheduled_at, CollectionAttempt.id)
+        )
+    ).all()
     latest = {row.invoice_id: row.id for row in due}  # the last one wins
     superseded = [row.id for row in due if latest[row.invoice_id] != row.id]
     if superseded:
-        await _cancel(session, [(attempt_id, CancelReason.SUPERSEDED) for attempt_id in
-                                superseded], now)
+        await _cancel(
+            session, [(attempt_id, CancelReason.SUPERSEDED) for attempt_id in superseded], now
+        )
     return latest
 
 
@@ -245,7 +254,8 @@ async def _cancel(
 ) -> None:
     table = CollectionAttempt.__table__
     await session.execute(
-        update(table).where(table.c.id == bindparam("b_id"))
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
         .values(status=AttemptStatus.CANCELED, reason=bindparam("b_reason"), finished_at=now),
         [{"b_id": attempt_id, "b_reason": reason.value} for attempt_id, reason in attempts],
     )
@@ -256,18 +266,42 @@ async def _decide(
 ) -> list[Claimed]:
     """Cancel what is not to be charged and mark the rest in flight, from current figures."""
     invoice_ids = list(chosen)
-    invoices = {row.id: row for row in (await session.execute(
-        select(Invoice.id, Invoice.number, Invoice.status, Invoice.total, Invoice.amount_paid,
-               Invoice.currency, Customer.id.label("customer_id"), Customer.auto_payment)
-        .join(Customer, Customer.id == Invoice.customer_id)
-        .where(Invoice.id.in_(invoice_ids))
-    )).all()}
-    cards = {row.customer_id: row for row in (await session.execute(
-        select(PaymentMethod.id, PaymentMethod.customer_id, PaymentMethod.token,
-               PaymentMethod.processor)
-        .where(PaymentMethod.customer_id.in_({i.customer_id for i in invoices.values()}),
-               PaymentMethod.is_default, PaymentMethod.removed_at.is_(None))
-    )).all()}
+    invoices = {
+        row.id: row
+        for row in (
+            await session.execute(
+                select(
+                    Invoice.id,
+                    Invoice.number,
+                    Invoice.status,
+                    Invoice.total,
+                    Invoice.amount_paid,
+                    Invoice.currency,
+                    Customer.id.label("customer_id"),
+                    Customer.auto_payment,
+                )
+                .join(Customer, Customer.id == Invoice.customer_id)
+                .where(Invoice.id.in_(invoice_ids))
+            )
+        ).all()
+    }
+    cards = {
+        row.customer_id: row
+        for row in (
+            await session.execute(
+                select(
+                    PaymentMethod.id,
+                    PaymentMethod.customer_id,
+                    PaymentMethod.token,
+                    PaymentMethod.processor,
+                ).where(
+                    PaymentMethod.customer_id.in_({i.customer_id for i in invoices.values()}),
+                    PaymentMethod.is_default,
+                    PaymentMethod.removed_at.is_(None),
+                )
+            )
+        ).all()
+    }
     canceled: list[tuple[int, CancelReason]] = []
     not_charged: list[dict[str, Any]] = []
     in_flight: list[dict[str, Any]] = []
@@ -281,33 +315,57 @@ async def _decide(
         elif outstanding <= 0 or invoice.status == InvoiceStatus.PENDING_REVIEW:
             canceled.append((attempt_id, CancelReason.PAID))
         elif not invoice.auto_payment or card is None:
-            reason = NotCharged.AUTO_PAYMENT_OFF if not invoice.auto_payment \
+            reason = (
+                NotCharged.AUTO_PAYMENT_OFF
+                if not invoice.auto_payment
                 else NotCharged.NO_PAYMENT_METHOD
+            )
             canceled.append((attempt_id, CancelReason(reason.value)))
             not_charged.append({"b_id": invoice_id, "b_reason": reason.value})
         else:
-            in_flight.append({"b_id": attempt_id, "b_amount": outstanding, "b_card": card.id,
-                              "b_processor": card.processor})
+            in_flight.append(
+                {
+                    "b_id": attempt_id,
+                    "b_amount": outstanding,
+                    "b_card": card.id,
+                    "b_processor": card.processor,
+                }
+            )
             not_charged.append({"b_id": invoice_id, "b_reason": None})
-            claimed.append(Claimed(attempt_id, invoice.number, outstanding, invoice.currency,
-                                   card.token, card.processor))
+            claimed.append(
+                Claimed(
+                    attempt_id,
+                    invoice.number,
+                    outstanding,
+                    invoice.currency,
+                    card.token,
+                    card.processor,
+                )
+            )
     if canceled:
         await _cancel(session, canceled, now)
         report.canceled += len(canceled)
     if not_charged:
         table = Invoice.__table__
         await session.execute(
-            update(table).where(table.c.id == bindparam("b_id"))
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
             .values(not_charged_reason=bindparam("b_reason")),
             not_charged,
         )
     if in_flight:
         table = CollectionAttempt.__table__
         await session.execute(
-            update(table).where(table.c.id == bindparam("b_id"))
-            .values(status=AttemptStatus.UNKNOWN, amount=bindparam("b_amount"),
-                    payment_method_id=bindparam("b_card"), processor=bindparam("b_processor"),
-                    attempted_at=now, message=None),
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                status=AttemptStatus.UNKNOWN,
+                amount=bindparam("b_amount"),
+                payment_method_id=bindparam("b_card"),
+                processor=bindparam("b_processor"),
+                attempted_at=now,
+                message=None,
+            ),
             in_flight,
         )
     return claimed
@@ -324,10 +382,13 @@ async def _charge_all(
 
 async def _charge(claimed: Claimed, semaphore: asyncio.Semaphore) -> ChargeResult | None:
     """The processor's answer, or None when there is none (timeout, a network error)."""
-    request = ChargeRequest(token=claimed.token, amount=claimed.amount,
-                            currency=claimed.currency,
-                            idempotency_key=charge_key(claimed.attempt_id),
-                            description=f"Invoice {claimed.invoice_number}")
+    request = ChargeRequest(
+        token=claimed.token,
+        amount=claimed.amount,
+        currency=claimed.currency,
+        idempotency_key=charge_key(claimed.attempt_id),
+        description=f"Invoice {claimed.invoice_number}",
+    )
     async with semaphore:
         try:
             async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
@@ -338,9 +399,15 @@ async def _charge(claimed: Claimed, semaphore: asyncio.Semaphore) -> ChargeResul
             if error.code == "IDEMPOTENCY_KEY_REUSED":
                 return None  # a charge exists under this key: the lookup will tell
             # Refused before any charge (an unusable token): a decline in all but name.
-            return ChargeResult(ChargeStatus.DECLINED, None, error.code.lower(), error.message,
-                                claimed.amount, claimed.currency)
-        except Exception:  # noqa: BLE001 - no answer is an answer we reconcile
+            return ChargeResult(
+                ChargeStatus.DECLINED,
+                None,
+                error.code.lower(),
+                error.message,
+                claimed.amount,
+                claimed.currency,
+            )
+        except Exception:
             log.exception("attempt %s: the charge call failed", claimed.attempt_id)
             return None
 
@@ -349,8 +416,11 @@ async def _charge(claimed: Claimed, semaphore: asyncio.Semaphore) -> ChargeResul
 
 
 async def _record(
-    db: Database, attempt_ids: Sequence[int], results: Sequence[ChargeResult | None],
-    now: datetime, report: RunReport,
+    db: Database,
+    attempt_ids: Sequence[int],
+    results: Sequence[ChargeResult | None],
+    now: datetime,
+    report: RunReport,
 ) -> None:
     """Book a batch's answers in one transaction."""
     async with db.transaction() as session:
@@ -358,7 +428,9 @@ async def _record(
 
 
 async def record_answers(
-    session: AsyncSession, answers: Sequence[tuple[int, ChargeResult | None]], now: datetime,
+    session: AsyncSession,
+    answers: Sequence[tuple[int, ChargeResult | None]],
+    now: datetime,
     report: RunReport,
 ) -> None:
     """Apply processor answers to UNKNOWN attempts, set-based; an attempt no longer UNKNOWN
@@ -367,48 +439,88 @@ async def record_answers(
     Successes become card payments (:func:`billing.payments.record_card_charges`,
     which locks the customers first), declines FAILED, no answer stays UNKNOWN.
     """
-    found = {row.id: row for row in (await session.execute(
-        select(CollectionAttempt.id, CollectionAttempt.invoice_id,
-               CollectionAttempt.customer_id, CollectionAttempt.payment_method_id,
-               CollectionAttempt.processor)
-        .where(CollectionAttempt.id.in_([attempt_id for attempt_id, _ in answers]),
-               CollectionAttempt.status == AttemptStatus.UNKNOWN)
-    )).all()}
+    found = {
+        row.id: row
+        for row in (
+            await session.execute(
+                select(
+                    CollectionAttempt.id,
+                    CollectionAttempt.invoice_id,
+                    CollectionAttempt.customer_id,
+                    CollectionAttempt.payment_method_id,
+                    CollectionAttempt.processor,
+                ).where(
+                    CollectionAttempt.id.in_([attempt_id for attempt_id, _ in answers]),
+                    CollectionAttempt.status == AttemptStatus.UNKNOWN,
+                )
+            )
+        ).all()
+    }
     live = [(found[attempt_id], result) for attempt_id, result in answers if attempt_id in found]
-    known = [(row, result) for row, result in live
-             if result is not None and result.status != ChargeStatus.UNKNOWN]
+    known = [
+        (row, result)
+        for row, result in live
+        if result is not None and result.status != ChargeStatus.UNKNOWN
+    ]
     report.unknown += len(live) - len(known)
     table = CollectionAttempt.__table__
-    silent = [{"b_id": row.id} for row, result in live
-              if result is None or result.status == ChargeStatus.UNKNOWN]
+    silent = [
+        {"b_id": row.id}
+        for row, result in live
+        if result is None or result.status == ChargeStatus.UNKNOWN
+    ]
     if silent:
-        await session.execute(update(table).where(table.c.id == bindparam("b_id"))
-                              .values(message=_NO_ANSWER), silent)
-    succeeded = [(row, result) for row, result in known
-                 if result.status == ChargeStatus.SUCCEEDED]
-    payment_ids = await payments.record_card_charges(session, [
-        payments.CardCharge(row.customer_id, row.invoice_id, row.payment_method_id,
-                            row.processor, result) for row, result in succeeded
-    ], now)
+        await session.execute(
+            update(table).where(table.c.id == bindparam("b_id")).values(message=_NO_ANSWER), silent
+        )
+    succeeded = [(row, result) for row, result in known if result.status == ChargeStatus.SUCCEEDED]
+    payment_ids = await payments.record_card_charges(
+        session,
+        [
+            payments.CardCharge(
+                row.customer_id, row.invoice_id, row.payment_method_id, row.processor, result
+            )
+            for row, result in succeeded
+        ],
+        now,
+    )
     outcomes = [
-        {"b_id": row.id, "b_status": AttemptStatus.SUCCEEDED, "b_amount": result.amount,
-         "b_payment": payment_id, "b_reference": result.processor_reference,
-         "b_decline": None, "b_message": result.message[:500]}
+        {
+            "b_id": row.id,
+            "b_status": AttemptStatus.SUCCEEDED,
+            "b_amount": result.amount,
+            "b_payment": payment_id,
+            "b_reference": result.processor_reference,
+            "b_decline": None,
+            "b_message": result.message[:500],
+        }
         for (row, result), payment_id in zip(succeeded, payment_ids, strict=True)
     ] + [
-        {"b_id": row.id, "b_status": AttemptStatus.FAILED, "b_amount": result.amount,
-         "b_payment": None, "b_reference": result.processor_reference,
-         "b_decline": result.decline_code, "b_message": result.message[:500]}
-        for row, result in known if result.status != ChargeStatus.SUCCEEDED
+        {
+            "b_id": row.id,
+            "b_status": AttemptStatus.FAILED,
+            "b_amount": result.amount,
+            "b_payment": None,
+            "b_reference": result.processor_reference,
+            "b_decline": result.decline_code,
+            "b_message": result.message[:500],
+        }
+        for row, result in known
+        if result.status != ChargeStatus.SUCCEEDED
     ]
     if outcomes:
         await session.execute(
-            update(table).where(table.c.id == bindparam("b_id"))
-            .values(status=bindparam("b_status"), amount=bindparam("b_amount"),
-                    payment_id=bindparam("b_payment"),
-                    processor_reference=bindparam("b_reference"),
-                    decline_code=bindparam("b_decline"), message=bindparam("b_message"),
-                    finished_at=now),
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                status=bindparam("b_status"),
+                amount=bindparam("b_amount"),
+                payment_id=bindparam("b_payment"),
+                processor_reference=bindparam("b_reference"),
+                decline_code=bindparam("b_decline"),
+                message=bindparam("b_message"),
+                finished_at=now,
+            ),
             outcomes,
         )
     report.succeeded += len(succeeded)
@@ -421,41 +533,61 @@ async def record_answers(
 
 
 async def _reconcile(
-    db: Database, now: datetime, batch_size: int, semaphore: asyncio.Semaphore,
+    db: Database,
+    now: datetime,
+    batch_size: int,
+    semaphore: asyncio.Semaphore,
     report: RunReport,
 ) -> None:
     """Ask the processor about every UNKNOWN attempt (no other run is going: see above)."""
     after = 0
     while True:
         async with db.session() as session:
-            rows = (await session.execute(
-                select(CollectionAttempt.id, CollectionAttempt.processor)
-                .where(CollectionAttempt.status == AttemptStatus.UNKNOWN,
-                       CollectionAttempt.id > after)
-                .order_by(CollectionAttempt.id).limit(batch_size)
-            )).all()
+            rows = (
+                await session.execute(
+                    select(CollectionAttempt.id, CollectionAttempt.processor)
+                    .where(
+                        CollectionAttempt.status == AttemptStatus.UNKNOWN,
+                        CollectionAttempt.id > after,
+                    )
+                    .order_by(CollectionAttempt.id)
+                    .limit(batch_size)
+                )
+            ).all()
         if not rows:
             return
         after = rows[-1].id
-        answers = await asyncio.gather(*(_lookup(row.id, row.processor, semaphore)
-                                         for row in rows))
+        answers = await asyncio.gather(*(_lookup(row.id, row.processor, semaphore) for row in rows))
         async with db.transaction() as session:
-            never_seen = [row.id for row, (asked, result) in zip(rows, answers, strict=True)
-                          if asked and result is None]
-            found = [(row.id, result) for row, (asked, result) in zip(rows, answers, strict=True)
-                     if asked and result is not None]
+            never_seen = [
+                row.id
+                for row, (asked, result) in zip(rows, answers, strict=True)
+                if asked and result is None
+            ]
+            found = [
+                (row.id, result)
+                for row, (asked, result) in zip(rows, answers, strict=True)
+                if asked and result is not None
+            ]
             report.unknown += sum(1 for asked, _ in answers if not asked)
             await record_answers(session, found, now, report)
-            report.reconciled += sum(1 for _, result in found
-                                     if result.status != ChargeStatus.UNKNOWN)
+            report.reconciled += sum(
+                1 for _, result in found if result.status != ChargeStatus.UNKNOWN
+            )
             if never_seen:
                 # The processor never got these: plan them again, due now, same key.
                 table = CollectionAttempt.__table__
                 await session.execute(
                     update(table)
                     .where(table.c.id.in_(never_seen), table.c.status == AttemptStatus.UNKNOWN)
-                    .values(status=AttemptStatus.SCHEDULED, amount=None, attempted_at=None,
-                            payment_method_id=None, processor=None, message=None)
+                    .values(
+                        status=AttemptStatus.SCHEDULED,
+                        amount=None,
+                        attempted_at=None,
+                        payment_method_id=None,
+                        processor=None,
+                        message=None,
+                    )
                 )
                 report.reconciled += len(never_seen)
 
@@ -468,9 +600,8 @@ async def _lookup(
         return True, None
     async with semaphore:
         try:
-            return True, await processing.processor_named(processor).lookup(
-                charge_key(attempt_id))
-        except Exception:  # noqa: BLE001 - try again next run
+            return True, await processing.processor_named(processor).lookup(charge_key(attempt_id))
+        except Exception:
             log.exception("attempt %s: the lookup failed", attempt_id)
             return False, None
 
@@ -480,4 +611,3 @@ async def collect_now(db: Database) -> RunReport:
     async with db.session() as session:
         now = await clock.now(session)
     return await run_collection(db, now)
-

@@ -28,8 +28,8 @@ from billing.models import (
     CustomerClass,
     CustomerStatus,
     Distributor,
-    LedgerAccountKind,
     InvoiceKind,
+    LedgerAccountKind,
     Reseller,
     StatusSubject,
     TransactionKind,
@@ -150,7 +150,9 @@ def _validate_common(data: CustomerInput) -> None:
         raise UserError("OUT_OF_RANGE", "the credit limit cannot be negative", "creditLimit")
 
 
-def open_period(kind: BillingPeriodKind, anchor: date, day: date, time_zone: str) -> tuple[date, datetime]:
+def open_period(
+    kind: BillingPeriodKind, anchor: date, day: date, time_zone: str
+) -> tuple[date, datetime]:
     """The first local day of the period containing ``day`` and the UTC instant it ends."""
     period = period_containing(BillingPeriod(kind.value), day, anchor)
     return period.start, period.end_utc(time_zone)
@@ -165,8 +167,9 @@ async def create_customer(
     idempotency.require_for_money(idempotency_key, data.opening_balance, "openingBalance")
     arguments = asdict(data)
     if idempotency_key:
-        previous = await idempotency.replay(session, viewer.idempotency_scope, idempotency_key,
-                                            "create_customer", arguments)
+        previous = await idempotency.replay(
+            session, viewer.idempotency_scope, idempotency_key, "create_customer", arguments
+        )
         if previous is not None:
             return await get_customer(session, viewer, previous)
     data.name = validation.required_text(data.name, "name", 200)
@@ -182,7 +185,9 @@ async def create_customer(
     anchor = local_date(now, data.time_zone)
     start, ends_at = open_period(kind, anchor, anchor, data.time_zone)
     book = await ledger.open_party_book(
-        session, LedgerAccountKind.CUSTOMER, f"new:{uuid4().hex}",
+        session,
+        LedgerAccountKind.CUSTOMER,
+        f"new:{uuid4().hex}",
         data.currency,
     )
     customer = Customer(
@@ -213,14 +218,24 @@ async def create_customer(
         await post_opening_balance(session, customer, data.opening_balance, now)
     await jobs.schedule(session, BILL_RUN_JOB, ends_at, unique_key=BILL_RUN_JOB)
     if idempotency_key:
-        await idempotency.remember(session, viewer.idempotency_scope, idempotency_key,
-                                   "create_customer", arguments, customer.id, now)
+        await idempotency.remember(
+            session,
+            viewer.idempotency_scope,
+            idempotency_key,
+            "create_customer",
+            arguments,
+            customer.id,
+            now,
+        )
     await session.refresh(customer, ["ledger_account"])
     return customer
 
 
 async def post_opening_balance(
-    session: AsyncSession, customer: Customer, amount: int, at: datetime,
+    session: AsyncSession,
+    customer: Customer,
+    amount: int,
+    at: datetime,
     account_id: int | None = None,
 ) -> None:
     """Bring over what the customer owed (positive) or had in credit (negative) elsewhere."""
@@ -247,9 +262,14 @@ async def update_customer(
     customer = await get_customer(session, viewer, customer_id)
     if viewer.customer_id == customer.id:
         # Customers edit their own contact details and time zone, nothing else.
-        data = CustomerInput(name=data.name, email=data.email, phone=data.phone,
-                             address=data.address, time_zone=data.time_zone,
-                             auto_payment=data.auto_payment)
+        data = CustomerInput(
+            name=data.name,
+            email=data.email,
+            phone=data.phone,
+            address=data.address,
+            time_zone=data.time_zone,
+            auto_payment=data.auto_payment,
+        )
     else:
         require_staff(viewer, write=True)
     if data.currency is not None and validate_currency(data.currency) != customer.currency:
@@ -262,12 +282,30 @@ async def update_customer(
     data.reseller_id = customer.reseller_id
     await _check_refs(session, viewer, data)
     if data.status is not None and data.status != customer.status:
-        await status_changes.record(session, status_changes.Change(
-            StatusSubject.CUSTOMER, customer.id, customer.id, customer.status.value,
-            data.status.value, status_changes.Cause.STAFF, viewer.idempotency_scope,
-        ), await clock.now(session))
-    for field in ("name", "email", "phone", "address", "class_id", "distributor_id",
-                  "credit_limit", "status", "auto_payment"):
+        await status_changes.record(
+            session,
+            status_changes.Change(
+                StatusSubject.CUSTOMER,
+                customer.id,
+                customer.id,
+                customer.status.value,
+                data.status.value,
+                status_changes.Cause.STAFF,
+                viewer.idempotency_scope,
+            ),
+            await clock.now(session),
+        )
+    for field in (
+        "name",
+        "email",
+        "phone",
+        "address",
+        "class_id",
+        "distributor_id",
+        "credit_limit",
+        "status",
+        "auto_payment",
+    ):
         value = getattr(data, field)
         if value is not None:
             setattr(customer, field, value)
@@ -275,7 +313,9 @@ async def update_customer(
         # The open period keeps its local dates; only the instant it ends moves.
         customer.time_zone = data.time_zone
         _, customer.next_bill_at = open_period(
-            customer.billing_period, customer.billing_anchor, customer.period_start,
+            customer.billing_period,
+            customer.billing_anchor,
+            customer.period_start,
             customer.time_zone,
         )
         await jobs.schedule(session, BILL_RUN_JOB, customer.next_bill_at, unique_key=BILL_RUN_JOB)
@@ -299,8 +339,12 @@ async def _save_collection_settings(
 
 
 async def create_customer_class(
-    session: AsyncSession, viewer: Viewer, name: str, payment_terms_days: int,
-    grace_period_days: int, settings: CollectionSettingsByKind | None = None,
+    session: AsyncSession,
+    viewer: Viewer,
+    name: str,
+    payment_terms_days: int,
+    grace_period_days: int,
+    settings: CollectionSettingsByKind | None = None,
 ) -> CustomerClass:
     """A class; ``settings`` set how its REGULAR and OUT_OF_TURN invoices are collected."""
     require_staff(viewer, write=True)
@@ -324,8 +368,12 @@ async def get_customer_class(session: AsyncSession, viewer: Viewer, class_id: in
 
 
 async def update_customer_class(
-    session: AsyncSession, viewer: Viewer, class_id: int, name: str | None,
-    payment_terms_days: int | None, grace_period_days: int | None,
+    session: AsyncSession,
+    viewer: Viewer,
+    class_id: int,
+    name: str | None,
+    payment_terms_days: int | None,
+    grace_period_days: int | None,
     settings: CollectionSettingsByKind | None = None,
 ) -> CustomerClass:
     """Change a class; terms and rules apply to invoices issued from now on."""
@@ -345,17 +393,20 @@ async def update_customer_class(
 def customer_class_query(viewer: Viewer) -> Select:  # type: ignore[type-arg]
     require_staff(viewer)
     return select(CustomerClass).where(
-        CustomerClass.reseller_id.is_(None) if viewer.reseller_id is None
+        CustomerClass.reseller_id.is_(None)
+        if viewer.reseller_id is None
         else CustomerClass.reseller_id == viewer.reseller_id
     )
 
 
-async def create_reseller(session: AsyncSession, viewer: Viewer, name: str,
-                          email: str | None) -> Reseller:
+async def create_reseller(
+    session: AsyncSession, viewer: Viewer, name: str, email: str | None
+) -> Reseller:
     """Only the provider's own administrators create resellers."""
     require_provider_admin(viewer)
-    reseller = Reseller(name=validation.required_text(name, "name", 200),
-                        email=validation.email(email))
+    reseller = Reseller(
+        name=validation.required_text(name, "name", 200), email=validation.email(email)
+    )
     session.add(reseller)
     await session.flush()
     return reseller

@@ -8,7 +8,12 @@ from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from settings import Settings
 
@@ -20,7 +25,9 @@ def make_engine(database_url: str, **kwargs: object) -> AsyncEngine:
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(
-            database_url, connect_args={"timeout": 30}, **kwargs  # type: ignore[arg-type]
+            database_url,
+            connect_args={"timeout": 30},
+            **kwargs,  # type: ignore[arg-type]
         )
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -56,8 +63,9 @@ class Database:
         self.settings = settings
         self.engine = make_engine(settings.database_url, **engine_kwargs)
         # Jobs get only a session; the settings ride along for the few that need them.
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False,
-                                           info={"settings": settings})
+        self.sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, info={"settings": settings}
+        )
 
     @property
     def is_sqlite(self) -> bool:

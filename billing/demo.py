@@ -28,8 +28,9 @@ from billing import api_keys, clock, jobs, users
 from billing.access import Viewer
 from billing.accounts import account_query, create_account
 from billing.charges import ChargeInput, post_charge
-from billing.customers import CustomerInput, create_customer, create_customer_class
 from billing.collection import SettingsInput
+from billing.customers import CustomerInput, create_customer, create_customer_class
+from billing.db import Database
 from billing.invoices import close_period_out_of_turn, invoice_query, void_invoice
 from billing.models import (
     ApiKeyScope,
@@ -48,7 +49,6 @@ from billing.payment_methods import add_card
 from billing.payments import pay_with_payment_method, record_payment
 from billing.periods import local_date, local_midnight_utc
 from billing.processing import CardDetails
-from billing.db import Database
 
 ADMIN_LOGIN = ("admin@kassa.demo", "demo-admin-pass")
 CUSTOMER_PASSWORD = "demo-customer-pass"
@@ -63,36 +63,63 @@ PEOPLE: list[tuple[str, str, str, str, str, int, str]] = [
     ("Ada Lovelace", "ada@example.com", "Europe/London", "USD", "Residential", 2999, "auto"),
     ("Alan Turing", "alan@example.com", "Europe/London", "USD", "Residential", 1999, "wire"),
     ("Grace Hopper", "grace@example.com", "America/New_York", "USD", "Business", 9900, "wire"),
-    ("Edsger Dijkstra", "edsger@example.com", "Europe/Amsterdam", "EUR", "Residential", 2500,
-     "partial"),
-    ("Barbara Liskov", "barbara@example.com", "America/New_York", "USD", "Business", 14900,
-     "card"),
-    ("Donald Knuth", "donald@example.com", "America/Los_Angeles", "USD", "Residential", 2999,
-     "never"),
-    ("Margaret Hamilton", "margaret@example.com", "America/Chicago", "USD", "Business", 7900,
-     "cash"),
-    ("Chinua Achebe", "chinua@example.com", "Africa/Lagos", "NGN", "Residential", 750000,
-     "cash"),
+    (
+        "Edsger Dijkstra",
+        "edsger@example.com",
+        "Europe/Amsterdam",
+        "EUR",
+        "Residential",
+        2500,
+        "partial",
+    ),
+    ("Barbara Liskov", "barbara@example.com", "America/New_York", "USD", "Business", 14900, "card"),
+    (
+        "Donald Knuth",
+        "donald@example.com",
+        "America/Los_Angeles",
+        "USD",
+        "Residential",
+        2999,
+        "never",
+    ),
+    (
+        "Margaret Hamilton",
+        "margaret@example.com",
+        "America/Chicago",
+        "USD",
+        "Business",
+        7900,
+        "cash",
+    ),
+    ("Chinua Achebe", "chinua@example.com", "Africa/Lagos", "NGN", "Residential", 750000, "cash"),
     ("Ngozi Okonjo", "ngozi@example.com", "Africa/Lagos", "NGN", "Business", 2500000, "partial"),
-    ("Linus Torvalds", "linus@example.com", "Europe/Helsinki", "EUR", "Residential", 1500,
-     "wire"),
-    ("Yukihiro Matsumoto", "matz@example.com", "Asia/Tokyo", "USD", "Residential", 3900,
-     "card"),
-    ("Guido van Rossum", "guido@example.com", "Europe/Amsterdam", "EUR", "Business", 8900,
-     "never"),
-    ("Frances Allen", "frances@example.com", "America/New_York", "USD", "Residential", 2499,
-     "cash"),
+    ("Linus Torvalds", "linus@example.com", "Europe/Helsinki", "EUR", "Residential", 1500, "wire"),
+    ("Yukihiro Matsumoto", "matz@example.com", "Asia/Tokyo", "USD", "Residential", 3900, "card"),
+    ("Guido van Rossum", "guido@example.com", "Europe/Amsterdam", "EUR", "Business", 8900, "never"),
+    (
+        "Frances Allen",
+        "frances@example.com",
+        "America/New_York",
+        "USD",
+        "Residential",
+        2499,
+        "cash",
+    ),
     ("John Backus", "john@example.com", "America/Denver", "USD", "Residential", 1999, "late"),
-    ("Radia Perlman", "radia@example.com", "America/New_York", "USD", "Business", 12900,
-     "wire"),
-    ("Tim Berners-Lee", "tim@example.com", "Europe/London", "USD", "Residential", 2999,
-     "partial"),
+    ("Radia Perlman", "radia@example.com", "America/New_York", "USD", "Business", 12900, "wire"),
+    ("Tim Berners-Lee", "tim@example.com", "Europe/London", "USD", "Residential", 2999, "partial"),
     ("Hedy Lamarr", "hedy@example.com", "Europe/Vienna", "EUR", "Residential", 1900, "card"),
-    ("Katherine Johnson", "katherine@example.com", "America/New_York", "USD", "Residential",
-     2999, "late"),
+    (
+        "Katherine Johnson",
+        "katherine@example.com",
+        "America/New_York",
+        "USD",
+        "Residential",
+        2999,
+        "late",
+    ),
     ("Ken Thompson", "ken@example.com", "America/Los_Angeles", "USD", "Business", 4900, "cash"),
-    ("Sophie Wilson", "sophie@example.com", "Europe/London", "USD", "Residential", 2299,
-     "wire"),
+    ("Sophie Wilson", "sophie@example.com", "Europe/London", "USD", "Residential", 2299, "wire"),
 ]
 PERIODS = [BillingPeriodKind.MONTHLY, BillingPeriodKind.MONTHLY_ANNIVERSARY]
 
@@ -121,42 +148,80 @@ async def _create_parties(session: AsyncSession) -> list[Customer]:
         # Residential cards are charged on the due date, again 3 days later if declined.
         # Invoices closed early (one-off work) leave 60 days' grace before suspension.
         "Residential": await create_customer_class(
-            session, ADMIN, "Residential", 14, 7, {
+            session,
+            ADMIN,
+            "Residential",
+            14,
+            7,
+            {
                 InvoiceKind.REGULAR: SettingsInput(
-                    card_charging=CardCharging.ON_DUE_DATE, attempt_days_after_due=[0, 3]),
-                InvoiceKind.OUT_OF_TURN: SettingsInput(grace_period_days=60)}),
+                    card_charging=CardCharging.ON_DUE_DATE, attempt_days_after_due=[0, 3]
+                ),
+                InvoiceKind.OUT_OF_TURN: SettingsInput(grace_period_days=60),
+            },
+        ),
         # Invoices closed early for business customers wait for an administrator's review.
         "Business": await create_customer_class(
-            session, ADMIN, "Business", 30, 10,
-            {InvoiceKind.OUT_OF_TURN: SettingsInput(review=True)}),
+            session,
+            ADMIN,
+            "Business",
+            30,
+            10,
+            {InvoiceKind.OUT_OF_TURN: SettingsInput(review=True)},
+        ),
     }
-    distributor = Distributor(name="Corner Shop Distribution", email=DISTRIBUTOR_LOGIN[0],
-                              currency="USD", time_zone="America/New_York",
-                              commission_rate="0.05")
+    distributor = Distributor(
+        name="Corner Shop Distribution",
+        email=DISTRIBUTOR_LOGIN[0],
+        currency="USD",
+        time_zone="America/New_York",
+        commission_rate="0.05",
+    )
     session.add(distributor)
     await session.flush()
     await users.create_user(session, *ADMIN_LOGIN, Role.ADMIN)
-    await users.create_user(session, *DISTRIBUTOR_LOGIN, Role.DISTRIBUTOR,
-                            distributor_id=distributor.id)
+    await users.create_user(
+        session, *DISTRIBUTOR_LOGIN, Role.DISTRIBUTOR, distributor_id=distributor.id
+    )
     customers = []
     for index, (name, email, zone, currency, cls, _, _) in enumerate(PEOPLE):
-        customer = await create_customer(session, ADMIN, CustomerInput(
-            name=name, email=email, phone=f"+1 555 {1000 + index}", currency=currency,
-            time_zone=zone, billing_period=PERIODS[index % 7 == 3],
-            class_id=classes[cls].id, credit_limit=50000 if currency != "NGN" else 5000000,
-            distributor_id=distributor.id if currency == "USD" and index % 5 == 2 else None,
-            auto_payment=PEOPLE[index][6] in ("auto", "card"),
-        ))
+        customer = await create_customer(
+            session,
+            ADMIN,
+            CustomerInput(
+                name=name,
+                email=email,
+                phone=f"+1 555 {1000 + index}",
+                currency=currency,
+                time_zone=zone,
+                billing_period=PERIODS[index % 7 == 3],
+                class_id=classes[cls].id,
+                credit_limit=50000 if currency != "NGN" else 5000000,
+                distributor_id=distributor.id if currency == "USD" and index % 5 == 2 else None,
+                auto_payment=PEOPLE[index][6] in ("auto", "card"),
+            ),
+        )
         for line in range(1 + index % 2):
-            await create_account(session, ADMIN, customer.id, f"+1555{index:03d}{line:04d}",
-                                 "Mobile unlimited" if line == 0 else "Home fibre 500")
+            await create_account(
+                session,
+                ADMIN,
+                customer.id,
+                f"+1555{index:03d}{line:04d}",
+                "Mobile unlimited" if line == 0 else "Home fibre 500",
+            )
         if PEOPLE[index][6] in ("auto", "card"):
-            await add_card(session, ADMIN, customer.id, CardDetails(
-                number="4242424242424242", exp_month=12, exp_year=2031, cvc="123",
-                holder=name))
+            await add_card(
+                session,
+                ADMIN,
+                customer.id,
+                CardDetails(
+                    number="4242424242424242", exp_month=12, exp_year=2031, cvc="123", holder=name
+                ),
+            )
         customers.append(customer)
-    await users.create_user(session, PEOPLE[0][1], CUSTOMER_PASSWORD, Role.CUSTOMER,
-                            customer_id=customers[0].id)
+    await users.create_user(
+        session, PEOPLE[0][1], CUSTOMER_PASSWORD, Role.CUSTOMER, customer_id=customers[0].id
+    )
     return customers
 
 
@@ -173,61 +238,97 @@ async def _post_month(session: AsyncSession, customers: list[Customer], month: i
             if (index + month) % 5 == 1:
                 charges.append((ChargeKind.ONE_OFF, "Late installation visit", fee // 2))
             for n, (kind, text, amount) in enumerate(charges):
-                await post_charge(session, ADMIN, ChargeInput(
-                    account_id=account.id, kind=kind, description=text, amount=amount,
-                    currency=customer.currency, service_at=at,
-                    idempotency_key=f"demo-{account.id}-{month}-{n}"))
+                await post_charge(
+                    session,
+                    ADMIN,
+                    ChargeInput(
+                        account_id=account.id,
+                        kind=kind,
+                        description=text,
+                        amount=amount,
+                        currency=customer.currency,
+                        service_at=at,
+                        idempotency_key=f"demo-{account.id}-{month}-{n}",
+                    ),
+                )
 
 
-async def _pay_open_invoices(session: AsyncSession, customers: list[Customer], month: int
-                             ) -> None:
+async def _pay_open_invoices(session: AsyncSession, customers: list[Customer], month: int) -> None:
     """Each customer settles what is open now in their own way (see :data:`PEOPLE`)."""
     for index, customer in enumerate(customers):
         style = PEOPLE[index][6]
-        open_invoices = (await session.scalars(
-            invoice_query(ADMIN, customer_id=customer.id)
-            .where(Invoice.status.in_([InvoiceStatus.UNPAID, InvoiceStatus.OVERDUE]))
-        )).all()
+        open_invoices = (
+            await session.scalars(
+                invoice_query(ADMIN, customer_id=customer.id).where(
+                    Invoice.status.in_([InvoiceStatus.UNPAID, InvoiceStatus.OVERDUE])
+                )
+            )
+        ).all()
         for invoice in open_invoices:
             key = f"demo-pay-{invoice.id}-{month}"
             if style == "card":
-                await pay_with_payment_method(session, ADMIN, customer.id, None, invoice.id,
-                                              None, key)
+                await pay_with_payment_method(
+                    session, ADMIN, customer.id, None, invoice.id, None, key
+                )
             elif style in ("wire", "cash") or (style == "late" and month % 2 == 0):
                 method = PaymentMethodKind.WIRE if style == "wire" else PaymentMethodKind.CASH
-                await record_payment(session, ADMIN, customer.id, invoice.outstanding,
-                                     customer.currency, method, key, reference="demo")
+                await record_payment(
+                    session,
+                    ADMIN,
+                    customer.id,
+                    invoice.outstanding,
+                    customer.currency,
+                    method,
+                    key,
+                    reference="demo",
+                )
             elif style == "partial" and invoice.outstanding > 1:
-                await record_payment(session, ADMIN, customer.id, invoice.outstanding // 2,
-                                     customer.currency, PaymentMethodKind.CHEQUE, key,
-                                     reference=f"cheque {1000 + invoice.id}")
+                await record_payment(
+                    session,
+                    ADMIN,
+                    customer.id,
+                    invoice.outstanding // 2,
+                    customer.currency,
+                    PaymentMethodKind.CHEQUE,
+                    key,
+                    reference=f"cheque {1000 + invoice.id}",
+                )
 
 
-async def _invoice_at_once(session: AsyncSession, customer: Customer, kind: ChargeKind,
-                           description: str, amount: int) -> Invoice:
+async def _invoice_at_once(
+    session: AsyncSession, customer: Customer, kind: ChargeKind, description: str, amount: int
+) -> Invoice:
     """Charge ``customer``'s first account and close the period out of turn straight away."""
     account = (await session.scalars(account_query(ADMIN, customer.id))).first()
     assert account is not None
-    await post_charge(session, ADMIN, ChargeInput(
-        account_id=account.id, kind=kind, description=description, amount=amount,
-        currency=customer.currency, idempotency_key=f"demo-{description}"))
+    await post_charge(
+        session,
+        ADMIN,
+        ChargeInput(
+            account_id=account.id,
+            kind=kind,
+            description=description,
+            amount=amount,
+            currency=customer.currency,
+            idempotency_key=f"demo-{description}",
+        ),
+    )
     return await close_period_out_of_turn(session, ADMIN, customer.id)
 
 
 async def _demo_customer_overdue(session: AsyncSession, customers: list[Customer]) -> None:
     """A visit invoiced on its own a month ago, never paid: OVERDUE (its 60 days' grace keep
     the line active)."""
-    await _invoice_at_once(session, customers[0], ChargeKind.ONE_OFF, "Installation visit",
-                           4900)
+    await _invoice_at_once(session, customers[0], ChargeKind.ONE_OFF, "Installation visit", 4900)
 
 
 async def _demo_customer_partly_paid(session: AsyncSession, customers: list[Customer]) -> None:
     """A router invoiced today, half of it paid by card: PARTIALLY_PAID."""
     ada = customers[0]
-    invoice = await _invoice_at_once(session, ada, ChargeKind.ONE_OFF, "Router replacement",
-                                     6900)
-    await pay_with_payment_method(session, ADMIN, ada.id, invoice.outstanding // 2,
-                                  invoice.id, None, f"demo-pay-{invoice.id}")
+    invoice = await _invoice_at_once(session, ada, ChargeKind.ONE_OFF, "Router replacement", 6900)
+    await pay_with_payment_method(
+        session, ADMIN, ada.id, invoice.outstanding // 2, invoice.id, None, f"demo-pay-{invoice.id}"
+    )
 
 
 async def _demo_customer_open(session: AsyncSession, customers: list[Customer]) -> None:
@@ -237,16 +338,29 @@ async def _demo_customer_open(session: AsyncSession, customers: list[Customer]) 
 
 async def _finishing_touches(session: AsyncSession, customers: list[Customer]) -> None:
     """A voided invoice and an early invoice waiting in PENDING_REVIEW."""
-    paid = (await session.scalars(
-        invoice_query(ADMIN, customer_id=customers[1].id)
-        .where(Invoice.status == InvoiceStatus.PAID).order_by(Invoice.id))).first()
+    paid = (
+        await session.scalars(
+            invoice_query(ADMIN, customer_id=customers[1].id)
+            .where(Invoice.status == InvoiceStatus.PAID)
+            .order_by(Invoice.id)
+        )
+    ).first()
     assert paid is not None, "the wire customer pays every month"
     await void_invoice(session, ADMIN, paid.id, "Billed twice by mistake (demo)")
     reviewed = customers[2]
     [account] = (await session.scalars(account_query(ADMIN, reviewed.id))).all()
-    await post_charge(session, ADMIN, ChargeInput(
-        account_id=account.id, kind=ChargeKind.ONE_OFF, description="Router upgrade",
-        amount=12900, currency=reviewed.currency, idempotency_key="demo-review"))
+    await post_charge(
+        session,
+        ADMIN,
+        ChargeInput(
+            account_id=account.id,
+            kind=ChargeKind.ONE_OFF,
+            description="Router upgrade",
+            amount=12900,
+            currency=reviewed.currency,
+            idempotency_key="demo-review",
+        ),
+    )
     await close_period_out_of_turn(session, ADMIN, reviewed.id)
 
 
@@ -299,8 +413,9 @@ def demo_plan(now: datetime) -> DemoPlan:
     return DemoPlan(start=start, steps=steps)
 
 
-async def load_demo(db: Database, now: datetime | None = None
-                    ) -> tuple[list[tuple[str, str, str]], str]:
+async def load_demo(
+    db: Database, now: datetime | None = None
+) -> tuple[list[tuple[str, str, str]], str]:
     """Load the demo once, as at ``now`` (the wall clock's); return the logins (role, e-mail,
     password) and a fresh API key."""
     if await _already_loaded(db):

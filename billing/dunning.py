@@ -51,20 +51,30 @@ def suspended_from(due_date: Any, grace_period_days: int, time_zone: str) -> dat
 def _candidates() -> Any:
     """Open invoices of ACTIVE customers with the grace period that applies to each."""
     return (
-        select(Invoice.id, Invoice.customer_id, Invoice.due_date, Customer.time_zone,
-               CustomerClass.payment_terms_days, CustomerClass.grace_period_days,
-               CollectionSettings)
+        select(
+            Invoice.id,
+            Invoice.customer_id,
+            Invoice.due_date,
+            Customer.time_zone,
+            CustomerClass.payment_terms_days,
+            CustomerClass.grace_period_days,
+            CollectionSettings,
+        )
         .join(Customer, Customer.id == Invoice.customer_id)
         .outerjoin(CustomerClass, CustomerClass.id == Customer.class_id)
         .outerjoin(CollectionSettings, settings_join(Invoice.kind))
-        .where(Customer.status == CustomerStatus.ACTIVE, Invoice.status.in_(_OPEN),
-               Invoice.amount_paid < Invoice.total)
+        .where(
+            Customer.status == CustomerStatus.ACTIVE,
+            Invoice.status.in_(_OPEN),
+            Invoice.amount_paid < Invoice.total,
+        )
     )
 
 
 def _grace(row: Any) -> int:
-    return resolve_policy(row.payment_terms_days, row.grace_period_days,
-                          row.CollectionSettings).grace_period_days
+    return resolve_policy(
+        row.payment_terms_days, row.grace_period_days, row.CollectionSettings
+    ).grace_period_days
 
 
 async def suspend_overdue_customers(session: AsyncSession, now: datetime) -> list[int]:
@@ -73,11 +83,14 @@ async def suspend_overdue_customers(session: AsyncSession, now: datetime) -> lis
     Idempotent: a suspended customer is no longer a candidate.  Returns the customers
     suspended, each recorded with the (oldest) invoice that did it.
     """
-    rows = (await session.execute(
-        # Local dates run at most a day ahead of UTC's, so later due dates cannot qualify.
-        _candidates().where(Invoice.due_date <= now.date())
-        .order_by(Invoice.customer_id, Invoice.due_date, Invoice.id)
-    )).all()
+    rows = (
+        await session.execute(
+            # Local dates run at most a day ahead of UTC's, so later due dates cannot qualify.
+            _candidates()
+            .where(Invoice.due_date <= now.date())
+            .order_by(Invoice.customer_id, Invoice.due_date, Invoice.id)
+        )
+    ).all()
     culprits: dict[int, int] = {}
     for row in rows:
         if row.customer_id in culprits:
@@ -89,29 +102,51 @@ async def suspend_overdue_customers(session: AsyncSession, now: datetime) -> lis
     for start in range(0, len(ids), _IDS_PER_STATEMENT):
         await session.execute(
             update(customers)
-            .where(customers.c.id.in_(ids[start:start + _IDS_PER_STATEMENT]),
-                   customers.c.status == CustomerStatus.ACTIVE)
+            .where(
+                customers.c.id.in_(ids[start : start + _IDS_PER_STATEMENT]),
+                customers.c.status == CustomerStatus.ACTIVE,
+            )
             .values(status=CustomerStatus.SUSPENDED, updated_at=now)
         )
-    await status_changes.record_many(session, [
-        Change(StatusSubject.CUSTOMER, customer_id, customer_id, CustomerStatus.ACTIVE.value,
-               CustomerStatus.SUSPENDED.value, Cause.GRACE_PERIOD_EXCEEDED,
-               f"invoice:{invoice_id}")
-        for customer_id, invoice_id in sorted(culprits.items())
-    ], now)
+    await status_changes.record_many(
+        session,
+        [
+            Change(
+                StatusSubject.CUSTOMER,
+                customer_id,
+                customer_id,
+                CustomerStatus.ACTIVE.value,
+                CustomerStatus.SUSPENDED.value,
+                Cause.GRACE_PERIOD_EXCEEDED,
+                f"invoice:{invoice_id}",
+            )
+            for customer_id, invoice_id in sorted(culprits.items())
+        ],
+        now,
+    )
     return ids
 
 
 async def schedule_suspension_check(session: AsyncSession) -> None:
     """Wake the suspension job when the earliest open invoice's grace period runs out."""
-    rows = (await session.execute(
-        _candidates().with_only_columns(
-            func.min(Invoice.due_date).label("due_date"), Customer.time_zone,
-            CustomerClass.payment_terms_days, CustomerClass.grace_period_days,
-            CollectionSettings,
-        ).group_by(Customer.time_zone, CustomerClass.payment_terms_days,
-                   CustomerClass.grace_period_days, CollectionSettings.id)
-    )).all()
+    rows = (
+        await session.execute(
+            _candidates()
+            .with_only_columns(
+                func.min(Invoice.due_date).label("due_date"),
+                Customer.time_zone,
+                CustomerClass.payment_terms_days,
+                CustomerClass.grace_period_days,
+                CollectionSettings,
+            )
+            .group_by(
+                Customer.time_zone,
+                CustomerClass.payment_terms_days,
+                CustomerClass.grace_period_days,
+                CollectionSettings.id,
+            )
+        )
+    ).all()
     if rows:
         first = min(suspended_from(row.due_date, _grace(row), row.time_zone) for row in rows)
         await jobs.schedule(session, SUSPENSION_JOB, first, unique_key=SUSPENSION_JOB)
@@ -134,19 +169,32 @@ async def reinstate_if_settled(session: AsyncSession, customer: Customer, now: d
         return False
     await session.flush()
     overdue = await session.scalar(
-        select(func.count(Invoice.id))
-        .where(Invoice.customer_id == customer.id, Invoice.status == InvoiceStatus.OVERDUE)
+        select(func.count(Invoice.id)).where(
+            Invoice.customer_id == customer.id, Invoice.status == InvoiceStatus.OVERDUE
+        )
     )
     if overdue:
         return False
     last = await status_changes.latest(session, StatusSubject.CUSTOMER, customer.id)
-    if last is None or last.to_status != CustomerStatus.SUSPENDED.value \
-            or last.cause != Cause.GRACE_PERIOD_EXCEEDED.value:
+    if (
+        last is None
+        or last.to_status != CustomerStatus.SUSPENDED.value
+        or last.cause != Cause.GRACE_PERIOD_EXCEEDED.value
+    ):
         return False
     customer.status = CustomerStatus.ACTIVE
     customer.updated_at = now
-    await status_changes.record(session, Change(
-        StatusSubject.CUSTOMER, customer.id, customer.id, CustomerStatus.SUSPENDED.value,
-        CustomerStatus.ACTIVE.value, Cause.NOTHING_OVERDUE), now)
+    await status_changes.record(
+        session,
+        Change(
+            StatusSubject.CUSTOMER,
+            customer.id,
+            customer.id,
+            CustomerStatus.SUSPENDED.value,
+            CustomerStatus.ACTIVE.value,
+            Cause.NOTHING_OVERDUE,
+        ),
+        now,
+    )
     await session.flush()
     return True

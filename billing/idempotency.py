@@ -30,8 +30,9 @@ def request_hash(arguments: dict[str, Any]) -> str:
 def _validate(key: str) -> str:
     key = (key or "").strip()
     if not key:
-        raise UserError("IDEMPOTENCY_KEY_REQUIRED", "an idempotency key is required",
-                        "idempotencyKey")
+        raise UserError(
+            "IDEMPOTENCY_KEY_REQUIRED", "an idempotency key is required", "idempotencyKey"
+        )
     if len(key) > MAX_KEY_LENGTH:
         raise UserError("TOO_LONG", f"at most {MAX_KEY_LENGTH} characters", "idempotencyKey")
     return key
@@ -40,8 +41,11 @@ def _validate(key: str) -> str:
 def require_for_money(key: str | None, amount: int | None, field: str) -> None:
     """An optional key becomes required once the call moves money (an opening balance)."""
     if amount and not (key or "").strip():
-        raise UserError("IDEMPOTENCY_KEY_REQUIRED",
-                        f"{field} moves money: send an idempotencyKey with it", "idempotencyKey")
+        raise UserError(
+            "IDEMPOTENCY_KEY_REQUIRED",
+            f"{field} moves money: send an idempotencyKey with it",
+            "idempotencyKey",
+        )
 
 
 async def replay(
@@ -81,8 +85,12 @@ async def remember(
     """Record the outcome; a concurrent duplicate fails on the unique constraint and rolls back."""
     session.add(
         IdempotencyRecord(
-            scope=scope, key=_validate(key), result_kind=operation,
-            request_hash=request_hash(arguments), result_id=result_id, created_at=at,
+            scope=scope,
+            key=_validate(key),
+            result_kind=operation,
+            request_hash=request_hash(arguments),
+            result_id=result_id,
+            created_at=at,
         )
     )
     await session.flush()

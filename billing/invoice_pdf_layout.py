@@ -67,11 +67,31 @@ class InvoiceDocument:
 # --- text the built-in fonts can draw -----------------------------------------------------
 
 #: Letters with no Unicode decomposition, spelled as their base letter.
-_LOOKALIKES = str.maketrans({
-    "Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ħ": "H", "ħ": "h", "ı": "i", "Ŧ": "T", "ŧ": "t",
-    "Ŀ": "L", "ŀ": "l", "Ŋ": "N", "ŋ": "n", "Ə": "E", "ə": "e", "ĸ": "k",
-    "\u2010": "-", "\u2011": "-", "\u2212": "-", "\u2009": " ", "\u202f": " ",
-})
+_LOOKALIKES = str.maketrans(
+    {
+        "Ł": "L",
+        "ł": "l",
+        "Đ": "D",
+        "đ": "d",
+        "Ħ": "H",
+        "ħ": "h",
+        "ı": "i",
+        "Ŧ": "T",
+        "ŧ": "t",
+        "Ŀ": "L",
+        "ŀ": "l",
+        "Ŋ": "N",
+        "ŋ": "n",
+        "Ə": "E",
+        "ə": "e",
+        "ĸ": "k",
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2212": "-",
+        "\u2009": " ",
+        "\u202f": " ",
+    }
+)
 _ENCODING = "cp1252"
 
 
@@ -97,8 +117,11 @@ def pdf_text(text: str) -> str:
         elif not char.isprintable():
             spelled.append(" ")
         else:
-            base = "".join(part for part in unicodedata.normalize("NFKD", char)
-                           if not unicodedata.combining(part))
+            base = "".join(
+                part
+                for part in unicodedata.normalize("NFKD", char)
+                if not unicodedata.combining(part)
+            )
             spelled.append(base if base and _drawable(base) else "?")
     return "".join(spelled)
 
@@ -113,11 +136,18 @@ _MARGIN = 15.0
 _WIDTH = 210.0 - 2 * _MARGIN
 _ROW = 6.0
 #: The charges table: (heading, width in mm, alignment).
-_COLUMNS = (("Date", 26.0, "L"), ("Account", 38.0, "L"), ("Description", 86.0, "L"),
-            ("Amount", 30.0, "R"))
+_COLUMNS = (
+    ("Date", 26.0, "L"),
+    ("Account", 38.0, "L"),
+    ("Description", 86.0, "L"),
+    ("Amount", 30.0, "R"),
+)
 #: Status colours (RGB): settled is green, trouble is red, the rest is ink.
-_STATUS_COLOURS = {InvoiceStatus.PAID: (0, 128, 60), InvoiceStatus.OVERDUE: (190, 30, 30),
-                   InvoiceStatus.VOID: (190, 30, 30)}
+_STATUS_COLOURS = {
+    InvoiceStatus.PAID: (0, 128, 60),
+    InvoiceStatus.OVERDUE: (190, 30, 30),
+    InvoiceStatus.VOID: (190, 30, 30),
+}
 _INK = (20, 20, 20)
 _MUTED = (100, 100, 100)
 _RULE = (200, 200, 200)
@@ -165,14 +195,14 @@ def _fit(pdf: FPDF, text: str, width: float) -> str:
     return text
 
 
-def _style(pdf: FPDF, size: float, bold: bool = False,
-           colour: tuple[int, int, int] = _INK) -> None:
+def _style(pdf: FPDF, size: float, bold: bool = False, colour: tuple[int, int, int] = _INK) -> None:
     pdf.set_font("Helvetica", "B" if bold else "", size)
     pdf.set_text_color(*colour)
 
 
-def _put(pdf: FPDF, x: float, top: float, width: float, text: str, align: str = "L",
-         height: float = _ROW) -> None:
+def _put(
+    pdf: FPDF, x: float, top: float, width: float, text: str, align: str = "L", height: float = _ROW
+) -> None:
     """Draw ``text`` on one line in the box ``width`` × ``height`` at (``x``, ``top``),
     cut to fit, vertically centred, aligned left, right or centre (``L``, ``R``, ``C``)."""
     fitted = _fit(pdf, text, width)
@@ -202,8 +232,15 @@ class _InvoicePage(FPDF):
         self.cell(0, 5, f"Invoice {self.number} - page {self.page_no()} of {{nb}}", align="C")
 
 
-def _pair(pdf: FPDF, label: str, value: str, x: float, label_width: float,
-          value_width: float, bold: bool = False) -> None:
+def _pair(
+    pdf: FPDF,
+    label: str,
+    value: str,
+    x: float,
+    label_width: float,
+    value_width: float,
+    bold: bool = False,
+) -> None:
     """One "label  value" row of a details block at ``x``; moves down a row."""
     top = pdf.get_y()
     _style(pdf, 9, colour=_MUTED)
@@ -284,8 +321,12 @@ def _lines(pdf: FPDF, document: InvoiceDocument) -> None:
             _style(pdf, 9)
         top = pdf.get_y()
         x = _MARGIN
-        texts = (_day(line.service_date), line.account_number, line.description,
-                 str(Money(line.amount, document.currency)))
+        texts = (
+            _day(line.service_date),
+            line.account_number,
+            line.description,
+            str(Money(line.amount, document.currency)),
+        )
         for (_, width, align), text in zip(_COLUMNS, texts, strict=True):
             _put(pdf, x, top, width, text, align=align)
             x += width
@@ -296,6 +337,7 @@ def _lines(pdf: FPDF, document: InvoiceDocument) -> None:
 
 def _summary(pdf: FPDF, document: InvoiceDocument) -> None:
     """The statement (how the balance came about), then what this invoice still asks for."""
+
     def money(minor: int) -> str:
         return str(Money(minor, document.currency))
 

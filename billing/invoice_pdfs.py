@@ -17,10 +17,10 @@ module reads invoice lines through :mod:`billing.invoices` in turn.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,9 +56,13 @@ async def stale_invoice_ids(session: AsyncSession, limit: int) -> list[int]:
     rows = await session.scalars(
         select(Invoice.id)
         .outerjoin(InvoicePdf, InvoicePdf.invoice_id == Invoice.id)
-        .where(or_(InvoicePdf.invoice_id.is_(None),
-                   InvoicePdf.status_rendered != Invoice.status,
-                   InvoicePdf.amount_paid_rendered != Invoice.amount_paid))
+        .where(
+            or_(
+                InvoicePdf.invoice_id.is_(None),
+                InvoicePdf.status_rendered != Invoice.status,
+                InvoicePdf.amount_paid_rendered != Invoice.amount_paid,
+            )
+        )
         .order_by(Invoice.id)
         .limit(limit)
     )
@@ -84,21 +88,36 @@ async def store(session: AsyncSession, rendered: Sequence[RenderedPdf], now: dat
     if not rendered:
         return
     dialect_insert = (
-        postgresql_insert if session.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
+        postgresql_insert
+        if session.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
         else sqlite_insert
     )
     statement = dialect_insert(InvoicePdf)
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=[InvoicePdf.invoice_id],
-            set_={column: statement.excluded[column]
-                  for column in ("status_rendered", "amount_paid_rendered", "content", "sha256",
-                                 "rendered_at")},
+            set_={
+                column: statement.excluded[column]
+                for column in (
+                    "status_rendered",
+                    "amount_paid_rendered",
+                    "content",
+                    "sha256",
+                    "rendered_at",
+                )
+            },
         ),
-        [{"invoice_id": r.invoice_id, "status_rendered": r.status,
-          "amount_paid_rendered": r.amount_paid, "content": r.content,
-          "sha256": hashlib.sha256(r.content).hexdigest(), "rendered_at": now}
-         for r in rendered],
+        [
+            {
+                "invoice_id": r.invoice_id,
+                "status_rendered": r.status,
+                "amount_paid_rendered": r.amount_paid,
+                "content": r.content,
+                "sha256": hashlib.sha256(r.content).hexdigest(),
+                "rendered_at": now,
+            }
+            for r in rendered
+        ],
     )
 
 
@@ -113,13 +132,17 @@ class PdfFile:
 
 async def current_pdf(session: AsyncSession, invoice_id: int) -> PdfFile | None:
     """The kept PDF of ``invoice_id`` if it still shows the invoice's figures, else None."""
-    row = (await session.execute(
-        select(Invoice.number, InvoicePdf.content, InvoicePdf.sha256)
-        .join(Invoice, Invoice.id == InvoicePdf.invoice_id)
-        .where(InvoicePdf.invoice_id == invoice_id,
-               InvoicePdf.status_rendered == Invoice.status,
-               InvoicePdf.amount_paid_rendered == Invoice.amount_paid)
-    )).one_or_none()
+    row = (
+        await session.execute(
+            select(Invoice.number, InvoicePdf.content, InvoicePdf.sha256)
+            .join(Invoice, Invoice.id == InvoicePdf.invoice_id)
+            .where(
+                InvoicePdf.invoice_id == invoice_id,
+                InvoicePdf.status_rendered == Invoice.status,
+                InvoicePdf.amount_paid_rendered == Invoice.amount_paid,
+            )
+        )
+    ).one_or_none()
     return None if row is None else PdfFile(row.number, row.content, row.sha256)
 
 
@@ -144,35 +167,55 @@ async def invoice_documents_for(
     if not invoice_ids:
         return []
     settings: Settings = session.info["settings"]
-    rows = (await session.execute(
-        select(Invoice, Customer.name, Customer.address, Customer.email, Customer.time_zone,
-               Reseller.name)
-        .join(Customer, Customer.id == Invoice.customer_id)
-        .outerjoin(Reseller, Reseller.id == Customer.reseller_id)
-        .where(Invoice.id.in_(invoice_ids))
-        .order_by(Invoice.id)
-        # Bulk UPDATEs (overdue marking) bypass the identity map: read the rows afresh.
-        .execution_options(populate_existing=True)
-    )).all()
+    rows = (
+        await session.execute(
+            select(
+                Invoice,
+                Customer.name,
+                Customer.address,
+                Customer.email,
+                Customer.time_zone,
+                Reseller.name,
+            )
+            .join(Customer, Customer.id == Invoice.customer_id)
+            .outerjoin(Reseller, Reseller.id == Customer.reseller_id)
+            .where(Invoice.id.in_(invoice_ids))
+            .order_by(Invoice.id)
+            # Bulk UPDATEs (overdue marking) bypass the identity map: read the rows afresh.
+            .execution_options(populate_existing=True)
+        )
+    ).all()
     lines = await invoices.invoice_lines(session, [row[0].id for row in rows])
     return [
         InvoiceDocument(
             invoice_id=invoice.id,
             provider=reseller_name or settings.provider_name,
-            customer_name=name, customer_address=address, customer_email=email,
-            number=invoice.number, kind=invoice.kind, currency=invoice.currency,
+            customer_name=name,
+            customer_address=address,
+            customer_email=email,
+            number=invoice.number,
+            kind=invoice.kind,
+            currency=invoice.currency,
             period_start=invoice.period_start,
             period_last_day=invoice.period_end - timedelta(days=1),
-            issue_date=invoice.issue_date, due_date=invoice.due_date,
+            issue_date=invoice.issue_date,
+            due_date=invoice.due_date,
             lines=tuple(
-                DocumentLine(line.account_number, line.description,
-                             local_date(line.service_at, time_zone), line.amount)
+                DocumentLine(
+                    line.account_number,
+                    line.description,
+                    local_date(line.service_at, time_zone),
+                    line.amount,
+                )
                 for line in lines[invoice.id]
             ),
             previous_balance=invoice.previous_balance,
-            payments_in_period=invoice.payments_in_period, total=invoice.total,
-            balance_due=invoice.balance_due, amount_paid=invoice.amount_paid,
-            amount_due=amount_due(invoice), status=invoice.status,
+            payments_in_period=invoice.payments_in_period,
+            total=invoice.total,
+            balance_due=invoice.balance_due,
+            amount_paid=invoice.amount_paid,
+            amount_due=amount_due(invoice),
+            status=invoice.status,
         )
         for invoice, name, address, email, time_zone, reseller_name in rows
     ]
@@ -188,8 +231,9 @@ async def invoice_document(session: AsyncSession, invoice_id: int) -> InvoiceDoc
 
 
 def _render_all(documents: Sequence[InvoiceDocument]) -> list[RenderedPdf]:
-    return [RenderedPdf(d.invoice_id, d.status, d.amount_paid, render_invoice_pdf(d))
-            for d in documents]
+    return [
+        RenderedPdf(d.invoice_id, d.status, d.amount_paid, render_invoice_pdf(d)) for d in documents
+    ]
 
 
 async def render_and_store(
@@ -206,9 +250,7 @@ async def render_and_store(
     return rendered
 
 
-async def render_pdf_now(
-    session: AsyncSession, invoice_id: int, now: datetime
-) -> PdfFile | None:
+async def render_pdf_now(session: AsyncSession, invoice_id: int, now: datetime) -> PdfFile | None:
     """Render and keep one invoice's PDF at once (a download found none current).
 
     None when there is no such invoice.
@@ -218,8 +260,9 @@ async def render_pdf_now(
 
 
 @jobs.handler(RENDER_JOB)
-async def render_invoice_pdfs(session: AsyncSession, payload: dict[str, Any],
-                              now: datetime) -> None:
+async def render_invoice_pdfs(
+    session: AsyncSession, payload: dict[str, Any], now: datetime
+) -> None:
     """Render a batch of missing or stale PDFs; come back at once while there are more.
 
     Idempotent: a PDF that already shows its invoice's figures is not stale, so a second run

@@ -32,11 +32,10 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import clock, collection, dunning, jobs, ledger, settlement, validation
+from billing import clock, collection, dunning, invoice_pdfs, jobs, ledger, settlement, validation
 from billing.access import Viewer, require_staff, visible
 from billing.customers import get_customer_for_update
 from billing.errors import NotFound, UserError
-from billing import invoice_pdfs
 from billing.models import (
     Account,
     Charge,
@@ -96,7 +95,8 @@ async def next_invoice_numbers(session: AsyncSession, owner_key: str, count: int
     if count == 0:
         return []
     dialect_insert = (
-        postgresql_insert if session.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
+        postgresql_insert
+        if session.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
         else sqlite_insert
     )
     upsert = (
@@ -154,9 +154,15 @@ def billee_query(kind: InvoiceKind = InvoiceKind.REGULAR) -> Select:  # type: ig
 
 
 def billee_from_row(row: Row[Any]) -> Billee:
-    return Billee(id=row.id, reseller_id=row.reseller_id, currency=row.currency,
-                  time_zone=row.time_zone, payment_terms_days=int(row.payment_terms_days),
-                  balance=int(row.balance), review=bool(row.review))
+    return Billee(
+        id=row.id,
+        reseller_id=row.reseller_id,
+        currency=row.currency,
+        time_zone=row.time_zone,
+        payment_terms_days=int(row.payment_terms_days),
+        balance=int(row.balance),
+        review=bool(row.review),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +201,10 @@ class StatementFigures:
 
 
 def statement_figures(
-    balance: int, total: int, uninvoiced_after: int, payments_in_period: int,
+    balance: int,
+    total: int,
+    uninvoiced_after: int,
+    payments_in_period: int,
     payments_after: int,
 ) -> StatementFigures:
     """The invoice's previous balance: what was owed before the period's activity.
@@ -237,8 +246,11 @@ async def _uninvoiced_charges(
     """Each customer's uninvoiced posted charges as (service time, amount), earliest first."""
     rows = await session.execute(
         select(Charge.customer_id, Charge.service_at, Charge.amount)
-        .where(Charge.customer_id.in_(customer_ids), Charge.invoice_id.is_(None),
-               Charge.status == ChargeStatus.POSTED)
+        .where(
+            Charge.customer_id.in_(customer_ids),
+            Charge.invoice_id.is_(None),
+            Charge.status == ChargeStatus.POSTED,
+        )
         .order_by(Charge.customer_id, Charge.service_at, Charge.id)
     )
     charges: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
@@ -252,11 +264,13 @@ async def _settled_payments(
 ) -> dict[int, list[tuple[datetime, int]]]:
     """Each customer's settled payments since ``since`` as (received time, amount net of refunds)."""
     rows = await session.execute(
-        select(Payment.customer_id, Payment.received_at,
-               Payment.amount - Payment.refunded_amount)
-        .where(Payment.customer_id.in_(customer_ids),
-               Payment.status.in_(settlement.SETTLED_PAYMENT_STATUSES),
-               Payment.received_at >= since)
+        select(
+            Payment.customer_id, Payment.received_at, Payment.amount - Payment.refunded_amount
+        ).where(
+            Payment.customer_id.in_(customer_ids),
+            Payment.status.in_(settlement.SETTLED_PAYMENT_STATUSES),
+            Payment.received_at >= since,
+        )
     )
     payments: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
     for customer_id, received_at, net in rows.all():
@@ -265,8 +279,10 @@ async def _settled_payments(
 
 
 def _draft_customer(
-    closings: list[Closing], charges: list[tuple[datetime, int]],
-    payments: list[tuple[datetime, int]], now: datetime,
+    closings: list[Closing],
+    charges: list[tuple[datetime, int]],
+    payments: list[tuple[datetime, int]],
+    now: datetime,
 ) -> list[_Draft]:
     """Drafts for one customer's closings (oldest first), each taking its period's charges.
 
@@ -291,12 +307,22 @@ def _draft_customer(
         today = local_date(now, tz)
         issue_date = issue_date_for(closing.period, today)
         due_date = due_date_for(issue_date, closing.billee.payment_terms_days)
-        status = (InvoiceStatus.PENDING_REVIEW if closing.billee.review
-                  else settlement.status_for(figures.total, 0, due_date, today))
-        drafts.append(_Draft(
-            closing=closing, rank=rank, line_count=taken - first, figures=figures,
-            issue_date=issue_date, due_date=due_date, status=status,
-        ))
+        status = (
+            InvoiceStatus.PENDING_REVIEW
+            if closing.billee.review
+            else settlement.status_for(figures.total, 0, due_date, today)
+        )
+        drafts.append(
+            _Draft(
+                closing=closing,
+                rank=rank,
+                line_count=taken - first,
+                figures=figures,
+                issue_date=issue_date,
+                due_date=due_date,
+                status=status,
+            )
+        )
     return drafts
 
 
@@ -305,8 +331,10 @@ async def _numbered_rows(
 ) -> list[dict[str, Any]]:
     """Invoice rows for ``drafts``, numbered per owner in draft order."""
     numbers: dict[int, str] = {}
-    by_owner = groupby(sorted(range(len(drafts)), key=lambda i: drafts[i].closing.billee.owner_key),
-                       key=lambda i: drafts[i].closing.billee.owner_key)
+    by_owner = groupby(
+        sorted(range(len(drafts)), key=lambda i: drafts[i].closing.billee.owner_key),
+        key=lambda i: drafts[i].closing.billee.owner_key,
+    )
     for owner_key, indexes in by_owner:
         positions = list(indexes)
         for position, number in zip(
@@ -346,19 +374,25 @@ async def _attach_charges(session: AsyncSession, drafts: list[_Draft], ids: list
     charges = Charge.__table__
     attach = (
         update(charges)
-        .where(charges.c.customer_id == bindparam("b_customer"),
-               charges.c.invoice_id.is_(None),
-               charges.c.status == ChargeStatus.POSTED,
-               charges.c.service_at < bindparam("b_until"))
+        .where(
+            charges.c.customer_id == bindparam("b_customer"),
+            charges.c.invoice_id.is_(None),
+            charges.c.status == ChargeStatus.POSTED,
+            charges.c.service_at < bindparam("b_until"),
+        )
         .values(invoice_id=bindparam("b_invoice"))
     )
-    for _, ranked in groupby(sorted(zip(drafts, ids, strict=True), key=lambda p: p[0].rank),
-                             key=lambda p: p[0].rank):
+    for _, ranked in groupby(
+        sorted(zip(drafts, ids, strict=True), key=lambda p: p[0].rank), key=lambda p: p[0].rank
+    ):
         params = [
-            {"b_customer": d.closing.billee.id,
-             "b_until": d.closing.period.end_utc(d.closing.billee.time_zone),
-             "b_invoice": invoice_id}
-            for d, invoice_id in ranked if d.line_count
+            {
+                "b_customer": d.closing.billee.id,
+                "b_until": d.closing.period.end_utc(d.closing.billee.time_zone),
+                "b_invoice": invoice_id,
+            }
+            for d, invoice_id in ranked
+            if d.line_count
         ]
         if params:
             await session.execute(attach, params)
@@ -375,13 +409,27 @@ async def _copy_lines(session: AsyncSession, drafts: list[_Draft], ids: list[int
     for chunk in _chunks(list(zip(ids, drafts, strict=True)), _IDS_PER_STATEMENT):
         result = await session.execute(
             insert(InvoiceLine.__table__).from_select(
-                ["invoice_id", "charge_id", "account_number", "description", "service_at",
-                 "amount"],
-                select(Charge.invoice_id, Charge.id, Account.number, Charge.description,
-                       Charge.service_at, Charge.amount)
+                [
+                    "invoice_id",
+                    "charge_id",
+                    "account_number",
+                    "description",
+                    "service_at",
+                    "amount",
+                ],
+                select(
+                    Charge.invoice_id,
+                    Charge.id,
+                    Account.number,
+                    Charge.description,
+                    Charge.service_at,
+                    Charge.amount,
+                )
                 .join(Account, Account.id == Charge.account_id)
-                .where(Charge.customer_id.in_({d.closing.billee.id for _, d in chunk}),
-                       Charge.invoice_id.in_([invoice_id for invoice_id, _ in chunk]))
+                .where(
+                    Charge.customer_id.in_({d.closing.billee.id for _, d in chunk}),
+                    Charge.invoice_id.in_([invoice_id for invoice_id, _ in chunk]),
+                )
                 .order_by(Charge.invoice_id, Charge.service_at, Charge.id),
             )
         )
@@ -399,10 +447,13 @@ async def _customers_with_credit(session: AsyncSession, customer_ids: list[int])
         .scalar_subquery()
     )
     rows = await session.scalars(
-        select(Payment.customer_id).distinct()
-        .where(Payment.customer_id.in_(customer_ids),
-               Payment.status.in_(settlement.SETTLED_PAYMENT_STATUSES),
-               Payment.amount - Payment.refunded_amount - allocated > 0)
+        select(Payment.customer_id)
+        .distinct()
+        .where(
+            Payment.customer_id.in_(customer_ids),
+            Payment.status.in_(settlement.SETTLED_PAYMENT_STATUSES),
+            Payment.amount - Payment.refunded_amount - allocated > 0,
+        )
     )
     return list(rows.all())
 
@@ -434,8 +485,9 @@ async def issue_invoices(
         session, customer_ids, min(c.period.start_utc(c.billee.time_zone) for c in closings)
     )
     drafts: list[_Draft] = []
-    for customer_id, own in groupby(sorted(closings, key=lambda c: c.billee.id),
-                                    key=lambda c: c.billee.id):
+    for customer_id, own in groupby(
+        sorted(closings, key=lambda c: c.billee.id), key=lambda c: c.billee.id
+    ):
         drafts += _draft_customer(list(own), charges[customer_id], payments[customer_id], now)
     rows = await _numbered_rows(session, drafts, now)
     result = await session.execute(
@@ -444,10 +496,21 @@ async def issue_invoices(
     ids = [int(i) for i in result.scalars().all()]
     await _attach_charges(session, drafts, ids)
     await _copy_lines(session, drafts, ids)
-    await record_many(session, [
-        Change(StatusSubject.INVOICE, invoice_id, d.closing.billee.id, None, d.status.value,
-               Cause.ISSUED) for d, invoice_id in zip(drafts, ids, strict=True)
-    ], now)
+    await record_many(
+        session,
+        [
+            Change(
+                StatusSubject.INVOICE,
+                invoice_id,
+                d.closing.billee.id,
+                None,
+                d.status.value,
+                Cause.ISSUED,
+            )
+            for d, invoice_id in zip(drafts, ids, strict=True)
+        ],
+        now,
+    )
     await _apply_existing_credit(session, customer_ids, now)
     await collection.plan_attempts(session, ids, now)
     unpaid = [d for d in drafts if d.status == InvoiceStatus.UNPAID]
@@ -471,16 +534,24 @@ async def close_period_out_of_turn(
     now = await clock.now(session)
     period = out_of_turn_period(customer.period_start, local_date(now, customer.time_zone))
     waiting = await session.scalar(
-        select(func.count(Charge.id))
-        .where(Charge.customer_id == customer.id, Charge.invoice_id.is_(None),
-               Charge.status == ChargeStatus.POSTED,
-               Charge.service_at < period.end_utc(customer.time_zone))
+        select(func.count(Charge.id)).where(
+            Charge.customer_id == customer.id,
+            Charge.invoice_id.is_(None),
+            Charge.status == ChargeStatus.POSTED,
+            Charge.service_at < period.end_utc(customer.time_zone),
+        )
     )
     if not waiting:
-        raise UserError("NOTHING_TO_INVOICE", "the customer has no uninvoiced charges",
-                        "customerId")
-    billee = billee_from_row((await session.execute(
-        billee_query(InvoiceKind.OUT_OF_TURN).where(Customer.id == customer.id))).one())
+        raise UserError(
+            "NOTHING_TO_INVOICE", "the customer has no uninvoiced charges", "customerId"
+        )
+    billee = billee_from_row(
+        (
+            await session.execute(
+                billee_query(InvoiceKind.OUT_OF_TURN).where(Customer.id == customer.id)
+            )
+        ).one()
+    )
     [invoice_id] = await issue_invoices(
         session, [Closing(billee, period, InvoiceKind.OUT_OF_TURN)], now
     )
@@ -496,12 +567,14 @@ async def _reverse_charges(
     session: AsyncSession, customer: Customer, invoice: Invoice, reason: str, now: datetime
 ) -> None:
     """One VOID transaction taking the invoice's charges back: customer −, revenue +, per account."""
-    per_account = (await session.execute(
-        select(Charge.account_id, func.sum(Charge.amount))
-        .where(Charge.invoice_id == invoice.id, Charge.status == ChargeStatus.POSTED)
-        .group_by(Charge.account_id)
-        .order_by(Charge.account_id)
-    )).all()
+    per_account = (
+        await session.execute(
+            select(Charge.account_id, func.sum(Charge.amount))
+            .where(Charge.invoice_id == invoice.id, Charge.status == ChargeStatus.POSTED)
+            .group_by(Charge.account_id)
+            .order_by(Charge.account_id)
+        )
+    ).all()
     if not per_account:
         return
     revenue = await ledger.system_book(
@@ -509,12 +582,18 @@ async def _reverse_charges(
     )
     postings = []
     for account_id, amount in per_account:
-        postings.append(ledger.Posting(customer.ledger_account_id, -int(amount), invoice.currency,
-                                       account_id))
+        postings.append(
+            ledger.Posting(customer.ledger_account_id, -int(amount), invoice.currency, account_id)
+        )
         postings.append(ledger.Posting(revenue, int(amount), invoice.currency, account_id))
-    await ledger.post(session, TransactionKind.VOID, postings, at=now,
-                      description=f"Void of invoice {invoice.number}: {reason}",
-                      customer_id=customer.id)
+    await ledger.post(
+        session,
+        TransactionKind.VOID,
+        postings,
+        at=now,
+        description=f"Void of invoice {invoice.number}: {reason}",
+        customer_id=customer.id,
+    )
     await session.execute(
         update(Charge.__table__)
         .where(Charge.__table__.c.invoice_id == invoice.id)
@@ -541,9 +620,19 @@ async def void_invoice(
     now = await clock.now(session)
     await _reverse_charges(session, customer, invoice, reason, now)
     await settlement.release_invoice(session, invoice, now)
-    await record(session, Change(StatusSubject.INVOICE, invoice.id, invoice.customer_id,
-                                 invoice.status.value, InvoiceStatus.VOID.value, Cause.VOIDED,
-                                 viewer.idempotency_scope), now)
+    await record(
+        session,
+        Change(
+            StatusSubject.INVOICE,
+            invoice.id,
+            invoice.customer_id,
+            invoice.status.value,
+            InvoiceStatus.VOID.value,
+            Cause.VOIDED,
+            viewer.idempotency_scope,
+        ),
+        now,
+    )
     await collection.cancel_pending(session, [invoice.id], collection.CancelReason.VOIDED, now)
     invoice.status = InvoiceStatus.VOID
     invoice.voided_at = now
@@ -605,14 +694,28 @@ async def approve_invoices(
         invoice = await session.get(Invoice, found.id, populate_existing=True)
         assert invoice is not None
         if invoice.status != InvoiceStatus.PENDING_REVIEW:
-            raise UserError("NOT_PENDING_REVIEW",
-                            f"invoice {invoice.number} is not waiting for review", "ids")
-        invoice.status = settlement.status_for(invoice.total, invoice.amount_paid,
-                                               invoice.due_date,
-                                               local_date(now, customer.time_zone))
-        await record(session, Change(StatusSubject.INVOICE, invoice.id, invoice.customer_id,
-                                     InvoiceStatus.PENDING_REVIEW.value, invoice.status.value,
-                                     Cause.APPROVED, viewer.idempotency_scope), now)
+            raise UserError(
+                "NOT_PENDING_REVIEW", f"invoice {invoice.number} is not waiting for review", "ids"
+            )
+        invoice.status = settlement.status_for(
+            invoice.total,
+            invoice.amount_paid,
+            invoice.due_date,
+            local_date(now, customer.time_zone),
+        )
+        await record(
+            session,
+            Change(
+                StatusSubject.INVOICE,
+                invoice.id,
+                invoice.customer_id,
+                InvoiceStatus.PENDING_REVIEW.value,
+                invoice.status.value,
+                Cause.APPROVED,
+                viewer.idempotency_scope,
+            ),
+            now,
+        )
         await session.flush()
         await settlement.apply_credit(session, customer, now)
         approved.append(invoice)
@@ -635,16 +738,22 @@ async def mark_overdue(session: AsyncSession, now: datetime) -> None:
     No zone is more than a day ahead of UTC, so only invoices due by UTC today can qualify.
     """
     invoices = Invoice.__table__
-    unsettled = (invoices.c.status.in_(UNSETTLED_STATUSES),
-                 invoices.c.amount_paid < invoices.c.total)
+    unsettled = (
+        invoices.c.status.in_(UNSETTLED_STATUSES),
+        invoices.c.amount_paid < invoices.c.total,
+    )
     zones = await session.scalars(
-        select(Customer.time_zone).distinct()
+        select(Customer.time_zone)
+        .distinct()
         .join(Invoice, Invoice.customer_id == Customer.id)
         .where(*unsettled, Invoice.due_date <= now.date())
     )
     for zone in zones.all():
-        due = (*unsettled, invoices.c.due_date < local_date(now, zone),
-               invoices.c.customer_id.in_(select(Customer.id).where(Customer.time_zone == zone)))
+        due = (
+            *unsettled,
+            invoices.c.due_date < local_date(now, zone),
+            invoices.c.customer_id.in_(select(Customer.id).where(Customer.time_zone == zone)),
+        )
         await _record_overdue(session, due, now)
         await session.execute(update(invoices).where(*due).values(status=InvoiceStatus.OVERDUE))
 
@@ -655,23 +764,29 @@ async def _record_overdue(session: AsyncSession, due: tuple[Any, ...], now: date
     await session.execute(
         insert(StatusChange.__table__).from_select(
             ["subject", "subject_id", "customer_id", "from_status", "to_status", "at", "cause"],
-            select(literal(StatusSubject.INVOICE.value), invoices.c.id, invoices.c.customer_id,
-                   invoices.c.status, literal(InvoiceStatus.OVERDUE.value),
-                   literal(now, StatusChange.__table__.c.at.type),
-                   literal(Cause.DUE_DATE_PASSED.value))
-            .where(*due),
+            select(
+                literal(StatusSubject.INVOICE.value),
+                invoices.c.id,
+                invoices.c.customer_id,
+                invoices.c.status,
+                literal(InvoiceStatus.OVERDUE.value),
+                literal(now, StatusChange.__table__.c.at.type),
+                literal(Cause.DUE_DATE_PASSED.value),
+            ).where(*due),
         )
     )
 
 
 async def schedule_overdue_check(session: AsyncSession) -> None:
     """Wake the overdue job at the earliest moment any unpaid invoice becomes overdue."""
-    rows = (await session.execute(
-        select(Customer.time_zone, func.min(Invoice.due_date))
-        .join(Invoice, Invoice.customer_id == Customer.id)
-        .where(Invoice.status.in_(UNSETTLED_STATUSES), Invoice.amount_paid < Invoice.total)
-        .group_by(Customer.time_zone)
-    )).all()
+    rows = (
+        await session.execute(
+            select(Customer.time_zone, func.min(Invoice.due_date))
+            .join(Invoice, Invoice.customer_id == Customer.id)
+            .where(Invoice.status.in_(UNSETTLED_STATUSES), Invoice.amount_paid < Invoice.total)
+            .group_by(Customer.time_zone)
+        )
+    ).all()
     if rows:
         first = min(overdue_from(due_date, zone) for zone, due_date in rows)
         await jobs.schedule(session, OVERDUE_JOB, first, unique_key=OVERDUE_JOB)
@@ -731,9 +846,7 @@ async def invoice_lines(
     return lines
 
 
-async def payments_for_invoice(
-    session: AsyncSession, invoice_id: int
-) -> list[tuple[Payment, int]]:
+async def payments_for_invoice(session: AsyncSession, invoice_id: int) -> list[tuple[Payment, int]]:
     """The payments that (still) pay ``invoice_id`` and how much of each, oldest first.
 
     The caller has already authorised the invoice (see :func:`get_invoice`).
@@ -752,4 +865,4 @@ async def payments_for_invoice(
 
 def _chunks(items: list[_T], size: int) -> Iterator[list[_T]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]

@@ -29,8 +29,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import clock
-from billing.models import Job, JobStatus
 from billing.db import Database
+from billing.models import Job, JobStatus
 
 log = logging.getLogger("kassa.billing.jobs")
 
@@ -46,9 +46,15 @@ DETACHED_LEASE = timedelta(minutes=10)
 DETACHED_RETRY = timedelta(minutes=2)
 
 #: The modules whose import registers job handlers: listed here so a reader finds them all.
-HANDLER_MODULES = ("billing.billrun", "billing.invoices", "billing.payments",
-                   "billing.invoice_pdfs", "billing.collection_run",
-                   "billing.dunning", "billing.notifications")
+HANDLER_MODULES = (
+    "billing.billrun",
+    "billing.invoices",
+    "billing.payments",
+    "billing.invoice_pdfs",
+    "billing.collection_run",
+    "billing.dunning",
+    "billing.notifications",
+)
 
 
 def load_handlers() -> None:
@@ -95,15 +101,24 @@ async def schedule(
             return
     try:
         async with session.begin_nested():
-            session.add(Job(kind=kind, payload=json.dumps(payload or {}), due_at=due_at,
-                            unique_key=unique_key, status=JobStatus.PENDING))
+            session.add(
+                Job(
+                    kind=kind,
+                    payload=json.dumps(payload or {}),
+                    due_at=due_at,
+                    unique_key=unique_key,
+                    status=JobStatus.PENDING,
+                )
+            )
     except IntegrityError:
         # Another transaction scheduled the same unique job first: that one will do.
         pass
 
 
 async def reschedule(
-    session: AsyncSession, kind: str, unique_key: str,
+    session: AsyncSession,
+    kind: str,
+    unique_key: str,
     next_due: Callable[[AsyncSession], Awaitable[datetime | None]],
 ) -> datetime | None:
     """Set the pending ``unique_key`` job to fall due exactly at ``await next_due(session)``
@@ -130,9 +145,7 @@ async def reschedule(
 
 
 async def next_due_at(session: AsyncSession) -> datetime | None:
-    return await session.scalar(
-        select(func.min(Job.due_at)).where(Job.status == JobStatus.PENDING)
-    )
+    return await session.scalar(select(func.min(Job.due_at)).where(Job.status == JobStatus.PENDING))
 
 
 async def _claim(session: AsyncSession, now: datetime) -> Job | None:
@@ -163,8 +176,13 @@ async def run_one(db: Database) -> bool:
         detached = _detached.get(job.kind)
         if detached is not None:
             if job.unique_key is not None:
-                await schedule(session, job.kind, now + DETACHED_LEASE,
-                               json.loads(job.payload), unique_key=job.unique_key)
+                await schedule(
+                    session,
+                    job.kind,
+                    now + DETACHED_LEASE,
+                    json.loads(job.payload),
+                    unique_key=job.unique_key,
+                )
             claimed = (job.id, job.kind, json.loads(job.payload), job.unique_key)
         else:
             run = _handlers.get(job.kind)
@@ -174,12 +192,11 @@ async def run_one(db: Database) -> bool:
                 # A savepoint: a failing handler's writes roll back, the failure record stays.
                 async with session.begin_nested():
                     await run(session, json.loads(job.payload), now)
-            except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried
+            except Exception as exc:
                 log.exception("job %s (%s) failed", job.id, job.kind)
                 job.last_error = f"{type(exc).__name__}: {exc}"[:2000]
                 job.due_at = now + timedelta(minutes=2 ** min(job.attempts, 10))
-                job.status = (JobStatus.FAILED if job.attempts >= MAX_ATTEMPTS
-                              else JobStatus.PENDING)
+                job.status = JobStatus.FAILED if job.attempts >= MAX_ATTEMPTS else JobStatus.PENDING
                 job.finished_at = None
             return True
     await _run_detached(db, detached, *claimed, now)
@@ -187,13 +204,18 @@ async def run_one(db: Database) -> bool:
 
 
 async def _run_detached(
-    db: Database, run: DetachedHandler, job_id: int, kind: str, payload: dict[str, Any],
-    unique_key: str | None, now: datetime,
+    db: Database,
+    run: DetachedHandler,
+    job_id: int,
+    kind: str,
+    payload: dict[str, Any],
+    unique_key: str | None,
+    now: datetime,
 ) -> None:
     """Run a claimed detached job; on failure note the error and have it retried soon."""
     try:
         await run(db, payload, now)
-    except Exception as exc:  # noqa: BLE001 - recorded, and the successor retries
+    except Exception as exc:
         log.exception("job %s (%s) failed", job_id, kind)
         async with db.transaction() as session:
             job = await session.get(Job, job_id)
@@ -201,8 +223,7 @@ async def _run_detached(
             job.last_error = f"{type(exc).__name__}: {exc}"[:2000]
             job.status = JobStatus.FAILED
             if unique_key is not None:
-                await schedule(session, kind, now + DETACHED_RETRY, payload,
-                               unique_key=unique_key)
+                await schedule(session, kind, now + DETACHED_RETRY, payload, unique_key=unique_key)
 
 
 async def run_due(db: Database, limit: int = 100_000) -> int:

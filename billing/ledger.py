@@ -163,15 +163,32 @@ async def post_many(
         check_balanced(draft.postings)
     result = await session.execute(
         insert(LedgerTransaction).returning(LedgerTransaction.id, sort_by_parameter_order=True),
-        [{"kind": kind, "customer_id": d.customer_id, "description": d.description[:500],
-          "created_at": at, "reverses_id": None} for d in drafts],
+        [
+            {
+                "kind": kind,
+                "customer_id": d.customer_id,
+                "description": d.description[:500],
+                "created_at": at,
+                "reverses_id": None,
+            }
+            for d in drafts
+        ],
     )
     ids = [int(i) for i in result.scalars().all()]
-    await session.execute(insert(LedgerEntry), [
-        {"transaction_id": txn_id, "ledger_account_id": p.book, "account_id": p.account_id,
-         "amount": p.amount, "currency": p.currency}
-        for txn_id, draft in zip(ids, drafts, strict=True) for p in draft.postings
-    ])
+    await session.execute(
+        insert(LedgerEntry),
+        [
+            {
+                "transaction_id": txn_id,
+                "ledger_account_id": p.book,
+                "account_id": p.account_id,
+                "amount": p.amount,
+                "currency": p.currency,
+            }
+            for txn_id, draft in zip(ids, drafts, strict=True)
+            for p in draft.postings
+        ],
+    )
     deltas: dict[int, int] = defaultdict(int)
     for draft in drafts:
         for p in draft.postings:
@@ -180,7 +197,8 @@ async def post_many(
     moves = [{"b_book": book, "b_delta": delta} for book, delta in sorted(deltas.items()) if delta]
     if moves:
         await session.execute(
-            update(books).where(books.c.id == bindparam("b_book"))
+            update(books)
+            .where(books.c.id == bindparam("b_book"))
             .values(balance=books.c.balance + bindparam("b_delta")),
             moves,
         )
@@ -206,8 +224,13 @@ async def reverse(
         for entry in entries
     ]
     return await post(
-        session, kind, postings, at=at, description=description,
-        customer_id=original.customer_id, reverses_id=original_id,
+        session,
+        kind,
+        postings,
+        at=at,
+        description=description,
+        customer_id=original.customer_id,
+        reverses_id=original_id,
     )
 
 

@@ -36,16 +36,22 @@ def compose(settings: Settings, to: str, subject: str, body: str) -> EmailMessag
 
 async def send(settings: Settings, message: EmailMessage) -> None:
     """Deliver ``message`` to the SMTP server now (STARTTLS when the server offers it)."""
-    await aiosmtplib.send(message, hostname=settings.smtp_host, port=settings.smtp_port,
-                          timeout=SMTP_TIMEOUT_SECONDS)
+    await aiosmtplib.send(
+        message, hostname=settings.smtp_host, port=settings.smtp_port, timeout=SMTP_TIMEOUT_SECONDS
+    )
 
 
 async def _send_or_log(settings: Settings, message: EmailMessage) -> None:
     try:
         await send(settings, message)
     except (aiosmtplib.SMTPException, OSError) as error:
-        log.warning("could not mail %r to %s:%s: %s", message["Subject"], settings.smtp_host,
-                    settings.smtp_port, error)
+        log.warning(
+            "could not mail %r to %s:%s: %s",
+            message["Subject"],
+            settings.smtp_host,
+            settings.smtp_port,
+            error,
+        )
 
 
 def send_soon(settings: Settings, message: EmailMessage) -> None:

@@ -57,8 +57,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def _enum(cls: type[StrEnum]) -> Enum:
-    return Enum(cls, native_enum=False, length=24, validate_strings=True,
-                values_callable=lambda e: [m.value for m in e])
+    return Enum(
+        cls,
+        native_enum=False,
+        length=24,
+        validate_strings=True,
+        values_callable=lambda e: [m.value for m in e],
+    )
 
 
 class Base(DeclarativeBase):
@@ -374,9 +379,7 @@ class Charge(Base):
     """A pre-rated charge posted to an account."""
 
     __tablename__ = "charges"
-    __table_args__ = (
-        Index("ix_charges_uninvoiced", "customer_id", "invoice_id", "service_at"),
-    )
+    __table_args__ = (Index("ix_charges_uninvoiced", "customer_id", "invoice_id", "service_at"),)
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
@@ -404,8 +407,11 @@ class Invoice(Base):
     __table_args__ = (
         # A regular period is invoiced exactly once, however often the bill run runs.
         Index(
-            "uq_invoices_regular_period", "customer_id", "period_start",
-            unique=True, sqlite_where=text("kind = 'REGULAR'"),
+            "uq_invoices_regular_period",
+            "customer_id",
+            "period_start",
+            unique=True,
+            sqlite_where=text("kind = 'REGULAR'"),
             postgresql_where=text("kind = 'REGULAR'"),
         ),
         UniqueConstraint("owner_key", "number", name="uq_invoices_number"),
@@ -643,9 +649,13 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_pending_due", "status", "due_at"),
-        Index("uq_jobs_pending_key", "unique_key", unique=True,
-              sqlite_where=text("status = 'PENDING'"),
-              postgresql_where=text("status = 'PENDING'")),
+        Index(
+            "uq_jobs_pending_key",
+            "unique_key",
+            unique=True,
+            sqlite_where=text("status = 'PENDING'"),
+            postgresql_where=text("status = 'PENDING'"),
+        ),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     kind: Mapped[str] = mapped_column(String(64))

@@ -37,6 +37,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import clock, invoice_pdfs, jobs, mailer
+from billing.db import Database
 from billing.models import (
     AttemptStatus,
     CollectionAttempt,
@@ -53,7 +54,6 @@ from billing.models import (
 from billing.money import format_amount
 from billing.periods import local_date
 from billing.status_changes import Cause
-from billing.db import Database
 from settings import Settings
 
 COMPOSE_JOB = "compose_notifications"
@@ -119,22 +119,24 @@ async def _customers(session: AsyncSession, ids: set[int]) -> dict[int, Customer
     if not ids:
         return {}
     rows = await session.scalars(
-        select(Customer).where(Customer.id.in_(ids), Customer.email.is_not(None),
-                               Customer.email != ""))
+        select(Customer).where(
+            Customer.id.in_(ids), Customer.email.is_not(None), Customer.email != ""
+        )
+    )
     return {c.id: c for c in rows.all()}
 
 
 async def _invoices(session: AsyncSession, ids: set[int]) -> dict[int, Invoice]:
     if not ids:
         return {}
-    rows = await session.scalars(select(Invoice).where(Invoice.id.in_(ids))
-                                 .execution_options(populate_existing=True))
+    rows = await session.scalars(
+        select(Invoice).where(Invoice.id.in_(ids)).execution_options(populate_existing=True)
+    )
     return {i.id: i for i in rows.all()}
 
 
 async def _pdf(session: AsyncSession, invoice_id: int, now: datetime) -> bytes:
     """The invoice's current PDF, rendered (and kept) now if the render job has not yet."""
-    from billing import invoice_pdf_layout  # the renderer imports invoices: keep it lazy
 
     current = await invoice_pdfs.current_pdf(session, invoice_id)
     if current is None:
@@ -144,20 +146,28 @@ async def _pdf(session: AsyncSession, invoice_id: int, now: datetime) -> bytes:
 
 
 async def _status_change_drafts(
-    session: AsyncSession, after_id: int, oldest: datetime, now: datetime,
+    session: AsyncSession,
+    after_id: int,
+    oldest: datetime,
+    now: datetime,
 ) -> tuple[list[Draft], int]:
     """Issued, overdue and suspended mails from ``status_changes`` rows after ``after_id``."""
-    changes = list((await session.scalars(
-        select(StatusChange).where(StatusChange.id > after_id, StatusChange.at >= oldest)
-        .order_by(StatusChange.id)
-    )).all())
+    changes = list(
+        (
+            await session.scalars(
+                select(StatusChange)
+                .where(StatusChange.id > after_id, StatusChange.at >= oldest)
+                .order_by(StatusChange.id)
+            )
+        ).all()
+    )
     watermark = max([after_id, *(c.id for c in changes)])
     wanted: list[tuple[str, StatusChange]] = []
     for change in changes:
         if change.subject == StatusSubject.INVOICE:
-            issued = (change.cause == Cause.APPROVED
-                      or (change.cause == Cause.ISSUED
-                          and change.to_status != InvoiceStatus.PENDING_REVIEW))
+            issued = change.cause == Cause.APPROVED or (
+                change.cause == Cause.ISSUED and change.to_status != InvoiceStatus.PENDING_REVIEW
+            )
             if issued:
                 wanted.append((f"invoice-issued:{change.subject_id}", change))
             elif change.to_status == InvoiceStatus.OVERDUE:
@@ -168,63 +178,96 @@ async def _status_change_drafts(
     existing = await _existing(session, wanted)
     wanted = [(key, c) for key, c in wanted if key not in existing]
     customers = await _customers(session, {c.customer_id for _, c in wanted})
-    invoices = await _invoices(session, {c.subject_id for _, c in wanted
-                                         if c.subject == StatusSubject.INVOICE})
+    invoices = await _invoices(
+        session, {c.subject_id for _, c in wanted if c.subject == StatusSubject.INVOICE}
+    )
     drafts: list[Draft] = []
     for key, change in wanted:
         customer = customers.get(change.customer_id)
         if customer is None or customer.email is None:
             continue
         if key.startswith("suspended:"):
-            why = ("because an invoice is unpaid past its due date and grace period. It is "
-                   "restored as soon as the overdue invoices are paid."
-                   if change.cause == Cause.GRACE_PERIOD_EXCEEDED
-                   else "by our staff. Please contact us about it.")
-            drafts.append(Draft(key, customer.id, customer.email, "Your service is suspended",
-                                _greeting(customer.name) + f"your service has been suspended "
-                                f"{why}\n"))
+            why = (
+                "because an invoice is unpaid past its due date and grace period. It is "
+                "restored as soon as the overdue invoices are paid."
+                if change.cause == Cause.GRACE_PERIOD_EXCEEDED
+                else "by our staff. Please contact us about it."
+            )
+            drafts.append(
+                Draft(
+                    key,
+                    customer.id,
+                    customer.email,
+                    "Your service is suspended",
+                    _greeting(customer.name) + f"your service has been suspended {why}\n",
+                )
+            )
             continue
         invoice = invoices[change.subject_id]
         if invoice.status in (InvoiceStatus.VOID, InvoiceStatus.PENDING_REVIEW) or (
-                key.startswith("overdue:") and invoice.status != InvoiceStatus.OVERDUE):
+            key.startswith("overdue:") and invoice.status != InvoiceStatus.OVERDUE
+        ):
             continue  # voided, or paid before the mail was written: nothing to tell
         due = _money(invoice.outstanding, invoice.currency)
         if key.startswith("overdue:"):
-            drafts.append(Draft(
-                key, customer.id, customer.email, f"Invoice {invoice.number} is overdue",
-                _greeting(customer.name) + f"invoice {invoice.number} was due on "
-                f"{invoice.due_date.isoformat()} and {due} is still outstanding. Please pay "
-                "it to avoid suspension of your service.\n"))
+            drafts.append(
+                Draft(
+                    key,
+                    customer.id,
+                    customer.email,
+                    f"Invoice {invoice.number} is overdue",
+                    _greeting(customer.name) + f"invoice {invoice.number} was due on "
+                    f"{invoice.due_date.isoformat()} and {due} is still outstanding. Please pay "
+                    "it to avoid suspension of your service.\n",
+                )
+            )
         else:
-            drafts.append(Draft(
-                key, customer.id, customer.email, f"Your invoice {invoice.number}",
-                _greeting(customer.name) + f"your invoice {invoice.number} for "
-                f"{_money(invoice.total, invoice.currency)} is attached. It is due on "
-                f"{invoice.due_date.isoformat()}.\n",
-                f"invoice-{invoice.number}.pdf", await _pdf(session, invoice.id, now)))
+            drafts.append(
+                Draft(
+                    key,
+                    customer.id,
+                    customer.email,
+                    f"Your invoice {invoice.number}",
+                    _greeting(customer.name) + f"your invoice {invoice.number} for "
+                    f"{_money(invoice.total, invoice.currency)} is attached. It is due on "
+                    f"{invoice.due_date.isoformat()}.\n",
+                    f"invoice-{invoice.number}.pdf",
+                    await _pdf(session, invoice.id, now),
+                )
+            )
     return drafts, watermark
 
 
 async def _receipt_drafts(
-    session: AsyncSession, after_id: int, oldest: datetime,
+    session: AsyncSession,
+    after_id: int,
+    oldest: datetime,
 ) -> tuple[list[Draft], int]:
     """Receipts for COMPLETED payments after ``after_id``.
 
     The watermark stops below the first payment still PENDING or UNKNOWN (a redirect or an
     unanswered charge), so that payment is looked at again until it has an outcome.
     """
-    payments = list((await session.scalars(
-        select(Payment).where(Payment.id > after_id, Payment.received_at >= oldest)
-        .order_by(Payment.id)
-    )).all())
+    payments = list(
+        (
+            await session.scalars(
+                select(Payment)
+                .where(Payment.id > after_id, Payment.received_at >= oldest)
+                .order_by(Payment.id)
+            )
+        ).all()
+    )
     watermark = after_id
     for payment in payments:
         if payment.status in (PaymentStatus.PENDING, PaymentStatus.UNKNOWN):
             break
         watermark = payment.id
-    completed = [(f"receipt:{p.id}", p) for p in payments
-                 if p.status in (PaymentStatus.COMPLETED, PaymentStatus.PARTIALLY_REFUNDED,
-                                 PaymentStatus.REFUNDED)]
+    completed = [
+        (f"receipt:{p.id}", p)
+        for p in payments
+        if p.status
+        in (PaymentStatus.COMPLETED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
+    ]
     existing = await _existing(session, completed)
     completed = [(key, p) for key, p in completed if key not in existing]
     customers = await _customers(session, {p.customer_id for _, p in completed})
@@ -233,21 +276,34 @@ async def _receipt_drafts(
         customer = customers.get(payment.customer_id)
         if customer is None or customer.email is None:
             continue
-        drafts.append(Draft(
-            key, customer.id, customer.email, "Payment received",
-            _greeting(customer.name) + f"we received your payment of "
-            f"{_money(payment.amount, payment.currency)} ({payment.method.value.lower()}) on "
-            f"{local_date(payment.received_at, customer.time_zone).isoformat()}. Thank you.\n"))
+        drafts.append(
+            Draft(
+                key,
+                customer.id,
+                customer.email,
+                "Payment received",
+                _greeting(customer.name) + f"we received your payment of "
+                f"{_money(payment.amount, payment.currency)} ({payment.method.value.lower()}) on "
+                f"{local_date(payment.received_at, customer.time_zone).isoformat()}. Thank you.\n",
+            )
+        )
     return drafts, watermark
 
 
 async def _failed_attempt_drafts(session: AsyncSession, since: datetime) -> list[Draft]:
-    """"Your card was declined" for attempts FAILED since ``since``, with the next attempt."""
-    attempts = list((await session.scalars(
-        select(CollectionAttempt).where(CollectionAttempt.status == AttemptStatus.FAILED,
-                                        CollectionAttempt.finished_at >= since)
-        .order_by(CollectionAttempt.id)
-    )).all())
+    """ "Your card was declined" for attempts FAILED since ``since``, with the next attempt."""
+    attempts = list(
+        (
+            await session.scalars(
+                select(CollectionAttempt)
+                .where(
+                    CollectionAttempt.status == AttemptStatus.FAILED,
+                    CollectionAttempt.finished_at >= since,
+                )
+                .order_by(CollectionAttempt.id)
+            )
+        ).all()
+    )
     wanted = [(f"attempt-failed:{a.id}", a) for a in attempts]
     existing = await _existing(session, wanted)
     wanted = [(key, a) for key, a in wanted if key not in existing]
@@ -260,18 +316,28 @@ async def _failed_attempt_drafts(session: AsyncSession, since: datetime) -> list
             continue
         invoice = invoices[attempt.invoice_id]
         next_day = await session.scalar(
-            select(func.min(CollectionAttempt.scheduled_for))
-            .where(CollectionAttempt.invoice_id == attempt.invoice_id,
-                   CollectionAttempt.status == AttemptStatus.SCHEDULED))
-        retry = (f"We will try again on {next_day.isoformat()}." if next_day is not None
-                 else "We will not try this card again for this invoice; please pay it "
-                      "another way.")
+            select(func.min(CollectionAttempt.scheduled_for)).where(
+                CollectionAttempt.invoice_id == attempt.invoice_id,
+                CollectionAttempt.status == AttemptStatus.SCHEDULED,
+            )
+        )
+        retry = (
+            f"We will try again on {next_day.isoformat()}."
+            if next_day is not None
+            else "We will not try this card again for this invoice; please pay it another way."
+        )
         amount = _money(attempt.amount or invoice.outstanding, attempt.currency)
-        drafts.append(Draft(
-            key, customer.id, customer.email, f"Payment failed for invoice {invoice.number}",
-            _greeting(customer.name) + f"charging {amount} to your card for invoice "
-            f"{invoice.number} failed: {attempt.message or attempt.decline_code or 'declined'}."
-            f" {retry}\n"))
+        drafts.append(
+            Draft(
+                key,
+                customer.id,
+                customer.email,
+                f"Payment failed for invoice {invoice.number}",
+                _greeting(customer.name) + f"charging {amount} to your card for invoice "
+                f"{invoice.number} failed: {attempt.message or attempt.decline_code or 'declined'}."
+                f" {retry}\n",
+            )
+        )
     return drafts
 
 
@@ -280,9 +346,13 @@ async def _existing(session: AsyncSession, wanted: Sequence[tuple[str, Any]]) ->
     keys = [key for key, _ in wanted]
     found: set[str] = set()
     for start in range(0, len(keys), 1000):
-        found.update(await session.scalars(
-            select(OutboxMessage.dedupe_key)
-            .where(OutboxMessage.dedupe_key.in_(keys[start:start + 1000]))))
+        found.update(
+            await session.scalars(
+                select(OutboxMessage.dedupe_key).where(
+                    OutboxMessage.dedupe_key.in_(keys[start : start + 1000])
+                )
+            )
+        )
     return found
 
 
@@ -291,42 +361,57 @@ async def write_outbox(session: AsyncSession, drafts: list[Draft], now: datetime
     if not drafts:
         return 0
     dialect_insert = (
-        postgresql_insert if session.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
+        postgresql_insert
+        if session.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
         else sqlite_insert
     )
     result = await session.execute(
-        dialect_insert(OutboxMessage).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        dialect_insert(OutboxMessage)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(OutboxMessage.id),
-        [{"dedupe_key": d.dedupe_key, "customer_id": d.customer_id, "to": d.to,
-          "subject": d.subject, "body": d.body, "attachment_name": d.attachment_name,
-          "attachment": d.attachment, "created_at": now, "next_attempt_at": now,
-          "attempts": 0} for d in drafts],
+        [
+            {
+                "dedupe_key": d.dedupe_key,
+                "customer_id": d.customer_id,
+                "to": d.to,
+                "subject": d.subject,
+                "body": d.body,
+                "attachment_name": d.attachment_name,
+                "attachment": d.attachment,
+                "created_at": now,
+                "next_attempt_at": now,
+                "attempts": 0,
+            }
+            for d in drafts
+        ],
     )
     return len(result.all())
 
 
-async def compose(session: AsyncSession, payload: dict[str, Any], now: datetime
-                  ) -> dict[str, Any]:
+async def compose(session: AsyncSession, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
     """Write the outbox rows for events since the run described by ``payload``; returns the
     payload for the next run."""
     oldest = now - MAX_AGE
-    since = (datetime.fromisoformat(payload["since"]) - TIME_OVERLAP
-             if "since" in payload else oldest)
+    since = (
+        datetime.fromisoformat(payload["since"]) - TIME_OVERLAP if "since" in payload else oldest
+    )
     changes, change_mark = await _status_change_drafts(
-        session, max(0, payload.get("status_change_id", 0) - ID_OVERLAP), oldest, now)
+        session, max(0, payload.get("status_change_id", 0) - ID_OVERLAP), oldest, now
+    )
     receipts, payment_mark = await _receipt_drafts(
-        session, max(0, payload.get("payment_id", 0) - ID_OVERLAP), oldest)
+        session, max(0, payload.get("payment_id", 0) - ID_OVERLAP), oldest
+    )
     failed = await _failed_attempt_drafts(session, max(since, oldest))
     written = await write_outbox(session, [*changes, *receipts, *failed], now)
     if written:
         await jobs.schedule(session, SEND_JOB, now, unique_key=SEND_JOB)
-    return {"since": now.isoformat(), "status_change_id": change_mark,
-            "payment_id": payment_mark}
+    return {"since": now.isoformat(), "status_change_id": change_mark, "payment_id": payment_mark}
 
 
 @jobs.handler(COMPOSE_JOB)
-async def compose_notifications(session: AsyncSession, payload: dict[str, Any],
-                                now: datetime) -> None:
+async def compose_notifications(
+    session: AsyncSession, payload: dict[str, Any], now: datetime
+) -> None:
     """Compose, then come back in a minute carrying the watermarks in the payload."""
     following = await compose(session, payload, now)
     poll = POLL_FROZEN if await clock.is_frozen(session) else POLL
@@ -339,8 +424,12 @@ async def compose_notifications(session: AsyncSession, payload: dict[str, Any],
 def as_email(settings: Settings, message: OutboxMessage) -> EmailMessage:
     email = mailer.compose(settings, message.to, message.subject, message.body)
     if message.attachment is not None:
-        email.add_attachment(message.attachment, maintype="application", subtype="pdf",
-                             filename=message.attachment_name or "attachment.pdf")
+        email.add_attachment(
+            message.attachment,
+            maintype="application",
+            subtype="pdf",
+            filename=message.attachment_name or "attachment.pdf",
+        )
     return email
 
 
@@ -348,22 +437,27 @@ def backoff(attempts: int, frozen: bool = False) -> timedelta:
     """1, 2, 4 … minutes after each failure, at most an hour — or a day while the test clock
     is frozen, where every retry is a step of ``advance_clock`` (a demo without a mail server
     would otherwise retry hourly through every month it is moved on)."""
-    return min(timedelta(minutes=2 ** min(attempts - 1, 11)),
-               POLL_FROZEN if frozen else MAX_BACKOFF)
+    return min(
+        timedelta(minutes=2 ** min(attempts - 1, 11)), POLL_FROZEN if frozen else MAX_BACKOFF
+    )
 
 
 async def _next_send(session: AsyncSession) -> datetime | None:
-    return await session.scalar(select(func.min(OutboxMessage.next_attempt_at))
-                                .where(OutboxMessage.sent_at.is_(None)))
+    return await session.scalar(
+        select(func.min(OutboxMessage.next_attempt_at)).where(OutboxMessage.sent_at.is_(None))
+    )
 
 
 async def send_batch(db: Database, settings: Settings) -> tuple[int, int]:
     """Send one batch of due messages; returns (sent, failed)."""
     async with db.transaction() as session:
         now = await clock.now(session)
-        query = (select(OutboxMessage)
-                 .where(OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= now)
-                 .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(SEND_BATCH))
+        query = (
+            select(OutboxMessage)
+            .where(OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= now)
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(SEND_BATCH)
+        )
         if not db.is_sqlite:
             query = query.with_for_update(skip_locked=True)
         claimed = list((await session.scalars(query)).all())

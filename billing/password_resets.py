@@ -28,16 +28,17 @@ TOKEN_MAX_AGE = timedelta(hours=1)
 _SALT = "kassa.password-reset"
 
 
-
 def _expired() -> UserError:
     return UserError("EXPIRED_TOKEN", "this reset link has expired; ask for a new one", "token")
 
 
 def _invalid() -> UserError:
     """Garbage, another installation's token, or one whose password has changed since."""
-    return UserError("INVALID_TOKEN",
-                     "this reset link is not valid or was already used; ask for a new one",
-                     "token")
+    return UserError(
+        "INVALID_TOKEN",
+        "this reset link is not valid or was already used; ask for a new one",
+        "token",
+    )
 
 
 @dataclass(frozen=True, slots=True)

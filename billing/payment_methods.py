@@ -18,7 +18,7 @@ from billing import clock
 from billing.access import Viewer, require_self_or_staff, visible
 from billing.customers import get_customer, get_customer_for_update
 from billing.errors import NotFound
-from billing.models import Customer, PaymentMethod
+from billing.models import PaymentMethod
 from billing.processing import CardDetails, default_card_processor
 
 
@@ -65,7 +65,9 @@ async def get_payment_method(
 
     With ``lock`` the owning customer's row is locked too, as every change to cards needs.
     """
-    query = visible(PaymentMethod, viewer).where(PaymentMethod.id == payment_method_id, PaymentMethod.removed_at.is_(None))
+    query = visible(PaymentMethod, viewer).where(
+        PaymentMethod.id == payment_method_id, PaymentMethod.removed_at.is_(None)
+    )
     method = await session.scalar(query)
     if method is not None and lock:
         await get_customer_for_update(session, viewer, method.customer_id)

@@ -193,16 +193,21 @@ async def record_payment(
     require_staff(viewer, write=True)
     customer = await get_customer_for_update(session, viewer, customer_id)
     arguments = {
-        "customer": customer_id, "amount": amount, "currency": currency, "method": method,
-        "reference": reference, "received_at": received_at,
+        "customer": customer_id,
+        "amount": amount,
+        "currency": currency,
+        "method": method,
+        "reference": reference,
+        "received_at": received_at,
     }
     replayed = await _replayed(session, viewer, idempotency_key, "record_payment", arguments)
     if replayed is not None:
         return replayed
     _require_positive(amount, "amount")
     if validate_currency(currency) != customer.currency:
-        raise UserError("CURRENCY_MISMATCH", f"the customer pays in {customer.currency}",
-                        "currency")
+        raise UserError(
+            "CURRENCY_MISMATCH", f"the customer pays in {customer.currency}", "currency"
+        )
     if method not in MANUAL_METHODS:
         raise UserError("INVALID_METHOD", "card payments are made with a stored card", "method")
     now = await clock.now(session)
@@ -211,8 +216,12 @@ async def record_payment(
     if received_at is not None and received_at > now:
         raise UserError("INVALID_TIME", "receivedAt cannot be in the future", "receivedAt")
     payment = Payment(
-        customer_id=customer.id, method=method, amount=amount, currency=customer.currency,
-        refunded_amount=0, status=PaymentStatus.PENDING,
+        customer_id=customer.id,
+        method=method,
+        amount=amount,
+        currency=customer.currency,
+        refunded_amount=0,
+        status=PaymentStatus.PENDING,
         reference=validation.text(reference, "reference", 200),
         received_at=received_at or now,
     )
@@ -245,19 +254,25 @@ async def refund_payment(
         return replayed
     reason = validation.required_text(reason, "reason", 500)
     if payment.status not in settlement.SETTLED_PAYMENT_STATUSES:
-        raise UserError("NOT_REFUNDABLE", f"a {payment.status.value.lower()} payment cannot be "
-                        "refunded", "paymentId")
+        raise UserError(
+            "NOT_REFUNDABLE",
+            f"a {payment.status.value.lower()} payment cannot be refunded",
+            "paymentId",
+        )
     if amount is not None:
         _require_positive(amount, "amount")
     refundable = payment.amount - payment.refunded_amount
     refund = refundable if amount is None else amount
     if not 0 < refund <= refundable:
-        raise UserError("REFUND_EXCEEDS_PAYMENT",
-                        f"{Money(refundable, payment.currency)} of this payment is left to refund",
-                        "amount")
+        raise UserError(
+            "REFUND_EXCEEDS_PAYMENT",
+            f"{Money(refundable, payment.currency)} of this payment is left to refund",
+            "amount",
+        )
     if payment.method == PaymentMethodKind.CARD:
-        await _refund_at_processor(customer, payment, refund,
-                                   f"{viewer.idempotency_scope}:{idempotency_key}")
+        await _refund_at_processor(
+            customer, payment, refund, f"{viewer.idempotency_scope}:{idempotency_key}"
+        )
     now = await clock.now(session)
     await settlement.release_payment(session, payment, refund, now, customer.time_zone)
     book = await _money_book(session, customer, payment.method)
@@ -274,8 +289,11 @@ async def refund_payment(
         reverses_id=payment.transaction_id,
     )
     payment.refunded_amount += refund
-    payment.status = (PaymentStatus.REFUNDED if payment.refunded_amount == payment.amount
-                      else PaymentStatus.PARTIALLY_REFUNDED)
+    payment.status = (
+        PaymentStatus.REFUNDED
+        if payment.refunded_amount == payment.amount
+        else PaymentStatus.PARTIALLY_REFUNDED
+    )
     await session.flush()
     # Invoices reopened by the release may be covered by the customer's other credit.
     await settlement.apply_credit(session, customer, now)
@@ -299,13 +317,19 @@ async def void_payment(
     if payment.method == PaymentMethodKind.CARD:
         raise UserError("NOT_VOIDABLE", "card payments are refunded, not voided", "paymentId")
     if payment.status != PaymentStatus.COMPLETED or payment.refunded_amount:
-        raise UserError("NOT_VOIDABLE", "only a completed payment with no refunds can be voided",
-                        "paymentId")
+        raise UserError(
+            "NOT_VOIDABLE", "only a completed payment with no refunds can be voided", "paymentId"
+        )
     assert payment.transaction_id is not None
     now = await clock.now(session)
     await settlement.release_payment(session, payment, payment.amount, now, customer.time_zone)
-    await ledger.reverse(session, payment.transaction_id, TransactionKind.VOID, at=now,
-                         description=f"Void of payment {payment.id}: {reason}")
+    await ledger.reverse(
+        session,
+        payment.transaction_id,
+        TransactionKind.VOID,
+        at=now,
+        description=f"Void of payment {payment.id}: {reason}",
+    )
     payment.status = PaymentStatus.VOIDED
     await session.flush()
     await settlement.apply_credit(session, customer, now)
@@ -333,8 +357,12 @@ async def pay_with_payment_method(
     """
     customer = await get_customer_for_update(session, viewer, customer_id)
     require_self_or_staff(viewer, customer, write=True)
-    arguments = {"customer": customer_id, "amount": amount, "invoice": invoice_id,
-                 "payment_method": payment_method_id}
+    arguments = {
+        "customer": customer_id,
+        "amount": amount,
+        "invoice": invoice_id,
+        "payment_method": payment_method_id,
+    }
     replayed = await _replayed(session, viewer, idempotency_key, "card_payment", arguments)
     if replayed is not None:
         return replayed
@@ -343,21 +371,30 @@ async def pay_with_payment_method(
     now = await clock.now(session)
     processor = processing.processor_named(card.processor)
     payment = Payment(
-        customer_id=customer.id, method=PaymentMethodKind.CARD, amount=amount,
-        currency=customer.currency, refunded_amount=0, status=PaymentStatus.PENDING,
-        received_at=now, payment_method_id=card.id, invoice_id=invoice_id,
+        customer_id=customer.id,
+        method=PaymentMethodKind.CARD,
+        amount=amount,
+        currency=customer.currency,
+        refunded_amount=0,
+        status=PaymentStatus.PENDING,
+        received_at=now,
+        payment_method_id=card.id,
+        invoice_id=invoice_id,
         processor=processor.name,
     )
     session.add(payment)
     await session.flush()
-    request = ChargeRequest(token=card.token, amount=amount, currency=customer.currency,
-                            idempotency_key=_charge_key(payment),
-                            description=f"Payment {payment.id}")
+    request = ChargeRequest(
+        token=card.token,
+        amount=amount,
+        currency=customer.currency,
+        idempotency_key=_charge_key(payment),
+        description=f"Payment {payment.id}",
+    )
     try:
         result: ChargeResult | None = await processor.charge(request)
     except ProcessorTimeout:
-        log.warning("payment %s: no answer from %s, reconciling later", payment.id,
-                    processor.name)
+        log.warning("payment %s: no answer from %s, reconciling later", payment.id, processor.name)
         result = None
     if result is None or result.status == ChargeStatus.UNKNOWN:
         await _await_reconciliation(session, payment, now)
@@ -421,12 +458,26 @@ async def record_card_charges(
     customers = {c.id: c for c in await lock_customers(session, {c.customer_id for c in charges})}
     result = await session.execute(
         insert(Payment).returning(Payment.id, sort_by_parameter_order=True),
-        [{"customer_id": c.customer_id, "method": PaymentMethodKind.CARD,
-          "amount": c.result.amount, "currency": c.result.currency, "refunded_amount": 0,
-          "status": PaymentStatus.COMPLETED, "reference": None, "received_at": now,
-          "payment_method_id": c.payment_method_id, "invoice_id": c.invoice_id,
-          "processor": c.processor, "processor_reference": c.result.processor_reference,
-          "decline_code": None, "message": None, "transaction_id": None} for c in charges],
+        [
+            {
+                "customer_id": c.customer_id,
+                "method": PaymentMethodKind.CARD,
+                "amount": c.result.amount,
+                "currency": c.result.currency,
+                "refunded_amount": 0,
+                "status": PaymentStatus.COMPLETED,
+                "reference": None,
+                "received_at": now,
+                "payment_method_id": c.payment_method_id,
+                "invoice_id": c.invoice_id,
+                "processor": c.processor,
+                "processor_reference": c.result.processor_reference,
+                "decline_code": None,
+                "message": None,
+                "transaction_id": None,
+            }
+            for c in charges
+        ],
     )
     payment_ids = [int(i) for i in result.scalars().all()]
     books: dict[tuple[int | None, str], int] = {}
@@ -437,21 +488,32 @@ async def record_card_charges(
         if owner not in books:
             books[owner] = await ledger.system_book(session, LedgerAccountKind.PROCESSOR, *owner)
         amount, currency = charge.result.amount, charge.result.currency
-        drafts.append(ledger.Draft(
-            [ledger.Posting(customer.ledger_account_id, -amount, currency),
-             ledger.Posting(books[owner], amount, currency)],
-            f"Payment {payment_id} (card)", customer.id))
+        drafts.append(
+            ledger.Draft(
+                [
+                    ledger.Posting(customer.ledger_account_id, -amount, currency),
+                    ledger.Posting(books[owner], amount, currency),
+                ],
+                f"Payment {payment_id} (card)",
+                customer.id,
+            )
+        )
     transaction_ids = await ledger.post_many(session, TransactionKind.PAYMENT, drafts, at=now)
     table = Payment.__table__
     await session.execute(
-        update(table).where(table.c.id == bindparam("b_id"))
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
         .values(transaction_id=bindparam("b_txn")),
         [{"b_id": p, "b_txn": t} for p, t in zip(payment_ids, transaction_ids, strict=True)],
     )
-    revisit = await settlement.settle_payments(session, [
-        (payment_id, charge.invoice_id, charge.result.amount)
-        for payment_id, charge in zip(payment_ids, charges, strict=True)
-    ], now)
+    revisit = await settlement.settle_payments(
+        session,
+        [
+            (payment_id, charge.invoice_id, charge.result.amount)
+            for payment_id, charge in zip(payment_ids, charges, strict=True)
+        ],
+        now,
+    )
     for customer_id in sorted(revisit):
         customer = await get_customer_for_update(session, _SYSTEM, customer_id)
         await settlement.apply_credit(session, customer, now)
@@ -463,12 +525,12 @@ async def _reconcile_job(session: AsyncSession, payload: dict[str, Any], now: da
     """Scheduled by :func:`pay_with_payment_method`; failing keeps the job for a later retry."""
     payment = await reconcile_payment(session, int(payload["payment_id"]))
     if payment.status == PaymentStatus.UNKNOWN:
-        raise OutcomeStillUnknown(f"the processor cannot yet say what became of payment "
-                                  f"{payment.id}")
+        raise OutcomeStillUnknown(
+            f"the processor cannot yet say what became of payment {payment.id}"
+        )
 
 
 # --- the steps ----------------------------------------------------------------------------
-
 
 
 def _require_positive(amount: int, field: str) -> None:
@@ -490,17 +552,24 @@ async def _replayed(
     session: AsyncSession, viewer: Viewer, key: str, operation: str, arguments: dict[str, Any]
 ) -> Payment | None:
     """The payment an earlier identical request returned, as it is now; None if it is new."""
-    previous = await idempotency.replay(session, viewer.idempotency_scope, key, operation,
-                                        arguments)
+    previous = await idempotency.replay(
+        session, viewer.idempotency_scope, key, operation, arguments
+    )
     return None if previous is None else await session.get(Payment, previous)
 
 
 async def _remember(
-    session: AsyncSession, viewer: Viewer, key: str, operation: str, arguments: dict[str, Any],
-    payment: Payment, now: datetime,
+    session: AsyncSession,
+    viewer: Viewer,
+    key: str,
+    operation: str,
+    arguments: dict[str, Any],
+    payment: Payment,
+    now: datetime,
 ) -> None:
-    await idempotency.remember(session, viewer.idempotency_scope, key, operation, arguments,
-                               payment.id, now)
+    await idempotency.remember(
+        session, viewer.idempotency_scope, key, operation, arguments, payment.id, now
+    )
 
 
 async def _lock_payment(
@@ -521,8 +590,9 @@ async def _money_book(session: AsyncSession, customer: Customer, method: Payment
     return await ledger.system_book(session, kind, customer.reseller_id, customer.currency)
 
 
-async def _complete(session: AsyncSession, customer: Customer, payment: Payment,
-                    now: datetime) -> None:
+async def _complete(
+    session: AsyncSession, customer: Customer, payment: Payment, now: datetime
+) -> None:
     """Book received money (customer −, cash/processor +) and settle invoices with it.
 
     A payment made for an invoice pays that invoice first; the rest goes oldest first.
@@ -556,8 +626,9 @@ async def _card_to_charge(
     if payment_method_id is None:
         card = await payment_methods.default_payment_method(session, customer.id)
         if card is None:
-            raise UserError("NO_PAYMENT_METHOD", "there is no card to charge; add one first",
-                            "paymentMethodId")
+            raise UserError(
+                "NO_PAYMENT_METHOD", "there is no card to charge; add one first", "paymentMethodId"
+            )
         return card
     card = await payment_methods.get_payment_method(session, viewer, payment_method_id)
     if card.customer_id != customer.id:
@@ -576,11 +647,11 @@ async def _amount_to_pay(
         if invoice is None:
             raise NotFound("invoice", "invoiceId")
         if invoice.status == InvoiceStatus.PENDING_REVIEW:
-            raise UserError("INVOICE_NOT_APPROVED", "the invoice is waiting for review",
-                            "invoiceId")
+            raise UserError(
+                "INVOICE_NOT_APPROVED", "the invoice is waiting for review", "invoiceId"
+            )
         if invoice.outstanding <= 0:
-            raise UserError("INVOICE_NOT_OPEN", "the invoice has nothing left to pay",
-                            "invoiceId")
+            raise UserError("INVOICE_NOT_OPEN", "the invoice has nothing left to pay", "invoiceId")
         if amount is None:
             amount = invoice.outstanding
         elif amount > invoice.outstanding:
@@ -601,12 +672,20 @@ async def _await_reconciliation(session: AsyncSession, payment: Payment, now: da
     payment.status = PaymentStatus.UNKNOWN
     payment.message = _AWAITING_MESSAGE
     await session.flush()
-    await jobs.schedule(session, RECONCILE_JOB, now + RECONCILE_AFTER,
-                        {"payment_id": payment.id}, unique_key=f"{RECONCILE_JOB}:{payment.id}")
+    await jobs.schedule(
+        session,
+        RECONCILE_JOB,
+        now + RECONCILE_AFTER,
+        {"payment_id": payment.id},
+        unique_key=f"{RECONCILE_JOB}:{payment.id}",
+    )
 
 
 async def _settle_charge(
-    session: AsyncSession, customer: Customer, payment: Payment, result: ChargeResult | None,
+    session: AsyncSession,
+    customer: Customer,
+    payment: Payment,
+    result: ChargeResult | None,
     now: datetime,
 ) -> None:
     """Apply the processor's known answer: succeeded → complete; declined or unseen → FAILED."""
@@ -637,5 +716,6 @@ async def _refund_at_processor(
     key = f"payment-{payment.id}-refund-{idempotency.request_hash({'key': request_key})[:32]}"
     result = await _processor_of(payment).refund(payment.processor_reference, amount, key)
     if not result.succeeded:
-        raise UserError("REFUND_FAILED", f"the card processor refused the refund: {result.message}",
-                        "paymentId")
+        raise UserError(
+            "REFUND_FAILED", f"the card processor refused the refund: {result.message}", "paymentId"
+        )

@@ -266,7 +266,5 @@ def validate_card(card: CardDetails, today: date) -> str:
         raise UserError("CARD_EXPIRED", "the card has expired", "expiry")
     cvc_length = 4 if card_brand(digits) == "amex" else 3
     if len(card.cvc) != cvc_length or not card.cvc.isascii() or not card.cvc.isdigit():
-        raise UserError(
-            "INVALID_CVC", f"the security code must be {cvc_length} digits", "cvc"
-        )
+        raise UserError("INVALID_CVC", f"the security code must be {cvc_length} digits", "cvc")
     return digits

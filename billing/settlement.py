@@ -15,8 +15,7 @@ from datetime import date, datetime
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import collection, dunning
-from billing import invoice_pdfs
+from billing import collection, dunning, invoice_pdfs
 from billing.models import (
     Customer,
     CustomerStatus,
@@ -49,8 +48,14 @@ def status_for(total: int, amount_paid: int, due_date: date, today: date) -> Inv
     return InvoiceStatus.UNPAID
 
 
-async def refresh_status(session: AsyncSession, invoice: Invoice, now: datetime, today: date,
-                         cause: Cause, detail: str | None = None) -> None:
+async def refresh_status(
+    session: AsyncSession,
+    invoice: Invoice,
+    now: datetime,
+    today: date,
+    cause: Cause,
+    detail: str | None = None,
+) -> None:
     """Set the status the invoice's figures call for; record the transition and, once PAID,
     cancel the card attempts still planned for it.
 
@@ -63,8 +68,19 @@ async def refresh_status(session: AsyncSession, invoice: Invoice, now: datetime,
     invoice.status = status_for(invoice.total, invoice.amount_paid, invoice.due_date, today)
     if invoice.status == before:
         return
-    await record(session, Change(StatusSubject.INVOICE, invoice.id, invoice.customer_id,
-                                 before.value, invoice.status.value, cause, detail), now)
+    await record(
+        session,
+        Change(
+            StatusSubject.INVOICE,
+            invoice.id,
+            invoice.customer_id,
+            before.value,
+            invoice.status.value,
+            cause,
+            detail,
+        ),
+        now,
+    )
     if invoice.status == InvoiceStatus.PAID:
         await collection.cancel_pending(session, [invoice.id], collection.CancelReason.PAID, now)
 
@@ -85,8 +101,7 @@ async def unapplied_payments(session: AsyncSession, customer_id: int) -> list[tu
     payments = (
         await session.scalars(
             select(Payment)
-            .where(Payment.customer_id == customer_id,
-                   Payment.status.in_(SETTLED_PAYMENT_STATUSES))
+            .where(Payment.customer_id == customer_id, Payment.status.in_(SETTLED_PAYMENT_STATUSES))
             .order_by(Payment.received_at, Payment.id)
         )
     ).all()
@@ -104,27 +119,40 @@ async def open_invoices(session: AsyncSession, customer_id: int) -> list[Invoice
         (
             await session.scalars(
                 select(Invoice)
-                .where(Invoice.customer_id == customer_id,
-                       Invoice.status.not_in([InvoiceStatus.PAID, InvoiceStatus.VOID,
-                                              InvoiceStatus.PENDING_REVIEW]),
-                       Invoice.amount_paid < Invoice.total)
+                .where(
+                    Invoice.customer_id == customer_id,
+                    Invoice.status.not_in(
+                        [InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.PENDING_REVIEW]
+                    ),
+                    Invoice.amount_paid < Invoice.total,
+                )
                 .order_by(Invoice.issue_date, Invoice.id)
             )
         ).all()
     )
 
 
-async def _allocate(session: AsyncSession, payment: Payment, invoice: Invoice, amount: int,
-                    now: datetime, today: date) -> None:
+async def _allocate(
+    session: AsyncSession,
+    payment: Payment,
+    invoice: Invoice,
+    amount: int,
+    now: datetime,
+    today: date,
+) -> None:
     """Put ``amount`` of ``payment`` on ``invoice`` (a new allocation row, never an edit)."""
-    session.add(PaymentAllocation(payment_id=payment.id, invoice_id=invoice.id,
-                                  amount=amount, created_at=now))
+    session.add(
+        PaymentAllocation(
+            payment_id=payment.id, invoice_id=invoice.id, amount=amount, created_at=now
+        )
+    )
     invoice.amount_paid += amount
     await refresh_status(session, invoice, now, today, Cause.PAYMENT, f"payment:{payment.id}")
 
 
-async def apply_to_invoice(session: AsyncSession, payment: Payment, invoice: Invoice,
-                           now: datetime, time_zone: str) -> None:
+async def apply_to_invoice(
+    session: AsyncSession, payment: Payment, invoice: Invoice, now: datetime, time_zone: str
+) -> None:
     """Put as much of ``payment``'s unapplied money as ``invoice`` still needs onto it.
 
     A payment made *for* an invoice (a customer paying it by card) goes there first, even
@@ -164,8 +192,9 @@ async def apply_credit(session: AsyncSession, customer: Customer, now: datetime)
         await invoice_pdfs.schedule_pdf_rendering(session, now)
 
 
-async def release_payment(session: AsyncSession, payment: Payment, amount: int,
-                          now: datetime, time_zone: str) -> None:
+async def release_payment(
+    session: AsyncSession, payment: Payment, amount: int, now: datetime, time_zone: str
+) -> None:
     """Take up to ``amount`` of ``payment`` back off its invoices, newest invoice first.
 
     Used when a payment is refunded or voided: the invoices it paid become open again.
@@ -190,11 +219,15 @@ async def release_payment(session: AsyncSession, payment: Payment, amount: int,
         take = min(int(on_invoice), to_release)
         invoice = await session.get(Invoice, invoice_id)
         assert invoice is not None
-        session.add(PaymentAllocation(payment_id=payment.id, invoice_id=invoice_id,
-                                      amount=-take, created_at=now))
+        session.add(
+            PaymentAllocation(
+                payment_id=payment.id, invoice_id=invoice_id, amount=-take, created_at=now
+            )
+        )
         invoice.amount_paid -= take
-        await refresh_status(session, invoice, now, today, Cause.PAYMENT_RELEASED,
-                             f"payment:{payment.id}")
+        await refresh_status(
+            session, invoice, now, today, Cause.PAYMENT_RELEASED, f"payment:{payment.id}"
+        )
         to_release -= take
     await session.flush()
     await invoice_pdfs.schedule_pdf_rendering(session, now)
@@ -209,8 +242,14 @@ async def release_invoice(session: AsyncSession, invoice: Invoice, now: datetime
         .having(func.sum(PaymentAllocation.amount) > 0)
     )
     for payment_id, on_invoice in rows.all():
-        session.add(PaymentAllocation(payment_id=payment_id, invoice_id=invoice.id,
-                                      amount=-int(on_invoice), created_at=now))
+        session.add(
+            PaymentAllocation(
+                payment_id=payment_id,
+                invoice_id=invoice.id,
+                amount=-int(on_invoice),
+                created_at=now,
+            )
+        )
     invoice.amount_paid = 0
     await session.flush()
 
@@ -228,25 +267,46 @@ async def settle_payments(
     suspended, who may be due reinstatement.  The caller holds the customers' locks.
     """
     invoice_ids = sorted({invoice_id for _, invoice_id, _ in payments})
-    rows = {row.id: row for row in (await session.execute(
-        select(Invoice.id, Invoice.customer_id, Invoice.status, Invoice.total,
-               Invoice.amount_paid, Invoice.due_date, Customer.time_zone,
-               Customer.status.label("customer_status"))
-        .join(Customer, Customer.id == Invoice.customer_id)
-        .where(Invoice.id.in_(invoice_ids))
-    )).all()}
+    rows = {
+        row.id: row
+        for row in (
+            await session.execute(
+                select(
+                    Invoice.id,
+                    Invoice.customer_id,
+                    Invoice.status,
+                    Invoice.total,
+                    Invoice.amount_paid,
+                    Invoice.due_date,
+                    Customer.time_zone,
+                    Customer.status.label("customer_status"),
+                )
+                .join(Customer, Customer.id == Invoice.customer_id)
+                .where(Invoice.id.in_(invoice_ids))
+            )
+        ).all()
+    }
     paid = {invoice_id: rows[invoice_id].amount_paid for invoice_id in invoice_ids}
     allocations, changes, revisit = [], [], set()
     last_payment: dict[int, int] = {}
     for payment_id, invoice_id, amount in payments:
         row = rows[invoice_id]
         last_payment[invoice_id] = payment_id
-        open_ = row.status not in (InvoiceStatus.VOID, InvoiceStatus.PENDING_REVIEW,
-                                   InvoiceStatus.PAID)
+        open_ = row.status not in (
+            InvoiceStatus.VOID,
+            InvoiceStatus.PENDING_REVIEW,
+            InvoiceStatus.PAID,
+        )
         take = min(amount, row.total - paid[invoice_id]) if open_ else 0
         if take > 0:
-            allocations.append({"payment_id": payment_id, "invoice_id": invoice_id,
-                                "amount": take, "created_at": now})
+            allocations.append(
+                {
+                    "payment_id": payment_id,
+                    "invoice_id": invoice_id,
+                    "amount": take,
+                    "created_at": now,
+                }
+            )
             paid[invoice_id] += take
         if take < amount or row.customer_status == CustomerStatus.SUSPENDED:
             revisit.add(row.customer_id)
@@ -257,19 +317,29 @@ async def settle_payments(
         row = rows[invoice_id]
         if paid[invoice_id] == row.amount_paid:
             continue
-        status = status_for(row.total, paid[invoice_id], row.due_date,
-                            local_date(now, row.time_zone))
+        status = status_for(
+            row.total, paid[invoice_id], row.due_date, local_date(now, row.time_zone)
+        )
         updates.append({"b_id": invoice_id, "b_paid": paid[invoice_id], "b_status": status})
         if status != row.status:
-            changes.append(Change(StatusSubject.INVOICE, invoice_id, row.customer_id,
-                                  row.status.value, status.value, Cause.PAYMENT,
-                                  f"payment:{last_payment[invoice_id]}"))
+            changes.append(
+                Change(
+                    StatusSubject.INVOICE,
+                    invoice_id,
+                    row.customer_id,
+                    row.status.value,
+                    status.value,
+                    Cause.PAYMENT,
+                    f"payment:{last_payment[invoice_id]}",
+                )
+            )
         if status == InvoiceStatus.PAID:
             now_paid.append(invoice_id)
     if updates:
         table = Invoice.__table__
         await session.execute(
-            update(table).where(table.c.id == bindparam("b_id"))
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
             .values(amount_paid=bindparam("b_paid"), status=bindparam("b_status")),
             updates,
         )

@@ -32,14 +32,22 @@ def statement_query(viewer: Viewer, customer_id: int) -> Select[Any]:
         raise Forbidden("only the customer or an administrator may see its ledger")
     query = (
         select(
-            LedgerTransaction.id, LedgerTransaction.kind, LedgerTransaction.description,
-            LedgerTransaction.created_at, func.sum(LedgerEntry.amount).label("amount"),
+            LedgerTransaction.id,
+            LedgerTransaction.kind,
+            LedgerTransaction.description,
+            LedgerTransaction.created_at,
+            func.sum(LedgerEntry.amount).label("amount"),
             Customer.currency,
         )
         .join(LedgerEntry, LedgerEntry.transaction_id == LedgerTransaction.id)
         .join(Customer, Customer.ledger_account_id == LedgerEntry.ledger_account_id)
         .where(Customer.id == customer_id)
-        .group_by(LedgerTransaction.id, LedgerTransaction.kind, LedgerTransaction.description,
-                  LedgerTransaction.created_at, Customer.currency)
+        .group_by(
+            LedgerTransaction.id,
+            LedgerTransaction.kind,
+            LedgerTransaction.description,
+            LedgerTransaction.created_at,
+            Customer.currency,
+        )
     )
     return scope_customers(query, viewer)

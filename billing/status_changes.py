@@ -52,9 +52,13 @@ class Change:
 
 def _row(change: Change, at: datetime) -> dict[str, object]:
     return {
-        "subject": change.subject, "subject_id": change.subject_id,
-        "customer_id": change.customer_id, "from_status": change.from_status,
-        "to_status": change.to_status, "at": at, "cause": change.cause.value,
+        "subject": change.subject,
+        "subject_id": change.subject_id,
+        "customer_id": change.customer_id,
+        "from_status": change.from_status,
+        "to_status": change.to_status,
+        "at": at,
+        "cause": change.cause.value,
         "detail": None if change.detail is None else change.detail[:200],
     }
 
@@ -84,8 +88,10 @@ async def history(
     for start in range(0, len(ids), 1000):
         rows = await session.scalars(
             select(StatusChange)
-            .where(StatusChange.subject == subject,
-                   StatusChange.subject_id.in_(ids[start:start + 1000]))
+            .where(
+                StatusChange.subject == subject,
+                StatusChange.subject_id.in_(ids[start : start + 1000]),
+            )
             .order_by(StatusChange.id)
         )
         for row in rows.all():

@@ -22,17 +22,26 @@ MAX_PASSWORD_LENGTH = 1024
 
 def validate_password(password: str, field: str = "password") -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError("PASSWORD_TOO_SHORT",
-                        f"the password needs at least {MIN_PASSWORD_LENGTH} characters", field)
+        raise UserError(
+            "PASSWORD_TOO_SHORT",
+            f"the password needs at least {MIN_PASSWORD_LENGTH} characters",
+            field,
+        )
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise UserError("PASSWORD_TOO_LONG",
-                        f"the password may have at most {MAX_PASSWORD_LENGTH} characters", field)
+        raise UserError(
+            "PASSWORD_TOO_LONG",
+            f"the password may have at most {MAX_PASSWORD_LENGTH} characters",
+            field,
+        )
     return password
 
 
 #: The party each role acts for; its link is what scopes the user, so it is required.
-_REQUIRED_LINK = {Role.RESELLER: "resellerId", Role.CUSTOMER: "customerId",
-                  Role.DISTRIBUTOR: "distributorId"}
+_REQUIRED_LINK = {
+    Role.RESELLER: "resellerId",
+    Role.CUSTOMER: "customerId",
+    Role.DISTRIBUTOR: "distributorId",
+}
 
 
 async def _check_links(
@@ -65,11 +74,15 @@ async def create_user(
     address = validation.email(email, "email", required=True)
     assert address is not None
     validate_password(password)
-    await _check_links(session, role, {
-        "resellerId": (Reseller, reseller_id),
-        "customerId": (Customer, customer_id),
-        "distributorId": (Distributor, distributor_id),
-    })
+    await _check_links(
+        session,
+        role,
+        {
+            "resellerId": (Reseller, reseller_id),
+            "customerId": (Customer, customer_id),
+            "distributorId": (Distributor, distributor_id),
+        },
+    )
     taken = UserError("EMAIL_TAKEN", f"there is already a user {address}", "email")
     if await get_user_by_email(session, address) is not None:
         raise taken

@@ -16,16 +16,14 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 
-from billing.models import Base, UTCDateTime
 from billing.db import make_engine
+from billing.models import Base, UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata
 
 
-def render_item(
-    type_: str, obj: Any, autogen_context: AutogenContext
-) -> str | Literal[False]:
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Render model-only types as plain SQLAlchemy ones so migrations never import models."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
@@ -66,8 +64,12 @@ async def run_async_migrations() -> None:
 
 def run_migrations_offline() -> None:
     url = _database_url()
-    _configure(url=url, literal_binds=True, render_as_batch=url.startswith("sqlite"),
-               dialect_opts={"paramstyle": "named"})
+    _configure(
+        url=url,
+        literal_binds=True,
+        render_as_batch=url.startswith("sqlite"),
+        dialect_opts={"paramstyle": "named"},
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -31,8 +31,12 @@ from portals.navigation import ADMIN_HOME, CUSTOMER_HOME
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 #: Each portal's route table, in matching order.
-PORTALS: tuple[Callable[[], list[BaseRoute]], ...] = (auth_pages.routes, customer.routes,
-                                                       admin.routes, collection.routes)
+PORTALS: tuple[Callable[[], list[BaseRoute]], ...] = (
+    auth_pages.routes,
+    customer.routes,
+    admin.routes,
+    collection.routes,
+)
 
 
 async def to_portal(request: Request) -> Response:
@@ -49,14 +53,21 @@ async def not_found(request: Request) -> Response:
 
 def _guarded(route: BaseRoute) -> BaseRoute:
     assert isinstance(route, Route), "portal routes are plain Routes"
-    return Route(route.path, route.endpoint, methods=list(route.methods or ()), name=route.name,
-                 middleware=[Middleware(CSRFMiddleware)])
+    return Route(
+        route.path,
+        route.endpoint,
+        methods=list(route.methods or ()),
+        name=route.name,
+        middleware=[Middleware(CSRFMiddleware)],
+    )
 
 
 def routes() -> list[BaseRoute]:
     pages = [route for portal in PORTALS for route in portal()]
-    pages += [Route(f"{home}/{{rest:path}}", not_found, methods=["GET"])
-              for home in (CUSTOMER_HOME, ADMIN_HOME)]
+    pages += [
+        Route(f"{home}/{{rest:path}}", not_found, methods=["GET"])
+        for home in (CUSTOMER_HOME, ADMIN_HOME)
+    ]
     return [
         Route("/", to_portal, methods=["GET"]),
         *(_guarded(route) for route in pages),

@@ -42,7 +42,8 @@ LISTS = ("invoices", "payments", "ledger")
 PAYMENT_FIELDS = ("method", "amount", "reference")
 CHARGE_FIELDS = ("accountId", "kind", "description", "amount")
 
-CUSTOMERS = """
+CUSTOMERS = (
+    """
 query AdminCustomers($search: String, $status: CustomerStatus, $first: Int!, $after: String) {
   customers(search: $search, status: $status, first: $first, after: $after) {
     totalCount
@@ -50,9 +51,12 @@ query AdminCustomers($search: String, $status: CustomerStatus, $first: Int!, $af
     edges { node { id name email status balance { ...Amount } } }
   }
 }
-""" + MONEY
+"""
+    + MONEY
+)
 
-CUSTOMER = """
+CUSTOMER = (
+    """
 query AdminCustomer($id: ID!, $first: Int!, $invoicesAfter: String, $paymentsAfter: String,
                     $ledgerAfter: String) {
   customer(id: $id) {
@@ -85,7 +89,9 @@ query AdminCustomer($id: ID!, $first: Int!, $invoicesAfter: String, $paymentsAft
     } }
   }
 }
-""" + MONEY
+"""
+    + MONEY
+)
 
 #: What a form needs before its mutation: the currency the amount is in (the customer's)
 #: and the accounts a charge may go to.
@@ -125,8 +131,11 @@ def _unknown_choices(values: dict[str, str], choices: dict[str, tuple[str, ...]]
     account of another customer, which the API would let staff charge, is not one of the
     accounts of the customer whose page the form is on.
     """
-    errors = {name: "choose one of the options" for name, allowed in choices.items()
-              if _choice(values.get(name), allowed) is None}
+    errors = {
+        name: "choose one of the options"
+        for name, allowed in choices.items()
+        if _choice(values.get(name), allowed) is None
+    }
     return Form(values=values, errors=errors) if errors else None
 
 
@@ -142,44 +151,80 @@ async def customers(request: Request, visitor: Visitor) -> Response:
     """
     search = request.query_params.get("q", "").strip()
     status = _choice(request.query_params.get("status"), CUSTOMER_STATUSES)
-    data = await graphql.execute(request, CUSTOMERS, {
-        "search": search or None, "status": status, "first": SEARCH_PAGE_SIZE,
-        "after": request.query_params.get("after") or None,
-    })
-    return rendering.render(request, "admin/customers.html", {
-        "customers": data["customers"], "q": search, "status": status,
-        "statuses": CUSTOMER_STATUSES,
-    }, fragment="customer_list")
+    data = await graphql.execute(
+        request,
+        CUSTOMERS,
+        {
+            "search": search or None,
+            "status": status,
+            "first": SEARCH_PAGE_SIZE,
+            "after": request.query_params.get("after") or None,
+        },
+    )
+    return rendering.render(
+        request,
+        "admin/customers.html",
+        {
+            "customers": data["customers"],
+            "q": search,
+            "status": status,
+            "statuses": CUSTOMER_STATUSES,
+        },
+        fragment="customer_list",
+    )
 
 
 # --- one customer -------------------------------------------------------------------------
 
 
 async def _customer_page(
-    request: Request, *, payment: Form | None = None, charge: Form | None = None,
-    recorded: dict[str, Any] | None = None, posted: dict[str, Any] | None = None,
+    request: Request,
+    *,
+    payment: Form | None = None,
+    charge: Form | None = None,
+    recorded: dict[str, Any] | None = None,
+    posted: dict[str, Any] | None = None,
 ) -> Response:
     """The customer's page: under htmx only the list being paged, or after an action the
     whole customer (figures, forms and lists all change)."""
     listed = _choice(request.query_params.get("list"), LISTS)
     after = request.query_params.get("after") or None
-    data = await graphql.execute(request, CUSTOMER, {
-        "id": request.path_params["id"], "first": SECTION_SIZE,
-        **{f"{name}After": after if name == listed else None for name in LISTS},
-    })
+    data = await graphql.execute(
+        request,
+        CUSTOMER,
+        {
+            "id": request.path_params["id"],
+            "first": SECTION_SIZE,
+            **{f"{name}After": after if name == listed else None for name in LISTS},
+        },
+    )
     customer = found(data["customer"])
     payment = payment or Form()
     charge = charge or Form()
-    return rendering.render(request, "admin/customer.html", {
-        "customer": customer, "path": f"{ADMIN_HOME}/customers/{customer['id']}",
-        "invoices": data["invoices"], "payments": data["payments"],
-        "ledger": customer["ledger"], "paged": listed if after else None,
-        "payment": payment, "charge": charge, "recorded": recorded, "posted": posted,
-        "method_choices": METHOD_CHOICES, "kind_choices": KIND_CHOICES,
-        "account_choices": [(account["id"], f"{account['number']} ({account['product']})")
-                            for account in customer["accounts"]],
-    }, fragment=f"{listed}_list" if listed else "customer",
-        status_code=max(payment.status_code, charge.status_code))
+    return rendering.render(
+        request,
+        "admin/customer.html",
+        {
+            "customer": customer,
+            "path": f"{ADMIN_HOME}/customers/{customer['id']}",
+            "invoices": data["invoices"],
+            "payments": data["payments"],
+            "ledger": customer["ledger"],
+            "paged": listed if after else None,
+            "payment": payment,
+            "charge": charge,
+            "recorded": recorded,
+            "posted": posted,
+            "method_choices": METHOD_CHOICES,
+            "kind_choices": KIND_CHOICES,
+            "account_choices": [
+                (account["id"], f"{account['number']} ({account['product']})")
+                for account in customer["accounts"]
+            ],
+        },
+        fragment=f"{listed}_list" if listed else "customer",
+        status_code=max(payment.status_code, charge.status_code),
+    )
 
 
 async def _form_context(request: Request) -> dict[str, Any]:
@@ -204,12 +249,18 @@ async def record_payment(request: Request, visitor: Visitor) -> Response:
     refused = _unknown_choices(values, {"method": MANUAL_METHODS})
     if refused is not None:
         return await _customer_page(request, payment=refused)
-    payload = await graphql.mutate(request, RECORD_PAYMENT, {
-        "customerId": request.path_params["id"], "amount": values.get("amount", ""),
-        "currency": customer["currency"], "method": values["method"],
-        "reference": values.get("reference", "").strip() or None,
-        "idempotencyKey": forms.idempotency_key(values),
-    })
+    payload = await graphql.mutate(
+        request,
+        RECORD_PAYMENT,
+        {
+            "customerId": request.path_params["id"],
+            "amount": values.get("amount", ""),
+            "currency": customer["currency"],
+            "method": values["method"],
+            "reference": values.get("reference", "").strip() or None,
+            "idempotencyKey": forms.idempotency_key(values),
+        },
+    )
     form = forms.after(values, payload["errors"], fields=PAYMENT_FIELDS)
     return await _customer_page(request, payment=form, recorded=payload["payment"])
 
@@ -223,11 +274,18 @@ async def post_charge(request: Request, visitor: Visitor) -> Response:
     refused = _unknown_choices(values, {"accountId": accounts, "kind": CHARGE_KINDS})
     if refused is not None:
         return await _customer_page(request, charge=refused)
-    payload = await graphql.mutate(request, POST_CHARGE, {
-        "accountId": values["accountId"], "kind": values["kind"],
-        "description": values.get("description", ""), "amount": values.get("amount", ""),
-        "currency": customer["currency"], "idempotencyKey": forms.idempotency_key(values),
-    })
+    payload = await graphql.mutate(
+        request,
+        POST_CHARGE,
+        {
+            "accountId": values["accountId"],
+            "kind": values["kind"],
+            "description": values.get("description", ""),
+            "amount": values.get("amount", ""),
+            "currency": customer["currency"],
+            "idempotencyKey": forms.idempotency_key(values),
+        },
+    )
     form = forms.after(values, payload["errors"], fields=CHARGE_FIELDS)
     return await _customer_page(request, charge=form, posted=payload["charge"])
 

@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from resolvers import sessions
 from portals import forms, graphql, htmx, rendering
 from portals.forms import Form
 from portals.navigation import home_for
 from portals.session import SIGN_IN_PATH, safe_next
+from resolvers import sessions
 
 SIGN_IN = """
 mutation PortalSignIn($input: SignInInput!) {
@@ -46,9 +46,12 @@ NOTICES = {
 
 def _sign_in_page(request: Request, form: Form, next_path: str, status_code: int = 200) -> Response:
     notice = NOTICES.get(request.query_params.get("notice", ""))
-    return rendering.render(request, "sign_in.html",
-                            {"form": form, "next": next_path, "notice": notice},
-                            status_code=status_code)
+    return rendering.render(
+        request,
+        "sign_in.html",
+        {"form": form, "next": next_path, "notice": notice},
+        status_code=status_code,
+    )
 
 
 async def sign_in_form(request: Request) -> Response:
@@ -64,14 +67,22 @@ async def sign_in(request: Request) -> Response:
     """Check the credentials through the API; on success set the cookie and go to ``next``."""
     values = await forms.read(request)
     next_path = values.get("next", "")
-    data = await graphql.execute(request, SIGN_IN, {"input": {
-        "email": values.get("email", ""), "password": values.get("password", ""),
-    }})
+    data = await graphql.execute(
+        request,
+        SIGN_IN,
+        {
+            "input": {
+                "email": values.get("email", ""),
+                "password": values.get("password", ""),
+            }
+        },
+    )
     payload = data["signIn"]
     if payload["errors"]:
         # The password is never drawn back into the page.
-        form = Form.with_errors({"email": values.get("email", "")}, payload["errors"],
-                                fields=("email", "password"))
+        form = Form.with_errors(
+            {"email": values.get("email", "")}, payload["errors"], fields=("email", "password")
+        )
         return _sign_in_page(request, form, next_path, status_code=422)
     response = htmx.redirect(request, safe_next(next_path, home_for(payload["viewer"]["role"])))
     sessions.set_session_cookie(response, payload["token"], request.app.state.settings)
@@ -92,20 +103,25 @@ async def password_reset_form(request: Request) -> Response:
 async def request_password_reset(request: Request) -> Response:
     """Ask the API to mail a link; the page says the same whether the address is known."""
     values = await forms.read(request)
-    data = await graphql.execute(request, REQUEST_PASSWORD_RESET,
-                                 {"input": {"email": values.get("email", "")}})
+    data = await graphql.execute(
+        request, REQUEST_PASSWORD_RESET, {"input": {"email": values.get("email", "")}}
+    )
     errors = data["requestPasswordReset"]["errors"]
     if errors:  # only a malformed address: that tells nothing about who has an account
         form = Form.with_errors(values, errors, fields=("email",))
-        return rendering.render(request, "password_reset_request.html", {"form": form},
-                                status_code=422)
-    return rendering.render(request, "password_reset_request.html",
-                            {"form": Form(), "sent": True})
+        return rendering.render(
+            request, "password_reset_request.html", {"form": form}, status_code=422
+        )
+    return rendering.render(request, "password_reset_request.html", {"form": Form(), "sent": True})
 
 
 def _new_password_page(request: Request, form: Form, status_code: int = 200) -> Response:
-    return rendering.render(request, "password_reset.html",
-                            {"form": form, "action": request.url.path}, status_code=status_code)
+    return rendering.render(
+        request,
+        "password_reset.html",
+        {"form": form, "action": request.url.path},
+        status_code=status_code,
+    )
 
 
 async def new_password_form(request: Request) -> Response:
@@ -119,9 +135,16 @@ async def reset_password(request: Request) -> Response:
     if password != values.get("confirmation", ""):
         form = Form(errors={"confirmation": "the two passwords are not the same"})
         return _new_password_page(request, form, status_code=422)
-    data = await graphql.execute(request, RESET_PASSWORD, {"input": {
-        "token": request.path_params["token"], "newPassword": password,
-    }})
+    data = await graphql.execute(
+        request,
+        RESET_PASSWORD,
+        {
+            "input": {
+                "token": request.path_params["token"],
+                "newPassword": password,
+            }
+        },
+    )
     errors = data["resetPassword"]["errors"]
     if errors:
         form = Form.with_errors({}, errors, fields=("newPassword",))

@@ -30,7 +30,8 @@ REVIEW_PAGE_SIZE = 50
 #: The API's limit on one page of a connection: enough for every class an installation keeps.
 CLASS_PAGE_SIZE = 100
 
-REVIEW_QUEUE = """
+REVIEW_QUEUE = (
+    """
 query AdminReviewQueue($first: Int!, $after: String) {
   invoices(status: PENDING_REVIEW, first: $first, after: $after) {
     totalCount
@@ -40,7 +41,9 @@ query AdminReviewQueue($first: Int!, $after: String) {
     } }
   }
 }
-""" + MONEY
+"""
+    + MONEY
+)
 
 APPROVE_INVOICES = f"""
 mutation AdminApproveInvoices($input: ApproveInvoicesInput!) {{
@@ -58,8 +61,10 @@ fragment Settings on CollectionSettings {
   cardCharging attemptDaysBeforeDue attemptDaysAfterDue reviewInvoices
 }
 """
-CLASS = "fragment Class on CustomerClass { id name paymentTermsDays gracePeriodDays " \
-        "regularInvoices { ...Settings } outOfTurnInvoices { ...Settings } }"
+CLASS = (
+    "fragment Class on CustomerClass { id name paymentTermsDays gracePeriodDays "
+    "regularInvoices { ...Settings } outOfTurnInvoices { ...Settings } }"
+)
 CUSTOMER_CLASSES = f"""
 query AdminCustomerClasses($first: Int!) {{
   customerClasses(first: $first) {{ edges {{ node {{ ...Class }} }} }}
@@ -81,27 +86,50 @@ mutation AdminUpdateCustomerClass($input: UpdateCustomerClassInput!) {{
 #: The two kinds of invoice a class sets rules for, as the API's input field and the words
 #: on the form.
 KINDS = (("regularInvoices", "Regular invoices"), ("outOfTurnInvoices", "Out-of-turn invoices"))
-CHARGING_CHOICES = (("NEVER", "Never (the customer pays)"), ("ON_ISSUE", "When issued"),
-                    ("ON_DUE_DATE", "On the due date"))
+CHARGING_CHOICES = (
+    ("NEVER", "Never (the customer pays)"),
+    ("ON_ISSUE", "When issued"),
+    ("ON_DUE_DATE", "On the due date"),
+)
 CHARGINGS = tuple(value for value, _ in CHARGING_CHOICES)
 DAY_LISTS = ("attemptDaysBeforeDue", "attemptDaysAfterDue")
-CLASS_FIELDS = ("name", "paymentTermsDays", "gracePeriodDays", *(
-    f"{kind}.{name}" for kind, _ in KINDS
-    for name in ("cardCharging", *DAY_LISTS, "reviewInvoices")))
+CLASS_FIELDS = (
+    "name",
+    "paymentTermsDays",
+    "gracePeriodDays",
+    *(
+        f"{kind}.{name}"
+        for kind, _ in KINDS
+        for name in ("cardCharging", *DAY_LISTS, "reviewInvoices")
+    ),
+)
 
 
 # --- the review queue ---------------------------------------------------------------------
 
 
-async def _review_page(request: Request, form: Form | None = None,
-                       done: str | None = None) -> Response:
+async def _review_page(
+    request: Request, form: Form | None = None, done: str | None = None
+) -> Response:
     """The queue; under htmx only the queue, which after an action has lost what was done."""
-    data = await graphql.execute(request, REVIEW_QUEUE, {
-        "first": REVIEW_PAGE_SIZE, "after": request.query_params.get("after") or None})
+    data = await graphql.execute(
+        request,
+        REVIEW_QUEUE,
+        {"first": REVIEW_PAGE_SIZE, "after": request.query_params.get("after") or None},
+    )
     form = form or Form()
-    return rendering.render(request, "admin/review.html", {
-        "invoices": data["invoices"], "form": form, "done": done, "path": REVIEW_PATH,
-    }, fragment="review", status_code=form.status_code)
+    return rendering.render(
+        request,
+        "admin/review.html",
+        {
+            "invoices": data["invoices"],
+            "form": form,
+            "done": done,
+            "path": REVIEW_PATH,
+        },
+        fragment="review",
+        status_code=form.status_code,
+    )
 
 
 @requires(*STAFF)
@@ -118,13 +146,13 @@ async def decide(request: Request, visitor: Visitor) -> Response:
     ids = await forms.read_all(request, "ids")
     action = values.get("action")
     if action not in ("approve", "void"):
-        return await _review_page(request, Form(values=values,
-                                                problems=["choose approve or void"]))
+        return await _review_page(request, Form(values=values, problems=["choose approve or void"]))
     if action == "approve":
         payload = await graphql.mutate(request, APPROVE_INVOICES, {"ids": ids})
     else:
-        payload = await graphql.mutate(request, VOID_INVOICES,
-                                       {"ids": ids, "reason": values.get("reason", "")})
+        payload = await graphql.mutate(
+            request, VOID_INVOICES, {"ids": ids, "reason": values.get("reason", "")}
+        )
     if payload["errors"]:
         form = Form.with_errors(values, payload["errors"], fields=("reason",))
         form.values["ids"] = " ".join(ids)
@@ -144,8 +172,11 @@ async def _classes(request: Request) -> list[dict[str, Any]]:
 
 def _class_values(cls: dict[str, Any]) -> dict[str, str]:
     """A class as the form's text fields (days as ``0,3,7``; a ticked box as ``on``)."""
-    values = {"name": cls["name"], "paymentTermsDays": str(cls["paymentTermsDays"]),
-              "gracePeriodDays": str(cls["gracePeriodDays"])}
+    values = {
+        "name": cls["name"],
+        "paymentTermsDays": str(cls["paymentTermsDays"]),
+        "gracePeriodDays": str(cls["gracePeriodDays"]),
+    }
     for kind, _ in KINDS:
         settings = cls[kind]
         values[f"{kind}.cardCharging"] = settings["cardCharging"]
@@ -186,25 +217,49 @@ def _class_input(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]
     return data, errors
 
 
-async def _classes_page(request: Request, new: Form | None = None,
-                        done: str | None = None) -> Response:
-    new = new or Form(values={f"{kind}.cardCharging": "NEVER" for kind, _ in KINDS}
-                      | {"paymentTermsDays": "14", "gracePeriodDays": "7"})
-    return rendering.render(request, "admin/classes.html", {
-        "classes": await _classes(request), "form": new, "done": done, "path": CLASSES_PATH,
-        "kinds": KINDS, "charging_choices": CHARGING_CHOICES,
-    }, fragment="classes", status_code=new.status_code)
+async def _classes_page(
+    request: Request, new: Form | None = None, done: str | None = None
+) -> Response:
+    new = new or Form(
+        values={f"{kind}.cardCharging": "NEVER" for kind, _ in KINDS}
+        | {"paymentTermsDays": "14", "gracePeriodDays": "7"}
+    )
+    return rendering.render(
+        request,
+        "admin/classes.html",
+        {
+            "classes": await _classes(request),
+            "form": new,
+            "done": done,
+            "path": CLASSES_PATH,
+            "kinds": KINDS,
+            "charging_choices": CHARGING_CHOICES,
+        },
+        fragment="classes",
+        status_code=new.status_code,
+    )
 
 
-async def _class_page(request: Request, form: Form | None = None,
-                      done: str | None = None) -> Response:
+async def _class_page(
+    request: Request, form: Form | None = None, done: str | None = None
+) -> Response:
     wanted = request.path_params["id"]
     cls = found(next((cls for cls in await _classes(request) if cls["id"] == wanted), None))
     form = form or Form(values=_class_values(cls))
-    return rendering.render(request, "admin/class.html", {
-        "cls": cls, "form": form, "done": done, "path": f"{CLASSES_PATH}/{cls['id']}",
-        "kinds": KINDS, "charging_choices": CHARGING_CHOICES,
-    }, fragment="class_form", status_code=form.status_code)
+    return rendering.render(
+        request,
+        "admin/class.html",
+        {
+            "cls": cls,
+            "form": form,
+            "done": done,
+            "path": f"{CLASSES_PATH}/{cls['id']}",
+            "kinds": KINDS,
+            "charging_choices": CHARGING_CHOICES,
+        },
+        fragment="class_form",
+        status_code=form.status_code,
+    )
 
 
 @requires(*STAFF)
@@ -238,8 +293,7 @@ async def update_class(request: Request, visitor: Visitor) -> Response:
     data, errors = _class_input(values)
     if errors:
         return await _class_page(request, Form(values=values, errors=errors))
-    payload = await graphql.mutate(request, UPDATE_CLASS,
-                                   {"id": request.path_params["id"], **data})
+    payload = await graphql.mutate(request, UPDATE_CLASS, {"id": request.path_params["id"], **data})
     if payload["errors"]:
         if any(error["code"] == "NOT_FOUND" for error in payload["errors"]):
             raise graphql.ObjectNotFound

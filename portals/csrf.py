@@ -22,8 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from resolvers.sessions import SESSION_COOKIE
 from portals.rendering import error_page
+from resolvers.sessions import SESSION_COOKIE
 from settings import Settings
 
 CSRF_COOKIE = "kassa_csrf"
@@ -61,11 +61,18 @@ class CSRFMiddleware:
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start" and new_key is not None:
                 cookie = Response()
-                cookie.set_cookie(CSRF_COOKIE, new_key, path="/", httponly=True,
-                                  samesite="lax", secure=not settings.development)
-                message["headers"] = [*message.get("headers", []), *(
-                    (name, value) for name, value in cookie.raw_headers if name == b"set-cookie"
-                )]
+                cookie.set_cookie(
+                    CSRF_COOKIE,
+                    new_key,
+                    path="/",
+                    httponly=True,
+                    samesite="lax",
+                    secure=not settings.development,
+                )
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *((name, value) for name, value in cookie.raw_headers if name == b"set-cookie"),
+                ]
             await send(message)
 
         if request.method not in SAFE_METHODS:

@@ -26,17 +26,22 @@ PAGE_SIZE = 20
 INVOICE_STATUSES = ("UNPAID", "PARTIALLY_PAID", "OVERDUE", "PAID", "VOID")
 #: The time zone field's suggestions: UTC and the place names ("Europe/London"), not the
 #: tz database's aliases and oddities.  Only suggestions: the API decides what is valid.
-TIME_ZONES = ["UTC", *sorted(
-    name for name in available_timezones()
-    if "/" in name and not name.startswith(("Etc/", "posix/", "right/", "SystemV/"))
-)]
+TIME_ZONES = [
+    "UTC",
+    *sorted(
+        name
+        for name in available_timezones()
+        if "/" in name and not name.startswith(("Etc/", "posix/", "right/", "SystemV/"))
+    ),
+]
 
 CARD = "fragment Card on PaymentMethod { id brand last4 expMonth expYear isDefault createdAt }"
 MONEY = "fragment Amount on Money { amount currency }"
 ERRORS = "errors { field code message }"
 PAYMENT_RESULT = f"payment {{ id status message amount {{ ...Amount }} }} {ERRORS}"
 
-DASHBOARD = """
+DASHBOARD = (
+    """
 query PortalDashboard($customer: ID!) {
   customer(id: $customer) {
     name status timeZone autoPayment nextBillAt
@@ -50,7 +55,10 @@ query PortalDashboard($customer: ID!) {
 fragment OpenInvoice on Invoice {
   id number status dueDate total { ...Amount } outstanding { ...Amount }
 }
-""" + CARD + MONEY
+"""
+    + CARD
+    + MONEY
+)
 
 TOP_UP = f"""
 mutation PortalTopUp($input: TopUpInput!) {{ topUp(input: $input) {{ {PAYMENT_RESULT} }} }}
@@ -63,7 +71,8 @@ mutation PortalUpdateCustomer($input: UpdateCustomerInput!) {{
 }}
 """
 
-INVOICES = """
+INVOICES = (
+    """
 query PortalInvoices($customer: ID!, $status: InvoiceStatus, $after: String, $first: Int!) {
   invoices(customerId: $customer, status: $status, first: $first, after: $after) {
     totalCount
@@ -74,9 +83,12 @@ query PortalInvoices($customer: ID!, $status: InvoiceStatus, $after: String, $fi
     } }
   }
 }
-""" + MONEY
+"""
+    + MONEY
+)
 
-INVOICE = """
+INVOICE = (
+    """
 query PortalInvoice($id: ID!) {
   invoice(id: $id) {
     id number kind status periodStart periodEnd issueDate dueDate voidedAt pdfUrl
@@ -94,7 +106,10 @@ query PortalInvoice($id: ID!) {
     customer { timeZone paymentMethods { ...Card } }
   }
 }
-""" + CARD + MONEY
+"""
+    + CARD
+    + MONEY
+)
 
 PAY_INVOICE = f"""
 mutation PortalPayInvoice($input: PayInvoiceInput!) {{
@@ -103,7 +118,8 @@ mutation PortalPayInvoice($input: PayInvoiceInput!) {{
 {MONEY}
 """
 
-PAYMENTS = """
+PAYMENTS = (
+    """
 query PortalPayments($customer: ID!, $after: String, $first: Int!) {
   customer(id: $customer) { timeZone }
   payments(customerId: $customer, first: $first, after: $after) {
@@ -117,7 +133,9 @@ query PortalPayments($customer: ID!, $after: String, $first: Int!) {
     } }
   }
 }
-""" + MONEY
+"""
+    + MONEY
+)
 
 ACCOUNTS = """
 query PortalAccounts($customer: ID!) {
@@ -134,11 +152,14 @@ query PortalProfile($customer: ID!) {
 #: customer need the e-mail address and phone number).
 PROFILE_FIELDS = ("name", "email", "phone", "address", "timeZone")
 
-PAYMENT_METHODS = """
+PAYMENT_METHODS = (
+    """
 query PortalPaymentMethods($customer: ID!) {
   customer(id: $customer) { autoPayment paymentMethods { ...Card } }
 }
-""" + CARD
+"""
+    + CARD
+)
 
 ADD_PAYMENT_METHOD = f"""
 mutation PortalAddPaymentMethod($input: AddPaymentMethodInput!) {{
@@ -188,21 +209,35 @@ def _card_and_key(values: dict[str, str]) -> dict[str, Any]:
 
 
 async def _dashboard(
-    request: Request, visitor: Visitor, *, top_up: Form | None = None,
-    auto_payment: Form | None = None, outcome: dict[str, Any] | None = None,
+    request: Request,
+    visitor: Visitor,
+    *,
+    top_up: Form | None = None,
+    auto_payment: Form | None = None,
+    outcome: dict[str, Any] | None = None,
 ) -> Response:
-    customer = found((await graphql.execute(
-        request, DASHBOARD, {"customer": visitor.customer_id}))["customer"])
+    customer = found(
+        (await graphql.execute(request, DASHBOARD, {"customer": visitor.customer_id}))["customer"]
+    )
     open_invoices = sorted(
         [*customer["unpaid"], *customer["partiallyPaid"], *customer["overdue"]],
         key=lambda invoice: (invoice["dueDate"], invoice["number"]),
     )
     top_up = top_up or Form()
     auto_payment = auto_payment or Form()
-    return rendering.render(request, "dashboard.html", {
-        "customer": customer, "open_invoices": open_invoices, "top_up": top_up,
-        "auto_payment": auto_payment, "outcome": outcome,
-    }, fragment="dashboard", status_code=max(top_up.status_code, auto_payment.status_code))
+    return rendering.render(
+        request,
+        "dashboard.html",
+        {
+            "customer": customer,
+            "open_invoices": open_invoices,
+            "top_up": top_up,
+            "auto_payment": auto_payment,
+            "outcome": outcome,
+        },
+        fragment="dashboard",
+        status_code=max(top_up.status_code, auto_payment.status_code),
+    )
 
 
 @requires(CUSTOMER)
@@ -214,10 +249,15 @@ async def dashboard(request: Request, visitor: Visitor) -> Response:
 async def top_up(request: Request, visitor: Visitor) -> Response:
     """Charge a stored card for credit; the dashboard shows the new figures and the outcome."""
     values = await forms.read(request)
-    payload = await graphql.mutate(request, TOP_UP, {
-        "customerId": visitor.customer_id, "amount": values.get("amount", ""),
-        **_card_and_key(values),
-    })
+    payload = await graphql.mutate(
+        request,
+        TOP_UP,
+        {
+            "customerId": visitor.customer_id,
+            "amount": values.get("amount", ""),
+            **_card_and_key(values),
+        },
+    )
     form = forms.after(values, payload["errors"], fields=("amount",))
     return await _dashboard(request, visitor, top_up=form, outcome=payload["payment"])
 
@@ -226,9 +266,14 @@ async def top_up(request: Request, visitor: Visitor) -> Response:
 async def set_auto_payment(request: Request, visitor: Visitor) -> Response:
     """Turn charging the default card for each new invoice on or off."""
     values = await forms.read(request)
-    payload = await graphql.mutate(request, UPDATE_CUSTOMER, {
-        "id": visitor.customer_id, "autoPayment": values.get("autoPayment") == "on",
-    })
+    payload = await graphql.mutate(
+        request,
+        UPDATE_CUSTOMER,
+        {
+            "id": visitor.customer_id,
+            "autoPayment": values.get("autoPayment") == "on",
+        },
+    )
     form = forms.after(values, payload["errors"], fields=())
     return await _dashboard(request, visitor, auto_payment=form)
 
@@ -242,25 +287,48 @@ async def invoices(request: Request, visitor: Visitor) -> Response:
     status = request.query_params.get("status")
     if status not in INVOICE_STATUSES:
         status = None
-    data = await graphql.execute(request, INVOICES, {
-        "customer": visitor.customer_id, "status": status, "first": PAGE_SIZE,
-        "after": request.query_params.get("after") or None,
-    })
-    return rendering.render(request, "invoices.html", {
-        "invoices": data["invoices"], "status": status, "statuses": INVOICE_STATUSES,
-    }, fragment="invoice_list")
+    data = await graphql.execute(
+        request,
+        INVOICES,
+        {
+            "customer": visitor.customer_id,
+            "status": status,
+            "first": PAGE_SIZE,
+            "after": request.query_params.get("after") or None,
+        },
+    )
+    return rendering.render(
+        request,
+        "invoices.html",
+        {
+            "invoices": data["invoices"],
+            "status": status,
+            "statuses": INVOICE_STATUSES,
+        },
+        fragment="invoice_list",
+    )
 
 
 async def _invoice_page(
     request: Request, pay: Form | None = None, outcome: dict[str, Any] | None = None
 ) -> Response:
-    invoice = found((await graphql.execute(
-        request, INVOICE, {"id": request.path_params["id"]}))["invoice"])
+    invoice = found(
+        (await graphql.execute(request, INVOICE, {"id": request.path_params["id"]}))["invoice"]
+    )
     pay = pay or Form(values={"amount": invoice["outstanding"]["amount"]})
-    return rendering.render(request, "invoice.html", {
-        "invoice": invoice, "pay": pay, "outcome": outcome,
-        "not_charged_words": NOT_CHARGED_WORDS, "cancel_words": CANCEL_WORDS,
-    }, fragment="invoice", status_code=pay.status_code)
+    return rendering.render(
+        request,
+        "invoice.html",
+        {
+            "invoice": invoice,
+            "pay": pay,
+            "outcome": outcome,
+            "not_charged_words": NOT_CHARGED_WORDS,
+            "cancel_words": CANCEL_WORDS,
+        },
+        fragment="invoice",
+        status_code=pay.status_code,
+    )
 
 
 @requires(CUSTOMER)
@@ -274,10 +342,15 @@ async def invoice(request: Request, visitor: Visitor) -> Response:
 async def pay_invoice(request: Request, visitor: Visitor) -> Response:
     """Pay the invoice with a stored card: the invoice is drawn again with its new status."""
     values = await forms.read(request)
-    payload = await graphql.mutate(request, PAY_INVOICE, {
-        "invoiceId": request.path_params["id"], "amount": values.get("amount") or None,
-        **_card_and_key(values),
-    })
+    payload = await graphql.mutate(
+        request,
+        PAY_INVOICE,
+        {
+            "invoiceId": request.path_params["id"],
+            "amount": values.get("amount") or None,
+            **_card_and_key(values),
+        },
+    )
     form = forms.after(values, payload["errors"], fields=("amount",))
     return await _invoice_page(request, pay=form, outcome=payload["payment"])
 
@@ -287,34 +360,52 @@ async def pay_invoice(request: Request, visitor: Visitor) -> Response:
 
 @requires(CUSTOMER)
 async def payments(request: Request, visitor: Visitor) -> Response:
-    data = await graphql.execute(request, PAYMENTS, {
-        "customer": visitor.customer_id, "first": PAGE_SIZE,
-        "after": request.query_params.get("after") or None,
-    })
-    return rendering.render(request, "payments.html", {
-        "payments": data["payments"], "time_zone": found(data["customer"])["timeZone"],
-    }, fragment="payment_list")
+    data = await graphql.execute(
+        request,
+        PAYMENTS,
+        {
+            "customer": visitor.customer_id,
+            "first": PAGE_SIZE,
+            "after": request.query_params.get("after") or None,
+        },
+    )
+    return rendering.render(
+        request,
+        "payments.html",
+        {
+            "payments": data["payments"],
+            "time_zone": found(data["customer"])["timeZone"],
+        },
+        fragment="payment_list",
+    )
 
 
 @requires(CUSTOMER)
 async def accounts(request: Request, visitor: Visitor) -> Response:
-    customer = found((await graphql.execute(
-        request, ACCOUNTS, {"customer": visitor.customer_id}))["customer"])
+    customer = found(
+        (await graphql.execute(request, ACCOUNTS, {"customer": visitor.customer_id}))["customer"]
+    )
     return rendering.render(request, "accounts.html", {"customer": customer})
 
 
 # --- profile ------------------------------------------------------------------------------
 
 
-async def _profile_page(request: Request, visitor: Visitor, form: Form | None = None,
-                        saved: bool = False) -> Response:
+async def _profile_page(
+    request: Request, visitor: Visitor, form: Form | None = None, saved: bool = False
+) -> Response:
     if form is None:
-        customer = found((await graphql.execute(
-            request, PROFILE, {"customer": visitor.customer_id}))["customer"])
+        customer = found(
+            (await graphql.execute(request, PROFILE, {"customer": visitor.customer_id}))["customer"]
+        )
         form = Form(values={name: customer[name] or "" for name in PROFILE_FIELDS})
-    return rendering.render(request, "profile.html",
-                            {"form": form, "saved": saved, "time_zones": TIME_ZONES},
-                            fragment="profile", status_code=form.status_code)
+    return rendering.render(
+        request,
+        "profile.html",
+        {"form": form, "saved": saved, "time_zones": TIME_ZONES},
+        fragment="profile",
+        status_code=form.status_code,
+    )
 
 
 @requires(CUSTOMER)
@@ -326,9 +417,14 @@ async def profile(request: Request, visitor: Visitor) -> Response:
 async def update_profile(request: Request, visitor: Visitor) -> Response:
     """Save contact details and time zone; a refused value is marked beside its field."""
     values = await forms.read(request)
-    payload = await graphql.mutate(request, UPDATE_CUSTOMER, {
-        "id": visitor.customer_id, **{name: values.get(name, "") for name in PROFILE_FIELDS},
-    })
+    payload = await graphql.mutate(
+        request,
+        UPDATE_CUSTOMER,
+        {
+            "id": visitor.customer_id,
+            **{name: values.get(name, "") for name in PROFILE_FIELDS},
+        },
+    )
     if payload["errors"]:
         form = Form.with_errors(values, payload["errors"], fields=PROFILE_FIELDS)
         return await _profile_page(request, visitor, form)
@@ -341,12 +437,19 @@ async def update_profile(request: Request, visitor: Visitor) -> Response:
 async def _cards_page(
     request: Request, visitor: Visitor, add: Form | None = None, notice: str | None = None
 ) -> Response:
-    customer = found((await graphql.execute(
-        request, PAYMENT_METHODS, {"customer": visitor.customer_id}))["customer"])
+    customer = found(
+        (await graphql.execute(request, PAYMENT_METHODS, {"customer": visitor.customer_id}))[
+            "customer"
+        ]
+    )
     add = add or Form()
-    return rendering.render(request, "payment_methods.html",
-                            {"customer": customer, "add": add, "notice": notice},
-                            fragment="payment_methods", status_code=add.status_code)
+    return rendering.render(
+        request,
+        "payment_methods.html",
+        {"customer": customer, "add": add, "notice": notice},
+        fragment="payment_methods",
+        status_code=add.status_code,
+    )
 
 
 def _card_words(card: dict[str, str]) -> str:
@@ -369,14 +472,23 @@ async def add_payment_method(request: Request, visitor: Visitor) -> Response:
     year = forms.whole_number(values, "expYear", local_errors)
     if month is None or year is None:
         return await _cards_page(request, visitor, Form(values=shown_again, errors=local_errors))
-    payload = await graphql.mutate(request, ADD_PAYMENT_METHOD, {
-        "customerId": visitor.customer_id, "cardNumber": values.get("cardNumber", ""),
-        "expMonth": month, "expYear": year, "cvc": values.get("cvc", ""),
-        "holder": values.get("holder") or None, "makeDefault": values.get("makeDefault") == "on",
-    })
+    payload = await graphql.mutate(
+        request,
+        ADD_PAYMENT_METHOD,
+        {
+            "customerId": visitor.customer_id,
+            "cardNumber": values.get("cardNumber", ""),
+            "expMonth": month,
+            "expYear": year,
+            "cvc": values.get("cvc", ""),
+            "holder": values.get("holder") or None,
+            "makeDefault": values.get("makeDefault") == "on",
+        },
+    )
     if payload["errors"]:
-        form = Form.with_errors(shown_again, payload["errors"], fields=CARD_FIELDS,
-                                aliases={"expiry": "expMonth"})
+        form = Form.with_errors(
+            shown_again, payload["errors"], fields=CARD_FIELDS, aliases={"expiry": "expMonth"}
+        )
         return await _cards_page(request, visitor, form)
     added = _card_words(payload["paymentMethod"])
     return await _cards_page(request, visitor, notice=f"{added} was added.")
@@ -387,14 +499,16 @@ async def _change_card(request: Request, visitor: Visitor, document: str, done: 
     payload = await graphql.mutate(request, document, {"id": request.path_params["id"]})
     if payload["errors"]:
         raise graphql.ObjectNotFound
-    return await _cards_page(request, visitor,
-                             notice=f"{_card_words(payload['paymentMethod'])} {done}.")
+    return await _cards_page(
+        request, visitor, notice=f"{_card_words(payload['paymentMethod'])} {done}."
+    )
 
 
 @requires(CUSTOMER)
 async def set_default_payment_method(request: Request, visitor: Visitor) -> Response:
-    return await _change_card(request, visitor, SET_DEFAULT_PAYMENT_METHOD,
-                              "is now the card charged by default")
+    return await _change_card(
+        request, visitor, SET_DEFAULT_PAYMENT_METHOD, "is now the card charged by default"
+    )
 
 
 @requires(CUSTOMER)

@@ -53,8 +53,11 @@ class Form:
 
     @classmethod
     def with_errors(
-        cls, values: Mapping[str, str], errors: Iterable[Mapping[str, Any]],
-        fields: Iterable[str], aliases: Mapping[str, str] | None = None,
+        cls,
+        values: Mapping[str, str],
+        errors: Iterable[Mapping[str, Any]],
+        fields: Iterable[str],
+        aliases: Mapping[str, str] | None = None,
     ) -> Form:
         """A form showing ``values`` again with the API's ``errors`` placed.
 
@@ -73,7 +76,9 @@ class Form:
 
 
 def after(
-    values: Mapping[str, str], errors: Iterable[Mapping[str, Any]], fields: Iterable[str],
+    values: Mapping[str, str],
+    errors: Iterable[Mapping[str, Any]],
+    fields: Iterable[str],
     aliases: Mapping[str, str] | None = None,
 ) -> Form:
     """The form to draw after a submission: a fresh one (with a new key) when the API took

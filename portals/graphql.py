@@ -72,8 +72,13 @@ async def execute(
     app = request.app
     async with app.state.db.session() as session:
         viewer = await sessions.viewer_from_request(session, app.state.settings, request)
-        context = Context(settings=app.state.settings, db=app.state.db, session=session,
-                          viewer=viewer, request=request)
+        context = Context(
+            settings=app.state.settings,
+            db=app.state.db,
+            session=session,
+            viewer=viewer,
+            request=request,
+        )
         try:
             result = await app.state.schema.execute(
                 document, variable_values=dict(variables or {}), context_value=context
@@ -113,9 +118,12 @@ async def visitor(request: Request) -> Visitor:
     if known is None:
         viewer = (await execute(request, VISITOR))["viewer"]
         known = Visitor(
-            authenticated=viewer["authenticated"], role=viewer["role"],
-            user_id=viewer["userId"], customer_id=viewer["customerId"],
-            reseller_id=viewer["resellerId"], distributor_id=viewer["distributorId"],
+            authenticated=viewer["authenticated"],
+            role=viewer["role"],
+            user_id=viewer["userId"],
+            customer_id=viewer["customerId"],
+            reseller_id=viewer["resellerId"],
+            distributor_id=viewer["distributorId"],
         )
         request.state.visitor = known
     return known

@@ -28,8 +28,11 @@ ADMIN_HOME = "/admin"
 #: customers: the API scopes what they see, the pages are the same.
 HOME: dict[str, str] = {"CUSTOMER": CUSTOMER_HOME, "ADMIN": ADMIN_HOME, "RESELLER": ADMIN_HOME}
 
-_STAFF_NAVIGATION = (NavLink("Customers", ADMIN_HOME), NavLink("Review", f"{ADMIN_HOME}/review"),
-                     NavLink("Classes", f"{ADMIN_HOME}/classes"))
+_STAFF_NAVIGATION = (
+    NavLink("Customers", ADMIN_HOME),
+    NavLink("Review", f"{ADMIN_HOME}/review"),
+    NavLink("Classes", f"{ADMIN_HOME}/classes"),
+)
 
 NAVIGATION: dict[str, tuple[NavLink, ...]] = {
     "CUSTOMER": (

@@ -11,6 +11,7 @@ customer's own time zone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -47,13 +48,15 @@ SECURITY_HEADERS = {
 #: visitor always sees what happened.  No page snapshots in localStorage (they would hold
 #: someone's invoices after signing out): going back asks the server, which sends the whole
 #: page for a history restore.  No eval, no script tags, no injected styles (see the CSP).
-HTMX_CONFIG = json.dumps({
-    "responseHandling": [{"code": "204", "swap": False}, {"code": "...", "swap": True}],
-    "historyCacheSize": 0,
-    "allowEval": False,
-    "allowScriptTags": False,
-    "includeIndicatorStyles": False,
-})
+HTMX_CONFIG = json.dumps(
+    {
+        "responseHandling": [{"code": "204", "swap": False}, {"code": "...", "swap": True}],
+        "historyCacheSize": 0,
+        "allowEval": False,
+        "allowScriptTags": False,
+        "includeIndicatorStyles": False,
+    }
+)
 
 ERROR_TITLES = {
     400: "That address is not right",
@@ -65,7 +68,7 @@ ERROR_TITLES = {
 ERROR_MESSAGES = {
     400: "Part of the address is not something we can read. Go back and follow the link again.",
     403: "You may not do this here. If you were filling in a form, it may have expired: "
-         "reload the page and try again.",
+    "reload the page and try again.",
     404: "There is nothing here, or it is not yours to see.",
     413: "That form sent more data than a form here can hold.",
     500: "We could not finish this just now. Please try again in a moment.",
@@ -125,8 +128,15 @@ def sentence(value: str | None) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
-TEMPLATES.env.filters.update(money=money, day=day, previous_day=previous_day, moment=moment,
-                             local_day=local_day, label=label, sentence=sentence)
+TEMPLATES.env.filters.update(
+    money=money,
+    day=day,
+    previous_day=previous_day,
+    moment=moment,
+    local_day=local_day,
+    label=label,
+    sentence=sentence,
+)
 TEMPLATES.env.tests.update(zero=is_zero, negative=is_negative)
 # The shared macros as a global rather than imported by each template: a block rendered on
 # its own (an htmx fragment) does not run the template's top-level imports.
@@ -148,8 +158,12 @@ def _layout(request: Request) -> dict[str, Any]:
 
 
 def render(
-    request: Request, template: str, context: dict[str, Any], *,
-    fragment: str | None = None, status_code: int = 200,
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    fragment: str | None = None,
+    status_code: int = 200,
 ) -> Response:
     """The page, or only its block ``fragment`` when htmx asks for a part of the page.
 
@@ -157,8 +171,12 @@ def render(
     """
     block = fragment if fragment is not None and htmx.wants_fragment(request) else None
     response = TEMPLATES.TemplateResponse(
-        request, template, {**_layout(request), **context}, status_code=status_code,
-        headers=SECURITY_HEADERS, block_name=block,
+        request,
+        template,
+        {**_layout(request), **context},
+        status_code=status_code,
+        headers=SECURITY_HEADERS,
+        block_name=block,
     )
     return htmx.add_vary(response)
 
@@ -170,15 +188,19 @@ async def error_page(request: Request, status_code: int, message: str | None = N
     content rather than squeezing into whatever small part the request meant to update.
     """
     if getattr(request.state, "visitor", None) is None and status_code != 500:
-        try:
+        with contextlib.suppress(graphql.OperationFailed):  # then it shows no navigation
             await graphql.visitor(request)
-        except graphql.OperationFailed:
-            pass  # the error page shows without navigation
-    response = render(request, "error.html", {
-        "status_code": status_code,
-        "title": ERROR_TITLES.get(status_code, "Error"),
-        "message": message or ERROR_MESSAGES.get(status_code, ""),
-    }, fragment="main", status_code=status_code)
+    response = render(
+        request,
+        "error.html",
+        {
+            "status_code": status_code,
+            "title": ERROR_TITLES.get(status_code, "Error"),
+            "message": message or ERROR_MESSAGES.get(status_code, ""),
+        },
+        fragment="main",
+        status_code=status_code,
+    )
     if htmx.wants_fragment(request):
         htmx.retarget(response, "#main", "innerHTML")
     return response

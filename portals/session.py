@@ -16,10 +16,10 @@ from urllib.parse import urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from resolvers import sessions
 from portals import graphql, htmx, rendering
 from portals.graphql import Visitor
 from portals.navigation import HOME, home_for
+from resolvers import sessions
 
 SIGN_IN_PATH = "/portal/sign-in"
 
@@ -38,8 +38,12 @@ def safe_next(target: str | None, default: str) -> str:
     host (``//evil.example``, ``/\\evil.example``), a scheme, control characters — is
     ignored rather than followed (an open redirect helps phishing).
     """
-    if (not target or not target.startswith("/") or target.startswith(("//", "/\\"))
-            or any(char < " " or char == "\\" for char in target)):
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith(("//", "/\\"))
+        or any(char < " " or char == "\\" for char in target)
+    ):
         return default
     return target
 
@@ -105,19 +109,24 @@ def requires(*roles: str) -> Callable[[Page], Endpoint]:
                     return to_sign_in(request)
                 if visitor.role not in roles:
                     own_home = home_for(visitor.role)
-                    if (request.method == "GET" and request.url.path in HOME.values()
-                            and request.url.path != own_home):
+                    if (
+                        request.method == "GET"
+                        and request.url.path in HOME.values()
+                        and request.url.path != own_home
+                    ):
                         return htmx.redirect(request, own_home)
                     return await rendering.error_page(
-                        request, 403, "This part of kassa is not for your kind of sign-in.")
+                        request, 403, "This part of kassa is not for your kind of sign-in."
+                    )
                 return await page(request, visitor)
             except graphql.SignInRequired:
                 return to_sign_in(request)
             except graphql.ObjectNotFound:
                 return await rendering.error_page(request, 404)
             except graphql.OperationFailed as failure:
-                status = next((status for code, status in REFUSALS.items()
-                               if code in failure.codes), 500)
+                status = next(
+                    (status for code, status in REFUSALS.items() if code in failure.codes), 500
+                )
                 return await rendering.error_page(request, status)
 
         return endpoint

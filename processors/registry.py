@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from billing.errors import UserError
 from billing import processing
+from billing.errors import UserError
 from billing.processing import CardProcessor
 
 ProcessorFactory = Callable[..., CardProcessor]
@@ -86,9 +86,11 @@ class RegistryDirectory:
 
     def __post_init__(self) -> None:
         if self.default_card_processor not in _factories():
-            raise UserError("UNKNOWN_PROCESSOR",
-                            f"no payment processor named {self.default_card_processor!r}",
-                            "processor")
+            raise UserError(
+                "UNKNOWN_PROCESSOR",
+                f"no payment processor named {self.default_card_processor!r}",
+                "processor",
+            )
 
     def processor_named(self, name: str) -> CardProcessor:
         return get_processor(name)

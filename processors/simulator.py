@@ -103,16 +103,23 @@ def _token_for(card: _Card) -> str:
     """``sim_tok_<behaviour>_<brand>_<last4>_<MMYYYY>_<random>``: opaque to kassa, readable
     to the simulator in any process."""
     name = next(n for n, b in _BEHAVIOUR_NAMES.items() if b == card.behaviour)
-    return (f"sim_tok_{name}_{card.brand}_{card.last4}_{card.exp_month:02d}{card.exp_year}_"
-            f"{secrets.token_hex(8)}")
+    return (
+        f"sim_tok_{name}_{card.brand}_{card.last4}_{card.exp_month:02d}{card.exp_year}_"
+        f"{secrets.token_hex(8)}"
+    )
 
 
 def _card_of(token: str) -> _Card | None:
     match = _TOKEN_RE.match(token)
     if match is None or match["behaviour"] not in _BEHAVIOUR_NAMES:
         return None
-    return _Card(brand=match["brand"], last4=match["last4"], exp_month=int(match["month"]),
-                 exp_year=int(match["year"]), behaviour=_BEHAVIOUR_NAMES[match["behaviour"]])
+    return _Card(
+        brand=match["brand"],
+        last4=match["last4"],
+        exp_month=int(match["month"]),
+        exp_year=int(match["year"]),
+        behaviour=_BEHAVIOUR_NAMES[match["behaviour"]],
+    )
 
 
 @dataclass(slots=True)
@@ -152,74 +159,112 @@ class _FileStore:
 
     def __init__(self, path: str, namespace: str) -> None:
         self._namespace = namespace
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None,
-                                   check_same_thread=False)
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS charges (namespace TEXT, key TEXT, token TEXT, "
             "amount INTEGER, currency TEXT, status TEXT, reference TEXT, decline_code TEXT, "
-            "message TEXT, refunded INTEGER DEFAULT 0, PRIMARY KEY (namespace, key))")
+            "message TEXT, refunded INTEGER DEFAULT 0, PRIMARY KEY (namespace, key))"
+        )
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS refunds (namespace TEXT, key TEXT, reference TEXT, "
             "amount INTEGER, succeeded INTEGER, refund_reference TEXT, message TEXT, "
-            "PRIMARY KEY (namespace, key))")
+            "PRIMARY KEY (namespace, key))"
+        )
         self.lock = threading.Lock()
 
     @staticmethod
     def _result(row: tuple[object, ...]) -> ChargeResult:
         status, reference, decline_code, message, amount, currency = row
-        return ChargeResult(ChargeStatus(status), reference, decline_code,  # type: ignore[arg-type]
-                            str(message), int(amount), str(currency))  # type: ignore[call-overload]
+        return ChargeResult(
+            ChargeStatus(status),
+            reference,
+            decline_code,  # type: ignore[arg-type]
+            str(message),
+            int(amount),
+            str(currency),
+        )  # type: ignore[call-overload]
 
     _RESULT = "status, reference, decline_code, message, amount, currency"
 
     def booked(self, key: str) -> tuple[str, int, str, ChargeResult] | None:
         row = self._db.execute(
             f"SELECT token, amount, currency, {self._RESULT} FROM charges "
-            "WHERE namespace = ? AND key = ?", (self._namespace, key)).fetchone()
+            "WHERE namespace = ? AND key = ?",
+            (self._namespace, key),
+        ).fetchone()
         return None if row is None else (row[0], row[1], row[2], self._result(row[3:]))
 
     def book(self, key: str, token: str, result: ChargeResult) -> None:
         self._db.execute(
             "INSERT INTO charges (namespace, key, token, amount, currency, status, reference, "
             "decline_code, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (self._namespace, key, token, result.amount, result.currency, result.status.value,
-             result.processor_reference, result.decline_code, result.message))
+            (
+                self._namespace,
+                key,
+                token,
+                result.amount,
+                result.currency,
+                result.status.value,
+                result.processor_reference,
+                result.decline_code,
+                result.message,
+            ),
+        )
 
     def log(self) -> list[tuple[str, ChargeResult]]:
         rows = self._db.execute(
             f"SELECT key, {self._RESULT} FROM charges WHERE namespace = ? ORDER BY rowid",
-            (self._namespace,)).fetchall()
+            (self._namespace,),
+        ).fetchall()
         return [(row[0], self._result(row[1:])) for row in rows]
 
     def refund(self, key: str, reference: str, amount: int) -> RefundResult:
         row = self._db.execute(
             "SELECT reference, amount, succeeded, refund_reference, message FROM refunds "
-            "WHERE namespace = ? AND key = ?", (self._namespace, key)).fetchone()
+            "WHERE namespace = ? AND key = ?",
+            (self._namespace, key),
+        ).fetchone()
         if row is not None:
             if (row[0], row[1]) != (reference, amount):
-                raise UserError("IDEMPOTENCY_KEY_REUSED",
-                                "this idempotency key was used for a different refund",
-                                "idempotencyKey")
+                raise UserError(
+                    "IDEMPOTENCY_KEY_REUSED",
+                    "this idempotency key was used for a different refund",
+                    "idempotencyKey",
+                )
             return RefundResult(bool(row[2]), row[3], row[4])
         charge = self._db.execute(
             "SELECT status, amount, refunded FROM charges WHERE namespace = ? AND reference = ?",
-            (self._namespace, reference)).fetchone()
+            (self._namespace, reference),
+        ).fetchone()
         if charge is None:
             result = RefundResult(False, None, "No such charge.")
         elif charge[0] != ChargeStatus.SUCCEEDED.value:
             result = RefundResult(False, None, "Only a succeeded charge can be refunded.")
         elif amount > charge[1] - charge[2]:
-            result = RefundResult(False, None, f"The refund exceeds the {charge[1] - charge[2]} "
-                                  "minor units left to refund.")
+            result = RefundResult(
+                False,
+                None,
+                f"The refund exceeds the {charge[1] - charge[2]} minor units left to refund.",
+            )
         else:
-            self._db.execute("UPDATE charges SET refunded = refunded + ? WHERE namespace = ? "
-                             "AND reference = ?", (amount, self._namespace, reference))
+            self._db.execute(
+                "UPDATE charges SET refunded = refunded + ? WHERE namespace = ? AND reference = ?",
+                (amount, self._namespace, reference),
+            )
             result = RefundResult(True, f"sim_re_{secrets.token_hex(12)}", "Refunded.")
         self._db.execute(
             "INSERT INTO refunds VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (self._namespace, key, reference, amount, int(result.succeeded),
-             result.processor_reference, result.message))
+            (
+                self._namespace,
+                key,
+                reference,
+                amount,
+                int(result.succeeded),
+                result.processor_reference,
+                result.message,
+            ),
+        )
         return result
 
     def transaction(self) -> _FileTransaction:
@@ -353,23 +398,25 @@ class SimulatorProcessor:
             )
         return result
 
-    def _book_in_file(self, request: ChargeRequest, currency: str
-                      ) -> tuple[ChargeResult, _Card | None]:
+    def _book_in_file(
+        self, request: ChargeRequest, currency: str
+    ) -> tuple[ChargeResult, _Card | None]:
         """:meth:`_book` against the ``state_file`` store."""
         assert self._file is not None
         with self._file.transaction():
             booked = self._file.booked(request.idempotency_key)
             if booked is not None:
                 if booked[:3] != (request.token, request.amount, currency):
-                    raise UserError("IDEMPOTENCY_KEY_REUSED",
-                                    "this idempotency key was used for a different charge",
-                                    "idempotencyKey")
+                    raise UserError(
+                        "IDEMPOTENCY_KEY_REUSED",
+                        "this idempotency key was used for a different charge",
+                        "idempotencyKey",
+                    )
                 return booked[3], None
             card = _card_of(request.token)
             if card is None:
                 raise UserError("INVALID_TOKEN", "unknown card token", "token")
-            result = self._decide(card, f"sim_ch_{secrets.token_hex(12)}", request.amount,
-                                  currency)
+            result = self._decide(card, f"sim_ch_{secrets.token_hex(12)}", request.amount, currency)
             self._file.book(request.idempotency_key, request.token, result)
         return result, card
 

@@ -29,11 +29,18 @@ async def create_account(ctx: Context, input: CreateAccountInput) -> Account | U
         opening_balance = None
         if input.opening_balance is not None:
             customer = await customers.get_customer(session, ctx.viewer, customer_id)
-            opening_balance = parse_amount(input.opening_balance, customer.currency,
-                                           "openingBalance")
-        return await accounts.create_account(session, ctx.viewer, customer_id, input.number,
-                                             input.product, opening_balance,
-                                             input.idempotency_key)
+            opening_balance = parse_amount(
+                input.opening_balance, customer.currency, "openingBalance"
+            )
+        return await accounts.create_account(
+            session,
+            ctx.viewer,
+            customer_id,
+            input.number,
+            input.product,
+            opening_balance,
+            input.idempotency_key,
+        )
 
     return await ctx.attempt(work, id_field="customerId")
 
@@ -41,7 +48,11 @@ async def create_account(ctx: Context, input: CreateAccountInput) -> Account | U
 async def update_account(ctx: Context, input: UpdateAccountInput) -> Account | UserError:
     return await ctx.attempt(
         lambda session: accounts.update_account(
-            session, ctx.viewer, decode_id(input.id, "Account"), product=input.product,
-            status=input.status, number=input.number,
+            session,
+            ctx.viewer,
+            decode_id(input.id, "Account"),
+            product=input.product,
+            status=input.status,
+            number=input.number,
         )
     )

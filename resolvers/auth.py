@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from resolvers import sessions
 from billing import clock, mailer, password_resets
 from billing.access import Viewer
 from billing.errors import UserError
+from resolvers import sessions
 from resolvers.context import Context
 
 if TYPE_CHECKING:
@@ -63,15 +63,18 @@ async def request_password_reset(
 ) -> UserError | None:
     """Mail a reset link if the address has a user; the answer is the same when it has not."""
     found = await ctx.attempt(
-        lambda session: password_resets.start_reset(session, ctx.settings.secret_key,
-                                                    input.email)
+        lambda session: password_resets.start_reset(session, ctx.settings.secret_key, input.email)
     )
     if isinstance(found, UserError):
         return found
     if found is not None:
         link = f"{ctx.settings.public_url}{PASSWORD_RESET_PATH}{found.token}"
-        mailer.send_soon(ctx.settings, mailer.compose(
-            ctx.settings, found.email, "Reset your kassa password", _reset_mail_body(link)))
+        mailer.send_soon(
+            ctx.settings,
+            mailer.compose(
+                ctx.settings, found.email, "Reset your kassa password", _reset_mail_body(link)
+            ),
+        )
     return None
 
 

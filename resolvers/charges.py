@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 def charge_list(
     ctx: Context, customer_id: int | None, account_id: int | None, uninvoiced: bool | None
 ) -> Select[Any]:
-    return charges.charge_query(ctx.viewer, customer_id=customer_id, account_id=account_id,
-                                uninvoiced=uninvoiced)
+    return charges.charge_query(
+        ctx.viewer, customer_id=customer_id, account_id=account_id, uninvoiced=uninvoiced
+    )
 
 
 async def post_charge(ctx: Context, input: PostChargeInput) -> Charge | UserError:

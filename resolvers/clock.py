@@ -21,8 +21,11 @@ class ClockReading:
 
 
 async def _reading(session: AsyncSession) -> ClockReading:
-    return ClockReading(now=await clock.now(session), frozen=await clock.is_frozen(session),
-                        next_job_due_at=await jobs.next_due_at(session))
+    return ClockReading(
+        now=await clock.now(session),
+        frozen=await clock.is_frozen(session),
+        next_job_due_at=await jobs.next_due_at(session),
+    )
 
 
 async def test_clock(ctx: Context) -> ClockReading:

@@ -26,8 +26,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from billing.access import Viewer
-from billing.errors import NotFound, UserError
 from billing.db import Database, lock_for_writing
+from billing.errors import NotFound, UserError
 from resolvers.loaders import Loaders
 from settings import Settings
 

@@ -43,17 +43,21 @@ def customer_list(
 async def create_customer(ctx: Context, input: CreateCustomerInput) -> Customer | UserError:
     async def work(session: AsyncSession) -> Customer:
         data = customers.CustomerInput(
-            name=input.name, email=input.email, phone=input.phone, address=input.address,
-            currency=input.currency, time_zone=input.time_zone,
+            name=input.name,
+            email=input.email,
+            phone=input.phone,
+            address=input.address,
+            currency=input.currency,
+            time_zone=input.time_zone,
             billing_period=input.billing_period,
             credit_limit=_optional_amount(input.credit_limit, input.currency, "creditLimit"),
-            opening_balance=_optional_amount(input.opening_balance, input.currency,
-                                             "openingBalance"),
+            opening_balance=_optional_amount(
+                input.opening_balance, input.currency, "openingBalance"
+            ),
             status=input.status,
             class_id=decode_optional_id(input.class_id, "CustomerClass", "classId"),
             reseller_id=decode_optional_id(input.reseller_id, "Reseller", "resellerId"),
-            distributor_id=decode_optional_id(input.distributor_id, "Distributor",
-                                              "distributorId"),
+            distributor_id=decode_optional_id(input.distributor_id, "Distributor", "distributorId"),
             auto_payment=input.auto_payment,
         )
         return await customers.create_customer(session, ctx.viewer, data, input.idempotency_key)
@@ -67,13 +71,15 @@ async def update_customer(ctx: Context, input: UpdateCustomerInput) -> Customer 
         # The credit limit is in the customer's own currency, so read that first.
         current = await customers.get_customer(session, ctx.viewer, customer_id)
         data = customers.CustomerInput(
-            name=input.name, email=input.email, phone=input.phone, address=input.address,
+            name=input.name,
+            email=input.email,
+            phone=input.phone,
+            address=input.address,
             time_zone=input.time_zone,
             credit_limit=_optional_amount(input.credit_limit, current.currency, "creditLimit"),
             status=input.status,
             class_id=decode_optional_id(input.class_id, "CustomerClass", "classId"),
-            distributor_id=decode_optional_id(input.distributor_id, "Distributor",
-                                              "distributorId"),
+            distributor_id=decode_optional_id(input.distributor_id, "Distributor", "distributorId"),
             auto_payment=input.auto_payment,
         )
         return await customers.update_customer(session, ctx.viewer, customer_id, data)
@@ -84,8 +90,10 @@ async def update_customer(ctx: Context, input: UpdateCustomerInput) -> Customer 
 def _collection_settings(
     input: CreateCustomerClassInput | UpdateCustomerClassInput,
 ) -> dict[InvoiceKind, collection.SettingsInput]:
-    given = {InvoiceKind.REGULAR: input.regular_invoices,
-             InvoiceKind.OUT_OF_TURN: input.out_of_turn_invoices}
+    given = {
+        InvoiceKind.REGULAR: input.regular_invoices,
+        InvoiceKind.OUT_OF_TURN: input.out_of_turn_invoices,
+    }
     return {kind: settings.to_domain() for kind, settings in given.items() if settings is not None}
 
 
@@ -98,7 +106,11 @@ async def create_customer_class(
 ) -> CustomerClass | UserError:
     return await ctx.attempt(
         lambda session: customers.create_customer_class(
-            session, ctx.viewer, input.name, input.payment_terms_days, input.grace_period_days,
+            session,
+            ctx.viewer,
+            input.name,
+            input.payment_terms_days,
+            input.grace_period_days,
             _collection_settings(input),
         )
     )
@@ -109,8 +121,13 @@ async def update_customer_class(
 ) -> CustomerClass | UserError:
     return await ctx.attempt(
         lambda session: customers.update_customer_class(
-            session, ctx.viewer, decode_id(input.id, "CustomerClass"), input.name,
-            input.payment_terms_days, input.grace_period_days, _collection_settings(input),
+            session,
+            ctx.viewer,
+            decode_id(input.id, "CustomerClass"),
+            input.name,
+            input.payment_terms_days,
+            input.grace_period_days,
+            _collection_settings(input),
         )
     )
 

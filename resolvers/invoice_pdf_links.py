@@ -64,12 +64,16 @@ def invoice_id_from_token(settings: Settings, token: str) -> int | None:
 
 def _pdf_response(pdf: invoice_pdfs.PdfFile) -> Response:
     """The PDF as an attachment named after the invoice, never cached by shared caches."""
-    return Response(pdf.content, media_type="application/pdf", headers={
-        "Content-Disposition": f'attachment; filename="{pdf.number}.pdf"',
-        "Cache-Control": "private, no-store",
-        "ETag": f'"{pdf.sha256}"',
-        "X-Content-Type-Options": "nosniff",
-    })
+    return Response(
+        pdf.content,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{pdf.number}.pdf"',
+            "Cache-Control": "private, no-store",
+            "ETag": f'"{pdf.sha256}"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 async def download_invoice_pdf(request: Request) -> Response:

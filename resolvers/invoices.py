@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select
 
-from resolvers import invoice_pdf_links
 from billing import invoices
 from billing.errors import UserError
 from billing.models import Invoice, InvoiceStatus, Payment
+from resolvers import invoice_pdf_links
 from resolvers.context import Context
 from schema.relay import decode_id, decode_optional_id
 
@@ -30,12 +30,18 @@ async def invoice(ctx: Context, id: str) -> Invoice | None:
 
 
 def invoice_list(
-    ctx: Context, customer_id: str | None, status: InvoiceStatus | None,
-    issued_from: date | None, issued_to: date | None,
+    ctx: Context,
+    customer_id: str | None,
+    status: InvoiceStatus | None,
+    issued_from: date | None,
+    issued_to: date | None,
 ) -> Select[Any]:
     return invoices.invoice_query(
-        ctx.viewer, decode_optional_id(customer_id, "Customer", "customerId"), status,
-        issued_from, issued_to,
+        ctx.viewer,
+        decode_optional_id(customer_id, "Customer", "customerId"),
+        status,
+        issued_from,
+        issued_to,
     )
 
 
@@ -81,7 +87,8 @@ async def approve_invoices(ctx: Context, input: ApproveInvoicesInput) -> list[In
 
 async def void_invoices(ctx: Context, input: VoidInvoicesInput) -> list[Invoice] | UserError:
     return await ctx.attempt(
-        lambda session: invoices.void_invoices(session, ctx.viewer, _invoice_ids(input.ids),
-                                               input.reason),
+        lambda session: invoices.void_invoices(
+            session, ctx.viewer, _invoice_ids(input.ids), input.reason
+        ),
         id_field="ids",
     )

@@ -172,8 +172,9 @@ class Loaders:
         results: dict[LatestPayments, list[Payment]] = {}
         for first, group in _grouped_keys(keys, lambda k: k.first).items():
             ids = [k.customer_id for k in group]
-            rows = await self._rows(_latest_per_parent(Payment, "customer_id"),
-                                    parent_ids=ids, first=first)
+            rows = await self._rows(
+                _latest_per_parent(Payment, "customer_id"), parent_ids=ids, first=first
+            )
             for key, children in zip(group, _group(rows, "customer_id", ids), strict=True):
                 results[key] = children
         return [results[key] for key in keys]
@@ -203,8 +204,10 @@ class Loaders:
         rows: dict[tuple[int, InvoiceKind], CollectionSettings] = await self._read(
             lambda session: collection.settings_rows(session, class_ids)
         )
-        return [{kind: row for (class_id, kind), row in rows.items() if class_id == pk}
-                for pk in class_ids]
+        return [
+            {kind: row for (class_id, kind), row in rows.items() if class_id == pk}
+            for pk in class_ids
+        ]
 
     async def _load_lines_by_invoice(self, invoice_ids: list[int]) -> list[list[InvoiceLine]]:
         lines: dict[int, list[InvoiceLine]] = await self._read(

@@ -29,11 +29,19 @@ async def add_payment_method(
     ctx: Context, input: AddPaymentMethodInput
 ) -> PaymentMethod | UserError:
     """The card details go straight to the processor; only its token comes back to us."""
-    card = CardDetails(number=input.card_number, exp_month=input.exp_month,
-                       exp_year=input.exp_year, cvc=input.cvc, holder=input.holder)
+    card = CardDetails(
+        number=input.card_number,
+        exp_month=input.exp_month,
+        exp_year=input.exp_year,
+        cvc=input.cvc,
+        holder=input.holder,
+    )
     return await ctx.attempt(
         lambda session: payment_methods.add_card(
-            session, ctx.viewer, decode_id(input.customer_id, "Customer", "customerId"), card,
+            session,
+            ctx.viewer,
+            decode_id(input.customer_id, "Customer", "customerId"),
+            card,
             input.make_default,
         ),
         id_field="customerId",

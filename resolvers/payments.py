@@ -26,12 +26,18 @@ if TYPE_CHECKING:
 
 
 def payment_list(
-    ctx: Context, customer_id: str | None, method: PaymentMethodKind | None,
-    received_from: datetime | None, received_to: datetime | None,
+    ctx: Context,
+    customer_id: str | None,
+    method: PaymentMethodKind | None,
+    received_from: datetime | None,
+    received_to: datetime | None,
 ) -> Select[Any]:
     return payments.payment_query(
-        ctx.viewer, customer_id=decode_optional_id(customer_id, "Customer", "customerId"),
-        method=method, received_from=received_from, received_to=received_to,
+        ctx.viewer,
+        customer_id=decode_optional_id(customer_id, "Customer", "customerId"),
+        method=method,
+        received_from=received_from,
+        received_to=received_to,
     )
 
 
@@ -44,9 +50,15 @@ async def payment(ctx: Context, id: str) -> Payment | None:
 async def record_payment(ctx: Context, input: RecordPaymentInput) -> Payment | UserError:
     return await ctx.attempt(
         lambda session: payments.record_payment(
-            session, ctx.viewer, decode_id(input.customer_id, "Customer", "customerId"),
-            parse_amount(input.amount, input.currency), input.currency, input.method,
-            input.idempotency_key, input.reference, input.received_at,
+            session,
+            ctx.viewer,
+            decode_id(input.customer_id, "Customer", "customerId"),
+            parse_amount(input.amount, input.currency),
+            input.currency,
+            input.method,
+            input.idempotency_key,
+            input.reference,
+            input.received_at,
         ),
         id_field="customerId",
     )
@@ -59,8 +71,9 @@ async def refund_payment(ctx: Context, input: RefundPaymentInput) -> Payment | U
         if input.amount is not None:  # in the payment's own currency
             found = await payments.get_payment(session, ctx.viewer, payment_id)
             amount = parse_amount(input.amount, found.currency)
-        return await payments.refund_payment(session, ctx.viewer, payment_id, amount,
-                                             input.idempotency_key, input.reason)
+        return await payments.refund_payment(
+            session, ctx.viewer, payment_id, amount, input.idempotency_key, input.reason
+        )
 
     return await ctx.attempt(work)
 
@@ -68,7 +81,9 @@ async def refund_payment(ctx: Context, input: RefundPaymentInput) -> Payment | U
 async def void_payment(ctx: Context, input: VoidPaymentInput) -> Payment | UserError:
     return await ctx.attempt(
         lambda session: payments.void_payment(
-            session, ctx.viewer, decode_id(input.payment_id, "Payment", "paymentId"),
+            session,
+            ctx.viewer,
+            decode_id(input.payment_id, "Payment", "paymentId"),
             input.reason,
         )
     )
@@ -83,7 +98,11 @@ async def pay_invoice(ctx: Context, input: PayInvoiceInput) -> Payment | UserErr
         )
         amount = None if input.amount is None else parse_amount(input.amount, invoice.currency)
         return await payments.pay_with_payment_method(
-            session, ctx.viewer, invoice.customer_id, amount, invoice.id,
+            session,
+            ctx.viewer,
+            invoice.customer_id,
+            amount,
+            invoice.id,
             decode_optional_id(input.payment_method_id, "PaymentMethod", "paymentMethodId"),
             input.idempotency_key,
         )
@@ -99,7 +118,10 @@ async def top_up(ctx: Context, input: TopUpInput) -> Payment | UserError:
             session, ctx.viewer, decode_id(input.customer_id, "Customer", "customerId")
         )
         return await payments.pay_with_payment_method(
-            session, ctx.viewer, customer.id, parse_amount(input.amount, customer.currency),
+            session,
+            ctx.viewer,
+            customer.id,
+            parse_amount(input.amount, customer.currency),
             None,
             decode_optional_id(input.payment_method_id, "PaymentMethod", "paymentMethodId"),
             input.idempotency_key,

@@ -49,14 +49,18 @@ def issue_session_token(settings: Settings, user: User) -> str:
 
 
 def viewer_for_user(user: User) -> Viewer:
-    return Viewer(role=user.role, user_id=user.id, reseller_id=user.reseller_id,
-                  customer_id=user.customer_id, distributor_id=user.distributor_id)
+    return Viewer(
+        role=user.role,
+        user_id=user.id,
+        reseller_id=user.reseller_id,
+        customer_id=user.customer_id,
+        distributor_id=user.distributor_id,
+    )
 
 
 def viewer_for_api_key(key: ApiKey) -> Viewer:
     """A partner key acts as an administrator of its reseller (or of the provider)."""
-    return Viewer(role=Role.ADMIN, api_key_id=key.id, reseller_id=key.reseller_id,
-                  scope=key.scope)
+    return Viewer(role=Role.ADMIN, api_key_id=key.id, reseller_id=key.reseller_id, scope=key.scope)
 
 
 async def _user_from_session_token(
@@ -134,11 +138,17 @@ async def sign_in(session: AsyncSession, email: str, password: str, now: datetim
 
 def set_session_cookie(response: Response, token: str, settings: Settings) -> None:
     response.set_cookie(
-        SESSION_COOKIE, token, max_age=int(SESSION_MAX_AGE.total_seconds()), path="/",
-        httponly=True, samesite="lax", secure=not settings.development,
+        SESSION_COOKIE,
+        token,
+        max_age=int(SESSION_MAX_AGE.total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=not settings.development,
     )
 
 
 def clear_session_cookie(response: Response, settings: Settings) -> None:
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
-                           secure=not settings.development)
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=not settings.development
+    )

@@ -51,8 +51,16 @@ Query = merge_types(
 )
 Mutation = merge_types(
     "Mutation",
-    (AuthMutations, CustomerMutations, AccountMutations, ChargeMutations, InvoiceMutations,
-     PaymentMutations, PaymentMethodMutations, ClockMutations),
+    (
+        AuthMutations,
+        CustomerMutations,
+        AccountMutations,
+        ChargeMutations,
+        InvoiceMutations,
+        PaymentMutations,
+        PaymentMethodMutations,
+        ClockMutations,
+    ),
 )
 
 
@@ -95,15 +103,18 @@ class KassaSchema(strawberry.Schema):
         for error in errors:
             error.message = redact_card_numbers(error.message)
             if is_internal(error):
-                log.error("GraphQL %s: %s", error.path, error.message,
-                          exc_info=error.original_error)
+                log.error(
+                    "GraphQL %s: %s", error.path, error.message, exc_info=error.original_error
+                )
             else:
                 log.info("GraphQL %s: %s", error.path, error.message)
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
     return KassaSchema(
-        query=Query, mutation=Mutation, extensions=_extensions(settings),
+        query=Query,
+        mutation=Mutation,
+        extensions=_extensions(settings),
         # Without introspection, "did you mean …?" hints would leak the schema anyway.
         config=StrawberryConfig(disable_field_suggestions=not settings.introspection),
     )

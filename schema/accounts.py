@@ -35,9 +35,15 @@ class Account:
 
     @classmethod
     def from_model(cls, row: models.Account) -> Account:
-        return cls(id=encode_id("Account", row.id), number=row.number, product=row.product,
-                   status=row.status, created_at=row.created_at, pk=row.id,
-                   customer_id=row.customer_id)
+        return cls(
+            id=encode_id("Account", row.id),
+            number=row.number,
+            product=row.product,
+            status=row.status,
+            created_at=row.created_at,
+            pk=row.id,
+            customer_id=row.customer_id,
+        )
 
     @strawberry.field
     async def customer(
@@ -51,11 +57,15 @@ class Account:
 
     @strawberry.field(description="Charges posted to this account, newest first.")
     async def charges(
-        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None,
+        self,
+        info: Info,
+        first: int | None = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
         uninvoiced: bool | None = None,
     ) -> Connection[Charge]:
-        return await charge_connection(info, first, after, account_id=self.pk,
-                                       uninvoiced=uninvoiced)
+        return await charge_connection(
+            info, first, after, account_id=self.pk, uninvoiced=uninvoiced
+        )
 
 
 @strawberry.input

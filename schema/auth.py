@@ -36,7 +36,9 @@ class Viewer:
     @classmethod
     def from_viewer(cls, viewer: ViewerModel) -> Viewer:
         return cls(
-            authenticated=viewer.authenticated, role=viewer.role, scope=viewer.scope,
+            authenticated=viewer.authenticated,
+            role=viewer.role,
+            scope=viewer.scope,
             user_id=_optional_id("User", viewer.user_id),
             api_key_id=_optional_id("ApiKey", viewer.api_key_id),
             reseller_id=_optional_id("Reseller", viewer.reseller_id),

@@ -38,15 +38,20 @@ class Charge:
 
     @classmethod
     def from_model(cls, row: models.Charge) -> Charge:
-        return cls(id=encode_id("Charge", row.id), kind=row.kind, description=row.description,
-                   amount=Money.of(row.amount, row.currency), service_at=row.service_at,
-                   posted_at=row.posted_at, status=row.status,
-                   invoiced=row.invoice_id is not None, account_id=row.account_id)
+        return cls(
+            id=encode_id("Charge", row.id),
+            kind=row.kind,
+            description=row.description,
+            amount=Money.of(row.amount, row.currency),
+            service_at=row.service_at,
+            posted_at=row.posted_at,
+            status=row.status,
+            invoiced=row.invoice_id is not None,
+            account_id=row.account_id,
+        )
 
     @strawberry.field
-    async def account(
-        self, info: Info
-    ) -> Annotated[Account, strawberry.lazy("schema.accounts")]:
+    async def account(self, info: Info) -> Annotated[Account, strawberry.lazy("schema.accounts")]:
         from schema.accounts import Account  # a cycle: accounts list their charges
 
         row = await info.context.loaders.accounts.load(self.account_id)
@@ -55,8 +60,13 @@ class Charge:
 
 
 async def charge_connection(
-    info: Info, first: int | None, after: str | None, *, customer_id: int | None = None,
-    account_id: int | None = None, uninvoiced: bool | None = None,
+    info: Info,
+    first: int | None,
+    after: str | None,
+    *,
+    customer_id: int | None = None,
+    account_id: int | None = None,
+    uninvoiced: bool | None = None,
 ) -> Connection[Charge]:
     """The charges of a customer or an account, as a page (used by both types)."""
     query = resolve.charge_list(info.context, customer_id, account_id, uninvoiced)

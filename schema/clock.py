@@ -21,8 +21,7 @@ class TestClock:
 
     @classmethod
     def from_reading(cls, reading: resolve.ClockReading) -> TestClock:
-        return cls(now=reading.now, frozen=reading.frozen,
-                   next_job_due_at=reading.next_job_due_at)
+        return cls(now=reading.now, frozen=reading.frozen, next_job_due_at=reading.next_job_due_at)
 
 
 @strawberry.input

@@ -33,29 +33,39 @@ strawberry.enum(models.BillingPeriodKind, name="BillingPeriod")
 LATEST_DEFAULT = 5
 
 
-@strawberry.type(description="Payment terms, grace period and collection rules shared by a "
-                 "group of customers.")
+@strawberry.type(
+    description="Payment terms, grace period and collection rules shared by a group of customers."
+)
 class CustomerClass:
     id: strawberry.ID
     name: str
     payment_terms_days: int = strawberry.field(
-        description="Net days for invoices whose kind does not set its own.")
+        description="Net days for invoices whose kind does not set its own."
+    )
     grace_period_days: int = strawberry.field(
-        description="Grace period for invoices whose kind does not set its own.")
+        description="Grace period for invoices whose kind does not set its own."
+    )
     created_at: datetime
     pk: strawberry.Private[int]
 
     @classmethod
     def from_model(cls, row: models.CustomerClass) -> CustomerClass:
-        return cls(id=encode_id("CustomerClass", row.id), name=row.name,
-                   payment_terms_days=row.payment_terms_days,
-                   grace_period_days=row.grace_period_days, created_at=row.created_at,
-                   pk=row.id)
+        return cls(
+            id=encode_id("CustomerClass", row.id),
+            name=row.name,
+            payment_terms_days=row.payment_terms_days,
+            grace_period_days=row.grace_period_days,
+            created_at=row.created_at,
+            pk=row.id,
+        )
 
     async def _settings(self, info: Info, kind: models.InvoiceKind) -> CollectionSettings:
         rows = await info.context.loaders.collection_settings_by_class.load(self.pk)
-        return CollectionSettings.from_policy(collection.resolve_policy(
-            self.payment_terms_days, self.grace_period_days, rows.get(kind)))
+        return CollectionSettings.from_policy(
+            collection.resolve_policy(
+                self.payment_terms_days, self.grace_period_days, rows.get(kind)
+            )
+        )
 
     @strawberry.field(description="How the class's regular invoices are due and collected.")
     async def regular_invoices(self, info: Info) -> CollectionSettings:
@@ -75,8 +85,12 @@ class Reseller:
 
     @classmethod
     def from_model(cls, row: models.Reseller) -> Reseller:
-        return cls(id=encode_id("Reseller", row.id), name=row.name, email=row.email,
-                   created_at=row.created_at)
+        return cls(
+            id=encode_id("Reseller", row.id),
+            name=row.name,
+            email=row.email,
+            created_at=row.created_at,
+        )
 
 
 @strawberry.type(description="Someone who is billed: balance positive = owes, negative = credit.")
@@ -105,13 +119,25 @@ class Customer:
     @classmethod
     def from_model(cls, row: models.Customer) -> Customer:
         return cls(
-            id=encode_id("Customer", row.id), name=row.name, email=row.email, phone=row.phone,
-            address=row.address, currency=row.currency, time_zone=row.time_zone,
-            billing_period=row.billing_period, billing_anchor=row.billing_anchor,
-            period_start=row.period_start, next_bill_at=row.next_bill_at,
-            credit_limit=Money.of(row.credit_limit, row.currency), status=row.status,
-            auto_payment=row.auto_payment, created_at=row.created_at, updated_at=row.updated_at,
-            pk=row.id, ledger_account_id=row.ledger_account_id, class_id=row.class_id,
+            id=encode_id("Customer", row.id),
+            name=row.name,
+            email=row.email,
+            phone=row.phone,
+            address=row.address,
+            currency=row.currency,
+            time_zone=row.time_zone,
+            billing_period=row.billing_period,
+            billing_anchor=row.billing_anchor,
+            period_start=row.period_start,
+            next_bill_at=row.next_bill_at,
+            credit_limit=Money.of(row.credit_limit, row.currency),
+            status=row.status,
+            auto_payment=row.auto_payment,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            pk=row.id,
+            ledger_account_id=row.ledger_account_id,
+            class_id=row.class_id,
             credit_limit_minor=row.credit_limit,
         )
 
@@ -141,36 +167,48 @@ class Customer:
 
     @strawberry.field(description="Charges on all the customer's accounts, newest first.")
     async def charges(
-        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None,
+        self,
+        info: Info,
+        first: int | None = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
         uninvoiced: bool | None = None,
     ) -> Connection[Charge]:
-        return await charge_connection(info, first, after, customer_id=self.pk,
-                                       uninvoiced=uninvoiced)
+        return await charge_connection(
+            info, first, after, customer_id=self.pk, uninvoiced=uninvoiced
+        )
 
     @strawberry.field(description="The newest invoices (at most `first`, 100 at the most).")
     async def invoices(
-        self, info: Info, first: int = LATEST_DEFAULT,
+        self,
+        info: Info,
+        first: int = LATEST_DEFAULT,
         status: models.InvoiceStatus | None = None,
     ) -> list[Invoice]:
         key = LatestInvoices(self.pk, page_size(first), status)
-        return [Invoice.from_model(row) for row in
-                await info.context.loaders.latest_invoices.load(key)]
+        return [
+            Invoice.from_model(row) for row in await info.context.loaders.latest_invoices.load(key)
+        ]
 
     @strawberry.field(description="The newest payments (at most `first`, 100 at the most).")
     async def payments(self, info: Info, first: int = LATEST_DEFAULT) -> list[Payment]:
         key = LatestPayments(self.pk, page_size(first))
-        return [Payment.from_model(row) for row in
-                await info.context.loaders.latest_payments.load(key)]
+        return [
+            Payment.from_model(row) for row in await info.context.loaders.latest_payments.load(key)
+        ]
 
-    @strawberry.field(description="Ledger transactions that moved the balance, newest first "
-                      "(for the customer and staff; a distributor is refused).")
+    @strawberry.field(
+        description="Ledger transactions that moved the balance, newest first "
+        "(for the customer and staff; a distributor is refused)."
+    )
     async def ledger_transactions(
         self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> Connection[LedgerTransaction]:
         return await ledger_transaction_connection(info, first, after, self.pk)
 
-    @strawberry.field(description="Every status transition (suspension, reactivation, changes "
-                      "by staff), oldest first.")
+    @strawberry.field(
+        description="Every status transition (suspension, reactivation, changes "
+        "by staff), oldest first."
+    )
     async def status_changes(self, info: Info) -> list[StatusChange]:
         rows = await info.context.loaders.customer_status_changes.load(self.pk)
         return [StatusChange.from_model(row) for row in rows]
@@ -289,26 +327,31 @@ class CustomerQueries:
         row = await resolve.customer(info.context, id)
         return None if row is None else Customer.from_model(row)
 
-    @strawberry.field(permission_classes=[IsAuthenticated],
-                      description="Customers in your scope, newest first.")
+    @strawberry.field(
+        permission_classes=[IsAuthenticated], description="Customers in your scope, newest first."
+    )
     async def customers(
-        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None,
+        self,
+        info: Info,
+        first: int | None = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
         status: models.CustomerStatus | None = None,
-        search: Annotated[str | None, strawberry.argument(
-            description="Part of the name or e-mail address.")] = None,
+        search: Annotated[
+            str | None, strawberry.argument(description="Part of the name or e-mail address.")
+        ] = None,
         email: Annotated[str | None, strawberry.argument(description="Exact address.")] = None,
     ) -> Connection[Customer]:
         query = resolve.customer_list(info.context, status, search, email)
-        return await paginate(info, query, models.Customer.id, first, after,
-                              Customer.from_model)
+        return await paginate(info, query, models.Customer.id, first, after, Customer.from_model)
 
     @strawberry.field(permission_classes=[IsAuthenticated])
     async def customer_classes(
         self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> Connection[CustomerClass]:
         query = resolve.customer_class_list(info.context)
-        return await paginate(info, query, models.CustomerClass.id, first, after,
-                              CustomerClass.from_model)
+        return await paginate(
+            info, query, models.CustomerClass.id, first, after, CustomerClass.from_model
+        )
 
 
 @strawberry.type

@@ -82,5 +82,8 @@ class DomainErrorCodes(SchemaExtension):
             if isinstance(original, domain.Forbidden):
                 error.extensions = {**(error.extensions or {}), "code": "FORBIDDEN"}
             elif isinstance(original, domain.UserError):
-                error.extensions = {**(error.extensions or {}), "code": original.code,
-                                    "field": original.field}
+                error.extensions = {
+                    **(error.extensions or {}),
+                    "code": original.code,
+                    "field": original.field,
+                }

@@ -36,9 +36,13 @@ class InvoiceLine:
 
     @classmethod
     def from_model(cls, row: models.InvoiceLine, currency: str) -> InvoiceLine:
-        return cls(id=encode_id("InvoiceLine", row.id), account_number=row.account_number,
-                   description=row.description, service_at=row.service_at,
-                   amount=Money.of(row.amount, currency))
+        return cls(
+            id=encode_id("InvoiceLine", row.id),
+            account_number=row.account_number,
+            description=row.description,
+            service_at=row.service_at,
+            amount=Money.of(row.amount, currency),
+        )
 
 
 @strawberry.type(description="How much of a payment went to an invoice.")
@@ -70,7 +74,8 @@ class Invoice:
     voided_at: datetime | None
     not_charged_reason: collection.NotCharged | None = strawberry.field(
         description="Why collection last passed the invoice by instead of charging the card "
-        "(null once a charge is attempted).")
+        "(null once a charge is attempted)."
+    )
     pk: strawberry.Private[int]
     customer_id: strawberry.Private[int]
 
@@ -80,17 +85,28 @@ class Invoice:
             return Money.of(minor, row.currency)
 
         return cls(
-            id=encode_id("Invoice", row.id), number=row.number, kind=row.kind,
-            status=row.status, currency=row.currency, period_start=row.period_start,
-            period_end=row.period_end, issue_date=row.issue_date, due_date=row.due_date,
+            id=encode_id("Invoice", row.id),
+            number=row.number,
+            kind=row.kind,
+            status=row.status,
+            currency=row.currency,
+            period_start=row.period_start,
+            period_end=row.period_end,
+            issue_date=row.issue_date,
+            due_date=row.due_date,
             previous_balance=money(row.previous_balance),
-            payments_in_period=money(row.payments_in_period), total=money(row.total),
-            amount_paid=money(row.amount_paid), outstanding=money(row.outstanding),
-            balance_due=money(row.balance_due), created_at=row.created_at,
+            payments_in_period=money(row.payments_in_period),
+            total=money(row.total),
+            amount_paid=money(row.amount_paid),
+            outstanding=money(row.outstanding),
+            balance_due=money(row.balance_due),
+            created_at=row.created_at,
             voided_at=row.voided_at,
-            not_charged_reason=None if row.not_charged_reason is None
+            not_charged_reason=None
+            if row.not_charged_reason is None
             else collection.NotCharged(row.not_charged_reason),
-            pk=row.id, customer_id=row.customer_id,
+            pk=row.id,
+            customer_id=row.customer_id,
         )
 
     @strawberry.field
@@ -108,8 +124,10 @@ class Invoice:
         rows = await info.context.loaders.lines_by_invoice.load(self.pk)
         return [InvoiceLine.from_model(row, self.currency) for row in rows]
 
-    @strawberry.field(description="A link to download the invoice as a PDF. Anyone holding "
-                      "it can download the PDF until it expires (15 minutes by default).")
+    @strawberry.field(
+        description="A link to download the invoice as a PDF. Anyone holding "
+        "it can download the PDF until it expires (15 minutes by default)."
+    )
     def pdf_url(self, info: Info) -> str:
         return resolve.pdf_url(info.context, self.pk)
 
@@ -121,7 +139,8 @@ class Invoice:
     @strawberry.field(description="When the next planned card attempt falls due, if any.")
     async def next_attempt_at(self, info: Info) -> datetime | None:
         return collection.next_attempt_at(
-            await info.context.loaders.attempts_by_invoice.load(self.pk))
+            await info.context.loaders.attempts_by_invoice.load(self.pk)
+        )
 
     @strawberry.field(description="Every status transition, oldest first.")
     async def status_changes(self, info: Info) -> list[StatusChange]:
@@ -131,8 +150,9 @@ class Invoice:
     @strawberry.field(description="The payments that pay this invoice, oldest first.")
     async def payments(self, info: Info) -> list[InvoicePayment]:
         return [
-            InvoicePayment(payment=Payment.from_model(payment),
-                           amount=Money.of(amount, self.currency))
+            InvoicePayment(
+                payment=Payment.from_model(payment), amount=Money.of(amount, self.currency)
+            )
             for payment, amount in await resolve.invoice_payments(info.context, self.pk)
         ]
 
@@ -190,12 +210,19 @@ class InvoiceQueries:
         row = await resolve.invoice(info.context, id)
         return None if row is None else Invoice.from_model(row)
 
-    @strawberry.field(permission_classes=[IsAuthenticated],
-                      description="Invoices in your scope, newest first; dates inclusive.")
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="Invoices in your scope, newest first; dates inclusive.",
+    )
     async def invoices(
-        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None,
-        customer_id: strawberry.ID | None = None, status: models.InvoiceStatus | None = None,
-        issued_from: date | None = None, issued_to: date | None = None,
+        self,
+        info: Info,
+        first: int | None = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        customer_id: strawberry.ID | None = None,
+        status: models.InvoiceStatus | None = None,
+        issued_from: date | None = None,
+        issued_to: date | None = None,
     ) -> Connection[Invoice]:
         query = resolve.invoice_list(info.context, customer_id, status, issued_from, issued_to)
         return await paginate(info, query, models.Invoice.id, first, after, Invoice.from_model)
@@ -227,7 +254,9 @@ class InvoiceMutations:
     async def approve_invoices(self, info: Info, input: ApproveInvoicesInput) -> InvoicesPayload:
         return InvoicesPayload.of(await resolve.approve_invoices(info.context, input))
 
-    @strawberry.mutation(permission_classes=[IsAuthenticated],
-                         description="Void several invoices, as voidInvoice does each.")
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Void several invoices, as voidInvoice does each.",
+    )
     async def void_invoices(self, info: Info, input: VoidInvoicesInput) -> InvoicesPayload:
         return InvoicesPayload.of(await resolve.void_invoices(info.context, input))

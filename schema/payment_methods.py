@@ -30,10 +30,17 @@ class PaymentMethod:
 
     @classmethod
     def from_model(cls, row: models.PaymentMethod) -> PaymentMethod:
-        return cls(id=encode_id("PaymentMethod", row.id), processor=row.processor,
-                   brand=row.brand, last4=row.last4, exp_month=row.exp_month,
-                   exp_year=row.exp_year, is_default=row.is_default, created_at=row.created_at,
-                   removed_at=row.removed_at)
+        return cls(
+            id=encode_id("PaymentMethod", row.id),
+            processor=row.processor,
+            brand=row.brand,
+            last4=row.last4,
+            exp_month=row.exp_month,
+            exp_year=row.exp_year,
+            is_default=row.is_default,
+            created_at=row.created_at,
+            removed_at=row.removed_at,
+        )
 
 
 @strawberry.input
@@ -73,8 +80,10 @@ class PaymentMethodPayload:
 
 @strawberry.type
 class PaymentMethodMutations:
-    @strawberry.mutation(permission_classes=[IsAuthenticated],
-                         description="Store a card (tokenized by the card processor).")
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Store a card (tokenized by the card processor).",
+    )
     async def add_payment_method(
         self, info: Info, input: AddPaymentMethodInput
     ) -> PaymentMethodPayload:

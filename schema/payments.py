@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from billing import models
+from billing.access import acts_for_customer
 from billing.errors import UserError
 from billing.payments import payment_error
 from resolvers import payments as resolve
-from billing.access import acts_for_customer
 from resolvers.context import Info
 from schema.errors import UserErrorType, user_errors
 from schema.money import Money
@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 # The billing enums are the API's enums: registered here, then used as they are.
 strawberry.enum(
-    models.PaymentMethodKind, name="PaymentMethodKind",
+    models.PaymentMethodKind,
+    name="PaymentMethodKind",
     description="How the money came: CASH, WIRE, CHEQUE or CARD.",
 )
 strawberry.enum(models.PaymentStatus)
@@ -57,12 +58,19 @@ class Payment:
     @classmethod
     def from_model(cls, row: models.Payment) -> Payment:
         return cls(
-            id=encode_id("Payment", row.id), method=row.method,
+            id=encode_id("Payment", row.id),
+            method=row.method,
             amount=Money.of(row.amount, row.currency),
-            refunded_amount=Money.of(row.refunded_amount, row.currency), status=row.status,
-            reference=row.reference, received_at=row.received_at, processor=row.processor,
-            decline_code=row.decline_code, message=row.message, customer_id=row.customer_id,
-            invoice_id=row.invoice_id, payment_method_id=row.payment_method_id,
+            refunded_amount=Money.of(row.refunded_amount, row.currency),
+            status=row.status,
+            reference=row.reference,
+            received_at=row.received_at,
+            processor=row.processor,
+            decline_code=row.decline_code,
+            message=row.message,
+            customer_id=row.customer_id,
+            invoice_id=row.invoice_id,
+            payment_method_id=row.payment_method_id,
         )
 
     @strawberry.field
@@ -86,11 +94,14 @@ class Payment:
         row = await info.context.loaders.invoices.load(self.invoice_id)
         return None if row is None else Invoice.from_model(row)
 
-    @strawberry.field(description="The card charged (even if removed since), for card payments; "
-                      "null for callers who may not see the customer's cards.")
+    @strawberry.field(
+        description="The card charged (even if removed since), for card payments; "
+        "null for callers who may not see the customer's cards."
+    )
     async def payment_method(self, info: Info) -> PaymentMethod | None:
-        if self.payment_method_id is None or not acts_for_customer(info.context.viewer,
-                                                                     self.customer_id):
+        if self.payment_method_id is None or not acts_for_customer(
+            info.context.viewer, self.customer_id
+        ):
             return None
         row = await info.context.loaders.payment_methods.load(self.payment_method_id)
         return None if row is None else PaymentMethod.from_model(row)
@@ -169,22 +180,30 @@ class PaymentQueries:
         row = await resolve.payment(info.context, id)
         return None if row is None else Payment.from_model(row)
 
-    @strawberry.field(permission_classes=[IsAuthenticated],
-                      description="Payments in your scope, newest first; receivedTo exclusive.")
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="Payments in your scope, newest first; receivedTo exclusive.",
+    )
     async def payments(
-        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None,
-        customer_id: strawberry.ID | None = None, method: models.PaymentMethodKind | None = None,
-        received_from: datetime | None = None, received_to: datetime | None = None,
+        self,
+        info: Info,
+        first: int | None = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        customer_id: strawberry.ID | None = None,
+        method: models.PaymentMethodKind | None = None,
+        received_from: datetime | None = None,
+        received_to: datetime | None = None,
     ) -> Connection[Payment]:
-        query = resolve.payment_list(info.context, customer_id, method, received_from,
-                                     received_to)
+        query = resolve.payment_list(info.context, customer_id, method, received_from, received_to)
         return await paginate(info, query, models.Payment.id, first, after, Payment.from_model)
 
 
 @strawberry.type
 class PaymentMutations:
-    @strawberry.mutation(permission_classes=[IsAuthenticated],
-                         description="Record cash, a wire or a cheque received.")
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Record cash, a wire or a cheque received.",
+    )
     async def record_payment(self, info: Info, input: RecordPaymentInput) -> PaymentPayload:
         return PaymentPayload.of(await resolve.record_payment(info.context, input))
 
@@ -192,17 +211,21 @@ class PaymentMutations:
     async def refund_payment(self, info: Info, input: RefundPaymentInput) -> PaymentPayload:
         return PaymentPayload.of(await resolve.refund_payment(info.context, input))
 
-    @strawberry.mutation(permission_classes=[IsAuthenticated],
-                         description="Undo a cash, wire or cheque payment recorded in error.")
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Undo a cash, wire or cheque payment recorded in error.",
+    )
     async def void_payment(self, info: Info, input: VoidPaymentInput) -> PaymentPayload:
         return PaymentPayload.of(await resolve.void_payment(info.context, input))
 
-    @strawberry.mutation(permission_classes=[IsAuthenticated],
-                         description="Pay an invoice with a stored card.")
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated], description="Pay an invoice with a stored card."
+    )
     async def pay_invoice(self, info: Info, input: PayInvoiceInput) -> PaymentPayload:
         return PaymentPayload.of(await resolve.pay_invoice(info.context, input))
 
-    @strawberry.mutation(permission_classes=[IsAuthenticated],
-                         description="Add credit with a stored card.")
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated], description="Add credit with a stored card."
+    )
     async def top_up(self, info: Info, input: TopUpInput) -> PaymentPayload:
         return PaymentPayload.of(await resolve.top_up(info.context, input))

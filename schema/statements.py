@@ -31,9 +31,13 @@ class LedgerTransaction:
     @classmethod
     def from_row(cls, row: Any) -> LedgerTransaction:
         """From a row of :func:`billing.statements.statement_query`."""
-        return cls(id=encode_id("LedgerTransaction", row.id), kind=row.kind,
-                   description=row.description, created_at=row.created_at,
-                   amount=Money.of(int(row.amount), row.currency))
+        return cls(
+            id=encode_id("LedgerTransaction", row.id),
+            kind=row.kind,
+            description=row.description,
+            created_at=row.created_at,
+            amount=Money.of(int(row.amount), row.currency),
+        )
 
 
 async def ledger_transaction_connection(
@@ -41,5 +45,12 @@ async def ledger_transaction_connection(
 ) -> Connection[LedgerTransaction]:
     """A page of the customer's statement, newest first."""
     query = resolve.statement_list(info.context, customer_id)
-    return await paginate(info, query, models.LedgerTransaction.id, first, after,
-                          LedgerTransaction.from_row, whole_rows=True)
+    return await paginate(
+        info,
+        query,
+        models.LedgerTransaction.id,
+        first,
+        after,
+        LedgerTransaction.from_row,
+        whole_rows=True,
+    )

@@ -32,8 +32,10 @@ async def main(database_url: str, state_file: str, latency_ms: int) -> None:
             now = await clock.now(session)
         print("ready", flush=True)
         report = await run_collection(db, now, batch_size=BATCH_SIZE, concurrency=CONCURRENCY)
-        print(f"done {report.succeeded} {report.failed} {report.unknown} {report.reconciled}",
-              flush=True)
+        print(
+            f"done {report.succeeded} {report.failed} {report.unknown} {report.reconciled}",
+            flush=True,
+        )
     finally:
         await db.dispose()
 

@@ -17,8 +17,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from billing import ledger
-from billing.models import Base
 from billing.db import Database
+from billing.models import Base
 from processors import registry
 from settings import Settings, normalise_database_url, sqlite_url
 
@@ -44,8 +44,9 @@ async def _drop_private_database(server_url: str, private_url: str) -> None:
     engine = create_async_engine(make_url(server_url), isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as conn:
-            await conn.execute(text(
-                f'DROP DATABASE IF EXISTS "{make_url(private_url).database}" WITH (FORCE)'))
+            await conn.execute(
+                text(f'DROP DATABASE IF EXISTS "{make_url(private_url).database}" WITH (FORCE)')
+            )
     finally:
         await engine.dispose()
 
@@ -58,8 +59,13 @@ async def settings(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Se
         url = await _create_private_database(server_url)
     else:
         url = sqlite_url(tmp_path_factory.mktemp("db") / "kassa-test.db")
-    yield Settings(database_url=url, environment="test", test_mode=True, run_worker=False,
-                   secret_key="test-secret")
+    yield Settings(
+        database_url=url,
+        environment="test",
+        test_mode=True,
+        run_worker=False,
+        secret_key="test-secret",
+    )
     if server_url:
         await _drop_private_database(server_url, url)
 
@@ -69,7 +75,7 @@ async def _schema(settings: Settings) -> AsyncIterator[None]:
     from migrations.migrate import reset_and_migrate
 
     await reset_and_migrate(settings.database_url)
-    yield
+    return
 
 
 @pytest.fixture
@@ -88,8 +94,9 @@ async def db(
             for name in names:
                 await conn.execute(text(f'DELETE FROM "{name}"'))
         else:
-            await conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in names)
-                                    + " RESTART IDENTITY CASCADE"))
+            await conn.execute(
+                text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE")
+            )
     yield database
     if request.node.get_closest_marker("tampers_ledger") is None:
         async with database.session() as session:

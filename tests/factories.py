@@ -17,6 +17,7 @@ from billing.access import Viewer
 from billing.accounts import create_account
 from billing.charges import ChargeInput, post_charge
 from billing.customers import CustomerInput, create_customer, create_reseller
+from billing.db import Database
 from billing.models import (
     Account,
     Charge,
@@ -33,7 +34,6 @@ from billing.models import (
 )
 from billing.payments import record_payment
 from billing.processing import CardDetails
-from billing.db import Database
 
 #: A fixed instant tests can freeze the clock at (a Monday, mid-month, no DST change near).
 T0 = datetime(2026, 3, 16, 12, 0, tzinfo=UTC)
@@ -64,22 +64,34 @@ async def make_customer(
     session: AsyncSession, viewer: Viewer | None = None, **fields: object
 ) -> Customer:
     """A customer made by ``create_customer``: USD, UTC, monthly unless ``fields`` say else."""
-    data = CustomerInput(**{"name": "Ada Lovelace", "currency": "USD", "time_zone": "UTC",
-                            **fields})  # type: ignore[arg-type]
+    data = CustomerInput(
+        **{"name": "Ada Lovelace", "currency": "USD", "time_zone": "UTC", **fields}
+    )  # type: ignore[arg-type]
     key = f"customer-{uuid4().hex}" if data.opening_balance else None
     return await create_customer(session, viewer or admin_viewer(), data, key)
 
 
 async def make_account(
-    session: AsyncSession, customer: Customer, viewer: Viewer | None = None,
-    number: str | None = None, product: str = "Mobile",
+    session: AsyncSession,
+    customer: Customer,
+    viewer: Viewer | None = None,
+    number: str | None = None,
+    product: str = "Mobile",
 ) -> Account:
-    return await create_account(session, viewer or admin_viewer(customer.reseller_id),
-                                customer.id, number or f"ACC-{uuid4().hex[:12]}", product)
+    return await create_account(
+        session,
+        viewer or admin_viewer(customer.reseller_id),
+        customer.id,
+        number or f"ACC-{uuid4().hex[:12]}",
+        product,
+    )
 
 
 async def insert_invoice(
-    session: AsyncSession, customer: Customer, total: int, issue_date: date,
+    session: AsyncSession,
+    customer: Customer,
+    total: int,
+    issue_date: date,
     due_in_days: int = 14,
 ) -> Invoice:
     """An open invoice row written directly (no charges, no ledger), for settlement tests.
@@ -87,12 +99,21 @@ async def insert_invoice(
     Invoices move no money in the ledger, so this only gives payments something to settle.
     """
     invoice = Invoice(
-        customer_id=customer.id, owner_key="test", number=f"T-{uuid4().hex[:12]}",
-        kind=InvoiceKind.OUT_OF_TURN, currency=customer.currency,
-        period_start=issue_date - timedelta(days=30), period_end=issue_date,
-        issue_date=issue_date, due_date=issue_date + timedelta(days=due_in_days),
-        previous_balance=0, payments_in_period=0, total=total, amount_paid=0,
-        status=InvoiceStatus.UNPAID, created_at=datetime.now(UTC),
+        customer_id=customer.id,
+        owner_key="test",
+        number=f"T-{uuid4().hex[:12]}",
+        kind=InvoiceKind.OUT_OF_TURN,
+        currency=customer.currency,
+        period_start=issue_date - timedelta(days=30),
+        period_end=issue_date,
+        issue_date=issue_date,
+        due_date=issue_date + timedelta(days=due_in_days),
+        previous_balance=0,
+        payments_in_period=0,
+        total=total,
+        amount_paid=0,
+        status=InvoiceStatus.UNPAID,
+        created_at=datetime.now(UTC),
     )
     session.add(invoice)
     await session.flush()
@@ -132,24 +153,44 @@ async def ledger_problems(session: AsyncSession) -> list[object]:
 
 
 async def make_charge_at(
-    session: AsyncSession, account: Account, amount: int, service_at: datetime,
-    description: str = "Usage", viewer: Viewer | None = None, currency: str = "USD",
+    session: AsyncSession,
+    account: Account,
+    amount: int,
+    service_at: datetime,
+    description: str = "Usage",
+    viewer: Viewer | None = None,
+    currency: str = "USD",
 ) -> Charge:
     """A usage charge through ``post_charge`` for a given service time (it decides the period)."""
-    data = ChargeInput(account_id=account.id, kind=ChargeKind.USAGE, description=description,
-                       amount=amount, currency=currency, service_at=service_at,
-                       idempotency_key=f"charge-{uuid4().hex}")
+    data = ChargeInput(
+        account_id=account.id,
+        kind=ChargeKind.USAGE,
+        description=description,
+        amount=amount,
+        currency=currency,
+        service_at=service_at,
+        idempotency_key=f"charge-{uuid4().hex}",
+    )
     return await post_charge(session, viewer or admin_viewer(), data)
 
 
 async def pay_cash(
-    session: AsyncSession, customer: Customer, amount: int,
-    received_at: datetime | None = None, viewer: Viewer | None = None,
+    session: AsyncSession,
+    customer: Customer,
+    amount: int,
+    received_at: datetime | None = None,
+    viewer: Viewer | None = None,
 ) -> Payment:
     """A cash payment through ``record_payment`` (booked, then settled oldest invoice first)."""
     return await record_payment(
-        session, viewer or admin_viewer(customer.reseller_id), customer.id, amount,
-        customer.currency, PaymentMethodKind.CASH, f"pay-{uuid4().hex}", received_at=received_at,
+        session,
+        viewer or admin_viewer(customer.reseller_id),
+        customer.id,
+        amount,
+        customer.currency,
+        PaymentMethodKind.CASH,
+        f"pay-{uuid4().hex}",
+        received_at=received_at,
     )
 
 
@@ -185,6 +226,10 @@ async def freeze_clock(db: Database, at: datetime = T0) -> None:
 async def invoices_of(db: Database, customer_id: int) -> list[Invoice]:
     """A customer's invoices, oldest first."""
     async with db.session() as session:
-        return list((await session.scalars(
-            select(Invoice).where(Invoice.customer_id == customer_id).order_by(Invoice.id)
-        )).all())
+        return list(
+            (
+                await session.scalars(
+                    select(Invoice).where(Invoice.customer_id == customer_id).order_by(Invoice.id)
+                )
+            ).all()
+        )

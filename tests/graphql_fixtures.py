@@ -20,8 +20,9 @@ from tests.graphql_support import BASE_URL, Api, api_key
 @pytest.fixture
 async def http(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings, database=db)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url=BASE_URL) as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+    ) as client:
         yield client
 
 

@@ -10,8 +10,8 @@ import httpx
 from sqlalchemy import func, select
 
 from billing.api_keys import create_api_key
-from billing.models import ApiKeyScope, Base
 from billing.db import Database
+from billing.models import ApiKeyScope, Base
 
 BASE_URL = "https://kassa.test"
 
@@ -23,13 +23,15 @@ class Api:
     http: httpx.AsyncClient
     token: str | None = None
 
-    async def post(self, query: str, variables: dict[str, Any] | None = None,
-                   accept: str = "application/json") -> httpx.Response:
+    async def post(
+        self, query: str, variables: dict[str, Any] | None = None, accept: str = "application/json"
+    ) -> httpx.Response:
         headers = {"accept": accept}
         if self.token is not None:
             headers["authorization"] = f"Bearer {self.token}"
-        return await self.http.post("/graphql", json={"query": query, "variables": variables},
-                                    headers=headers)
+        return await self.http.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=headers
+        )
 
     async def run(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """The ``data`` of a request that must succeed without any top-level error."""
@@ -42,8 +44,10 @@ class Api:
 
     async def mutate(self, name: str, input: dict[str, Any], selection: str) -> dict[str, Any]:
         """Run mutation ``name(input: …)`` and return its payload (``selection`` + errors)."""
-        query = (f"mutation($input: {name[0].upper()}{name[1:]}Input!) {{ {name}(input: $input) "
-                 f"{{ {selection} errors {{ field code message }} }} }}")
+        query = (
+            f"mutation($input: {name[0].upper()}{name[1:]}Input!) {{ {name}(input: $input) "
+            f"{{ {selection} errors {{ field code message }} }} }}"
+        )
         payload: dict[str, Any] = (await self.run(query, {"input": input}))[name]
         return payload
 
@@ -51,8 +55,9 @@ class Api:
         return Api(self.http, token)
 
 
-async def api_key(db: Database, scope: ApiKeyScope = ApiKeyScope.READ_WRITE,
-                  reseller_id: int | None = None) -> str:
+async def api_key(
+    db: Database, scope: ApiKeyScope = ApiKeyScope.READ_WRITE, reseller_id: int | None = None
+) -> str:
     async with db.transaction() as session:
         _, token = await create_api_key(session, "Test partner", scope, reseller_id)
     return token
@@ -86,7 +91,8 @@ async def create_customer(api: Api, **fields: Any) -> dict[str, Any]:
 
 async def create_account(api: Api, customer_id: str, number: str) -> dict[str, Any]:
     payload = await api.mutate(
-        "createAccount", {"customerId": customer_id, "number": number, "product": "Mobile"},
+        "createAccount",
+        {"customerId": customer_id, "number": number, "product": "Mobile"},
         "account { id number product status }",
     )
     assert payload["errors"] == [], payload["errors"]
@@ -94,12 +100,19 @@ async def create_account(api: Api, customer_id: str, number: str) -> dict[str, A
     return account
 
 
-async def post_charge(api: Api, account_id: str, amount: str, key: str,
-                      **fields: Any) -> dict[str, Any]:
+async def post_charge(
+    api: Api, account_id: str, amount: str, key: str, **fields: Any
+) -> dict[str, Any]:
     payload = await api.mutate(
         "postCharge",
-        {"accountId": account_id, "description": "Calls", "amount": amount, "currency": "USD",
-         "idempotencyKey": key, **fields},
+        {
+            "accountId": account_id,
+            "description": "Calls",
+            "amount": amount,
+            "currency": "USD",
+            "idempotencyKey": key,
+            **fields,
+        },
         "charge { id amount { amount currency } kind invoiced }",
     )
     return payload

@@ -46,15 +46,20 @@ def mailbox(_smtp_server: Mailbox) -> Mailbox:
 
 @pytest.fixture
 def portal_settings(settings: Settings, mailbox: Mailbox) -> Settings:
-    return settings.with_(smtp_host=mailbox.host, smtp_port=mailbox.port,
-                          public_url=BASE_URL, smtp_from="billing@kassa.test")
+    return settings.with_(
+        smtp_host=mailbox.host,
+        smtp_port=mailbox.port,
+        public_url=BASE_URL,
+        smtp_from="billing@kassa.test",
+    )
 
 
 @pytest.fixture
 async def browser(portal_settings: Settings, db: Database) -> AsyncIterator[Browser]:
     app = create_app(portal_settings, database=db)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url=BASE_URL) as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+    ) as client:
         yield Browser(client)
 
 

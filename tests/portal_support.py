@@ -21,10 +21,10 @@ import httpx
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from billing import invoices, mailer
+from billing.db import Database
 from billing.models import Invoice, PaymentMethod, Role
 from billing.payment_methods import add_card
 from billing.users import create_user
-from billing.db import Database
 from tests.factories import T0, Party, admin_viewer, card_details, make_charge_at, new_party
 from tests.graphql_support import Api
 
@@ -63,8 +63,12 @@ class _PageParser(HTMLParser):
                 self._form[attributes["name"]] = attributes.get("value", "on")
         elif tag == "select" and self._form is not None:
             self._select = attributes.get("name")
-        elif (tag == "option" and self._form is not None and self._select is not None
-              and ("selected" in attributes or self._select not in self._form)):
+        elif (
+            tag == "option"
+            and self._form is not None
+            and self._select is not None
+            and ("selected" in attributes or self._select not in self._form)
+        ):
             self._form[self._select] = attributes.get("value", "")
 
     def handle_endtag(self, tag: str) -> None:
@@ -106,7 +110,7 @@ def csrf_token(html: str) -> str:
     """The token htmx sends: from ``hx-headers`` on ``<body>``."""
     marker = '"X-CSRF-Token": "'
     start = html.index(marker) + len(marker)
-    return html[start:html.index('"', start)]
+    return html[start : html.index('"', start)]
 
 
 # --- the browser --------------------------------------------------------------------------
@@ -127,8 +131,14 @@ class Browser:
         self.page = response
         return response
 
-    async def submit(self, action: str, fields: dict[str, str] | None = None, *,
-                     htmx: bool = False, follow: bool = True) -> httpx.Response:
+    async def submit(
+        self,
+        action: str,
+        fields: dict[str, str] | None = None,
+        *,
+        htmx: bool = False,
+        follow: bool = True,
+    ) -> httpx.Response:
         """Fill in and send the form that posts to ``action`` on the current page.
 
         With ``htmx`` it goes as htmx sends it: the token in a header, ``HX-Request`` set,
@@ -138,17 +148,24 @@ class Browser:
         data = {**form_fields(self.page.text, action), **(fields or {})}
         headers = {"referer": str(self.page.url)}
         if htmx:
-            headers.update(HTMX, **{"HX-Current-URL": str(self.page.url),
-                                    "X-CSRF-Token": csrf_token(self.page.text)})
+            headers.update(
+                HTMX,
+                **{
+                    "HX-Current-URL": str(self.page.url),
+                    "X-CSRF-Token": csrf_token(self.page.text),
+                },
+            )
             data.pop("csrf_token", None)
-        response = await self.http.post(action, data=data, headers=headers,
-                                        follow_redirects=follow and not htmx)
+        response = await self.http.post(
+            action, data=data, headers=headers, follow_redirects=follow and not htmx
+        )
         if not htmx:
             self.page = response
         return response
 
-    async def sign_in(self, email: str = CUSTOMER_EMAIL,
-                      password: str = PASSWORD) -> httpx.Response:
+    async def sign_in(
+        self, email: str = CUSTOMER_EMAIL, password: str = PASSWORD
+    ) -> httpx.Response:
         await self.open("/portal/sign-in")
         return await self.submit("/portal/sign-in", {"email": email, "password": password})
 
@@ -156,8 +173,7 @@ class Browser:
 # --- test data ----------------------------------------------------------------------------
 
 
-async def customer_with_login(db: Database, email: str = CUSTOMER_EMAIL,
-                              **fields: Any) -> Party:
+async def customer_with_login(db: Database, email: str = CUSTOMER_EMAIL, **fields: Any) -> Party:
     """A customer with one account, who signs in with ``email`` and :data:`PASSWORD`."""
     party = await new_party(db, email=email, **fields)
     async with db.transaction() as session:
@@ -168,8 +184,9 @@ async def customer_with_login(db: Database, email: str = CUSTOMER_EMAIL,
 ADMIN_EMAIL = "admin@kassa.test"
 
 
-async def admin_with_login(db: Database, email: str = ADMIN_EMAIL,
-                           reseller_id: int | None = None) -> None:
+async def admin_with_login(
+    db: Database, email: str = ADMIN_EMAIL, reseller_id: int | None = None
+) -> None:
     """An administrator (of the provider, or of ``reseller_id``) who signs in with
     ``email`` and :data:`PASSWORD`."""
     async with db.transaction() as session:
@@ -186,8 +203,9 @@ async def invoice_for(db: Database, customer: Party, *amounts: int) -> Invoice:
 
 async def customer_api(browser: Browser, email: str = CUSTOMER_EMAIL) -> Api:
     """The GraphQL API as the customer, to compare the pages with."""
-    payload = await Api(browser.http).mutate("signIn", {"email": email, "password": PASSWORD},
-                                             "token")
+    payload = await Api(browser.http).mutate(
+        "signIn", {"email": email, "password": PASSWORD}, "token"
+    )
     return Api(browser.http, payload["token"])
 
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import pytest
 
 from billing.api_keys import authenticate_api_key, create_api_key, revoke_api_key
+from billing.db import Database
 from billing.errors import UserError
 from billing.models import ApiKey, ApiKeyScope, Reseller
-from billing.db import Database
 
 
 async def test_token_authenticates_and_only_its_hash_is_stored(db: Database) -> None:
@@ -33,14 +33,17 @@ async def test_each_key_gets_its_own_prefix_and_secret(db: Database) -> None:
     assert a.prefix != b.prefix and token_a != token_b
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda t: t[:-1] + ("0" if t[-1] != "0" else "1"),  # wrong secret
-    lambda t: "kassa_ffffffffffff_" + t.split("_")[2],  # unknown prefix
-    lambda t: t.replace("kassa_", "other_"),
-    lambda t: t + "_extra",
-    lambda t: "",
-    lambda t: "kassa__",
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda t: t[:-1] + ("0" if t[-1] != "0" else "1"),  # wrong secret
+        lambda t: "kassa_ffffffffffff_" + t.split("_")[2],  # unknown prefix
+        lambda t: t.replace("kassa_", "other_"),
+        lambda t: t + "_extra",
+        lambda t: "",
+        lambda t: "kassa__",
+    ],
+)
 async def test_wrong_or_malformed_tokens_are_refused(
     db: Database, mangle: Callable[[str], str]
 ) -> None:

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from app import GRAPHQL_RESPONSE_JSON, create_app, negotiate_media_type
 from billing import clock, jobs
-from billing.models import Job, JobStatus
 from billing.db import Database
+from billing.models import Job, JobStatus
 from settings import Settings
 from tests.graphql_support import BASE_URL, Api, create_customer
 
@@ -31,29 +31,38 @@ async def _ping(session: object, payload: dict[str, object], now: datetime) -> N
 # --- GraphQL over HTTP ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("accept", "expected"), [
-    (None, "application/json"),
-    ("", "application/json"),
-    ("*/*", "application/json"),
-    ("application/json", "application/json"),
-    (GRAPHQL_RESPONSE_JSON, GRAPHQL_RESPONSE_JSON),
-    (f"{GRAPHQL_RESPONSE_JSON}, application/json;q=0.9", GRAPHQL_RESPONSE_JSON),
-    (f"application/json, {GRAPHQL_RESPONSE_JSON};q=0.5", "application/json"),
-    (f"{GRAPHQL_RESPONSE_JSON};q=0", "application/json"),
-    ("text/html", "application/json"),
-])
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        (None, "application/json"),
+        ("", "application/json"),
+        ("*/*", "application/json"),
+        ("application/json", "application/json"),
+        (GRAPHQL_RESPONSE_JSON, GRAPHQL_RESPONSE_JSON),
+        (f"{GRAPHQL_RESPONSE_JSON}, application/json;q=0.9", GRAPHQL_RESPONSE_JSON),
+        (f"application/json, {GRAPHQL_RESPONSE_JSON};q=0.5", "application/json"),
+        (f"{GRAPHQL_RESPONSE_JSON};q=0", "application/json"),
+        ("text/html", "application/json"),
+    ],
+)
 def test_media_type_negotiation(accept: str | None, expected: str) -> None:
     assert negotiate_media_type(accept) == expected
 
 
-@pytest.mark.parametrize(("accept", "status"), [
-    ("application/json", 200),
-    (GRAPHQL_RESPONSE_JSON, 400),
-])
-@pytest.mark.parametrize("query", [
-    "query { customers(",  # does not parse
-    "query { noSuchField }",  # does not validate
-])
+@pytest.mark.parametrize(
+    ("accept", "status"),
+    [
+        ("application/json", 200),
+        (GRAPHQL_RESPONSE_JSON, 400),
+    ],
+)
+@pytest.mark.parametrize(
+    "query",
+    [
+        "query { customers(",  # does not parse
+        "query { noSuchField }",  # does not validate
+    ],
+)
 async def test_request_errors(api: Api, accept: str, status: int, query: str) -> None:
     """A request that cannot run has no ``data``; only the new media type turns it into 400."""
     response = await api.post(query, accept=accept)
@@ -65,8 +74,11 @@ async def test_request_errors(api: Api, accept: str, status: int, query: str) ->
 
 @pytest.mark.parametrize("accept", ["application/json", GRAPHQL_RESPONSE_JSON])
 async def test_bad_variables_are_a_request_error(api: Api, accept: str) -> None:
-    response = await api.post("query($first: Int!) { customers(first: $first) { totalCount } }",
-                              {"first": "many"}, accept=accept)
+    response = await api.post(
+        "query($first: Int!) { customers(first: $first) { totalCount } }",
+        {"first": "many"},
+        accept=accept,
+    )
     assert response.status_code == (400 if accept == GRAPHQL_RESPONSE_JSON else 200)
     assert "data" not in response.json()
 
@@ -84,28 +96,36 @@ async def test_executed_requests_are_200_with_either_media_type(api: Api, accept
 
 async def test_get_runs_queries_but_never_mutations(api: Api, http: httpx.AsyncClient) -> None:
     headers = {"authorization": f"Bearer {api.token}"}
-    ok = await http.get("/graphql", params={"query": "{ viewer { authenticated } }"},
-                        headers=headers)
+    ok = await http.get(
+        "/graphql", params={"query": "{ viewer { authenticated } }"}, headers=headers
+    )
     assert ok.json() == {"data": {"viewer": {"authenticated": True}}}
     mutation = await http.get(
-        "/graphql", params={"query": 'mutation { createReseller(input: {name: "X"}) '
-                                     "{ errors { code } } }"}, headers=headers)
+        "/graphql",
+        params={"query": 'mutation { createReseller(input: {name: "X"}) { errors { code } } }'},
+        headers=headers,
+    )
     assert mutation.status_code == 405
 
 
 async def test_other_content_types_are_refused(http: httpx.AsyncClient) -> None:
     """A plain form post (which a foreign page could make with the cookie) never runs."""
-    response = await http.post("/graphql", content="query=mutation{signOut{errors{code}}}",
-                               headers={"content-type": "application/x-www-form-urlencoded"})
+    response = await http.post(
+        "/graphql",
+        content="query=mutation{signOut{errors{code}}}",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 400
 
 
 @pytest.mark.parametrize("graphiql", [True, False])
-async def test_graphiql_only_when_configured(settings: Settings, db: Database,
-                                             graphiql: bool) -> None:
+async def test_graphiql_only_when_configured(
+    settings: Settings, db: Database, graphiql: bool
+) -> None:
     app = create_app(settings.with_(graphiql=graphiql), database=db)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url=BASE_URL) as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+    ) as client:
         response = await client.get("/graphql", headers={"accept": "text/html"})
     assert response.status_code == (200 if graphiql else 404)
     if graphiql:
@@ -123,8 +143,9 @@ async def test_healthz_pings_the_database(http: httpx.AsyncClient) -> None:
 async def test_healthz_is_503_without_a_database(settings: Settings) -> None:
     broken = Database(settings.with_(database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none"))
     app = create_app(settings, database=broken)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url=BASE_URL) as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+    ) as client:
         response = await client.get("/healthz")
     await broken.dispose()
     assert (response.status_code, response.json()) == (503, {"status": "unavailable"})
@@ -148,8 +169,9 @@ async def test_metrics_count_requests_and_jobs(api: Api, http: httpx.AsyncClient
 # --- the lifespan -----------------------------------------------------------------------------
 
 
-async def test_lifespan_opens_the_database_and_runs_the_worker(settings: Settings,
-                                                               db: Database) -> None:
+async def test_lifespan_opens_the_database_and_runs_the_worker(
+    settings: Settings, db: Database
+) -> None:
     at = datetime(2027, 1, 1, tzinfo=UTC)
     async with db.transaction() as session:
         await clock.freeze(session, at)
@@ -157,8 +179,9 @@ async def test_lifespan_opens_the_database_and_runs_the_worker(settings: Setting
     _pings.clear()
     app = create_app(settings.with_(run_worker=True))
     async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url=BASE_URL) as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+        ) as client:
             assert (await client.get("/healthz")).status_code == 200
         for _ in range(100):  # the worker polls every second
             if _pings:
@@ -185,4 +208,3 @@ async def test_no_worker_unless_configured(settings: Settings, db: Database) -> 
 def test_create_app_registers_the_billing_job_handlers(settings: Settings) -> None:
     create_app(settings)
     assert {"bill_run", "invoice_overdue", "reconcile_payment"} <= set(jobs._handlers)
-

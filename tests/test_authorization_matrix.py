@@ -63,6 +63,7 @@ from billing.customers import (
     create_customer,
     create_customer_class,
 )
+from billing.db import Database
 from billing.invoices import close_period_out_of_turn
 from billing.models import (
     ApiKeyScope,
@@ -76,7 +77,6 @@ from billing.models import (
 from billing.payment_methods import add_card
 from billing.payments import pay_with_payment_method, record_payment
 from billing.users import create_user
-from billing.db import Database
 from schema import schema as strawberry_schema
 from schema.relay import decode_id, encode_id
 from tests.factories import T0, admin_viewer, card_details, make_reseller
@@ -106,8 +106,9 @@ class Caller(StrEnum):
 
 EVERYONE = frozenset(Caller)
 SIGNED_IN = EVERYONE - {Caller.ANONYMOUS}
-STAFF = frozenset({Caller.PROVIDER_ADMIN, Caller.RESELLER_KEY, Caller.READ_KEY,
-                   Caller.RESELLER_USER})
+STAFF = frozenset(
+    {Caller.PROVIDER_ADMIN, Caller.RESELLER_KEY, Caller.READ_KEY, Caller.RESELLER_USER}
+)
 STAFF_WRITE = STAFF - {Caller.READ_KEY}
 SELF_OR_STAFF = STAFF | {Caller.CUSTOMER_USER}
 SELF_OR_STAFF_WRITE = STAFF_WRITE | {Caller.CUSTOMER_USER}
@@ -168,8 +169,12 @@ class Side:
 
     def ids(self) -> set[str]:
         """Every global id of this side (what must not leak when the side is hidden)."""
-        return {value for item in fields(self) if item.name not in ("label", "name", "email")
-                and (value := getattr(self, item.name)) is not None}
+        return {
+            value
+            for item in fields(self)
+            if item.name not in ("label", "name", "email")
+            and (value := getattr(self, item.name)) is not None
+        }
 
     @property
     def payments(self) -> set[str]:
@@ -184,13 +189,19 @@ def _ghost() -> Side:
     """Ids of the right types that exist nowhere: what "not found" looks like."""
     missing = 999_999
     return Side(
-        label="ghost", name=_customer_name("ghost"), email="ghost@matrix.example",
+        label="ghost",
+        name=_customer_name("ghost"),
+        email="ghost@matrix.example",
         reseller=encode_id("Reseller", missing),
         customer_class=encode_id("CustomerClass", missing),
-        distributor=encode_id("Distributor", missing), customer=encode_id("Customer", missing),
-        account=encode_id("Account", missing), invoiced_charge=encode_id("Charge", missing),
-        waiting_charge=encode_id("Charge", missing + 1), invoice=encode_id("Invoice", missing),
-        cash_payment=encode_id("Payment", missing), card=encode_id("PaymentMethod", missing),
+        distributor=encode_id("Distributor", missing),
+        customer=encode_id("Customer", missing),
+        account=encode_id("Account", missing),
+        invoiced_charge=encode_id("Charge", missing),
+        waiting_charge=encode_id("Charge", missing + 1),
+        invoice=encode_id("Invoice", missing),
+        cash_payment=encode_id("Payment", missing),
+        card=encode_id("PaymentMethod", missing),
         card_payment=encode_id("Payment", missing + 1),
         voidable_payment=encode_id("Payment", missing + 2),
     )
@@ -208,7 +219,10 @@ class World:
 
 
 async def _make_side(
-    db: Database, label: str, reseller: Reseller | None, customer_class: CustomerClass,
+    db: Database,
+    label: str,
+    reseller: Reseller | None,
+    customer_class: CustomerClass,
     distributor: Distributor | None,
 ) -> Side:
     """A customer with one of everything, made through the services as the provider would.
@@ -219,34 +233,65 @@ async def _make_side(
     """
     admin = admin_viewer()
     async with db.transaction() as session:
-        customer = await create_customer(session, admin, CustomerInput(
-            name=_customer_name(label), email=f"{label.lower()}@matrix.example", currency="USD",
-            time_zone="UTC", reseller_id=None if reseller is None else reseller.id,
-            class_id=customer_class.id, distributor_id=None if distributor is None
-            else distributor.id,
-        ))
+        customer = await create_customer(
+            session,
+            admin,
+            CustomerInput(
+                name=_customer_name(label),
+                email=f"{label.lower()}@matrix.example",
+                currency="USD",
+                time_zone="UTC",
+                reseller_id=None if reseller is None else reseller.id,
+                class_id=customer_class.id,
+                distributor_id=None if distributor is None else distributor.id,
+            ),
+        )
         account = await create_account(session, admin, customer.id, f"ACC-{label}", "Mobile")
-        invoiced = await post_charge(session, admin, ChargeInput(
-            account.id, ChargeKind.USAGE, "Calls", 3000, "USD", f"world-{label}-invoiced"))
+        invoiced = await post_charge(
+            session,
+            admin,
+            ChargeInput(
+                account.id, ChargeKind.USAGE, "Calls", 3000, "USD", f"world-{label}-invoiced"
+            ),
+        )
         invoice = await close_period_out_of_turn(session, admin, customer.id)
-        cash = await record_payment(session, admin, customer.id, 500, "USD",
-                                    PaymentMethodKind.CASH, f"world-{label}-cash")
+        cash = await record_payment(
+            session, admin, customer.id, 500, "USD", PaymentMethodKind.CASH, f"world-{label}-cash"
+        )
         card = await add_card(session, admin, customer.id, card_details())
-        card_payment = await pay_with_payment_method(session, admin, customer.id, 500,
-                                                     invoice.id, None, f"world-{label}-card")
-        voidable = await record_payment(session, admin, customer.id, 100, "USD",
-                                        PaymentMethodKind.CASH, f"world-{label}-voidable")
-        waiting = await post_charge(session, admin, ChargeInput(
-            account.id, ChargeKind.USAGE, "Calls", 200, "USD", f"world-{label}-waiting"))
+        card_payment = await pay_with_payment_method(
+            session, admin, customer.id, 500, invoice.id, None, f"world-{label}-card"
+        )
+        voidable = await record_payment(
+            session,
+            admin,
+            customer.id,
+            100,
+            "USD",
+            PaymentMethodKind.CASH,
+            f"world-{label}-voidable",
+        )
+        waiting = await post_charge(
+            session,
+            admin,
+            ChargeInput(
+                account.id, ChargeKind.USAGE, "Calls", 200, "USD", f"world-{label}-waiting"
+            ),
+        )
     return Side(
-        label=label, name=customer.name, email=customer.email or "",
+        label=label,
+        name=customer.name,
+        email=customer.email or "",
         reseller=None if reseller is None else encode_id("Reseller", reseller.id),
         customer_class=encode_id("CustomerClass", customer_class.id),
         distributor=None if distributor is None else encode_id("Distributor", distributor.id),
-        customer=encode_id("Customer", customer.id), account=encode_id("Account", account.id),
+        customer=encode_id("Customer", customer.id),
+        account=encode_id("Account", account.id),
         invoiced_charge=encode_id("Charge", invoiced.id),
-        waiting_charge=encode_id("Charge", waiting.id), invoice=encode_id("Invoice", invoice.id),
-        cash_payment=encode_id("Payment", cash.id), card=encode_id("PaymentMethod", card.id),
+        waiting_charge=encode_id("Charge", waiting.id),
+        invoice=encode_id("Invoice", invoice.id),
+        cash_payment=encode_id("Payment", cash.id),
+        card=encode_id("PaymentMethod", card.id),
         card_payment=encode_id("Payment", card_payment.id),
         voidable_payment=encode_id("Payment", voidable.id),
     )
@@ -261,9 +306,14 @@ async def build_world(db: Database) -> World:
         class_a = await create_customer_class(session, admin_viewer(reseller_a.id), "A", 14, 7)
         class_b = await create_customer_class(session, admin_viewer(reseller_b.id), "B", 14, 7)
         class_p = await create_customer_class(session, admin_viewer(), "Provider", 14, 7)
-        distributors = [Distributor(name=f"Distributor {name}", currency="USD",
-                                    reseller_id=None if owner is None else owner.id)
-                        for name, owner in (("A", reseller_a), ("B", reseller_b), ("P", None))]
+        distributors = [
+            Distributor(
+                name=f"Distributor {name}",
+                currency="USD",
+                reseller_id=None if owner is None else owner.id,
+            )
+            for name, owner in (("A", reseller_a), ("B", reseller_b), ("P", None))
+        ]
         session.add_all(distributors)
         await session.flush()
         await create_user(session, SIGN_IN_EMAIL, PASSWORD, Role.ADMIN)
@@ -285,8 +335,9 @@ async def sign_in_as(caller: Caller, http: httpx.AsyncClient, db: Database, worl
         return Api(http)
     if caller in keys:
         async with db.transaction() as session:
-            _, token = await create_api_key(session, "Matrix partner", keys[caller],
-                                            world.reseller_a)
+            _, token = await create_api_key(
+                session, "Matrix partner", keys[caller], world.reseller_a
+            )
         return Api(http, token)
     links: dict[Caller, tuple[Role, dict[str, int]]] = {
         Caller.PROVIDER_ADMIN: (Role.ADMIN, {}),
@@ -298,8 +349,7 @@ async def sign_in_as(caller: Caller, http: httpx.AsyncClient, db: Database, worl
     email = f"{caller.value}@matrix.example"
     async with db.transaction() as session:
         await create_user(session, email, PASSWORD, role, **link)
-    payload = await Api(http).mutate("signIn", {"email": email, "password": PASSWORD},
-                                     "token")
+    payload = await Api(http).mutate("signIn", {"email": email, "password": PASSWORD}, "token")
     http.cookies.clear()  # the bearer token alone must carry the caller
     assert payload["errors"] == [] and payload["token"], payload
     return Api(http, payload["token"])
@@ -354,30 +404,64 @@ class Operation:
         return f"{self.field}[{self.variant}]" if self.variant else self.field
 
 
-def query(field: str, document: str, variables: Variables, allowed: frozenset[Caller], *,
-          variant: str = "", against_others: bool = True,
-          expect: Expectation | None = None) -> Operation:
-    return Operation(field, document, variables, allowed, mutation=False, variant=variant,
-                     against_others=against_others, expect=expect)
+def query(
+    field: str,
+    document: str,
+    variables: Variables,
+    allowed: frozenset[Caller],
+    *,
+    variant: str = "",
+    against_others: bool = True,
+    expect: Expectation | None = None,
+) -> Operation:
+    return Operation(
+        field,
+        document,
+        variables,
+        allowed,
+        mutation=False,
+        variant=variant,
+        against_others=against_others,
+        expect=expect,
+    )
 
 
-def mutation(field: str, returns: str | None, selection: str,
-             input_of: Callable[[Side, Side, str], dict[str, Any] | None],
-             allowed: frozenset[Caller], *, variant: str = "", against_others: bool = True,
-             result_is: str | None = None, own_errors: tuple[str, ...] = ()) -> Operation:
+def mutation(
+    field: str,
+    returns: str | None,
+    selection: str,
+    input_of: Callable[[Side, Side, str], dict[str, Any] | None],
+    allowed: frozenset[Caller],
+    *,
+    variant: str = "",
+    against_others: bool = True,
+    result_is: str | None = None,
+    own_errors: tuple[str, ...] = (),
+) -> Operation:
     """A mutation taking one ``input`` and answering ``{returns {selection} errors}`` (just
     ``{errors}`` when ``returns`` is None)."""
     answer = "" if returns is None else f"{returns} {{ {selection} }} "
-    document = (f"mutation($input: {field[0].upper()}{field[1:]}Input!) {{ {field}(input: $input)"
-                f" {{ {answer}errors {{ field code message }} }} }}")
+    document = (
+        f"mutation($input: {field[0].upper()}{field[1:]}Input!) {{ {field}(input: $input)"
+        f" {{ {answer}errors {{ field code message }} }} }}"
+    )
 
     def variables(me: Side, target: Side, unique: str) -> dict[str, Any] | None:
         given = input_of(me, target, unique)
         return None if given is None else {"input": given}
 
-    return Operation(field, document, variables, allowed, mutation=True, variant=variant,
-                     against_others=against_others, returns=returns, result_is=result_is,
-                     own_errors=own_errors)
+    return Operation(
+        field,
+        document,
+        variables,
+        allowed,
+        mutation=True,
+        variant=variant,
+        against_others=against_others,
+        returns=returns,
+        result_is=result_is,
+        own_errors=own_errors,
+    )
 
 
 def _no_variables(me: Side, target: Side, unique: str) -> dict[str, Any]:
@@ -395,6 +479,7 @@ def _node_ids(connection: dict[str, Any]) -> set[str]:
 
 def _exact_page(expected: Callable[[Scope], set[str]]) -> Expectation:
     """A list holds exactly the caller's scope, and its totalCount counts nothing else."""
+
     def check(connection: dict[str, Any], scope: Scope) -> str | None:
         ids = _node_ids(connection)
         if ids != expected(scope):
@@ -402,17 +487,19 @@ def _exact_page(expected: Callable[[Scope], set[str]]) -> Expectation:
         if connection["totalCount"] != len(ids):
             return f"totalCount {connection['totalCount']} but {len(ids)} items in scope"
         return None
+
     return check
 
 
-def _contains(required: Callable[[Scope], set[str]],
-              root: Callable[[Scope], str]) -> Expectation:
+def _contains(required: Callable[[Scope], set[str]], root: Callable[[Scope], str]) -> Expectation:
     """The object asked for, with (at least) the caller's own children beneath it."""
+
     def check(value: dict[str, Any], scope: Scope) -> str | None:
         if value.get("id") != root(scope):
             return f"answered {value.get('id')}, expected {root(scope)}"
         missing = required(scope) - set(_strings(value))
         return f"missing own objects {sorted(missing)}" if missing else None
+
     return check
 
 
@@ -470,194 +557,488 @@ CUSTOMER_DEEP = f"""query($id: ID!) {{ customer(id: $id) {{
 
 def _whole_side(scope: Scope) -> set[str]:
     me = scope.me
-    return {me.customer_class, me.account, me.invoiced_charge, me.waiting_charge, me.invoice,
-            *me.payments}
+    return {
+        me.customer_class,
+        me.account,
+        me.invoiced_charge,
+        me.waiting_charge,
+        me.invoice,
+        *me.payments,
+    }
 
 
 def _card(amount: str = "1.00") -> Callable[[Side, Side, str], dict[str, Any]]:
-    return lambda me, target, unique: {"customerId": target.customer, "amount": amount,
-                                       "idempotencyKey": f"matrix-{unique}"}
+    return lambda me, target, unique: {
+        "customerId": target.customer,
+        "amount": amount,
+        "idempotencyKey": f"matrix-{unique}",
+    }
 
 
 OPERATIONS: tuple[Operation, ...] = (
     # --- queries: run first, on the untouched world, so lists can be checked exactly ---
-    query("viewer", "query { viewer { authenticated role scope resellerId customerId "
-          "distributorId } }", _no_variables, EVERYONE, against_others=False, expect=_viewer),
-    query("customer", CUSTOMER_DEEP, _id_of("customer"), SIGNED_IN,
-          expect=_contains(_whole_side, lambda scope: scope.me.customer)),
-    query("customer", "query($id: ID!) { customer(id: $id) { id paymentMethods { id last4 "
-          "isDefault } } }", _id_of("customer"), SELF_OR_STAFF, variant="paymentMethods",
-          expect=_contains(lambda scope: {scope.me.card}, lambda scope: scope.me.customer)),
+    query(
+        "viewer",
+        "query { viewer { authenticated role scope resellerId customerId distributorId } }",
+        _no_variables,
+        EVERYONE,
+        against_others=False,
+        expect=_viewer,
+    ),
+    query(
+        "customer",
+        CUSTOMER_DEEP,
+        _id_of("customer"),
+        SIGNED_IN,
+        expect=_contains(_whole_side, lambda scope: scope.me.customer),
+    ),
+    query(
+        "customer",
+        "query($id: ID!) { customer(id: $id) { id paymentMethods { id last4 isDefault } } }",
+        _id_of("customer"),
+        SELF_OR_STAFF,
+        variant="paymentMethods",
+        expect=_contains(lambda scope: {scope.me.card}, lambda scope: scope.me.customer),
+    ),
     # A statement shows every movement of the customer's money: not for its distributor.
-    query("customer", "query($id: ID!) { customer(id: $id) { id balance { amount } "
-          "ledgerTransactions(first: 100) { totalCount edges { node { id kind description "
-          "createdAt amount { amount currency } } } } } }", _id_of("customer"), SELF_OR_STAFF,
-          variant="ledgerTransactions", expect=_statement),
-    query("customers", f"query {{ customers(first: 100) {{ {PAGE} }} }}", _no_variables,
-          SIGNED_IN, against_others=False,
-          expect=_exact_page(lambda scope: {side.customer for side in scope.visible})),
-    query("customers", f"query($q: String!) {{ customers(first: 100, search: $q) {{ {PAGE} }} }}",
-          lambda me, target, unique: {"q": target.name}, SIGNED_IN, variant="search",
-          expect=_exact_page(lambda scope: {scope.me.customer})),
-    query("customers", f"query($q: String!) {{ customers(first: 100, email: $q) {{ {PAGE} }} }}",
-          lambda me, target, unique: {"q": target.email}, SIGNED_IN, variant="email",
-          expect=_exact_page(lambda scope: {scope.me.customer})),
-    query("customerClasses", f"query {{ customerClasses(first: 100) {{ {PAGE} }} }}",
-          _no_variables, STAFF, against_others=False, expect=_own_classes),
-    query("account", """query($id: ID!) { account(id: $id) { id number customer { id }
+    query(
+        "customer",
+        "query($id: ID!) { customer(id: $id) { id balance { amount } "
+        "ledgerTransactions(first: 100) { totalCount edges { node { id kind description "
+        "createdAt amount { amount currency } } } } } }",
+        _id_of("customer"),
+        SELF_OR_STAFF,
+        variant="ledgerTransactions",
+        expect=_statement,
+    ),
+    query(
+        "customers",
+        f"query {{ customers(first: 100) {{ {PAGE} }} }}",
+        _no_variables,
+        SIGNED_IN,
+        against_others=False,
+        expect=_exact_page(lambda scope: {side.customer for side in scope.visible}),
+    ),
+    query(
+        "customers",
+        f"query($q: String!) {{ customers(first: 100, search: $q) {{ {PAGE} }} }}",
+        lambda me, target, unique: {"q": target.name},
+        SIGNED_IN,
+        variant="search",
+        expect=_exact_page(lambda scope: {scope.me.customer}),
+    ),
+    query(
+        "customers",
+        f"query($q: String!) {{ customers(first: 100, email: $q) {{ {PAGE} }} }}",
+        lambda me, target, unique: {"q": target.email},
+        SIGNED_IN,
+        variant="email",
+        expect=_exact_page(lambda scope: {scope.me.customer}),
+    ),
+    query(
+        "customerClasses",
+        f"query {{ customerClasses(first: 100) {{ {PAGE} }} }}",
+        _no_variables,
+        STAFF,
+        against_others=False,
+        expect=_own_classes,
+    ),
+    query(
+        "account",
+        """query($id: ID!) { account(id: $id) { id number customer { id }
             charges(first: 100) { totalCount edges { node { id account { id } } } } } }""",
-          _id_of("account"), SIGNED_IN,
-          expect=_contains(lambda scope: {scope.me.invoiced_charge, scope.me.waiting_charge},
-                           lambda scope: scope.me.account)),
-    query("invoice", f"""query($id: ID!) {{ invoice(id: $id) {{ id number customer {{ id }}
+        _id_of("account"),
+        SIGNED_IN,
+        expect=_contains(
+            lambda scope: {scope.me.invoiced_charge, scope.me.waiting_charge},
+            lambda scope: scope.me.account,
+        ),
+    ),
+    query(
+        "invoice",
+        f"""query($id: ID!) {{ invoice(id: $id) {{ id number customer {{ id }}
             pdfUrl lines {{ id description }} payments {{ amount {{ amount }}
             payment {{ {PAYMENT_FIELDS} }} }} nextAttemptAt notChargedReason
             attempts {{ id status amount {{ amount }} payment {{ id }} }}
             statusChanges {{ fromStatus toStatus cause causedById }} }} }}""",
-          _id_of("invoice"), SIGNED_IN,
-          expect=_contains(lambda scope: {scope.me.card_payment, scope.me.cash_payment},
-                           lambda scope: scope.me.invoice)),
-    query("invoices", "query { invoices(first: 100) { totalCount edges { node { id "
-          "customer { id } } } } }", _no_variables, SIGNED_IN, against_others=False,
-          expect=_exact_page(lambda scope: {side.invoice for side in scope.visible})),
-    query("invoices", f"query($c: ID!) {{ invoices(first: 100, customerId: $c) {{ {PAGE} }} }}",
-          lambda me, target, unique: {"c": target.customer}, SIGNED_IN, variant="customerId",
-          expect=_exact_page(lambda scope: {scope.me.invoice})),
-    query("payment", f"query($id: ID!) {{ payment(id: $id) {{ {PAYMENT_FIELDS} }} }}",
-          _id_of("card_payment"), SIGNED_IN, expect=_card_payment),
-    query("payments", f"query {{ payments(first: 100) {{ totalCount edges {{ node {{ "
-          f"{PAYMENT_FIELDS} }} }} }} }}", _no_variables, SIGNED_IN, against_others=False,
-          expect=_exact_page(lambda scope: set().union(*(s.payments for s in scope.visible)))),
-    query("payments", f"query($c: ID!) {{ payments(first: 100, customerId: $c) {{ {PAGE} }} }}",
-          lambda me, target, unique: {"c": target.customer}, SIGNED_IN, variant="customerId",
-          expect=_exact_page(lambda scope: scope.me.payments)),
-    query("testClock", "query { testClock { now frozen nextJobDueAt } }", _no_variables,
-          SIGNED_IN, against_others=False),
-
+        _id_of("invoice"),
+        SIGNED_IN,
+        expect=_contains(
+            lambda scope: {scope.me.card_payment, scope.me.cash_payment},
+            lambda scope: scope.me.invoice,
+        ),
+    ),
+    query(
+        "invoices",
+        "query { invoices(first: 100) { totalCount edges { node { id customer { id } } } } }",
+        _no_variables,
+        SIGNED_IN,
+        against_others=False,
+        expect=_exact_page(lambda scope: {side.invoice for side in scope.visible}),
+    ),
+    query(
+        "invoices",
+        f"query($c: ID!) {{ invoices(first: 100, customerId: $c) {{ {PAGE} }} }}",
+        lambda me, target, unique: {"c": target.customer},
+        SIGNED_IN,
+        variant="customerId",
+        expect=_exact_page(lambda scope: {scope.me.invoice}),
+    ),
+    query(
+        "payment",
+        f"query($id: ID!) {{ payment(id: $id) {{ {PAYMENT_FIELDS} }} }}",
+        _id_of("card_payment"),
+        SIGNED_IN,
+        expect=_card_payment,
+    ),
+    query(
+        "payments",
+        f"query {{ payments(first: 100) {{ totalCount edges {{ node {{ "
+        f"{PAYMENT_FIELDS} }} }} }} }}",
+        _no_variables,
+        SIGNED_IN,
+        against_others=False,
+        expect=_exact_page(lambda scope: set().union(*(s.payments for s in scope.visible))),
+    ),
+    query(
+        "payments",
+        f"query($c: ID!) {{ payments(first: 100, customerId: $c) {{ {PAGE} }} }}",
+        lambda me, target, unique: {"c": target.customer},
+        SIGNED_IN,
+        variant="customerId",
+        expect=_exact_page(lambda scope: scope.me.payments),
+    ),
+    query(
+        "testClock",
+        "query { testClock { now frozen nextJobDueAt } }",
+        _no_variables,
+        SIGNED_IN,
+        against_others=False,
+    ),
     # --- mutations, in an order in which every allowed own-side run can succeed ---
-    mutation("signIn", "viewer", "authenticated role",
-             lambda me, target, unique: {"email": SIGN_IN_EMAIL, "password": PASSWORD},
-             EVERYONE, against_others=False),
-    Operation("signOut", "mutation { signOut { viewer { authenticated } errors { field code "
-              "message } } }", _no_variables, EVERYONE, mutation=True, against_others=False,
-              returns="viewer"),
+    mutation(
+        "signIn",
+        "viewer",
+        "authenticated role",
+        lambda me, target, unique: {"email": SIGN_IN_EMAIL, "password": PASSWORD},
+        EVERYONE,
+        against_others=False,
+    ),
+    Operation(
+        "signOut",
+        "mutation { signOut { viewer { authenticated } errors { field code message } } }",
+        _no_variables,
+        EVERYONE,
+        mutation=True,
+        against_others=False,
+        returns="viewer",
+    ),
     # Public: the address, or the token from the mail, is the credential.  An address with
     # no user answers like any other (and mails nothing); a made-up token is INVALID_TOKEN.
-    mutation("requestPasswordReset", None, "",
-             lambda me, target, unique: {"email": "nobody@matrix.example"}, EVERYONE,
-             against_others=False),
-    mutation("resetPassword", None, "",
-             lambda me, target, unique: {"token": f"not-a-reset-token-{unique}",
-                                         "newPassword": "a new password"},
-             EVERYONE, against_others=False, own_errors=("INVALID_TOKEN",)),
-    mutation("createCustomer", "customer", "id name",
-             lambda me, target, unique: {"name": f"Made by the matrix {unique}",
-                                         "currency": "USD"},
-             STAFF_WRITE, against_others=False),
-    mutation("createCustomer", "customer", "id name",
-             lambda me, target, unique: None if target.reseller is None else {
-                 "name": f"Made by the matrix {unique}", "currency": "USD",
-                 "resellerId": target.reseller},
-             STAFF_WRITE, variant="resellerId"),
-    mutation("createCustomer", "customer", "id name",
-             lambda me, target, unique: {"name": f"Made by the matrix {unique}",
-                                         "currency": "USD", "classId": target.customer_class},
-             STAFF_WRITE, variant="classId"),
-    mutation("createCustomer", "customer", "id name",
-             lambda me, target, unique: None if target.distributor is None else {
-                 "name": f"Made by the matrix {unique}", "currency": "USD",
-                 "distributorId": target.distributor},
-             STAFF_WRITE, variant="distributorId"),
-    mutation("updateCustomer", "customer", "id phone",
-             lambda me, target, unique: {"id": target.customer, "phone": "+1 555 0100"},
-             SELF_OR_STAFF_WRITE, result_is="customer"),
+    mutation(
+        "requestPasswordReset",
+        None,
+        "",
+        lambda me, target, unique: {"email": "nobody@matrix.example"},
+        EVERYONE,
+        against_others=False,
+    ),
+    mutation(
+        "resetPassword",
+        None,
+        "",
+        lambda me, target, unique: {
+            "token": f"not-a-reset-token-{unique}",
+            "newPassword": "a new password",
+        },
+        EVERYONE,
+        against_others=False,
+        own_errors=("INVALID_TOKEN",),
+    ),
+    mutation(
+        "createCustomer",
+        "customer",
+        "id name",
+        lambda me, target, unique: {"name": f"Made by the matrix {unique}", "currency": "USD"},
+        STAFF_WRITE,
+        against_others=False,
+    ),
+    mutation(
+        "createCustomer",
+        "customer",
+        "id name",
+        lambda me, target, unique: (
+            None
+            if target.reseller is None
+            else {
+                "name": f"Made by the matrix {unique}",
+                "currency": "USD",
+                "resellerId": target.reseller,
+            }
+        ),
+        STAFF_WRITE,
+        variant="resellerId",
+    ),
+    mutation(
+        "createCustomer",
+        "customer",
+        "id name",
+        lambda me, target, unique: {
+            "name": f"Made by the matrix {unique}",
+            "currency": "USD",
+            "classId": target.customer_class,
+        },
+        STAFF_WRITE,
+        variant="classId",
+    ),
+    mutation(
+        "createCustomer",
+        "customer",
+        "id name",
+        lambda me, target, unique: (
+            None
+            if target.distributor is None
+            else {
+                "name": f"Made by the matrix {unique}",
+                "currency": "USD",
+                "distributorId": target.distributor,
+            }
+        ),
+        STAFF_WRITE,
+        variant="distributorId",
+    ),
+    mutation(
+        "updateCustomer",
+        "customer",
+        "id phone",
+        lambda me, target, unique: {"id": target.customer, "phone": "+1 555 0100"},
+        SELF_OR_STAFF_WRITE,
+        result_is="customer",
+    ),
     # A customer's own class and distributor fields are silently ignored (contact details
     # only), hence "allowed" for the customer too.
-    mutation("updateCustomer", "customer", "id customerClass { id }",
-             lambda me, target, unique: {"id": me.customer, "classId": target.customer_class},
-             SELF_OR_STAFF_WRITE, variant="classId", result_is="customer"),
-    mutation("updateCustomer", "customer", "id",
-             lambda me, target, unique: None if target.distributor is None else {
-                 "id": me.customer, "distributorId": target.distributor},
-             SELF_OR_STAFF_WRITE, variant="distributorId", result_is="customer"),
-    mutation("createCustomerClass", "customerClass", "id",
-             lambda me, target, unique: {"name": f"Class {unique}"}, STAFF_WRITE,
-             against_others=False),
-    mutation("updateCustomerClass", "customerClass", "id name",
-             lambda me, target, unique: {"id": target.customer_class, "name": f"Class {unique}"},
-             STAFF_WRITE, result_is="customer_class"),
-    mutation("createReseller", "reseller", "id",
-             lambda me, target, unique: {"name": f"Reseller {unique}"}, PROVIDER_ONLY,
-             against_others=False),
-    mutation("createAccount", "account", "id",
-             lambda me, target, unique: {"customerId": target.customer,
-                                         "number": f"M-{unique}", "product": "Mobile"},
-             STAFF_WRITE),
-    mutation("updateAccount", "account", "id product",
-             lambda me, target, unique: {"id": target.account, "product": f"Fibre {unique}"},
-             STAFF_WRITE, result_is="account"),
-    mutation("postCharge", "charge", "id account { id }",
-             lambda me, target, unique: {"accountId": target.account, "description": "Matrix",
-                                         "amount": "3.00", "currency": "USD",
-                                         "idempotencyKey": f"matrix-{unique}"},
-             STAFF_WRITE),
-    mutation("closePeriodOutOfTurn", "invoice", "id customer { id }",
-             lambda me, target, unique: {"customerId": target.customer}, STAFF_WRITE),
-    mutation("recordPayment", "payment", "id customer { id }",
-             lambda me, target, unique: {"customerId": target.customer, "amount": "1.00",
-                                         "currency": "USD", "method": "CASH",
-                                         "idempotencyKey": f"matrix-{unique}"},
-             STAFF_WRITE),
-    mutation("refundPayment", "payment", "id status",
-             lambda me, target, unique: {"paymentId": target.cash_payment, "amount": "1.00",
-                                         "reason": "Matrix", "idempotencyKey": f"matrix-{unique}"},
-             STAFF_WRITE, result_is="cash_payment"),
-    mutation("voidPayment", "payment", "id status",
-             lambda me, target, unique: {"paymentId": target.voidable_payment,
-                                         "reason": "Matrix"},
-             STAFF_WRITE, result_is="voidable_payment"),
-    mutation("payInvoice", "payment", PAYMENT_FIELDS,
-             lambda me, target, unique: {"invoiceId": target.invoice, "amount": "1.00",
-                                         "idempotencyKey": f"matrix-{unique}"},
-             SELF_OR_STAFF_WRITE),
-    mutation("payInvoice", "payment", PAYMENT_FIELDS,
-             lambda me, target, unique: {"invoiceId": me.invoice, "amount": "1.00",
-                                         "paymentMethodId": target.card,
-                                         "idempotencyKey": f"matrix-{unique}"},
-             SELF_OR_STAFF_WRITE, variant="paymentMethodId"),
+    mutation(
+        "updateCustomer",
+        "customer",
+        "id customerClass { id }",
+        lambda me, target, unique: {"id": me.customer, "classId": target.customer_class},
+        SELF_OR_STAFF_WRITE,
+        variant="classId",
+        result_is="customer",
+    ),
+    mutation(
+        "updateCustomer",
+        "customer",
+        "id",
+        lambda me, target, unique: (
+            None
+            if target.distributor is None
+            else {"id": me.customer, "distributorId": target.distributor}
+        ),
+        SELF_OR_STAFF_WRITE,
+        variant="distributorId",
+        result_is="customer",
+    ),
+    mutation(
+        "createCustomerClass",
+        "customerClass",
+        "id",
+        lambda me, target, unique: {"name": f"Class {unique}"},
+        STAFF_WRITE,
+        against_others=False,
+    ),
+    mutation(
+        "updateCustomerClass",
+        "customerClass",
+        "id name",
+        lambda me, target, unique: {"id": target.customer_class, "name": f"Class {unique}"},
+        STAFF_WRITE,
+        result_is="customer_class",
+    ),
+    mutation(
+        "createReseller",
+        "reseller",
+        "id",
+        lambda me, target, unique: {"name": f"Reseller {unique}"},
+        PROVIDER_ONLY,
+        against_others=False,
+    ),
+    mutation(
+        "createAccount",
+        "account",
+        "id",
+        lambda me, target, unique: {
+            "customerId": target.customer,
+            "number": f"M-{unique}",
+            "product": "Mobile",
+        },
+        STAFF_WRITE,
+    ),
+    mutation(
+        "updateAccount",
+        "account",
+        "id product",
+        lambda me, target, unique: {"id": target.account, "product": f"Fibre {unique}"},
+        STAFF_WRITE,
+        result_is="account",
+    ),
+    mutation(
+        "postCharge",
+        "charge",
+        "id account { id }",
+        lambda me, target, unique: {
+            "accountId": target.account,
+            "description": "Matrix",
+            "amount": "3.00",
+            "currency": "USD",
+            "idempotencyKey": f"matrix-{unique}",
+        },
+        STAFF_WRITE,
+    ),
+    mutation(
+        "closePeriodOutOfTurn",
+        "invoice",
+        "id customer { id }",
+        lambda me, target, unique: {"customerId": target.customer},
+        STAFF_WRITE,
+    ),
+    mutation(
+        "recordPayment",
+        "payment",
+        "id customer { id }",
+        lambda me, target, unique: {
+            "customerId": target.customer,
+            "amount": "1.00",
+            "currency": "USD",
+            "method": "CASH",
+            "idempotencyKey": f"matrix-{unique}",
+        },
+        STAFF_WRITE,
+    ),
+    mutation(
+        "refundPayment",
+        "payment",
+        "id status",
+        lambda me, target, unique: {
+            "paymentId": target.cash_payment,
+            "amount": "1.00",
+            "reason": "Matrix",
+            "idempotencyKey": f"matrix-{unique}",
+        },
+        STAFF_WRITE,
+        result_is="cash_payment",
+    ),
+    mutation(
+        "voidPayment",
+        "payment",
+        "id status",
+        lambda me, target, unique: {"paymentId": target.voidable_payment, "reason": "Matrix"},
+        STAFF_WRITE,
+        result_is="voidable_payment",
+    ),
+    mutation(
+        "payInvoice",
+        "payment",
+        PAYMENT_FIELDS,
+        lambda me, target, unique: {
+            "invoiceId": target.invoice,
+            "amount": "1.00",
+            "idempotencyKey": f"matrix-{unique}",
+        },
+        SELF_OR_STAFF_WRITE,
+    ),
+    mutation(
+        "payInvoice",
+        "payment",
+        PAYMENT_FIELDS,
+        lambda me, target, unique: {
+            "invoiceId": me.invoice,
+            "amount": "1.00",
+            "paymentMethodId": target.card,
+            "idempotencyKey": f"matrix-{unique}",
+        },
+        SELF_OR_STAFF_WRITE,
+        variant="paymentMethodId",
+    ),
     mutation("topUp", "payment", PAYMENT_FIELDS, _card(), SELF_OR_STAFF_WRITE),
-    mutation("topUp", "payment", PAYMENT_FIELDS,
-             lambda me, target, unique: {"customerId": me.customer, "amount": "1.00",
-                                         "paymentMethodId": target.card,
-                                         "idempotencyKey": f"matrix-{unique}"},
-             SELF_OR_STAFF_WRITE, variant="paymentMethodId"),
-    mutation("addPaymentMethod", "paymentMethod", "id last4",
-             lambda me, target, unique: {"customerId": target.customer,
-                                         "cardNumber": "5555555555554444", "expMonth": 12,
-                                         "expYear": 2030, "cvc": "123"},
-             SELF_OR_STAFF_WRITE),
-    mutation("setDefaultPaymentMethod", "paymentMethod", "id isDefault",
-             lambda me, target, unique: {"id": target.card}, SELF_OR_STAFF_WRITE,
-             result_is="card"),
-    mutation("removePaymentMethod", "paymentMethod", "id removedAt",
-             lambda me, target, unique: {"id": target.card}, SELF_OR_STAFF_WRITE,
-             result_is="card"),
+    mutation(
+        "topUp",
+        "payment",
+        PAYMENT_FIELDS,
+        lambda me, target, unique: {
+            "customerId": me.customer,
+            "amount": "1.00",
+            "paymentMethodId": target.card,
+            "idempotencyKey": f"matrix-{unique}",
+        },
+        SELF_OR_STAFF_WRITE,
+        variant="paymentMethodId",
+    ),
+    mutation(
+        "addPaymentMethod",
+        "paymentMethod",
+        "id last4",
+        lambda me, target, unique: {
+            "customerId": target.customer,
+            "cardNumber": "5555555555554444",
+            "expMonth": 12,
+            "expYear": 2030,
+            "cvc": "123",
+        },
+        SELF_OR_STAFF_WRITE,
+    ),
+    mutation(
+        "setDefaultPaymentMethod",
+        "paymentMethod",
+        "id isDefault",
+        lambda me, target, unique: {"id": target.card},
+        SELF_OR_STAFF_WRITE,
+        result_is="card",
+    ),
+    mutation(
+        "removePaymentMethod",
+        "paymentMethod",
+        "id removedAt",
+        lambda me, target, unique: {"id": target.card},
+        SELF_OR_STAFF_WRITE,
+        result_is="card",
+    ),
     # The world's invoices are approved already: an allowed caller gets that answer.
-    mutation("approveInvoices", None, "",
-             lambda me, target, unique: {"ids": [target.invoice]}, STAFF_WRITE,
-             own_errors=("NOT_PENDING_REVIEW",)),
-    mutation("voidInvoice", "invoice", "id status",
-             lambda me, target, unique: {"id": target.invoice, "reason": "Matrix"},
-             STAFF_WRITE, result_is="invoice"),
+    mutation(
+        "approveInvoices",
+        None,
+        "",
+        lambda me, target, unique: {"ids": [target.invoice]},
+        STAFF_WRITE,
+        own_errors=("NOT_PENDING_REVIEW",),
+    ),
+    mutation(
+        "voidInvoice",
+        "invoice",
+        "id status",
+        lambda me, target, unique: {"id": target.invoice, "reason": "Matrix"},
+        STAFF_WRITE,
+        result_is="invoice",
+    ),
     # After voidInvoice, so an allowed caller's own invoice answers ALREADY_VOID.
-    mutation("voidInvoices", None, "",
-             lambda me, target, unique: {"ids": [target.invoice], "reason": "Matrix"},
-             STAFF_WRITE, own_errors=("ALREADY_VOID",)),
+    mutation(
+        "voidInvoices",
+        None,
+        "",
+        lambda me, target, unique: {"ids": [target.invoice], "reason": "Matrix"},
+        STAFF_WRITE,
+        own_errors=("ALREADY_VOID",),
+    ),
     # The test clock is the whole installation's: moving it runs every reseller's bill run,
     # overdue marking and retries, so only the provider's own administrators may move it.
-    mutation("advanceTestClock", "testClock", "now",
-             lambda me, target, unique: {"to": (T0 + timedelta(days=45)).isoformat()},
-             PROVIDER_ONLY, against_others=False),
+    mutation(
+        "advanceTestClock",
+        "testClock",
+        "now",
+        lambda me, target, unique: {"to": (T0 + timedelta(days=45)).isoformat()},
+        PROVIDER_ONLY,
+        against_others=False,
+    ),
 )
 
 
@@ -691,8 +1072,10 @@ Snapshot = dict[str, list[tuple[Any, ...]]]
 def _changes(before: Snapshot, after: Snapshot) -> str:
     return ", ".join(
         f"{table} ({len(before[table])} → {len(after[table])} rows)"
-        if len(before[table]) != len(after[table]) else f"{table} (rows updated)"
-        for table in before if before[table] != after[table]
+        if len(before[table]) != len(after[table])
+        else f"{table} (rows updated)"
+        for table in before
+        if before[table] != after[table]
     )
 
 
@@ -718,15 +1101,17 @@ class Matrix:
 
     @property
     def scope(self) -> Scope:
-        return Scope(self.caller, self.me,
-                     tuple(self.world.sides[label] for label in VISIBLE[self.caller]))
+        return Scope(
+            self.caller, self.me, tuple(self.world.sides[label] for label in VISIBLE[self.caller])
+        )
 
     def hidden(self) -> tuple[set[str], list[str]]:
         """Ids and texts the caller must never be shown: everything outside its scope."""
         visible = self.scope.visible
         hidden_sides = [s for s in self.world.sides.values() if s not in visible]
         ids = set().union(*(s.ids() for s in hidden_sides)) - set().union(
-            *(s.ids() for s in visible))
+            *(s.ids() for s in visible)
+        )
         if self.scope.card_blind:
             ids |= {s.card for s in visible}
         texts = [text for s in hidden_sides for text in (s.name, s.email)]
@@ -757,8 +1142,9 @@ class Matrix:
         text = json.dumps(body)
         leaked += [t for t in texts if t in text]
         if leaked:
-            self.fail(operation, where, f"shows what is not the caller's: {leaked} in "
-                      f"{_short(body)}")
+            self.fail(
+                operation, where, f"shows what is not the caller's: {leaked} in {_short(body)}"
+            )
 
     async def check_unchanged(self, operation: Operation, where: str) -> None:
         if not operation.mutation:
@@ -791,8 +1177,11 @@ class Matrix:
                 ghost = await self.send(operation, ghost_variables)
                 await self.check_unchanged(operation, "nonexistent ids")
             if body != ghost:
-                self.fail(operation, where, f"answers {_short(body)}, but for an id that does "
-                          f"not exist {_short(ghost)}")
+                self.fail(
+                    operation,
+                    where,
+                    f"answers {_short(body)}, but for an id that does not exist {_short(ghost)}",
+                )
 
     async def run_own(self, operation: Operation) -> None:
         variables = operation.variables(self.me, self.me, str(next(self.serial)))
@@ -861,9 +1250,10 @@ def test_every_relation_is_followed_by_the_matrix() -> None:
     relations = {
         f"{parent.name}.{name}"
         for parent in sdl.type_map.values()
-        if isinstance(parent, GraphQLObjectType) and not parent.name.startswith("__")
-        and parent.name not in plumbing and not parent.name.endswith(("Payload", "Connection",
-                                                                       "Edge"))
+        if isinstance(parent, GraphQLObjectType)
+        and not parent.name.startswith("__")
+        and parent.name not in plumbing
+        and not parent.name.endswith(("Payload", "Connection", "Edge"))
         for name, field_ in parent.fields.items()
         if isinstance(target := get_named_type(field_.type), GraphQLObjectType)
         and target.name not in plumbing
@@ -901,8 +1291,8 @@ async def test_nobody_reads_or_changes_what_is_not_theirs(
     matrix = Matrix(caller, api, db, world, await table_contents(db))
     for operation in OPERATIONS:
         await matrix.run(operation)
-    assert not matrix.failures, (
-        f"{len(matrix.failures)} authorisation failure(s):\n" + "\n".join(matrix.failures)
+    assert not matrix.failures, f"{len(matrix.failures)} authorisation failure(s):\n" + "\n".join(
+        matrix.failures
     )
 
 
@@ -912,10 +1302,15 @@ async def test_the_provider_reaches_every_reseller(http: httpx.AsyncClient, db: 
     world = await build_world(db)
     api = await sign_in_as(Caller.PROVIDER_ADMIN, http, db, world)
     b1 = world.sides["B1"]
-    for name, gid in (("customer", b1.customer), ("account", b1.account),
-                      ("invoice", b1.invoice), ("payment", b1.card_payment)):
+    for name, gid in (
+        ("customer", b1.customer),
+        ("account", b1.account),
+        ("invoice", b1.invoice),
+        ("payment", b1.card_payment),
+    ):
         found = await api.run(f"query($id: ID!) {{ {name}(id: $id) {{ id }} }}", {"id": gid})
         assert found == {name: {"id": gid}}
-    payload = await api.mutate("updateCustomer", {"id": b1.customer, "phone": "+1 555 0199"},
-                               "customer { id phone }")
+    payload = await api.mutate(
+        "updateCustomer", {"id": b1.customer, "phone": "+1 555 0199"}, "customer { id phone }"
+    )
     assert payload == {"customer": {"id": b1.customer, "phone": "+1 555 0199"}, "errors": []}

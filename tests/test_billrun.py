@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from billing import clock, jobs
 from billing.billrun import BATCH_SIZE, elapsed_periods, run_bill_run
 from billing.customers import BILL_RUN_JOB
+from billing.db import Database
 from billing.invoices import invoice_lines
 from billing.models import (
     BillingPeriodKind,
@@ -22,12 +23,11 @@ from billing.models import (
     JobStatus,
 )
 from billing.periods import Period
-from billing.db import Database
 from tests.factories import (
-    freeze_clock,
-    invoices_of,
     T0,
     balance_of,
+    freeze_clock,
+    invoices_of,
     make_account,
     make_charge_at,
     make_customer,
@@ -47,19 +47,25 @@ def _periods(invoices: list[Invoice]) -> list[tuple[date, date]]:
 
 def test_elapsed_periods_are_the_ended_ones_oldest_first_and_then_the_open_one() -> None:
     ended, open_period = elapsed_periods(
-        BillingPeriodKind.MONTHLY, date(2026, 1, 10), date(2026, 1, 1), "UTC",
+        BillingPeriodKind.MONTHLY,
+        date(2026, 1, 10),
+        date(2026, 1, 1),
+        "UTC",
         datetime(2026, 3, 15, tzinfo=UTC),
     )
-    assert ended == [Period(date(2026, 1, 1), date(2026, 2, 1)),
-                     Period(date(2026, 2, 1), date(2026, 3, 1))]
+    assert ended == [
+        Period(date(2026, 1, 1), date(2026, 2, 1)),
+        Period(date(2026, 2, 1), date(2026, 3, 1)),
+    ]
     assert open_period == Period(date(2026, 3, 1), date(2026, 4, 1))
 
 
 def test_a_period_ends_at_local_midnight_not_utc_midnight() -> None:
     just_before = datetime(2026, 3, 31, 10, 59, tzinfo=UTC)  # 23:59 on 31 March in Auckland
     for now, closed in ((just_before, 0), (just_before + timedelta(minutes=1), 1)):
-        ended, _ = elapsed_periods(BillingPeriodKind.MONTHLY, date(2026, 3, 1), date(2026, 3, 1),
-                                   "Pacific/Auckland", now)
+        ended, _ = elapsed_periods(
+            BillingPeriodKind.MONTHLY, date(2026, 3, 1), date(2026, 3, 1), "Pacific/Auckland", now
+        )
         assert len(ended) == closed
 
 
@@ -77,7 +83,10 @@ async def test_running_the_bill_run_twice_at_the_same_instant_changes_nothing(
         assert await run_bill_run(session, UTC_APRIL_1) == 0
     [invoice] = await invoices_of(db, customer.id)
     assert (invoice.period_start, invoice.kind, invoice.total) == (
-        date(2026, 3, 1), InvoiceKind.REGULAR, 100)
+        date(2026, 3, 1),
+        InvoiceKind.REGULAR,
+        100,
+    )
 
 
 async def test_test_clock_over_several_months_invoices_each_month_once(db: Database) -> None:
@@ -88,8 +97,9 @@ async def test_test_clock_over_several_months_invoices_each_month_once(db: Datab
     for month in range(1, 7):  # one charge per month, each posted during its month
         await jobs.advance_clock(db, datetime(2026, month, 20, tzinfo=UTC))
         async with db.transaction() as session:
-            await make_charge_at(session, account, 100 * month,
-                                 datetime(2026, month, 20, tzinfo=UTC))
+            await make_charge_at(
+                session, account, 100 * month, datetime(2026, month, 20, tzinfo=UTC)
+            )
     await jobs.advance_clock(db, datetime(2026, 7, 2, tzinfo=UTC))
     await jobs.advance_clock(db, datetime(2026, 7, 3, tzinfo=UTC))  # nothing more to close
 
@@ -102,9 +112,11 @@ async def test_test_clock_over_several_months_invoices_each_month_once(db: Datab
         assert refreshed is not None
         assert refreshed.period_start == date(2026, 7, 1)
         assert refreshed.next_bill_at == datetime(2026, 8, 1, tzinfo=UTC)
-        pending = (await session.scalars(
-            select(Job.due_at).where(Job.kind == BILL_RUN_JOB, Job.status == JobStatus.PENDING)
-        )).all()
+        pending = (
+            await session.scalars(
+                select(Job.due_at).where(Job.kind == BILL_RUN_JOB, Job.status == JobStatus.PENDING)
+            )
+        ).all()
         assert pending == [datetime(2026, 8, 1, tzinfo=UTC)]
         last = invoices[-1]
         assert last.balance_due == await balance_of(session, customer.id) == 2100
@@ -151,30 +163,44 @@ async def test_customers_close_at_their_own_local_midnight(db: Database) -> None
     for customer in (auckland, los_angeles):
         [invoice] = await invoices_of(db, customer.id)
         assert (invoice.period_start, invoice.period_end, invoice.issue_date) == (
-            date(2026, 3, 1), date(2026, 4, 1), date(2026, 4, 1))
+            date(2026, 3, 1),
+            date(2026, 4, 1),
+            date(2026, 4, 1),
+        )
 
 
 @pytest.mark.parametrize(
     ("kind", "expected"),
     [
-        (BillingPeriodKind.DAILY,
-         [(date(2026, 3, d), date(2026, 3, d + 1)) for d in range(16, 30)]),
+        (
+            BillingPeriodKind.DAILY,
+            [(date(2026, 3, d), date(2026, 3, d + 1)) for d in range(16, 30)],
+        ),
         # Anchored on the sign-up weekday: Monday 16 March.
-        (BillingPeriodKind.WEEKLY,
-         [(date(2026, 3, 16), date(2026, 3, 23)), (date(2026, 3, 23), date(2026, 3, 30))]),
+        (
+            BillingPeriodKind.WEEKLY,
+            [(date(2026, 3, 16), date(2026, 3, 23)), (date(2026, 3, 23), date(2026, 3, 30))],
+        ),
         # Anchored on the sign-up day of the month, the 16th.
-        (BillingPeriodKind.MONTHLY_ANNIVERSARY,
-         [(date(2026, 3, 16), date(2026, 4, 16)), (date(2026, 4, 16), date(2026, 5, 16))]),
+        (
+            BillingPeriodKind.MONTHLY_ANNIVERSARY,
+            [(date(2026, 3, 16), date(2026, 4, 16)), (date(2026, 4, 16), date(2026, 5, 16))],
+        ),
     ],
 )
 async def test_daily_weekly_and_anniversary_periods(
-    db: Database, kind: BillingPeriodKind, expected: list[tuple[date, date]],
+    db: Database,
+    kind: BillingPeriodKind,
+    expected: list[tuple[date, date]],
 ) -> None:
     await freeze_clock(db)
     async with db.transaction() as session:
         customer = await make_customer(session, billing_period=kind)
-    end = datetime(2026, 3, 30, 12, tzinfo=UTC) if kind != BillingPeriodKind.MONTHLY_ANNIVERSARY \
+    end = (
+        datetime(2026, 3, 30, 12, tzinfo=UTC)
+        if kind != BillingPeriodKind.MONTHLY_ANNIVERSARY
         else datetime(2026, 5, 20, tzinfo=UTC)
+    )
     await jobs.advance_clock(db, end)
     assert _periods(await invoices_of(db, customer.id)) == expected
 
@@ -202,8 +228,10 @@ async def test_a_period_cannot_be_invoiced_twice_even_if_the_work_list_is_wrong(
     with pytest.raises(IntegrityError):
         async with db.transaction() as session:
             await session.execute(  # as if the customer had never been moved on
-                update(Customer).where(Customer.id == customer.id)
-                .values(period_start=date(2026, 3, 1), next_bill_at=UTC_APRIL_1))
+                update(Customer)
+                .where(Customer.id == customer.id)
+                .values(period_start=date(2026, 3, 1), next_bill_at=UTC_APRIL_1)
+            )
             await run_bill_run(session, UTC_APRIL_1)
     assert len(await invoices_of(db, customer.id)) == 1
 
@@ -213,8 +241,9 @@ async def test_a_run_larger_than_one_batch_invoices_every_customer(db: Database)
     count = BATCH_SIZE + 5
     async with db.transaction() as session:
         customers = [await make_customer(session, name=f"C{i}") for i in range(count)]
-        accounts = [await make_account(session, c, number=f"N{i}")
-                    for i, c in enumerate(customers[:3])]
+        accounts = [
+            await make_account(session, c, number=f"N{i}") for i, c in enumerate(customers[:3])
+        ]
         for account in accounts:
             await make_charge_at(session, account, 250, T0)
         await clock.freeze(session, UTC_APRIL_1)

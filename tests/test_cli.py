@@ -20,6 +20,7 @@ from typer.testing import CliRunner, Result
 import cli
 from billing import jobs, ledger
 from billing.api_keys import authenticate_api_key
+from billing.db import Database
 from billing.models import (
     ApiKeyScope,
     Job,
@@ -30,7 +31,6 @@ from billing.models import (
     TransactionKind,
     User,
 )
-from billing.db import Database
 from settings import Settings
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -39,8 +39,9 @@ T = TypeVar("T")
 
 def kassa(settings: Settings, *args: str, input: str | None = None) -> Result:
     """Run ``kassa <args>`` with the environment pointing at the test database."""
-    return CliRunner().invoke(cli.app, list(args), input=input,
-                              env={"KASSA_DATABASE_URL": settings.database_url})
+    return CliRunner().invoke(
+        cli.app, list(args), input=input, env={"KASSA_DATABASE_URL": settings.database_url}
+    )
 
 
 def query(settings: Settings, body: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -62,12 +63,19 @@ async def books(db: Database) -> tuple[int, int]:
     """Two books with one balanced transaction between them."""
     async with db.transaction() as session:
         a, b = [
-            (await ledger.open_party_book(session, LedgerAccountKind.CUSTOMER,
-                                          f"test:{uuid4().hex}", "USD")).id
+            (
+                await ledger.open_party_book(
+                    session, LedgerAccountKind.CUSTOMER, f"test:{uuid4().hex}", "USD"
+                )
+            ).id
             for _ in range(2)
         ]
-        await ledger.post(session, TransactionKind.CHARGE,
-                          [ledger.Posting(a, 500, "USD"), ledger.Posting(b, -500, "USD")], at=AT)
+        await ledger.post(
+            session,
+            TransactionKind.CHARGE,
+            [ledger.Posting(a, 500, "USD"), ledger.Posting(b, -500, "USD")],
+            at=AT,
+        )
     return a, b
 
 
@@ -105,15 +113,17 @@ def test_migrate_command_is_a_no_op_on_a_migrated_database(
 
 
 def test_create_admin_then_refuse_the_same_address(settings: Settings, db: Database) -> None:
-    result = kassa(settings, "create-admin", "--email", "Boss@Example.com",
-                   "--password", "long enough")
+    result = kassa(
+        settings, "create-admin", "--email", "Boss@Example.com", "--password", "long enough"
+    )
     assert result.exit_code == 0, result.output
     user = query(settings, lambda s: s.scalar(select(User)))
     assert user is not None
     assert (user.email, user.role) == ("boss@example.com", Role.ADMIN)
 
-    again = kassa(settings, "create-admin", "--email", "boss@example.com",
-                  "--password", "another one")
+    again = kassa(
+        settings, "create-admin", "--email", "boss@example.com", "--password", "another one"
+    )
     assert again.exit_code == 1
     assert "already" in again.output
 
@@ -125,14 +135,16 @@ def test_create_admin_refuses_a_short_password(settings: Settings, db: Database)
 
 
 def test_create_admin_prompts_for_the_password(settings: Settings, db: Database) -> None:
-    result = kassa(settings, "create-admin", "--email", "a@example.com",
-                   input="long enough\nlong enough\n")
+    result = kassa(
+        settings, "create-admin", "--email", "a@example.com", input="long enough\nlong enough\n"
+    )
     assert result.exit_code == 0, result.output
     assert "long enough" not in result.output
 
 
-@pytest.mark.parametrize(("option", "scope"), [("read", ApiKeyScope.READ),
-                                               ("read-write", ApiKeyScope.READ_WRITE)])
+@pytest.mark.parametrize(
+    ("option", "scope"), [("read", ApiKeyScope.READ), ("read-write", ApiKeyScope.READ_WRITE)]
+)
 def test_create_api_key_prints_a_working_token(
     settings: Settings, db: Database, option: str, scope: ApiKeyScope
 ) -> None:
@@ -158,8 +170,9 @@ async def due_job(db: Database) -> list[dict[str, object]]:
         ran.append(payload)
 
     async with db.transaction() as session:
-        await jobs.schedule(session, "test.cli_worker", datetime.now(UTC) - timedelta(minutes=1),
-                            {"n": 1})
+        await jobs.schedule(
+            session, "test.cli_worker", datetime.now(UTC) - timedelta(minutes=1), {"n": 1}
+        )
     return ran
 
 
@@ -169,8 +182,9 @@ def test_worker_once_runs_due_jobs_and_exits(
     result = kassa(settings, "worker", "--once")
     assert result.exit_code == 0, result.output
     assert due_job == [{"n": 1}]
-    status = query(settings, lambda s: s.scalar(
-        select(Job.status).where(Job.kind == "test.cli_worker")))
+    status = query(
+        settings, lambda s: s.scalar(select(Job.status).where(Job.kind == "test.cli_worker"))
+    )
     assert status == JobStatus.DONE
 
 
@@ -183,13 +197,24 @@ async def invoice_to_charge(db: Database) -> int:
     from billing.invoices import close_period_out_of_turn
     from billing.models import CardCharging, InvoiceKind
     from billing.payment_methods import add_card
-    from tests.factories import admin_viewer, card_details, make_account, make_charge_at
-    from tests.factories import make_customer
+    from tests.factories import (
+        admin_viewer,
+        card_details,
+        make_account,
+        make_charge_at,
+        make_customer,
+    )
 
     async with db.transaction() as session:
         await clock.freeze(session, AT)
-        cls = await create_customer_class(session, admin_viewer(), "Cards", 0, 7, {
-            InvoiceKind.OUT_OF_TURN: SettingsInput(card_charging=CardCharging.ON_ISSUE)})
+        cls = await create_customer_class(
+            session,
+            admin_viewer(),
+            "Cards",
+            0,
+            7,
+            {InvoiceKind.OUT_OF_TURN: SettingsInput(card_charging=CardCharging.ON_ISSUE)},
+        )
         customer = await make_customer(session, class_id=cls.id, auto_payment=True)
         await make_charge_at(session, await make_account(session, customer), 1500, AT)
         await add_card(session, admin_viewer(), customer.id, card_details())
@@ -202,7 +227,8 @@ def test_collect_charges_the_attempts_due_now(settings: Settings, invoice_to_cha
     result = kassa(settings, "collect")
     assert result.exit_code == 0, result.output
     assert "succeeded 1, failed 0, unknown 0" in result.output
-    status = query(settings, lambda s: s.scalar(
-        select(Invoice.status).where(Invoice.id == invoice_to_charge)))
+    status = query(
+        settings, lambda s: s.scalar(select(Invoice.status).where(Invoice.id == invoice_to_charge))
+    )
     assert status == InvoiceStatus.PAID
     assert "succeeded 0" in kassa(settings, "collect").output  # nothing is charged twice

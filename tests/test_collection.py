@@ -19,6 +19,7 @@ from billing.collection import (
 )
 from billing.collection_run import run_collection
 from billing.customers import CustomerInput, create_customer_class, update_customer
+from billing.db import Database
 from billing.dunning import suspend_overdue_customers
 from billing.errors import UserError
 from billing.invoices import approve_invoices, close_period_out_of_turn, void_invoices
@@ -41,7 +42,6 @@ from billing.models import (
 from billing.payment_methods import add_card, default_payment_method
 from billing.periods import local_time_utc
 from billing.processing import ChargeRequest
-from billing.db import Database
 from processors import registry
 from processors.simulator import SimulatorProcessor
 from tests.factories import (
@@ -66,8 +66,9 @@ NOON = datetime(2026, 9, 1, 12, tzinfo=UTC)
 # --- the rules (pure) -----------------------------------------------------------------------
 
 
-def _policy(charging: CardCharging, before: tuple[int, ...] = (), after: tuple[int, ...] = ()
-            ) -> CollectionPolicy:
+def _policy(
+    charging: CardCharging, before: tuple[int, ...] = (), after: tuple[int, ...] = ()
+) -> CollectionPolicy:
     return CollectionPolicy(card_charging=charging, days_before_due=before, days_after_due=after)
 
 
@@ -77,12 +78,18 @@ def test_never_plans_no_attempt_whatever_the_extra_days() -> None:
 
 def test_on_due_date_charges_the_due_date_and_the_days_after_it_once_each() -> None:
     assert attempt_days(_policy(CardCharging.ON_DUE_DATE, (5,), (0, 3, 7)), SEP_1, SEP_15) == [
-        SEP_15, date(2026, 9, 18), date(2026, 9, 22)]  # "0" is the due date: one attempt
+        SEP_15,
+        date(2026, 9, 18),
+        date(2026, 9, 22),
+    ]  # "0" is the due date: one attempt
 
 
 def test_on_issue_charges_the_issue_date_and_days_before_due_that_are_not_before_issue() -> None:
     assert attempt_days(_policy(CardCharging.ON_ISSUE, (5, 30), (2,)), SEP_1, SEP_15) == [
-        SEP_1, date(2026, 9, 10), date(2026, 9, 17)]
+        SEP_1,
+        date(2026, 9, 10),
+        date(2026, 9, 17),
+    ]
 
 
 def test_attempts_fall_due_at_nine_local_time_and_the_charge_upon_issue_at_once() -> None:
@@ -103,10 +110,13 @@ def test_nine_oclock_stays_nine_oclock_across_a_dst_change() -> None:
 
 def test_days_already_past_when_planned_collapse_into_one_attempt_now() -> None:
     late = datetime(2026, 9, 20, 15, tzinfo=UTC)  # approved after due, +3 and before +7
-    planned = attempt_schedule(_policy(CardCharging.ON_DUE_DATE, after=(0, 3, 7)), SEP_1, SEP_15,
-                               late, "UTC")
-    assert planned == [(date(2026, 9, 20), late),
-                       (date(2026, 9, 22), datetime(2026, 9, 22, 9, tzinfo=UTC))]
+    planned = attempt_schedule(
+        _policy(CardCharging.ON_DUE_DATE, after=(0, 3, 7)), SEP_1, SEP_15, late, "UTC"
+    )
+    assert planned == [
+        (date(2026, 9, 20), late),
+        (date(2026, 9, 22), datetime(2026, 9, 22, 9, tzinfo=UTC)),
+    ]
 
 
 def test_attempt_days_are_validated() -> None:
@@ -119,19 +129,28 @@ def test_attempt_days_are_validated() -> None:
 # --- a world to collect from ------------------------------------------------------------------
 
 
-async def _class(db: Database, *, kind: InvoiceKind = InvoiceKind.OUT_OF_TURN,
-                 **settings: object) -> int:
+async def _class(
+    db: Database, *, kind: InvoiceKind = InvoiceKind.OUT_OF_TURN, **settings: object
+) -> int:
     async with db.transaction() as session:
         cls = await create_customer_class(
-            session, admin_viewer(), "Collected", 14, 7,
+            session,
+            admin_viewer(),
+            "Collected",
+            14,
+            7,
             {kind: SettingsInput(**settings)},  # type: ignore[arg-type]
         )
         return cls.id
 
 
 async def _customer_with_invoice(
-    db: Database, class_id: int, amount: int = 3000, card: str | None = APPROVE,
-    auto_payment: bool = True, at: datetime = NOON,
+    db: Database,
+    class_id: int,
+    amount: int = 3000,
+    card: str | None = APPROVE,
+    auto_payment: bool = True,
+    at: datetime = NOON,
 ) -> tuple[int, int]:
     """A customer with a card (or none) and one out-of-turn invoice of ``amount`` issued at
     ``at``; returns (customer id, invoice id)."""
@@ -149,9 +168,15 @@ async def _customer_with_invoice(
 
 async def _attempts(db: Database, invoice_id: int) -> list[CollectionAttempt]:
     async with db.session() as session:
-        return list((await session.scalars(
-            select(CollectionAttempt).where(CollectionAttempt.invoice_id == invoice_id)
-            .order_by(CollectionAttempt.scheduled_at))).all())
+        return list(
+            (
+                await session.scalars(
+                    select(CollectionAttempt)
+                    .where(CollectionAttempt.invoice_id == invoice_id)
+                    .order_by(CollectionAttempt.scheduled_at)
+                )
+            ).all()
+        )
 
 
 async def _invoice(db: Database, invoice_id: int) -> Invoice:
@@ -163,9 +188,15 @@ async def _invoice(db: Database, invoice_id: int) -> Invoice:
 
 async def _card_payments(db: Database, customer_id: int) -> list[Payment]:
     async with db.session() as session:
-        return list((await session.scalars(
-            select(Payment).where(Payment.customer_id == customer_id,
-                                  Payment.processor.is_not(None)).order_by(Payment.id))).all())
+        return list(
+            (
+                await session.scalars(
+                    select(Payment)
+                    .where(Payment.customer_id == customer_id, Payment.processor.is_not(None))
+                    .order_by(Payment.id)
+                )
+            ).all()
+        )
 
 
 async def _advance(db: Database, to: datetime) -> None:
@@ -176,15 +207,19 @@ async def _advance(db: Database, to: datetime) -> None:
 
 
 async def test_issuing_plans_scheduled_attempts_and_wakes_the_collection_run(db: Database) -> None:
-    class_id = await _class(db, card_charging=CardCharging.ON_DUE_DATE,
-                            attempt_days_after_due=[0, 3])
+    class_id = await _class(
+        db, card_charging=CardCharging.ON_DUE_DATE, attempt_days_after_due=[0, 3]
+    )
     _, invoice_id = await _customer_with_invoice(db, class_id)
     attempts = await _attempts(db, invoice_id)
     assert [(a.scheduled_for, a.status) for a in attempts] == [
-        (SEP_15, AttemptStatus.SCHEDULED), (date(2026, 9, 18), AttemptStatus.SCHEDULED)]
+        (SEP_15, AttemptStatus.SCHEDULED),
+        (date(2026, 9, 18), AttemptStatus.SCHEDULED),
+    ]
     async with db.session() as session:
-        job = await session.scalar(select(Job).where(Job.kind == COLLECTION_RUN_JOB,
-                                                     Job.status == JobStatus.PENDING))
+        job = await session.scalar(
+            select(Job).where(Job.kind == COLLECTION_RUN_JOB, Job.status == JobStatus.PENDING)
+        )
     assert job is not None and job.due_at == datetime(2026, 9, 15, 9, tzinfo=UTC)
 
 
@@ -207,8 +242,9 @@ async def test_out_of_turn_invoices_take_their_own_payment_terms(db: Database) -
 async def test_the_due_date_charge_is_the_outstanding_amount_and_pays_the_invoice(
     db: Database,
 ) -> None:
-    class_id = await _class(db, card_charging=CardCharging.ON_DUE_DATE,
-                            attempt_days_after_due=[0, 3])
+    class_id = await _class(
+        db, card_charging=CardCharging.ON_DUE_DATE, attempt_days_after_due=[0, 3]
+    )
     customer_id, invoice_id = await _customer_with_invoice(db, class_id)
     async with db.transaction() as session:
         customer = await session.get(Customer, customer_id)
@@ -220,7 +256,10 @@ async def test_the_due_date_charge_is_the_outstanding_amount_and_pays_the_invoic
     assert (second.status, second.reason) == (AttemptStatus.CANCELED, "PAID")
     [payment] = await _card_payments(db, customer_id)
     assert (payment.amount, payment.status, payment.invoice_id) == (
-        1000, PaymentStatus.COMPLETED, invoice_id)
+        1000,
+        PaymentStatus.COMPLETED,
+        invoice_id,
+    )
     assert first.payment_id == payment.id
     assert (await _invoice(db, invoice_id)).status == InvoiceStatus.PAID
     assert SimulatorProcessor().charge_log()[0][0] == f"attempt-{first.id}"
@@ -236,7 +275,10 @@ async def test_a_decline_is_failed_with_its_code_and_the_next_attempt_stays_plan
     await _advance(db, NOON + timedelta(minutes=1))
     first, second = await _attempts(db, invoice_id)
     assert (first.status, first.decline_code, first.amount) == (
-        AttemptStatus.FAILED, "insufficient_funds", 3000)
+        AttemptStatus.FAILED,
+        "insufficient_funds",
+        3000,
+    )
     assert first.message == "The card has insufficient funds."
     assert second.status == AttemptStatus.SCHEDULED
     assert (await _invoice(db, invoice_id)).status == InvoiceStatus.UNPAID
@@ -252,21 +294,24 @@ async def test_no_attempt_without_auto_payment_or_a_default_card_and_the_invoice
     for invoice_id, reason in ((off, "AUTO_PAYMENT_OFF"), (cardless, "NO_PAYMENT_METHOD")):
         [attempt] = await _attempts(db, invoice_id)
         assert (attempt.status, attempt.reason, attempt.amount) == (
-            AttemptStatus.CANCELED, reason, None)
+            AttemptStatus.CANCELED,
+            reason,
+            None,
+        )
         assert (await _invoice(db, invoice_id)).not_charged_reason == reason
     assert SimulatorProcessor().charges() == []
 
 
 async def test_paying_another_way_cancels_the_pending_attempts(db: Database) -> None:
-    class_id = await _class(db, card_charging=CardCharging.ON_DUE_DATE,
-                            attempt_days_after_due=[3])
+    class_id = await _class(db, card_charging=CardCharging.ON_DUE_DATE, attempt_days_after_due=[3])
     customer_id, invoice_id = await _customer_with_invoice(db, class_id)
     async with db.transaction() as session:
         customer = await session.get(Customer, customer_id)
         assert customer is not None
         await pay_cash(session, customer, 3000)
     assert {(a.status, a.reason) for a in await _attempts(db, invoice_id)} == {
-        (AttemptStatus.CANCELED, "PAID")}
+        (AttemptStatus.CANCELED, "PAID")
+    }
     await _advance(db, datetime(2026, 9, 30, tzinfo=UTC))
     assert SimulatorProcessor().charges() == []
 
@@ -308,14 +353,22 @@ async def test_an_attempt_left_in_flight_by_a_dead_run_is_looked_up_not_charged_
             assert card is not None
             tokens[invoice_id] = card.token
             await session.execute(
-                update(CollectionAttempt).where(CollectionAttempt.invoice_id == invoice_id)
-                .values(status=AttemptStatus.UNKNOWN, amount=3000, processor="simulator",
-                        payment_method_id=card.id, attempted_at=NOON))
+                update(CollectionAttempt)
+                .where(CollectionAttempt.invoice_id == invoice_id)
+                .values(
+                    status=AttemptStatus.UNKNOWN,
+                    amount=3000,
+                    processor="simulator",
+                    payment_method_id=card.id,
+                    attempted_at=NOON,
+                )
+            )
     (_, charged), (_, lost) = parties
     [charged_attempt] = await _attempts(db, charged)
     [lost_attempt] = await _attempts(db, lost)
-    await SimulatorProcessor().charge(ChargeRequest(tokens[charged], 3000, "USD",
-                                                    f"attempt-{charged_attempt.id}"))
+    await SimulatorProcessor().charge(
+        ChargeRequest(tokens[charged], 3000, "USD", f"attempt-{charged_attempt.id}")
+    )
     report = await run_collection(db, NOON + timedelta(minutes=2))
     assert (report.reconciled, report.succeeded) == (2, 2)
     for invoice_id in (charged, lost):
@@ -338,17 +391,18 @@ async def test_each_invoice_is_charged_on_its_own_for_its_own_amount(db: Databas
 
 
 async def test_a_run_catching_up_charges_once_per_invoice(db: Database) -> None:
-    class_id = await _class(db, card_charging=CardCharging.ON_DUE_DATE,
-                            attempt_days_after_due=[0, 3, 7])
+    class_id = await _class(
+        db, card_charging=CardCharging.ON_DUE_DATE, attempt_days_after_due=[0, 3, 7]
+    )
     _, invoice_id = await _customer_with_invoice(db, class_id, card=DECLINE)
     async with db.transaction() as session:  # the worker was down for weeks
-        await session.execute(update(Job).values(status=JobStatus.DONE)
-                              .where(Job.kind == COLLECTION_RUN_JOB))
+        await session.execute(
+            update(Job).values(status=JobStatus.DONE).where(Job.kind == COLLECTION_RUN_JOB)
+        )
         await clock.freeze(session, datetime(2026, 10, 1, tzinfo=UTC))
     await run_collection(db, datetime(2026, 10, 1, tzinfo=UTC))
     statuses = [(a.status, a.reason) for a in await _attempts(db, invoice_id)]
-    assert statuses == [(AttemptStatus.CANCELED, "SUPERSEDED")] * 2 + [
-        (AttemptStatus.FAILED, None)]
+    assert statuses == [(AttemptStatus.CANCELED, "SUPERSEDED")] * 2 + [(AttemptStatus.FAILED, None)]
 
 
 # --- review -----------------------------------------------------------------------------------
@@ -385,10 +439,13 @@ async def test_review_holds_the_invoice_until_approved_and_plans_attempts_then(
 
 async def _changes(db: Database, subject: StatusSubject, subject_id: int) -> list[tuple]:
     async with db.session() as session:
-        rows = (await session.scalars(
-            select(StatusChange).where(StatusChange.subject == subject,
-                                       StatusChange.subject_id == subject_id)
-            .order_by(StatusChange.id))).all()
+        rows = (
+            await session.scalars(
+                select(StatusChange)
+                .where(StatusChange.subject == subject, StatusChange.subject_id == subject_id)
+                .order_by(StatusChange.id)
+            )
+        ).all()
     return [(r.from_status, r.to_status, r.cause) for r in rows]
 
 
@@ -404,11 +461,14 @@ async def test_every_transition_is_recorded_with_its_cause(db: Database) -> None
         assert customer is not None
         await pay_cash(session, customer, 3000)
     assert await _changes(db, StatusSubject.INVOICE, invoice_id) == [
-        (None, "UNPAID", "ISSUED"), ("UNPAID", "OVERDUE", "DUE_DATE_PASSED"),
-        ("OVERDUE", "PAID", "PAYMENT")]
+        (None, "UNPAID", "ISSUED"),
+        ("UNPAID", "OVERDUE", "DUE_DATE_PASSED"),
+        ("OVERDUE", "PAID", "PAYMENT"),
+    ]
     assert await _changes(db, StatusSubject.CUSTOMER, customer_id) == [
         ("ACTIVE", "SUSPENDED", "GRACE_PERIOD_EXCEEDED"),
-        ("SUSPENDED", "ACTIVE", "NOTHING_OVERDUE")]
+        ("SUSPENDED", "ACTIVE", "NOTHING_OVERDUE"),
+    ]
 
 
 async def test_suspension_waits_for_the_end_of_the_grace_period(db: Database) -> None:
@@ -416,18 +476,19 @@ async def test_suspension_waits_for_the_end_of_the_grace_period(db: Database) ->
     customer_id, _ = await _customer_with_invoice(db, class_id, card=None)
     await jobs.advance_clock(db, datetime(2026, 9, 18, 23, tzinfo=UTC))  # due the 15th
     async with db.transaction() as session:
-        assert await suspend_overdue_customers(session, datetime(2026, 9, 18, 23, tzinfo=UTC)) \
-            == []
+        assert await suspend_overdue_customers(session, datetime(2026, 9, 18, 23, tzinfo=UTC)) == []
         assert await suspend_overdue_customers(session, datetime(2026, 9, 19, tzinfo=UTC)) == [
-            customer_id]
+            customer_id
+        ]
 
 
 async def test_a_customer_suspended_by_hand_stays_suspended_when_paid_up(db: Database) -> None:
     class_id = await _class(db)
     customer_id, _ = await _customer_with_invoice(db, class_id, card=None)
     async with db.transaction() as session:
-        await update_customer(session, admin_viewer(), customer_id,
-                              CustomerInput(status=CustomerStatus.SUSPENDED))
+        await update_customer(
+            session, admin_viewer(), customer_id, CustomerInput(status=CustomerStatus.SUSPENDED)
+        )
         customer = await session.get(Customer, customer_id)
         assert customer is not None
         await pay_cash(session, customer, 3000)
@@ -435,7 +496,8 @@ async def test_a_customer_suspended_by_hand_stays_suspended_when_paid_up(db: Dat
         customer = await session.get(Customer, customer_id)
         assert customer is not None and customer.status == CustomerStatus.SUSPENDED
     assert await _changes(db, StatusSubject.CUSTOMER, customer_id) == [
-        ("ACTIVE", "SUSPENDED", "STAFF")]
+        ("ACTIVE", "SUSPENDED", "STAFF")
+    ]
 
 
 async def test_processor_configuration_reaches_new_instances() -> None:
@@ -452,16 +514,21 @@ async def test_processor_configuration_reaches_new_instances() -> None:
 
 async def _pending_runs(db: Database) -> list[Job]:
     async with db.session() as session:
-        return list((await session.scalars(
-            select(Job).where(Job.kind == COLLECTION_RUN_JOB, Job.status == JobStatus.PENDING)
-        )).all())
+        return list(
+            (
+                await session.scalars(
+                    select(Job).where(
+                        Job.kind == COLLECTION_RUN_JOB, Job.status == JobStatus.PENDING
+                    )
+                )
+            ).all()
+        )
 
 
 async def test_the_run_reschedules_its_job_for_the_next_attempt_then_retires_it(
     db: Database,
 ) -> None:
-    class_id = await _class(db, card_charging=CardCharging.ON_DUE_DATE,
-                            attempt_days_after_due=[3])
+    class_id = await _class(db, card_charging=CardCharging.ON_DUE_DATE, attempt_days_after_due=[3])
     await _customer_with_invoice(db, class_id, card=DECLINE)
     await _advance(db, datetime(2026, 9, 15, 10, tzinfo=UTC))
     [job] = await _pending_runs(db)
@@ -483,9 +550,12 @@ async def test_a_detached_job_that_fails_is_retried_by_its_successor(db: Databas
         await jobs.schedule(session, "test_detached_failure", NOON, unique_key="detached")
     assert await jobs.run_one(db)
     async with db.session() as session:
-        rows = (await session.scalars(select(Job).where(Job.unique_key == "detached")
-                                      .order_by(Job.id))).all()
+        rows = (
+            await session.scalars(select(Job).where(Job.unique_key == "detached").order_by(Job.id))
+        ).all()
     assert [(j.status, j.due_at) for j in rows] == [
-        (JobStatus.FAILED, NOON), (JobStatus.PENDING, NOON + jobs.DETACHED_RETRY)]
+        (JobStatus.FAILED, NOON),
+        (JobStatus.PENDING, NOON + jobs.DETACHED_RETRY),
+    ]
     assert "the processor is down" in (rows[0].last_error or "")
     assert calls == [NOON]

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from billing import clock
 from billing.collection import SettingsInput
 from billing.customers import create_customer_class
+from billing.db import Database
 from billing.invoices import close_period_out_of_turn
 from billing.models import (
     AttemptStatus,
@@ -38,7 +39,6 @@ from billing.models import (
 )
 from billing.payment_methods import add_card
 from billing.processing import ChargeStatus
-from billing.db import Database
 from processors.simulator import SimulatorProcessor
 from settings import Settings
 from tests.factories import (
@@ -71,8 +71,13 @@ async def _seed(db: Database) -> dict[int, str]:
     async with db.transaction() as session:
         await clock.freeze(session, NOW)
         cls = await create_customer_class(
-            session, admin_viewer(), "Crash", 0, 7,
-            {InvoiceKind.OUT_OF_TURN: SettingsInput(card_charging=CardCharging.ON_ISSUE)})
+            session,
+            admin_viewer(),
+            "Crash",
+            0,
+            7,
+            {InvoiceKind.OUT_OF_TURN: SettingsInput(card_charging=CardCharging.ON_ISSUE)},
+        )
     for n in range(INVOICES):
         async with db.transaction() as session:
             customer = await make_customer(session, class_id=cls.id, auto_payment=True)
@@ -88,8 +93,14 @@ async def _run(settings: Settings, state_file: Path, kill_after: float | None) -
     """One run in a subprocess, SIGKILLed ``kill_after`` seconds after it is ready (or let
     finish when None).  Returns whether it got to the end."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.collection_crash_worker", settings.database_url,
-        str(state_file), str(LATENCY_MS), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "tests.collection_crash_worker",
+        settings.database_url,
+        str(state_file),
+        str(LATENCY_MS),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert process.stdout is not None
@@ -126,20 +137,26 @@ async def test_killed_runs_never_charge_twice_and_forget_nothing(
     async with db.session() as session:
         attempts = {a.id: a for a in (await session.scalars(select(CollectionAttempt))).all()}
         invoices = {i.id: i for i in (await session.scalars(select(Invoice))).all()}
-        payments = (await session.scalars(
-            select(Payment).where(Payment.processor.is_not(None)))).all()
+        payments = (
+            await session.scalars(select(Payment).where(Payment.processor.is_not(None)))
+        ).all()
     network = SimulatorProcessor(state_file=str(state_file)).charge_log()
 
     # The card network: one charge per attempt key at most, one success per invoice at most.
     keys = Counter(key for key, _ in network)
     assert max(keys.values()) == 1
-    succeeded = Counter(attempts[int(key.removeprefix("attempt-"))].invoice_id
-                        for key, result in network if result.status == ChargeStatus.SUCCEEDED)
+    succeeded = Counter(
+        attempts[int(key.removeprefix("attempt-"))].invoice_id
+        for key, result in network
+        if result.status == ChargeStatus.SUCCEEDED
+    )
     assert max(succeeded.values()) == 1, f"an invoice was charged twice (seed {seed})"
 
     # Nothing forgotten: every attempt has its outcome, every payable invoice is paid once.
-    assert {a.status for a in attempts.values()} <= {AttemptStatus.SUCCEEDED,
-                                                     AttemptStatus.FAILED}, f"seed {seed}"
+    assert {a.status for a in attempts.values()} <= {
+        AttemptStatus.SUCCEEDED,
+        AttemptStatus.FAILED,
+    }, f"seed {seed}"
     by_invoice = Counter(p.invoice_id for p in payments)
     for invoice_id, card in cards.items():
         invoice = invoices[invoice_id]
@@ -148,7 +165,13 @@ async def test_killed_runs_never_charge_twice_and_forget_nothing(
             assert succeeded[invoice_id] == 0
         else:
             assert (invoice.status, by_invoice[invoice_id], succeeded[invoice_id]) == (
-                InvoiceStatus.PAID, 1, 1), f"invoice {invoice_id} (seed {seed})"
+                InvoiceStatus.PAID,
+                1,
+                1,
+            ), f"invoice {invoice_id} (seed {seed})"
     charged = sum(r.amount for _, r in network if r.status == ChargeStatus.SUCCEEDED)
-    assert charged == sum(p.amount for p in payments) == sum(
-        i.total for i in invoices.values() if cards[i.id] != DECLINE)
+    assert (
+        charged
+        == sum(p.amount for p in payments)
+        == sum(i.total for i in invoices.values() if cards[i.id] != DECLINE)
+    )

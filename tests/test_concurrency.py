@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import payment_methods, payments, settlement
+from billing.db import Database
 from billing.errors import UserError
 from billing.models import Charge, Invoice, Payment, PaymentAllocation, PaymentMethodKind
-from billing.db import Database
 from processors.simulator import SimulatorProcessor
 from tests.factories import (
     T0,
@@ -52,8 +52,9 @@ async def in_own_transaction(db: Database, work: Callable[[AsyncSession], Awaita
 async def run_together(
     db: Database, works: list[Callable[[AsyncSession], Awaitable[T]]]
 ) -> list[T | BaseException]:
-    return await asyncio.gather(*(in_own_transaction(db, work) for work in works),
-                                return_exceptions=True)
+    return await asyncio.gather(
+        *(in_own_transaction(db, work) for work in works), return_exceptions=True
+    )
 
 
 async def count(db: Database, model: type) -> int:
@@ -88,21 +89,28 @@ async def test_concurrent_charges_and_payments_leave_the_exact_balance(db: Datab
         assert allocated == min(sum(paid), 15_000)
         for invoice in (await session.scalars(select(Invoice))).all():
             on_invoice = await session.scalar(
-                select(func.sum(PaymentAllocation.amount))
-                .where(PaymentAllocation.invoice_id == invoice.id)
+                select(func.sum(PaymentAllocation.amount)).where(
+                    PaymentAllocation.invoice_id == invoice.id
+                )
             )
             assert invoice.amount_paid == (on_invoice or 0) <= invoice.total
-        assert not (await settlement.open_invoices(session, party.id)
-                    and await settlement.unapplied_payments(session, party.id))
+        assert not (
+            await settlement.open_invoices(session, party.id)
+            and await settlement.unapplied_payments(session, party.id)
+        )
 
 
 async def test_concurrent_double_submits_make_one_payment(db: Database) -> None:
     party = await new_party(db)
-    outcomes = await run_together(db, [
-        lambda session: payments.record_payment(
-            session, ADMIN, party.id, 100, "USD", PaymentMethodKind.CASH, "same-key")
-        for _ in range(20)
-    ])
+    outcomes = await run_together(
+        db,
+        [
+            lambda session: payments.record_payment(
+                session, ADMIN, party.id, 100, "USD", PaymentMethodKind.CASH, "same-key"
+            )
+            for _ in range(20)
+        ],
+    )
     assert {o.id for o in outcomes if isinstance(o, Payment)} == {1}
     assert len([o for o in outcomes if isinstance(o, Payment)]) == 20
     assert await count(db, Payment) == 1
@@ -114,11 +122,15 @@ async def test_concurrent_card_double_submits_charge_the_card_once(db: Database)
     party = await new_party(db)
     async with db.transaction() as session:
         await payment_methods.add_card(session, ADMIN, party.id, card_details())
-    outcomes = await run_together(db, [
-        lambda session: payments.pay_with_payment_method(
-            session, ADMIN, party.id, 100, None, None, "same-key")
-        for _ in range(20)
-    ])
+    outcomes = await run_together(
+        db,
+        [
+            lambda session: payments.pay_with_payment_method(
+                session, ADMIN, party.id, 100, None, None, "same-key"
+            )
+            for _ in range(20)
+        ],
+    )
     assert len({o.id for o in outcomes if isinstance(o, Payment)}) == 1
     assert len(SimulatorProcessor().charges()) == 1
     async with db.session() as session:
@@ -128,13 +140,22 @@ async def test_concurrent_card_double_submits_charge_the_card_once(db: Database)
 async def test_concurrent_refunds_never_give_back_more_than_was_paid(db: Database) -> None:
     party: Party = await new_party(db)
     async with db.transaction() as session:
-        payment = await payments.record_payment(session, ADMIN, party.id, 100, "USD",
-                                                PaymentMethodKind.CASH, "pay")
-    outcomes = await run_together(db, [
-        (lambda key: lambda session: payments.refund_payment(
-            session, ADMIN, payment.id, 30, key, "race"))(f"refund-{n}")
-        for n in range(10)
-    ])
+        payment = await payments.record_payment(
+            session, ADMIN, party.id, 100, "USD", PaymentMethodKind.CASH, "pay"
+        )
+    outcomes = await run_together(
+        db,
+        [
+            (
+                lambda key: (
+                    lambda session: payments.refund_payment(
+                        session, ADMIN, payment.id, 30, key, "race"
+                    )
+                )
+            )(f"refund-{n}")
+            for n in range(10)
+        ],
+    )
     refused = [o for o in outcomes if isinstance(o, UserError)]
     assert len(refused) == 7
     assert {error.code for error in refused} == {"REFUND_EXCEEDS_PAYMENT"}

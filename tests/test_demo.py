@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from billing import api_keys
+from billing.db import Database
 from billing.demo import PEOPLE, demo_plan, load_demo, month_start
 from billing.models import (
     Charge,
@@ -21,7 +22,6 @@ from billing.models import (
     InvoiceStatus,
     Payment,
 )
-from billing.db import Database
 
 #: Load dates that have broken date arithmetic before: today's month, the last minutes of a
 #: month (UTC already past midnight in Tokyo, not yet in Los Angeles), a leap day, the night
@@ -65,24 +65,29 @@ async def test_demo_tells_the_same_story_on_any_day(db: Database, now: datetime)
 
         ada = await session.scalar(select(Customer).where(Customer.email == PEOPLE[0][1]))
         assert ada is not None and ada.status == CustomerStatus.ACTIVE
-        own = set((await session.scalars(
-            select(Invoice.status).where(Invoice.customer_id == ada.id))).all())
-        assert {InvoiceStatus.UNPAID, InvoiceStatus.PARTIALLY_PAID,
-                InvoiceStatus.OVERDUE} <= own
+        own = set(
+            (
+                await session.scalars(select(Invoice.status).where(Invoice.customer_id == ada.id))
+            ).all()
+        )
+        assert {InvoiceStatus.UNPAID, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.OVERDUE} <= own
 
         # Every regular invoice bills something: charges are posted in every month.
         empty = await session.scalar(
-            select(func.count(Invoice.id))
-            .where(Invoice.kind == InvoiceKind.REGULAR,
-                   ~select(InvoiceLine.id).where(InvoiceLine.invoice_id == Invoice.id)
-                   .exists()))
+            select(func.count(Invoice.id)).where(
+                Invoice.kind == InvoiceKind.REGULAR,
+                ~select(InvoiceLine.id).where(InvoiceLine.invoice_id == Invoice.id).exists(),
+            )
+        )
         assert empty == 0
         # ... and every customer was charged in each of the four whole months before this one.
         for months_back in range(1, 5):
             charged = await session.scalar(
-                select(func.count(func.distinct(Charge.customer_id)))
-                .where(Charge.service_at >= month_start(now, months_back),
-                       Charge.service_at < month_start(now, months_back - 1)))
+                select(func.count(func.distinct(Charge.customer_id))).where(
+                    Charge.service_at >= month_start(now, months_back),
+                    Charge.service_at < month_start(now, months_back - 1),
+                )
+            )
             assert charged == len(PEOPLE), f"month -{months_back}"
 
 

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import select, update
 
-from resolvers.sessions import SESSION_COOKIE
+from billing.db import Database
 from billing.models import ApiKey, ApiKeyScope, Role, User
 from billing.passwords import hash_password
 from billing.users import create_user
-from billing.db import Database
+from resolvers.sessions import SESSION_COOKIE
 from tests.factories import make_customer
 from tests.graphql_support import Api, api_key, create_customer, row_counts
 
@@ -21,15 +21,17 @@ VIEWER = "query { viewer { authenticated role scope userId apiKeyId resellerId c
 PASSWORD = "correct horse battery"
 
 
-async def _user(db: Database, email: str = "admin@kassa.test", role: Role = Role.ADMIN,
-                **links: int) -> None:
+async def _user(
+    db: Database, email: str = "admin@kassa.test", role: Role = Role.ADMIN, **links: int
+) -> None:
     async with db.transaction() as session:
         await create_user(session, email, PASSWORD, role, **links)
 
 
 async def _sign_in(http: httpx.AsyncClient, email: str, password: str) -> dict:
-    payload: dict = await Api(http).mutate("signIn", {"email": email, "password": password},
-                                           "token viewer { role }")
+    payload: dict = await Api(http).mutate(
+        "signIn", {"email": email, "password": password}, "token viewer { role }"
+    )
     return payload
 
 
@@ -37,24 +39,31 @@ def _error_codes(body: dict) -> list[str | None]:
     return [error.get("extensions", {}).get("code") for error in body["errors"]]
 
 
-async def test_without_credentials_only_the_viewer_answers(http: httpx.AsyncClient,
-                                                           db: Database) -> None:
+async def test_without_credentials_only_the_viewer_answers(
+    http: httpx.AsyncClient, db: Database
+) -> None:
     anonymous = Api(http)
     assert (await anonymous.run(VIEWER))["viewer"]["authenticated"] is False
     body = (await anonymous.post("query { customers { totalCount } }")).json()
     assert body["data"] is None and _error_codes(body) == ["UNAUTHENTICATED"]
     before = await row_counts(db)
-    body = (await anonymous.post(
-        'mutation { createCustomer(input: {name: "Eve", currency: "USD"}) { customer { id } } }'
-    )).json()
+    body = (
+        await anonymous.post(
+            'mutation { createCustomer(input: {name: "Eve", currency: "USD"}) { customer { id } } }'
+        )
+    ).json()
     assert body["data"] is None and _error_codes(body) == ["UNAUTHENTICATED"]
     assert await row_counts(db) == before
 
 
 async def test_unknown_wrong_and_revoked_keys_are_anonymous(api: Api, db: Database) -> None:
     assert api.token is not None
-    for token in ("kassa_ffffffffffff_" + "0" * 48, "kassa_nonsense", "not-a-token",
-                  api.token[:-1] + ("0" if api.token[-1] != "0" else "1")):
+    for token in (
+        "kassa_ffffffffffff_" + "0" * 48,
+        "kassa_nonsense",
+        "not-a-token",
+        api.token[:-1] + ("0" if api.token[-1] != "0" else "1"),
+    ):
         assert (await api.as_(token).run(VIEWER))["viewer"]["authenticated"] is False
     async with db.transaction() as session:
         await session.execute(update(ApiKey).values(revoked_at=datetime.now(UTC)))
@@ -72,9 +81,11 @@ async def test_read_only_key_reads_but_cannot_write(api: Api, db: Database) -> N
     reader = api.as_(await api_key(db, ApiKeyScope.READ))
     assert (await reader.run("query { customers { totalCount } }"))["customers"]["totalCount"] == 1
     before = await row_counts(db)
-    body = (await reader.post(
-        'mutation { createCustomer(input: {name: "Eve", currency: "USD"}) { customer { id } } }'
-    )).json()
+    body = (
+        await reader.post(
+            'mutation { createCustomer(input: {name: "Eve", currency: "USD"}) { customer { id } } }'
+        )
+    ).json()
     assert body["data"] is None and _error_codes(body) == ["FORBIDDEN"]
     assert body["errors"][0]["message"] == "this API key is read-only"
     assert await row_counts(db) == before
@@ -106,19 +117,22 @@ async def test_sign_in_sets_an_http_only_lax_cookie(http: httpx.AsyncClient, db:
     assert (await Api(http, tampered).run(VIEWER))["viewer"]["authenticated"] is False
 
 
-async def test_wrong_password_and_unknown_address_look_the_same(http: httpx.AsyncClient,
-                                                               db: Database) -> None:
+async def test_wrong_password_and_unknown_address_look_the_same(
+    http: httpx.AsyncClient, db: Database
+) -> None:
     await _user(db)
     wrong = await _sign_in(http, "admin@kassa.test", "wrong password!")
     unknown = await _sign_in(http, "nobody@kassa.test", PASSWORD)
     assert wrong == unknown
     assert wrong["token"] is None and [e["code"] for e in wrong["errors"]] == [
-        "INVALID_CREDENTIALS"]
+        "INVALID_CREDENTIALS"
+    ]
     assert SESSION_COOKIE not in http.cookies
 
 
-async def test_five_failures_lock_the_user_for_fifteen_minutes(http: httpx.AsyncClient,
-                                                              db: Database) -> None:
+async def test_five_failures_lock_the_user_for_fifteen_minutes(
+    http: httpx.AsyncClient, db: Database
+) -> None:
     await _user(db)
     for _ in range(5):
         assert (await _sign_in(http, "admin@kassa.test", "guess guess"))["token"] is None
@@ -131,8 +145,9 @@ async def test_five_failures_lock_the_user_for_fifteen_minutes(http: httpx.Async
         assert timedelta(minutes=14) < remaining <= timedelta(minutes=15)
 
     async with db.transaction() as session:  # fifteen minutes later
-        await session.execute(update(User).values(locked_until=datetime.now(UTC)
-                                                  - timedelta(seconds=1)))
+        await session.execute(
+            update(User).values(locked_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
     assert (await _sign_in(http, "admin@kassa.test", PASSWORD))["token"] is not None
     async with db.session() as session:
         user = await session.scalar(select(User))
@@ -149,8 +164,9 @@ async def test_a_success_resets_the_failure_count(http: httpx.AsyncClient, db: D
     assert (await _sign_in(http, "admin@kassa.test", PASSWORD))["token"] is not None
 
 
-async def test_changing_the_password_ends_old_sessions(http: httpx.AsyncClient,
-                                                      db: Database) -> None:
+async def test_changing_the_password_ends_old_sessions(
+    http: httpx.AsyncClient, db: Database
+) -> None:
     await _user(db)
     token = (await _sign_in(http, "admin@kassa.test", PASSWORD))["token"]
     http.cookies.clear()
@@ -170,14 +186,18 @@ async def test_a_customer_sees_only_itself(http: httpx.AsyncClient, db: Database
     customer = Api(http, token)
     viewer = (await customer.run(VIEWER))["viewer"]
     assert viewer["role"] == "CUSTOMER" and viewer["customerId"] is not None
-    page = (await customer.run("query { customers { totalCount edges { node { name } } } }"))
+    page = await customer.run("query { customers { totalCount edges { node { name } } } }")
     assert page["customers"] == {"totalCount": 1, "edges": [{"node": {"name": "Mine"}}]}
     # Customers change their own contact details but cannot create customers.
-    updated = await customer.mutate("updateCustomer",
-                                    {"id": viewer["customerId"], "phone": "+44 20 7946 0000"},
-                                    "customer { phone }")
+    updated = await customer.mutate(
+        "updateCustomer",
+        {"id": viewer["customerId"], "phone": "+44 20 7946 0000"},
+        "customer { phone }",
+    )
     assert updated == {"customer": {"phone": "+44 20 7946 0000"}, "errors": []}
-    body = (await customer.post(
-        'mutation { createCustomer(input: {name: "Eve", currency: "USD"}) { customer { id } } }'
-    )).json()
+    body = (
+        await customer.post(
+            'mutation { createCustomer(input: {name: "Eve", currency: "USD"}) { customer { id } } }'
+        )
+    ).json()
     assert _error_codes(body) == ["FORBIDDEN"]

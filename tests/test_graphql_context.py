@@ -9,10 +9,10 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.db import Database
 from billing.errors import NotFound, UserError
 from billing.models import Distributor, Reseller, Role
 from billing.users import create_user
-from billing.db import Database
 from resolvers.context import Context
 from schema.relay import encode_id
 from settings import Settings
@@ -27,8 +27,9 @@ async def _resellers(db: Database) -> int:
         return int(await session.scalar(select(func.count(Reseller.id))) or 0)
 
 
-async def test_a_user_error_rolls_back_what_was_already_flushed(settings: Settings,
-                                                                db: Database) -> None:
+async def test_a_user_error_rolls_back_what_was_already_flushed(
+    settings: Settings, db: Database
+) -> None:
     async with db.session() as session:
         ctx = Context(settings=settings, db=db, session=session, viewer=admin_viewer())
 
@@ -52,8 +53,9 @@ async def test_a_user_error_rolls_back_what_was_already_flushed(settings: Settin
     assert await _resellers(db) == 1
 
 
-async def test_not_found_is_reported_against_the_input_field(settings: Settings,
-                                                             db: Database) -> None:
+async def test_not_found_is_reported_against_the_input_field(
+    settings: Settings, db: Database
+) -> None:
     async def missing(session: AsyncSession) -> Reseller:
         raise NotFound("customer")
 
@@ -76,8 +78,9 @@ async def test_mutations_start_afresh_after_reads_and_drop_the_loader_caches(
         assert ctx.loaders is not loaders
 
 
-async def test_concurrent_fields_take_turns_on_the_session(settings: Settings,
-                                                           db: Database) -> None:
+async def test_concurrent_fields_take_turns_on_the_session(
+    settings: Settings, db: Database
+) -> None:
     """Sibling fields resolve concurrently; the session must never see two at once."""
     async with db.session() as session:
         ctx = Context(settings=settings, db=db, session=session, viewer=admin_viewer())
@@ -95,8 +98,9 @@ async def test_concurrent_fields_take_turns_on_the_session(settings: Settings,
         assert await asyncio.gather(*(ctx.read(query) for _ in range(10))) == [0] * 10
 
 
-async def test_a_cancelled_field_lets_its_statement_finish(settings: Settings,
-                                                           db: Database) -> None:
+async def test_a_cancelled_field_lets_its_statement_finish(
+    settings: Settings, db: Database
+) -> None:
     """GraphQL cancels the siblings of a field that fails (a distributor asking for a
     customer's balance and its cards): a statement cut off half-way would leave the
     connection unusable, so the cancelled read waits for it, and the session carries on."""
@@ -122,8 +126,7 @@ async def test_a_cancelled_field_lets_its_statement_finish(settings: Settings,
     assert await _resellers(db) == 0
 
 
-async def test_a_refused_field_leaves_no_read_behind(http: httpx.AsyncClient,
-                                                    db: Database) -> None:
+async def test_a_refused_field_leaves_no_read_behind(http: httpx.AsyncClient, db: Database) -> None:
     """A distributor asks for a customer's balance (a DataLoader batch, in a task of its own)
     and its cards (refused): the batch still runs after GraphQL has given up on it, and must
     be over before the request's session closes, or it would run on a closed session — on
@@ -133,15 +136,23 @@ async def test_a_refused_field_leaves_no_read_behind(http: httpx.AsyncClient,
         session.add(distributor)
         await session.flush()
         customer = await make_customer(session, distributor_id=distributor.id)
-        await create_user(session, "shop@example.com", "correct horse battery",
-                          Role.DISTRIBUTOR, distributor_id=distributor.id)
+        await create_user(
+            session,
+            "shop@example.com",
+            "correct horse battery",
+            Role.DISTRIBUTOR,
+            distributor_id=distributor.id,
+        )
     signed_in = await Api(http).mutate(
-        "signIn", {"email": "shop@example.com", "password": "correct horse battery"}, "token")
+        "signIn", {"email": "shop@example.com", "password": "correct horse battery"}, "token"
+    )
     api = Api(http, signed_in["token"])
     for _ in range(3):
         response = await api.post(
             "query($id: ID!) { customer(id: $id) { balance { amount } paymentMethods { id } "
-            "ledgerTransactions { totalCount } } }", {"id": encode_id("Customer", customer.id)})
+            "ledgerTransactions { totalCount } } }",
+            {"id": encode_id("Customer", customer.id)},
+        )
         body = response.json()
         assert body["data"] == {"customer": None}
         assert {error["extensions"]["code"] for error in body["errors"]} == {"FORBIDDEN"}

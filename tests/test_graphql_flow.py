@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import httpx
 
 from billing import clock
+from billing.db import Database
 from billing.models import Role
 from billing.users import create_user
-from billing.db import Database
 from tests.graphql_support import Api, create_account, create_customer, post_charge
 
 pytest_plugins = ["tests.graphql_fixtures"]
@@ -30,11 +30,11 @@ async def _sign_in(http: httpx.AsyncClient, db: Database) -> Api:
     async with db.transaction() as session:
         await create_user(session, "admin@kassa.test", "correct horse battery", Role.ADMIN)
     payload = await Api(http).mutate(
-        "signIn", {"email": "admin@kassa.test", "password": "correct horse battery"},
+        "signIn",
+        {"email": "admin@kassa.test", "password": "correct horse battery"},
         "token viewer { role authenticated }",
     )
-    assert payload["errors"] == [] and payload["viewer"] == {"role": "ADMIN",
-                                                              "authenticated": True}
+    assert payload["errors"] == [] and payload["viewer"] == {"role": "ADMIN", "authenticated": True}
     return Api(http, payload["token"])
 
 
@@ -65,27 +65,35 @@ async def test_bill_a_customer_and_collect_by_card(http: httpx.AsyncClient, db: 
     assert state["availableFunds"] == {"amount": "25.00"}
 
     # Close the open period early: an OUT_OF_TURN invoice with both charges.
-    closed = await api.mutate("closePeriodOutOfTurn", {"customerId": customer["id"]},
-                              f"invoice {{ {INVOICE_FIELDS} }}")
+    closed = await api.mutate(
+        "closePeriodOutOfTurn", {"customerId": customer["id"]}, f"invoice {{ {INVOICE_FIELDS} }}"
+    )
     assert closed["errors"] == []
     early = closed["invoice"]
     assert (early["kind"], early["status"], early["total"]) == (
-        "OUT_OF_TURN", "UNPAID", {"amount": "25.00", "currency": "USD"})
+        "OUT_OF_TURN",
+        "UNPAID",
+        {"amount": "25.00", "currency": "USD"},
+    )
     assert early["issueDate"] == "2027-03-10"
     assert [line["amount"]["amount"] for line in early["lines"]] == ["19.99", "5.01"]
 
     # A later charge waits for the regular invoice, made by the bill run when the test
     # clock passes the end of March in London.
     assert (await post_charge(api, account["id"], "10.00", "c-3"))["errors"] == []
-    moved = await api.mutate("advanceTestClock", {"to": "2027-04-01T06:00:00+00:00"},
-                             "testClock { now frozen } jobsRun")
+    moved = await api.mutate(
+        "advanceTestClock", {"to": "2027-04-01T06:00:00+00:00"}, "testClock { now frozen } jobsRun"
+    )
     assert moved["errors"] == [] and moved["jobsRun"] >= 1
     assert moved["testClock"] == {"now": "2027-04-01T06:00:00+00:00", "frozen": True}
     state = await _customer(api, customer["id"])
     regular, first = state["invoices"]
     assert first["id"] == early["id"]
     assert (regular["kind"], regular["status"], regular["total"]["amount"]) == (
-        "REGULAR", "UNPAID", "10.00")
+        "REGULAR",
+        "UNPAID",
+        "10.00",
+    )
     assert (regular["periodStart"], regular["periodEnd"]) == ("2027-03-01", "2027-04-01")
     assert state["balance"] == {"amount": "35.00"}
 
@@ -94,22 +102,33 @@ async def test_bill_a_customer_and_collect_by_card(http: httpx.AsyncClient, db: 
         """mutation($input: AddPaymentMethodInput!) { addPaymentMethod(input: $input) {
             paymentMethod { id brand last4 expMonth expYear isDefault }
             errors { code } } }""",
-        {"input": {"customerId": customer["id"], "cardNumber": CARD, "expMonth": 12,
-                   "expYear": 2030, "cvc": "123"}},
+        {
+            "input": {
+                "customerId": customer["id"],
+                "cardNumber": CARD,
+                "expMonth": 12,
+                "expYear": 2030,
+                "cvc": "123",
+            }
+        },
     )
     assert CARD not in added.text
     card = added.json()["data"]["addPaymentMethod"]["paymentMethod"]
     assert (card["brand"], card["last4"], card["isDefault"]) == ("visa", "4242", True)
 
     paid = await api.mutate(
-        "payInvoice", {"invoiceId": early["id"], "idempotencyKey": "pay-early"},
+        "payInvoice",
+        {"invoiceId": early["id"], "idempotencyKey": "pay-early"},
         "payment { id status method amount { amount } invoice { id status } "
         "paymentMethod { last4 } }",
     )
     assert paid["errors"] == []
     payment = paid["payment"]
     assert (payment["status"], payment["method"], payment["amount"]) == (
-        "COMPLETED", "CARD", {"amount": "25.00"})
+        "COMPLETED",
+        "CARD",
+        {"amount": "25.00"},
+    )
     assert payment["invoice"] == {"id": early["id"], "status": "PAID"}
     assert payment["paymentMethod"] == {"last4": "4242"}
 
@@ -118,15 +137,20 @@ async def test_bill_a_customer_and_collect_by_card(http: httpx.AsyncClient, db: 
     assert state["availableFunds"] == {"amount": "40.00"}
     regular, first = state["invoices"]
     assert (first["status"], first["amountPaid"], first["outstanding"]) == (
-        "PAID", {"amount": "25.00"}, {"amount": "0.00"})
-    assert first["payments"] == [{"amount": {"amount": "25.00"},
-                                  "payment": {"id": payment["id"], "status": "COMPLETED"}}]
+        "PAID",
+        {"amount": "25.00"},
+        {"amount": "0.00"},
+    )
+    assert first["payments"] == [
+        {"amount": {"amount": "25.00"}, "payment": {"id": payment["id"], "status": "COMPLETED"}}
+    ]
     assert regular["status"] == "UNPAID"
     assert [p["id"] for p in state["payments"]] == [payment["id"]]
 
     # Replaying the payment with its key returns the same payment, and charges nothing.
     replay = await api.mutate(
-        "payInvoice", {"invoiceId": early["id"], "idempotencyKey": "pay-early"},
+        "payInvoice",
+        {"invoiceId": early["id"], "idempotencyKey": "pay-early"},
         "payment { id }",
     )
     assert replay == {"payment": {"id": payment["id"]}, "errors": []}

@@ -107,8 +107,15 @@ async def test_card_numbers_never_reach_an_error_message(api: Api) -> None:
     response = await api.post(
         """mutation($input: AddPaymentMethodInput!) { addPaymentMethod(input: $input) {
             errors { code } } }""",
-        {"input": {"customerId": "x", "cardNumber": 4242424242424242, "expMonth": 12,
-                   "expYear": 2030, "cvc": 123}},
+        {
+            "input": {
+                "customerId": "x",
+                "cardNumber": 4242424242424242,
+                "expMonth": 12,
+                "expYear": 2030,
+                "cvc": 123,
+            }
+        },
     )
     assert "4242424242424242" not in response.text
     assert "[redacted]" in response.json()["errors"][0]["message"]
@@ -119,7 +126,9 @@ async def test_test_clock_only_in_test_mode(api: Api, client_for: MakeApi) -> No
     live = await client_for(test_mode=False)
     body = (await live.post("query { testClock { now } }")).json()
     assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    body = (await live.post(
-        'mutation { advanceTestClock(input: {to: "2030-01-01T00:00:00Z"}) { jobsRun } }'
-    )).json()
+    body = (
+        await live.post(
+            'mutation { advanceTestClock(input: {to: "2030-01-01T00:00:00Z"}) { jobsRun } }'
+        )
+    ).json()
     assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "FORBIDDEN"

@@ -30,8 +30,9 @@ async def _customers(db: Database, count: int) -> None:
             for _ in range(2):
                 await make_account(session, customer)
             for month in range(7):
-                await insert_invoice(session, customer, 1000 + month,
-                                     date(2026, 1, 1) + timedelta(days=30 * month))
+                await insert_invoice(
+                    session, customer, 1000 + month, date(2026, 1, 1) + timedelta(days=30 * month)
+                )
 
 
 @contextmanager
@@ -56,7 +57,12 @@ async def _page_statements(api: Api, db: Database, count: int) -> int:
     assert all(len(node["accounts"]) == 2 and len(node["invoices"]) == 5 for node in nodes)
     # Newest first: the five latest of the seven.
     assert [i["total"]["amount"] for i in nodes[0]["invoices"]] == [
-        "10.06", "10.05", "10.04", "10.03", "10.02"]
+        "10.06",
+        "10.05",
+        "10.04",
+        "10.03",
+        "10.02",
+    ]
     return len(seen)
 
 

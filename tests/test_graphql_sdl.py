@@ -26,6 +26,9 @@ def test_enum_values_are_screaming_case_and_money_is_never_a_float() -> None:
     for line in sdl.splitlines():
         if line.startswith("enum "):
             block = sdl.split(line, 1)[1].split("}", 1)[0]
-            values = [v.strip() for v in block.strip().splitlines() if v.strip()
-                      and not v.strip().startswith('"')]
+            values = [
+                v.strip()
+                for v in block.strip().splitlines()
+                if v.strip() and not v.strip().startswith('"')
+            ]
             assert all(v == v.upper() for v in values), (line, values)

@@ -19,11 +19,11 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from billing import invoice_pdfs, jobs
+from billing.db import Database
 from billing.invoice_pdf_layout import DocumentLine, InvoiceDocument, pdf_text, render_invoice_pdf
 from billing.invoice_pdfs import RENDER_JOB, invoice_document, schedule_pdf_rendering
 from billing.invoices import void_invoice
 from billing.models import Invoice, InvoiceKind, InvoicePdf, InvoiceStatus, Job, JobStatus
-from billing.db import Database
 from resolvers.invoice_pdf_links import invoice_pdf_token
 from schema.relay import encode_id
 from settings import Settings
@@ -61,8 +61,13 @@ def page_count(pdf: bytes) -> int:
 async def march_invoice(db: Database, **customer: Any) -> tuple[Party, Invoice]:
     """A March invoice from the bill run: an opening balance, two charges, a payment in the
     period (which the new invoice then takes as credit: PARTIALLY_PAID)."""
-    party = await new_party(db, opening_balance=500, address="12 Marina Road\nLagos",
-                            email="billing@example.com", **customer)
+    party = await new_party(
+        db,
+        opening_balance=500,
+        address="12 Marina Road\nLagos",
+        email="billing@example.com",
+        **customer,
+    )
     async with db.transaction() as session:
         await make_charge_at(session, party.account, 1234, MARCH_2, "Calls to mobiles")
         await make_charge_at(session, party.account, 766, MARCH_10, "Data bundle 5 GB")
@@ -87,14 +92,26 @@ async def run_render_job(db: Database) -> None:
 def document(**changes: Any) -> InvoiceDocument:
     """A realistic document, to render without a database."""
     base = InvoiceDocument(
-        invoice_id=1, provider="Lagos Fibre", customer_name="Ada Lovelace",
-        customer_address="1 St James's Square\nLondon", customer_email="ada@example.com",
-        number="INV-000042", kind=InvoiceKind.REGULAR, currency="NGN",
-        period_start=date(2026, 3, 1), period_last_day=date(2026, 3, 31),
-        issue_date=date(2026, 4, 1), due_date=date(2026, 4, 15),
+        invoice_id=1,
+        provider="Lagos Fibre",
+        customer_name="Ada Lovelace",
+        customer_address="1 St James's Square\nLondon",
+        customer_email="ada@example.com",
+        number="INV-000042",
+        kind=InvoiceKind.REGULAR,
+        currency="NGN",
+        period_start=date(2026, 3, 1),
+        period_last_day=date(2026, 3, 31),
+        issue_date=date(2026, 4, 1),
+        due_date=date(2026, 4, 15),
         lines=(DocumentLine("+2348000000001", "Fibre 100 Mbit/s", date(2026, 3, 1), 1500000),),
-        previous_balance=0, payments_in_period=0, total=1500000, balance_due=1500000,
-        amount_paid=0, amount_due=1500000, status=InvoiceStatus.UNPAID,
+        previous_balance=0,
+        payments_in_period=0,
+        total=1500000,
+        balance_due=1500000,
+        amount_paid=0,
+        amount_due=1500000,
+        status=InvoiceStatus.UNPAID,
     )
     return replace(base, **changes)
 
@@ -139,8 +156,9 @@ async def test_a_resellers_invoice_carries_the_resellers_name(db: Database) -> N
 
 
 def test_a_paid_invoice_says_paid_and_nothing_due() -> None:
-    text = text_of(render_invoice_pdf(document(
-        status=InvoiceStatus.PAID, amount_paid=1500000, amount_due=0)))
+    text = text_of(
+        render_invoice_pdf(document(status=InvoiceStatus.PAID, amount_paid=1500000, amount_due=0))
+    )
     assert "PAID" in text and "PARTIALLY" not in text
     assert "Amount due 0.00 NGN" in text
     assert "Paid on this invoice 15000.00 NGN" in text
@@ -162,8 +180,10 @@ def test_names_outside_latin_1_are_spelled_with_the_nearest_letters() -> None:
 
 
 def test_a_long_bill_runs_onto_more_pages_with_every_line() -> None:
-    lines = tuple(DocumentLine(f"+234800000{n:04d}", f"Call {n} to Ibadan", date(2026, 3, 1),
-                               100 + n) for n in range(80))
+    lines = tuple(
+        DocumentLine(f"+234800000{n:04d}", f"Call {n} to Ibadan", date(2026, 3, 1), 100 + n)
+        for n in range(80)
+    )
     pdf = render_invoice_pdf(document(lines=lines, total=sum(line.amount for line in lines)))
     text = text_of(pdf)
     assert page_count(pdf) == 3
@@ -175,8 +195,11 @@ def test_a_long_bill_runs_onto_more_pages_with_every_line() -> None:
 
 def test_a_long_description_is_cut_to_its_column() -> None:
     long = "Roaming data in Ghana " * 10
-    text = text_of(render_invoice_pdf(document(lines=(
-        DocumentLine("+2348000000001", long, date(2026, 3, 1), 1000),))))
+    text = text_of(
+        render_invoice_pdf(
+            document(lines=(DocumentLine("+2348000000001", long, date(2026, 3, 1), 1000),))
+        )
+    )
     assert "Roaming data in Ghana Roaming" in text and "..." in text
     assert long not in text
 
@@ -218,7 +241,8 @@ async def test_the_job_renders_after_the_bill_run_and_again_only_when_figures_ch
 
     async with db.session() as session:
         pending = await session.scalar(
-            select(Job).where(Job.kind == RENDER_JOB, Job.status == JobStatus.PENDING))
+            select(Job).where(Job.kind == RENDER_JOB, Job.status == JobStatus.PENDING)
+        )
     assert pending is None, "the job does not keep rescheduling itself"
 
 
@@ -268,7 +292,8 @@ async def test_the_signed_link_downloads_the_pdf(
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/pdf"
     assert response.headers["content-disposition"] == (
-        f'attachment; filename="{invoice.number}.pdf"')
+        f'attachment; filename="{invoice.number}.pdf"'
+    )
     assert "no-store" in response.headers["cache-control"]
     stored = await stored_pdf(db, invoice.id)
     assert stored is not None and response.content == stored.content
@@ -320,8 +345,9 @@ async def test_an_expired_link_is_refused(
         def get_timestamp(self) -> int:
             return super().get_timestamp() - 16 * 60
 
-    old = URLSafeTimedSerializer(settings.secret_key, salt="invoice-pdf",
-                                 signer=SixteenMinutesAgo).dumps(invoice.id)
+    old = URLSafeTimedSerializer(
+        settings.secret_key, salt="invoice-pdf", signer=SixteenMinutesAgo
+    ).dumps(invoice.id)
     response = await http.get(f"/documents/invoices/{old}.pdf")
     assert response.status_code == 410
     assert b"%PDF" not in response.content

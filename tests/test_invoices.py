@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from billing import jobs
 from billing.customers import create_customer_class
+from billing.db import Database
 from billing.errors import Forbidden, UserError
 from billing.invoices import (
     DEFAULT_PAYMENT_TERMS_DAYS,
@@ -33,14 +34,13 @@ from billing.models import (
     LedgerTransaction,
     TransactionKind,
 )
-from billing.db import Database
 from tests.factories import (
-    freeze_clock,
-    invoices_of,
     T0,
     admin_viewer,
     balance_of,
     customer_viewer,
+    freeze_clock,
+    invoices_of,
     make_account,
     make_charge_at,
     make_customer,
@@ -86,8 +86,9 @@ async def test_provider_and_reseller_number_their_invoices_separately_without_ga
     async with db.transaction() as session:
         reseller = await make_reseller(session)
         ours = [await make_customer(session, name=f"P{i}") for i in range(3)]
-        theirs = [await make_customer(session, name=f"R{i}", reseller_id=reseller.id)
-                  for i in range(2)]
+        theirs = [
+            await make_customer(session, name=f"R{i}", reseller_id=reseller.id) for i in range(2)
+        ]
     await jobs.advance_clock(db, APRIL_1)
     provider_numbers = [i.number for c in ours for i in await invoices_of(db, c.id)]
     reseller_numbers = [i.number for c in theirs for i in await invoices_of(db, c.id)]
@@ -123,27 +124,33 @@ async def test_lines_come_from_the_period_charges_and_later_ones_go_to_the_next_
         customer = await make_customer(session)
         account = await make_account(session, customer, number="+1 555 0100")
         await make_charge_at(session, account, 1000, MARCH, "Calls in March")
-        await make_charge_at(session, account, 500, datetime(2026, 4, 2, tzinfo=UTC),
-                             "April subscription")
+        await make_charge_at(
+            session, account, 500, datetime(2026, 4, 2, tzinfo=UTC), "April subscription"
+        )
     await jobs.advance_clock(db, APRIL_1)
     async with db.transaction() as session:
         # Posted in April for a service in March: the March invoice is already closed.
-        await make_charge_at(session, account, 70, datetime(2026, 3, 31, 23, tzinfo=UTC),
-                             "Late roaming record")
+        await make_charge_at(
+            session, account, 70, datetime(2026, 3, 31, 23, tzinfo=UTC), "Late roaming record"
+        )
     await jobs.advance_clock(db, MAY_1)
 
     march, april = await invoices_of(db, customer.id)
     assert (march.period_start, march.period_end) == (date(2026, 3, 1), date(2026, 4, 1))
-    assert [(line.account_number, line.description, line.amount)
-            for line in await _lines(db, march.id)] == [("+1 555 0100", "Calls in March", 1000)]
+    assert [
+        (line.account_number, line.description, line.amount) for line in await _lines(db, march.id)
+    ] == [("+1 555 0100", "Calls in March", 1000)]
     assert march.total == 1000
     assert (april.period_start, april.period_end) == (date(2026, 4, 1), date(2026, 5, 1))
     assert [line.description for line in await _lines(db, april.id)] == [
-        "Late roaming record", "April subscription"]
+        "Late roaming record",
+        "April subscription",
+    ]
     assert april.total == 570
     async with db.session() as session:
         uninvoiced = await session.scalar(
-            select(func.count(Charge.id)).where(Charge.invoice_id.is_(None)))
+            select(func.count(Charge.id)).where(Charge.invoice_id.is_(None))
+        )
     assert uninvoiced == 0
 
 
@@ -153,8 +160,11 @@ async def test_a_period_without_charges_gets_a_paid_zero_invoice(db: Database) -
         customer = await make_customer(session)
     await jobs.advance_clock(db, APRIL_1)
     [invoice] = await invoices_of(db, customer.id)
-    assert (invoice.total, invoice.status, invoice.kind) == (0, InvoiceStatus.PAID,
-                                                             InvoiceKind.REGULAR)
+    assert (invoice.total, invoice.status, invoice.kind) == (
+        0,
+        InvoiceStatus.PAID,
+        InvoiceKind.REGULAR,
+    )
     assert await _lines(db, invoice.id) == []
 
 
@@ -162,8 +172,9 @@ async def test_a_period_without_charges_gets_a_paid_zero_invoice(db: Database) -
 
 
 def test_statement_figures_reconcile_with_the_balance() -> None:
-    figures = statement_figures(balance=900, total=400, uninvoiced_after=100,
-                                payments_in_period=250, payments_after=50)
+    figures = statement_figures(
+        balance=900, total=400, uninvoiced_after=100, payments_in_period=250, payments_after=50
+    )
     # Owed as of the invoice: 900 − 100 not yet invoiced + 50 paid after the period.
     assert figures.previous_balance - figures.payments_in_period + figures.total == 850
     assert figures.previous_balance == 700
@@ -192,8 +203,9 @@ async def test_previous_balance_and_payments_in_period(db: Database) -> None:
         # rest, and its remaining credit paid April's invoice when that was issued.
         assert (march.amount_paid, march.status) == (1000, InvoiceStatus.PAID)
         assert (april.amount_paid, april.status, april.outstanding) == (200, InvoiceStatus.PAID, 0)
-        assert [(p.id, amount) for p, amount in await payments_for_invoice(session, april.id)] \
-            == [(payment.id, 200)]
+        assert [(p.id, amount) for p, amount in await payments_for_invoice(session, april.id)] == [
+            (payment.id, 200)
+        ]
 
 
 async def test_existing_credit_pays_a_new_invoice_in_part(db: Database) -> None:
@@ -206,7 +218,10 @@ async def test_existing_credit_pays_a_new_invoice_in_part(db: Database) -> None:
     await jobs.advance_clock(db, APRIL_1)
     [march] = await invoices_of(db, customer.id)
     assert (march.amount_paid, march.status, march.outstanding) == (
-        300, InvoiceStatus.PARTIALLY_PAID, 700)
+        300,
+        InvoiceStatus.PARTIALLY_PAID,
+        700,
+    )
 
 
 # --- out of turn --------------------------------------------------------------------------
@@ -220,18 +235,15 @@ async def test_out_of_turn_invoice_takes_the_charges_so_far_and_the_regular_one_
         customer = await make_customer(session)
         account = await make_account(session, customer)
         await make_charge_at(session, account, 100, T0, "Day 16")
-        await make_charge_at(session, account, 200, datetime(2026, 3, 17, 10, tzinfo=UTC),
-                             "Day 17")
-        await make_charge_at(session, account, 900, datetime(2026, 4, 5, tzinfo=UTC),
-                             "Next period")
+        await make_charge_at(session, account, 200, datetime(2026, 3, 17, 10, tzinfo=UTC), "Day 17")
+        await make_charge_at(session, account, 900, datetime(2026, 4, 5, tzinfo=UTC), "Next period")
     await jobs.advance_clock(db, MARCH)
     async with db.transaction() as session:
         early = await close_period_out_of_turn(session, admin_viewer(), customer.id)
         assert early.kind == InvoiceKind.OUT_OF_TURN
         assert (early.period_start, early.period_end) == (date(2026, 3, 1), date(2026, 3, 21))
         assert (early.issue_date, early.due_date) == (date(2026, 3, 20), date(2026, 4, 3))
-        assert (early.previous_balance, early.total, early.status) == (
-            0, 300, InvoiceStatus.UNPAID)
+        assert (early.previous_balance, early.total, early.status) == (0, 300, InvoiceStatus.UNPAID)
     assert [line.description for line in await _lines(db, early.id)] == ["Day 16", "Day 17"]
     async with db.transaction() as session:
         await make_charge_at(session, account, 50, datetime(2026, 3, 25, tzinfo=UTC), "Day 25")
@@ -286,27 +298,40 @@ async def test_void_reverses_the_charges_and_releases_payments_to_other_invoices
     async with db.transaction() as session:
         voided = await void_invoice(session, admin_viewer(), march.id, "billed twice")
         assert (voided.status, voided.voided_at, voided.amount_paid) == (
-            InvoiceStatus.VOID, MAY_1, 0)
+            InvoiceStatus.VOID,
+            MAY_1,
+            0,
+        )
 
     async with db.session() as session:
         assert await balance_of(session, customer.id) == 900 - 500 - 500
-        statuses = (await session.scalars(
-            select(Charge.status).where(Charge.invoice_id == march.id))).all()
+        statuses = (
+            await session.scalars(select(Charge.status).where(Charge.invoice_id == march.id))
+        ).all()
         assert set(statuses) == {ChargeStatus.VOIDED}
-        [void_txn] = (await session.scalars(
-            select(LedgerTransaction).where(LedgerTransaction.kind == TransactionKind.VOID))).all()
-        customer_legs = (await session.execute(
-            select(LedgerEntry.account_id, LedgerEntry.amount)
-            .where(LedgerEntry.transaction_id == void_txn.id,
-                   LedgerEntry.ledger_account_id == customer.ledger_account_id)
-            .order_by(LedgerEntry.account_id))).all()
+        [void_txn] = (
+            await session.scalars(
+                select(LedgerTransaction).where(LedgerTransaction.kind == TransactionKind.VOID)
+            )
+        ).all()
+        customer_legs = (
+            await session.execute(
+                select(LedgerEntry.account_id, LedgerEntry.amount)
+                .where(
+                    LedgerEntry.transaction_id == void_txn.id,
+                    LedgerEntry.ledger_account_id == customer.ledger_account_id,
+                )
+                .order_by(LedgerEntry.account_id)
+            )
+        ).all()
         assert [tuple(leg) for leg in customer_legs] == [(line_1.id, -300), (line_2.id, -200)]
         april = await session.get(Invoice, april.id)
         assert april is not None
         assert (april.amount_paid, april.status) == (400, InvoiceStatus.PAID)
         assert await payments_for_invoice(session, march.id) == []
-        assert [(p.id, amount) for p, amount in await payments_for_invoice(session, april.id)] \
-            == [(payment.id, 400)]
+        assert [(p.id, amount) for p, amount in await payments_for_invoice(session, april.id)] == [
+            (payment.id, 400)
+        ]
 
 
 async def test_voiding_twice_is_refused(db: Database) -> None:
@@ -365,7 +390,10 @@ async def test_invoice_becomes_overdue_after_the_due_date_in_the_customer_zone(
     async with db.transaction() as session:  # running it again changes nothing
         await mark_overdue(session, los_angeles_overdue)
     assert [(await invoices_of(db, c.id))[0].status for c in (auckland, los_angeles, paid)] == [
-        InvoiceStatus.OVERDUE, InvoiceStatus.OVERDUE, InvoiceStatus.PAID]
+        InvoiceStatus.OVERDUE,
+        InvoiceStatus.OVERDUE,
+        InvoiceStatus.PAID,
+    ]
 
 
 # --- reading and scope --------------------------------------------------------------------
@@ -373,8 +401,10 @@ async def test_invoice_becomes_overdue_after_the_due_date_in_the_customer_zone(
 
 async def test_unknown_invoice_is_not_found(db: Database) -> None:
     async with db.transaction() as session:
-        for attempt in (get_invoice(session, admin_viewer(), 424242),
-                        void_invoice(session, admin_viewer(), 424242, "why")):
+        for attempt in (
+            get_invoice(session, admin_viewer(), 424242),
+            void_invoice(session, admin_viewer(), 424242, "why"),
+        ):
             with pytest.raises(UserError) as error:
                 await attempt
             assert error.value.code == "NOT_FOUND"
@@ -386,12 +416,19 @@ async def test_another_resellers_invoice_is_not_found(db: Database) -> None:
         ours = await make_reseller(session, "Ours")
         theirs = await make_reseller(session, "Theirs")
         customer = await make_customer(session, reseller_viewer(theirs.id))
-        await make_charge_at(session, await make_account(session, customer), 100, T0,
-                             viewer=reseller_viewer(theirs.id))
+        await make_charge_at(
+            session,
+            await make_account(session, customer),
+            100,
+            T0,
+            viewer=reseller_viewer(theirs.id),
+        )
         invoice = await close_period_out_of_turn(session, reseller_viewer(theirs.id), customer.id)
         assert invoice.number == f"R{theirs.id}-000001"
-        for attempt in (get_invoice(session, reseller_viewer(ours.id), invoice.id),
-                        void_invoice(session, reseller_viewer(ours.id), invoice.id, "why")):
+        for attempt in (
+            get_invoice(session, reseller_viewer(ours.id), invoice.id),
+            void_invoice(session, reseller_viewer(ours.id), invoice.id, "why"),
+        ):
             with pytest.raises(UserError) as error:
                 await attempt
             assert error.value.code == "NOT_FOUND"
@@ -407,16 +444,23 @@ async def test_invoice_query_filters_by_customer_status_and_issue_date(db: Datab
         await make_charge_at(session, await make_account(session, customer), 100, MARCH)
     await jobs.advance_clock(db, MAY_1)
     async with db.session() as session:
-        mine = (await session.scalars(
-            invoice_query(customer_viewer(customer.id)).order_by(Invoice.id))).all()
+        mine = (
+            await session.scalars(invoice_query(customer_viewer(customer.id)).order_by(Invoice.id))
+        ).all()
         assert [i.customer_id for i in mine] == [customer.id, customer.id]
         march, april = mine
-        paid = await session.scalars(invoice_query(admin_viewer(), customer_id=customer.id,
-                                                   status=InvoiceStatus.PAID))
+        paid = await session.scalars(
+            invoice_query(admin_viewer(), customer_id=customer.id, status=InvoiceStatus.PAID)
+        )
         assert [i.id for i in paid] == [april.id]
         issued_on_april_1 = await session.scalars(
-            invoice_query(admin_viewer(), customer_id=customer.id,
-                          issued_from=date(2026, 4, 1), issued_to=date(2026, 4, 1)))
+            invoice_query(
+                admin_viewer(),
+                customer_id=customer.id,
+                issued_from=date(2026, 4, 1),
+                issued_to=date(2026, 4, 1),
+            )
+        )
         assert [i.id for i in issued_on_april_1] == [march.id]
         everyone = (await session.scalars(invoice_query(admin_viewer()))).all()
         assert {i.customer_id for i in everyone} == {customer.id, other.id}

@@ -27,10 +27,28 @@ BILLING_INTERFACES = ("billing.processing", "billing.money", "billing.errors")
 #: Per layer, the imports it may not make (a module and everything under it).
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "billing": ("schema", "resolvers", "portals", "processors", "wallets", "app", "cli"),
-    "processors": ("schema", "resolvers", "portals", "wallets", "app", "cli", "settings",
-                   "migrations", "billing"),
-    "wallets": ("schema", "resolvers", "portals", "processors", "app", "cli", "settings",
-                "migrations", "billing"),
+    "processors": (
+        "schema",
+        "resolvers",
+        "portals",
+        "wallets",
+        "app",
+        "cli",
+        "settings",
+        "migrations",
+        "billing",
+    ),
+    "wallets": (
+        "schema",
+        "resolvers",
+        "portals",
+        "processors",
+        "app",
+        "cli",
+        "settings",
+        "migrations",
+        "billing",
+    ),
     "schema": ("portals",),
     "resolvers": ("portals",),
     "portals": ("billing.models", "billing.db", "sqlalchemy", "migrations"),
@@ -69,9 +87,13 @@ def violations(layer: str, source: str, package: list[str] | None = None) -> lis
     if layer == "billing":
         # "from billing import x" inside billing is its own business.
         imported = [m for m in imported if not _under(m, ("billing",))]
-    return [m for m in imported
-            if _under(m, FORBIDDEN[layer]) and not _under(m, ALLOWED.get(layer, ()))
-            and not (m in BILLING_INTERFACES or m == "billing")]
+    return [
+        m
+        for m in imported
+        if _under(m, FORBIDDEN[layer])
+        and not _under(m, ALLOWED.get(layer, ()))
+        and not (m in BILLING_INTERFACES or m == "billing")
+    ]
 
 
 def _files(layer: str) -> list[Path]:
@@ -93,36 +115,42 @@ def test_layer_imports_only_what_it_may(layer: str, path: Path) -> None:
     assert violations(layer, path.read_text(), package) == []
 
 
-@pytest.mark.parametrize(("layer", "source"), [
-    ("billing", "from schema import build_schema"),
-    ("billing", "import processors.registry"),
-    ("billing", "def f():\n    from processors import registry"),
-    ("billing", "from app import create_app"),
-    ("processors", "from billing.models import Payment"),
-    ("processors", "from billing import payments"),
-    ("processors", "from settings import Settings"),
-    ("wallets", "from billing.db import Database"),
-    ("wallets", "from processors import simulator"),
-    ("schema", "from portals import rendering"),
-    ("resolvers", "import portals.forms"),
-    ("portals", "import sqlalchemy"),
-    ("portals", "from sqlalchemy.orm import Session"),
-    ("portals", "from billing.models import Invoice"),
-    ("portals", "from billing import models"),
-    ("portals", "from ..billing import db"),
-    ("portals", "from billing.db import Database"),
-])
+@pytest.mark.parametrize(
+    ("layer", "source"),
+    [
+        ("billing", "from schema import build_schema"),
+        ("billing", "import processors.registry"),
+        ("billing", "def f():\n    from processors import registry"),
+        ("billing", "from app import create_app"),
+        ("processors", "from billing.models import Payment"),
+        ("processors", "from billing import payments"),
+        ("processors", "from settings import Settings"),
+        ("wallets", "from billing.db import Database"),
+        ("wallets", "from processors import simulator"),
+        ("schema", "from portals import rendering"),
+        ("resolvers", "import portals.forms"),
+        ("portals", "import sqlalchemy"),
+        ("portals", "from sqlalchemy.orm import Session"),
+        ("portals", "from billing.models import Invoice"),
+        ("portals", "from billing import models"),
+        ("portals", "from ..billing import db"),
+        ("portals", "from billing.db import Database"),
+    ],
+)
 def test_the_check_catches_each_way_of_importing(layer: str, source: str) -> None:
     assert violations(layer, source), source
 
 
-@pytest.mark.parametrize(("layer", "source"), [
-    ("processors", "from billing.processing import CardProcessor"),
-    ("processors", "from billing.money import validate_currency"),
-    ("processors", "from billing import processing"),
-    ("wallets", "from billing.errors import UserError"),
-    ("billing", "from settings import Settings"),
-    ("portals", "from resolvers import sessions"),
-])
+@pytest.mark.parametrize(
+    ("layer", "source"),
+    [
+        ("processors", "from billing.processing import CardProcessor"),
+        ("processors", "from billing.money import validate_currency"),
+        ("processors", "from billing import processing"),
+        ("wallets", "from billing.errors import UserError"),
+        ("billing", "from settings import Settings"),
+        ("portals", "from resolvers import sessions"),
+    ],
+)
 def test_the_check_lets_the_allowed_imports_through(layer: str, source: str) -> None:
     assert violations(layer, source) == [], source

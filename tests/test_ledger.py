@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from sqlalchemy import update
 
 from billing import ledger
-from billing.models import LedgerAccount, LedgerAccountKind, TransactionKind
 from billing.db import Database
+from billing.models import LedgerAccount, LedgerAccountKind, TransactionKind
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -34,7 +34,11 @@ def test_a_transaction_needs_two_nonzero_legs() -> None:
 
 async def _books(session, n: int) -> list[int]:  # type: ignore[no-untyped-def]
     return [
-        (await ledger.open_party_book(session, LedgerAccountKind.CUSTOMER, f"test:{uuid4().hex}", "USD")).id
+        (
+            await ledger.open_party_book(
+                session, LedgerAccountKind.CUSTOMER, f"test:{uuid4().hex}", "USD"
+            )
+        ).id
         for _ in range(n)
     ]
 
@@ -42,8 +46,12 @@ async def _books(session, n: int) -> list[int]:  # type: ignore[no-untyped-def]
 async def test_posting_moves_cached_balances(db: Database) -> None:
     async with db.transaction() as session:
         a, b = await _books(session, 2)
-        await ledger.post(session, TransactionKind.CHARGE,
-                          [ledger.Posting(a, 250, "USD"), ledger.Posting(b, -250, "USD")], at=AT)
+        await ledger.post(
+            session,
+            TransactionKind.CHARGE,
+            [ledger.Posting(a, 250, "USD"), ledger.Posting(b, -250, "USD")],
+            at=AT,
+        )
     async with db.session() as session:
         assert (await session.get(LedgerAccount, a)).balance == 250  # type: ignore[union-attr]
         assert (await session.get(LedgerAccount, b)).balance == -250  # type: ignore[union-attr]
@@ -53,11 +61,15 @@ async def test_posting_moves_cached_balances(db: Database) -> None:
 async def test_reverse_undoes_a_transaction_with_a_new_one(db: Database) -> None:
     async with db.transaction() as session:
         a, b = await _books(session, 2)
-        txn = await ledger.post(session, TransactionKind.CHARGE,
-                                [ledger.Posting(a, 70, "USD"), ledger.Posting(b, -70, "USD")],
-                                at=AT)
-        reversal = await ledger.reverse(session, txn.id, TransactionKind.VOID, at=AT,
-                                        description="void")
+        txn = await ledger.post(
+            session,
+            TransactionKind.CHARGE,
+            [ledger.Posting(a, 70, "USD"), ledger.Posting(b, -70, "USD")],
+            at=AT,
+        )
+        reversal = await ledger.reverse(
+            session, txn.id, TransactionKind.VOID, at=AT, description="void"
+        )
     assert reversal.reverses_id == txn.id
     async with db.session() as session:
         assert (await session.get(LedgerAccount, a)).balance == 0  # type: ignore[union-attr]
@@ -68,8 +80,12 @@ async def test_reverse_undoes_a_transaction_with_a_new_one(db: Database) -> None
 async def test_check_finds_a_tampered_balance(db: Database) -> None:
     async with db.transaction() as session:
         a, b = await _books(session, 2)
-        await ledger.post(session, TransactionKind.CHARGE,
-                          [ledger.Posting(a, 10, "USD"), ledger.Posting(b, -10, "USD")], at=AT)
+        await ledger.post(
+            session,
+            TransactionKind.CHARGE,
+            [ledger.Posting(a, 10, "USD"), ledger.Posting(b, -10, "USD")],
+            at=AT,
+        )
         await session.execute(update(LedgerAccount).where(LedgerAccount.id == a).values(balance=11))
     async with db.session() as session:
         mismatches = await ledger.verify_balances(session)
@@ -77,12 +93,15 @@ async def test_check_finds_a_tampered_balance(db: Database) -> None:
 
 
 legs = st.lists(
-    st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(1, 10**9)), min_size=1,
+    st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(1, 10**9)),
+    min_size=1,
     max_size=15,
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(moves=legs)
 async def test_any_sequence_of_balanced_moves_keeps_books_equal_to_entries(
     db: Database, moves: list[tuple[int, int, int]]
@@ -93,10 +112,15 @@ async def test_any_sequence_of_balanced_moves_keeps_books_equal_to_entries(
         for debit, credit, amount in moves:
             if debit == credit:
                 continue
-            await ledger.post(session, TransactionKind.ADJUSTMENT, [
-                ledger.Posting(books[debit], amount, "USD"),
-                ledger.Posting(books[credit], -amount, "USD"),
-            ], at=AT)
+            await ledger.post(
+                session,
+                TransactionKind.ADJUSTMENT,
+                [
+                    ledger.Posting(books[debit], amount, "USD"),
+                    ledger.Posting(books[credit], -amount, "USD"),
+                ],
+                at=AT,
+            )
             expected[books[debit]] += amount
             expected[books[credit]] -= amount
     async with db.session() as session:

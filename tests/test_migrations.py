@@ -14,8 +14,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from billing.models import Base
 from billing.db import Database, make_engine
+from billing.models import Base
 from migrations.migrate import MIGRATIONS_DIR, alembic_config, migrate, reset_and_migrate
 from settings import Settings, sqlite_url
 

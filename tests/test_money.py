@@ -88,8 +88,12 @@ def test_split_parts_add_up_to_the_whole(gross: int, rate: Decimal) -> None:
     assert part == apply_rate(gross, rate)
 
 
-@given(amounts, st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=12)
-       .filter(lambda ws: sum(ws) > 0))
+@given(
+    amounts,
+    st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=12).filter(
+        lambda ws: sum(ws) > 0
+    ),
+)
 def test_allocate_adds_up_and_stays_within_one_unit(total: int, weights: list[int]) -> None:
     parts = allocate(total, weights)
     assert sum(parts) == total

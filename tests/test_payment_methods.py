@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from billing import payments
 from billing.access import Viewer
+from billing.db import Database
 from billing.errors import Forbidden, UserError
 from billing.models import ApiKeyScope, Base, Distributor, PaymentMethod, Role
 from billing.payment_methods import (
@@ -17,7 +18,6 @@ from billing.payment_methods import (
     remove_payment_method,
     set_default_payment_method,
 )
-from billing.db import Database
 from tests.factories import (
     APPROVE,
     Party,
@@ -33,8 +33,9 @@ from tests.factories import (
 ADMIN = admin_viewer()
 
 
-async def add(db: Database, party: Party, make_default: bool = False,
-              viewer: Viewer = ADMIN) -> PaymentMethod:
+async def add(
+    db: Database, party: Party, make_default: bool = False, viewer: Viewer = ADMIN
+) -> PaymentMethod:
     async with db.transaction() as session:
         return await add_card(session, viewer, party.id, card_details(), make_default)
 
@@ -112,8 +113,17 @@ async def test_only_token_brand_last4_and_expiry_are_stored(
     assert (card.brand, card.last4, card.exp_month, card.exp_year) == ("visa", "4242", 12, 2030)
     assert card.token.startswith("sim_tok_")
     assert set(PaymentMethod.__table__.columns.keys()) == {
-        "id", "customer_id", "processor", "token", "brand", "last4", "exp_month", "exp_year",
-        "is_default", "created_at", "removed_at",
+        "id",
+        "customer_id",
+        "processor",
+        "token",
+        "brand",
+        "last4",
+        "exp_month",
+        "exp_year",
+        "is_default",
+        "created_at",
+        "removed_at",
     }
     rows: list[str] = []
     async with db.session() as session:

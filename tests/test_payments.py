@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import jobs, payment_methods, payments, settlement
 from billing.access import Viewer
+from billing.db import Database
 from billing.errors import Forbidden, UserError
 from billing.models import (
     ApiKeyScope,
@@ -29,7 +30,6 @@ from billing.models import (
     Role,
     TransactionKind,
 )
-from billing.db import Database
 from processors import simulator
 from processors.simulator import SimulatorProcessor
 from tests.factories import (
@@ -61,7 +61,12 @@ async def record(db: Database, party: Party, amount: int, key: str | None = None
     """A cash payment in its own transaction, under ``key`` or a fresh idempotency key."""
     async with db.transaction() as session:
         return await payments.record_payment(
-            session, ADMIN, party.id, amount, "USD", PaymentMethodKind.CASH,
+            session,
+            ADMIN,
+            party.id,
+            amount,
+            "USD",
+            PaymentMethodKind.CASH,
             key or uuid4().hex,
         )
 
@@ -69,8 +74,10 @@ async def record(db: Database, party: Party, amount: int, key: str | None = None
 async def invoices(db: Database, party: Party, *totals_by_day: tuple[int, date]) -> list[int]:
     """Open invoices of the given totals and issue dates, settled with any credit at once."""
     async with db.transaction() as session:
-        made = [await insert_invoice(session, party.customer, total, day)
-                for total, day in totals_by_day]
+        made = [
+            await insert_invoice(session, party.customer, total, day)
+            for total, day in totals_by_day
+        ]
         await settlement.apply_credit(session, party.customer, T0)
     return [invoice.id for invoice in made]
 
@@ -98,8 +105,13 @@ async def add_card(db: Database, party: Party, number: str = APPROVE) -> int:
     return method.id
 
 
-async def pay_by_card(db: Database, party: Party, amount: int | None = None,
-                      invoice_id: int | None = None, key: str = "card-1") -> Payment:
+async def pay_by_card(
+    db: Database,
+    party: Party,
+    amount: int | None = None,
+    invoice_id: int | None = None,
+    key: str = "card-1",
+) -> Payment:
     async with db.transaction() as session:
         return await payments.pay_with_payment_method(
             session, customer_viewer(party.id), party.id, amount, invoice_id, None, key
@@ -189,8 +201,9 @@ async def test_full_refund_reopens_the_invoices_it_paid_and_moves_the_balance_ba
     payment = await record(db, party, 100)
     assert await balance(db, party) == 0
     async with db.transaction() as session:
-        refunded = await payments.refund_payment(session, ADMIN, payment.id, None, "r1",
-                                                 "customer left")
+        refunded = await payments.refund_payment(
+            session, ADMIN, payment.id, None, "r1", "customer left"
+        )
     assert (refunded.status, refunded.refunded_amount) == (PaymentStatus.REFUNDED, 100)
     assert await invoice_state(db, invoice) == (0, InvoiceStatus.UNPAID)
     assert await balance(db, party) == 100
@@ -244,8 +257,9 @@ async def test_refund_beyond_what_is_left_is_refused(db: Database) -> None:
     payment = await record(db, party, 100)
 
     def refund(amount: int | None, key: str) -> Callable[[AsyncSession], Awaitable[object]]:
-        return lambda session: payments.refund_payment(session, ADMIN, payment.id, amount, key,
-                                                       "why")
+        return lambda session: payments.refund_payment(
+            session, ADMIN, payment.id, amount, key, "why"
+        )
 
     await assert_refused(db, party, "REFUND_EXCEEDS_PAYMENT", refund(101, "r1"))
     await assert_refused(db, party, "AMOUNT_NOT_POSITIVE", refund(0, "r2"))
@@ -280,7 +294,9 @@ async def test_a_refund_the_processor_refuses_writes_nothing(db: Database) -> No
     payment = await pay_by_card(db, party, 500)
     simulator.reset()  # the processor no longer knows the charge, so it refuses the refund
     await assert_refused(
-        db, party, "REFUND_FAILED",
+        db,
+        party,
+        "REFUND_FAILED",
         lambda session: payments.refund_payment(session, ADMIN, payment.id, None, "r1", "why"),
     )
     async with db.session() as session:
@@ -323,17 +339,20 @@ async def test_only_unrefunded_cash_payments_can_be_voided(db: Database) -> None
     refunded = await record(db, party, 100)
     async with db.transaction() as session:
         await payments.refund_payment(session, ADMIN, refunded.id, 10, "r1", "why")
-    await assert_refused(db, party, "NOT_VOIDABLE",
-                         lambda s: payments.void_payment(s, ADMIN, refunded.id, "why"))
+    await assert_refused(
+        db, party, "NOT_VOIDABLE", lambda s: payments.void_payment(s, ADMIN, refunded.id, "why")
+    )
     voided = await record(db, party, 100)
     async with db.transaction() as session:
         await payments.void_payment(session, ADMIN, voided.id, "why")
-    await assert_refused(db, party, "NOT_VOIDABLE",
-                         lambda s: payments.void_payment(s, ADMIN, voided.id, "again"))
+    await assert_refused(
+        db, party, "NOT_VOIDABLE", lambda s: payments.void_payment(s, ADMIN, voided.id, "again")
+    )
     await add_card(db, party)
     card = await pay_by_card(db, party, 100)
-    await assert_refused(db, party, "NOT_VOIDABLE",
-                         lambda s: payments.void_payment(s, ADMIN, card.id, "why"))
+    await assert_refused(
+        db, party, "NOT_VOIDABLE", lambda s: payments.void_payment(s, ADMIN, card.id, "why")
+    )
 
 
 # --- card payments ----------------------------------------------------------------------------
@@ -345,7 +364,10 @@ async def test_approved_card_payment_pays_the_chosen_invoice_first(db: Database)
     await add_card(db, party)
     payment = await pay_by_card(db, party, invoice_id=chosen)
     assert (payment.status, payment.amount, payment.method) == (
-        PaymentStatus.COMPLETED, 50, PaymentMethodKind.CARD)
+        PaymentStatus.COMPLETED,
+        50,
+        PaymentMethodKind.CARD,
+    )
     assert payment.processor_reference is not None
     assert await invoice_state(db, chosen) == (50, InvoiceStatus.PAID)
     assert await invoice_state(db, older) == (0, InvoiceStatus.UNPAID)
@@ -362,10 +384,13 @@ async def test_card_top_up_becomes_credit_for_the_oldest_invoices(db: Database) 
     assert await invoice_state(db, newer) == (20, InvoiceStatus.PARTIALLY_PAID)
 
 
-@pytest.mark.parametrize(("number", "code", "decline_code"), [
-    (DECLINE, "CARD_DECLINED", "card_declined"),
-    (INSUFFICIENT, "INSUFFICIENT_FUNDS", "insufficient_funds"),
-])
+@pytest.mark.parametrize(
+    ("number", "code", "decline_code"),
+    [
+        (DECLINE, "CARD_DECLINED", "card_declined"),
+        (INSUFFICIENT, "INSUFFICIENT_FUNDS", "insufficient_funds"),
+    ],
+)
 async def test_declined_card_fails_in_plain_words_and_moves_no_money(
     db: Database, number: str, code: str, decline_code: str
 ) -> None:
@@ -374,7 +399,10 @@ async def test_declined_card_fails_in_plain_words_and_moves_no_money(
     await add_card(db, party, number)
     payment = await pay_by_card(db, party, invoice_id=invoice)
     assert (payment.status, payment.decline_code, payment.transaction_id) == (
-        PaymentStatus.FAILED, decline_code, None)
+        PaymentStatus.FAILED,
+        decline_code,
+        None,
+    )
     error = payments.payment_error(payment)
     assert error is not None and error.code == code and error.message == payment.message
     assert await invoice_state(db, invoice) == (0, InvoiceStatus.UNPAID)
@@ -406,7 +434,8 @@ async def test_timeout_leaves_payment_unknown_until_reconciled_exactly_once(db: 
     assert await balance(db, party) == -100
     async with db.session() as session:
         booked = await session.scalar(
-            select(func.count()).select_from(LedgerTransaction)
+            select(func.count())
+            .select_from(LedgerTransaction)
             .where(LedgerTransaction.kind == TransactionKind.PAYMENT)
         )
     assert booked == 1
@@ -439,10 +468,12 @@ async def test_card_payment_amount_rules(db: Database) -> None:
     party = await new_party(db)
     (invoice,) = await invoices(db, party, (100, DAY1))
 
-    def pay(amount: int | None, invoice_id: int | None, method_id: int | None = None
-            ) -> Callable[[AsyncSession], Awaitable[object]]:
+    def pay(
+        amount: int | None, invoice_id: int | None, method_id: int | None = None
+    ) -> Callable[[AsyncSession], Awaitable[object]]:
         return lambda session: payments.pay_with_payment_method(
-            session, ADMIN, party.id, amount, invoice_id, method_id, "k")
+            session, ADMIN, party.id, amount, invoice_id, method_id, "k"
+        )
 
     await assert_refused(db, party, "NO_PAYMENT_METHOD", pay(10, None))
     await add_card(db, party)
@@ -460,8 +491,14 @@ async def test_card_payment_amount_rules(db: Database) -> None:
 async def test_a_customer_cannot_pay_for_another_customer(db: Database) -> None:
     party, other = await new_party(db), await new_party(db, name="Other")
     await add_card(db, other)
-    await assert_refused(db, other, "NOT_FOUND", lambda session: payments.pay_with_payment_method(
-        session, customer_viewer(party.id), other.id, 10, None, None, "k"))
+    await assert_refused(
+        db,
+        other,
+        "NOT_FOUND",
+        lambda session: payments.pay_with_payment_method(
+            session, customer_viewer(party.id), other.id, 10, None, None, "k"
+        ),
+    )
 
 
 # --- idempotency ------------------------------------------------------------------------------
@@ -482,9 +519,12 @@ async def test_key_reused_with_a_different_amount_is_refused_and_writes_nothing(
     party = await new_party(db)
     await record(db, party, 100, key="once")
     await assert_refused(
-        db, party, "IDEMPOTENCY_KEY_REUSED",
-        lambda session: payments.record_payment(session, ADMIN, party.id, 101, "USD",
-                                                PaymentMethodKind.CASH, "once"),
+        db,
+        party,
+        "IDEMPOTENCY_KEY_REUSED",
+        lambda session: payments.record_payment(
+            session, ADMIN, party.id, 101, "USD", PaymentMethodKind.CASH, "once"
+        ),
     )
     async with db.session() as session:
         assert await session.scalar(select(func.count()).select_from(IdempotencyRecord)) == 1
@@ -493,26 +533,47 @@ async def test_key_reused_with_a_different_amount_is_refused_and_writes_nothing(
 # --- bad input and scope ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("amount", "currency", "method", "code"), [
-    (0, "USD", PaymentMethodKind.CASH, "AMOUNT_NOT_POSITIVE"),
-    (-5, "USD", PaymentMethodKind.CASH, "AMOUNT_NOT_POSITIVE"),
-    (100, "EUR", PaymentMethodKind.CASH, "CURRENCY_MISMATCH"),
-    (100, "XXX", PaymentMethodKind.WIRE, "INVALID_CURRENCY"),
-    (100, "USD", PaymentMethodKind.CARD, "INVALID_METHOD"),
-])
+@pytest.mark.parametrize(
+    ("amount", "currency", "method", "code"),
+    [
+        (0, "USD", PaymentMethodKind.CASH, "AMOUNT_NOT_POSITIVE"),
+        (-5, "USD", PaymentMethodKind.CASH, "AMOUNT_NOT_POSITIVE"),
+        (100, "EUR", PaymentMethodKind.CASH, "CURRENCY_MISMATCH"),
+        (100, "XXX", PaymentMethodKind.WIRE, "INVALID_CURRENCY"),
+        (100, "USD", PaymentMethodKind.CARD, "INVALID_METHOD"),
+    ],
+)
 async def test_bad_payment_input_is_refused_and_writes_nothing(
     db: Database, amount: int, currency: str, method: PaymentMethodKind, code: str
 ) -> None:
     party = await new_party(db)
-    await assert_refused(db, party, code, lambda session: payments.record_payment(
-        session, ADMIN, party.id, amount, currency, method, "k"))
+    await assert_refused(
+        db,
+        party,
+        code,
+        lambda session: payments.record_payment(
+            session, ADMIN, party.id, amount, currency, method, "k"
+        ),
+    )
 
 
 async def test_a_payment_received_in_the_future_is_refused(db: Database) -> None:
     party = await new_party(db)
-    await assert_refused(db, party, "INVALID_TIME", lambda session: payments.record_payment(
-        session, ADMIN, party.id, 100, "USD", PaymentMethodKind.CHEQUE, "k",
-        received_at=T0 + timedelta(days=1)))
+    await assert_refused(
+        db,
+        party,
+        "INVALID_TIME",
+        lambda session: payments.record_payment(
+            session,
+            ADMIN,
+            party.id,
+            100,
+            "USD",
+            PaymentMethodKind.CHEQUE,
+            "k",
+            received_at=T0 + timedelta(days=1),
+        ),
+    )
 
 
 async def test_payments_to_unknown_or_out_of_scope_customers_are_not_found(db: Database) -> None:
@@ -524,8 +585,14 @@ async def test_payments_to_unknown_or_out_of_scope_customers_are_not_found(db: D
         (reseller_viewer(reseller.id), party.id),  # another owner's customer
     ]
     for viewer, customer_id in cases:
-        await assert_refused(db, party, "NOT_FOUND", lambda session: payments.record_payment(
-            session, viewer, customer_id, 100, "USD", PaymentMethodKind.CASH, "k"))
+        await assert_refused(
+            db,
+            party,
+            "NOT_FOUND",
+            lambda session, viewer=viewer, customer_id=customer_id: payments.record_payment(
+                session, viewer, customer_id, 100, "USD", PaymentMethodKind.CASH, "k"
+            ),
+        )
     payment = await record(db, party, 100)
     with pytest.raises(UserError, match="payment not found"):
         async with db.session() as session:
@@ -538,8 +605,9 @@ async def test_customers_and_read_only_keys_cannot_record_payments(db: Database)
     for viewer in (customer_viewer(party.id), read_only):
         with pytest.raises(Forbidden):
             async with db.transaction() as session:
-                await payments.record_payment(session, viewer, party.id, 100, "USD",
-                                              PaymentMethodKind.CASH, "k")
+                await payments.record_payment(
+                    session, viewer, party.id, 100, "USD", PaymentMethodKind.CASH, "k"
+                )
     assert await payment_count(db) == 0
 
 
@@ -548,11 +616,19 @@ async def test_payment_query_filters_within_the_viewers_scope(db: Database) -> N
     mine = await record(db, party, 100)
     await record(db, other, 100)
     async with db.transaction() as session:
-        wire = await payments.record_payment(session, ADMIN, party.id, 5, "USD",
-                                             PaymentMethodKind.WIRE, "w",
-                                             received_at=T0 - timedelta(days=3))
+        wire = await payments.record_payment(
+            session,
+            ADMIN,
+            party.id,
+            5,
+            "USD",
+            PaymentMethodKind.WIRE,
+            "w",
+            received_at=T0 - timedelta(days=3),
+        )
 
-    async def ids(viewer: Viewer = customer_viewer(party.id), **filters: object) -> set[int]:
+    async def ids(viewer: Viewer | None = None, **filters: object) -> set[int]:
+        viewer = viewer or customer_viewer(party.id)
         async with db.session() as session:
             query = payments.payment_query(viewer, **filters)  # type: ignore[arg-type]
             return {payment.id for payment in await session.scalars(query)}
@@ -571,8 +647,11 @@ async def test_payment_query_filters_within_the_viewers_scope(db: Database) -> N
 Operation = tuple[str, int, int]
 
 operations = st.lists(
-    st.tuples(st.sampled_from(["charge", "payment", "card", "invoice", "refund", "void"]),
-              st.integers(1, 10_000), st.integers(0, 20)),
+    st.tuples(
+        st.sampled_from(["charge", "payment", "card", "invoice", "refund", "void"]),
+        st.integers(1, 10_000),
+        st.integers(0, 20),
+    ),
     max_size=10,
 )
 
@@ -596,8 +675,11 @@ async def apply_operation(
         await insert_invoice(session, party.customer, amount, T0.date())
         await settlement.apply_credit(session, party.customer, T0)
         return 0, 0, 0
-    made = (await session.scalars(
-        select(Payment).where(Payment.customer_id == party.id).order_by(Payment.id))).all()
+    made = (
+        await session.scalars(
+            select(Payment).where(Payment.customer_id == party.id).order_by(Payment.id)
+        )
+    ).all()
     if not made:
         return 0, 0, 0
     payment = made[pick % len(made)]
@@ -606,15 +688,20 @@ async def apply_operation(
         refund = min(amount, left)
         await payments.refund_payment(session, ADMIN, payment.id, refund, key, "property")
         return 0, 0, refund
-    if (kind == "void" and payment.method != PaymentMethodKind.CARD
-            and payment.status == PaymentStatus.COMPLETED and not payment.refunded_amount):
+    if (
+        kind == "void"
+        and payment.method != PaymentMethodKind.CARD
+        and payment.status == PaymentStatus.COMPLETED
+        and not payment.refunded_amount
+    ):
         await payments.void_payment(session, ADMIN, payment.id, "property")
         return 0, -payment.amount, 0
     return 0, 0, 0
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ops=operations)
 async def test_balance_is_charges_minus_payments_plus_refunds(
     db: Database, ops: list[Operation]
@@ -634,16 +721,23 @@ async def test_balance_is_charges_minus_payments_plus_refunds(
         on_invoice: dict[int, int] = {}
         for payment in made:
             allocated = sum(a.amount for a in allocations[payment.id])
-            kept = (payment.amount - payment.refunded_amount
-                    if payment.status in settlement.SETTLED_PAYMENT_STATUSES else 0)
+            kept = (
+                payment.amount - payment.refunded_amount
+                if payment.status in settlement.SETTLED_PAYMENT_STATUSES
+                else 0
+            )
             assert 0 <= allocated <= kept
             for allocation in allocations[payment.id]:
-                on_invoice[allocation.invoice_id] = (on_invoice.get(allocation.invoice_id, 0)
-                                                     + allocation.amount)
-        for invoice in (await session.scalars(
-                select(Invoice).where(Invoice.customer_id == party.id))).all():
+                on_invoice[allocation.invoice_id] = (
+                    on_invoice.get(allocation.invoice_id, 0) + allocation.amount
+                )
+        for invoice in (
+            await session.scalars(select(Invoice).where(Invoice.customer_id == party.id))
+        ).all():
             assert invoice.amount_paid == on_invoice.get(invoice.id, 0)
             assert 0 <= invoice.amount_paid <= invoice.total
         # Credit never sits unused while an invoice is open.
-        assert not (await settlement.open_invoices(session, party.id)
-                    and await settlement.unapplied_payments(session, party.id))
+        assert not (
+            await settlement.open_invoices(session, party.id)
+            and await settlement.unapplied_payments(session, party.id)
+        )

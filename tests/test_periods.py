@@ -39,7 +39,7 @@ def utc(*args: int) -> datetime:
 
 
 @pytest.mark.parametrize(
-    "tz, spring, fall, short, long",
+    ("tz", "spring", "fall", "short", "long"),
     [
         ("America/New_York", date(2024, 3, 10), date(2024, 11, 3), 23 * H, 25 * H),
         ("Europe/Berlin", date(2024, 3, 31), date(2024, 10, 27), 23 * H, 25 * H),
@@ -77,7 +77,7 @@ def test_lord_howe_half_hour_shift():
 
 
 @pytest.mark.parametrize(
-    "tz, day, expected",
+    ("tz", "day", "expected"),
     [
         # Clocks jump from 00:00 to 01:00: the day starts at the jump, local 01:00.
         ("America/Santiago", date(2024, 9, 8), utc(2024, 9, 8, 4)),
@@ -146,7 +146,7 @@ def test_weekly_starts_on_anchor_weekday():
 
 
 @pytest.mark.parametrize(
-    "day, expected",
+    ("day", "expected"),
     [
         (date(2024, 2, 1), Period(date(2024, 2, 1), date(2024, 2, 16))),
         (date(2024, 2, 15), Period(date(2024, 2, 1), date(2024, 2, 16))),
@@ -168,10 +168,20 @@ def test_anniversary_on_31st_across_a_leap_year():
         p = next_period(BillingPeriod.MONTHLY_ANNIVERSARY, p, anchor)
         starts.append(p.start)
     assert starts == [
-        date(2024, 1, 31), date(2024, 2, 29), date(2024, 3, 31), date(2024, 4, 30),
-        date(2024, 5, 31), date(2024, 6, 30), date(2024, 7, 31), date(2024, 8, 31),
-        date(2024, 9, 30), date(2024, 10, 31), date(2024, 11, 30), date(2024, 12, 31),
-        date(2025, 1, 31), date(2025, 2, 28),
+        date(2024, 1, 31),
+        date(2024, 2, 29),
+        date(2024, 3, 31),
+        date(2024, 4, 30),
+        date(2024, 5, 31),
+        date(2024, 6, 30),
+        date(2024, 7, 31),
+        date(2024, 8, 31),
+        date(2024, 9, 30),
+        date(2024, 10, 31),
+        date(2024, 11, 30),
+        date(2024, 12, 31),
+        date(2025, 1, 31),
+        date(2025, 2, 28),
     ]
 
 
@@ -221,8 +231,16 @@ def test_valid_time_zones_pass(name):
 
 @pytest.mark.parametrize(
     "name",
-    ["", "local", "localtime", "../etc", "/etc/localtime", "Europe/Nowhere", "europe/berlin",
-     "Factory"],
+    [
+        "",
+        "local",
+        "localtime",
+        "../etc",
+        "/etc/localtime",
+        "Europe/Nowhere",
+        "europe/berlin",
+        "Factory",
+    ],
 )
 def test_invalid_time_zone_is_a_user_error(name):
     with pytest.raises(UserError) as err:
@@ -266,8 +284,15 @@ def test_anniversary_start_is_anchor_day_clamped_to_month(day, anchor):
     assert p.start.day == min(anchor.day, last_day)
 
 
-DST_ZONES = ["America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "America/Santiago",
-             "Asia/Beirut", "America/Havana", "Asia/Kolkata"]
+DST_ZONES = [
+    "America/New_York",
+    "Europe/Berlin",
+    "Australia/Lord_Howe",
+    "America/Santiago",
+    "Asia/Beirut",
+    "America/Havana",
+    "Asia/Kolkata",
+]
 
 
 @given(day=dates, tz=st.sampled_from(DST_ZONES))

@@ -63,8 +63,10 @@ def link_to(html: str, label: str) -> str:
 async def _figures(admin: Browser, party: Party, selection: str = ADMIN_FIGURES) -> dict[str, Any]:
     """The customer as the API shows it to the administrator."""
     api = await customer_api(admin, ADMIN_EMAIL)
-    data = await api.run(f"query($id: ID!) {{ customer(id: $id) {{ {selection} }} }}",
-                         {"id": encode_id("Customer", party.id)})
+    data = await api.run(
+        f"query($id: ID!) {{ customer(id: $id) {{ {selection} }} }}",
+        {"id": encode_id("Customer", party.id)},
+    )
     customer: dict[str, Any] = data["customer"]
     return customer
 
@@ -102,24 +104,34 @@ async def test_a_customer_cannot_reach_the_administrators_pages(
     token = csrf_token((await signed_in.open("/portal")).text)
     for action in ("payments", "charges"):
         response = await signed_in.http.post(
-            f"{own}/{action}", headers={**HTMX, "X-CSRF-Token": token},
-            data={"method": "CASH", "amount": "5.00", "key": "k", "kind": "ONE_OFF",
-                  "accountId": encode_id("Account", customer.account.id),
-                  "description": "Free money"})
+            f"{own}/{action}",
+            headers={**HTMX, "X-CSRF-Token": token},
+            data={
+                "method": "CASH",
+                "amount": "5.00",
+                "key": "k",
+                "kind": "ONE_OFF",
+                "accountId": encode_id("Account", customer.account.id),
+                "description": "Free money",
+            },
+        )
         assert response.status_code == 403
     data = await (await customer_api(signed_in)).run(
         "query($id: ID!) { customer(id: $id) { balance { amount } payments { id } } }",
-        {"id": encode_id("Customer", customer.id)})
+        {"id": encode_id("Customer", customer.id)},
+    )
     assert data["customer"] == {"balance": {"amount": "0.00"}, "payments": []}
 
 
-async def test_unknown_and_foreign_customers_are_404_pages(
-    admin: Browser, db: Database
-) -> None:
+async def test_unknown_and_foreign_customers_are_404_pages(admin: Browser, db: Database) -> None:
     reseller = await _reseller_admin(db)
     theirs = await new_party(db, name="Someone Else's", email="else@example.com")
-    for path in ("/admin/customers/garbage", f"/admin/customers/{encode_id('Customer', 999999)}",
-                 f"/admin/customers/{encode_id('Invoice', theirs.id)}", "/admin/no-such-page"):
+    for path in (
+        "/admin/customers/garbage",
+        f"/admin/customers/{encode_id('Customer', 999999)}",
+        f"/admin/customers/{encode_id('Invoice', theirs.id)}",
+        "/admin/no-such-page",
+    ):
         response = await admin.open(path)
         assert response.status_code == 404, path
         assert "Page not found" in response.text
@@ -131,9 +143,11 @@ async def test_unknown_and_foreign_customers_are_404_pages(
     response = await admin.open(_path(theirs))
     assert response.status_code == 404 and "Someone Else" not in response.text
     token = csrf_token((await admin.open("/admin")).text)
-    response = await admin.http.post(f"{_path(theirs)}/payments",
-                                     headers={**HTMX, "X-CSRF-Token": token},
-                                     data={"method": "CASH", "amount": "5.00", "key": "k1"})
+    response = await admin.http.post(
+        f"{_path(theirs)}/payments",
+        headers={**HTMX, "X-CSRF-Token": token},
+        data={"method": "CASH", "amount": "5.00", "key": "k1"},
+    )
     assert response.status_code == 404
     assert "Someone Else" not in text_of((await admin.open("/admin")).text, "customer-list")
 
@@ -157,16 +171,18 @@ async def test_customers_are_found_by_name_email_and_status(admin: Browser, db: 
 
     def listed(html: str) -> list[str]:
         rows = parse(html).texts
-        return sorted(name for name in ("Ada Lovelace", "Alan Turing", "Grace Hopper")
-                      if name in "".join(rows.get("customer-list", [])))
+        return sorted(
+            name
+            for name in ("Ada Lovelace", "Alan Turing", "Grace Hopper")
+            if name in "".join(rows.get("customer-list", []))
+        )
 
     page = await admin.open("/admin")
     assert text_of(page.text, "customer-list-title") == "3 customers"
     assert listed((await admin.open("/admin?q=ada")).text) == ["Ada Lovelace"]
     assert listed((await admin.open("/admin?q=MACHINES")).text) == ["Alan Turing"]
     assert listed((await admin.open("/admin?status=SUSPENDED")).text) == ["Grace Hopper"]
-    assert listed((await admin.open("/admin?q=example.com&status=ACTIVE")).text) == [
-        "Ada Lovelace"]
+    assert listed((await admin.open("/admin?q=example.com&status=ACTIVE")).text) == ["Ada Lovelace"]
     page = await admin.open("/admin?q=nobody")
     assert "No customers match." in page.text
     # As the administrator types, htmx asks for the list alone.
@@ -196,8 +212,9 @@ async def test_the_search_pages_through_the_customers_connection(
 
 
 async def test_the_customer_page_shows_the_api_figures(admin: Browser, db: Database) -> None:
-    party = await new_party(db, name="Ada Lovelace", email="ada@example.com",
-                            phone="+44 20 7946 0001")
+    party = await new_party(
+        db, name="Ada Lovelace", email="ada@example.com", phone="+44 20 7946 0001"
+    )
     await _history(db, party)
     data = await _figures(admin, party)
     page = (await admin.open(_path(party))).text
@@ -246,19 +263,26 @@ async def test_recording_a_payment_moves_the_balance_once_per_form(
     await _history(db, party)
     path = _path(party)
     page = await admin.open(path)
-    fields = {**form_fields(page.text, f"{path}/payments"),
-              "method": "WIRE", "amount": "20.50", "reference": "WIRE-778"}
+    fields = {
+        **form_fields(page.text, f"{path}/payments"),
+        "method": "WIRE",
+        "amount": "20.50",
+        "reference": "WIRE-778",
+    }
     first = await admin.http.post(f"{path}/payments", data=fields)
     again = await admin.http.post(f"{path}/payments", data=fields)  # a double click
     for response in (first, again):
         assert response.status_code == 200
         assert text_of(response.text, "payment-recorded") == (
-            "Recorded a wire payment of 20.50 USD, reference WIRE-778.")
+            "Recorded a wire payment of 20.50 USD, reference WIRE-778."
+        )
         assert text_of(response.text, "balance") == "34.49 USD"
     data = await _figures(admin, party)
     assert data["balance"]["amount"] == "34.49"
     assert [(p["method"], p["amount"]["amount"], p["reference"]) for p in data["payments"]] == [
-        ("WIRE", "20.50", "WIRE-778"), ("CASH", "10.00", None)]
+        ("WIRE", "20.50", "WIRE-778"),
+        ("CASH", "10.00", None),
+    ]
     kinds = [edge["node"]["kind"] for edge in data["ledgerTransactions"]["edges"]]
     assert kinds[0] == "PAYMENT" and kinds.count("PAYMENT") == 2
     # The next form drawn has a new key: a second payment is a new payment.
@@ -271,8 +295,9 @@ async def test_recording_a_payment_under_htmx_redraws_the_customer(
     party = await new_party(db)
     await _history(db, party)
     await admin.open(_path(party))
-    response = await admin.submit(f"{_path(party)}/payments",
-                                  {"method": "CHEQUE", "amount": "54.99"}, htmx=True)
+    response = await admin.submit(
+        f"{_path(party)}/payments", {"method": "CHEQUE", "amount": "54.99"}, htmx=True
+    )
     assert response.status_code == 200
     assert response.text.lstrip().startswith('<div id="customer"')
     assert text_of(response.text, "balance") == "0.00 USD"
@@ -281,19 +306,23 @@ async def test_recording_a_payment_under_htmx_redraws_the_customer(
     assert (await _figures(admin, party, "balance { amount }"))["balance"]["amount"] == "0.00"
 
 
-@pytest.mark.parametrize(("amount", "error"), [
-    ("1.234", "USD amounts have at most 2 decimals."),
-    ("ten", "'ten' is not a decimal amount."),
-    ("0", "Amount must be greater than zero."),
-    ("", "'' is not a decimal amount."),
-])
+@pytest.mark.parametrize(
+    ("amount", "error"),
+    [
+        ("1.234", "USD amounts have at most 2 decimals."),
+        ("ten", "'ten' is not a decimal amount."),
+        ("0", "Amount must be greater than zero."),
+        ("", "'' is not a decimal amount."),
+    ],
+)
 async def test_a_bad_payment_amount_is_shown_beside_the_field(
     admin: Browser, db: Database, amount: str, error: str
 ) -> None:
     party = await new_party(db)
     await admin.open(_path(party))
-    response = await admin.submit(f"{_path(party)}/payments",
-                                  {"method": "CASH", "amount": amount, "reference": "R-1"})
+    response = await admin.submit(
+        f"{_path(party)}/payments", {"method": "CASH", "amount": amount, "reference": "R-1"}
+    )
     assert response.status_code == 422
     assert text_of(response.text, "f-payment-amount-error") == error
     assert 'aria-invalid="true"' in response.text and 'value="R-1"' in response.text
@@ -306,8 +335,7 @@ async def test_a_method_the_form_never_offered_is_refused_beside_the_field(
 ) -> None:
     party = await new_party(db)
     await admin.open(_path(party))
-    response = await admin.submit(f"{_path(party)}/payments",
-                                  {"method": "CARD", "amount": "5.00"})
+    response = await admin.submit(f"{_path(party)}/payments", {"method": "CARD", "amount": "5.00"})
     assert response.status_code == 422
     assert text_of(response.text, "f-payment-method-error") == "Choose one of the options."
     assert (await _figures(admin, party, "payments { id }"))["payments"] == []
@@ -322,19 +350,27 @@ async def test_posting_a_charge_raises_the_balance_once_per_form(
     party = await new_party(db)
     path = _path(party)
     page = await admin.open(path)
-    fields = {**form_fields(page.text, f"{path}/charges"),
-              "kind": "USAGE", "description": "Roaming data 1.2 GB", "amount": "4.50"}
+    fields = {
+        **form_fields(page.text, f"{path}/charges"),
+        "kind": "USAGE",
+        "description": "Roaming data 1.2 GB",
+        "amount": "4.50",
+    }
     assert fields["accountId"] == encode_id("Account", party.account.id)
     for _ in range(2):  # a double click
         response = await admin.http.post(f"{path}/charges", data=fields)
         assert response.status_code == 200
         assert text_of(response.text, "charge-posted") == (
-            f"Posted 4.50 USD to {party.account.number}: Roaming data 1.2 GB.")
+            f"Posted 4.50 USD to {party.account.number}: Roaming data 1.2 GB."
+        )
     data = await _figures(admin, party)
     assert data["balance"]["amount"] == "4.50"
     (entry,) = [edge["node"] for edge in data["ledgerTransactions"]["edges"]]
-    assert entry == {"kind": "CHARGE", "description": "Roaming data 1.2 GB",
-                     "amount": {"amount": "4.50", "currency": "USD"}}
+    assert entry == {
+        "kind": "CHARGE",
+        "description": "Roaming data 1.2 GB",
+        "amount": {"amount": "4.50", "currency": "USD"},
+    }
     assert "Roaming data 1.2 GB" in text_of(response.text, "ledger")
 
 
@@ -342,26 +378,32 @@ async def test_charge_errors_are_shown_beside_their_fields(admin: Browser, db: D
     party = await new_party(db)
     other = await new_party(db, name="Other")
     await admin.open(_path(party))
-    response = await admin.submit(f"{_path(party)}/charges",
-                                  {"description": "Late fee", "amount": "-3"}, htmx=True)
+    response = await admin.submit(
+        f"{_path(party)}/charges", {"description": "Late fee", "amount": "-3"}, htmx=True
+    )
     assert response.status_code == 422
     assert response.text.lstrip().startswith('<div id="customer"')
     assert text_of(response.text, "f-charge-amount-error") == "Amount must be greater than zero."
     assert 'value="Late fee"' in response.text
     await admin.open(_path(party))
-    response = await admin.submit(f"{_path(party)}/charges",
-                                  {"description": " ", "amount": "3.00"})
+    response = await admin.submit(f"{_path(party)}/charges", {"description": " ", "amount": "3.00"})
     assert response.status_code == 422 and "f-charge-description-error" in response.text
     # Another customer's account, slipped into the form, is not one of this customer's.
     await admin.open(_path(party))
-    response = await admin.submit(f"{_path(party)}/charges", {
-        "description": "Misdirected", "amount": "3.00",
-        "accountId": encode_id("Account", other.account.id)})
+    response = await admin.submit(
+        f"{_path(party)}/charges",
+        {
+            "description": "Misdirected",
+            "amount": "3.00",
+            "accountId": encode_id("Account", other.account.id),
+        },
+    )
     assert response.status_code == 422
     assert text_of(response.text, "f-charge-accountId-error") == "Choose one of the options."
     for someone in (party, other):
         assert (await _figures(admin, someone, "balance { amount }"))["balance"] == {
-            "amount": "0.00"}
+            "amount": "0.00"
+        }
 
 
 # --- forged requests ----------------------------------------------------------------------
@@ -373,9 +415,11 @@ async def test_a_post_without_the_csrf_token_is_refused(admin: Browser, db: Data
     page = await admin.open(path)
     fields = form_fields(page.text, f"{path}/payments")
     forged = {**fields, "amount": "5.00", "csrf_token": "0" * 64}
-    for data, headers in [({k: v for k, v in forged.items() if k != "csrf_token"}, {}),
-                          (forged, {}),
-                          ({**forged, "csrf_token": ""}, {"X-CSRF-Token": "0" * 64})]:
+    for data, headers in [
+        ({k: v for k, v in forged.items() if k != "csrf_token"}, {}),
+        (forged, {}),
+        ({**forged, "csrf_token": ""}, {"X-CSRF-Token": "0" * 64}),
+    ]:
         response = await admin.http.post(f"{path}/payments", data=data, headers=headers)
         assert response.status_code == 403
     assert (await _figures(admin, party, "payments { id }"))["payments"] == []

@@ -10,11 +10,11 @@ import pytest
 from itsdangerous import TimestampSigner
 from sqlalchemy import select
 
-from resolvers.sessions import SESSION_COOKIE, SESSION_MAX_AGE
 from billing import clock, password_resets
+from billing.db import Database
 from billing.models import Role, User
 from billing.users import create_user
-from billing.db import Database
+from resolvers.sessions import SESSION_COOKIE, SESSION_MAX_AGE
 from tests.factories import Party
 from tests.graphql_support import BASE_URL, Api
 from tests.portal_support import (
@@ -39,8 +39,9 @@ async def test_sign_in_sets_a_protected_cookie_and_sign_out_clears_it(
     browser: Browser, customer: Party
 ) -> None:
     await browser.open("/portal/sign-in")
-    response = await browser.submit("/portal/sign-in",
-                                    {"email": CUSTOMER_EMAIL, "password": PASSWORD}, follow=False)
+    response = await browser.submit(
+        "/portal/sign-in", {"email": CUSTOMER_EMAIL, "password": PASSWORD}, follow=False
+    )
     assert (response.status_code, response.headers["location"]) == (303, "/portal")
     cookie = _session_cookie_header(response.headers.get_list("set-cookie"))
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" in cookie
@@ -49,7 +50,7 @@ async def test_sign_in_sets_a_protected_cookie_and_sign_out_clears_it(
 
     response = await browser.submit("/portal/sign-out", follow=False)
     assert response.headers["location"] == "/portal/sign-in?notice=signed-out"
-    assert 'Max-Age=0' in _session_cookie_header(response.headers.get_list("set-cookie"))
+    assert "Max-Age=0" in _session_cookie_header(response.headers.get_list("set-cookie"))
     page = await browser.open("/portal")
     assert page.url.path == "/portal/sign-in" and "Hello" not in page.text
 
@@ -78,19 +79,24 @@ async def test_sign_in_returns_to_the_page_asked_for(browser: Browser, customer:
     page = await browser.open("/portal/invoices?status=PAID")
     assert page.url.path == "/portal/sign-in"
     assert page.url.params["next"] == "/portal/invoices?status=PAID"
-    response = await browser.submit("/portal/sign-in",
-                                    {"email": CUSTOMER_EMAIL, "password": PASSWORD})
+    response = await browser.submit(
+        "/portal/sign-in", {"email": CUSTOMER_EMAIL, "password": PASSWORD}
+    )
     assert str(response.url) == f"{BASE_URL}/portal/invoices?status=PAID"
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example",
-                                    "javascript:alert(1)"])
-async def test_next_never_leaves_the_site(browser: Browser, customer: Party,
-                                          target: str) -> None:
+@pytest.mark.parametrize(
+    "target",
+    ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"],
+)
+async def test_next_never_leaves_the_site(browser: Browser, customer: Party, target: str) -> None:
     await browser.open("/portal/sign-in")
-    response = await browser.submit("/portal/sign-in", {
-        "email": CUSTOMER_EMAIL, "password": PASSWORD, "next": target}, follow=False)
+    response = await browser.submit(
+        "/portal/sign-in",
+        {"email": CUSTOMER_EMAIL, "password": PASSWORD, "next": target},
+        follow=False,
+    )
     assert response.headers["location"] == "/portal"
 
 
@@ -106,8 +112,9 @@ async def test_an_expired_session_signs_in_again_and_comes_back(
     assert SESSION_COOKIE not in signed_in.http.cookies  # the dead cookie was dropped
 
     monkeypatch.undo()
-    response = await signed_in.submit("/portal/sign-in",
-                                      {"email": CUSTOMER_EMAIL, "password": PASSWORD})
+    response = await signed_in.submit(
+        "/portal/sign-in", {"email": CUSTOMER_EMAIL, "password": PASSWORD}
+    )
     assert response.url.path == "/portal/payments" and response.status_code == 200
 
 
@@ -117,11 +124,14 @@ async def test_an_expired_session_under_htmx_redirects_the_whole_page(
     await signed_in.open("/portal/invoices")
     later = time.time() + SESSION_MAX_AGE.total_seconds() + 60
     monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: int(later))
-    response = await signed_in.http.get("/portal/invoices?status=PAID", headers={
-        **HTMX, "HX-Current-URL": f"{BASE_URL}/portal/invoices?status=PAID"})
+    response = await signed_in.http.get(
+        "/portal/invoices?status=PAID",
+        headers={**HTMX, "HX-Current-URL": f"{BASE_URL}/portal/invoices?status=PAID"},
+    )
     assert response.status_code == 200
     assert response.headers["HX-Redirect"] == (
-        "/portal/sign-in?next=%2Fportal%2Finvoices%3Fstatus%3DPAID&notice=session-ended")
+        "/portal/sign-in?next=%2Fportal%2Finvoices%3Fstatus%3DPAID&notice=session-ended"
+    )
 
 
 async def test_staff_cannot_use_the_customer_portal(browser: Browser, db: Database) -> None:
@@ -167,8 +177,9 @@ async def test_password_reset_by_mail_end_to_end(
 
     page = await browser.open(link)
     assert page.status_code == 200 and "Choose a new password" in page.text
-    response = await browser.submit(link, {"newPassword": NEW_PASSWORD,
-                                           "confirmation": NEW_PASSWORD})
+    response = await browser.submit(
+        link, {"newPassword": NEW_PASSWORD, "confirmation": NEW_PASSWORD}
+    )
     assert response.url.path == "/portal/sign-in"
     assert "Your password has been changed" in response.text
 
@@ -177,8 +188,9 @@ async def test_password_reset_by_mail_end_to_end(
 
     # The link works once: the password it was made for is gone.
     await browser.open(link)
-    response = await browser.submit(link, {"newPassword": "yet another passphrase",
-                                           "confirmation": "yet another passphrase"})
+    response = await browser.submit(
+        link, {"newPassword": "yet another passphrase", "confirmation": "yet another passphrase"}
+    )
     assert response.status_code == 422
     assert "not valid or was already used" in text_of(response.text, "main")
 
@@ -210,11 +222,13 @@ async def test_a_reset_link_expires_after_an_hour(
     await _ask_for_reset(browser, CUSTOMER_EMAIL)
     link = _reset_link((await mailbox.received())[0])
     real_now = clock.wall_now
-    monkeypatch.setattr(clock, "wall_now",
-                        lambda: real_now() + password_resets.TOKEN_MAX_AGE + timedelta(minutes=1))
+    monkeypatch.setattr(
+        clock, "wall_now", lambda: real_now() + password_resets.TOKEN_MAX_AGE + timedelta(minutes=1)
+    )
     await browser.open(link)
-    response = await browser.submit(link, {"newPassword": NEW_PASSWORD,
-                                           "confirmation": NEW_PASSWORD})
+    response = await browser.submit(
+        link, {"newPassword": NEW_PASSWORD, "confirmation": NEW_PASSWORD}
+    )
     assert response.status_code == 422
     assert "This reset link has expired" in text_of(response.text, "main")
     monkeypatch.undo()

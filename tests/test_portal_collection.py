@@ -12,8 +12,8 @@ from sqlalchemy import select
 from billing.collection import SettingsInput
 from billing.collection_run import run_collection
 from billing.customers import create_customer_class
-from billing.models import CardCharging, Invoice, InvoiceKind, InvoiceStatus
 from billing.db import Database
+from billing.models import CardCharging, Invoice, InvoiceKind, InvoiceStatus
 from schema.relay import encode_id
 from tests.factories import DECLINE, T0, admin_viewer, invoices_of
 from tests.portal_support import (
@@ -45,7 +45,11 @@ async def _class(db: Database, name: str = "Collected", **settings: object) -> i
     ``settings``."""
     async with db.transaction() as session:
         cls = await create_customer_class(
-            session, admin_viewer(), name, 14, 7,
+            session,
+            admin_viewer(),
+            name,
+            14,
+            7,
             {InvoiceKind.OUT_OF_TURN: SettingsInput(**settings)},  # type: ignore[arg-type]
         )
         return cls.id
@@ -57,8 +61,7 @@ async def _class(db: Database, name: str = "Collected", **settings: object) -> i
 async def test_the_invoice_shows_its_card_attempts_and_the_next_one(
     browser: Browser, db: Database
 ) -> None:
-    class_id = await _class(db, card_charging=CardCharging.ON_ISSUE,
-                            attempt_days_after_due=[0, 3])
+    class_id = await _class(db, card_charging=CardCharging.ON_ISSUE, attempt_days_after_due=[0, 3])
     party = await customer_with_login(db, class_id=class_id, auto_payment=True)
     await store_card(db, party, DECLINE)
     invoice = await invoice_for(db, party, 2500)
@@ -73,8 +76,10 @@ async def test_the_invoice_shows_its_card_attempts_and_the_next_one(
     assert "30 Mar 2026 Scheduled" in attempts and "2 Apr 2026 Scheduled" in attempts
     assert text_of(page.text, "next-attempt") == "Next attempt: 30 Mar 2026 09:00"
     api = await customer_api(browser)
-    data = await api.run("query($id: ID!) { invoice(id: $id) { nextAttemptAt } }",
-                         {"id": encode_id("Invoice", invoice.id)})
+    data = await api.run(
+        "query($id: ID!) { invoice(id: $id) { nextAttemptAt } }",
+        {"id": encode_id("Invoice", invoice.id)},
+    )
     assert data["invoice"]["nextAttemptAt"].startswith("2026-03-30T09:00")
 
 
@@ -107,9 +112,11 @@ async def test_staff_approve_several_invoices_at_once(admin: Browser, db: Databa
     page = await admin.open("/admin/review")
     assert 'href="/admin/review" aria-current="page">Review</a>' in page.text
     assert "3 invoices waiting" in page.text
-    response = await admin.http.post("/admin/review", data={
-        "csrf_token": csrf_token(page.text), "ids": [first, second], "action": "approve"},
-        headers={"HX-Request": "true", "X-CSRF-Token": csrf_token(page.text)})
+    response = await admin.http.post(
+        "/admin/review",
+        data={"csrf_token": csrf_token(page.text), "ids": [first, second], "action": "approve"},
+        headers={"HX-Request": "true", "X-CSRF-Token": csrf_token(page.text)},
+    )
     assert response.status_code == 200, response.text
     assert text_of(response.text, "review-done").startswith("Approved ")
     assert "1 invoice waiting" in response.text and "<html" not in response.text
@@ -124,14 +131,20 @@ async def test_voiding_needs_a_reason_and_then_voids_all_ticked(
     page = await admin.open("/admin/review")
     token = csrf_token(page.text)
     headers = {"HX-Request": "true", "X-CSRF-Token": token}
-    response = await admin.http.post("/admin/review", headers=headers, data={
-        "ids": [first, second], "action": "void", "reason": ""})
+    response = await admin.http.post(
+        "/admin/review",
+        headers=headers,
+        data={"ids": [first, second], "action": "void", "reason": ""},
+    )
     assert response.status_code == 422
     assert 'aria-invalid="true"' in response.text and "f-reason-error" in response.text
     assert response.text.count("checked") == 2  # the ticks stay for a second try
     assert sorted((await _statuses(db)).values()) == ["PENDING_REVIEW", "PENDING_REVIEW"]
-    response = await admin.http.post("/admin/review", headers=headers, data={
-        "ids": [first, second], "action": "void", "reason": "Billed twice"})
+    response = await admin.http.post(
+        "/admin/review",
+        headers=headers,
+        data={"ids": [first, second], "action": "void", "reason": "Billed twice"},
+    )
     assert response.status_code == 200
     assert text_of(response.text, "review-done").startswith("Voided ")
     assert "Nothing to review" in response.text
@@ -155,16 +168,19 @@ async def _statuses(db: Database) -> dict[int, str]:
 # --- customer classes ------------------------------------------------------------------------
 
 
-async def test_a_class_is_created_and_edited_and_round_trips(
-    admin: Browser, db: Database
-) -> None:
+async def test_a_class_is_created_and_edited_and_round_trips(admin: Browser, db: Database) -> None:
     await admin.open("/admin/classes")
-    response = await admin.submit("/admin/classes", {
-        "name": "Business", "paymentTermsDays": "30", "gracePeriodDays": "10",
-        "outOfTurnInvoices.cardCharging": "ON_DUE_DATE",
-        "outOfTurnInvoices.attemptDaysAfterDue": "7, 0,3",
-        "outOfTurnInvoices.reviewInvoices": "on",
-    })
+    response = await admin.submit(
+        "/admin/classes",
+        {
+            "name": "Business",
+            "paymentTermsDays": "30",
+            "gracePeriodDays": "10",
+            "outOfTurnInvoices.cardCharging": "ON_DUE_DATE",
+            "outOfTurnInvoices.attemptDaysAfterDue": "7, 0,3",
+            "outOfTurnInvoices.reviewInvoices": "on",
+        },
+    )
     assert response.status_code == 200, response.text
     assert text_of(response.text, "class-done") == "Created Business."
     listed = text_of(response.text, "class-list")
@@ -177,10 +193,15 @@ async def test_a_class_is_created_and_edited_and_round_trips(
     assert fields["outOfTurnInvoices.attemptDaysAfterDue"] == "0,3,7"
     assert fields["outOfTurnInvoices.reviewInvoices"] == "on"
     assert "regularInvoices.reviewInvoices" not in fields
-    response = await admin.submit(f"/admin/classes/{path}", {
-        "regularInvoices.cardCharging": "ON_ISSUE",
-        "regularInvoices.attemptDaysBeforeDue": "2",
-        "gracePeriodDays": "5"}, htmx=True)
+    response = await admin.submit(
+        f"/admin/classes/{path}",
+        {
+            "regularInvoices.cardCharging": "ON_ISSUE",
+            "regularInvoices.attemptDaysBeforeDue": "2",
+            "gracePeriodDays": "5",
+        },
+        htmx=True,
+    )
     assert response.status_code == 200 and "Saved." in response.text
     api = await customer_api(admin, ADMIN_EMAIL)
     data = await api.run("""{ customerClasses { edges { node {
@@ -188,11 +209,18 @@ async def test_a_class_is_created_and_edited_and_round_trips(
         outOfTurnInvoices { cardCharging attemptDaysAfterDue reviewInvoices } } } } }""")
     [node] = [edge["node"] for edge in data["customerClasses"]["edges"]]
     assert node == {
-        "name": "Business", "gracePeriodDays": 5,
-        "regularInvoices": {"cardCharging": "ON_ISSUE", "attemptDaysBeforeDue": [2],
-                            "reviewInvoices": False},
-        "outOfTurnInvoices": {"cardCharging": "ON_DUE_DATE", "attemptDaysAfterDue": [0, 3, 7],
-                              "reviewInvoices": True},
+        "name": "Business",
+        "gracePeriodDays": 5,
+        "regularInvoices": {
+            "cardCharging": "ON_ISSUE",
+            "attemptDaysBeforeDue": [2],
+            "reviewInvoices": False,
+        },
+        "outOfTurnInvoices": {
+            "cardCharging": "ON_DUE_DATE",
+            "attemptDaysAfterDue": [0, 3, 7],
+            "reviewInvoices": True,
+        },
     }
 
 
@@ -201,21 +229,26 @@ async def test_bad_class_input_is_shown_beside_its_field(admin: Browser, db: Dat
     page = await admin.open("/admin/classes")
     path = page.text.split('href="/admin/classes/', 1)[1].split('"')[0]
     await admin.open(f"/admin/classes/{path}")
-    response = await admin.submit(f"/admin/classes/{path}",
-                                  {"regularInvoices.attemptDaysAfterDue": "0,x"}, htmx=True)
+    response = await admin.submit(
+        f"/admin/classes/{path}", {"regularInvoices.attemptDaysAfterDue": "0,x"}, htmx=True
+    )
     assert response.status_code == 422
     assert text_of(response.text, "f-regularInvoices.attemptDaysAfterDue-error").startswith(
-        "Enter whole numbers of days")
+        "Enter whole numbers of days"
+    )
     assert 'value="0,x"' in response.text
     # The API's own refusals land beside their fields too (days are at most a limit).
-    response = await admin.submit(f"/admin/classes/{path}",
-                                  {"outOfTurnInvoices.attemptDaysAfterDue": "100000"}, htmx=True)
+    response = await admin.submit(
+        f"/admin/classes/{path}", {"outOfTurnInvoices.attemptDaysAfterDue": "100000"}, htmx=True
+    )
     assert response.status_code == 422
     assert text_of(response.text, "f-outOfTurnInvoices.attemptDaysAfterDue-error").startswith(
-        "Attempt days must be between 0 and")
+        "Attempt days must be between 0 and"
+    )
     await admin.open("/admin/classes")
-    response = await admin.submit("/admin/classes", {"name": "X", "paymentTermsDays": "ten"},
-                                  htmx=True)
+    response = await admin.submit(
+        "/admin/classes", {"name": "X", "paymentTermsDays": "ten"}, htmx=True
+    )
     assert response.status_code == 422
     assert text_of(response.text, "f-new-paymentTermsDays-error") == "Enter digits only."
 
@@ -231,8 +264,10 @@ async def test_a_customer_cannot_reach_the_collection_pages(
         assert response.status_code in (303, 403), path
         assert "Secret" not in response.text
         response = await signed_in.http.post(
-            path, headers={"HX-Request": "true", "X-CSRF-Token": token},
-            data={"name": "Mine", "action": "approve", "ids": "x"})
+            path,
+            headers={"HX-Request": "true", "X-CSRF-Token": token},
+            data={"name": "Mine", "action": "approve", "ids": "x"},
+        )
         assert response.status_code == 403, path
     page = await signed_in.open("/portal")
     assert "/admin/review" not in page.text and "/admin/classes" not in page.text

@@ -51,10 +51,13 @@ async def test_the_dashboard_shows_the_api_figures(
 ) -> None:
     await _three_invoices(db, customer)
     await store_card(db, customer, APPROVE)
-    data = await _customer_data(await customer_api(signed_in), """
+    data = await _customer_data(
+        await customer_api(signed_in),
+        """
         balance { amount currency } availableFunds { amount currency } status autoPayment
         nextBillAt timeZone invoices(first: 10) { number status outstanding { amount currency } }
-    """)
+    """,
+    )
     page = (await signed_in.open("/portal")).text
     assert text_of(page, "balance") == _money(data["balance"]) == "57.99 USD"
     assert text_of(page, "available-funds") == _money(data["availableFunds"])
@@ -86,7 +89,7 @@ async def test_the_invoice_list_is_filtered_by_status(
         listed = text_of(page.text, "invoice-list")
         assert number in listed
         assert [other for other in by_status.values() if other in listed] == [number]
-        assert 'selected>' in page.text.split(f'value="{status}"')[1][:20]
+        assert "selected>" in page.text.split(f'value="{status}"')[1][:20]
         # htmx asks for the list alone when the filter changes.
         fragment = await signed_in.http.get(f"/portal/invoices?status={status}", headers=HTMX)
         assert text_of(fragment.text, "invoice-list") == listed
@@ -98,15 +101,19 @@ async def test_an_invoice_page_shows_its_lines_payments_and_status(
     await _three_invoices(db, customer)
     api = await customer_api(signed_in)
     (invoice_id,) = [
-        invoice["id"] for invoice in (await _customer_data(
-            api, "invoices(first: 10) { id status }"))["invoices"]
+        invoice["id"]
+        for invoice in (await _customer_data(api, "invoices(first: 10) { id status }"))["invoices"]
         if invoice["status"] == "PARTIALLY_PAID"
     ]
-    invoice = (await api.run("""query($id: ID!) { invoice(id: $id) {
+    invoice = (
+        await api.run(
+            """query($id: ID!) { invoice(id: $id) {
         number total { amount currency } amountPaid { amount currency }
         outstanding { amount currency } lines { description amount { amount currency } }
         payments { amount { amount currency } payment { method } } } }""",
-                             {"id": invoice_id}))["invoice"]
+            {"id": invoice_id},
+        )
+    )["invoice"]
     page = (await signed_in.open(f"/portal/invoices/{invoice_id}")).text
     assert f"Invoice {invoice['number']}" in page
     assert text_of(page, "invoice-status") == "Partially paid"
@@ -131,8 +138,11 @@ async def test_someone_elses_invoice_is_a_404_page(
         assert response.status_code == 404
         assert "Page not found" in response.text and "Bob" not in response.text
     token = csrf_token((await signed_in.open("/portal")).text)
-    response = await signed_in.http.post(f"/portal/invoices/{theirs}/pay", data={"key": "k1"},
-                                         headers={**HTMX, "X-CSRF-Token": token})
+    response = await signed_in.http.post(
+        f"/portal/invoices/{theirs}/pay",
+        data={"key": "k1"},
+        headers={**HTMX, "X-CSRF-Token": token},
+    )
     assert response.status_code == 404
     other_api = await customer_api(signed_in, "bob@example.com")
     assert (await _customer_data(other_api, "payments { id }"))["payments"] == []
@@ -145,8 +155,9 @@ async def test_the_payment_history_matches_the_api(
     async with db.transaction() as session:
         await pay_cash(session, customer.customer, 1000)
         await pay_cash(session, customer.customer, 250)
-    data = await _customer_data(await customer_api(signed_in),
-                                "payments(first: 10) { amount { amount currency } method }")
+    data = await _customer_data(
+        await customer_api(signed_in), "payments(first: 10) { amount { amount currency } method }"
+    )
     page = await signed_in.open("/portal/payments")
     listed = text_of(page.text, "payment-list")
     assert listed.startswith("2 payments")
@@ -155,26 +166,27 @@ async def test_the_payment_history_matches_the_api(
         assert _money(payment["amount"]) in listed
 
 
-async def test_the_accounts_page_lists_the_services(
-    signed_in: Browser, customer: Party
-) -> None:
+async def test_the_accounts_page_lists_the_services(signed_in: Browser, customer: Party) -> None:
     page = await signed_in.open("/portal/accounts")
     assert customer.account.number in page.text
     assert "Mobile" in page.text and "Active" in page.text
 
 
-async def test_the_profile_saves_contact_details(
-    signed_in: Browser, customer: Party
-) -> None:
+async def test_the_profile_saves_contact_details(signed_in: Browser, customer: Party) -> None:
     page = await signed_in.open("/portal/profile")
     assert 'value="ada@example.com"' in page.text and 'value="UTC"' in page.text
-    response = await signed_in.submit("/portal/profile", {
-        "phone": "+44 20 7946 0001", "timeZone": "Europe/London", "email": "ada@work.example"})
+    response = await signed_in.submit(
+        "/portal/profile",
+        {"phone": "+44 20 7946 0001", "timeZone": "Europe/London", "email": "ada@work.example"},
+    )
     assert response.status_code == 200
     assert "Your details have been saved" in response.text
     data = await _customer_data(await customer_api(signed_in), "email phone timeZone")
-    assert data == {"email": "ada@work.example", "phone": "+44 20 7946 0001",
-                    "timeZone": "Europe/London"}
+    assert data == {
+        "email": "ada@work.example",
+        "phone": "+44 20 7946 0001",
+        "timeZone": "Europe/London",
+    }
 
 
 async def test_profile_errors_are_shown_beside_their_fields(
@@ -188,8 +200,9 @@ async def test_profile_errors_are_shown_beside_their_fields(
     assert 'value="not an address"' in response.text  # what was typed stays to be fixed
 
     await signed_in.open("/portal/profile")
-    response = await signed_in.submit("/portal/profile", {"timeZone": "Mars/Olympus_Mons"},
-                                      htmx=True)
+    response = await signed_in.submit(
+        "/portal/profile", {"timeZone": "Mars/Olympus_Mons"}, htmx=True
+    )
     assert response.status_code == 422
     assert response.text.lstrip().startswith('<section id="profile"')
     assert "is not an IANA time zone" in text_of(response.text, "f-timeZone-error")

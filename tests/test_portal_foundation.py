@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from billing.models import InvoiceStatus
 from billing.db import Database
+from billing.models import InvoiceStatus
 from portals.csrf import CSRF_COOKIE
 from tests.factories import Party
 from tests.portal_support import HTMX, Browser, csrf_token, invoice_for, text_of
@@ -38,8 +38,9 @@ async def test_a_plain_form_without_the_token_is_refused(signed_in: Browser) -> 
 
 
 async def test_an_htmx_request_without_the_header_is_refused(signed_in: Browser) -> None:
-    response = await signed_in.http.post("/portal/auto-payment", data={"autoPayment": "on"},
-                                         headers=HTMX)
+    response = await signed_in.http.post(
+        "/portal/auto-payment", data={"autoPayment": "on"}, headers=HTMX
+    )
     assert response.status_code == 403
     # The refusal replaces the page's content rather than a fragment's place.
     assert response.headers["HX-Retarget"] == "#main"
@@ -63,13 +64,15 @@ async def test_a_token_is_bound_to_the_browser_and_its_session(
     await browser.sign_in()
     after = csrf_token((await browser.open("/portal")).text)
     assert before != after  # signing in changes the session, and so the token
-    response = await browser.http.post("/portal/auto-payment",
-                                       data={"autoPayment": "on", "csrf_token": before})
+    response = await browser.http.post(
+        "/portal/auto-payment", data={"autoPayment": "on", "csrf_token": before}
+    )
     assert response.status_code == 403
     # Another browser's token does not fit this browser's cookie either.
     browser.http.cookies.set(CSRF_COOKIE, "x" * 43, domain="kassa.test")
-    response = await browser.http.post("/portal/auto-payment",
-                                       data={"autoPayment": "on", "csrf_token": after})
+    response = await browser.http.post(
+        "/portal/auto-payment", data={"autoPayment": "on", "csrf_token": after}
+    )
     assert response.status_code == 403
 
 

@@ -37,24 +37,28 @@ async def _cards(api: Api) -> list[dict[str, Any]]:
     viewer = (await api.run("query { viewer { customerId } }"))["viewer"]
     data = await api.run(
         "query($id: ID!) { customer(id: $id) { paymentMethods { id last4 isDefault } } }",
-        {"id": viewer["customerId"]})
+        {"id": viewer["customerId"]},
+    )
     cards: list[dict[str, Any]] = data["customer"]["paymentMethods"]
     return cards
 
 
 async def _payments(api: Api) -> list[dict[str, Any]]:
     viewer = (await api.run("query { viewer { customerId } }"))["viewer"]
-    data = await api.run("""query($id: ID!) { customer(id: $id) {
+    data = await api.run(
+        """query($id: ID!) { customer(id: $id) {
         balance { amount } payments(first: 20) { status amount { amount } } } }""",
-                         {"id": viewer["customerId"]})
+        {"id": viewer["customerId"]},
+    )
     payments: list[dict[str, Any]] = data["customer"]["payments"]
     return payments
 
 
 async def _add_card(browser: Browser, number: str, **fields: str) -> Any:
     await browser.open("/portal/payment-methods")
-    return await browser.submit("/portal/payment-methods",
-                                {**CARD_FORM, "cardNumber": number, **fields})
+    return await browser.submit(
+        "/portal/payment-methods", {**CARD_FORM, "cardNumber": number, **fields}
+    )
 
 
 # --- adding, choosing and removing cards -------------------------------------------------------
@@ -65,16 +69,20 @@ async def test_a_card_is_added_and_listed(signed_in: Browser, customer: Party) -
     assert response.status_code == 200
     assert "Visa ending 4242 was added." in response.text
     assert "Visa ending 4242" in text_of(response.text, "cards")
-    assert [(card["last4"], card["isDefault"]) for card in
-            await _cards(await customer_api(signed_in))] == [("4242", True)]
+    assert [
+        (card["last4"], card["isDefault"]) for card in await _cards(await customer_api(signed_in))
+    ] == [("4242", True)]
 
 
-@pytest.mark.parametrize(("fields", "field", "message"), [
-    ({"cardNumber": "4242424242424241"}, "cardNumber", "The card number is not valid."),
-    ({"expYear": "2020"}, "expMonth", "The card has expired."),
-    ({"cvc": "12"}, "cvc", "The security code must be 3 digits."),
-    ({"expMonth": "twelve"}, "expMonth", "Enter digits only."),
-])
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"cardNumber": "4242424242424241"}, "cardNumber", "The card number is not valid."),
+        ({"expYear": "2020"}, "expMonth", "The card has expired."),
+        ({"cvc": "12"}, "cvc", "The security code must be 3 digits."),
+        ({"expMonth": "twelve"}, "expMonth", "Enter digits only."),
+    ],
+)
 async def test_a_refused_card_says_why_beside_the_field(
     signed_in: Browser, customer: Party, fields: dict[str, str], field: str, message: str
 ) -> None:
@@ -118,13 +126,14 @@ async def test_the_default_card_is_chosen_and_cards_removed(
     assert response.text.lstrip().startswith('<div id="payment-methods"')
     assert "Visa ending 0002 is now the card charged by default." in response.text
     assert [(card["last4"], card["isDefault"]) for card in await _cards(api)] == [
-        ("0002", True), ("4242", False)]
+        ("0002", True),
+        ("4242", False),
+    ]
 
     await signed_in.open("/portal/payment-methods")
     response = await signed_in.submit(f"/portal/payment-methods/{second}/remove")
     assert "Visa ending 0002 was removed." in response.text
-    assert [(card["last4"], card["isDefault"]) for card in await _cards(api)] == [
-        ("4242", True)]
+    assert [(card["last4"], card["isDefault"]) for card in await _cards(api)] == [("4242", True)]
 
 
 async def test_someone_elses_card_is_a_404(
@@ -134,8 +143,9 @@ async def test_someone_elses_card_is_a_404(
     theirs = encode_id("PaymentMethod", (await store_card(db, other, APPROVE)).id)
     token = csrf_token((await signed_in.open("/portal/payment-methods")).text)
     for action in ("default", "remove"):
-        response = await signed_in.http.post(f"/portal/payment-methods/{theirs}/{action}",
-                                             data={"csrf_token": token})
+        response = await signed_in.http.post(
+            f"/portal/payment-methods/{theirs}/{action}", data={"csrf_token": token}
+        )
         assert response.status_code == 404
     bob = await customer_api(signed_in, "bob@example.com")
     assert [card["isDefault"] for card in await _cards(bob)] == [True]
@@ -144,8 +154,7 @@ async def test_someone_elses_card_is_a_404(
 # --- paying -------------------------------------------------------------------------------
 
 
-async def _invoice_page(browser: Browser, customer: Party, db: Database,
-                        *amounts: int) -> str:
+async def _invoice_page(browser: Browser, customer: Party, db: Database, *amounts: int) -> str:
     invoice_id = encode_id("Invoice", (await invoice_for(db, customer, *amounts)).id)
     await browser.open(f"/portal/invoices/{invoice_id}")
     return f"/portal/invoices/{invoice_id}/pay"
@@ -162,15 +171,19 @@ async def test_paying_an_invoice_changes_its_status_in_place(
     assert "Paid 12.30 USD" in response.text
     assert text_of(response.text, "invoice-status") == "Paid"
     assert text_of(response.text, "invoice-outstanding") == "0.00 USD"
-    assert [(payment["status"], payment["amount"]["amount"])
-            for payment in await _payments(await customer_api(signed_in))] == [
-        ("COMPLETED", "12.30")]
+    assert [
+        (payment["status"], payment["amount"]["amount"])
+        for payment in await _payments(await customer_api(signed_in))
+    ] == [("COMPLETED", "12.30")]
 
 
-@pytest.mark.parametrize(("card", "words"), [
-    (DECLINE, "The card was declined. Try another card or ask your bank why."),
-    (INSUFFICIENT, "The card has insufficient funds. Try another card or a smaller amount."),
-])
+@pytest.mark.parametrize(
+    ("card", "words"),
+    [
+        (DECLINE, "The card was declined. Try another card or ask your bank why."),
+        (INSUFFICIENT, "The card has insufficient funds. Try another card or a smaller amount."),
+    ],
+)
 async def test_a_declined_card_says_why_in_plain_words(
     signed_in: Browser, customer: Party, db: Database, card: str, words: str
 ) -> None:
@@ -185,11 +198,13 @@ async def test_a_declined_card_says_why_in_plain_words(
     # A retry is a new attempt: the form comes back with a new key.
     assert form_fields(response.text, action)["key"] != before["key"]
     assert [payment["status"] for payment in await _payments(await customer_api(signed_in))] == [
-        "FAILED"]
+        "FAILED"
+    ]
 
 
-async def _pay_form(browser: Browser, customer: Party, db: Database
-                    ) -> tuple[str, dict[str, str], dict[str, str]]:
+async def _pay_form(
+    browser: Browser, customer: Party, db: Database
+) -> tuple[str, dict[str, str], dict[str, str]]:
     """The pay form of a new 12.30 invoice: its action, its fields and htmx's headers."""
     await store_card(db, customer, APPROVE)
     action = await _invoice_page(browser, customer, db, 1230)
@@ -199,7 +214,8 @@ async def _pay_form(browser: Browser, customer: Party, db: Database
 
 async def _paid_once(browser: Browser) -> None:
     assert [payment["status"] for payment in await _payments(await customer_api(browser))] == [
-        "COMPLETED"]
+        "COMPLETED"
+    ]
     assert len(SimulatorProcessor().charges()) == 1  # the card was charged once, too
 
 
@@ -213,12 +229,11 @@ async def test_a_form_sent_twice_pays_once(
     await _paid_once(signed_in)
 
 
-async def test_a_double_click_pays_once(
-    signed_in: Browser, customer: Party, db: Database
-) -> None:
+async def test_a_double_click_pays_once(signed_in: Browser, customer: Party, db: Database) -> None:
     action, fields, headers = await _pay_form(signed_in, customer, db)
-    clicks = await asyncio.gather(*(signed_in.http.post(action, data=fields, headers=headers)
-                                    for _ in range(2)))
+    clicks = await asyncio.gather(
+        *(signed_in.http.post(action, data=fields, headers=headers) for _ in range(2))
+    )
     for response in clicks:
         assert response.status_code == 200 and "Paid 12.30 USD" in response.text
     await _paid_once(signed_in)

@@ -42,25 +42,38 @@ async def advance(api: Api, to: str) -> None:
 
 
 async def create_class(api: Api, **fields: Any) -> str:
-    made = await api.mutate("createCustomerClass", {"name": "Scenario", **fields},
-                            "customerClass { id }")
+    made = await api.mutate(
+        "createCustomerClass", {"name": "Scenario", **fields}, "customerClass { id }"
+    )
     assert made["errors"] == [], made
     class_id: str = made["customerClass"]["id"]
     return class_id
 
 
-async def create_customer(api: Api, class_id: str, time_zone: str = "UTC",
-                          card: str | None = APPROVE) -> tuple[str, str]:
+async def create_customer(
+    api: Api, class_id: str, time_zone: str = "UTC", card: str | None = APPROVE
+) -> tuple[str, str]:
     """A monthly customer on auto-payment with one account and a default card; returns the
     customer's and the account's ids."""
-    made = await api.mutate("createCustomer", {
-        "name": "Grace Hopper", "currency": "USD", "timeZone": time_zone, "classId": class_id,
-        "autoPayment": True, "billingPeriod": "MONTHLY"}, "customer { id }")
+    made = await api.mutate(
+        "createCustomer",
+        {
+            "name": "Grace Hopper",
+            "currency": "USD",
+            "timeZone": time_zone,
+            "classId": class_id,
+            "autoPayment": True,
+            "billingPeriod": "MONTHLY",
+        },
+        "customer { id }",
+    )
     assert made["errors"] == [], made
     customer_id: str = made["customer"]["id"]
-    account = await api.mutate("createAccount", {"customerId": customer_id,
-                                                 "number": f"ACC-{customer_id[-6:]}",
-                                                 "product": "Fibre"}, "account { id }")
+    account = await api.mutate(
+        "createAccount",
+        {"customerId": customer_id, "number": f"ACC-{customer_id[-6:]}", "product": "Fibre"},
+        "account { id }",
+    )
     assert account["errors"] == [], account
     if card is not None:
         await add_card(api, customer_id, card)
@@ -68,16 +81,33 @@ async def create_customer(api: Api, class_id: str, time_zone: str = "UTC",
 
 
 async def add_card(api: Api, customer_id: str, number: str) -> None:
-    added = await api.mutate("addPaymentMethod", {
-        "customerId": customer_id, "cardNumber": number, "expMonth": 12, "expYear": 2035,
-        "cvc": "123", "makeDefault": True}, "paymentMethod { id isDefault }")
+    added = await api.mutate(
+        "addPaymentMethod",
+        {
+            "customerId": customer_id,
+            "cardNumber": number,
+            "expMonth": 12,
+            "expYear": 2035,
+            "cvc": "123",
+            "makeDefault": True,
+        },
+        "paymentMethod { id isDefault }",
+    )
     assert added["errors"] == [] and added["paymentMethod"]["isDefault"], added
 
 
 async def post_charge(api: Api, account_id: str, amount: str, key: str) -> None:
-    posted = await api.mutate("postCharge", {
-        "accountId": account_id, "description": "Fibre 500", "amount": amount,
-        "currency": "USD", "idempotencyKey": key}, "charge { id }")
+    posted = await api.mutate(
+        "postCharge",
+        {
+            "accountId": account_id,
+            "description": "Fibre 500",
+            "amount": amount,
+            "currency": "USD",
+            "idempotencyKey": key,
+        },
+        "charge { id }",
+    )
     assert posted["errors"] == [], posted
 
 
@@ -97,8 +127,10 @@ def card_charges() -> list[str]:
 
 
 def attempts(invoice: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return [(a["scheduledFor"], a["status"], (a["amount"] or {}).get("amount"),
-             a["declineCode"]) for a in invoice["attempts"]]
+    return [
+        (a["scheduledFor"], a["status"], (a["amount"] or {}).get("amount"), a["declineCode"])
+        for a in invoice["attempts"]
+    ]
 
 
 def transitions(thing: dict[str, Any]) -> list[tuple[str | None, str, str]]:
@@ -110,21 +142,34 @@ def transitions(thing: dict[str, Any]) -> list[tuple[str | None, str, str]]:
 
 async def test_1_a_wire_before_the_due_date_leaves_the_card_only_the_rest(api: Api) -> None:
     await advance(api, "2029-08-10T12:00:00Z")
-    class_id = await create_class(api, paymentTermsDays=14,
-                                  regularInvoices={"cardCharging": "ON_DUE_DATE"})
+    class_id = await create_class(
+        api, paymentTermsDays=14, regularInvoices={"cardCharging": "ON_DUE_DATE"}
+    )
     customer_id, account_id = await create_customer(api, class_id, "Europe/London")
     await post_charge(api, account_id, "30.00", "s1-charge")
 
     await advance(api, "2029-09-05T10:00:00Z")  # the bill run issued August's invoice on 1 Sep
     invoice = await only_invoice(api, customer_id)
     assert (invoice["issueDate"], invoice["dueDate"], invoice["status"]) == (
-        "2029-09-01", "2029-09-15", "UNPAID")
+        "2029-09-01",
+        "2029-09-15",
+        "UNPAID",
+    )
     assert invoice["nextAttemptAt"] == "2029-09-15T08:00:00+00:00"  # 09:00 in London (BST)
     assert attempts(invoice) == [("2029-09-15", "SCHEDULED", None, None)]
 
-    wire = await api.mutate("recordPayment", {
-        "customerId": customer_id, "amount": "20.00", "currency": "USD", "method": "WIRE",
-        "idempotencyKey": "s1-wire", "reference": "Bank transfer 5 Sep"}, "payment { id }")
+    wire = await api.mutate(
+        "recordPayment",
+        {
+            "customerId": customer_id,
+            "amount": "20.00",
+            "currency": "USD",
+            "method": "WIRE",
+            "idempotencyKey": "s1-wire",
+            "reference": "Bank transfer 5 Sep",
+        },
+        "payment { id }",
+    )
     assert wire["errors"] == []
     assert (await only_invoice(api, customer_id))["status"] == "PARTIALLY_PAID"
 
@@ -134,11 +179,15 @@ async def test_1_a_wire_before_the_due_date_leaves_the_card_only_the_rest(api: A
     assert attempts(invoice) == [("2029-09-15", "SUCCEEDED", "10.00", None)]
     assert invoice["attempts"][0]["payment"] == {"method": "CARD", "amount": {"amount": "10.00"}}
     assert card_charges() == ["10.00"]
-    assert sorted((p["payment"]["method"], p["amount"]["amount"]) for p in invoice["payments"]) \
-        == [("CARD", "10.00"), ("WIRE", "20.00")]
-    assert transitions(invoice) == [(None, "UNPAID", "ISSUED"),
-                                    ("UNPAID", "PARTIALLY_PAID", "PAYMENT"),
-                                    ("PARTIALLY_PAID", "PAID", "PAYMENT")]
+    assert sorted((p["payment"]["method"], p["amount"]["amount"]) for p in invoice["payments"]) == [
+        ("CARD", "10.00"),
+        ("WIRE", "20.00"),
+    ]
+    assert transitions(invoice) == [
+        (None, "UNPAID", "ISSUED"),
+        ("UNPAID", "PARTIALLY_PAID", "PAYMENT"),
+        ("PARTIALLY_PAID", "PAID", "PAYMENT"),
+    ]
 
 
 # --- 2. charge upon issue, a second attempt before the due date ----------------------------
@@ -148,18 +197,27 @@ async def test_2_a_failed_charge_upon_issue_is_retried_five_days_before_the_due_
     api: Api,
 ) -> None:
     await advance(api, "2029-03-05T12:00:00Z")
-    class_id = await create_class(api, paymentTermsDays=14, regularInvoices={
-        "cardCharging": "ON_ISSUE", "attemptDaysBeforeDue": [5]})
-    customer_id, account_id = await create_customer(api, class_id, "America/New_York",
-                                                    card=INSUFFICIENT)
+    class_id = await create_class(
+        api,
+        paymentTermsDays=14,
+        regularInvoices={"cardCharging": "ON_ISSUE", "attemptDaysBeforeDue": [5]},
+    )
+    customer_id, account_id = await create_customer(
+        api, class_id, "America/New_York", card=INSUFFICIENT
+    )
     await post_charge(api, account_id, "50.00", "s2-charge")
 
     await advance(api, "2029-04-01T12:00:00Z")  # March closed at midnight New York time
     invoice = await only_invoice(api, customer_id)
     assert (invoice["issueDate"], invoice["dueDate"], invoice["status"]) == (
-        "2029-04-01", "2029-04-15", "UNPAID")
-    assert attempts(invoice) == [("2029-04-01", "FAILED", "50.00", "insufficient_funds"),
-                                 ("2029-04-10", "SCHEDULED", None, None)]
+        "2029-04-01",
+        "2029-04-15",
+        "UNPAID",
+    )
+    assert attempts(invoice) == [
+        ("2029-04-01", "FAILED", "50.00", "insufficient_funds"),
+        ("2029-04-10", "SCHEDULED", None, None),
+    ]
     assert invoice["attempts"][0]["processorResponse"] == "The card has insufficient funds."
     assert invoice["nextAttemptAt"] == "2029-04-10T13:00:00+00:00"  # 09:00 EDT
 
@@ -168,8 +226,10 @@ async def test_2_a_failed_charge_upon_issue_is_retried_five_days_before_the_due_
     await advance(api, "2029-04-10T18:00:00Z")
     invoice = await only_invoice(api, customer_id)
     assert invoice["status"] == "PAID"
-    assert attempts(invoice) == [("2029-04-01", "FAILED", "50.00", "insufficient_funds"),
-                                 ("2029-04-10", "SUCCEEDED", "50.00", None)]
+    assert attempts(invoice) == [
+        ("2029-04-01", "FAILED", "50.00", "insufficient_funds"),
+        ("2029-04-10", "SUCCEEDED", "50.00", None),
+    ]
     assert card_charges() == ["50.00", "50.00"]  # one declined, one approved
 
 
@@ -180,9 +240,12 @@ async def test_3_a_declining_card_is_tried_on_due_plus_3_and_plus_7_then_suspens
     api: Api,
 ) -> None:
     await advance(api, "2029-08-10T12:00:00Z")
-    class_id = await create_class(api, paymentTermsDays=14, gracePeriodDays=10,
-                                  regularInvoices={"cardCharging": "ON_DUE_DATE",
-                                                   "attemptDaysAfterDue": [0, 3, 7]})
+    class_id = await create_class(
+        api,
+        paymentTermsDays=14,
+        gracePeriodDays=10,
+        regularInvoices={"cardCharging": "ON_DUE_DATE", "attemptDaysAfterDue": [0, 3, 7]},
+    )
     customer_id, account_id = await create_customer(api, class_id, card=DECLINE)
     await post_charge(api, account_id, "30.00", "s3-charge")
 
@@ -190,9 +253,11 @@ async def test_3_a_declining_card_is_tried_on_due_plus_3_and_plus_7_then_suspens
     state = await customer(api, customer_id)
     [invoice] = state["invoices"]
     assert invoice["status"] == "OVERDUE" and state["status"] == "ACTIVE"
-    assert attempts(invoice) == [("2029-09-15", "FAILED", "30.00", "card_declined"),
-                                 ("2029-09-18", "FAILED", "30.00", "card_declined"),
-                                 ("2029-09-22", "FAILED", "30.00", "card_declined")]
+    assert attempts(invoice) == [
+        ("2029-09-15", "FAILED", "30.00", "card_declined"),
+        ("2029-09-18", "FAILED", "30.00", "card_declined"),
+        ("2029-09-22", "FAILED", "30.00", "card_declined"),
+    ]
     assert invoice["nextAttemptAt"] is None
 
     await advance(api, "2029-09-30T12:00:00Z")
@@ -201,21 +266,36 @@ async def test_3_a_declining_card_is_tried_on_due_plus_3_and_plus_7_then_suspens
     assert state["status"] == "SUSPENDED"
     assert len(invoice["attempts"]) == 3 and len(card_charges()) == 3  # none after +7
     [suspension] = state["statusChanges"]
-    assert (suspension["fromStatus"], suspension["toStatus"], suspension["cause"],
-            suspension["causedById"]) == ("ACTIVE", "SUSPENDED", "GRACE_PERIOD_EXCEEDED",
-                                          invoice["id"])
+    assert (
+        suspension["fromStatus"],
+        suspension["toStatus"],
+        suspension["cause"],
+        suspension["causedById"],
+    ) == ("ACTIVE", "SUSPENDED", "GRACE_PERIOD_EXCEEDED", invoice["id"])
 
-    cash = await api.mutate("recordPayment", {
-        "customerId": customer_id, "amount": "30.00", "currency": "USD", "method": "CASH",
-        "idempotencyKey": "s3-cash"}, "payment { id }")
+    cash = await api.mutate(
+        "recordPayment",
+        {
+            "customerId": customer_id,
+            "amount": "30.00",
+            "currency": "USD",
+            "method": "CASH",
+            "idempotencyKey": "s3-cash",
+        },
+        "payment { id }",
+    )
     assert cash["errors"] == []
     state = await customer(api, customer_id)
     assert state["status"] == "ACTIVE" and state["invoices"][0]["status"] == "PAID"
-    assert transitions(state) == [("ACTIVE", "SUSPENDED", "GRACE_PERIOD_EXCEEDED"),
-                                  ("SUSPENDED", "ACTIVE", "NOTHING_OVERDUE")]
-    assert transitions(state["invoices"][0]) == [(None, "UNPAID", "ISSUED"),
-                                                 ("UNPAID", "OVERDUE", "DUE_DATE_PASSED"),
-                                                 ("OVERDUE", "PAID", "PAYMENT")]
+    assert transitions(state) == [
+        ("ACTIVE", "SUSPENDED", "GRACE_PERIOD_EXCEEDED"),
+        ("SUSPENDED", "ACTIVE", "NOTHING_OVERDUE"),
+    ]
+    assert transitions(state["invoices"][0]) == [
+        (None, "UNPAID", "ISSUED"),
+        ("UNPAID", "OVERDUE", "DUE_DATE_PASSED"),
+        ("OVERDUE", "PAID", "PAYMENT"),
+    ]
 
 
 # --- 4. two unpaid invoices, two charges ---------------------------------------------------
@@ -225,8 +305,9 @@ async def test_4_two_unpaid_invoices_are_charged_separately_each_for_its_own_amo
     api: Api,
 ) -> None:
     await advance(api, "2029-01-10T12:00:00Z")
-    class_id = await create_class(api, paymentTermsDays=30,
-                                  regularInvoices={"cardCharging": "ON_DUE_DATE"})
+    class_id = await create_class(
+        api, paymentTermsDays=30, regularInvoices={"cardCharging": "ON_DUE_DATE"}
+    )
     customer_id, account_id = await create_customer(api, class_id)
     await post_charge(api, account_id, "12.00", "s4-january")
     await advance(api, "2029-02-10T12:00:00Z")
@@ -234,9 +315,13 @@ async def test_4_two_unpaid_invoices_are_charged_separately_each_for_its_own_amo
 
     await advance(api, "2029-03-02T12:00:00Z")
     february, january = (await customer(api, customer_id))["invoices"]
-    assert [(i["issueDate"], i["dueDate"], i["status"], i["total"]["amount"])
-            for i in (january, february)] == [("2029-02-01", "2029-03-03", "UNPAID", "12.00"),
-                                              ("2029-03-01", "2029-03-31", "UNPAID", "34.00")]
+    assert [
+        (i["issueDate"], i["dueDate"], i["status"], i["total"]["amount"])
+        for i in (january, february)
+    ] == [
+        ("2029-02-01", "2029-03-03", "UNPAID", "12.00"),
+        ("2029-03-01", "2029-03-31", "UNPAID", "34.00"),
+    ]
 
     await advance(api, "2029-03-03T12:00:00Z")  # January's due date: only its own amount
     february, january = (await customer(api, customer_id))["invoices"]
@@ -249,7 +334,8 @@ async def test_4_two_unpaid_invoices_are_charged_separately_each_for_its_own_amo
     assert card_charges() == ["12.00", "34.00"]
     assert [attempts(i) for i in (january, february)] == [
         [("2029-03-03", "SUCCEEDED", "12.00", None)],
-        [("2029-03-31", "SUCCEEDED", "34.00", None)]]
+        [("2029-03-31", "SUCCEEDED", "34.00", None)],
+    ]
 
 
 # --- 5. review ---------------------------------------------------------------------------------
@@ -259,8 +345,11 @@ async def test_5_nothing_is_charged_before_approval_and_approved_invoices_on_the
     api: Api,
 ) -> None:
     await advance(api, "2029-08-10T12:00:00Z")
-    class_id = await create_class(api, paymentTermsDays=14, regularInvoices={
-        "cardCharging": "ON_DUE_DATE", "reviewInvoices": True})
+    class_id = await create_class(
+        api,
+        paymentTermsDays=14,
+        regularInvoices={"cardCharging": "ON_DUE_DATE", "reviewInvoices": True},
+    )
     approved_id, approved_account = await create_customer(api, class_id)
     waiting_id, waiting_account = await create_customer(api, class_id)
     await post_charge(api, approved_account, "30.00", "s5-approved")
@@ -269,22 +358,31 @@ async def test_5_nothing_is_charged_before_approval_and_approved_invoices_on_the
     await advance(api, "2029-09-10T12:00:00Z")
     invoice = await only_invoice(api, approved_id)
     assert (invoice["status"], invoice["attempts"], invoice["nextAttemptAt"]) == (
-        "PENDING_REVIEW", [], None)
+        "PENDING_REVIEW",
+        [],
+        None,
+    )
     assert card_charges() == []
 
-    approved = await api.mutate("approveInvoices", {"ids": [invoice["id"]]},
-                                "invoices { id status nextAttemptAt }")
-    assert approved == {"invoices": [{"id": invoice["id"], "status": "UNPAID",
-                                      "nextAttemptAt": "2029-09-15T09:00:00+00:00"}],
-                        "errors": []}
+    approved = await api.mutate(
+        "approveInvoices", {"ids": [invoice["id"]]}, "invoices { id status nextAttemptAt }"
+    )
+    assert approved == {
+        "invoices": [
+            {"id": invoice["id"], "status": "UNPAID", "nextAttemptAt": "2029-09-15T09:00:00+00:00"}
+        ],
+        "errors": [],
+    }
 
     await advance(api, "2029-09-30T12:00:00Z")
     invoice = await only_invoice(api, approved_id)
     assert invoice["status"] == "PAID"
     assert attempts(invoice) == [("2029-09-15", "SUCCEEDED", "30.00", None)]
-    assert transitions(invoice) == [(None, "PENDING_REVIEW", "ISSUED"),
-                                    ("PENDING_REVIEW", "UNPAID", "APPROVED"),
-                                    ("UNPAID", "PAID", "PAYMENT")]
+    assert transitions(invoice) == [
+        (None, "PENDING_REVIEW", "ISSUED"),
+        ("PENDING_REVIEW", "UNPAID", "APPROVED"),
+        ("UNPAID", "PAID", "PAYMENT"),
+    ]
     waiting = await only_invoice(api, waiting_id)  # never approved: never charged nor overdue
     assert (waiting["status"], waiting["attempts"]) == ("PENDING_REVIEW", [])
     assert card_charges() == ["30.00"]
@@ -296,15 +394,19 @@ async def test_5_nothing_is_charged_before_approval_and_approved_invoices_on_the
 async def test_6_an_out_of_turn_invoice_follows_the_out_of_turn_settings(api: Api) -> None:
     await advance(api, "2029-09-01T12:00:00Z")
     class_id = await create_class(
-        api, paymentTermsDays=14,
+        api,
+        paymentTermsDays=14,
         regularInvoices={"cardCharging": "ON_DUE_DATE"},
         outOfTurnInvoices={"paymentTermsDays": 0, "cardCharging": "ON_ISSUE"},
     )
     customer_id, account_id = await create_customer(api, class_id)
     await post_charge(api, account_id, "25.00", "s6-early")
     await advance(api, "2029-09-10T12:00:00Z")
-    closed = await api.mutate("closePeriodOutOfTurn", {"customerId": customer_id},
-                              "invoice { id kind dueDate nextAttemptAt }")
+    closed = await api.mutate(
+        "closePeriodOutOfTurn",
+        {"customerId": customer_id},
+        "invoice { id kind dueDate nextAttemptAt }",
+    )
     assert closed["errors"] == []
     assert closed["invoice"]["kind"] == "OUT_OF_TURN"
     assert closed["invoice"]["dueDate"] == "2029-09-10"  # net 0, not the regular 14
@@ -319,6 +421,9 @@ async def test_6_an_out_of_turn_invoice_follows_the_out_of_turn_settings(api: Ap
     await advance(api, "2029-10-05T12:00:00Z")
     regular, _ = (await customer(api, customer_id))["invoices"]
     assert (regular["kind"], regular["dueDate"], regular["status"]) == (
-        "REGULAR", "2029-10-15", "UNPAID")  # regular terms: not charged upon issue
+        "REGULAR",
+        "2029-10-15",
+        "UNPAID",
+    )  # regular terms: not charged upon issue
     assert attempts(regular) == [("2029-10-15", "SCHEDULED", None, None)]
     assert card_charges() == ["25.00"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from billing.db import Database
 from billing.errors import UserError
 from billing.models import Distributor, Reseller, Role
 from billing.passwords import verify_password
 from billing.users import create_user, get_user_by_email
-from billing.db import Database
 
 
 async def test_create_admin_stores_a_hash_and_a_normalised_address(db: Database) -> None:
@@ -62,8 +62,9 @@ async def test_role_needs_the_party_it_acts_for(db: Database) -> None:
 async def test_links_must_exist(db: Database) -> None:
     async with db.transaction() as session:
         with pytest.raises(UserError) as err:
-            await create_user(session, "d@example.com", "long enough", Role.DISTRIBUTOR,
-                              distributor_id=999_999)
+            await create_user(
+                session, "d@example.com", "long enough", Role.DISTRIBUTOR, distributor_id=999_999
+            )
         assert (err.value.code, err.value.field) == ("NOT_FOUND", "distributorId")
 
 
@@ -75,9 +76,16 @@ async def test_linked_users_are_created(db: Database) -> None:
         distributor = Distributor(name="Kiosk", currency="USD", reseller_id=reseller.id)
         session.add(distributor)
         await session.flush()
-        r = await create_user(session, "r@example.com", "long enough", Role.RESELLER,
-                              reseller_id=reseller.id)
-        d = await create_user(session, "d@example.com", "long enough", Role.DISTRIBUTOR,
-                              reseller_id=reseller.id, distributor_id=distributor.id)
+        r = await create_user(
+            session, "r@example.com", "long enough", Role.RESELLER, reseller_id=reseller.id
+        )
+        d = await create_user(
+            session,
+            "d@example.com",
+            "long enough",
+            Role.DISTRIBUTOR,
+            reseller_id=reseller.id,
+            distributor_id=distributor.id,
+        )
     assert r.reseller_id == reseller.id
     assert (d.distributor_id, d.reseller_id) == (distributor.id, reseller.id)

@@ -16,405 +16,741 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0001'
+revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table('clock_state',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('frozen_at', sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_clock_state'))
+    op.create_table(
+        "clock_state",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("frozen_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_clock_state")),
     )
-    op.create_table('idempotency_records',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('scope', sa.String(length=100), nullable=False),
-    sa.Column('key', sa.String(length=200), nullable=False),
-    sa.Column('request_hash', sa.String(length=64), nullable=False),
-    sa.Column('result_kind', sa.String(length=32), nullable=False),
-    sa.Column('result_id', sa.BigInteger(), nullable=True),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_idempotency_records')),
-    sa.UniqueConstraint('scope', 'key', name='uq_idempotency_scope_key')
+    op.create_table(
+        "idempotency_records",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("scope", sa.String(length=100), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.Column("result_kind", sa.String(length=32), nullable=False),
+        sa.Column("result_id", sa.BigInteger(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_idempotency_records")),
+        sa.UniqueConstraint("scope", "key", name="uq_idempotency_scope_key"),
     )
-    op.create_table('invoice_sequences',
-    sa.Column('owner_key', sa.String(length=64), nullable=False),
-    sa.Column('next_number', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('owner_key', name=op.f('pk_invoice_sequences'))
+    op.create_table(
+        "invoice_sequences",
+        sa.Column("owner_key", sa.String(length=64), nullable=False),
+        sa.Column("next_number", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("owner_key", name=op.f("pk_invoice_sequences")),
     )
-    op.create_table('jobs',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('kind', sa.String(length=64), nullable=False),
-    sa.Column('payload', sa.Text(), nullable=False),
-    sa.Column('due_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('status', sa.Enum('PENDING', 'DONE', 'FAILED', name='jobstatus', native_enum=False, length=24), nullable=False),
-    sa.Column('unique_key', sa.String(length=200), nullable=True),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs'))
+    op.create_table(
+        "jobs",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("kind", sa.String(length=64), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum("PENDING", "DONE", "FAILED", name="jobstatus", native_enum=False, length=24),
+            nullable=False,
+        ),
+        sa.Column("unique_key", sa.String(length=200), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
     )
-    with op.batch_alter_table('jobs', schema=None) as batch_op:
-        batch_op.create_index('ix_jobs_pending_due', ['status', 'due_at'], unique=False)
-        batch_op.create_index('uq_jobs_pending_key', ['unique_key'], unique=True, sqlite_where=sa.text("status = 'PENDING'"), postgresql_where=sa.text("status = 'PENDING'"))
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.create_index("ix_jobs_pending_due", ["status", "due_at"], unique=False)
+        batch_op.create_index(
+            "uq_jobs_pending_key",
+            ["unique_key"],
+            unique=True,
+            sqlite_where=sa.text("status = 'PENDING'"),
+            postgresql_where=sa.text("status = 'PENDING'"),
+        )
 
-    op.create_table('ledger_accounts',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('kind', sa.Enum('CUSTOMER', 'DISTRIBUTOR', 'REVENUE', 'CASH', 'PROCESSOR', 'OPENING_BALANCE', name='ledgeraccountkind', native_enum=False, length=24), nullable=False),
-    sa.Column('owner_key', sa.String(length=64), nullable=False),
-    sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('balance', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_accounts')),
-    sa.UniqueConstraint('kind', 'owner_key', 'currency', name='uq_ledger_book')
+    op.create_table(
+        "ledger_accounts",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "CUSTOMER",
+                "DISTRIBUTOR",
+                "REVENUE",
+                "CASH",
+                "PROCESSOR",
+                "OPENING_BALANCE",
+                name="ledgeraccountkind",
+                native_enum=False,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column("owner_key", sa.String(length=64), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("balance", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_accounts")),
+        sa.UniqueConstraint("kind", "owner_key", "currency", name="uq_ledger_book"),
     )
-    op.create_table('resellers',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('email', sa.String(length=254), nullable=True),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_resellers'))
+    op.create_table(
+        "resellers",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("email", sa.String(length=254), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_resellers")),
     )
-    op.create_table('api_keys',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('name', sa.String(length=100), nullable=False),
-    sa.Column('prefix', sa.String(length=16), nullable=False),
-    sa.Column('secret_hash', sa.String(length=64), nullable=False),
-    sa.Column('scope', sa.Enum('READ', 'READ_WRITE', name='apikeyscope', native_enum=False, length=24), nullable=False),
-    sa.Column('reseller_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['reseller_id'], ['resellers.id'], name=op.f('fk_api_keys_reseller_id_resellers')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys')),
-    sa.UniqueConstraint('prefix', name=op.f('uq_api_keys_prefix'))
+    op.create_table(
+        "api_keys",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("prefix", sa.String(length=16), nullable=False),
+        sa.Column("secret_hash", sa.String(length=64), nullable=False),
+        sa.Column(
+            "scope",
+            sa.Enum("READ", "READ_WRITE", name="apikeyscope", native_enum=False, length=24),
+            nullable=False,
+        ),
+        sa.Column(
+            "reseller_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["reseller_id"], ["resellers.id"], name=op.f("fk_api_keys_reseller_id_resellers")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
+        sa.UniqueConstraint("prefix", name=op.f("uq_api_keys_prefix")),
     )
-    op.create_table('customer_classes',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('reseller_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('name', sa.String(length=100), nullable=False),
-    sa.Column('payment_terms_days', sa.Integer(), nullable=False),
-    sa.Column('grace_period_days', sa.Integer(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['reseller_id'], ['resellers.id'], name=op.f('fk_customer_classes_reseller_id_resellers')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_customer_classes'))
+    op.create_table(
+        "customer_classes",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "reseller_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("payment_terms_days", sa.Integer(), nullable=False),
+        sa.Column("grace_period_days", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["reseller_id"],
+            ["resellers.id"],
+            name=op.f("fk_customer_classes_reseller_id_resellers"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_customer_classes")),
     )
-    with op.batch_alter_table('customer_classes', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_customer_classes_reseller_id'), ['reseller_id'], unique=False)
+    with op.batch_alter_table("customer_classes", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_customer_classes_reseller_id"), ["reseller_id"], unique=False
+        )
 
-    op.create_table('distributors',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('reseller_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('email', sa.String(length=254), nullable=True),
-    sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('time_zone', sa.String(length=64), nullable=False),
-    sa.Column('commission_rate', sa.String(length=16), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['reseller_id'], ['resellers.id'], name=op.f('fk_distributors_reseller_id_resellers')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_distributors'))
+    op.create_table(
+        "distributors",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "reseller_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("email", sa.String(length=254), nullable=True),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("time_zone", sa.String(length=64), nullable=False),
+        sa.Column("commission_rate", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["reseller_id"], ["resellers.id"], name=op.f("fk_distributors_reseller_id_resellers")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_distributors")),
     )
-    with op.batch_alter_table('distributors', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_distributors_reseller_id'), ['reseller_id'], unique=False)
+    with op.batch_alter_table("distributors", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_distributors_reseller_id"), ["reseller_id"], unique=False
+        )
 
-    op.create_table('customers',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('reseller_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('distributor_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('class_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('email', sa.String(length=254), nullable=True),
-    sa.Column('phone', sa.String(length=32), nullable=True),
-    sa.Column('address', sa.String(length=500), nullable=True),
-    sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('time_zone', sa.String(length=64), nullable=False),
-    sa.Column('billing_period', sa.Enum('DAILY', 'WEEKLY', 'SEMI_MONTHLY', 'MONTHLY', 'MONTHLY_ANNIVERSARY', name='billingperiodkind', native_enum=False, length=24), nullable=False),
-    sa.Column('billing_anchor', sa.Date(), nullable=False),
-    sa.Column('period_start', sa.Date(), nullable=False),
-    sa.Column('next_bill_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('credit_limit', sa.BigInteger(), nullable=False),
-    sa.Column('status', sa.Enum('ACTIVE', 'SUSPENDED', 'CLOSED', name='customerstatus', native_enum=False, length=24), nullable=False),
-    sa.Column('auto_payment', sa.Boolean(), nullable=False),
-    sa.Column('ledger_account_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['class_id'], ['customer_classes.id'], name=op.f('fk_customers_class_id_customer_classes')),
-    sa.ForeignKeyConstraint(['distributor_id'], ['distributors.id'], name=op.f('fk_customers_distributor_id_distributors')),
-    sa.ForeignKeyConstraint(['ledger_account_id'], ['ledger_accounts.id'], name=op.f('fk_customers_ledger_account_id_ledger_accounts')),
-    sa.ForeignKeyConstraint(['reseller_id'], ['resellers.id'], name=op.f('fk_customers_reseller_id_resellers')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_customers')),
-    sa.UniqueConstraint('ledger_account_id', name=op.f('uq_customers_ledger_account_id'))
+    op.create_table(
+        "customers",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "reseller_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column(
+            "distributor_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("class_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("email", sa.String(length=254), nullable=True),
+        sa.Column("phone", sa.String(length=32), nullable=True),
+        sa.Column("address", sa.String(length=500), nullable=True),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("time_zone", sa.String(length=64), nullable=False),
+        sa.Column(
+            "billing_period",
+            sa.Enum(
+                "DAILY",
+                "WEEKLY",
+                "SEMI_MONTHLY",
+                "MONTHLY",
+                "MONTHLY_ANNIVERSARY",
+                name="billingperiodkind",
+                native_enum=False,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column("billing_anchor", sa.Date(), nullable=False),
+        sa.Column("period_start", sa.Date(), nullable=False),
+        sa.Column("next_bill_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("credit_limit", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "ACTIVE", "SUSPENDED", "CLOSED", name="customerstatus", native_enum=False, length=24
+            ),
+            nullable=False,
+        ),
+        sa.Column("auto_payment", sa.Boolean(), nullable=False),
+        sa.Column(
+            "ledger_account_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            nullable=False,
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["class_id"],
+            ["customer_classes.id"],
+            name=op.f("fk_customers_class_id_customer_classes"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["distributor_id"],
+            ["distributors.id"],
+            name=op.f("fk_customers_distributor_id_distributors"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["ledger_account_id"],
+            ["ledger_accounts.id"],
+            name=op.f("fk_customers_ledger_account_id_ledger_accounts"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["reseller_id"], ["resellers.id"], name=op.f("fk_customers_reseller_id_resellers")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_customers")),
+        sa.UniqueConstraint("ledger_account_id", name=op.f("uq_customers_ledger_account_id")),
     )
-    with op.batch_alter_table('customers', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_customers_class_id'), ['class_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_customers_distributor_id'), ['distributor_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_customers_email'), ['email'], unique=False)
-        batch_op.create_index(batch_op.f('ix_customers_next_bill_at'), ['next_bill_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_customers_reseller_id'), ['reseller_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_customers_status'), ['status'], unique=False)
+    with op.batch_alter_table("customers", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_customers_class_id"), ["class_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_customers_distributor_id"), ["distributor_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_customers_email"), ["email"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_customers_next_bill_at"), ["next_bill_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_customers_reseller_id"), ["reseller_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_customers_status"), ["status"], unique=False)
 
-    op.create_table('accounts',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('number', sa.String(length=64), nullable=False),
-    sa.Column('product', sa.String(length=200), nullable=False),
-    sa.Column('status', sa.Enum('ACTIVE', 'SUSPENDED', 'CLOSED', name='accountstatus', native_enum=False, length=24), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_accounts_customer_id_customers')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_accounts')),
-    sa.UniqueConstraint('number', name=op.f('uq_accounts_number'))
+    op.create_table(
+        "accounts",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("number", sa.String(length=64), nullable=False),
+        sa.Column("product", sa.String(length=200), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "ACTIVE", "SUSPENDED", "CLOSED", name="accountstatus", native_enum=False, length=24
+            ),
+            nullable=False,
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customers.id"], name=op.f("fk_accounts_customer_id_customers")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
+        sa.UniqueConstraint("number", name=op.f("uq_accounts_number")),
     )
-    with op.batch_alter_table('accounts', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_accounts_customer_id'), ['customer_id'], unique=False)
+    with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_accounts_customer_id"), ["customer_id"], unique=False)
 
-    op.create_table('invoices',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('owner_key', sa.String(length=64), nullable=False),
-    sa.Column('number', sa.String(length=32), nullable=False),
-    sa.Column('kind', sa.Enum('REGULAR', 'OUT_OF_TURN', name='invoicekind', native_enum=False, length=24), nullable=False),
-    sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('period_start', sa.Date(), nullable=False),
-    sa.Column('period_end', sa.Date(), nullable=False),
-    sa.Column('issue_date', sa.Date(), nullable=False),
-    sa.Column('due_date', sa.Date(), nullable=False),
-    sa.Column('previous_balance', sa.BigInteger(), nullable=False),
-    sa.Column('payments_in_period', sa.BigInteger(), nullable=False),
-    sa.Column('total', sa.BigInteger(), nullable=False),
-    sa.Column('amount_paid', sa.BigInteger(), nullable=False),
-    sa.Column('status', sa.Enum('UNPAID', 'PARTIALLY_PAID', 'PAID', 'OVERDUE', 'VOID', name='invoicestatus', native_enum=False, length=24), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('voided_at', sa.DateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_invoices_customer_id_customers')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_invoices')),
-    sa.UniqueConstraint('owner_key', 'number', name='uq_invoices_number')
+    op.create_table(
+        "invoices",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("owner_key", sa.String(length=64), nullable=False),
+        sa.Column("number", sa.String(length=32), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum("REGULAR", "OUT_OF_TURN", name="invoicekind", native_enum=False, length=24),
+            nullable=False,
+        ),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("period_start", sa.Date(), nullable=False),
+        sa.Column("period_end", sa.Date(), nullable=False),
+        sa.Column("issue_date", sa.Date(), nullable=False),
+        sa.Column("due_date", sa.Date(), nullable=False),
+        sa.Column("previous_balance", sa.BigInteger(), nullable=False),
+        sa.Column("payments_in_period", sa.BigInteger(), nullable=False),
+        sa.Column("total", sa.BigInteger(), nullable=False),
+        sa.Column("amount_paid", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "UNPAID",
+                "PARTIALLY_PAID",
+                "PAID",
+                "OVERDUE",
+                "VOID",
+                name="invoicestatus",
+                native_enum=False,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("voided_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customers.id"], name=op.f("fk_invoices_customer_id_customers")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_invoices")),
+        sa.UniqueConstraint("owner_key", "number", name="uq_invoices_number"),
     )
-    with op.batch_alter_table('invoices', schema=None) as batch_op:
-        batch_op.create_index('ix_invoices_customer_issue', ['customer_id', 'issue_date'], unique=False)
-        batch_op.create_index(batch_op.f('ix_invoices_due_date'), ['due_date'], unique=False)
-        batch_op.create_index(batch_op.f('ix_invoices_status'), ['status'], unique=False)
-        batch_op.create_index('uq_invoices_regular_period', ['customer_id', 'period_start'], unique=True, sqlite_where=sa.text("kind = 'REGULAR'"), postgresql_where=sa.text("kind = 'REGULAR'"))
+    with op.batch_alter_table("invoices", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_invoices_customer_issue", ["customer_id", "issue_date"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_invoices_due_date"), ["due_date"], unique=False)
+        batch_op.create_index(batch_op.f("ix_invoices_status"), ["status"], unique=False)
+        batch_op.create_index(
+            "uq_invoices_regular_period",
+            ["customer_id", "period_start"],
+            unique=True,
+            sqlite_where=sa.text("kind = 'REGULAR'"),
+            postgresql_where=sa.text("kind = 'REGULAR'"),
+        )
 
-    op.create_table('ledger_transactions',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('kind', sa.Enum('OPENING_BALANCE', 'CHARGE', 'PAYMENT', 'REFUND', 'VOID', 'REVERSAL', 'ADJUSTMENT', name='transactionkind', native_enum=False, length=24), nullable=False),
-    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('description', sa.String(length=500), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('reverses_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_ledger_transactions_customer_id_customers')),
-    sa.ForeignKeyConstraint(['reverses_id'], ['ledger_transactions.id'], name=op.f('fk_ledger_transactions_reverses_id_ledger_transactions')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_transactions'))
+    op.create_table(
+        "ledger_transactions",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "OPENING_BALANCE",
+                "CHARGE",
+                "PAYMENT",
+                "REFUND",
+                "VOID",
+                "REVERSAL",
+                "ADJUSTMENT",
+                name="transactionkind",
+                native_enum=False,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column(
+            "customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("description", sa.String(length=500), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "reverses_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"],
+            ["customers.id"],
+            name=op.f("fk_ledger_transactions_customer_id_customers"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["reverses_id"],
+            ["ledger_transactions.id"],
+            name=op.f("fk_ledger_transactions_reverses_id_ledger_transactions"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_transactions")),
     )
-    with op.batch_alter_table('ledger_transactions', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_ledger_transactions_customer_id'), ['customer_id'], unique=False)
+    with op.batch_alter_table("ledger_transactions", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_ledger_transactions_customer_id"), ["customer_id"], unique=False
+        )
 
-    op.create_table('payment_methods',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('processor', sa.String(length=32), nullable=False),
-    sa.Column('token', sa.String(length=200), nullable=False),
-    sa.Column('brand', sa.String(length=32), nullable=False),
-    sa.Column('last4', sa.String(length=4), nullable=False),
-    sa.Column('exp_month', sa.Integer(), nullable=False),
-    sa.Column('exp_year', sa.Integer(), nullable=False),
-    sa.Column('is_default', sa.Boolean(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('removed_at', sa.DateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_payment_methods_customer_id_customers')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_payment_methods'))
+    op.create_table(
+        "payment_methods",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("processor", sa.String(length=32), nullable=False),
+        sa.Column("token", sa.String(length=200), nullable=False),
+        sa.Column("brand", sa.String(length=32), nullable=False),
+        sa.Column("last4", sa.String(length=4), nullable=False),
+        sa.Column("exp_month", sa.Integer(), nullable=False),
+        sa.Column("exp_year", sa.Integer(), nullable=False),
+        sa.Column("is_default", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("removed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customers.id"], name=op.f("fk_payment_methods_customer_id_customers")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_payment_methods")),
     )
-    with op.batch_alter_table('payment_methods', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_payment_methods_customer_id'), ['customer_id'], unique=False)
+    with op.batch_alter_table("payment_methods", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_payment_methods_customer_id"), ["customer_id"], unique=False
+        )
 
-    op.create_table('users',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('email', sa.String(length=254), nullable=False),
-    sa.Column('password_hash', sa.String(length=200), nullable=False),
-    sa.Column('role', sa.Enum('ADMIN', 'RESELLER', 'DISTRIBUTOR', 'CUSTOMER', name='role', native_enum=False, length=24), nullable=False),
-    sa.Column('reseller_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('distributor_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('failed_logins', sa.Integer(), nullable=False),
-    sa.Column('locked_until', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_users_customer_id_customers')),
-    sa.ForeignKeyConstraint(['distributor_id'], ['distributors.id'], name=op.f('fk_users_distributor_id_distributors')),
-    sa.ForeignKeyConstraint(['reseller_id'], ['resellers.id'], name=op.f('fk_users_reseller_id_resellers')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
-    sa.UniqueConstraint('email', name=op.f('uq_users_email'))
+    op.create_table(
+        "users",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("email", sa.String(length=254), nullable=False),
+        sa.Column("password_hash", sa.String(length=200), nullable=False),
+        sa.Column(
+            "role",
+            sa.Enum(
+                "ADMIN",
+                "RESELLER",
+                "DISTRIBUTOR",
+                "CUSTOMER",
+                name="role",
+                native_enum=False,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column(
+            "reseller_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column(
+            "customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column(
+            "distributor_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("failed_logins", sa.Integer(), nullable=False),
+        sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customers.id"], name=op.f("fk_users_customer_id_customers")
+        ),
+        sa.ForeignKeyConstraint(
+            ["distributor_id"],
+            ["distributors.id"],
+            name=op.f("fk_users_distributor_id_distributors"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["reseller_id"], ["resellers.id"], name=op.f("fk_users_reseller_id_resellers")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
+        sa.UniqueConstraint("email", name=op.f("uq_users_email")),
     )
-    op.create_table('charges',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('account_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('kind', sa.Enum('SUBSCRIPTION', 'USAGE', 'ONE_OFF', name='chargekind', native_enum=False, length=24), nullable=False),
-    sa.Column('description', sa.String(length=500), nullable=False),
-    sa.Column('amount', sa.BigInteger(), nullable=False),
-    sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('service_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('posted_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('status', sa.Enum('POSTED', 'VOIDED', name='chargestatus', native_enum=False, length=24), nullable=False),
-    sa.Column('invoice_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('transaction_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_charges_account_id_accounts')),
-    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_charges_customer_id_customers')),
-    sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_charges_invoice_id_invoices')),
-    sa.ForeignKeyConstraint(['transaction_id'], ['ledger_transactions.id'], name=op.f('fk_charges_transaction_id_ledger_transactions')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_charges'))
+    op.create_table(
+        "charges",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "SUBSCRIPTION", "USAGE", "ONE_OFF", name="chargekind", native_enum=False, length=24
+            ),
+            nullable=False,
+        ),
+        sa.Column("description", sa.String(length=500), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("service_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("posted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum("POSTED", "VOIDED", name="chargestatus", native_enum=False, length=24),
+            nullable=False,
+        ),
+        sa.Column(
+            "invoice_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column(
+            "transaction_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_charges_account_id_accounts")
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customers.id"], name=op.f("fk_charges_customer_id_customers")
+        ),
+        sa.ForeignKeyConstraint(
+            ["invoice_id"], ["invoices.id"], name=op.f("fk_charges_invoice_id_invoices")
+        ),
+        sa.ForeignKeyConstraint(
+            ["transaction_id"],
+            ["ledger_transactions.id"],
+            name=op.f("fk_charges_transaction_id_ledger_transactions"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_charges")),
     )
-    with op.batch_alter_table('charges', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_charges_account_id'), ['account_id'], unique=False)
-        batch_op.create_index('ix_charges_uninvoiced', ['customer_id', 'invoice_id', 'service_at'], unique=False)
+    with op.batch_alter_table("charges", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_charges_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(
+            "ix_charges_uninvoiced", ["customer_id", "invoice_id", "service_at"], unique=False
+        )
 
-    op.create_table('ledger_entries',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('transaction_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('ledger_account_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('account_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('amount', sa.BigInteger(), nullable=False),
-    sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.CheckConstraint('amount <> 0', name=op.f('ck_ledger_entries_nonzero')),
-    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_ledger_entries_account_id_accounts')),
-    sa.ForeignKeyConstraint(['ledger_account_id'], ['ledger_accounts.id'], name=op.f('fk_ledger_entries_ledger_account_id_ledger_accounts')),
-    sa.ForeignKeyConstraint(['transaction_id'], ['ledger_transactions.id'], name=op.f('fk_ledger_entries_transaction_id_ledger_transactions')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_entries'))
+    op.create_table(
+        "ledger_entries",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "transaction_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "ledger_account_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            nullable=False,
+        ),
+        sa.Column(
+            "account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.CheckConstraint("amount <> 0", name=op.f("ck_ledger_entries_nonzero")),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_ledger_entries_account_id_accounts")
+        ),
+        sa.ForeignKeyConstraint(
+            ["ledger_account_id"],
+            ["ledger_accounts.id"],
+            name=op.f("fk_ledger_entries_ledger_account_id_ledger_accounts"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["transaction_id"],
+            ["ledger_transactions.id"],
+            name=op.f("fk_ledger_entries_transaction_id_ledger_transactions"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_entries")),
     )
-    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_ledger_entries_account_id'), ['account_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_ledger_entries_ledger_account_id'), ['ledger_account_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_ledger_entries_transaction_id'), ['transaction_id'], unique=False)
+    with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_ledger_entries_account_id"), ["account_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_ledger_entries_ledger_account_id"), ["ledger_account_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_ledger_entries_transaction_id"), ["transaction_id"], unique=False
+        )
 
-    op.create_table('payments',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('method', sa.Enum('CASH', 'WIRE', 'CHEQUE', 'CARD', name='paymentmethodkind', native_enum=False, length=24), nullable=False),
-    sa.Column('amount', sa.BigInteger(), nullable=False),
-    sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('refunded_amount', sa.BigInteger(), nullable=False),
-    sa.Column('status', sa.Enum('PENDING', 'UNKNOWN', 'COMPLETED', 'FAILED', 'PARTIALLY_REFUNDED', 'REFUNDED', 'VOIDED', name='paymentstatus', native_enum=False, length=24), nullable=False),
-    sa.Column('reference', sa.String(length=200), nullable=True),
-    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('payment_method_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('invoice_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('processor', sa.String(length=32), nullable=True),
-    sa.Column('processor_reference', sa.String(length=200), nullable=True),
-    sa.Column('decline_code', sa.String(length=64), nullable=True),
-    sa.Column('message', sa.String(length=500), nullable=True),
-    sa.Column('transaction_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_payments_customer_id_customers')),
-    sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_payments_invoice_id_invoices')),
-    sa.ForeignKeyConstraint(['payment_method_id'], ['payment_methods.id'], name=op.f('fk_payments_payment_method_id_payment_methods')),
-    sa.ForeignKeyConstraint(['transaction_id'], ['ledger_transactions.id'], name=op.f('fk_payments_transaction_id_ledger_transactions')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_payments'))
+    op.create_table(
+        "payments",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "method",
+            sa.Enum(
+                "CASH",
+                "WIRE",
+                "CHEQUE",
+                "CARD",
+                name="paymentmethodkind",
+                native_enum=False,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("refunded_amount", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "PENDING",
+                "UNKNOWN",
+                "COMPLETED",
+                "FAILED",
+                "PARTIALLY_REFUNDED",
+                "REFUNDED",
+                "VOIDED",
+                name="paymentstatus",
+                native_enum=False,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column("reference", sa.String(length=200), nullable=True),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "payment_method_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column(
+            "invoice_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("processor", sa.String(length=32), nullable=True),
+        sa.Column("processor_reference", sa.String(length=200), nullable=True),
+        sa.Column("decline_code", sa.String(length=64), nullable=True),
+        sa.Column("message", sa.String(length=500), nullable=True),
+        sa.Column(
+            "transaction_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customers.id"], name=op.f("fk_payments_customer_id_customers")
+        ),
+        sa.ForeignKeyConstraint(
+            ["invoice_id"], ["invoices.id"], name=op.f("fk_payments_invoice_id_invoices")
+        ),
+        sa.ForeignKeyConstraint(
+            ["payment_method_id"],
+            ["payment_methods.id"],
+            name=op.f("fk_payments_payment_method_id_payment_methods"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["transaction_id"],
+            ["ledger_transactions.id"],
+            name=op.f("fk_payments_transaction_id_ledger_transactions"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_payments")),
     )
-    with op.batch_alter_table('payments', schema=None) as batch_op:
-        batch_op.create_index('ix_payments_customer_received', ['customer_id', 'received_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_payments_method'), ['method'], unique=False)
+    with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_payments_customer_received", ["customer_id", "received_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_payments_method"), ["method"], unique=False)
 
-    op.create_table('invoice_lines',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('invoice_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('charge_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('account_number', sa.String(length=64), nullable=False),
-    sa.Column('description', sa.String(length=500), nullable=False),
-    sa.Column('service_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('amount', sa.BigInteger(), nullable=False),
-    sa.ForeignKeyConstraint(['charge_id'], ['charges.id'], name=op.f('fk_invoice_lines_charge_id_charges')),
-    sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_invoice_lines_invoice_id_invoices')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_invoice_lines')),
-    sa.UniqueConstraint('charge_id', name=op.f('uq_invoice_lines_charge_id'))
+    op.create_table(
+        "invoice_lines",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "invoice_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "charge_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("account_number", sa.String(length=64), nullable=False),
+        sa.Column("description", sa.String(length=500), nullable=False),
+        sa.Column("service_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["charge_id"], ["charges.id"], name=op.f("fk_invoice_lines_charge_id_charges")
+        ),
+        sa.ForeignKeyConstraint(
+            ["invoice_id"], ["invoices.id"], name=op.f("fk_invoice_lines_invoice_id_invoices")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_invoice_lines")),
+        sa.UniqueConstraint("charge_id", name=op.f("uq_invoice_lines_charge_id")),
     )
-    with op.batch_alter_table('invoice_lines', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_invoice_lines_invoice_id'), ['invoice_id'], unique=False)
+    with op.batch_alter_table("invoice_lines", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_invoice_lines_invoice_id"), ["invoice_id"], unique=False
+        )
 
-    op.create_table('payment_allocations',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('payment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('invoice_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('amount', sa.BigInteger(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_payment_allocations_invoice_id_invoices')),
-    sa.ForeignKeyConstraint(['payment_id'], ['payments.id'], name=op.f('fk_payment_allocations_payment_id_payments')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_payment_allocations'))
+    op.create_table(
+        "payment_allocations",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "payment_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "invoice_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["invoice_id"], ["invoices.id"], name=op.f("fk_payment_allocations_invoice_id_invoices")
+        ),
+        sa.ForeignKeyConstraint(
+            ["payment_id"], ["payments.id"], name=op.f("fk_payment_allocations_payment_id_payments")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_payment_allocations")),
     )
-    with op.batch_alter_table('payment_allocations', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_payment_allocations_invoice_id'), ['invoice_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_payment_allocations_payment_id'), ['payment_id'], unique=False)
+    with op.batch_alter_table("payment_allocations", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_payment_allocations_invoice_id"), ["invoice_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_payment_allocations_payment_id"), ["payment_id"], unique=False
+        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('payment_allocations', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_payment_allocations_payment_id'))
-        batch_op.drop_index(batch_op.f('ix_payment_allocations_invoice_id'))
+    with op.batch_alter_table("payment_allocations", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_payment_allocations_payment_id"))
+        batch_op.drop_index(batch_op.f("ix_payment_allocations_invoice_id"))
 
-    op.drop_table('payment_allocations')
-    with op.batch_alter_table('invoice_lines', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_invoice_lines_invoice_id'))
+    op.drop_table("payment_allocations")
+    with op.batch_alter_table("invoice_lines", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_invoice_lines_invoice_id"))
 
-    op.drop_table('invoice_lines')
-    with op.batch_alter_table('payments', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_payments_method'))
-        batch_op.drop_index('ix_payments_customer_received')
+    op.drop_table("invoice_lines")
+    with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_payments_method"))
+        batch_op.drop_index("ix_payments_customer_received")
 
-    op.drop_table('payments')
-    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_ledger_entries_transaction_id'))
-        batch_op.drop_index(batch_op.f('ix_ledger_entries_ledger_account_id'))
-        batch_op.drop_index(batch_op.f('ix_ledger_entries_account_id'))
+    op.drop_table("payments")
+    with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_ledger_entries_transaction_id"))
+        batch_op.drop_index(batch_op.f("ix_ledger_entries_ledger_account_id"))
+        batch_op.drop_index(batch_op.f("ix_ledger_entries_account_id"))
 
-    op.drop_table('ledger_entries')
-    with op.batch_alter_table('charges', schema=None) as batch_op:
-        batch_op.drop_index('ix_charges_uninvoiced')
-        batch_op.drop_index(batch_op.f('ix_charges_account_id'))
+    op.drop_table("ledger_entries")
+    with op.batch_alter_table("charges", schema=None) as batch_op:
+        batch_op.drop_index("ix_charges_uninvoiced")
+        batch_op.drop_index(batch_op.f("ix_charges_account_id"))
 
-    op.drop_table('charges')
-    op.drop_table('users')
-    with op.batch_alter_table('payment_methods', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_payment_methods_customer_id'))
+    op.drop_table("charges")
+    op.drop_table("users")
+    with op.batch_alter_table("payment_methods", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_payment_methods_customer_id"))
 
-    op.drop_table('payment_methods')
-    with op.batch_alter_table('ledger_transactions', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_ledger_transactions_customer_id'))
+    op.drop_table("payment_methods")
+    with op.batch_alter_table("ledger_transactions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_ledger_transactions_customer_id"))
 
-    op.drop_table('ledger_transactions')
-    with op.batch_alter_table('invoices', schema=None) as batch_op:
-        batch_op.drop_index('uq_invoices_regular_period')
-        batch_op.drop_index(batch_op.f('ix_invoices_status'))
-        batch_op.drop_index(batch_op.f('ix_invoices_due_date'))
-        batch_op.drop_index('ix_invoices_customer_issue')
+    op.drop_table("ledger_transactions")
+    with op.batch_alter_table("invoices", schema=None) as batch_op:
+        batch_op.drop_index("uq_invoices_regular_period")
+        batch_op.drop_index(batch_op.f("ix_invoices_status"))
+        batch_op.drop_index(batch_op.f("ix_invoices_due_date"))
+        batch_op.drop_index("ix_invoices_customer_issue")
 
-    op.drop_table('invoices')
-    with op.batch_alter_table('accounts', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_accounts_customer_id'))
+    op.drop_table("invoices")
+    with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_accounts_customer_id"))
 
-    op.drop_table('accounts')
-    with op.batch_alter_table('customers', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_customers_status'))
-        batch_op.drop_index(batch_op.f('ix_customers_reseller_id'))
-        batch_op.drop_index(batch_op.f('ix_customers_next_bill_at'))
-        batch_op.drop_index(batch_op.f('ix_customers_email'))
-        batch_op.drop_index(batch_op.f('ix_customers_distributor_id'))
-        batch_op.drop_index(batch_op.f('ix_customers_class_id'))
+    op.drop_table("accounts")
+    with op.batch_alter_table("customers", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_customers_status"))
+        batch_op.drop_index(batch_op.f("ix_customers_reseller_id"))
+        batch_op.drop_index(batch_op.f("ix_customers_next_bill_at"))
+        batch_op.drop_index(batch_op.f("ix_customers_email"))
+        batch_op.drop_index(batch_op.f("ix_customers_distributor_id"))
+        batch_op.drop_index(batch_op.f("ix_customers_class_id"))
 
-    op.drop_table('customers')
-    with op.batch_alter_table('distributors', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_distributors_reseller_id'))
+    op.drop_table("customers")
+    with op.batch_alter_table("distributors", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_distributors_reseller_id"))
 
-    op.drop_table('distributors')
-    with op.batch_alter_table('customer_classes', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_customer_classes_reseller_id'))
+    op.drop_table("distributors")
+    with op.batch_alter_table("customer_classes", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_customer_classes_reseller_id"))
 
-    op.drop_table('customer_classes')
-    op.drop_table('api_keys')
-    op.drop_table('resellers')
-    op.drop_table('ledger_accounts')
-    with op.batch_alter_table('jobs', schema=None) as batch_op:
-        batch_op.drop_index('uq_jobs_pending_key')
-        batch_op.drop_index('ix_jobs_pending_due')
+    op.drop_table("customer_classes")
+    op.drop_table("api_keys")
+    op.drop_table("resellers")
+    op.drop_table("ledger_accounts")
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_index("uq_jobs_pending_key")
+        batch_op.drop_index("ix_jobs_pending_due")
 
-    op.drop_table('jobs')
-    op.drop_table('invoice_sequences')
-    op.drop_table('idempotency_records')
-    op.drop_table('clock_state')
+    op.drop_table("jobs")
+    op.drop_table("invoice_sequences")
+    op.drop_table("idempotency_records")
+    op.drop_table("clock_state")

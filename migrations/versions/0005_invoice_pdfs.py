@@ -15,13 +15,15 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = '0005'
-down_revision: str | Sequence[str] | None = ('0002', '0003', '0004')
+revision: str = "0005"
+down_revision: str | Sequence[str] | None = ("0002", "0003", "0004")
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_CONSTRAINTS = (("pk_invoice_documents", "pk_invoice_pdfs"),
-                ("fk_invoice_documents_invoice_id_invoices", "fk_invoice_pdfs_invoice_id_invoices"))
+_CONSTRAINTS = (
+    ("pk_invoice_documents", "pk_invoice_pdfs"),
+    ("fk_invoice_documents_invoice_id_invoices", "fk_invoice_pdfs_invoice_id_invoices"),
+)
 
 
 def _rename(old_table: str, new_table: str, forward: bool) -> None:

@@ -48,8 +48,10 @@ def describe(violations: list[dict[str, Any]], url: str) -> str:
     """A report a person can act on: rule, impact, what it means, and each offending element."""
     lines = [f"{len(violations)} accessibility violation(s) on {url}:"]
     for violation in violations:
-        lines.append(f"- {violation['id']} ({violation['impact']}): {violation['help']}"
-                     f" [{violation['helpUrl'].split('?')[0]}]")
+        lines.append(
+            f"- {violation['id']} ({violation['impact']}): {violation['help']}"
+            f" [{violation['helpUrl'].split('?')[0]}]"
+        )
         for node in violation["nodes"]:
             target = " ".join(str(part) for part in node["target"])
             lines.append(f"    at {target}: {node['html'][:200]}")

@@ -48,8 +48,14 @@ CHROMIUM = Path("/usr/bin/chromium")
 #: As this machine's notes require: no sandbox (we run as root), and no background
 #: networking, whose connections the closed network would refuse many times over.
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 SKIP_REASON = "browser tests: skipped (no /usr/bin/chromium; apt-get install chromium)"
 REPO = Path(__file__).resolve().parents[2]
@@ -140,13 +146,13 @@ async def save_artifacts(page: Page, folder: Path, console: list[str]) -> list[P
     try:
         await page.screenshot(path=str(screenshot), full_page=True, timeout=5_000)
         saved.append(screenshot)
-    except Exception as error:  # noqa: BLE001 - a broken page must not hide the real failure
+    except Exception as error:
         (folder / "screenshot-error.txt").write_text(f"{error}\n")
     try:
         html = folder / "page.html"
         html.write_text(f"<!-- {page.url} -->\n{await page.content()}")
         saved.append(html)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         (folder / "page-error.txt").write_text(f"{error}\n")
     log = folder / "console.txt"
     log.write_text(f"url: {page.url}\n" + "".join(f"{line}\n" for line in console))
@@ -183,7 +189,7 @@ def _live_server(settings: Settings, _schema: None) -> Iterator[LiveServer]:
     def serve() -> None:
         try:
             asyncio.run(server.serve(sockets=[sock]))
-        except BaseException as error:  # noqa: BLE001 - reported to the main thread below
+        except BaseException as error:
             errors.append(error)
 
     thread = threading.Thread(target=serve, name="kassa-live-server", daemon=True)
@@ -217,7 +223,8 @@ async def browser() -> AsyncIterator[Browser]:
         pytest.skip(SKIP_REASON)
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
         try:
             yield chromium
         finally:
@@ -227,8 +234,9 @@ async def browser() -> AsyncIterator[Browser]:
 @pytest.fixture
 async def context(browser: Browser, server: LiveServer) -> AsyncIterator[BrowserContext]:
     """A fresh browser profile (no cookies) whose relative URLs go to the live server."""
-    ctx = await browser.new_context(base_url=server.url, locale="en-GB",
-                                    viewport={"width": 1280, "height": 900})
+    ctx = await browser.new_context(
+        base_url=server.url, locale="en-GB", viewport={"width": 1280, "height": 900}
+    )
     ctx.set_default_timeout(ACTION_TIMEOUT_MS)
     ctx.set_default_navigation_timeout(ACTION_TIMEOUT_MS)
     try:
@@ -244,11 +252,13 @@ async def page(context: BrowserContext, request: pytest.FixtureRequest) -> Async
     console: list[str] = []
     tab.on("console", lambda message: console.append(f"console.{message.type}: {message.text}"))
     tab.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
-    tab.on("requestfailed", lambda req: console.append(
-        f"requestfailed: {req.method} {req.url} {req.failure}"))
+    tab.on(
+        "requestfailed",
+        lambda req: console.append(f"requestfailed: {req.method} {req.url} {req.failure}"),
+    )
     yield tab
     if failed(request.node):
         folder = artifact_folder(request.node)
         await save_artifacts(tab, folder, console)
         _saved.append(folder)
-        print(f"browser test artifacts: {folder}")  # noqa: T201 - shown in the failure report
+        print(f"browser test artifacts: {folder}")

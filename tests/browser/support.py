@@ -14,11 +14,11 @@ from uuid import uuid4
 
 from playwright.async_api import Page, expect
 
+from billing.db import Database
 from billing.invoices import close_period_out_of_turn
 from billing.models import Invoice, Role
 from billing.payment_methods import add_card
 from billing.users import create_user
-from billing.db import Database
 from tests.factories import (
     APPROVE,
     T0,
@@ -58,7 +58,10 @@ async def customer_login(db: Database, email: str | None = None, **fields: objec
 
 
 async def issue_invoice(
-    db: Database, party: Party, amount: int, description: str = "Mobile plan",
+    db: Database,
+    party: Party,
+    amount: int,
+    description: str = "Mobile plan",
     service_at: datetime = T0,
 ) -> Invoice:
     """A real invoice: a charge posted through ``post_charge``, then invoiced out of turn."""
@@ -73,8 +76,9 @@ async def settle_in_cash(db: Database, party: Party, amount: int) -> None:
         await pay_cash(session, party.customer, amount)
 
 
-async def sign_in(page: Page, email: str, password: str = PASSWORD,
-                  lands_on: str = "/portal") -> None:
+async def sign_in(
+    page: Page, email: str, password: str = PASSWORD, lands_on: str = "/portal"
+) -> None:
     """Sign in the way a person does: the form on /portal/sign-in, then the start page of
     the user's role (``lands_on``: the dashboard, or ``/admin`` for staff)."""
     await page.goto("/portal/sign-in")
@@ -107,8 +111,10 @@ async def graphql_as_visitor(
     the page shows the API's figures rather than figures of its own making.
     """
     response = await page.request.post(
-        "/graphql", data={"query": query, "variables": variables or {}},
-        headers={"accept": "application/json"})
+        "/graphql",
+        data={"query": query, "variables": variables or {}},
+        headers={"accept": "application/json"},
+    )
     assert response.ok, await response.text()
     body = await response.json()
     assert "errors" not in body, body["errors"]
@@ -130,8 +136,10 @@ async def partner_graphql(
     test learns the ids of another customer's objects without signing in as them."""
     token = await api_key(db)
     response = await page.request.post(
-        "/graphql", data={"query": query, "variables": variables or {}},
-        headers={"accept": "application/json", "authorization": f"Bearer {token}"})
+        "/graphql",
+        data={"query": query, "variables": variables or {}},
+        headers={"accept": "application/json", "authorization": f"Bearer {token}"},
+    )
     body = await response.json()
     assert response.ok and "errors" not in body, body
     data: dict[str, Any] = body["data"]
@@ -146,4 +154,5 @@ async def mark_document(page: Page) -> None:
 
 async def assert_same_document(page: Page) -> None:
     assert await page.evaluate("() => window.__kassaSameDocument === true"), (
-        "the page was reloaded: the change was not made in place")
+        "the page was reloaded: the change was not made in place"
+    )

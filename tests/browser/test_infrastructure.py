@@ -33,8 +33,10 @@ async def test_live_server_sees_the_test_database(page: Page, db: Database) -> N
     party = await new_party(db, name="Grace Hopper")
     token = await api_key(db)
     response = await page.request.post(
-        "/graphql", headers={"authorization": f"Bearer {token}"},
-        data={"query": "{ customers(first: 5) { edges { node { name } } } }"})
+        "/graphql",
+        headers={"authorization": f"Bearer {token}"},
+        data={"query": "{ customers(first: 5) { edges { node { name } } } }"},
+    )
     assert response.ok, await response.text()
     names = [edge["node"]["name"] for edge in (await response.json())["data"]["customers"]["edges"]]
     assert names == ["Grace Hopper"], names
@@ -45,8 +47,10 @@ async def test_tables_start_empty_for_each_test(page: Page, db: Database) -> Non
     """The previous test's customer is gone: ``server`` empties the tables through ``db``."""
     token = await api_key(db)
     response = await page.request.post(
-        "/graphql", headers={"authorization": f"Bearer {token}"},
-        data={"query": "{ customers(first: 5) { totalCount } }"})
+        "/graphql",
+        headers={"authorization": f"Bearer {token}"},
+        data={"query": "{ customers(first: 5) { totalCount } }"},
+    )
     assert (await response.json())["data"]["customers"]["totalCount"] == 0
 
 
@@ -85,14 +89,14 @@ async def test_assert_accessible_names_rule_and_element(page: Page) -> None:
     assert {v["id"] for v in await axe_violations(page)} >= {"image-alt", "button-name"}
 
 
-FAILING_TEST = '''
+FAILING_TEST = """
 from playwright.async_api import Page
 
 
 async def test_fails_on_purpose(page: Page) -> None:
     await page.set_content("<h1>Nothing to see</h1>")
     assert await page.inner_text("h1") == "Something else"
-'''
+"""
 
 
 def test_a_failing_browser_test_leaves_a_screenshot(tmp_path: Path, server: LiveServer) -> None:
@@ -105,14 +109,33 @@ def test_a_failing_browser_test_leaves_a_screenshot(tmp_path: Path, server: Live
     test_file = tmp_path / "test_fails_on_purpose.py"
     test_file.write_text(FAILING_TEST)
     artifacts = tmp_path / "artifacts"
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("KASSA_TEST_DATABASE_URL", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("KASSA_TEST_DATABASE_URL", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST")
+    }
     env["KASSA_TEST_ARTIFACTS"] = str(artifacts)
     child = subprocess.run(
-        [sys.executable, "-m", "pytest", "-c", str(REPO / "pyproject.toml"),
-         "--rootdir", str(REPO), "-p", "tests.conftest", "-p", "tests.browser.conftest",
-         str(test_file)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-c",
+            str(REPO / "pyproject.toml"),
+            "--rootdir",
+            str(REPO),
+            "-p",
+            "tests.conftest",
+            "-p",
+            "tests.browser.conftest",
+            str(test_file),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     output = child.stdout + child.stderr
     assert child.returncode == 1, output
     folders = list(artifacts.iterdir())

@@ -101,8 +101,12 @@ async def test_forms_showing_their_errors_are_accessible(page: Page, db: Databas
 
 
 async def test_pages_for_visitors_not_signed_in_are_accessible(page: Page, db: Database) -> None:
-    for path in ["/portal/sign-in", "/portal/sign-in?notice=signed-out",
-                 "/portal/password-reset", "/portal/password-reset/not-a-real-token"]:
+    for path in [
+        "/portal/sign-in",
+        "/portal/sign-in?notice=signed-out",
+        "/portal/password-reset",
+        "/portal/password-reset/not-a-real-token",
+    ]:
         response = await page.goto(path)
         assert response is not None and response.status == 200, path
         await assert_accessible(page)

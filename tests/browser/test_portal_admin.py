@@ -24,8 +24,10 @@ from tests.browser.support import (
     store_card,
 )
 
-BALANCE = "query($email: String!) { customers(email: $email, first: 1) { edges { node { " \
-          "balance { amount currency } payments(first: 5) { method amount { amount } } } } } }"
+BALANCE = (
+    "query($email: String!) { customers(email: $email, first: 1) { edges { node { "
+    "balance { amount currency } payments(first: 5) { method amount { amount } } } } } }"
+)
 
 
 async def find_customer(page: Page, typed: str, name: str) -> None:
@@ -63,7 +65,8 @@ async def test_an_administrator_finds_a_customer_and_records_a_payment(
     await page.get_by_label("Reference").fill("Counter receipt 42")
     await page.get_by_role("button", name="Record the payment").click()
     await expect(page.locator("#payment-recorded")).to_have_text(
-        "Recorded a cash payment of 40.00 USD, reference Counter receipt 42.")
+        "Recorded a cash payment of 40.00 USD, reference Counter receipt 42."
+    )
     await expect(page.locator("#balance")).to_have_text("0.00 USD")
     await expect(page.locator("#payments tbody tr").first).to_contain_text("40.00 USD")
     await expect(page.locator("#payments tbody tr").first).to_contain_text("Counter receipt 42")
@@ -118,14 +121,16 @@ async def test_a_charge_with_a_bad_amount_is_corrected_in_place(page: Page, db: 
     await page.get_by_role("button", name="Post the charge").click()
     await expect(amount).to_have_attribute("aria-invalid", "true")
     await expect(page.locator("#f-charge-amount-error")).to_have_text(
-        "USD amounts have at most 2 decimals.")
+        "USD amounts have at most 2 decimals."
+    )
     await expect(page.get_by_label("Description")).to_have_value("Roaming data 1.2 GB")
     await assert_accessible(page)
 
     await amount.fill("4.50")
     await page.get_by_role("button", name="Post the charge").click()
     await expect(page.locator("#charge-posted")).to_have_text(
-        f"Posted 4.50 USD to {ada.party.account.number}: Roaming data 1.2 GB.")
+        f"Posted 4.50 USD to {ada.party.account.number}: Roaming data 1.2 GB."
+    )
     await expect(page.locator("#balance")).to_have_text("4.50 USD")
     newest = page.locator("#ledger tbody tr").first
     await expect(newest).to_contain_text("Roaming data 1.2 GB")
@@ -134,9 +139,7 @@ async def test_a_charge_with_a_bad_amount_is_corrected_in_place(page: Page, db: 
     await assert_accessible(page)
 
 
-async def test_a_customer_is_kept_out_of_the_administrators_pages(
-    page: Page, db: Database
-) -> None:
+async def test_a_customer_is_kept_out_of_the_administrators_pages(page: Page, db: Database) -> None:
     ada = await customer_login(db, "ada@example.com")
     await sign_in(page, ada.email)
     await page.goto("/admin")

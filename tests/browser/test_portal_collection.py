@@ -9,8 +9,8 @@ from playwright.async_api import Page, expect
 
 from billing.collection import SettingsInput
 from billing.customers import create_customer_class
-from billing.models import CardCharging, InvoiceKind
 from billing.db import Database
+from billing.models import CardCharging, InvoiceKind
 from tests.browser.accessibility import assert_accessible
 from tests.browser.support import (
     admin_login,
@@ -27,7 +27,11 @@ from tests.factories import admin_viewer
 async def _class(db: Database, name: str, **settings: object) -> int:
     async with db.transaction() as session:
         cls = await create_customer_class(
-            session, admin_viewer(), name, 14, 7,
+            session,
+            admin_viewer(),
+            name,
+            14,
+            7,
             {InvoiceKind.OUT_OF_TURN: SettingsInput(**settings)},  # type: ignore[arg-type]
         )
         return cls.id
@@ -56,14 +60,16 @@ async def test_the_review_queue_approves_in_place(page: Page, db: Database) -> N
 
 
 async def test_class_pages_with_errors_are_accessible(page: Page, db: Database) -> None:
-    await _class(db, "Collected", card_charging=CardCharging.ON_DUE_DATE,
-                 attempt_days_after_due=[0, 3])
+    await _class(
+        db, "Collected", card_charging=CardCharging.ON_DUE_DATE, attempt_days_after_due=[0, 3]
+    )
     await sign_in(page, await admin_login(db), lands_on="/admin")
     await page.goto("/admin/classes")
     await assert_accessible(page)
     await page.get_by_role("link", name="Collected").click()
     field = page.locator("fieldset", has_text="Regular invoices").get_by_label(
-        "Also days after the due date")
+        "Also days after the due date"
+    )
     await field.fill("0,x")
     await page.get_by_role("button", name="Save").click()
     await expect(field).to_have_attribute("aria-invalid", "true")
@@ -71,8 +77,9 @@ async def test_class_pages_with_errors_are_accessible(page: Page, db: Database) 
 
 
 async def test_the_invoice_page_with_attempts_is_accessible(page: Page, db: Database) -> None:
-    class_id = await _class(db, "Charged", card_charging=CardCharging.ON_DUE_DATE,
-                            attempt_days_after_due=[0, 3])
+    class_id = await _class(
+        db, "Charged", card_charging=CardCharging.ON_DUE_DATE, attempt_days_after_due=[0, 3]
+    )
     login = await customer_login(db, class_id=class_id, auto_payment=True)
     await store_card(db, login.party)
     await issue_invoice(db, login.party, 1_000)

@@ -14,8 +14,13 @@ from tests.browser.accessibility import assert_accessible
 from tests.browser.support import customer_login, graphql_as_visitor, sign_in
 from tests.factories import APPROVE
 
-CARD_FORM = {"cardNumber": APPROVE, "expMonth": "12", "expYear": "2030", "cvc": "123",
-             "holder": "Mallory"}
+CARD_FORM = {
+    "cardNumber": APPROVE,
+    "expMonth": "12",
+    "expYear": "2030",
+    "cvc": "123",
+    "holder": "Mallory",
+}
 STORED = "query($id: ID!) { customer(id: $id) { paymentMethods { last4 } } }"
 
 
@@ -27,19 +32,26 @@ async def stored_cards(page: Page) -> list[dict[str, str]]:
 
 
 async def fill_card_form(page: Page) -> None:
-    for label, value in [("Card number", APPROVE), ("Expiry month", "12"),
-                         ("Expiry year", "2030"), ("Security code", "123")]:
+    for label, value in [
+        ("Card number", APPROVE),
+        ("Expiry month", "12"),
+        ("Expiry year", "2030"),
+        ("Security code", "123"),
+    ]:
         await page.get_by_label(label).fill(value)
 
 
 async def test_a_post_without_the_token_is_refused(page: Page, db: Database) -> None:
     login = await customer_login(db)
     await sign_in(page, login.email)
-    for headers, extra in [({}, {}),  # no token at all
-                           ({"X-CSRF-Token": "0" * 64}, {}),  # a made-up header
-                           ({}, {"csrf_token": "0" * 64})]:  # a made-up form field
-        response = await page.request.post("/portal/payment-methods", form={**CARD_FORM, **extra},
-                                           headers=headers)
+    for headers, extra in [
+        ({}, {}),  # no token at all
+        ({"X-CSRF-Token": "0" * 64}, {}),  # a made-up header
+        ({}, {"csrf_token": "0" * 64}),
+    ]:  # a made-up form field
+        response = await page.request.post(
+            "/portal/payment-methods", form={**CARD_FORM, **extra}, headers=headers
+        )
         assert response.status == 403, (headers, extra, response.status)
     assert await stored_cards(page) == []
 

@@ -41,7 +41,8 @@ async def test_dashboard_figures_match_the_api(page: Page, db: Database) -> None
     await sign_in(page, login.email)
     viewer = await graphql_as_visitor(page, "{ viewer { customerId } }")
     api = (await graphql_as_visitor(page, FIGURES, {"id": viewer["viewer"]["customerId"]}))[
-        "customer"]
+        "customer"
+    ]
 
     # What the customer owes: 10.00 + 25.50 + 12.00 billed, 10.00 + 5.50 paid.
     assert money(api["balance"]) == "32.00 USD"
@@ -52,8 +53,11 @@ async def test_dashboard_figures_match_the_api(page: Page, db: Database) -> None
     await expect(page.locator("#status")).to_have_text(api["status"].capitalize())
 
     # Open invoices: every one the API calls unpaid or partly paid, with what is left to pay.
-    open_invoices = {invoice["number"]: invoice for invoice in api["invoices"]
-                     if invoice["status"] in ("UNPAID", "PARTIALLY_PAID", "OVERDUE")}
+    open_invoices = {
+        invoice["number"]: invoice
+        for invoice in api["invoices"]
+        if invoice["status"] in ("UNPAID", "PARTIALLY_PAID", "OVERDUE")
+    }
     assert len(open_invoices) == 2
     rows = page.locator("#open-invoices tbody tr")
     await expect(rows).to_have_count(len(open_invoices))
@@ -76,5 +80,6 @@ async def test_a_new_customer_sees_nothing_owed_and_how_to_add_a_card(
     await expect(page.locator("#balance")).to_have_text("0.00 USD")
     await expect(page.get_by_text("Nothing to pay: every invoice is settled.")).to_be_visible()
     await expect(page.get_by_role("link", name="add a card")).to_have_attribute(
-        "href", "/portal/payment-methods")
+        "href", "/portal/payment-methods"
+    )
     await assert_accessible(page)

@@ -100,15 +100,15 @@ async def test_paying_an_invoice_changes_its_status_in_place(page: Page, db: Dat
     assert [edge["node"]["status"] for edge in mine["invoices"]["edges"]] == ["PAID"]
 
 
-async def test_a_customer_cannot_open_another_customers_invoice(
-    page: Page, db: Database
-) -> None:
+async def test_a_customer_cannot_open_another_customers_invoice(page: Page, db: Database) -> None:
     ada = await customer_login(db, name="Ada Lovelace")
     grace = await customer_login(db, name="Grace Hopper")
     own = await issue_invoice(db, ada.party, 1_000, "Ada's plan")
     other = await issue_invoice(db, grace.party, 9_900, "Grace's plan")
-    ids = {edge["node"]["number"]: edge["node"]["id"] for edge in
-           (await partner_graphql(page, db, INVOICE_IDS))["invoices"]["edges"]}
+    ids = {
+        edge["node"]["number"]: edge["node"]["id"]
+        for edge in (await partner_graphql(page, db, INVOICE_IDS))["invoices"]["edges"]
+    }
 
     await sign_in(page, ada.email)
     response = await page.goto(f"/portal/invoices/{ids[own.number]}")
@@ -118,8 +118,9 @@ async def test_a_customer_cannot_open_another_customers_invoice(
     response = await page.goto(f"/portal/invoices/{ids[other.number]}")
     assert response is not None and response.status == 404
     await expect(page.get_by_role("heading", level=1)).to_have_text("Page not found")
-    await expect(page.get_by_text("There is nothing here, or it is not yours to see.")
-                 ).to_be_visible()
+    await expect(
+        page.get_by_text("There is nothing here, or it is not yours to see.")
+    ).to_be_visible()
     assert other.number not in await page.content()
     assert "99.00" not in await page.content()
     await assert_accessible(page)
@@ -133,9 +134,12 @@ async def test_a_customer_cannot_open_another_customers_invoice(
     refused = await page.request.post(
         f"/portal/invoices/{ids[other.number]}/pay",
         headers={"X-CSRF-Token": token.split('"')[3], "HX-Request": "true"},
-        form={"amount": "99.00", "key": "an-attempt"})
+        form={"amount": "99.00", "key": "an-attempt"},
+    )
     assert refused.status == 404
     grace_invoices = await partner_graphql(page, db, INVOICE_IDS, {"customer": None})
-    statuses = {edge["node"]["number"]: edge["node"]["status"]
-                for edge in grace_invoices["invoices"]["edges"]}
+    statuses = {
+        edge["node"]["number"]: edge["node"]["status"]
+        for edge in grace_invoices["invoices"]["edges"]
+    }
     assert statuses[other.number] == "UNPAID"

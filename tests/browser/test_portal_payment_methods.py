@@ -62,8 +62,10 @@ async def test_add_the_approving_and_the_declining_card_then_pay_with_each(
     # Neither the number nor the security code is drawn back into the page.
     assert APPROVE not in await page.content() and DECLINE not in await page.content()
     await expect(page.get_by_label("Card number")).to_have_value("")
-    assert await stored_cards(page) == [{"last4": "0002", "isDefault": True},
-                                        {"last4": "4242", "isDefault": False}]
+    assert await stored_cards(page) == [
+        {"last4": "0002", "isDefault": True},
+        {"last4": "4242", "isDefault": False},
+    ]
     await assert_accessible(page)
 
     # Paying with the declining card (the default) is refused and changes nothing.
