@@ -24,7 +24,6 @@ from billing import billrun
 from billing.db import Database
 from billing.models import (
     Account,
-    BillingPeriodKind,
     Charge,
     ChargeKind,
     Customer,
@@ -36,6 +35,7 @@ from billing.models import (
     LedgerTransaction,
     TransactionKind,
 )
+from billing.periods import BillingPeriod
 from settings import Settings, normalise_database_url, sqlite_url
 
 PERIOD_START = date(2026, 10, 1)
@@ -75,7 +75,7 @@ async def seed(db: Database, customers: int, charges: int) -> None:
                 "email": f"c{i}@example.com",
                 "currency": "USD",
                 "time_zone": "UTC",
-                "billing_period": BillingPeriodKind.MONTHLY,
+                "billing_period": BillingPeriod.MONTHLY,
                 "billing_anchor": PERIOD_START,
                 "period_start": PERIOD_START,
                 "next_bill_at": PERIOD_END_UTC,

@@ -30,7 +30,6 @@ from billing.collection_run import run_collection
 from billing.db import Database
 from billing.models import (
     AttemptStatus,
-    BillingPeriodKind,
     CollectionAttempt,
     Customer,
     CustomerStatus,
@@ -42,7 +41,8 @@ from billing.models import (
     Payment,
     PaymentMethod,
 )
-from billing.processing import ChargeStatus
+from billing.periods import BillingPeriod
+from billing.processing import ChargeOutcome
 from processors import registry, simulator
 from settings import Settings, normalise_database_url, sqlite_url
 
@@ -89,7 +89,7 @@ async def seed(db: Database, invoices: int) -> None:
                 "name": f"Customer {i}",
                 "currency": "USD",
                 "time_zone": "UTC",
-                "billing_period": BillingPeriodKind.MONTHLY,
+                "billing_period": BillingPeriod.MONTHLY,
                 "billing_anchor": date(2029, 8, 1),
                 "period_start": date(2029, 9, 1),
                 "next_bill_at": datetime(2029, 10, 1, tzinfo=UTC),
@@ -207,7 +207,7 @@ async def main(database_url: str, invoices: int, latency_ms: int, concurrency: i
     charged = Counter(
         attempt_invoice[int(key.removeprefix("attempt-"))]
         for key, result in network
-        if result.status == ChargeStatus.SUCCEEDED
+        if result.status == ChargeOutcome.SUCCEEDED
     )
     doubles = sum(1 for n in charged.values() if n > 1) + sum(1 for n in payments.values() if n > 1)
     await db.dispose()

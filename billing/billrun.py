@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import invoices, jobs
 from billing.customers import BILL_RUN_JOB
-from billing.models import BillingPeriodKind, Customer, CustomerStatus, InvoiceKind
+from billing.models import Customer, CustomerStatus, InvoiceKind
 from billing.periods import BillingPeriod, Period, next_period, period_containing
 
 #: Customers per batch: large enough to amortise each statement, small enough for the locks
@@ -36,7 +36,7 @@ BATCH_SIZE = 1000
 
 
 def elapsed_periods(
-    kind: BillingPeriodKind, anchor: date, period_start: date, time_zone: str, now: datetime
+    kind: BillingPeriod, anchor: date, period_start: date, time_zone: str, now: datetime
 ) -> tuple[list[Period], Period]:
     """The periods from ``period_start`` that have ended by ``now`` (oldest first), and the
     period that is open at ``now``.
@@ -44,11 +44,11 @@ def elapsed_periods(
     A period ends at local midnight of its end date in ``time_zone``, so two customers with
     the same dates in Auckland and Los Angeles close almost a day apart.
     """
-    period = period_containing(BillingPeriod(kind.value), period_start, anchor)
+    period = period_containing(kind, period_start, anchor)
     ended = []
     while period.end_utc(time_zone) <= now:
         ended.append(period)
-        period = next_period(BillingPeriod(kind.value), period, anchor)
+        period = next_period(kind, period, anchor)
     return ended, period
 
 

@@ -62,7 +62,7 @@ from billing.models import (
     InvoiceStatus,
     PaymentMethod,
 )
-from billing.processing import ChargeRequest, ChargeResult, ChargeStatus, ProcessorTimeout
+from billing.processing import ChargeOutcome, ChargeRequest, ChargeResult, ProcessorTimeout
 
 log = logging.getLogger("kassa.billing.collection_run")
 
@@ -400,7 +400,7 @@ async def _charge(claimed: Claimed, semaphore: asyncio.Semaphore) -> ChargeResul
                 return None  # a charge exists under this key: the lookup will tell
             # Refused before any charge (an unusable token): a decline in all but name.
             return ChargeResult(
-                ChargeStatus.DECLINED,
+                ChargeOutcome.DECLINED,
                 None,
                 error.code.lower(),
                 error.message,
@@ -460,20 +460,20 @@ async def record_answers(
     known = [
         (row, result)
         for row, result in live
-        if result is not None and result.status != ChargeStatus.UNKNOWN
+        if result is not None and result.status != ChargeOutcome.UNKNOWN
     ]
     report.unknown += len(live) - len(known)
     table = CollectionAttempt.__table__
     silent = [
         {"b_id": row.id}
         for row, result in live
-        if result is None or result.status == ChargeStatus.UNKNOWN
+        if result is None or result.status == ChargeOutcome.UNKNOWN
     ]
     if silent:
         await session.execute(
             update(table).where(table.c.id == bindparam("b_id")).values(message=_NO_ANSWER), silent
         )
-    succeeded = [(row, result) for row, result in known if result.status == ChargeStatus.SUCCEEDED]
+    succeeded = [(row, result) for row, result in known if result.status == ChargeOutcome.SUCCEEDED]
     payment_ids = await payments.record_card_charges(
         session,
         [
@@ -506,7 +506,7 @@ async def record_answers(
             "b_message": result.message[:500],
         }
         for row, result in known
-        if result.status != ChargeStatus.SUCCEEDED
+        if result.status != ChargeOutcome.SUCCEEDED
     ]
     if outcomes:
         await session.execute(
@@ -572,7 +572,7 @@ async def _reconcile(
             report.unknown += sum(1 for asked, _ in answers if not asked)
             await record_answers(session, found, now, report)
             report.reconciled += sum(
-                1 for _, result in found if result.status != ChargeStatus.UNKNOWN
+                1 for _, result in found if result.status != ChargeOutcome.UNKNOWN
             )
             if never_seen:
                 # The processor never got these: plan them again, due now, same key.

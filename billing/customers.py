@@ -23,7 +23,6 @@ from billing.access import (
 )
 from billing.errors import NotFound, UserError
 from billing.models import (
-    BillingPeriodKind,
     Customer,
     CustomerClass,
     CustomerStatus,
@@ -55,7 +54,7 @@ class CustomerInput:
     address: str | None = None
     currency: str | None = None
     time_zone: str | None = None
-    billing_period: BillingPeriodKind | None = None
+    billing_period: BillingPeriod | None = None
     credit_limit: int | None = None
     opening_balance: int | None = None
     status: CustomerStatus | None = None
@@ -151,10 +150,10 @@ def _validate_common(data: CustomerInput) -> None:
 
 
 def open_period(
-    kind: BillingPeriodKind, anchor: date, day: date, time_zone: str
+    kind: BillingPeriod, anchor: date, day: date, time_zone: str
 ) -> tuple[date, datetime]:
     """The first local day of the period containing ``day`` and the UTC instant it ends."""
-    period = period_containing(BillingPeriod(kind.value), day, anchor)
+    period = period_containing(kind, day, anchor)
     return period.start, period.end_utc(time_zone)
 
 
@@ -181,7 +180,7 @@ async def create_customer(
     await _check_refs(session, viewer, data)
     reseller_id = viewer.reseller_id if viewer.reseller_id is not None else data.reseller_id
     now = await clock.now(session)
-    kind = data.billing_period or BillingPeriodKind.MONTHLY
+    kind = data.billing_period or BillingPeriod.MONTHLY
     anchor = local_date(now, data.time_zone)
     start, ends_at = open_period(kind, anchor, anchor, data.time_zone)
     book = await ledger.open_party_book(

@@ -34,7 +34,6 @@ from billing.db import Database
 from billing.invoices import close_period_out_of_turn, invoice_query, void_invoice
 from billing.models import (
     ApiKeyScope,
-    BillingPeriodKind,
     CardCharging,
     ChargeKind,
     Customer,
@@ -42,12 +41,12 @@ from billing.models import (
     Invoice,
     InvoiceKind,
     InvoiceStatus,
-    PaymentMethodKind,
+    PaymentChannel,
     Role,
 )
 from billing.payment_methods import add_card
 from billing.payments import pay_with_payment_method, record_payment
-from billing.periods import local_date, local_midnight_utc
+from billing.periods import BillingPeriod, local_date, local_midnight_utc
 from billing.processing import CardDetails
 
 ADMIN_LOGIN = ("admin@kassa.demo", "demo-admin-pass")
@@ -121,7 +120,7 @@ PEOPLE: list[tuple[str, str, str, str, str, int, str]] = [
     ("Ken Thompson", "ken@example.com", "America/Los_Angeles", "USD", "Business", 4900, "cash"),
     ("Sophie Wilson", "sophie@example.com", "Europe/London", "USD", "Residential", 2299, "wire"),
 ]
-PERIODS = [BillingPeriodKind.MONTHLY, BillingPeriodKind.MONTHLY_ANNIVERSARY]
+PERIODS = [BillingPeriod.MONTHLY, BillingPeriod.MONTHLY_ANNIVERSARY]
 
 
 async def _already_loaded(db: Database) -> bool:
@@ -271,7 +270,7 @@ async def _pay_open_invoices(session: AsyncSession, customers: list[Customer], m
                     session, ADMIN, customer.id, None, invoice.id, None, key
                 )
             elif style in ("wire", "cash") or (style == "late" and month % 2 == 0):
-                method = PaymentMethodKind.WIRE if style == "wire" else PaymentMethodKind.CASH
+                method = PaymentChannel.WIRE if style == "wire" else PaymentChannel.CASH
                 await record_payment(
                     session,
                     ADMIN,
@@ -289,7 +288,7 @@ async def _pay_open_invoices(session: AsyncSession, customers: list[Customer], m
                     customer.id,
                     invoice.outstanding // 2,
                     customer.currency,
-                    PaymentMethodKind.CHEQUE,
+                    PaymentChannel.CHEQUE,
                     key,
                     reference=f"cheque {1000 + invoice.id}",
                 )

@@ -30,6 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from billing.periods import BillingPeriod
+
 #: Integer primary keys that autoincrement on both SQLite and PostgreSQL.
 Id = BigInteger().with_variant(Integer, "sqlite")
 
@@ -81,14 +83,6 @@ class Base(DeclarativeBase):
 # --- enums ------------------------------------------------------------------------------
 
 
-class BillingPeriodKind(StrEnum):
-    DAILY = "DAILY"
-    WEEKLY = "WEEKLY"
-    SEMI_MONTHLY = "SEMI_MONTHLY"
-    MONTHLY = "MONTHLY"
-    MONTHLY_ANNIVERSARY = "MONTHLY_ANNIVERSARY"
-
-
 class CustomerStatus(StrEnum):
     ACTIVE = "ACTIVE"
     SUSPENDED = "SUSPENDED"
@@ -112,7 +106,7 @@ class ChargeStatus(StrEnum):
     VOIDED = "VOIDED"
 
 
-class PaymentMethodKind(StrEnum):
+class PaymentChannel(StrEnum):
     CASH = "CASH"
     WIRE = "WIRE"
     CHEQUE = "CHEQUE"
@@ -286,7 +280,7 @@ class Customer(Base):
     address: Mapped[str | None] = mapped_column(String(500))
     currency: Mapped[str] = mapped_column(String(3))
     time_zone: Mapped[str] = mapped_column(String(64))
-    billing_period: Mapped[BillingPeriodKind] = mapped_column(_enum(BillingPeriodKind))
+    billing_period: Mapped[BillingPeriod] = mapped_column(_enum(BillingPeriod))
     #: Local date the billing periods are anchored on (weekday / anniversary day).
     billing_anchor: Mapped[date] = mapped_column(Date)
     #: First local day of the period that is still open (not yet invoiced).
@@ -503,7 +497,7 @@ class Payment(Base):
     __table_args__ = (Index("ix_payments_customer_received", "customer_id", "received_at"),)
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
-    method: Mapped[PaymentMethodKind] = mapped_column(_enum(PaymentMethodKind), index=True)
+    method: Mapped[PaymentChannel] = mapped_column(_enum(PaymentChannel), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -55,8 +55,8 @@ from billing.models import (
     LedgerAccountKind,
     Payment,
     PaymentAllocation,
+    PaymentChannel,
     PaymentMethod,
-    PaymentMethodKind,
     PaymentStatus,
     Role,
     TransactionKind,
@@ -64,16 +64,16 @@ from billing.models import (
 from billing.money import Money, validate_currency
 from billing.processing import (
     CardProcessor,
+    ChargeOutcome,
     ChargeRequest,
     ChargeResult,
-    ChargeStatus,
     ProcessorTimeout,
 )
 
 log = logging.getLogger("kassa.billing.payments")
 
 #: Payments staff record by hand; card payments go through :func:`pay_with_payment_method`.
-MANUAL_METHODS = (PaymentMethodKind.CASH, PaymentMethodKind.WIRE, PaymentMethodKind.CHEQUE)
+MANUAL_METHODS = (PaymentChannel.CASH, PaymentChannel.WIRE, PaymentChannel.CHEQUE)
 
 RECONCILE_JOB = "reconcile_payment"
 #: How long after a charge with no answer the processor is asked what became of it.
@@ -119,7 +119,7 @@ def payment_query(
     viewer: Viewer,
     *,
     customer_id: int | None = None,
-    method: PaymentMethodKind | None = None,
+    method: PaymentChannel | None = None,
     received_from: datetime | None = None,
     received_to: datetime | None = None,
     status: PaymentStatus | None = None,
@@ -180,7 +180,7 @@ async def record_payment(
     customer_id: int,
     amount: int,
     currency: str,
-    method: PaymentMethodKind,
+    method: PaymentChannel,
     idempotency_key: str,
     reference: str | None = None,
     received_at: datetime | None = None,
@@ -269,7 +269,7 @@ async def refund_payment(
             f"{Money(refundable, payment.currency)} of this payment is left to refund",
             "amount",
         )
-    if payment.method == PaymentMethodKind.CARD:
+    if payment.method == PaymentChannel.CARD:
         await _refund_at_processor(
             customer, payment, refund, f"{viewer.idempotency_scope}:{idempotency_key}"
         )
@@ -314,7 +314,7 @@ async def void_payment(
     require_staff(viewer, write=True)
     payment, customer = await _lock_payment(session, viewer, payment_id)
     reason = validation.required_text(reason, "reason", 500)
-    if payment.method == PaymentMethodKind.CARD:
+    if payment.method == PaymentChannel.CARD:
         raise UserError("NOT_VOIDABLE", "card payments are refunded, not voided", "paymentId")
     if payment.status != PaymentStatus.COMPLETED or payment.refunded_amount:
         raise UserError(
@@ -372,7 +372,7 @@ async def pay_with_payment_method(
     processor = processing.processor_named(card.processor)
     payment = Payment(
         customer_id=customer.id,
-        method=PaymentMethodKind.CARD,
+        method=PaymentChannel.CARD,
         amount=amount,
         currency=customer.currency,
         refunded_amount=0,
@@ -396,7 +396,7 @@ async def pay_with_payment_method(
     except ProcessorTimeout:
         log.warning("payment %s: no answer from %s, reconciling later", payment.id, processor.name)
         result = None
-    if result is None or result.status == ChargeStatus.UNKNOWN:
+    if result is None or result.status == ChargeOutcome.UNKNOWN:
         await _await_reconciliation(session, payment, now)
     else:
         await _settle_charge(session, customer, payment, result, now)
@@ -426,7 +426,7 @@ async def reconcile_payment(session: AsyncSession, payment_id: int) -> Payment:
     if payment.status != PaymentStatus.UNKNOWN:
         return payment
     result = await _processor_of(payment).lookup(_charge_key(payment))
-    if result is None or result.status != ChargeStatus.UNKNOWN:
+    if result is None or result.status != ChargeOutcome.UNKNOWN:
         await _settle_charge(session, customer, payment, result, await clock.now(session))
     return payment
 
@@ -461,7 +461,7 @@ async def record_card_charges(
         [
             {
                 "customer_id": c.customer_id,
-                "method": PaymentMethodKind.CARD,
+                "method": PaymentChannel.CARD,
                 "amount": c.result.amount,
                 "currency": c.result.currency,
                 "refunded_amount": 0,
@@ -583,9 +583,9 @@ async def _lock_payment(
     return payment, customer
 
 
-async def _money_book(session: AsyncSession, customer: Customer, method: PaymentMethodKind) -> int:
+async def _money_book(session: AsyncSession, customer: Customer, method: PaymentChannel) -> int:
     """The system book holding received money: the processor's for cards, cash otherwise."""
-    card = method == PaymentMethodKind.CARD
+    card = method == PaymentChannel.CARD
     kind = LedgerAccountKind.PROCESSOR if card else LedgerAccountKind.CASH
     return await ledger.system_book(session, kind, customer.reseller_id, customer.currency)
 
@@ -689,7 +689,7 @@ async def _settle_charge(
     now: datetime,
 ) -> None:
     """Apply the processor's known answer: succeeded → complete; declined or unseen → FAILED."""
-    if result is not None and result.status == ChargeStatus.SUCCEEDED:
+    if result is not None and result.status == ChargeOutcome.SUCCEEDED:
         payment.processor_reference = result.processor_reference
         payment.message = None
         await _complete(session, customer, payment, now)

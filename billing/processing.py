@@ -28,7 +28,7 @@ _MIN_PAN_LENGTH = 12
 _MAX_PAN_LENGTH = 19
 
 
-class ChargeStatus(StrEnum):
+class ChargeOutcome(StrEnum):
     """What became of a charge.
 
     ``UNKNOWN`` is its own state (as in Kill Bill): the call timed out or crashed, so the card
@@ -98,7 +98,7 @@ class ChargeResult:
     ``message`` is safe to show to the customer.
     """
 
-    status: ChargeStatus
+    status: ChargeOutcome
     processor_reference: str | None
     decline_code: str | None
     message: str
@@ -118,7 +118,7 @@ class RefundResult:
 class ProcessorTimeout(Exception):
     """The charge's outcome is unknown: the processor may have charged the card or not.
 
-    The caller records the attempt as ``ChargeStatus.UNKNOWN`` and reconciles it later with
+    The caller records the attempt as ``ChargeOutcome.UNKNOWN`` and reconciles it later with
     :meth:`CardProcessor.lookup`, never by charging again under a new key.
     """
 

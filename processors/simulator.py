@@ -34,9 +34,9 @@ from billing.money import validate_currency
 from billing.processing import (
     CardDetails,
     CardToken,
+    ChargeOutcome,
     ChargeRequest,
     ChargeResult,
-    ChargeStatus,
     ProcessorTimeout,
     RefundResult,
     card_brand,
@@ -177,7 +177,7 @@ class _FileStore:
     def _result(row: tuple[object, ...]) -> ChargeResult:
         status, reference, decline_code, message, amount, currency = row
         return ChargeResult(
-            ChargeStatus(status),
+            ChargeOutcome(status),
             reference,
             decline_code,  # type: ignore[arg-type]
             str(message),
@@ -239,7 +239,7 @@ class _FileStore:
         ).fetchone()
         if charge is None:
             result = RefundResult(False, None, "No such charge.")
-        elif charge[0] != ChargeStatus.SUCCEEDED.value:
+        elif charge[0] != ChargeOutcome.SUCCEEDED.value:
             result = RefundResult(False, None, "Only a succeeded charge can be refunded.")
         elif amount > charge[1] - charge[2]:
             result = RefundResult(
@@ -323,7 +323,7 @@ def _apply_refund(store: _Store, processor_reference: str, amount: int) -> Refun
     booked = store.charges_by_reference.get(processor_reference)
     if booked is None:
         return RefundResult(False, None, "No such charge.")
-    if booked.result.status is not ChargeStatus.SUCCEEDED:
+    if booked.result.status is not ChargeOutcome.SUCCEEDED:
         return RefundResult(False, None, "Only a succeeded charge can be refunded.")
     refundable = booked.amount - booked.refunded
     if amount > refundable:
@@ -509,7 +509,7 @@ class SimulatorProcessor:
             decline_code = "expired_card"
         if decline_code is not None:
             return ChargeResult(
-                status=ChargeStatus.DECLINED,
+                status=ChargeOutcome.DECLINED,
                 processor_reference=reference,
                 decline_code=decline_code,
                 message=_DECLINE_MESSAGES.get(decline_code, "The card was declined."),
@@ -517,7 +517,7 @@ class SimulatorProcessor:
                 currency=currency,
             )
         return ChargeResult(
-            status=ChargeStatus.SUCCEEDED,
+            status=ChargeOutcome.SUCCEEDED,
             processor_reference=reference,
             decline_code=None,
             message="Approved.",

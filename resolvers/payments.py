@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import customers, invoices, payments
 from billing.errors import UserError
-from billing.models import Payment, PaymentMethodKind
+from billing.models import Payment, PaymentChannel
 from billing.money import parse_amount
 from resolvers.context import Context
 from schema.relay import decode_id, decode_optional_id
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 def payment_list(
     ctx: Context,
     customer_id: str | None,
-    method: PaymentMethodKind | None,
+    method: PaymentChannel | None,
     received_from: datetime | None,
     received_to: datetime | None,
 ) -> Select[Any]:

@@ -9,6 +9,7 @@ import strawberry
 
 from billing import collection, models
 from billing.errors import UserError
+from billing.periods import BillingPeriod
 from resolvers import customers as resolve
 from resolvers import payment_methods as resolve_payment_methods
 from resolvers.context import Info
@@ -27,7 +28,7 @@ from schema.statements import LedgerTransaction, ledger_transaction_connection
 
 # The billing enums are the API's enums: registered here, then used as they are.
 strawberry.enum(models.CustomerStatus)
-strawberry.enum(models.BillingPeriodKind, name="BillingPeriod")
+strawberry.enum(BillingPeriod, name="BillingPeriod")
 
 #: How many invoices or payments ``customer.invoices`` / ``customer.payments`` show by default.
 LATEST_DEFAULT = 5
@@ -102,7 +103,7 @@ class Customer:
     address: str | None
     currency: str
     time_zone: str
-    billing_period: models.BillingPeriodKind
+    billing_period: BillingPeriod
     billing_anchor: date
     period_start: date = strawberry.field(description="First local day of the open period.")
     next_bill_at: datetime = strawberry.field(description="When the open period is invoiced.")
@@ -227,7 +228,7 @@ class CreateCustomerInput:
     phone: str | None = None
     address: str | None = None
     time_zone: str | None = strawberry.field(default=None, description="IANA name; UTC if unset.")
-    billing_period: models.BillingPeriodKind | None = None
+    billing_period: BillingPeriod | None = None
     credit_limit: str | None = strawberry.field(default=None, description="Decimal amount.")
     opening_balance: str | None = strawberry.field(
         default=None, description="Decimal amount owed (negative: credit) from elsewhere."

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
 # The billing enums are the API's enums: registered here, then used as they are.
 strawberry.enum(
-    models.PaymentMethodKind,
-    name="PaymentMethodKind",
+    models.PaymentChannel,
+    name="PaymentChannel",
     description="How the money came: CASH, WIRE, CHEQUE or CARD.",
 )
 strawberry.enum(models.PaymentStatus)
@@ -40,7 +40,7 @@ _IDEMPOTENCY_KEY = (
 @strawberry.type
 class Payment:
     id: strawberry.ID
-    method: models.PaymentMethodKind
+    method: models.PaymentChannel
     amount: Money
     refunded_amount: Money
     status: models.PaymentStatus = strawberry.field(
@@ -112,7 +112,7 @@ class RecordPaymentInput:
     customer_id: strawberry.ID
     amount: str = strawberry.field(description="Decimal amount, greater than zero.")
     currency: str = strawberry.field(description="Must be the customer's currency.")
-    method: models.PaymentMethodKind = strawberry.field(description="CASH, WIRE or CHEQUE.")
+    method: models.PaymentChannel = strawberry.field(description="CASH, WIRE or CHEQUE.")
     idempotency_key: str = strawberry.field(description=_IDEMPOTENCY_KEY)
     reference: str | None = None
     received_at: datetime | None = strawberry.field(
@@ -190,7 +190,7 @@ class PaymentQueries:
         first: int | None = DEFAULT_PAGE_SIZE,
         after: str | None = None,
         customer_id: strawberry.ID | None = None,
-        method: models.PaymentMethodKind | None = None,
+        method: models.PaymentChannel | None = None,
         received_from: datetime | None = None,
         received_to: datetime | None = None,
     ) -> Connection[Payment]:

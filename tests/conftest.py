@@ -71,11 +71,10 @@ async def settings(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Se
 
 
 @pytest.fixture(scope="session")
-async def _schema(settings: Settings) -> AsyncIterator[None]:
+async def _schema(settings: Settings) -> None:
     from migrations.migrate import reset_and_migrate
 
     await reset_and_migrate(settings.database_url)
-    return
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from billing.models import (
     InvoiceStatus,
     LedgerAccount,
     Payment,
-    PaymentMethodKind,
+    PaymentChannel,
     Reseller,
     Role,
 )
@@ -188,7 +188,7 @@ async def pay_cash(
         customer.id,
         amount,
         customer.currency,
-        PaymentMethodKind.CASH,
+        PaymentChannel.CASH,
         f"pay-{uuid4().hex}",
         received_at=received_at,
     )

@@ -70,7 +70,7 @@ from billing.models import (
     ChargeKind,
     CustomerClass,
     Distributor,
-    PaymentMethodKind,
+    PaymentChannel,
     Reseller,
     Role,
 )
@@ -256,7 +256,7 @@ async def _make_side(
         )
         invoice = await close_period_out_of_turn(session, admin, customer.id)
         cash = await record_payment(
-            session, admin, customer.id, 500, "USD", PaymentMethodKind.CASH, f"world-{label}-cash"
+            session, admin, customer.id, 500, "USD", PaymentChannel.CASH, f"world-{label}-cash"
         )
         card = await add_card(session, admin, customer.id, card_details())
         card_payment = await pay_with_payment_method(
@@ -268,7 +268,7 @@ async def _make_side(
             customer.id,
             100,
             "USD",
-            PaymentMethodKind.CASH,
+            PaymentChannel.CASH,
             f"world-{label}-voidable",
         )
         waiting = await post_charge(

@@ -14,7 +14,6 @@ from billing.customers import BILL_RUN_JOB
 from billing.db import Database
 from billing.invoices import invoice_lines
 from billing.models import (
-    BillingPeriodKind,
     Customer,
     CustomerStatus,
     Invoice,
@@ -22,7 +21,7 @@ from billing.models import (
     Job,
     JobStatus,
 )
-from billing.periods import Period
+from billing.periods import BillingPeriod, Period
 from tests.factories import (
     T0,
     balance_of,
@@ -47,7 +46,7 @@ def _periods(invoices: list[Invoice]) -> list[tuple[date, date]]:
 
 def test_elapsed_periods_are_the_ended_ones_oldest_first_and_then_the_open_one() -> None:
     ended, open_period = elapsed_periods(
-        BillingPeriodKind.MONTHLY,
+        BillingPeriod.MONTHLY,
         date(2026, 1, 10),
         date(2026, 1, 1),
         "UTC",
@@ -64,7 +63,7 @@ def test_a_period_ends_at_local_midnight_not_utc_midnight() -> None:
     just_before = datetime(2026, 3, 31, 10, 59, tzinfo=UTC)  # 23:59 on 31 March in Auckland
     for now, closed in ((just_before, 0), (just_before + timedelta(minutes=1), 1)):
         ended, _ = elapsed_periods(
-            BillingPeriodKind.MONTHLY, date(2026, 3, 1), date(2026, 3, 1), "Pacific/Auckland", now
+            BillingPeriod.MONTHLY, date(2026, 3, 1), date(2026, 3, 1), "Pacific/Auckland", now
         )
         assert len(ended) == closed
 
@@ -173,24 +172,24 @@ async def test_customers_close_at_their_own_local_midnight(db: Database) -> None
     ("kind", "expected"),
     [
         (
-            BillingPeriodKind.DAILY,
+            BillingPeriod.DAILY,
             [(date(2026, 3, d), date(2026, 3, d + 1)) for d in range(16, 30)],
         ),
         # Anchored on the sign-up weekday: Monday 16 March.
         (
-            BillingPeriodKind.WEEKLY,
+            BillingPeriod.WEEKLY,
             [(date(2026, 3, 16), date(2026, 3, 23)), (date(2026, 3, 23), date(2026, 3, 30))],
         ),
         # Anchored on the sign-up day of the month, the 16th.
         (
-            BillingPeriodKind.MONTHLY_ANNIVERSARY,
+            BillingPeriod.MONTHLY_ANNIVERSARY,
             [(date(2026, 3, 16), date(2026, 4, 16)), (date(2026, 4, 16), date(2026, 5, 16))],
         ),
     ],
 )
 async def test_daily_weekly_and_anniversary_periods(
     db: Database,
-    kind: BillingPeriodKind,
+    kind: BillingPeriod,
     expected: list[tuple[date, date]],
 ) -> None:
     await freeze_clock(db)
@@ -198,7 +197,7 @@ async def test_daily_weekly_and_anniversary_periods(
         customer = await make_customer(session, billing_period=kind)
     end = (
         datetime(2026, 3, 30, 12, tzinfo=UTC)
-        if kind != BillingPeriodKind.MONTHLY_ANNIVERSARY
+        if kind != BillingPeriod.MONTHLY_ANNIVERSARY
         else datetime(2026, 5, 20, tzinfo=UTC)
     )
     await jobs.advance_clock(db, end)

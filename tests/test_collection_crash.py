@@ -38,7 +38,7 @@ from billing.models import (
     Payment,
 )
 from billing.payment_methods import add_card
-from billing.processing import ChargeStatus
+from billing.processing import ChargeOutcome
 from processors.simulator import SimulatorProcessor
 from settings import Settings
 from tests.factories import (
@@ -148,7 +148,7 @@ async def test_killed_runs_never_charge_twice_and_forget_nothing(
     succeeded = Counter(
         attempts[int(key.removeprefix("attempt-"))].invoice_id
         for key, result in network
-        if result.status == ChargeStatus.SUCCEEDED
+        if result.status == ChargeOutcome.SUCCEEDED
     )
     assert max(succeeded.values()) == 1, f"an invoice was charged twice (seed {seed})"
 
@@ -169,7 +169,7 @@ async def test_killed_runs_never_charge_twice_and_forget_nothing(
                 1,
                 1,
             ), f"invoice {invoice_id} (seed {seed})"
-    charged = sum(r.amount for _, r in network if r.status == ChargeStatus.SUCCEEDED)
+    charged = sum(r.amount for _, r in network if r.status == ChargeOutcome.SUCCEEDED)
     assert (
         charged
         == sum(p.amount for p in payments)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing import payment_methods, payments, settlement
 from billing.db import Database
 from billing.errors import UserError
-from billing.models import Charge, Invoice, Payment, PaymentAllocation, PaymentMethodKind
+from billing.models import Charge, Invoice, Payment, PaymentAllocation, PaymentChannel
 from processors.simulator import SimulatorProcessor
 from tests.factories import (
     T0,
@@ -106,7 +106,7 @@ async def test_concurrent_double_submits_make_one_payment(db: Database) -> None:
         db,
         [
             lambda session: payments.record_payment(
-                session, ADMIN, party.id, 100, "USD", PaymentMethodKind.CASH, "same-key"
+                session, ADMIN, party.id, 100, "USD", PaymentChannel.CASH, "same-key"
             )
             for _ in range(20)
         ],
@@ -141,7 +141,7 @@ async def test_concurrent_refunds_never_give_back_more_than_was_paid(db: Databas
     party: Party = await new_party(db)
     async with db.transaction() as session:
         payment = await payments.record_payment(
-            session, ADMIN, party.id, 100, "USD", PaymentMethodKind.CASH, "pay"
+            session, ADMIN, party.id, 100, "USD", PaymentChannel.CASH, "pay"
         )
     outcomes = await run_together(
         db,

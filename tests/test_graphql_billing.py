@@ -256,7 +256,7 @@ async def test_record_refund_and_void_payments(api: Api, db: Database) -> None:
     )
     assert voided["payment"] == {"status": "VOIDED", "customer": {"balance": {"amount": "15.00"}}}
 
-    query = """query($customerId: ID, $method: PaymentMethodKind) {
+    query = """query($customerId: ID, $method: PaymentChannel) {
         payments(customerId: $customerId, method: $method) { totalCount } }"""
     assert (await api.run(query, {"method": "CHEQUE"}))["payments"]["totalCount"] == 1
     assert (await api.run(query, {"customerId": customer["id"]}))["payments"]["totalCount"] == 2

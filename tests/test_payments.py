@@ -25,7 +25,7 @@ from billing.models import (
     JobStatus,
     LedgerTransaction,
     Payment,
-    PaymentMethodKind,
+    PaymentChannel,
     PaymentStatus,
     Role,
     TransactionKind,
@@ -66,7 +66,7 @@ async def record(db: Database, party: Party, amount: int, key: str | None = None
             party.id,
             amount,
             "USD",
-            PaymentMethodKind.CASH,
+            PaymentChannel.CASH,
             key or uuid4().hex,
         )
 
@@ -366,7 +366,7 @@ async def test_approved_card_payment_pays_the_chosen_invoice_first(db: Database)
     assert (payment.status, payment.amount, payment.method) == (
         PaymentStatus.COMPLETED,
         50,
-        PaymentMethodKind.CARD,
+        PaymentChannel.CARD,
     )
     assert payment.processor_reference is not None
     assert await invoice_state(db, chosen) == (50, InvoiceStatus.PAID)
@@ -523,7 +523,7 @@ async def test_key_reused_with_a_different_amount_is_refused_and_writes_nothing(
         party,
         "IDEMPOTENCY_KEY_REUSED",
         lambda session: payments.record_payment(
-            session, ADMIN, party.id, 101, "USD", PaymentMethodKind.CASH, "once"
+            session, ADMIN, party.id, 101, "USD", PaymentChannel.CASH, "once"
         ),
     )
     async with db.session() as session:
@@ -536,15 +536,15 @@ async def test_key_reused_with_a_different_amount_is_refused_and_writes_nothing(
 @pytest.mark.parametrize(
     ("amount", "currency", "method", "code"),
     [
-        (0, "USD", PaymentMethodKind.CASH, "AMOUNT_NOT_POSITIVE"),
-        (-5, "USD", PaymentMethodKind.CASH, "AMOUNT_NOT_POSITIVE"),
-        (100, "EUR", PaymentMethodKind.CASH, "CURRENCY_MISMATCH"),
-        (100, "XXX", PaymentMethodKind.WIRE, "INVALID_CURRENCY"),
-        (100, "USD", PaymentMethodKind.CARD, "INVALID_METHOD"),
+        (0, "USD", PaymentChannel.CASH, "AMOUNT_NOT_POSITIVE"),
+        (-5, "USD", PaymentChannel.CASH, "AMOUNT_NOT_POSITIVE"),
+        (100, "EUR", PaymentChannel.CASH, "CURRENCY_MISMATCH"),
+        (100, "XXX", PaymentChannel.WIRE, "INVALID_CURRENCY"),
+        (100, "USD", PaymentChannel.CARD, "INVALID_METHOD"),
     ],
 )
 async def test_bad_payment_input_is_refused_and_writes_nothing(
-    db: Database, amount: int, currency: str, method: PaymentMethodKind, code: str
+    db: Database, amount: int, currency: str, method: PaymentChannel, code: str
 ) -> None:
     party = await new_party(db)
     await assert_refused(
@@ -569,7 +569,7 @@ async def test_a_payment_received_in_the_future_is_refused(db: Database) -> None
             party.id,
             100,
             "USD",
-            PaymentMethodKind.CHEQUE,
+            PaymentChannel.CHEQUE,
             "k",
             received_at=T0 + timedelta(days=1),
         ),
@@ -590,7 +590,7 @@ async def test_payments_to_unknown_or_out_of_scope_customers_are_not_found(db: D
             party,
             "NOT_FOUND",
             lambda session, viewer=viewer, customer_id=customer_id: payments.record_payment(
-                session, viewer, customer_id, 100, "USD", PaymentMethodKind.CASH, "k"
+                session, viewer, customer_id, 100, "USD", PaymentChannel.CASH, "k"
             ),
         )
     payment = await record(db, party, 100)
@@ -606,7 +606,7 @@ async def test_customers_and_read_only_keys_cannot_record_payments(db: Database)
         with pytest.raises(Forbidden):
             async with db.transaction() as session:
                 await payments.record_payment(
-                    session, viewer, party.id, 100, "USD", PaymentMethodKind.CASH, "k"
+                    session, viewer, party.id, 100, "USD", PaymentChannel.CASH, "k"
                 )
     assert await payment_count(db) == 0
 
@@ -622,7 +622,7 @@ async def test_payment_query_filters_within_the_viewers_scope(db: Database) -> N
             party.id,
             5,
             "USD",
-            PaymentMethodKind.WIRE,
+            PaymentChannel.WIRE,
             "w",
             received_at=T0 - timedelta(days=3),
         )
@@ -634,7 +634,7 @@ async def test_payment_query_filters_within_the_viewers_scope(db: Database) -> N
             return {payment.id for payment in await session.scalars(query)}
 
     assert await ids() == {mine.id, wire.id}
-    assert await ids(method=PaymentMethodKind.WIRE) == {wire.id}
+    assert await ids(method=PaymentChannel.WIRE) == {wire.id}
     assert await ids(received_to=T0 - timedelta(days=1)) == {wire.id}
     assert await ids(received_from=T0) == {mine.id}
     assert await ids(status=PaymentStatus.VOIDED) == set()
@@ -690,7 +690,7 @@ async def apply_operation(
         return 0, 0, refund
     if (
         kind == "void"
-        and payment.method != PaymentMethodKind.CARD
+        and payment.method != PaymentChannel.CARD
         and payment.status == PaymentStatus.COMPLETED
         and not payment.refunded_amount
     ):

@@ -14,8 +14,8 @@ from billing.errors import UserError
 from billing.processing import (
     CardDetails,
     CardProcessor,
+    ChargeOutcome,
     ChargeRequest,
-    ChargeStatus,
     ProcessorTimeout,
     card_brand,
     luhn_valid,
@@ -130,14 +130,14 @@ def test_card_details_repr_of_a_short_number_shows_no_digits() -> None:
 
 async def test_approve_card_succeeds(processor: SimulatorProcessor) -> None:
     result = await processor.charge(await charge(processor, APPROVE))
-    assert result.status is ChargeStatus.SUCCEEDED
+    assert result.status is ChargeOutcome.SUCCEEDED
     assert (result.processor_reference or "").startswith("sim_ch_")
     assert (result.decline_code, result.amount, result.currency) == (None, 1999, "USD")
 
 
 async def test_any_other_luhn_valid_card_succeeds(processor: SimulatorProcessor) -> None:
     result = await processor.charge(await charge(processor, "5555555555554444"))
-    assert result.status is ChargeStatus.SUCCEEDED
+    assert result.status is ChargeOutcome.SUCCEEDED
 
 
 @pytest.mark.parametrize(
@@ -148,7 +148,7 @@ async def test_decline_cards_decline_with_their_code(
     processor: SimulatorProcessor, number: str, decline_code: str
 ) -> None:
     result = await processor.charge(await charge(processor, number))
-    assert result.status is ChargeStatus.DECLINED
+    assert result.status is ChargeOutcome.DECLINED
     assert result.decline_code == decline_code
     assert result.message
 
@@ -157,7 +157,7 @@ async def test_card_expiring_after_tokenization_is_declined(processor: Simulator
     request = await charge(processor, APPROVE)
     later = SimulatorProcessor(today=lambda: date(2031, 1, 1))
     result = await later.charge(request)
-    assert (result.status, result.decline_code) == (ChargeStatus.DECLINED, "expired_card")
+    assert (result.status, result.decline_code) == (ChargeOutcome.DECLINED, "expired_card")
 
 
 async def test_timeout_card_raises_but_the_charge_went_through(
@@ -167,7 +167,7 @@ async def test_timeout_card_raises_but_the_charge_went_through(
     with pytest.raises(ProcessorTimeout):
         await processor.charge(request)
     found = await processor.lookup("attempt-timeout")
-    assert found is not None and found.status is ChargeStatus.SUCCEEDED
+    assert found is not None and found.status is ChargeOutcome.SUCCEEDED
     assert (found.amount, found.currency) == (1999, "USD")
     assert len(processor.charges()) == 1
 
@@ -257,7 +257,7 @@ async def test_lookup_returns_the_charge_result(processor: SimulatorProcessor) -
 async def test_state_is_shared_by_instances_in_one_namespace() -> None:
     token = await SimulatorProcessor().tokenize(card())
     result = await SimulatorProcessor().charge(ChargeRequest(token.token, 500, "USD", "k"))
-    assert result.status is ChargeStatus.SUCCEEDED
+    assert result.status is ChargeOutcome.SUCCEEDED
 
 
 async def test_namespaces_keep_separate_charges() -> None:
