@@ -27,7 +27,7 @@ def make_engine(database_url: str, **kwargs: object) -> AsyncEngine:
         engine = create_async_engine(
             database_url,
             connect_args={"timeout": 30},
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -41,7 +41,7 @@ def make_engine(database_url: str, **kwargs: object) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
-    return create_async_engine(database_url, **kwargs)  # type: ignore[arg-type]
+    return create_async_engine(database_url, **kwargs)
 
 
 async def lock_for_writing(session: AsyncSession) -> None:

@@ -474,17 +474,17 @@ async def send_batch(db: Database, settings: Settings) -> tuple[int, int]:
     async with db.transaction() as session:
         now = await clock.now(session)
         frozen = await clock.is_frozen(session)
-        for message_id, error in outcomes.items():
-            message = await session.get(OutboxMessage, message_id)
-            assert message is not None
-            if error is None:
-                message.sent_at = now
-                message.last_error = None
+        for message_id, refusal in outcomes.items():
+            sent = await session.get(OutboxMessage, message_id)
+            assert sent is not None
+            if refusal is None:
+                sent.sent_at = now
+                sent.last_error = None
             else:
-                message.attempts += 1
-                message.last_error = error
-                message.next_attempt_at = now + backoff(message.attempts, frozen)
-    failed = sum(error is not None for error in outcomes.values())
+                sent.attempts += 1
+                sent.last_error = refusal
+                sent.next_attempt_at = now + backoff(sent.attempts, frozen)
+    failed = sum(refusal is not None for refusal in outcomes.values())
     return len(outcomes) - failed, failed
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +75,7 @@ async def void_invoice(ctx: Context, input: VoidInvoiceInput) -> Invoice | UserE
     )
 
 
-def _invoice_ids(ids: list[str]) -> list[int]:
+def _invoice_ids(ids: Sequence[str]) -> list[int]:
     return [decode_id(gid, "Invoice", "ids") for gid in ids]
 
 

@@ -7,7 +7,7 @@ errors with a ``code`` extension.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from strawberry.permission import BasePermission
 
@@ -16,7 +16,7 @@ from resolvers.context import Info
 
 class IsAuthenticated(BasePermission):
     message = "Sign in or send an API key first."
-    error_extensions: ClassVar[dict[str, object]] = {"code": "UNAUTHENTICATED"}
+    error_extensions = {"code": "UNAUTHENTICATED"}  # noqa: RUF012 (Strawberry reads it per class)
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         return bool(info.context.viewer.authenticated)
@@ -26,7 +26,7 @@ class TestModeOnly(BasePermission):
     """The test clock exists only on test-mode installations (``KASSA_TEST_MODE``)."""
 
     message = "The test clock is only available in test mode."
-    error_extensions: ClassVar[dict[str, object]] = {"code": "FORBIDDEN"}
+    error_extensions = {"code": "FORBIDDEN"}  # noqa: RUF012 (Strawberry reads it per class)
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         return bool(info.context.settings.test_mode)

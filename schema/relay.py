@@ -132,9 +132,12 @@ async def paginate(
         page = page.where(id_column < _cursor_pk(after))
 
     async def fetch(session: AsyncSession) -> Sequence[Any]:
-        if whole_rows:
-            return (await session.execute(page)).all()
-        return (await session.scalars(page)).all()
+        rows: Sequence[Any] = (
+            (await session.execute(page)).all()
+            if whole_rows
+            else (await session.scalars(page)).all()
+        )
+        return rows
 
     rows = await info.context.read(fetch)
     has_next = len(rows) > size
