@@ -24,7 +24,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from portals import admin, auth_pages, collection, customer, rendering
+from portals import admin, auth_pages, classes, customer, rendering, review
 from portals.csrf import CSRFMiddleware
 from portals.navigation import ADMIN_HOME, CUSTOMER_HOME
 
@@ -35,7 +35,8 @@ PORTALS: tuple[Callable[[], list[BaseRoute]], ...] = (
     auth_pages.routes,
     customer.routes,
     admin.routes,
-    collection.routes,
+    review.routes,
+    classes.routes,
 )
 
 

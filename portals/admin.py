@@ -118,11 +118,6 @@ mutation AdminPostCharge($input: PostChargeInput!) {{
 """
 
 
-def _choice(value: str | None, allowed: tuple[str, ...]) -> str | None:
-    """``value`` if it is one of ``allowed`` (an API enum's values), else None."""
-    return value if value in allowed else None
-
-
 def _unknown_choices(values: dict[str, str], choices: dict[str, tuple[str, ...]]) -> Form | None:
     """The form again, marked, when a select sent a value it never offered.
 
@@ -134,7 +129,7 @@ def _unknown_choices(values: dict[str, str], choices: dict[str, tuple[str, ...]]
     errors = {
         name: "choose one of the options"
         for name, allowed in choices.items()
-        if _choice(values.get(name), allowed) is None
+        if forms.choice(values.get(name), allowed) is None
     }
     return Form(values=values, errors=errors) if errors else None
 
@@ -150,7 +145,7 @@ async def customers(request: Request, visitor: Visitor) -> Response:
     search, so a reload or a shared link shows the same list.
     """
     search = request.query_params.get("q", "").strip()
-    status = _choice(request.query_params.get("status"), CUSTOMER_STATUSES)
+    status = forms.choice(request.query_params.get("status"), CUSTOMER_STATUSES)
     data = await graphql.execute(
         request,
         CUSTOMERS,
@@ -187,7 +182,7 @@ async def _customer_page(
 ) -> Response:
     """The customer's page: under htmx only the list being paged, or after an action the
     whole customer (figures, forms and lists all change)."""
-    listed = _choice(request.query_params.get("list"), LISTS)
+    listed = forms.choice(request.query_params.get("list"), LISTS)
     after = request.query_params.get("after") or None
     data = await graphql.execute(
         request,

@@ -89,6 +89,15 @@ def after(
     return Form.with_errors(values, errors, fields, aliases)
 
 
+def choice(value: str | None, allowed: tuple[str, ...]) -> str | None:
+    """``value`` if it is one of ``allowed`` (an API enum's values), else None.
+
+    A select or an address can send anything; an unknown enum value would make the API
+    refuse the whole request as malformed rather than show a mistake to correct.
+    """
+    return value if value in allowed else None
+
+
 def whole_number(values: Mapping[str, str], name: str, errors: dict[str, str]) -> int | None:
     """A number field, or an error beside it in ``errors``.
 
