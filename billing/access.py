@@ -8,11 +8,15 @@ as "not found", exactly like an object that does not exist.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, false, select
 
 from billing.errors import Forbidden
 from billing.models import ApiKeyScope, Customer, Role
+
+_Row = TypeVar("_Row")
+_Query = TypeVar("_Query", bound=Select[Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +90,7 @@ def require_provider_admin(viewer: Viewer) -> None:
         raise Forbidden("only the provider's administrators may do this")
 
 
-def scope_customers(query: Select, viewer: Viewer) -> Select:  # type: ignore[type-arg]
+def scope_customers(query: _Query, viewer: Viewer) -> _Query:
     """Restrict a query over ``Customer`` to those the viewer may see."""
     if viewer.role == Role.ADMIN and viewer.reseller_id is None:
         return query
@@ -99,12 +103,10 @@ def scope_customers(query: Select, viewer: Viewer) -> Select:  # type: ignore[ty
     return query.where(false())
 
 
-def visible(model: type, viewer: Viewer) -> Select:  # type: ignore[type-arg]
+def visible(model: type[_Row], viewer: Viewer) -> Select[_Row]:
     """``select(model)`` of rows whose customer (``model.customer_id``) the viewer may see."""
-    return scope_customers(
-        select(model).join(Customer, Customer.id == model.customer_id),  # type: ignore[attr-defined]
-        viewer,
-    )
+    customer_id = model.customer_id  # type: ignore[attr-defined]  # every such model has one
+    return scope_customers(select(model).join(Customer, Customer.id == customer_id), viewer)
 
 
 def may_see_customer(viewer: Viewer, customer: Customer) -> bool:

@@ -17,9 +17,9 @@ NOTHING_OVERDUE), which is where the e-mails of a later issue will find them.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import jobs, status_changes
@@ -97,7 +97,7 @@ async def suspend_overdue_customers(session: AsyncSession, now: datetime) -> lis
             continue
         if suspended_from(row.due_date, _grace(row), row.time_zone) <= now:
             culprits[row.customer_id] = row.id
-    customers = Customer.__table__
+    customers = cast(Table, Customer.__table__)
     ids = sorted(culprits)
     for start in range(0, len(ids), _IDS_PER_STATEMENT):
         await session.execute(

@@ -11,8 +11,9 @@ local date (:func:`status_for`).
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import cast
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import collection, dunning, invoice_pdfs
@@ -336,7 +337,7 @@ async def settle_payments(
         if status == InvoiceStatus.PAID:
             now_paid.append(invoice_id)
     if updates:
-        table = Invoice.__table__
+        table = cast(Table, Invoice.__table__)
         await session.execute(
             update(table)
             .where(table.c.id == bindparam("b_id"))

@@ -92,8 +92,9 @@ async def execute(
         if "NOT_FOUND" in failure.codes:  # an unknown id given to a list's filter
             raise ObjectNotFound(str(failure))
         raise failure
-    assert result.data is not None
-    return result.data
+    data: dict[str, Any] | None = result.data
+    assert data is not None
+    return data
 
 
 async def mutate(request: Request, document: str, input: Mapping[str, Any]) -> dict[str, Any]:

@@ -70,7 +70,7 @@ def _latest_per_parent(
     parent = getattr(model, parent_column)
     criteria = [parent.in_(bindparam("parent_ids", expanding=True))]
     if with_status:
-        criteria.append(model.status == bindparam("status"))  # type: ignore[union-attr]
+        criteria.append(model.status == bindparam("status"))
     rank = func.row_number().over(partition_by=parent, order_by=model.id.desc()).label("rank")
     ranked = select(model, rank).where(*criteria).subquery()
     row = aliased(model, ranked)
