@@ -344,14 +344,17 @@ async def create_customer_class(
     payment_terms_days: int,
     grace_period_days: int,
     settings: CollectionSettingsByKind | None = None,
+    issue_empty_invoices: bool = False,
 ) -> CustomerClass:
-    """A class; ``settings`` set how its REGULAR and OUT_OF_TURN invoices are collected."""
+    """A class; ``settings`` set how its REGULAR and OUT_OF_TURN invoices are collected, and
+    ``issue_empty_invoices`` whether a period with nothing on it is invoiced all the same."""
     require_staff(viewer, write=True)
     cls = CustomerClass(
         reseller_id=viewer.reseller_id,
         name=validation.required_text(name, "name", 100),
         payment_terms_days=validation.non_negative_int(payment_terms_days, "paymentTermsDays"),
         grace_period_days=validation.non_negative_int(grace_period_days, "gracePeriodDays"),
+        issue_empty_invoices=issue_empty_invoices,
     )
     session.add(cls)
     await session.flush()
@@ -374,6 +377,7 @@ async def update_customer_class(
     payment_terms_days: int | None,
     grace_period_days: int | None,
     settings: CollectionSettingsByKind | None = None,
+    issue_empty_invoices: bool | None = None,
 ) -> CustomerClass:
     """Change a class; terms and rules apply to invoices issued from now on."""
     require_staff(viewer, write=True)
@@ -384,6 +388,8 @@ async def update_customer_class(
         cls.payment_terms_days = validation.non_negative_int(payment_terms_days, "paymentTermsDays")
     if grace_period_days is not None:
         cls.grace_period_days = validation.non_negative_int(grace_period_days, "gracePeriodDays")
+    if issue_empty_invoices is not None:
+        cls.issue_empty_invoices = issue_empty_invoices
     await session.flush()
     await _save_collection_settings(session, cls, settings)
     return cls

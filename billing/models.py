@@ -221,7 +221,9 @@ class Reseller(Base):
 
 
 class CustomerClass(Base):
-    """Terms shared by a group of customers: payment terms and grace period."""
+    """Terms shared by a group of customers: payment terms and grace period, and whether the
+    bill run issues an invoice for a period with nothing on it (see
+    :func:`billing.invoices.is_empty`)."""
 
     __tablename__ = "customer_classes"
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -229,6 +231,7 @@ class CustomerClass(Base):
     name: Mapped[str] = mapped_column(String(100))
     payment_terms_days: Mapped[int] = mapped_column(Integer, default=14)
     grace_period_days: Mapped[int] = mapped_column(Integer, default=7)
+    issue_empty_invoices: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
 
 

@@ -33,7 +33,7 @@ fragment Settings on CollectionSettings {
 """
 CLASS = (
     "fragment Class on CustomerClass { id name paymentTermsDays gracePeriodDays "
-    "regularInvoices { ...Settings } outOfTurnInvoices { ...Settings } }"
+    "issueEmptyInvoices regularInvoices { ...Settings } outOfTurnInvoices { ...Settings } }"
 )
 CUSTOMER_CLASSES = f"""
 query AdminCustomerClasses($first: Int!) {{
@@ -67,6 +67,7 @@ CLASS_FIELDS = (
     "name",
     "paymentTermsDays",
     "gracePeriodDays",
+    "issueEmptyInvoices",
     *(
         f"{kind}.{name}"
         for kind, _ in KINDS
@@ -87,6 +88,8 @@ def _class_values(cls: dict[str, Any]) -> dict[str, str]:
         "paymentTermsDays": str(cls["paymentTermsDays"]),
         "gracePeriodDays": str(cls["gracePeriodDays"]),
     }
+    if cls["issueEmptyInvoices"]:
+        values["issueEmptyInvoices"] = "on"
     for kind, _ in KINDS:
         settings = cls[kind]
         values[f"{kind}.cardCharging"] = settings["cardCharging"]
@@ -114,6 +117,7 @@ def _class_input(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]
         "name": values.get("name", ""),
         "paymentTermsDays": forms.whole_number(values, "paymentTermsDays", errors),
         "gracePeriodDays": forms.whole_number(values, "gracePeriodDays", errors),
+        "issueEmptyInvoices": values.get("issueEmptyInvoices") == "on",
     }
     for kind, _ in KINDS:
         charging = forms.choice(values.get(f"{kind}.cardCharging"), CHARGINGS)

@@ -112,6 +112,7 @@ async def create_customer_class(
             input.payment_terms_days,
             input.grace_period_days,
             _collection_settings(input),
+            input.issue_empty_invoices,
         )
     )
 
@@ -128,6 +129,7 @@ async def update_customer_class(
             input.payment_terms_days,
             input.grace_period_days,
             _collection_settings(input),
+            input.issue_empty_invoices,
         )
     )
 

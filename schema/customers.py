@@ -30,6 +30,12 @@ from schema.statements import LedgerTransaction, ledger_transaction_connection
 strawberry.enum(models.CustomerStatus)
 strawberry.enum(BillingPeriod, name="BillingPeriod")
 
+_ISSUE_EMPTY_INVOICES = (
+    "Whether the bill run issues a regular invoice for a period with nothing on it: no "
+    "charges, nothing owed or in credit from before, no payments in the period. "
+    "Off: such periods pass without an invoice."
+)
+
 #: How many invoices or payments ``customer.invoices`` / ``customer.payments`` show by default.
 LATEST_DEFAULT = 5
 
@@ -46,6 +52,7 @@ class CustomerClass:
     grace_period_days: int = strawberry.field(
         description="Grace period for invoices whose kind does not set its own."
     )
+    issue_empty_invoices: bool = strawberry.field(description=_ISSUE_EMPTY_INVOICES)
     created_at: datetime
     pk: strawberry.Private[int]
 
@@ -56,6 +63,7 @@ class CustomerClass:
             name=row.name,
             payment_terms_days=row.payment_terms_days,
             grace_period_days=row.grace_period_days,
+            issue_empty_invoices=row.issue_empty_invoices,
             created_at=row.created_at,
             pk=row.id,
         )
@@ -265,6 +273,7 @@ class CreateCustomerClassInput:
     name: str
     payment_terms_days: int = 14
     grace_period_days: int = 7
+    issue_empty_invoices: bool = strawberry.field(default=False, description=_ISSUE_EMPTY_INVOICES)
     regular_invoices: CollectionSettingsInput | None = None
     out_of_turn_invoices: CollectionSettingsInput | None = None
 
@@ -275,6 +284,9 @@ class UpdateCustomerClassInput:
     name: str | None = None
     payment_terms_days: int | None = None
     grace_period_days: int | None = None
+    issue_empty_invoices: bool | None = strawberry.field(
+        default=None, description=_ISSUE_EMPTY_INVOICES
+    )
     regular_invoices: CollectionSettingsInput | None = None
     out_of_turn_invoices: CollectionSettingsInput | None = None
 
