@@ -109,11 +109,11 @@ def demo() -> None:
 
     settings = from_env()
     asyncio.run(migrate_database(settings.database_url))
-    logins, api_key = _with_database(settings, load_demo)
+    demo = _with_database(settings, load_demo)
     typer.echo("Demo data loaded. Sign in with:")
-    for role, login, password in logins:
+    for role, login, password in demo.logins:
         typer.echo(f"  {role:<12} {login:<32} {password}")
-    typer.echo(f"Partner API key: {api_key}")
+    typer.echo(f"Partner API key: {demo.api_key}")
 
 
 @app.command("create-admin")

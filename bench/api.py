@@ -59,7 +59,7 @@ async def prepare(database_url: str) -> tuple[str, int]:
     """A fresh database with the demo in it; returns an API key and the busiest customer."""
     await fresh_database(database_url)
     db = Database(Settings(database_url=database_url, run_worker=False))
-    _, token = await load_demo(db)
+    token = (await load_demo(db)).api_key
     async with db.session() as session:
         customer_id = await session.scalar(select(Customer.id).order_by(Customer.id).limit(1))
     await db.dispose()

@@ -412,13 +412,20 @@ def demo_plan(now: datetime) -> DemoPlan:
     return DemoPlan(start=start, steps=steps)
 
 
-async def load_demo(
-    db: Database, now: datetime | None = None
-) -> tuple[list[tuple[str, str, str]], str]:
-    """Load the demo once, as at ``now`` (the wall clock's); return the logins (role, e-mail,
-    password) and a fresh API key."""
+@dataclass(frozen=True)
+class DemoAccess:
+    """How to get into the demo: the logins (role, e-mail, password), a fresh API key, and
+    whether this call loaded the demo (False: it was already there and is left as it was)."""
+
+    logins: list[tuple[str, str, str]]
+    api_key: str
+    loaded: bool
+
+
+async def load_demo(db: Database, now: datetime | None = None) -> DemoAccess:
+    """Load the demo once, as at ``now`` (the wall clock's); return how to get into it."""
     if await _already_loaded(db):
-        return _logins(), await _new_api_key(db)
+        return DemoAccess(_logins(), await _new_api_key(db), loaded=False)
     plan = demo_plan((now or clock.wall_now()).replace(microsecond=0))
     async with db.transaction() as session:
         await clock.freeze(session, plan.start)
@@ -427,4 +434,4 @@ async def load_demo(
         await jobs.advance_clock(db, at)
         async with db.transaction() as session:
             await step(session, customers)
-    return _logins(), await _new_api_key(db)
+    return DemoAccess(_logins(), await _new_api_key(db), loaded=True)

@@ -92,14 +92,16 @@ async def test_demo_tells_the_same_story_on_any_day(db: Database, now: datetime)
 
 
 async def test_demo_loads_only_once(db: Database) -> None:
-    logins, first_key = await load_demo(db, LOAD_DATES[0])
-    assert {role for role, _, _ in logins} == {"administrator", "customer", "distributor"}
+    first = await load_demo(db, LOAD_DATES[0])
+    assert first.loaded
+    assert {role for role, _, _ in first.logins} == {"administrator", "customer", "distributor"}
     async with db.session() as session:
-        assert await api_keys.authenticate_api_key(session, first_key) is not None
+        assert await api_keys.authenticate_api_key(session, first.api_key) is not None
     counts = await _counts(db)
     assert counts["customers"] == 20 and counts["distributors"] == 1
 
-    again_logins, second_key = await load_demo(db)
-    assert again_logins == logins
-    assert second_key != first_key
+    again = await load_demo(db)
+    assert not again.loaded
+    assert again.logins == first.logins
+    assert again.api_key != first.api_key
     assert await _counts(db) == counts
