@@ -2,7 +2,10 @@
 
 Cached balances (``ledger_accounts.balance``) move in the same database transaction as their
 entries, with an atomic ``balance = balance + :delta`` so concurrent writers never lose an
-update.  :func:`verify_balances` is what ``kassa check`` runs.
+update.  A movement that would take a book past :data:`~billing.money.MAX_BALANCE` either way
+is refused with a :class:`~billing.errors.UserError` before anything is written, so balances
+stay exact 64-bit integers on every database.  :func:`verify_balances` is what
+``kassa check`` runs.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.errors import UserError
 from billing.models import (
     LedgerAccount,
     LedgerAccountKind,
@@ -22,6 +27,7 @@ from billing.models import (
     LedgerTransaction,
     TransactionKind,
 )
+from billing.money import MAX_BALANCE, format_amount
 
 
 class UnbalancedTransaction(ValueError):
@@ -50,6 +56,42 @@ def check_balanced(postings: list[Posting]) -> None:
     unbalanced = {c: s for c, s in sums.items() if s != 0}
     if unbalanced:
         raise UnbalancedTransaction(f"entries do not sum to zero: {unbalanced}")
+
+
+def _book_deltas(postings: list[Posting]) -> dict[int, int]:
+    """How far each book moves, for the books that move at all."""
+    deltas: dict[int, int] = defaultdict(int)
+    for p in postings:
+        deltas[p.book] += p.amount
+    return {book: delta for book, delta in deltas.items() if delta}
+
+
+async def _lock_books_within_range(session: AsyncSession, deltas: dict[int, int]) -> None:
+    """Lock the moving books (in id order) and refuse the movement if one would leave the
+    exact range (``±MAX_BALANCE``).
+
+    The check reads the balances it guards under the lock (``FOR UPDATE`` on PostgreSQL; on
+    SQLite a writer holds the database's write lock from its first statement), so no
+    concurrent movement can slip between the check and the update.
+    """
+    if not deltas:
+        return
+    query = (
+        select(LedgerAccount.id, LedgerAccount.currency, LedgerAccount.balance)
+        .where(LedgerAccount.id.in_(deltas))
+        .order_by(LedgerAccount.id)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    for book, currency, balance in (await session.execute(query)).all():
+        if not -MAX_BALANCE <= balance + deltas[book] <= MAX_BALANCE:
+            limit = format_amount(MAX_BALANCE, currency)
+            raise UserError(
+                "BALANCE_OUT_OF_RANGE",
+                f"this would take a balance past ±{limit} {currency}, "
+                "beyond what kassa keeps exact",
+                "amount",
+            )
 
 
 def system_owner_key(reseller_id: int | None) -> str:
@@ -102,8 +144,14 @@ async def post(
     customer_id: int | None = None,
     reverses_id: int | None = None,
 ) -> LedgerTransaction:
-    """Record one balanced transaction and move the cached balances with it."""
+    """Record one balanced transaction and move the cached balances with it.
+
+    A movement that would take a book out of range raises ``BALANCE_OUT_OF_RANGE`` before
+    anything is written.
+    """
     check_balanced(postings)
+    deltas = _book_deltas(postings)
+    await _lock_books_within_range(session, deltas)
     txn = LedgerTransaction(
         kind=kind,
         customer_id=customer_id,
@@ -126,17 +174,13 @@ async def post(
             for p in postings
         ],
     )
-    deltas: dict[int, int] = defaultdict(int)
-    for p in postings:
-        deltas[p.book] += p.amount
     for book, delta in sorted(deltas.items()):  # fixed order: no lock-order deadlocks
-        if delta:
-            await session.execute(
-                update(LedgerAccount)
-                .where(LedgerAccount.id == book)
-                .values(balance=LedgerAccount.balance + delta)
-                .execution_options(synchronize_session=False)
-            )
+        await session.execute(
+            update(LedgerAccount)
+            .where(LedgerAccount.id == book)
+            .values(balance=LedgerAccount.balance + delta)
+            .execution_options(synchronize_session=False)
+        )
     return txn
 
 
@@ -155,12 +199,16 @@ async def post_many(
     """Record many balanced transactions at once (set-based :func:`post`); returns their ids.
 
     One INSERT of the transactions, one of their entries, and one executemany moving each
-    book's cached balance by the batch's total for it, in book order.
+    book's cached balance by the batch's total for it, in book order.  Should the batch take
+    a book out of range, the whole batch is refused (``BALANCE_OUT_OF_RANGE``) before
+    anything is written.
     """
     if not drafts:
         return []
     for draft in drafts:
         check_balanced(draft.postings)
+    deltas = _book_deltas([p for draft in drafts for p in draft.postings])
+    await _lock_books_within_range(session, deltas)
     result = await session.execute(
         insert(LedgerTransaction).returning(LedgerTransaction.id, sort_by_parameter_order=True),
         [
@@ -189,12 +237,8 @@ async def post_many(
             for p in draft.postings
         ],
     )
-    deltas: dict[int, int] = defaultdict(int)
-    for draft in drafts:
-        for p in draft.postings:
-            deltas[p.book] += p.amount
-    books = LedgerAccount.__table__
-    moves = [{"b_book": book, "b_delta": delta} for book, delta in sorted(deltas.items()) if delta]
+    books = LedgerAccount.metadata.tables[LedgerAccount.__tablename__]
+    moves = [{"b_book": book, "b_delta": delta} for book, delta in sorted(deltas.items())]
     if moves:
         await session.execute(
             update(books)
@@ -239,33 +283,60 @@ class BalanceMismatch:
     ledger_account_id: int
     kind: str
     owner_key: str
-    cached: int
+    #: A float only where SQLite once overflowed the book: it is no longer exact.
+    cached: int | float
     entries: int
+
+
+#: ``kassa check`` sums entries in two parts, ``amount / 10⁹`` and ``amount % 10⁹`` (both
+#: truncating on both databases, so ``amount == high × 10⁹ + low``), and adds them up in
+#: Python.  Neither part's sum can overflow 64 bits short of billions of entries, whereas
+#: SQLite's ``sum()`` of the amounts themselves fails outright once a total passes 2⁶³.
+_SPLIT = 10**9
+
+
+def _split_sums() -> tuple[ColumnElement[int], ColumnElement[int]]:
+    return (
+        func.sum(LedgerEntry.amount.op("/")(_SPLIT)).label("high"),
+        func.sum(LedgerEntry.amount.op("%")(_SPLIT)).label("low"),
+    )
+
+
+def _joined(high: int | Decimal | None, low: int | Decimal | None) -> int:
+    """The exact sum from its two parts (PostgreSQL sums bigints as numeric: Decimal)."""
+    return int(high or 0) * _SPLIT + int(low or 0)
 
 
 async def verify_balances(session: AsyncSession) -> list[BalanceMismatch]:
     """Books whose cached balance differs from the sum of their entries (empty = healthy)."""
-    sums = (
-        select(LedgerEntry.ledger_account_id, func.sum(LedgerEntry.amount).label("total"))
-        .group_by(LedgerEntry.ledger_account_id)
-        .subquery()
-    )
+    high, low = _split_sums()
+    sums = select(LedgerEntry.ledger_account_id, high, low).group_by(LedgerEntry.ledger_account_id)
+    sub = sums.subquery()
     rows = await session.execute(
-        select(LedgerAccount, func.coalesce(sums.c.total, 0))
-        .outerjoin(sums, sums.c.ledger_account_id == LedgerAccount.id)
-        .where(LedgerAccount.balance != func.coalesce(sums.c.total, 0))
+        select(
+            LedgerAccount.id,
+            LedgerAccount.kind,
+            LedgerAccount.owner_key,
+            LedgerAccount.balance,
+            sub.c.high,
+            sub.c.low,
+        ).outerjoin(sub, sub.c.ledger_account_id == LedgerAccount.id)
     )
-    return [
-        BalanceMismatch(book.id, book.kind.value, book.owner_key, book.balance, int(total))
-        for book, total in rows.all()
-    ]
+    mismatches = []
+    for book, kind, owner_key, cached, book_high, book_low in rows.all():
+        total = _joined(book_high, book_low)
+        if cached != total:
+            mismatches.append(BalanceMismatch(book, kind.value, owner_key, cached, total))
+    return mismatches
 
 
 async def unbalanced_transactions(session: AsyncSession) -> list[tuple[int, str, int]]:
     """Transactions whose entries do not sum to zero in some currency (empty = healthy)."""
+    high, low = _split_sums()
     rows = await session.execute(
-        select(LedgerEntry.transaction_id, LedgerEntry.currency, func.sum(LedgerEntry.amount))
+        select(LedgerEntry.transaction_id, LedgerEntry.currency, high, low)
         .group_by(LedgerEntry.transaction_id, LedgerEntry.currency)
-        .having(func.sum(LedgerEntry.amount) != 0)
+        .having((high != 0) | (low != 0))  # a superset: the exact sum is taken below
     )
-    return [(int(t), c, int(s)) for t, c, s in rows.all()]
+    totals = [(int(txn), currency, _joined(h, lo)) for txn, currency, h, lo in rows.all()]
+    return [row for row in totals if row[2] != 0]

@@ -68,6 +68,17 @@ CURRENCY_DECIMALS: dict[str, int] = {
 
 _DECIMAL_RE = re.compile(r"^-?\d+(\.\d+)?$")
 
+#: The largest single amount kassa accepts, in minor units of any currency: ten billion
+#: dollars in cents, ten thousand bitcoin in satoshi.  No subscription bill comes near it,
+#: and it keeps a million maximal movements away from :data:`MAX_BALANCE`.
+MAX_AMOUNT = 10**12
+
+#: The largest balance a ledger book may hold either way, in minor units.  Both databases
+#: store 64-bit integers (up to about 9.2 × 10¹⁸) exactly; past them SQLite silently turns a
+#: balance into a float and PostgreSQL fails the statement.  Stopping well short of that
+#: also keeps every sum ``kassa check`` takes exact.
+MAX_BALANCE = 10**18
+
 
 def decimals_of(currency: str) -> int:
     """The number of minor-unit decimals of ``currency``; unknown codes are a user error."""
@@ -102,8 +113,12 @@ def parse_amount(text: str, currency: str, field: str = "amount") -> int:
         value = Decimal(raw).scaleb(digits)
     except InvalidOperation:  # pragma: no cover - the regex already guards this
         raise UserError("INVALID_AMOUNT", f"{text!r} is not a decimal amount", field) from None
-    if abs(value) >= 10**17:
-        raise UserError("AMOUNT_TOO_LARGE", "amount is too large", field)
+    if abs(value) > MAX_AMOUNT:
+        raise UserError(
+            "AMOUNT_TOO_LARGE",
+            f"amounts are at most {format_amount(MAX_AMOUNT, currency)} {currency}",
+            field,
+        )
     return int(value)
 
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from billing.errors import UserError
 from billing.money import (
     CURRENCY_DECIMALS,
+    MAX_AMOUNT,
     allocate,
     apply_rate,
     format_amount,
@@ -18,7 +19,7 @@ from billing.money import (
 )
 
 currencies = st.sampled_from(sorted(CURRENCY_DECIMALS))
-amounts = st.integers(min_value=-(10**15), max_value=10**15)
+amounts = st.integers(min_value=-MAX_AMOUNT, max_value=MAX_AMOUNT)
 rates = st.decimals(min_value=0, max_value=1, places=4, allow_nan=False, allow_infinity=False)
 
 
