@@ -26,10 +26,11 @@ from sqlalchemy import Row, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import invoices, jobs
-from billing.customers import BILL_RUN_JOB
 from billing.models import Customer, CustomerStatus, InvoiceKind
 from billing.periods import BillingPeriod, Period, next_period, period_containing
 
+#: The singleton job that runs the bill run (its handler is :func:`bill_run_job`).
+BILL_RUN_JOB = "bill_run"
 #: Customers per batch: large enough to amortise each statement, small enough for the locks
 #: and the bind-parameter limits.
 BATCH_SIZE = 1000
@@ -104,11 +105,17 @@ async def _close_batch(session: AsyncSession, rows: list[Row[Any]], now: datetim
     return len(issued)
 
 
+async def wake_at(session: AsyncSession, at: datetime) -> None:
+    """Have the bill run wake by ``at`` (a customer's open period ends then); a wake-up
+    already planned earlier stays."""
+    await jobs.schedule(session, BILL_RUN_JOB, at, unique_key=BILL_RUN_JOB)
+
+
 async def _schedule_next_run(session: AsyncSession) -> None:
     """Wake the bill run again when the earliest open period ends."""
     first = await session.scalar(select(func.min(Customer.next_bill_at)))
     if first is not None:
-        await jobs.schedule(session, BILL_RUN_JOB, first, unique_key=BILL_RUN_JOB)
+        await wake_at(session, first)
 
 
 async def run_bill_run(session: AsyncSession, now: datetime) -> int:

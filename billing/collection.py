@@ -123,16 +123,25 @@ def validate_days(days: Sequence[int], field: str) -> tuple[int, ...]:
     return tuple(sorted(set(days)))
 
 
+def payment_terms(class_terms: int | None, kind_terms: int | None) -> int:
+    """The net days of an invoice: its class's setting for its kind, else the class's own
+    terms, else :data:`DEFAULT_PAYMENT_TERMS_DAYS` (no class)."""
+    if kind_terms is not None:
+        return kind_terms
+    return DEFAULT_PAYMENT_TERMS_DAYS if class_terms is None else class_terms
+
+
 def resolve_policy(
     class_terms: int | None, class_grace: int | None, row: CollectionSettings | None
 ) -> CollectionPolicy:
     """The policy from a class's own terms and grace (None: no class) and its row for a kind."""
-    terms = DEFAULT_PAYMENT_TERMS_DAYS if class_terms is None else class_terms
     grace = DEFAULT_GRACE_PERIOD_DAYS if class_grace is None else class_grace
     if row is None:
-        return CollectionPolicy(payment_terms_days=terms, grace_period_days=grace)
+        return CollectionPolicy(
+            payment_terms_days=payment_terms(class_terms, None), grace_period_days=grace
+        )
     return CollectionPolicy(
-        payment_terms_days=terms if row.payment_terms_days is None else row.payment_terms_days,
+        payment_terms_days=payment_terms(class_terms, row.payment_terms_days),
         grace_period_days=grace if row.grace_period_days is None else row.grace_period_days,
         card_charging=row.card_charging,
         days_before_due=parse_days(row.attempt_days_before_due),
@@ -152,15 +161,6 @@ def settings_join(kind: Any) -> Any:
     (an :class:`InvoiceKind` or a column such as ``Invoice.kind``)."""
     return and_(
         CollectionSettings.class_id == Customer.class_id, CollectionSettings.invoice_kind == kind
-    )
-
-
-def payment_terms_column() -> Any:
-    """The net days as SQL, for queries joined to CustomerClass and CollectionSettings."""
-    return func.coalesce(
-        CollectionSettings.payment_terms_days,
-        CustomerClass.payment_terms_days,
-        DEFAULT_PAYMENT_TERMS_DAYS,
     )
 
 

@@ -13,7 +13,7 @@ from uuid import uuid4
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import clock, collection, idempotency, jobs, ledger, status_changes, validation
+from billing import billrun, clock, collection, idempotency, ledger, status_changes, validation
 from billing.access import (
     Viewer,
     may_see_customer,
@@ -40,8 +40,6 @@ from billing.periods import (
     period_containing,
     validate_time_zone,
 )
-
-BILL_RUN_JOB = "bill_run"
 
 
 @dataclass
@@ -215,7 +213,7 @@ async def create_customer(
     book.owner_key = f"customer:{customer.id}"
     if data.opening_balance:
         await post_opening_balance(session, customer, data.opening_balance, now)
-    await jobs.schedule(session, BILL_RUN_JOB, ends_at, unique_key=BILL_RUN_JOB)
+    await billrun.wake_at(session, ends_at)
     if idempotency_key:
         await idempotency.remember(
             session,
@@ -317,7 +315,7 @@ async def update_customer(
             customer.period_start,
             customer.time_zone,
         )
-        await jobs.schedule(session, BILL_RUN_JOB, customer.next_bill_at, unique_key=BILL_RUN_JOB)
+        await billrun.wake_at(session, customer.next_bill_at)
     customer.updated_at = await clock.now(session)
     await session.flush()
     return customer

@@ -2,8 +2,10 @@
 
 Closing a period turns the customer's uninvoiced charges into a REGULAR invoice; closing early
 on demand makes an OUT_OF_TURN invoice and the period's regular invoice later takes whatever
-is left.  Invoices move no money — the charges were posted to the ledger when they happened —
-so issuing one writes no ledger transaction; voiding one does (the charges are reversed).
+is left.  A period with nothing on it (:func:`is_empty`) gets no invoice unless the
+customer's class asks for one (``issue_empty_invoices``).  Invoices move no money — the
+charges were posted to the ledger when they happened — so issuing one writes no ledger
+transaction; voiding one does (the charges are reversed).
 
 :func:`issue_invoices` is set-based because the bill run closes tens of thousands of periods
 at a time: a handful of statements per batch of customers (one read of their uninvoiced
@@ -32,9 +34,19 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import clock, collection, dunning, invoice_pdfs, jobs, ledger, settlement, validation
+# ``customers`` as a module: it wakes the bill run, whose module imports this one.
+from billing import (
+    clock,
+    collection,
+    customers,
+    dunning,
+    invoice_pdfs,
+    jobs,
+    ledger,
+    settlement,
+    validation,
+)
 from billing.access import Viewer, require_staff, visible
-from billing.customers import get_customer_for_update
 from billing.errors import NotFound, UserError
 from billing.models import (
     Account,
@@ -59,8 +71,6 @@ from billing.models import (
 from billing.periods import Period, due_date_for, local_date, local_midnight_utc
 from billing.status_changes import Cause, Change, record, record_many
 
-#: Net-N terms for a customer without a customer class.
-DEFAULT_PAYMENT_TERMS_DAYS = collection.DEFAULT_PAYMENT_TERMS_DAYS
 #: Invoice numbers are zero-padded to this many digits ("INV-000123").
 INVOICE_NUMBER_DIGITS = 6
 #: The job that flips unpaid invoices to OVERDUE once their due date has passed.
@@ -123,10 +133,13 @@ class Billee:
     reseller_id: int | None
     currency: str
     time_zone: str
+    #: Net days for the kind being issued (see :func:`invoice_dates`).
     payment_terms_days: int
     balance: int
     #: New invoices wait in PENDING_REVIEW (the class's setting for the kind being issued).
     review: bool = False
+    #: A period with nothing on it is invoiced all the same (the class's setting).
+    issue_empty_invoices: bool = False
 
     @property
     def owner_key(self) -> str:
@@ -135,16 +148,18 @@ class Billee:
 
 
 def billee_query(kind: InvoiceKind = InvoiceKind.REGULAR) -> Select:  # type: ignore[type-arg]
-    """Customers with their ledger balance and their class's payment terms and review setting
-    for invoices of ``kind``; callers add filters and columns."""
+    """Customers with their ledger balance and their class's payment terms, review and
+    empty-invoice settings for invoices of ``kind``; callers add filters and columns."""
     return (
         select(
             Customer.id,
             Customer.reseller_id,
             Customer.currency,
             Customer.time_zone,
-            collection.payment_terms_column().label("payment_terms_days"),
+            CustomerClass.payment_terms_days.label("class_terms"),
+            CollectionSettings.payment_terms_days.label("kind_terms"),
             collection.review_column().label("review"),
+            func.coalesce(CustomerClass.issue_empty_invoices, False).label("issue_empty"),
             LedgerAccount.balance,
         )
         .join(LedgerAccount, LedgerAccount.id == Customer.ledger_account_id)
@@ -159,9 +174,10 @@ def billee_from_row(row: Row[Any]) -> Billee:
         reseller_id=row.reseller_id,
         currency=row.currency,
         time_zone=row.time_zone,
-        payment_terms_days=int(row.payment_terms_days),
+        payment_terms_days=collection.payment_terms(row.class_terms, row.kind_terms),
         balance=int(row.balance),
         review=bool(row.review),
+        issue_empty_invoices=bool(row.issue_empty),
     )
 
 
@@ -174,13 +190,18 @@ class Closing:
     kind: InvoiceKind
 
 
-def issue_date_for(period: Period, today: date) -> date:
-    """An invoice is dated the local day its period closes: the period's end, or today if early.
+def invoice_dates(period: Period, today: date, payment_terms_days: int) -> tuple[date, date]:
+    """An invoice's issue date and due date: how every invoice, of either kind, gets them.
 
-    A bill run that runs late still dates each invoice at its own period's end, so due dates
-    do not drift with the run.
+    It is dated the local day its period closes — the period's end, or today when closed
+    early — so a bill run that runs late still dates each invoice at its own period's end and
+    due dates do not drift with the run.  It is due ``payment_terms_days`` calendar days later
+    on the customer's calendar (:func:`billing.periods.due_date_for`), the terms being those of
+    the customer's class for the invoice's kind (:func:`billing.collection.payment_terms`).
+    Approving a reviewed invoice keeps both dates.
     """
-    return min(period.end, today)
+    issue_date = min(period.end, today)
+    return issue_date, due_date_for(issue_date, payment_terms_days)
 
 
 def out_of_turn_period(open_period_start: date, today: date) -> Period:
@@ -198,6 +219,17 @@ class StatementFigures:
     previous_balance: int
     payments_in_period: int
     total: int
+
+
+def is_empty(figures: StatementFigures, line_count: int) -> bool:
+    """Whether an invoice would tell the customer nothing: no lines (so a total of 0), nothing
+    carried over from before (no debt and no credit: a previous balance of 0) and nothing
+    paid, net of refunds, during the period — hence a balance due of 0.
+
+    A customer who still owes, holds credit or paid during the period gets the invoice all
+    the same: it is their statement.
+    """
+    return line_count == 0 and figures.previous_balance == 0 and figures.payments_in_period == 0
 
 
 def statement_figures(
@@ -287,7 +319,8 @@ def _draft_customer(
     """Drafts for one customer's closings (oldest first), each taking its period's charges.
 
     A charge goes on the first invoice whose period ends after its service time: late charges
-    for an already invoiced period land on the next invoice, early ones wait for theirs.
+    for an already invoiced period land on the next invoice, early ones wait for theirs.  An
+    empty closing (:func:`is_empty`) gets no draft unless the class asks for empty invoices.
     """
     drafts = []
     taken = 0
@@ -304,9 +337,13 @@ def _draft_customer(
             payments_in_period=sum(net for at, net in payments if starts <= at < ends),
             payments_after=sum(net for at, net in payments if at >= ends),
         )
+        line_count = taken - first
+        if is_empty(figures, line_count) and not closing.billee.issue_empty_invoices:
+            continue
         today = local_date(now, tz)
-        issue_date = issue_date_for(closing.period, today)
-        due_date = due_date_for(issue_date, closing.billee.payment_terms_days)
+        issue_date, due_date = invoice_dates(
+            closing.period, today, closing.billee.payment_terms_days
+        )
         status = (
             InvoiceStatus.PENDING_REVIEW
             if closing.billee.review
@@ -316,7 +353,7 @@ def _draft_customer(
             _Draft(
                 closing=closing,
                 rank=rank,
-                line_count=taken - first,
+                line_count=line_count,
                 figures=figures,
                 issue_date=issue_date,
                 due_date=due_date,
@@ -464,15 +501,16 @@ async def _apply_existing_credit(
     """New invoices are paid from credit the customer already has, oldest invoice first."""
     credited = await _customers_with_credit(session, customer_ids)
     if credited:
-        customers = await session.scalars(select(Customer).where(Customer.id.in_(credited)))
-        for customer in customers.all():
+        holders = await session.scalars(select(Customer).where(Customer.id.in_(credited)))
+        for customer in holders.all():
             await settlement.apply_credit(session, customer, now)
 
 
 async def issue_invoices(
     session: AsyncSession, closings: list[Closing], now: datetime
 ) -> list[int]:
-    """Make one invoice per closing and return their ids (set-based; see the module doc).
+    """Make one invoice per closing that is not empty (or whose class wants empty ones) and
+    return their ids (set-based; see the module doc).
 
     Closings of one customer must come oldest period first.  The customers must be locked
     by the caller (``FOR UPDATE``), so that no charge or payment changes under the drafts.
@@ -489,6 +527,8 @@ async def issue_invoices(
         sorted(closings, key=lambda c: c.billee.id), key=lambda c: c.billee.id
     ):
         drafts += _draft_customer(list(own), charges[customer_id], payments[customer_id], now)
+    if not drafts:
+        return []
     rows = await _numbered_rows(session, drafts, now)
     result = await session.execute(
         insert(Invoice).returning(Invoice.id, sort_by_parameter_order=True), rows
@@ -530,7 +570,7 @@ async def close_period_out_of_turn(
     come after this one.  Works for a CLOSED customer too: that is how a final invoice is made.
     """
     require_staff(viewer, write=True)
-    customer = await get_customer_for_update(session, viewer, customer_id)
+    customer = await customers.get_customer_for_update(session, viewer, customer_id)
     now = await clock.now(session)
     period = out_of_turn_period(customer.period_start, local_date(now, customer.time_zone))
     waiting = await session.scalar(
@@ -607,12 +647,13 @@ async def void_invoice(
     """Cancel an invoice (staff only): its charges are reversed and its payments become credit.
 
     The released credit is applied straight away to the customer's other open invoices.
-    The voided invoice keeps its number and lines, so the numbering has no gap.
+    The voided invoice keeps its number and lines, so the numbering has no gap, and the
+    reason, which its PDF prints.
     """
     require_staff(viewer, write=True)
     reason = validation.required_text(reason, "reason", 400)
     found = await get_invoice(session, viewer, invoice_id)
-    customer = await get_customer_for_update(session, viewer, found.customer_id)
+    customer = await customers.get_customer_for_update(session, viewer, found.customer_id)
     invoice = await session.get(Invoice, found.id, populate_existing=True)
     assert invoice is not None
     if invoice.status == InvoiceStatus.VOID:
@@ -636,6 +677,7 @@ async def void_invoice(
     await collection.cancel_pending(session, [invoice.id], collection.CancelReason.VOIDED, now)
     invoice.status = InvoiceStatus.VOID
     invoice.voided_at = now
+    invoice.void_reason = reason
     await session.flush()
     await invoice_pdfs.schedule_pdf_rendering(session, now)
     await settlement.apply_credit(session, customer, now)
@@ -690,7 +732,7 @@ async def approve_invoices(
     approved = []
     for invoice_id in ids:
         found = await get_invoice(session, viewer, invoice_id)
-        customer = await get_customer_for_update(session, viewer, found.customer_id)
+        customer = await customers.get_customer_for_update(session, viewer, found.customer_id)
         invoice = await session.get(Invoice, found.id, populate_existing=True)
         assert invoice is not None
         if invoice.status != InvoiceStatus.PENDING_REVIEW:

@@ -7,10 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import clock, jobs
-from billing.billrun import BATCH_SIZE, elapsed_periods, run_bill_run
-from billing.customers import BILL_RUN_JOB
+from billing.billrun import BATCH_SIZE, BILL_RUN_JOB, elapsed_periods, run_bill_run
+from billing.customers import create_customer_class
 from billing.db import Database
 from billing.invoices import invoice_lines
 from billing.models import (
@@ -24,6 +25,7 @@ from billing.models import (
 from billing.periods import BillingPeriod, Period
 from tests.factories import (
     T0,
+    admin_viewer,
     balance_of,
     freeze_clock,
     invoices_of,
@@ -33,6 +35,15 @@ from tests.factories import (
 )
 
 UTC_APRIL_1 = datetime(2026, 4, 1, tzinfo=UTC)
+
+
+async def _always_invoiced(session: AsyncSession) -> int:
+    """A class whose periods are invoiced even with nothing on them, for tests of when
+    periods close (a customer without charges gets no invoice otherwise)."""
+    cls = await create_customer_class(
+        session, admin_viewer(), "Statements", 14, 7, issue_empty_invoices=True
+    )
+    return cls.id
 
 
 async def _invoice_count(db: Database) -> int:
@@ -146,8 +157,11 @@ async def test_a_customer_several_periods_behind_gets_one_invoice_per_period(
 async def test_customers_close_at_their_own_local_midnight(db: Database) -> None:
     await freeze_clock(db)
     async with db.transaction() as session:
-        auckland = await make_customer(session, time_zone="Pacific/Auckland")
-        los_angeles = await make_customer(session, time_zone="America/Los_Angeles")
+        statements = await _always_invoiced(session)
+        auckland = await make_customer(session, time_zone="Pacific/Auckland", class_id=statements)
+        los_angeles = await make_customer(
+            session, time_zone="America/Los_Angeles", class_id=statements
+        )
     auckland_midnight = datetime(2026, 3, 31, 11, tzinfo=UTC)  # 1 April 00:00 NZDT
     los_angeles_midnight = datetime(2026, 4, 1, 7, tzinfo=UTC)  # 1 April 00:00 PDT
 
@@ -194,7 +208,9 @@ async def test_daily_weekly_and_anniversary_periods(
 ) -> None:
     await freeze_clock(db)
     async with db.transaction() as session:
-        customer = await make_customer(session, billing_period=kind)
+        customer = await make_customer(
+            session, billing_period=kind, class_id=await _always_invoiced(session)
+        )
     end = (
         datetime(2026, 3, 30, 12, tzinfo=UTC)
         if kind != BillingPeriod.MONTHLY_ANNIVERSARY
@@ -222,7 +238,7 @@ async def test_a_period_cannot_be_invoiced_twice_even_if_the_work_list_is_wrong(
 ) -> None:
     await freeze_clock(db)
     async with db.transaction() as session:
-        customer = await make_customer(session)
+        customer = await make_customer(session, class_id=await _always_invoiced(session))
     await jobs.advance_clock(db, UTC_APRIL_1)
     with pytest.raises(IntegrityError):
         async with db.transaction() as session:
@@ -239,7 +255,10 @@ async def test_a_run_larger_than_one_batch_invoices_every_customer(db: Database)
     await freeze_clock(db)
     count = BATCH_SIZE + 5
     async with db.transaction() as session:
-        customers = [await make_customer(session, name=f"C{i}") for i in range(count)]
+        statements = await _always_invoiced(session)
+        customers = [
+            await make_customer(session, name=f"C{i}", class_id=statements) for i in range(count)
+        ]
         accounts = [
             await make_account(session, c, number=f"N{i}") for i, c in enumerate(customers[:3])
         ]

@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import func, select
 
 from billing import jobs
+from billing.collection import DEFAULT_PAYMENT_TERMS_DAYS, SettingsInput
 from billing.customers import create_customer_class
 from billing.db import Database
 from billing.errors import Forbidden, UserError
 from billing.invoices import (
-    DEFAULT_PAYMENT_TERMS_DAYS,
     close_period_out_of_turn,
     get_invoice,
     invoice_lines,
@@ -89,6 +89,8 @@ async def test_provider_and_reseller_number_their_invoices_separately_without_ga
         theirs = [
             await make_customer(session, name=f"R{i}", reseller_id=reseller.id) for i in range(2)
         ]
+        for customer in ours + theirs:  # a period with nothing on it makes no invoice
+            await make_charge_at(session, await make_account(session, customer), 100, MARCH)
     await jobs.advance_clock(db, APRIL_1)
     provider_numbers = [i.number for c in ours for i in await invoices_of(db, c.id)]
     reseller_numbers = [i.number for c in theirs for i in await invoices_of(db, c.id)]
@@ -103,12 +105,26 @@ async def test_due_date_is_issue_date_plus_payment_terms(db: Database) -> None:
     await freeze_clock(db)
     async with db.transaction() as session:
         net30 = await create_customer_class(session, admin_viewer(), "Net 30", 30, 7)
+        # The class's setting for regular invoices comes before its own terms.
+        net10 = await create_customer_class(
+            session,
+            admin_viewer(),
+            "Net 10 for regular invoices",
+            30,
+            7,
+            {InvoiceKind.REGULAR: SettingsInput(payment_terms_days=10)},
+        )
         with_class = await make_customer(session, class_id=net30.id)
+        with_kind_terms = await make_customer(session, class_id=net10.id)
         without_class = await make_customer(session)
+        for customer in (with_class, with_kind_terms, without_class):
+            await make_charge_at(session, await make_account(session, customer), 100, MARCH)
     await jobs.advance_clock(db, APRIL_1)
     [invoice] = await invoices_of(db, with_class.id)
     assert invoice.issue_date == date(2026, 4, 1)
     assert invoice.due_date == date(2026, 5, 1)
+    [invoice] = await invoices_of(db, with_kind_terms.id)
+    assert invoice.due_date == date(2026, 4, 11)
     [invoice] = await invoices_of(db, without_class.id)
     assert invoice.due_date == date(2026, 4, 1) + timedelta(days=DEFAULT_PAYMENT_TERMS_DAYS)
 
@@ -152,20 +168,6 @@ async def test_lines_come_from_the_period_charges_and_later_ones_go_to_the_next_
             select(func.count(Charge.id)).where(Charge.invoice_id.is_(None))
         )
     assert uninvoiced == 0
-
-
-async def test_a_period_without_charges_gets_a_paid_zero_invoice(db: Database) -> None:
-    await freeze_clock(db)
-    async with db.transaction() as session:
-        customer = await make_customer(session)
-    await jobs.advance_clock(db, APRIL_1)
-    [invoice] = await invoices_of(db, customer.id)
-    assert (invoice.total, invoice.status, invoice.kind) == (
-        0,
-        InvoiceStatus.PAID,
-        InvoiceKind.REGULAR,
-    )
-    assert await _lines(db, invoice.id) == []
 
 
 # --- figures ------------------------------------------------------------------------------
@@ -442,6 +444,7 @@ async def test_invoice_query_filters_by_customer_status_and_issue_date(db: Datab
         customer = await make_customer(session)
         other = await make_customer(session)
         await make_charge_at(session, await make_account(session, customer), 100, MARCH)
+        await make_charge_at(session, await make_account(session, other), 100, MARCH)
     await jobs.advance_clock(db, MAY_1)
     async with db.session() as session:
         mine = (
