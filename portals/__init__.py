@@ -24,9 +24,18 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from portals import admin, auth_pages, classes, customer, rendering, review
+from portals import (
+    admin,
+    admin_invoice,
+    auth_pages,
+    classes,
+    customer,
+    distributor,
+    rendering,
+    review,
+)
 from portals.csrf import CSRFMiddleware
-from portals.navigation import ADMIN_HOME, CUSTOMER_HOME
+from portals.navigation import ADMIN_HOME, CUSTOMER_HOME, DISTRIBUTOR_HOME
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -35,8 +44,10 @@ PORTALS: tuple[Callable[[], list[BaseRoute]], ...] = (
     auth_pages.routes,
     customer.routes,
     admin.routes,
+    admin_invoice.routes,
     review.routes,
     classes.routes,
+    distributor.routes,
 )
 
 
@@ -67,7 +78,7 @@ def routes() -> list[BaseRoute]:
     pages = [route for portal in PORTALS for route in portal()]
     pages += [
         Route(f"{home}/{{rest:path}}", not_found, methods=["GET"])
-        for home in (CUSTOMER_HOME, ADMIN_HOME)
+        for home in (CUSTOMER_HOME, ADMIN_HOME, DISTRIBUTOR_HOME)
     ]
     return [
         Route("/", to_portal, methods=["GET"]),

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from portals import forms, graphql, rendering
+from portals import forms, graphql, rendering, words
 from portals.customer import ERRORS, MONEY
 from portals.forms import Form
 from portals.graphql import Visitor, found
@@ -33,10 +33,10 @@ SECTION_SIZE = 10
 CUSTOMER_STATUSES = ("ACTIVE", "SUSPENDED", "CLOSED")
 #: Money staff record by hand (card payments are made with a stored card, not here), as
 #: the API's values and the words on the form.
-METHOD_CHOICES = (("CASH", "Cash"), ("WIRE", "Wire transfer"), ("CHEQUE", "Cheque"))
-KIND_CHOICES = (("ONE_OFF", "One-off"), ("USAGE", "Usage"), ("SUBSCRIPTION", "Subscription"))
-MANUAL_METHODS = tuple(value for value, _ in METHOD_CHOICES)
-CHARGE_KINDS = tuple(value for value, _ in KIND_CHOICES)
+MANUAL_METHODS = ("CASH", "WIRE", "CHEQUE")
+CHARGE_KINDS = ("ONE_OFF", "USAGE", "SUBSCRIPTION")
+METHOD_CHOICES = tuple((value, words.name(value)) for value in MANUAL_METHODS)
+KIND_CHOICES = tuple((value, words.name(value)) for value in CHARGE_KINDS)
 #: The lists on a customer's page that page on their own, as ``?list=<name>&after=<cursor>``.
 LISTS = ("invoices", "payments", "ledger")
 PAYMENT_FIELDS = ("method", "amount", "reference")
@@ -84,7 +84,7 @@ query AdminCustomer($id: ID!, $first: Int!, $invoicesAfter: String, $paymentsAft
     edges { node {
       id method status receivedAt reference message
       amount { ...Amount } refundedAmount { ...Amount }
-      invoice { number }
+      invoice { id number }
       paymentMethod { brand last4 }
     } }
   }

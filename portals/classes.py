@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from portals import forms, graphql, rendering
+from portals import forms, graphql, rendering, words
 from portals.admin import STAFF
 from portals.customer import ERRORS
 from portals.forms import Form
@@ -55,13 +55,9 @@ mutation AdminUpdateCustomerClass($input: UpdateCustomerClassInput!) {{
 
 #: The two kinds of invoice a class sets rules for, as the API's input field and the words
 #: on the form.
-KINDS = (("regularInvoices", "Regular invoices"), ("outOfTurnInvoices", "Out-of-turn invoices"))
-CHARGING_CHOICES = (
-    ("NEVER", "Never (the customer pays)"),
-    ("ON_ISSUE", "When issued"),
-    ("ON_DUE_DATE", "On the due date"),
-)
-CHARGINGS = tuple(value for value, _ in CHARGING_CHOICES)
+KINDS = words.INVOICE_KINDS
+CHARGINGS = ("NEVER", "ON_ISSUE", "ON_DUE_DATE")
+CHARGING_CHOICES = tuple((value, words.name(value)) for value in CHARGINGS)
 DAY_LISTS = ("attemptDaysBeforeDue", "attemptDaysAfterDue")
 CLASS_FIELDS = (
     "name",

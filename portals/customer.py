@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from portals import forms, graphql, rendering
+from portals import forms, graphql, rendering, words
 from portals.forms import Form
 from portals.graphql import Visitor, found
 from portals.session import requires
@@ -45,6 +45,9 @@ DASHBOARD = (
 query PortalDashboard($customer: ID!) {
   customer(id: $customer) {
     name status timeZone autoPayment nextBillAt
+    customerClass {
+      regularInvoices { cardCharging } outOfTurnInvoices { cardCharging }
+    }
     balance { ...Amount } availableFunds { ...Amount } creditLimit { ...Amount }
     unpaid: invoices(first: 100, status: UNPAID) { ...OpenInvoice }
     partiallyPaid: invoices(first: 100, status: PARTIALLY_PAID) { ...OpenInvoice }
@@ -180,21 +183,6 @@ mutation PortalRemovePaymentMethod($input: RemovePaymentMethodInput!) {{
 #: never drawn back into a page, not even after an error.
 CARD_FIELDS = ("cardNumber", "expMonth", "expYear", "cvc", "holder")
 CARD_FIELDS_SHOWN_AGAIN = ("expMonth", "expYear", "holder")
-#: Why an invoice will not be charged to the card (``Invoice.notChargedReason``), in words
-#: that tell the customer what to do about it.
-NOT_CHARGED_WORDS = {
-    "CHARGING_OFF": "Invoices like this one are not charged to a card automatically.",
-    "AUTO_PAYMENT_OFF": "Automatic card payment is turned off for your account.",
-    "NO_PAYMENT_METHOD": "There is no card to charge: add one to have it paid automatically.",
-}
-#: Why a planned card payment was not made (``CollectionAttempt.cancelReason``).
-CANCEL_WORDS = {
-    "PAID": "Not needed: the invoice was already paid",
-    "VOIDED": "Not made: the invoice was voided",
-    "SUPERSEDED": "Not made: a later attempt took its place",
-    "AUTO_PAYMENT_OFF": "Not made: automatic card payment was off",
-    "NO_PAYMENT_METHOD": "Not made: there was no card to charge",
-}
 
 
 def _card_and_key(values: dict[str, str]) -> dict[str, Any]:
@@ -231,6 +219,7 @@ async def _dashboard(
         {
             "customer": customer,
             "open_invoices": open_invoices,
+            "auto_payment_words": words.auto_payment(customer),
             "top_up": top_up,
             "auto_payment": auto_payment,
             "outcome": outcome,
@@ -284,9 +273,7 @@ async def set_auto_payment(request: Request, visitor: Visitor) -> Response:
 @requires(CUSTOMER)
 async def invoices(request: Request, visitor: Visitor) -> Response:
     """The invoices, newest first, filtered by status; htmx swaps only the list."""
-    status = request.query_params.get("status")
-    if status not in INVOICE_STATUSES:
-        status = None
+    status = forms.choice(request.query_params.get("status"), INVOICE_STATUSES)
     data = await graphql.execute(
         request,
         INVOICES,
@@ -323,8 +310,6 @@ async def _invoice_page(
             "invoice": invoice,
             "pay": pay,
             "outcome": outcome,
-            "not_charged_words": NOT_CHARGED_WORDS,
-            "cancel_words": CANCEL_WORDS,
         },
         fragment="invoice",
         status_code=pay.status_code,

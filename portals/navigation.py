@@ -23,10 +23,17 @@ class NavLink:
 
 CUSTOMER_HOME = "/portal"
 ADMIN_HOME = "/admin"
+#: A distributor's start page, until the distributor portal exists (:mod:`portals.distributor`).
+DISTRIBUTOR_HOME = "/distributor"
 
 #: The page a role lands on after signing in.  Resellers are administrators of their own
 #: customers: the API scopes what they see, the pages are the same.
-HOME: dict[str, str] = {"CUSTOMER": CUSTOMER_HOME, "ADMIN": ADMIN_HOME, "RESELLER": ADMIN_HOME}
+HOME: dict[str, str] = {
+    "CUSTOMER": CUSTOMER_HOME,
+    "ADMIN": ADMIN_HOME,
+    "RESELLER": ADMIN_HOME,
+    "DISTRIBUTOR": DISTRIBUTOR_HOME,
+}
 
 _STAFF_NAVIGATION = (
     NavLink("Customers", ADMIN_HOME),
@@ -45,9 +52,10 @@ NAVIGATION: dict[str, tuple[NavLink, ...]] = {
     ),
     "ADMIN": _STAFF_NAVIGATION,
     "RESELLER": _STAFF_NAVIGATION,
+    "DISTRIBUTOR": (NavLink("Customers", DISTRIBUTOR_HOME),),
 }
 
 
 def home_for(role: str | None) -> str:
-    """A role without a portal of its own yet lands on the customer portal's sign-in."""
+    """A role without a page of its own (none today) lands on the customer portal."""
     return HOME.get(role or "", CUSTOMER_HOME)

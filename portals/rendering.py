@@ -4,29 +4,39 @@ One template per page, with the parts htmx swaps in as named blocks: :func:`rend
 whole page to a browser and just the block to htmx (jinja2-fragments), always with
 ``Vary`` on the htmx headers so no cache hands one where the other was asked for.
 
-The filters show values exactly as the API gives them: money stays the API's decimal string
-beside its currency (never a float), dates stay ISO dates, and instants are shown in the
-customer's own time zone.
+The filters show values exactly as the API gives them, formatted for the reader's
+:data:`LOCALE` with Babel: money keeps the API's digits (a Decimal from its string, never a
+float, with as many decimals as the API gave) and gains the locale's separators
+(``30,468.90 NGN``), dates read ``2 Dec 2026``, and instants are shown in the customer's own
+time zone.  Enum values are named by :mod:`portals.words`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_decimal
 from jinja2_fragments.starlette import Jinja2Blocks
 from starlette.requests import Request
 from starlette.responses import Response
 
-from portals import graphql, htmx
+from portals import graphql, htmx, words
 from portals.navigation import NAVIGATION, home_for
 
 TEMPLATES = Jinja2Blocks(directory=Path(__file__).resolve().parent / "templates")
-DAY_FORMAT = "%-d %b %Y"
+#: The locale pages are formatted for.  The API keeps no language or locale per customer,
+#: so every page reads as British English does: ``2 Dec 2026``, ``30,468.90 NGN``, 24-hour time.
+LOCALE = "en_GB"
+DAY_FORMAT = "d MMM y"
+MOMENT_FORMAT = "d MMM y HH:mm"
 
 #: Sent with every page.  Scripts and styles come from /static only (htmx is configured not
 #: to inject its own styles), nothing may frame a page, and the address of a page — which
@@ -76,13 +86,22 @@ ERROR_MESSAGES = {
 
 
 def money(value: dict[str, str] | None) -> str:
-    """``{"amount": "12.30", "currency": "USD"}`` → ``12.30 USD``: the API's digits, as given."""
-    return "" if value is None else f"{value['amount']} {value['currency']}"
+    """``{"amount": "30468.90", "currency": "NGN"}`` → ``30,468.90 NGN``.
+
+    Exactly the API's digits (as many decimals as it gave, none rounded away), grouped as
+    the locale groups them; the currency code follows, as on the invoice PDF.
+    """
+    if value is None:
+        return ""
+    amount = value["amount"]
+    decimals = len(amount.partition(".")[2])
+    pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
+    return f"{format_decimal(Decimal(amount), pattern, locale=LOCALE)} {value['currency']}"
 
 
 def day(value: str | None) -> str:
     """An ISO date (a customer's local calendar day) as ``16 Mar 2026``."""
-    return "" if not value else date.fromisoformat(value).strftime(DAY_FORMAT)
+    return "" if not value else format_date(date.fromisoformat(value), DAY_FORMAT, locale=LOCALE)
 
 
 def previous_day(value: str) -> str:
@@ -97,12 +116,14 @@ def _local(value: str, time_zone: str | None) -> datetime:
 
 def moment(value: str | None, time_zone: str | None = None) -> str:
     """An ISO instant as ``16 Mar 2026 13:05`` in ``time_zone`` (the customer's)."""
-    return "" if not value else _local(value, time_zone).strftime(f"{DAY_FORMAT} %H:%M")
+    if not value:
+        return ""
+    return format_datetime(_local(value, time_zone), MOMENT_FORMAT, locale=LOCALE)
 
 
 def local_day(value: str | None, time_zone: str | None = None) -> str:
     """The calendar day an ISO instant falls on in ``time_zone``."""
-    return "" if not value else _local(value, time_zone).strftime(DAY_FORMAT)
+    return "" if not value else format_date(_local(value, time_zone), DAY_FORMAT, locale=LOCALE)
 
 
 def is_zero(value: dict[str, str]) -> bool:
@@ -115,9 +136,39 @@ def is_negative(value: dict[str, str]) -> bool:
     return value["amount"].startswith("-") and not is_zero(value)
 
 
-def label(value: str | None) -> str:
-    """An API enum value as words: ``PARTIALLY_PAID`` → ``Partially paid``."""
-    return "" if not value else value.replace("_", " ").capitalize()
+#: The two-digit country calling codes (ITU-T E.164); zones 1 and 7 have one digit, and
+#: every other code has three.  Enough to split a bare ``+`` number after its country code.
+_TWO_DIGIT_CODES = frozenset(
+    {20, 27, *range(30, 35), 36, 39, 40, 41, *range(43, 50), *range(51, 59), *range(60, 67)}
+    | {81, 82, 84, 86, *range(90, 96), 98}
+)
+
+
+def phone(value: str | None) -> str:
+    """A phone number as people write it: ``+442079460001`` → ``+44 207 946 0001``.
+
+    The API keeps what the customer typed (digits, spaces, brackets, dashes).  A number
+    typed with its own spacing is shown as typed; a bare run of digits is split after the
+    country code and then in groups of three or four, so it can be read out.  No national
+    numbering plan is consulted: the grouping may not be the country's own, but it is
+    easier to read than twelve digits in a row.
+    """
+    if not value:
+        return ""
+    text = " ".join(value.split())
+    if not re.fullmatch(r"\+?\d{7,}", text):
+        return text
+    digits = text.removeprefix("+")
+    code = ""
+    if text.startswith("+"):
+        size = 1 if digits[0] in "17" else 2 if int(digits[:2]) in _TWO_DIGIT_CODES else 3
+        code, digits = "+" + digits[:size], digits[size:]
+    groups = [digits[-4:]]
+    digits = digits[:-4]
+    while len(digits) > 4:
+        groups.insert(0, digits[-3:])
+        digits = digits[:-3]
+    return " ".join(part for part in (code, digits, *groups) if part)
 
 
 def sentence(value: str | None) -> str:
@@ -134,12 +185,14 @@ TEMPLATES.env.filters.update(
     previous_day=previous_day,
     moment=moment,
     local_day=local_day,
-    label=label,
+    label=words.name,
+    phone=phone,
     sentence=sentence,
 )
 TEMPLATES.env.tests.update(zero=is_zero, negative=is_negative)
 # The shared macros as a global rather than imported by each template: a block rendered on
 # its own (an htmx fragment) does not run the template's top-level imports.
+TEMPLATES.env.globals["words"] = words  # before the macros, which use it
 TEMPLATES.env.globals["ui"] = TEMPLATES.env.get_template("macros.html").module
 
 
