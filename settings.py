@@ -49,6 +49,9 @@ class Settings:
     max_query_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 2000
+    #: The most nodes one operation may ask for (``schema.cost``: the product of ``first``
+    #: down each path of lists, summed).
+    max_query_cost: int = 50_000
     #: Where outgoing mail (password reset links) is handed over: an SMTP server, which
     #: aiosmtplib upgrades with STARTTLS whenever the server offers it.
     smtp_host: str = "localhost"

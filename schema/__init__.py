@@ -1,10 +1,10 @@
 """The one GraphQL schema: each domain module's queries and mutations, composed.
 
-:func:`build_schema` adds the protective extensions from the settings — depth, alias and
-token limits, parser and validation caches, introspection on or off, internal errors masked
-outside development.  ``schema`` is the schema built from default settings; its SDL is
-exported to ``schema/schema.graphql`` by :func:`export_sdl` (``python -m schema``), and
-a test fails when the two drift apart.
+:func:`build_schema` adds the protective extensions from the settings — depth, alias,
+token and cost limits (:mod:`schema.cost`), parser and validation caches, introspection on
+or off, internal errors masked outside development.  ``schema`` is the schema built from
+default settings; its SDL is exported to ``schema/schema.graphql`` by :func:`export_sdl`
+(``python -m schema``), and a test fails when the two drift apart.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from schema.accounts import AccountMutations, AccountQueries
 from schema.auth import AuthMutations, AuthQueries
 from schema.charges import ChargeMutations
 from schema.clock import ClockMutations, ClockQueries
+from schema.cost import QueryCostLimiter
 from schema.customers import CustomerMutations, CustomerQueries
 from schema.errors import DomainErrorCodes, is_internal, redact_card_numbers
 from schema.invoices import InvoiceMutations, InvoiceQueries
@@ -79,6 +80,7 @@ def _extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
         ParserCache,
         lambda: AddValidationRules(limits),
         ValidationCache,
+        lambda: QueryCostLimiter(max_cost=settings.max_query_cost),  # after validation
         DomainErrorCodes,
     ]
     if not settings.introspection:
