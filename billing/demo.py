@@ -11,8 +11,10 @@ in (:func:`demo_plan`), never on "N days ago", so the demo is the same whichever
 loaded: every customer is charged in every past month, and the demo customer signs in to
 one invoice that is overdue, one partly paid and one still open.
 
-The test clock is left frozen at the moment the demo was loaded: move it on with the
-``advanceTestClock`` mutation to see bill runs and overdue marking happen.
+The history is made on the frozen test clock; then the clock is left running with wall time
+from the moment the demo was loaded, so work scheduled for later happens by itself (a card
+payment that timed out is settled minutes later).  ``advanceTestClock`` still jumps it
+forward to show bill runs and overdue marking, and can freeze it.
 """
 
 from __future__ import annotations
@@ -434,4 +436,6 @@ async def load_demo(db: Database, now: datetime | None = None) -> DemoAccess:
         await jobs.advance_clock(db, at)
         async with db.transaction() as session:
             await step(session, customers)
+    async with db.transaction() as session:
+        await clock.run(session)
     return DemoAccess(_logins(), await _new_api_key(db), loaded=True)

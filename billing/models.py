@@ -633,11 +633,13 @@ class IdempotencyRecord(Base):
 
 
 class ClockState(Base):
-    """The test clock: when ``frozen_at`` is set, that is "now" for the whole system."""
+    """The test clock (:mod:`billing.clock`): frozen at ``frozen_at`` when that is set,
+    otherwise running at ``offset_microseconds`` from the wall clock (none: the wall clock)."""
 
     __tablename__ = "clock_state"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     frozen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    offset_microseconds: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Job(Base):

@@ -543,7 +543,8 @@ PAGE = "totalCount edges { node { id } }"
 PAYMENT_FIELDS = "id status customer { id } invoice { id } paymentMethod { id last4 }"
 CUSTOMER_DEEP = f"""query($id: ID!) {{ customer(id: $id) {{
     id name email statusChanges {{ toStatus cause causedById }}
-    customerClass {{ id name regularInvoices {{ cardCharging attemptDaysAfterDue }}
+    customerClass {{ id name issueEmptyInvoices
+                     regularInvoices {{ cardCharging attemptDaysAfterDue }}
                      outOfTurnInvoices {{ cardCharging reviewInvoices }} }}
     accounts {{ id number customer {{ id }} charges(first: 100) {{ {PAGE} }} }}
     charges(first: 100) {{ totalCount edges {{ node {{ id account {{ id }} }} }} }}
@@ -710,7 +711,7 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     query(
         "testClock",
-        "query { testClock { now frozen nextJobDueAt } }",
+        "query { testClock { now frozen running nextJobDueAt } }",
         _no_variables,
         SIGNED_IN,
         against_others=False,

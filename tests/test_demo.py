@@ -3,12 +3,12 @@ sound."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from billing import api_keys
+from billing import api_keys, clock
 from billing.db import Database
 from billing.demo import PEOPLE, demo_plan, load_demo, month_start
 from billing.models import (
@@ -58,6 +58,9 @@ async def test_demo_tells_the_same_story_on_any_day(db: Database, now: datetime)
     plan = demo_plan(now)
     assert plan.start < min(at for at, _ in plan.steps) and max(at for at, _ in plan.steps) == now
     async with db.session() as session:
+        # Left running from the load's instant, so scheduled work happens by itself.
+        assert not await clock.is_frozen(session)
+        assert now <= await clock.now(session) < now + timedelta(minutes=10)
         statuses = set((await session.scalars(select(Invoice.status).distinct())).all())
         assert statuses == set(InvoiceStatus)
         methods = set((await session.scalars(select(Payment.method).distinct())).all())
