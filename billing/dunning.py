@@ -11,7 +11,8 @@ ACTIVE again in the same transaction.  A customer suspended by hand (cause STAFF
 reinstated automatically, and CLOSED customers are left alone.
 
 Both transitions are recorded in ``status_changes`` (causes GRACE_PERIOD_EXCEEDED and
-NOTHING_OVERDUE), which is where the e-mails of a later issue will find them.
+NOTHING_OVERDUE), which is where the overdue and suspension e-mails find them
+(:mod:`billing.notifications`).
 """
 
 from __future__ import annotations

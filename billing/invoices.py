@@ -848,7 +848,9 @@ async def overdue_job(session: AsyncSession, payload: dict[str, Any], now: datet
 
 async def get_invoice(session: AsyncSession, viewer: Viewer, invoice_id: int) -> Invoice:
     """The invoice if the viewer may see its customer; anything else is NOT_FOUND."""
-    invoice = await session.scalar(invoice_query(viewer).where(Invoice.id == invoice_id))
+    invoice: Invoice | None = await session.scalar(
+        invoice_query(viewer).where(Invoice.id == invoice_id)
+    )
     if invoice is None:
         raise NotFound("invoice")
     return invoice

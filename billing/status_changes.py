@@ -2,8 +2,8 @@
 
 Every place that changes an invoice's or a customer's status writes a row here, in the same
 transaction as the change.  The table is what other parts read to react to transitions (the
-e-mails of a later issue: "your invoice is overdue", "your service is suspended") and what
-the API shows as an object's history — there is no callback to register and nothing to miss.
+e-mails of :mod:`billing.notifications`: "your invoice is overdue", "your service is
+suspended") and what the API shows as an object's history — there is no callback to register and nothing to miss.
 
 :func:`record` is for one change made through the ORM; :func:`record_many` inserts a batch
 in one statement for the set-based paths (the bill run, overdue marking, suspension).

@@ -40,7 +40,9 @@ LOAD_DATES = [
 async def _counts(db: Database) -> dict[str, int]:
     async with db.session() as session:
         return {
-            model.__tablename__: int(await session.scalar(select(func.count()).select_from(model)))
+            model.__tablename__: int(
+                await session.scalar(select(func.count()).select_from(model)) or 0
+            )
             for model in (Customer, Invoice, Payment, Distributor)
         }
 

@@ -327,9 +327,9 @@ async def test_void_reverses_the_charges_and_releases_payments_to_other_invoices
             )
         ).all()
         assert [tuple(leg) for leg in customer_legs] == [(line_1.id, -300), (line_2.id, -200)]
-        april = await session.get(Invoice, april.id)
-        assert april is not None
-        assert (april.amount_paid, april.status) == (400, InvoiceStatus.PAID)
+        refreshed = await session.get(Invoice, april.id)
+        assert refreshed is not None
+        assert (refreshed.amount_paid, refreshed.status) == (400, InvoiceStatus.PAID)
         assert await payments_for_invoice(session, march.id) == []
         assert [(p.id, amount) for p, amount in await payments_for_invoice(session, april.id)] == [
             (payment.id, 400)
