@@ -1,4 +1,4 @@
-# kassa: `make run` starts the demo on SQLite, `make test` runs the suite (SQLite, then
+# kassa: `make run` starts the demo on SQLite, `make test` checks and tests it (SQLite, then
 # PostgreSQL when KASSA_TEST_DATABASE_URL is set).  Nothing but python3 needs installing;
 # the browser tests run when Debian's chromium is at /usr/bin/chromium, and say so when not.
 
@@ -7,17 +7,20 @@ KASSA_DATABASE_URL ?= sqlite:///$(CURDIR)/var/kassa.db
 
 VENV := .venv
 BIN := $(VENV)/bin
-# pip runs again only when pyproject.toml is newer than this stamp.
+# pip runs again only when pyproject.toml is newer than the stamp: `make run` installs what
+# kassa needs to run, `make test` adds the test extra (pytest, Playwright, ruff, mypy …).
 INSTALLED := $(VENV)/.installed
+INSTALLED_TEST := $(VENV)/.installed-test
+KASSA := KASSA_DATABASE_URL='$(KASSA_DATABASE_URL)' PORT='$(PORT)' $(BIN)/kassa
 
-.PHONY: run test install bench
+.PHONY: run test lint install bench
 
 run: $(INSTALLED)
-	KASSA_DATABASE_URL='$(KASSA_DATABASE_URL)' $(BIN)/kassa migrate
-	KASSA_DATABASE_URL='$(KASSA_DATABASE_URL)' $(BIN)/kassa demo
-	KASSA_DATABASE_URL='$(KASSA_DATABASE_URL)' $(BIN)/kassa serve --port $(PORT)
+	$(KASSA) migrate
+	$(KASSA) demo
+	$(KASSA) serve --port $(PORT)
 
-test: $(INSTALLED)
+test: lint
 	@[ -x /usr/bin/chromium ] || echo "browser tests: skipped (no /usr/bin/chromium)"
 	env -u KASSA_TEST_DATABASE_URL $(BIN)/pytest
 	@if [ -n "$$KASSA_TEST_DATABASE_URL" ]; then \
@@ -25,9 +28,15 @@ test: $(INSTALLED)
 		$(BIN)/pytest; \
 	fi
 
+# The same checks the house rules ask of every commit (configured in pyproject.toml).
+lint: $(INSTALLED_TEST)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
 # Figures go to docs/benchmarks.md.  The API benchmark needs PostgreSQL and wrk (it uses a
 # scratch database, kassa_bench, that it drops and re-creates).
-bench: $(INSTALLED)
+bench: $(INSTALLED_TEST)
 	$(BIN)/python -m bench.billrun
 	$(BIN)/python -m bench.collection
 	$(BIN)/python -m bench.api
@@ -39,5 +48,10 @@ $(BIN)/python:
 	python3 -m venv $(VENV)
 
 $(INSTALLED): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -e '.[test]'
+	$(BIN)/pip install -e .
 	touch $(INSTALLED)
+
+# The test extra includes everything `make run` needs, so it counts as that install too.
+$(INSTALLED_TEST): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[test]'
+	touch $(INSTALLED) $(INSTALLED_TEST)

@@ -4,42 +4,111 @@ Every command reads its settings from the environment (:func:`settings.from_env`
 ``KASSA_DATABASE_URL``) and runs its async body with :func:`asyncio.run`.  Heavy or optional
 modules (the web app, the demo loader) are imported inside the command that needs them, so
 ``kassa check`` stays quick and works even where the web side is broken.
+
+Only ``migrate``, ``serve`` and ``demo`` create or change the database's schema; every other
+command first makes sure the database is there and migrated, and otherwise says so in one line
+(an empty SQLite file made by a typo in ``KASSA_DATABASE_URL`` would only hide the mistake).
+``serve`` and ``worker`` refuse to start on settings unfit for production
+(:func:`settings.start_problems`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from billing.db import Database
 from billing.errors import UserError
 from billing.models import ApiKeyScope, LedgerAccount, LedgerTransaction, Role
+from migrations.migrate import alembic_config
 from migrations.migrate import migrate as migrate_database
 from processors import registry
-from settings import Settings, from_env
+from settings import Settings, from_env, start_problems
 
 app = typer.Typer(
     help="kassa: billing and payments.", no_args_is_help=True, pretty_exceptions_enable=False
 )
 
 T = TypeVar("T")
-WORKER_IDLE_SECONDS = 1.0
+#: What ``kassa serve`` offers a person, by path.
+PLACES = (
+    ("/graphql", "GraphiQL: the API, with its documentation"),
+    ("/portal", "the customer portal"),
+    ("/admin", "the administrators' portal"),
+)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def _shown(settings: Settings) -> str:
+    """The database as a person configured it: a SQLite file's full path, else the URL
+    without its password."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        return str(Path(url.database).resolve())
+    return url.render_as_string(hide_password=True)
+
+
+def _missing_file(settings: Settings) -> str | None:
+    """Why a SQLite database cannot be used without creating it: its file is not there."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    if Path(url.database).is_file():
+        return None
+    return (
+        f"no database at {_shown(settings)}: run `kassa migrate` to create it, "
+        "or set KASSA_DATABASE_URL to the database to use"
+    )
+
+
+async def _schema_problem(db: Database) -> str | None:
+    """Why the database is not one this kassa can work on: unreachable, or not migrated."""
+    shown = _shown(db.settings)
+    try:
+        async with db.engine.connect() as connection:
+            current = await connection.run_sync(
+                lambda sync: set(MigrationContext.configure(sync).get_current_heads())
+            )
+    except (OSError, SQLAlchemyError) as error:
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        return f"cannot use the database at {shown}: {reason}"
+    if not current:
+        return f"the database at {shown} has no kassa tables: run `kassa migrate` first"
+    wanted = set(ScriptDirectory.from_config(alembic_config(db.settings.database_url)).get_heads())
+    if current != wanted:
+        return f"the database at {shown} is not up to date: run `kassa migrate` first"
+    return None
 
 
 def _with_database(settings: Settings, body: Callable[[Database], Awaitable[T]]) -> T:
-    """Run ``body`` against a fresh Database on its own event loop, disposing it afterwards."""
-
+    """Run ``body`` against a fresh Database on its own event loop, disposing it afterwards;
+    exit with one line saying what is missing when the database is not there or not migrated."""
     registry.serve_billing(settings.card_processor)
+    missing = _missing_file(settings)
+    if missing:
+        raise _fail(missing)
 
     async def run() -> T:
         db = Database(settings)
         try:
+            problem = await _schema_problem(db)
+            if problem:
+                raise _fail(problem)
             return await body(db)
         finally:
             await db.dispose()
@@ -47,9 +116,29 @@ def _with_database(settings: Settings, body: Callable[[Database], Awaitable[T]])
     return asyncio.run(run())
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=1)
+def _startable(settings: Settings) -> Settings:
+    """``settings``, unless they are unfit to serve or work with: then say why and exit."""
+    problems = start_problems(settings)
+    if problems:
+        typer.echo(f"error: kassa will not start with KASSA_ENV={settings.environment}:", err=True)
+        for problem in problems:
+            typer.echo(f"  - {problem}", err=True)
+        raise typer.Exit(code=1)
+    return settings
+
+
+def _columns(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows of cells, indented, each column as wide as its widest cell (the last unpadded)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  "
+        + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def _places(settings: Settings) -> list[str]:
+    return _columns([(f"{settings.public_url}{path}", what) for path, what in PLACES])
 
 
 @app.command()
@@ -62,8 +151,11 @@ def serve(
 
     from app import create_app
 
-    settings = from_env()
+    settings = _startable(from_env(port=port))
     asyncio.run(migrate_database(settings.database_url))
+    typer.echo("kassa is at:")
+    for line in _places(settings):
+        typer.echo(line)
     uvicorn.run(create_app(settings), host=host, port=port)
 
 
@@ -72,26 +164,18 @@ def worker(
     once: Annotated[bool, typer.Option("--once", help="Run what is due now, then exit.")] = False,
 ) -> None:
     """Run due jobs, polling every second; start as many as you like on PostgreSQL."""
+    from billing import worker as job_worker
+
+    settings = _startable(from_env())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    log = logging.getLogger("kassa.worker")
-    from billing.jobs import run_due
-
-    async def work(db: Database) -> None:
-        from billing import notifications
-
-        await notifications.start_jobs(db)  # the e-mail jobs poll: make sure they are pending
-        while True:
-            ran = await run_due(db)
-            if ran:
-                log.info("ran %d job(s)", ran)
-            if once:
-                return
-            await asyncio.sleep(WORKER_IDLE_SECONDS)
-
+    if once:
+        ran = _with_database(settings, job_worker.run_once)
+        typer.echo(f"ran {ran} job{'' if ran == 1 else 's'}")
+        return
     try:
-        _with_database(from_env(), work)
+        _with_database(settings, job_worker.run_forever)
     except KeyboardInterrupt:
-        log.info("stopped")
+        job_worker.log.info("stopped")
 
 
 @app.command()
@@ -104,16 +188,24 @@ def migrate() -> None:
 
 @app.command()
 def demo() -> None:
-    """Load the demo data (idempotent) and print the sign-ins and the API key."""
+    """Load the demo data once; print where to go, the sign-ins and a new partner API key."""
     from billing.demo import load_demo
 
     settings = from_env()
     asyncio.run(migrate_database(settings.database_url))
-    demo = _with_database(settings, load_demo)
-    typer.echo("Demo data loaded. Sign in with:")
-    for role, login, password in demo.logins:
-        typer.echo(f"  {role:<12} {login:<32} {password}")
-    typer.echo(f"Partner API key: {demo.api_key}")
+    access = _with_database(settings, load_demo)
+    typer.echo(
+        "Demo data loaded."
+        if access.loaded
+        else "The demo was already there: left as it was (delete the database to start afresh)."
+    )
+    typer.echo("Open:")
+    for line in _places(settings):
+        typer.echo(line)
+    typer.echo("Sign in with:")
+    for line in _columns(access.logins):
+        typer.echo(line)
+    typer.echo(f"Partner API key (new on each run): {access.api_key}")
 
 
 @app.command("create-admin")
@@ -145,16 +237,21 @@ class ScopeOption(StrEnum):
 def create_api_key(
     name: Annotated[str, typer.Option(help="Who the key is for.")],
     scope: Annotated[ScopeOption, typer.Option(help="read, or read-write.")],
-    reseller_id: Annotated[int | None, typer.Option(help="Limit the key to one reseller.")] = None,
+    reseller_id: Annotated[
+        str | None,
+        typer.Option(help="Limit the key to one reseller: its id as the API shows it."),
+    ] = None,
 ) -> None:
     """Make a partner API key and print its token (shown only this once)."""
     from billing import api_keys
+    from schema.relay import decode_optional_id
 
     key_scope = ApiKeyScope.READ if scope is ScopeOption.read else ApiKeyScope.READ_WRITE
 
     async def create(db: Database) -> str:
+        reseller = decode_optional_id(reseller_id, "Reseller", "resellerId")
         async with db.transaction() as session:
-            _key, token = await api_keys.create_api_key(session, name, key_scope, reseller_id)
+            _key, token = await api_keys.create_api_key(session, name, key_scope, reseller)
             return token
 
     try:
@@ -176,7 +273,7 @@ def collect() -> None:
         return
     typer.echo(
         f"succeeded {report.succeeded}, failed {report.failed}, unknown "
-        f"{report.unknown}, canceled {report.canceled}, reconciled {report.reconciled}"
+        f"{report.unknown}, canceled {report.canceled}"
     )
 
 

@@ -7,10 +7,15 @@ values and tests can build their own without touching ``os.environ``.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 DEFAULT_SQLITE_PATH = Path("var") / "kassa.db"
+DEFAULT_PORT = 8000
+#: Public, so it signs nothing that matters: production refuses it (:func:`start_problems`).
+DEVELOPMENT_SECRET_KEY = "dev-insecure-secret-change-me"
+MIN_SECRET_KEY_LENGTH = 32
 
 
 def _bool(value: str | None, default: bool) -> bool:
@@ -21,6 +26,11 @@ def _bool(value: str | None, default: bool) -> bool:
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
+
+
+def local_url(port: int) -> str:
+    """Where a development server on this machine is reached."""
+    return f"http://127.0.0.1:{port}"
 
 
 def normalise_database_url(url: str) -> str:
@@ -36,7 +46,7 @@ def normalise_database_url(url: str) -> str:
 class Settings:
     database_url: str = field(default_factory=lambda: sqlite_url(DEFAULT_SQLITE_PATH))
     #: Signs session cookies and download links; must be set in production.
-    secret_key: str = "dev-insecure-secret-change-me"
+    secret_key: str = DEVELOPMENT_SECRET_KEY
     #: Key for encrypting processor credentials at rest (Fernet, urlsafe base64, 32 bytes).
     encryption_key: str | None = None
     #: development: GraphiQL on, errors unmasked.
@@ -57,9 +67,11 @@ class Settings:
     smtp_host: str = "localhost"
     smtp_port: int = 25
     smtp_from: str = "kassa@localhost"
-    #: The address people reach kassa at, for links in e-mails.  A setting rather than the
-    #: request's Host header, which an attacker chooses ("password reset poisoning").
-    public_url: str = "http://127.0.0.1:8000"
+    #: The address people reach kassa at, for links in e-mails and invoice PDF links.  A
+    #: setting rather than the request's Host header, which an attacker chooses ("password
+    #: reset poisoning").  In development it follows the port served; outside development it
+    #: must be configured, and is empty (links relative) until it is.
+    public_url: str = local_url(DEFAULT_PORT)
     #: The name at the head of the provider's own customers' invoice PDFs (a reseller's
     #: customers get the reseller's name).
     provider_name: str = "kassa"
@@ -80,14 +92,19 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-def from_env(environ: dict[str, str] | None = None) -> Settings:
+def from_env(environ: Mapping[str, str] | None = None, port: int | None = None) -> Settings:
+    """The settings ``environ`` (the process's environment) asks for.  ``port`` is the port
+    ``kassa serve`` listens on (else ``PORT``, else 8000): in development, links point there
+    unless ``KASSA_PUBLIC_URL`` says otherwise."""
     env = os.environ if environ is None else environ
     environment = env.get("KASSA_ENV", "development")
     development = environment == "development"
     url = env.get("KASSA_DATABASE_URL") or sqlite_url(DEFAULT_SQLITE_PATH)
+    served_port = port if port is not None else int(env.get("PORT") or DEFAULT_PORT)
+    public_url = env.get("KASSA_PUBLIC_URL") or (local_url(served_port) if development else "")
     return Settings(
         database_url=normalise_database_url(url),
-        secret_key=env.get("KASSA_SECRET_KEY", Settings.secret_key),
+        secret_key=env.get("KASSA_SECRET_KEY") or DEVELOPMENT_SECRET_KEY,
         encryption_key=env.get("KASSA_ENCRYPTION_KEY"),
         environment=environment,
         test_mode=_bool(env.get("KASSA_TEST_MODE"), development),
@@ -97,8 +114,35 @@ def from_env(environ: dict[str, str] | None = None) -> Settings:
         smtp_host=env.get("KASSA_SMTP_HOST") or Settings.smtp_host,
         smtp_port=int(env.get("KASSA_SMTP_PORT") or Settings.smtp_port),
         smtp_from=env.get("KASSA_SMTP_FROM") or Settings.smtp_from,
-        public_url=(env.get("KASSA_PUBLIC_URL") or Settings.public_url).rstrip("/"),
+        public_url=public_url.rstrip("/"),
         provider_name=env.get("KASSA_PROVIDER_NAME") or Settings.provider_name,
         card_processor=env.get("KASSA_CARD_PROCESSOR") or Settings.card_processor,
         pdf_link_seconds=int(env.get("KASSA_PDF_LINK_SECONDS") or Settings.pdf_link_seconds),
     )
+
+
+def start_problems(settings: Settings) -> list[str]:
+    """Why ``kassa serve`` and ``kassa worker`` must not start with these settings (none in
+    development).  Anyone can read the development secret in this repository and sign
+    session tokens and invoice PDF links with it; a short one can be guessed; and without a
+    public address, links in e-mails and PDF links cannot be made."""
+    if settings.development:
+        return []
+    problems = []
+    if settings.secret_key == DEVELOPMENT_SECRET_KEY:
+        problems.append(
+            "KASSA_SECRET_KEY is not set (the development default is public): set it to a "
+            f"random value of at least {MIN_SECRET_KEY_LENGTH} characters, e.g. the output "
+            "of `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    elif len(settings.secret_key) < MIN_SECRET_KEY_LENGTH:
+        problems.append(
+            f"KASSA_SECRET_KEY is {len(settings.secret_key)} characters long: use at least "
+            f"{MIN_SECRET_KEY_LENGTH}"
+        )
+    if not settings.public_url:
+        problems.append(
+            "KASSA_PUBLIC_URL is not set: give the address people reach kassa at (such as "
+            "https://billing.example.com), for the links in e-mails and invoice PDFs"
+        )
+    return problems

@@ -37,10 +37,15 @@ AT = datetime(2026, 1, 1, tzinfo=UTC)
 T = TypeVar("T")
 
 
-def kassa(settings: Settings, *args: str, input: str | None = None) -> Result:
-    """Run ``kassa <args>`` with the environment pointing at the test database."""
+def kassa(
+    settings: Settings, *args: str, input: str | None = None, env: dict[str, str] | None = None
+) -> Result:
+    """Run ``kassa <args>`` with the environment pointing at the test database (plus ``env``)."""
     return CliRunner().invoke(
-        cli.app, list(args), input=input, env={"KASSA_DATABASE_URL": settings.database_url}
+        cli.app,
+        list(args),
+        input=input,
+        env={"KASSA_DATABASE_URL": settings.database_url, **(env or {})},
     )
 
 

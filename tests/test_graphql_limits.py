@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from app import GRAPHQL_RESPONSE_JSON, create_app
+from app import create_app
 from billing.db import Database
 from resolvers import customers as customer_resolvers
+from schema.http import GRAPHQL_RESPONSE_JSON
 from settings import Settings
 from tests.graphql_support import BASE_URL, Api, api_key
 

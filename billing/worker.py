@@ -1,0 +1,44 @@
+"""The job worker: the one loop that runs due jobs, for ``kassa serve`` (beside the web
+server, when ``settings.run_worker`` is on) and ``kassa worker`` (alone; ``--once`` for one
+round).
+
+A failing job is recorded and retried by :mod:`billing.jobs` itself.  What the loop catches
+is a round that failed as a whole — the database going away — which must not end a worker
+for good: it logs it and tries again after the interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from billing import jobs, notifications
+from billing.db import Database
+
+log = logging.getLogger("kassa.worker")
+
+INTERVAL_SECONDS = 1.0
+
+
+async def run_once(database: Database) -> int:
+    """Run every job due now (and those they make due); returns how many ran.
+
+    The e-mail jobs poll the outbox by rescheduling themselves: they are started here first,
+    so a fresh database sends mail without anyone scheduling them.
+    """
+    await notifications.start_jobs(database)
+    return await jobs.run_due(database)
+
+
+async def run_forever(database: Database, interval: float = INTERVAL_SECONDS) -> None:
+    """Run due jobs every ``interval`` seconds until cancelled."""
+    started = False
+    while True:
+        try:
+            ran = await (jobs.run_due(database) if started else run_once(database))
+            started = True
+            if ran:
+                log.info("ran %d job(s)", ran)
+        except Exception:
+            log.exception("job worker round failed")
+        await asyncio.sleep(interval)

@@ -1,0 +1,184 @@
+"""GraphQL over HTTP: Strawberry's ASGI view with kassa's context, and GraphiQL served offline.
+
+GraphQL is served as the GraphQL-over-HTTP spec describes: clients that accept
+``application/graphql-response+json`` get that media type and a 400 for a request that could
+not run at all (unparsable, invalid, bad variables); clients asking for plain
+``application/json`` get 200 for every well-formed request, as they always have.
+
+A browser opening ``/graphql`` gets GraphiQL (when ``settings.graphiql`` is on) from files
+vendored under ``static/vendor/`` and started by ``static/graphiql.js``: Strawberry's own page
+loads React and GraphiQL from a CDN, which is a blank page offline or behind a firewall.  The
+page's Content-Security-Policy lets it load and ask nothing outside this server.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from typing import Any
+
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+
+from billing.db import Database
+from resolvers import sessions
+from resolvers.context import Context
+from schema import build_schema
+from settings import Settings
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+JSON = "application/json"
+
+#: The GraphiQL page: every file it loads is under ``/static`` (see ``static/vendor/*/README.md``
+#: for where each comes from).  GraphiQL's editor and its CSS-in-JS need inline styles; its
+#: fonts are data: URLs in its stylesheet.
+GRAPHIQL_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>kassa GraphiQL</title>
+  <link rel="stylesheet" href="/static/vendor/graphiql/graphiql.min.css">
+  <style>body { margin: 0; } #graphiql { height: 100vh; }</style>
+</head>
+<body>
+  <div id="graphiql">Loading GraphiQL…</div>
+  <script src="/static/vendor/react/react.production.min.js"></script>
+  <script src="/static/vendor/react/react-dom.production.min.js"></script>
+  <script src="/static/vendor/graphiql/graphiql.min.js"></script>
+  <script src="/static/graphiql.js"></script>
+</body>
+</html>
+"""
+GRAPHIQL_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    ),
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def negotiate_media_type(accept: str | None) -> str:
+    """``application/graphql-response+json`` when the client names it (and does not prefer
+    JSON); otherwise ``application/json``, which is also what wildcards and no header get,
+    so older clients keep their 200s."""
+    preference = {GRAPHQL_RESPONSE_JSON: 0.0, JSON: 0.0}
+    for part in (accept or "").split(","):
+        media, *params = (piece.strip().lower() for piece in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                with suppress(ValueError):
+                    q = float(value)
+        if media == GRAPHQL_RESPONSE_JSON:
+            preference[GRAPHQL_RESPONSE_JSON] = max(preference[GRAPHQL_RESPONSE_JSON], q)
+        elif media in (JSON, "application/*", "*/*"):
+            preference[JSON] = max(preference[JSON], q)
+    wanted = preference[GRAPHQL_RESPONSE_JSON]
+    return GRAPHQL_RESPONSE_JSON if wanted > 0 and wanted >= preference[JSON] else JSON
+
+
+def is_request_error(result: ExecutionResult) -> bool:
+    """The request never executed: it did not parse or validate, or its variables did not fit.
+
+    Such errors carry no ``path`` (field errors always do), and the response must then have
+    no ``data`` entry at all.
+    """
+    return (
+        result.data is None
+        and bool(result.errors)
+        and all(error.path is None for error in result.errors or ())
+    )
+
+
+class GraphQLEndpoint(GraphQL[Context, None]):
+    """Strawberry's ASGI view with kassa's context, one database session per request,
+    GraphQL-over-HTTP media types and status codes, and the offline GraphiQL page."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            build_schema(settings),
+            graphql_ide="graphiql" if settings.graphiql else None,
+            subscription_protocols=(),
+        )
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The session lives until the response has been sent, and is closed even when the
+        # request fails before any resolver ran.
+        database: Database = scope["app"].state.db
+        async with database.session() as session:
+            state = scope.setdefault("state", {})
+            state["db_session"] = session
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                context: Context | None = state.get("graphql_context")
+                if context is not None:  # no reads may outlive the session
+                    await context.settle()
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(GRAPHIQL_PAGE, headers=GRAPHIQL_HEADERS)
+
+    async def get_context(  # type: ignore[override]
+        self, request: Request, response: Response
+    ) -> Context:
+        session = request.state.db_session
+        viewer = await sessions.viewer_from_request(session, self.settings, request)
+        context = Context(
+            settings=self.settings,
+            db=request.app.state.db,
+            session=session,
+            viewer=viewer,
+            request=request,
+            response=response,
+        )
+        request.state.graphql_context = context
+        return context
+
+    async def get_sub_response(self, request: Request) -> Response:  # type: ignore[override]
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = negotiate_media_type(request.headers.get("accept"))
+        return sub_response
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        try:
+            return await super().execute_single(*args, **kwargs)
+        except HTTPException as error:
+            if isinstance(error.__cause__, InvalidOperationTypeError):
+                # The spec wants 405 Method Not Allowed for a mutation sent with GET.
+                raise HTTPException(405, error.reason) from error.__cause__
+            raise
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        processed = await super().process_result(request, result)
+        if is_request_error(result):
+            processed.pop("data", None)
+        return processed
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        media_type = sub_response.media_type or JSON
+        response.headers["content-type"] = f"{media_type}; charset=utf-8"
+        if (
+            media_type == GRAPHQL_RESPONSE_JSON
+            and isinstance(response_data, dict)
+            and "data" not in response_data
+            and not sub_response.status_code
+        ):
+            response.status_code = 400
+        return response
