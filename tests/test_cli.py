@@ -161,6 +161,37 @@ def test_create_api_key_prints_a_working_token(
     assert key is not None and key.name == "Partner" and key.scope == scope
 
 
+@pytest.fixture
+async def reseller_id(db: Database) -> int:
+    from tests.factories import make_reseller
+
+    async with db.transaction() as session:
+        return (await make_reseller(session)).id
+
+
+def test_create_api_key_takes_the_resellers_api_id(settings: Settings, reseller_id: int) -> None:
+    from schema.relay import encode_id
+
+    opaque = encode_id("Reseller", reseller_id)
+    result = kassa(
+        settings, "create-api-key", "--name", "P", "--scope", "read", "--reseller-id", opaque
+    )
+    assert result.exit_code == 0, result.output
+    key = query(settings, lambda s: authenticate_api_key(s, result.stdout.strip()))
+    assert key is not None and key.reseller_id == reseller_id
+
+
+@pytest.mark.parametrize("given", ["1", "Q3VzdG9tZXI6MQ=="])  # a bare key, a customer's id
+def test_create_api_key_refuses_other_reseller_ids(
+    settings: Settings, reseller_id: int, given: str
+) -> None:
+    result = kassa(
+        settings, "create-api-key", "--name", "P", "--scope", "read", "--reseller-id", given
+    )
+    assert result.exit_code == 1
+    assert result.output == "error: reseller not found\n"
+
+
 def test_create_api_key_refuses_an_unknown_scope(settings: Settings, db: Database) -> None:
     assert kassa(settings, "create-api-key", "--name", "P", "--scope", "admin").exit_code != 0
 
