@@ -57,6 +57,7 @@ from graphql.language import FieldNode
 from billing import clock
 from billing.accounts import create_account
 from billing.api_keys import create_api_key
+from billing.card_charges import within
 from billing.charges import ChargeInput, post_charge
 from billing.customers import (
     CustomerInput,
@@ -260,7 +261,7 @@ async def _make_side(
         )
         card = await add_card(session, admin, customer.id, card_details())
         card_payment = await pay_with_payment_method(
-            session, admin, customer.id, 500, invoice.id, None, f"world-{label}-card"
+            within(session), admin, customer.id, 500, invoice.id, None, f"world-{label}-card"
         )
         voidable = await record_payment(
             session,
@@ -534,6 +535,21 @@ def _statement(value: dict[str, Any], scope: Scope) -> str | None:
     return None
 
 
+def _letterhead_of(me: Side, target: Side, unique: str) -> dict[str, Any] | None:
+    """The target's owner as ``$r``: the caller's own (None for the provider) or a stranger
+    reseller; a side of the caller's own owner, but not the caller's, has nothing to aim at."""
+    if target is not me and target.reseller in (None, me.reseller):
+        return None
+    return {"r": target.reseller}
+
+
+def _own_letterhead(value: dict[str, Any], scope: Scope) -> str | None:
+    """The letterhead of the owner that bills the caller's side."""
+    if value["resellerId"] != scope.me.reseller:
+        return f"the letterhead of {value['resellerId']}, expected {scope.me.reseller}"
+    return None
+
+
 def _viewer(value: dict[str, Any], scope: Scope) -> str | None:
     signed_in = scope.caller != Caller.ANONYMOUS
     return None if value["authenticated"] is signed_in else f"viewer says {value}"
@@ -658,7 +674,7 @@ OPERATIONS: tuple[Operation, ...] = (
     query(
         "invoice",
         f"""query($id: ID!) {{ invoice(id: $id) {{ id number customer {{ id }}
-            pdfUrl lines {{ id description }} payments {{ amount {{ amount }}
+            pdfUrl voidReason lines {{ id description }} payments {{ amount {{ amount }}
             payment {{ {PAYMENT_FIELDS} }} }} nextAttemptAt notChargedReason
             attempts {{ id status amount {{ amount }} payment {{ id }} }}
             statusChanges {{ fromStatus toStatus cause causedById }} }} }}""",
@@ -709,6 +725,23 @@ OPERATIONS: tuple[Operation, ...] = (
         variant="customerId",
         expect=_exact_page(lambda scope: scope.me.payments),
     ),
+    # The letterhead on the caller's invoices: everyone signed in has one (its owner's).
+    query(
+        "letterhead",
+        "query { letterhead { resellerId name address paymentInstructions } }",
+        _no_variables,
+        SIGNED_IN,
+        against_others=False,
+        expect=_own_letterhead,
+    ),
+    query(
+        "letterhead",
+        "query($r: ID) { letterhead(resellerId: $r) { resellerId name } }",
+        _letterhead_of,
+        SIGNED_IN,
+        variant="resellerId",
+        expect=_own_letterhead,
+    ),
     query(
         "testClock",
         "query { testClock { now frozen running nextJobDueAt } }",
@@ -724,15 +757,6 @@ OPERATIONS: tuple[Operation, ...] = (
         lambda me, target, unique: {"email": SIGN_IN_EMAIL, "password": PASSWORD},
         EVERYONE,
         against_others=False,
-    ),
-    Operation(
-        "signOut",
-        "mutation { signOut { viewer { authenticated } errors { field code message } } }",
-        _no_variables,
-        EVERYONE,
-        mutation=True,
-        against_others=False,
-        returns="viewer",
     ),
     # Public: the address, or the token from the mail, is the credential.  An address with
     # no user answers like any other (and mails nothing); a made-up token is INVALID_TOKEN.
@@ -1013,10 +1037,22 @@ OPERATIONS: tuple[Operation, ...] = (
         STAFF_WRITE,
         own_errors=("NOT_PENDING_REVIEW",),
     ),
+    # Administrators set their own owner's letterhead; only the provider's, a reseller's.
+    mutation(
+        "setLetterhead",
+        "letterhead",
+        "resellerId name",
+        lambda me, target, unique: (
+            None
+            if (variables := _letterhead_of(me, target, unique)) is None
+            else {"resellerId": variables["r"], "name": f"Letterhead {unique}"}
+        ),
+        STAFF_WRITE,
+    ),
     mutation(
         "voidInvoice",
         "invoice",
-        "id status",
+        "id status voidReason",
         lambda me, target, unique: {"id": target.invoice, "reason": "Matrix"},
         STAFF_WRITE,
         result_is="invoice",
@@ -1039,6 +1075,26 @@ OPERATIONS: tuple[Operation, ...] = (
         lambda me, target, unique: {"to": (T0 + timedelta(days=45)).isoformat()},
         PROVIDER_ONLY,
         against_others=False,
+    ),
+    # Last, because they end the caller's session: no row after them would be signed in.
+    # An API key has no session of its own (another user's sessions: tests/test_sessions.py).
+    Operation(
+        "signOutEverywhere",
+        "mutation { signOutEverywhere(input: {}) { sessionsEnded errors { field code message } } }",
+        _no_variables,
+        SIGNED_IN - {Caller.RESELLER_KEY, Caller.READ_KEY},
+        mutation=True,
+        against_others=False,
+        returns="sessionsEnded",
+    ),
+    Operation(
+        "signOut",
+        "mutation { signOut { viewer { authenticated } errors { field code message } } }",
+        _no_variables,
+        EVERYONE,
+        mutation=True,
+        against_others=False,
+        returns="viewer",
     ),
 )
 
