@@ -3,8 +3,9 @@
     .venv/bin/python -m bench.pdf [--invoices 500] [--lines 20]
     .venv/bin/python -m bench.pdf --after-bill-run [--database-url URL]   # a scratch database!
 
-Renders realistic invoices (a provider, a customer with an address, ``--lines`` charges of
-varied descriptions, every figure and a status) with :func:`render_invoice_pdf` in this one
+Renders realistic invoices (a provider's letterhead with address, contact and payment
+instructions, a customer with an address and a name in one of several scripts, ``--lines``
+charges of varied descriptions, every figure and a status) with :func:`render_invoice_pdf` in this one
 process, one after another, and prints PDFs per second of wall time and of CPU time (the
 latter is the per-core figure: rendering is pure Python, so one process uses one core).
 
@@ -29,6 +30,7 @@ from billing import billrun, invoice_pdfs
 from billing.db import Database
 from billing.invoice_pdf_layout import DocumentLine, InvoiceDocument, render_invoice_pdf
 from billing.invoice_pdfs import RENDER_BATCH, render_and_store
+from billing.letterheads import LetterheadDetails
 from billing.models import InvoiceKind, InvoiceStatus
 from settings import Settings, normalise_database_url, sqlite_url
 
@@ -39,6 +41,21 @@ NAMES = (
     "Ngozi Okonjo-Iweala",
     "Ada Lovelace",
     "Nguyễn Văn An",
+    "Олена Коваленко",
+    "Adébáyọ̀ Ọláńrewájú",
+    "Ελένη Παπαδοπούλου",
+)
+LETTERHEAD = LetterheadDetails(
+    reseller_id=None,
+    name="Lagos Fibre & Mobile",
+    address="14 Adeola Odeku Street\nVictoria Island\nLagos",
+    tax_id="12345678-0001",
+    email="billing@lagosfibre.example",
+    phone="+234 1 234 5678",
+    website="lagosfibre.example",
+    payment_instructions="Pay by bank transfer to Lagos Fibre & Mobile Ltd, "
+    "account 0123456789, Example Bank, quoting the invoice number.",
+    revision=1,
 )
 DESCRIPTIONS = (
     "Calls to mobiles",
@@ -72,7 +89,7 @@ def document(n: int, lines: int) -> InvoiceDocument:
     }[status]
     return InvoiceDocument(
         invoice_id=n,
-        provider="Lagos Fibre & Mobile",
+        letterhead=LETTERHEAD,
         customer_name=NAMES[n % len(NAMES)],
         customer_address=f"{n} Marina Road\nLagos Island\nLagos",
         customer_email=f"c{n}@example.com",

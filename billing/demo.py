@@ -29,12 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing import api_keys, clock, jobs, users
 from billing.access import Viewer
 from billing.accounts import account_query, create_account
-from billing.card_charges import within
 from billing.charges import ChargeInput, post_charge
 from billing.collection import SettingsInput
 from billing.customers import CustomerInput, create_customer, create_customer_class
 from billing.db import Database
 from billing.invoices import close_period_out_of_turn, invoice_query, void_invoice
+from billing.letterheads import LetterheadInput, set_letterhead
 from billing.models import (
     ApiKeyScope,
     CardCharging,
@@ -270,7 +270,7 @@ async def _pay_open_invoices(session: AsyncSession, customers: list[Customer], m
             key = f"demo-pay-{invoice.id}-{month}"
             if style == "card":
                 await pay_with_payment_method(
-                    within(session), ADMIN, customer.id, None, invoice.id, None, key
+                    session, ADMIN, customer.id, None, invoice.id, None, key
                 )
             elif style in ("wire", "cash") or (style == "late" and month % 2 == 0):
                 method = PaymentChannel.WIRE if style == "wire" else PaymentChannel.CASH
@@ -329,13 +329,7 @@ async def _demo_customer_partly_paid(session: AsyncSession, customers: list[Cust
     ada = customers[0]
     invoice = await _invoice_at_once(session, ada, ChargeKind.ONE_OFF, "Router replacement", 6900)
     await pay_with_payment_method(
-        within(session),
-        ADMIN,
-        ada.id,
-        invoice.outstanding // 2,
-        invoice.id,
-        None,
-        f"demo-pay-{invoice.id}",
+        session, ADMIN, ada.id, invoice.outstanding // 2, invoice.id, None, f"demo-pay-{invoice.id}"
     )
 
 
@@ -431,6 +425,20 @@ class DemoAccess:
     loaded: bool
 
 
+def _letterhead(provider_name: str) -> LetterheadInput:
+    """The provider's letterhead on the demo's invoices, under its configured name."""
+    return LetterheadInput(
+        name=provider_name,
+        address="1 Demo Street\nSpringfield 12345",
+        tax_id="DEMO-123456789",
+        email="billing@kassa.demo",
+        phone="+1 555 0100",
+        website="https://kassa.demo",
+        payment_instructions="Pay in the customer portal by card, or by bank transfer to "
+        "kassa Demo Bank, account 0123456789, quoting the invoice number.",
+    )
+
+
 async def load_demo(db: Database, now: datetime | None = None) -> DemoAccess:
     """Load the demo once, as at ``now`` (the wall clock's); return how to get into it."""
     if await _already_loaded(db):
@@ -438,6 +446,7 @@ async def load_demo(db: Database, now: datetime | None = None) -> DemoAccess:
     plan = demo_plan((now or clock.wall_now()).replace(microsecond=0))
     async with db.transaction() as session:
         await clock.freeze(session, plan.start)
+        await set_letterhead(session, ADMIN, _letterhead(session.info["settings"].provider_name))
         customers = await _create_parties(session)
     for at, step in plan.steps:
         await jobs.advance_clock(db, at)

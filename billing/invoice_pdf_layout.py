@@ -4,24 +4,29 @@
 database), so it can run in a worker thread and be benchmarked alone (``bench/pdf.py``);
 :mod:`billing.invoice_pdfs` gathers the documents, keeps the PDFs and runs the job.
 
-The text is set in Helvetica, one of the fonts every PDF reader has built in, so nothing is
-embedded and a PDF stays a few kilobytes.  Those fonts draw only the Windows-1252 characters
-(Western European letters, € and typographic quotes); anything else is spelled with its
-nearest Latin letters ("Łódź" → "Lodz", "Chinụa" → "Chinua") or, failing that, "?", so a
-name never breaks a render.  Money is formatted from integer minor units
-(:func:`billing.money.format_amount`); no float is involved.
+The text is set in DejaVu Sans, embedded (:mod:`billing.pdf_fonts`), so names and
+addresses print in their own script.  The head of the page is the owner's letterhead
+(:class:`billing.letterheads.LetterheadDetails`); its payment instructions follow the
+figures while something is still due, and a void invoice says when and why it was voided.
+Money is formatted from integer minor units (:class:`billing.money.Money`); no float is
+involved.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from typing import TYPE_CHECKING
 
 from fpdf import FPDF
+from fpdf.fonts import TTFFont
 
 from billing.models import InvoiceKind, InvoiceStatus
 from billing.money import Money
+from billing.pdf_fonts import FAMILY, add_fonts, pdf_text
+
+if TYPE_CHECKING:  # at run time only a name here: letterheads reaches this module in turn
+    from billing.letterheads import LetterheadDetails
 
 # --- what the PDF shows -------------------------------------------------------------------
 
@@ -41,7 +46,8 @@ class InvoiceDocument:
     """Everything an invoice PDF shows, as plain values (amounts in minor units)."""
 
     invoice_id: int
-    provider: str
+    #: Who the invoice is from: the owner of the customer (the provider or a reseller).
+    letterhead: LetterheadDetails
     customer_name: str
     customer_address: str | None
     customer_email: str | None
@@ -62,68 +68,9 @@ class InvoiceDocument:
     #: What is still to pay on this invoice: nothing once it is PAID or VOID.
     amount_due: int
     status: InvoiceStatus
-
-
-# --- text the built-in fonts can draw -----------------------------------------------------
-
-#: Letters with no Unicode decomposition, spelled as their base letter.
-_LOOKALIKES = str.maketrans(
-    {
-        "Ł": "L",
-        "ł": "l",
-        "Đ": "D",
-        "đ": "d",
-        "Ħ": "H",
-        "ħ": "h",
-        "ı": "i",
-        "Ŧ": "T",
-        "ŧ": "t",
-        "Ŀ": "L",
-        "ŀ": "l",
-        "Ŋ": "N",
-        "ŋ": "n",
-        "Ə": "E",
-        "ə": "e",
-        "ĸ": "k",
-        "\u2010": "-",
-        "\u2011": "-",
-        "\u2212": "-",
-        "\u2009": " ",
-        "\u202f": " ",
-    }
-)
-_ENCODING = "cp1252"
-
-
-def _drawable(text: str) -> bool:
-    try:
-        text.encode(_ENCODING)
-    except UnicodeEncodeError:
-        return False
-    return text.isprintable()
-
-
-def pdf_text(text: str) -> str:
-    """``text`` in characters Helvetica can draw: Windows-1252, nearest letters, else "?".
-
-    Control characters (a newline in a description) become spaces: every cell is one line.
-    """
-    if _drawable(text):
-        return text
-    spelled = []
-    for char in text.translate(_LOOKALIKES):
-        if _drawable(char):
-            spelled.append(char)
-        elif not char.isprintable():
-            spelled.append(" ")
-        else:
-            base = "".join(
-                part
-                for part in unicodedata.normalize("NFKD", char)
-                if not unicodedata.combining(part)
-            )
-            spelled.append(base if base and _drawable(base) else "?")
-    return "".join(spelled)
+    #: Why and when (the customer's local day) a VOID invoice was voided.
+    void_reason: str | None = None
+    voided_on: date | None = None
 
 
 # --- drawing ------------------------------------------------------------------------------
@@ -163,19 +110,21 @@ def _status_label(status: InvoiceStatus) -> str:
     return status.value.replace("_", " ")
 
 
-def _glyphs(text: str) -> str:
-    """fpdf2's keys for the built-in fonts' glyphs: each Windows-1252 byte as a character."""
-    return text.encode(_ENCODING).decode("latin-1")
+def _widths(pdf: FPDF) -> dict[int, float]:
+    """The current face's advance widths (thousandths of the font size) by code point."""
+    font = pdf.current_font
+    assert isinstance(font, TTFFont), "set with _style, an embedded face"
+    return font.cw
 
 
 def _width(pdf: FPDF, text: str) -> float:
     """How wide drawable ``text`` is in the current font, in mm.
 
-    From the built-in font's character widths directly: fpdf2's general
-    ``get_string_width`` (bidi, shaping) costs more than drawing the text.
+    From the font's advance widths directly (per code point; combining marks have none):
+    fpdf2's general ``get_string_width`` (bidi, shaping) costs more than drawing the text.
     """
-    widths = pdf.current_font.cw
-    return sum(widths[char] for char in _glyphs(text)) * pdf.font_size_pt * 0.001 / pdf.k
+    widths = _widths(pdf)
+    return sum(widths[ord(char)] for char in text) * pdf.font_size_pt * 0.001 / pdf.k
 
 
 def _fit(pdf: FPDF, text: str, width: float) -> str:
@@ -185,18 +134,35 @@ def _fit(pdf: FPDF, text: str, width: float) -> str:
     if _width(pdf, text) <= room:
         return text
     room -= _width(pdf, "...")
-    widths = pdf.current_font.cw
+    widths = _widths(pdf)
     scale = pdf.font_size_pt * 0.001 / pdf.k
     used = 0.0
-    for cut, char in enumerate(_glyphs(text)):
-        used += widths[char] * scale
+    for cut, char in enumerate(text):
+        used += widths[ord(char)] * scale
         if used > room:
-            return text[:cut] + "..."
+            return text[:cut].rstrip() + "..."
     return text
 
 
+def _wrap(pdf: FPDF, text: str, width: float) -> list[str]:
+    """``text`` broken into lines that fit ``width`` mm in the current font, at spaces;
+    its own line breaks are kept (a blank line stays blank), a word too long is cut."""
+    room = width - 2 * pdf.c_margin
+    lines: list[str] = []
+    for paragraph in text.splitlines() or [""]:
+        line = ""
+        for word in paragraph.split():
+            candidate = f"{line} {word}" if line else word
+            if line and _width(pdf, pdf_text(candidate)) > room:
+                lines.append(line)
+                candidate = word
+            line = candidate
+        lines.append(line)
+    return lines
+
+
 def _style(pdf: FPDF, size: float, bold: bool = False, colour: tuple[int, int, int] = _INK) -> None:
-    pdf.set_font("Helvetica", "B" if bold else "", size)
+    pdf.set_font(FAMILY, "B" if bold else "", size)
     pdf.set_text_color(*colour)
 
 
@@ -221,7 +187,7 @@ class _InvoicePage(FPDF):
     def __init__(self, number: str) -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
         self.number = number
-        self.core_fonts_encoding = _ENCODING
+        add_fonts(self)
         self.set_margins(_MARGIN, _MARGIN, _MARGIN)
         self.set_auto_page_break(auto=True, margin=20)
 
@@ -250,15 +216,61 @@ def _pair(
     pdf.set_y(top + 5)
 
 
+def _contacts(letterhead: LetterheadDetails) -> list[str]:
+    return [c for c in (letterhead.email, letterhead.phone, letterhead.website) if c]
+
+
 def _header(pdf: FPDF, document: InvoiceDocument) -> None:
+    """The letterhead on the left (name, address, tax id, contact), the title and status on
+    the right, and a rule under both."""
+    letterhead = document.letterhead
     top = pdf.get_y()
+    left = _WIDTH * 0.62
     _style(pdf, 16, bold=True)
-    _put(pdf, _MARGIN, top, _WIDTH * 0.6, document.provider, height=9)
+    _put(pdf, _MARGIN, top, left, letterhead.name, height=9)
     _style(pdf, 20, bold=True)
-    _put(pdf, _MARGIN + _WIDTH * 0.6, top, _WIDTH * 0.4, "INVOICE", align="R", height=9)
+    _put(pdf, _MARGIN + left, top, _WIDTH - left, "INVOICE", align="R", height=9)
     _style(pdf, 14, bold=True, colour=_STATUS_COLOURS.get(document.status, _INK))
-    _put(pdf, _MARGIN, top + 9, _WIDTH, _status_label(document.status), align="R", height=8)
-    pdf.set_y(top + 9 + 8 + 4)
+    _put(pdf, _MARGIN + left, top + 9, _WIDTH - left, _status_label(document.status), "R", 8)
+
+    y = top + 10
+    _style(pdf, 9, colour=_MUTED)
+    details = (letterhead.address or "").splitlines()
+    if letterhead.tax_id:
+        details.append(f"Tax ID: {letterhead.tax_id}")
+    contacts = _contacts(letterhead)
+    together = "   ".join(contacts)
+    if _width(pdf, pdf_text(together)) <= left - 2 * pdf.c_margin:
+        details.append(together)
+    else:
+        details.extend(contacts)
+    for line in details:
+        if line:
+            _put(pdf, _MARGIN, y, left, line, height=4.5)
+            y += 4.5
+    y = max(y, top + 9 + 8) + 3
+    pdf.set_draw_color(*_RULE)
+    pdf.line(_MARGIN, y, _MARGIN + _WIDTH, y)
+    pdf.set_y(y + 5)
+
+
+def _void_notice(pdf: FPDF, document: InvoiceDocument) -> None:
+    """A void invoice says so above everything else it shows, with when and why."""
+    if document.status != InvoiceStatus.VOID:
+        return
+    when = f" on {_day(document.voided_on)}" if document.voided_on else ""
+    reason = f": {document.void_reason}" if document.void_reason else "."
+    _style(pdf, 10, bold=True, colour=_STATUS_COLOURS[InvoiceStatus.VOID])
+    lines = _wrap(pdf, f"This invoice was voided{when}{reason} Nothing is due on it.", _WIDTH - 4)
+    top = pdf.get_y()
+    height = 5 * len(lines) + 4
+    pdf.set_draw_color(*_STATUS_COLOURS[InvoiceStatus.VOID])
+    pdf.set_line_width(0.4)
+    pdf.rect(_MARGIN, top, _WIDTH, height)
+    pdf.set_line_width(0.2)
+    for n, line in enumerate(lines):
+        _put(pdf, _MARGIN + 2, top + 2 + 5 * n, _WIDTH - 4, line, height=5)
+    pdf.set_y(top + height + 6)
 
 
 def _parties_and_dates(pdf: FPDF, document: InvoiceDocument) -> None:
@@ -367,6 +379,26 @@ def _summary(pdf: FPDF, document: InvoiceDocument) -> None:
         _pair(pdf, label, value, x, 60, 40, bold=True)
 
 
+def _payment_instructions(pdf: FPDF, document: InvoiceDocument) -> None:
+    """How to pay, from the letterhead: while something is due on the invoice."""
+    instructions = document.letterhead.payment_instructions
+    if not instructions or document.amount_due <= 0:
+        return
+    _style(pdf, 9)
+    lines = _wrap(pdf, instructions, _WIDTH)
+    pdf.set_y(pdf.get_y() + 8)
+    if pdf.will_page_break(7 + 4.5 * len(lines)):
+        pdf.add_page()
+    _style(pdf, 11, bold=True)
+    _put(pdf, _MARGIN, pdf.get_y(), _WIDTH, "How to pay", height=7)
+    y = pdf.get_y() + 7
+    _style(pdf, 9)
+    for line in lines:
+        _put(pdf, _MARGIN, y, _WIDTH, line, height=4.5)
+        y += 4.5
+    pdf.set_y(y)
+
+
 def render_invoice_pdf(document: InvoiceDocument) -> bytes:
     """Draw ``document`` as an A4 PDF.  Pure: the same document always gives the same bytes.
 
@@ -375,11 +407,13 @@ def render_invoice_pdf(document: InvoiceDocument) -> bytes:
     """
     pdf = _InvoicePage(pdf_text(document.number))
     pdf.set_title(pdf_text(f"Invoice {document.number}"))
-    pdf.set_author(pdf_text(document.provider))
+    pdf.set_author(pdf_text(document.letterhead.name))
     pdf.set_creation_date(datetime.combine(document.issue_date, time(), tzinfo=UTC))
     pdf.add_page()
     _header(pdf, document)
+    _void_notice(pdf, document)
     _parties_and_dates(pdf, document)
     _lines(pdf, document)
     _summary(pdf, document)
+    _payment_instructions(pdf, document)
     return bytes(pdf.output())

@@ -2,17 +2,18 @@
 
 Every invoice has a PDF (:mod:`billing.invoice_pdf_layout` draws it).  Drawing one costs
 milliseconds of CPU, so it is done once, by the :data:`RENDER_JOB` job, and kept in
-``invoice_pdfs``; a download is then a read.  The figures that can change after an
-invoice is issued are its status and the amount paid on it, so a kept PDF notes the two it
-was drawn with and is *stale* once either differs.
+``invoice_pdfs``; a download is then a read.  What can change after an invoice is issued
+is its status, the amount paid on it and its owner's letterhead
+(:mod:`billing.letterheads`), so a kept PDF notes the status, amount and letterhead
+revision it was drawn with and is *stale* once any differs.
 
 The trigger is one singleton job (its ``unique_key`` is its kind): whatever issues invoices
 or changes what they owe calls :func:`schedule_pdf_rendering`, which adds the job due now or
 leaves the one already pending alone.  The job renders every missing or stale PDF, a batch
 per run, and schedules itself again while a batch comes back full; rendering only what is
-stale makes a second run a no-op.  :mod:`billing.invoices` and :mod:`billing.settlement`
-call the hook through the module (``schedule_pdf_rendering``), since this
-module reads invoice lines through :mod:`billing.invoices` in turn.
+stale makes a second run a no-op.  :mod:`billing.invoices`, :mod:`billing.settlement` and
+:mod:`billing.letterheads` call the hook through the module (``schedule_pdf_rendering``),
+since this module reads invoice lines and letterheads through them in turn.
 """
 
 from __future__ import annotations
@@ -24,20 +25,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import invoices, jobs
+from billing import invoices, jobs, letterheads
 from billing.invoice_pdf_layout import DocumentLine, InvoiceDocument, render_invoice_pdf
-from billing.models import Customer, Invoice, InvoicePdf, InvoiceStatus, Reseller
+from billing.models import Customer, Invoice, InvoicePdf, InvoiceStatus, Letterhead
 from billing.periods import local_date
-from settings import Settings
 
-#: Invoices rendered per job run: under half a second of drawing (``bench/pdf.py``), so the
-#: job's transaction (and on SQLite the write lock) is never held for long.
-RENDER_BATCH = 200
+#: Invoices rendered per job run: under half a second of drawing (``bench/pdf.py``: about
+#: 40 ms each with the embedded font), so the job's transaction (and on SQLite the write
+#: lock) is never held for long.
+RENDER_BATCH = 10
 
 #: The job that renders missing and stale invoice PDFs (also its unique key: one pending).
 RENDER_JOB = "render_invoice_pdfs"
@@ -51,18 +52,28 @@ async def schedule_pdf_rendering(session: AsyncSession, now: datetime) -> None:
     await jobs.schedule(session, RENDER_JOB, now, unique_key=RENDER_JOB)
 
 
+#: The revision of an invoice's letterhead (0 while its owner has set none); select from
+#: ``Invoice`` outer-joined with :data:`_LETTERHEAD_JOIN`.
+_LETTERHEAD_REVISION = func.coalesce(Letterhead.revision, 0)
+_LETTERHEAD_JOIN = Letterhead.owner_key == Invoice.owner_key
+
+
+def _is_current() -> ColumnElement[bool]:
+    """The kept PDF (joined) shows the invoice's figures and its letterhead's revision."""
+    return and_(
+        InvoicePdf.status_rendered == Invoice.status,
+        InvoicePdf.amount_paid_rendered == Invoice.amount_paid,
+        InvoicePdf.letterhead_revision_rendered == _LETTERHEAD_REVISION,
+    )
+
+
 async def stale_invoice_ids(session: AsyncSession, limit: int) -> list[int]:
     """Up to ``limit`` invoices (oldest first) whose PDF is missing or shows other figures."""
     rows = await session.scalars(
         select(Invoice.id)
         .outerjoin(InvoicePdf, InvoicePdf.invoice_id == Invoice.id)
-        .where(
-            or_(
-                InvoicePdf.invoice_id.is_(None),
-                InvoicePdf.status_rendered != Invoice.status,
-                InvoicePdf.amount_paid_rendered != Invoice.amount_paid,
-            )
-        )
+        .outerjoin(Letterhead, _LETTERHEAD_JOIN)
+        .where(or_(InvoicePdf.invoice_id.is_(None), ~_is_current()))
         .order_by(Invoice.id)
         .limit(limit)
     )
@@ -76,6 +87,7 @@ class RenderedPdf:
     invoice_id: int
     status: InvoiceStatus
     amount_paid: int
+    letterhead_revision: int
     content: bytes
 
 
@@ -101,6 +113,7 @@ async def store(session: AsyncSession, rendered: Sequence[RenderedPdf], now: dat
                 for column in (
                     "status_rendered",
                     "amount_paid_rendered",
+                    "letterhead_revision_rendered",
                     "content",
                     "sha256",
                     "rendered_at",
@@ -112,6 +125,7 @@ async def store(session: AsyncSession, rendered: Sequence[RenderedPdf], now: dat
                 "invoice_id": r.invoice_id,
                 "status_rendered": r.status,
                 "amount_paid_rendered": r.amount_paid,
+                "letterhead_revision_rendered": r.letterhead_revision,
                 "content": r.content,
                 "sha256": hashlib.sha256(r.content).hexdigest(),
                 "rendered_at": now,
@@ -136,11 +150,8 @@ async def current_pdf(session: AsyncSession, invoice_id: int) -> PdfFile | None:
         await session.execute(
             select(Invoice.number, InvoicePdf.content, InvoicePdf.sha256)
             .join(Invoice, Invoice.id == InvoicePdf.invoice_id)
-            .where(
-                InvoicePdf.invoice_id == invoice_id,
-                InvoicePdf.status_rendered == Invoice.status,
-                InvoicePdf.amount_paid_rendered == Invoice.amount_paid,
-            )
+            .outerjoin(Letterhead, _LETTERHEAD_JOIN)
+            .where(InvoicePdf.invoice_id == invoice_id, _is_current())
         )
     ).one_or_none()
     return None if row is None else PdfFile(row.number, row.content, row.sha256)
@@ -158,15 +169,13 @@ async def invoice_documents_for(
     session: AsyncSession, invoice_ids: Sequence[int]
 ) -> list[InvoiceDocument]:
     """The documents of ``invoice_ids`` (those that exist): one query for the invoices with
-    their customers, one for their lines.
+    their customers, one for their lines, two for their owners' letterheads.
 
-    The letterhead is the reseller's name for a reseller's customers and the provider's
-    (``settings.provider_name``, from the settings the session's database was opened
-    with) for its own.
+    The letterhead is that of the invoice's owner (``Invoice.owner_key``: the reseller for
+    a reseller's customers, else the provider), as :func:`stale_invoice_ids` compares it.
     """
     if not invoice_ids:
         return []
-    settings: Settings = session.info["settings"]
     rows = (
         await session.execute(
             select(
@@ -175,10 +184,8 @@ async def invoice_documents_for(
                 Customer.address,
                 Customer.email,
                 Customer.time_zone,
-                Reseller.name,
             )
             .join(Customer, Customer.id == Invoice.customer_id)
-            .outerjoin(Reseller, Reseller.id == Customer.reseller_id)
             .where(Invoice.id.in_(invoice_ids))
             .order_by(Invoice.id)
             # Bulk UPDATEs (overdue marking) bypass the identity map: read the rows afresh.
@@ -186,10 +193,13 @@ async def invoice_documents_for(
         )
     ).all()
     lines = await invoices.invoice_lines(session, [row[0].id for row in rows])
+    owners = await letterheads.letterheads_of(
+        session, {letterheads.owner_of_key(row[0].owner_key) for row in rows}
+    )
     return [
         InvoiceDocument(
             invoice_id=invoice.id,
-            provider=reseller_name or settings.provider_name,
+            letterhead=owners[letterheads.owner_of_key(invoice.owner_key)],
             customer_name=name,
             customer_address=address,
             customer_email=email,
@@ -216,8 +226,12 @@ async def invoice_documents_for(
             amount_paid=invoice.amount_paid,
             amount_due=amount_due(invoice),
             status=invoice.status,
+            void_reason=invoice.void_reason,
+            voided_on=None
+            if invoice.voided_at is None
+            else local_date(invoice.voided_at, time_zone),
         )
-        for invoice, name, address, email, time_zone, reseller_name in rows
+        for invoice, name, address, email, time_zone in rows
     ]
 
 
@@ -232,7 +246,10 @@ async def invoice_document(session: AsyncSession, invoice_id: int) -> InvoiceDoc
 
 def _render_all(documents: Sequence[InvoiceDocument]) -> list[RenderedPdf]:
     return [
-        RenderedPdf(d.invoice_id, d.status, d.amount_paid, render_invoice_pdf(d)) for d in documents
+        RenderedPdf(
+            d.invoice_id, d.status, d.amount_paid, d.letterhead.revision, render_invoice_pdf(d)
+        )
+        for d in documents
     ]
 
 

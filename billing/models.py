@@ -431,6 +431,8 @@ class Invoice(Base):
     status: Mapped[InvoiceStatus] = mapped_column(_enum(InvoiceStatus), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Why an administrator voided the invoice (printed on its PDF); None unless VOID.
+    void_reason: Mapped[str | None] = mapped_column(String(400))
     #: Why collection last passed the invoice by (``billing.collection.NotCharged``).
     not_charged_reason: Mapped[str | None] = mapped_column(String(32))
 
@@ -464,18 +466,44 @@ class InvoiceLine(Base):
 class InvoicePdf(Base):
     """An invoice's rendered PDF, kept so a download is a read, not a render.
 
-    The figures that can change after issue are the status and the amount paid; the row
-    notes which of them it was drawn with, and is stale (re-rendered) once either differs.
+    The figures that can change after issue are the status, the amount paid and the
+    owner's letterhead; the row notes which of them it was drawn with (the letterhead by its
+    revision, 0 for none set), and is stale (re-rendered) once any differs.
     """
 
     __tablename__ = "invoice_pdfs"
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), primary_key=True)
     status_rendered: Mapped[InvoiceStatus] = mapped_column(_enum(InvoiceStatus))
     amount_paid_rendered: Mapped[int] = mapped_column(BigInteger)
+    letterhead_revision_rendered: Mapped[int] = mapped_column(
+        Integer, default=0, server_default=text("0")
+    )
     content: Mapped[bytes] = mapped_column(LargeBinary)
     #: Hex SHA-256 of ``content``: the download's ETag.
     sha256: Mapped[str] = mapped_column(String(64))
     rendered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Letterhead(Base):
+    """What an owner of customers prints at the head of their invoices (and its portal shows).
+
+    One per owner, keyed like ``Invoice.owner_key`` (``provider`` or ``reseller:<id>``), so
+    an invoice finds its letterhead without going through its customer.  ``revision`` goes
+    up by one with every change: kept PDFs note the revision they show and are re-rendered
+    when it moves on (:mod:`billing.invoice_pdfs`).
+    """
+
+    __tablename__ = "letterheads"
+    owner_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(500))
+    tax_id: Mapped[str | None] = mapped_column(String(50))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    website: Mapped[str | None] = mapped_column(String(200))
+    payment_instructions: Mapped[str | None] = mapped_column(String(1000))
+    revision: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class PaymentMethod(Base):
@@ -539,11 +567,6 @@ class CollectionAttempt(Base):
     __table_args__ = (
         UniqueConstraint("invoice_id", "scheduled_for", name="uq_collection_attempts_day"),
         Index("ix_collection_attempts_due", "status", "scheduled_at"),
-    #: For card payments: the idempotency key the charge is sent under, committed with the
-    #: intent before the processor is called (see ``billing.card_charges``).
-    processor_key: Mapped[str | None] = mapped_column(String(200), index=True, unique=True)
-    #: While a card charge's outcome is open (PENDING, UNKNOWN): when the janitor asks next.
-    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))

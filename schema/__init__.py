@@ -38,6 +38,7 @@ from schema.cost import QueryCostLimiter
 from schema.customers import CustomerMutations, CustomerQueries
 from schema.errors import DomainErrorCodes, is_internal, redact_card_numbers
 from schema.invoices import InvoiceMutations, InvoiceQueries
+from schema.letterheads import LetterheadMutations, LetterheadQueries
 from schema.payment_methods import PaymentMethodMutations
 from schema.payments import PaymentMutations, PaymentQueries
 from settings import Settings
@@ -48,7 +49,15 @@ SDL_PATH = Path(__file__).resolve().parent / "schema.graphql"
 
 Query = merge_types(
     "Query",
-    (AuthQueries, CustomerQueries, AccountQueries, InvoiceQueries, PaymentQueries, ClockQueries),
+    (
+        AuthQueries,
+        CustomerQueries,
+        AccountQueries,
+        InvoiceQueries,
+        PaymentQueries,
+        ClockQueries,
+        LetterheadQueries,
+    ),
 )
 Mutation = merge_types(
     "Mutation",
@@ -61,6 +70,7 @@ Mutation = merge_types(
         PaymentMutations,
         PaymentMethodMutations,
         ClockMutations,
+        LetterheadMutations,
     ),
 )
 

@@ -72,6 +72,9 @@ class Invoice:
     )
     created_at: datetime
     voided_at: datetime | None
+    void_reason: str | None = strawberry.field(
+        description="Why an administrator voided the invoice (null unless VOID)."
+    )
     not_charged_reason: collection.NotCharged | None = strawberry.field(
         description="Why collection last passed the invoice by instead of charging the card "
         "(null once a charge is attempted)."
@@ -102,6 +105,7 @@ class Invoice:
             balance_due=money(row.balance_due),
             created_at=row.created_at,
             voided_at=row.voided_at,
+            void_reason=row.void_reason,
             not_charged_reason=None
             if row.not_charged_reason is None
             else collection.NotCharged(row.not_charged_reason),

@@ -20,10 +20,12 @@ from sqlalchemy import select
 
 from billing import invoice_pdfs, jobs
 from billing.db import Database
-from billing.invoice_pdf_layout import DocumentLine, InvoiceDocument, pdf_text, render_invoice_pdf
+from billing.invoice_pdf_layout import DocumentLine, InvoiceDocument, render_invoice_pdf
 from billing.invoice_pdfs import RENDER_JOB, invoice_document, schedule_pdf_rendering
 from billing.invoices import void_invoice
+from billing.letterheads import LetterheadDetails
 from billing.models import Invoice, InvoiceKind, InvoicePdf, InvoiceStatus, Job, JobStatus
+from billing.pdf_fonts import pdf_text
 from resolvers.invoice_pdf_links import invoice_pdf_token
 from schema.relay import encode_id
 from settings import Settings
@@ -93,7 +95,7 @@ def document(**changes: Any) -> InvoiceDocument:
     """A realistic document, to render without a database."""
     base = InvoiceDocument(
         invoice_id=1,
-        provider="Lagos Fibre",
+        letterhead=LetterheadDetails(None, "Lagos Fibre"),
         customer_name="Ada Lovelace",
         customer_address="1 St James's Square\nLondon",
         customer_email="ada@example.com",
@@ -151,7 +153,7 @@ async def test_a_resellers_invoice_carries_the_resellers_name(db: Database) -> N
     _, invoice = await march_invoice(db, reseller_id=reseller.id)
     async with db.session() as session:
         shown = await invoice_document(session, invoice.id)
-    assert shown.provider == "Abuja Telecom Ltd"
+    assert shown.letterhead == LetterheadDetails(reseller.id, "Abuja Telecom Ltd")
     assert "Abuja Telecom Ltd" in text_of(render_invoice_pdf(shown))
 
 
@@ -164,19 +166,90 @@ def test_a_paid_invoice_says_paid_and_nothing_due() -> None:
     assert "Paid on this invoice 15000.00 NGN" in text
 
 
-def test_names_outside_latin_1_are_spelled_with_the_nearest_letters() -> None:
-    names = {
-        "Zoë Brontë": "Zoë Brontë",  # Windows-1252 has ë: kept as it is
-        "Chinụa Achebe": "Chinua Achebe",
-        "Łukasz Żółć": "Lukasz Zólc",
-        "Nguyễn Thị Minh Khai": "Nguyen Thi Minh Khai",
-        "Nnamdi “Zik” Azikiwe – €": "Nnamdi “Zik” Azikiwe – €",
-        "李小龍": "???",
-        "Line\nbreak\ttab": "Line break tab",
+def test_names_print_in_their_own_script() -> None:
+    """The font is embedded, so what pypdf reads back is what a reader shows."""
+    names = (
+        "Zoë Brontë",
+        "Олена Коваленко",  # Cyrillic
+        "Ελένη Παπαδοπούλου",  # Greek
+        "Adébáyọ̀ Ọláńrewájú",  # Yoruba: a tone mark over a dotted vowel (two code points)
+        "Nguyễn Thị Minh Khai",
+        "Łukasz Żółć",
+        "Nnamdi “Zik” Azikiwe – ₦",
+    )
+    for name in names:
+        assert pdf_text(name) == name
+        assert name in text_of(render_invoice_pdf(document(customer_name=name))), name
+
+
+def test_what_the_font_lacks_is_spelled_with_base_letters_or_question_marks() -> None:
+    assert pdf_text("李小龍") == "???"  # no CJK glyphs: never a broken render
+    assert pdf_text("ｆｕｌｌ‑width") == "full-width"  # compatibility forms
+    assert pdf_text("Line\nbreak\ttab") == "Line break tab"
+    assert pdf_text("Ade\u0301") == "Adé"  # composed where Unicode has one character
+
+
+def test_the_font_is_embedded_with_only_the_glyphs_used() -> None:
+    pdf = PdfReader(io.BytesIO(render_invoice_pdf(document(customer_name="Олена"))))
+    fonts: Any = pdf.pages[0]["/Resources"]["/Font"]  # type: ignore[index]
+    embedded = {
+        str(font["/BaseFont"]): font["/DescendantFonts"][0]["/FontDescriptor"]["/FontFile2"]
+        for font in (ref.get_object() for ref in fonts.values())
     }
-    for name, shown in names.items():
-        assert pdf_text(name) == shown
-        assert shown in text_of(render_invoice_pdf(document(customer_name=name)))
+    assert {name.split("+")[1] for name in embedded} == {"DejaVuSansBook", "DejaVuSansBold"}
+    for font_file in embedded.values():
+        assert len(font_file.get_object().get_data()) < 40_000, "a subset, not the whole face"
+
+
+def test_the_letterhead_heads_the_page_and_says_how_to_pay_while_something_is_due() -> None:
+    letterhead = LetterheadDetails(
+        None,
+        "Lagos Fibre & Mobile Ltd",
+        address="14 Adeola Odeku Street\nVictoria Island, Lagos",
+        tax_id="12345678-0001",
+        email="billing@lagosfibre.example",
+        phone="+234 1 234 5678",
+        website="lagosfibre.example",
+        payment_instructions="Bank transfer to account 0123456789 at Example Bank, quoting "
+        "the invoice number. Cash at any of our shops in Lagos, Abuja and Port Harcourt, "
+        "Monday to Saturday.\nCards: in the customer portal.",
+    )
+    text = text_of(render_invoice_pdf(document(letterhead=letterhead)))
+    for shown in (
+        "Lagos Fibre & Mobile Ltd",
+        "14 Adeola Odeku Street",
+        "Victoria Island, Lagos",
+        "Tax ID: 12345678-0001",
+        "billing@lagosfibre.example",
+        "+234 1 234 5678",
+        "lagosfibre.example",
+        "How to pay",
+        "Bank transfer to account 0123456789 at Example Bank",
+        "Cards: in the customer portal.",
+    ):
+        assert shown in text, shown
+    assert "Port Harcourt" in text and "..." not in text, "long instructions wrap, uncut"
+    paid = document(
+        letterhead=letterhead, status=InvoiceStatus.PAID, amount_paid=1500000, amount_due=0
+    )
+    paid_text = text_of(render_invoice_pdf(paid))
+    assert "How to pay" not in paid_text and "Tax ID: 12345678-0001" in paid_text
+
+
+def test_a_void_invoice_says_when_and_why() -> None:
+    void = document(
+        status=InvoiceStatus.VOID,
+        amount_due=0,
+        void_reason="Billed twice for March: see INV-000043",
+        voided_on=date(2026, 4, 3),
+        letterhead=LetterheadDetails(None, "Lagos Fibre", payment_instructions="Pay us."),
+    )
+    text = text_of(render_invoice_pdf(void))
+    assert (
+        "This invoice was voided on 03 Apr 2026: Billed twice for March: see INV-000043"
+        in " ".join(text.split())
+    )
+    assert "Nothing is due on it." in text and "How to pay" not in text
 
 
 def test_a_long_bill_runs_onto_more_pages_with_every_line() -> None:
@@ -246,15 +319,17 @@ async def test_the_job_renders_after_the_bill_run_and_again_only_when_figures_ch
     assert pending is None, "the job does not keep rescheduling itself"
 
 
-async def test_a_void_invoice_is_rendered_again_as_void(db: Database) -> None:
+async def test_a_void_invoice_is_rendered_again_as_void_with_its_reason(db: Database) -> None:
     _, invoice = await march_invoice(db)
     async with db.transaction() as session:
-        await void_invoice(session, admin_viewer(), invoice.id, "sold in error")
+        voided = await void_invoice(session, admin_viewer(), invoice.id, "sold in error")
+    assert voided.void_reason == "sold in error"
     await jobs.run_due(db)
     stored = await stored_pdf(db, invoice.id)
     assert stored is not None and stored.status_rendered == InvoiceStatus.VOID
     text = text_of(stored.content)
     assert "VOID" in text and "Amount due 0.00 USD" in text
+    assert "This invoice was voided on 01 Apr 2026: sold in error" in text
 
 
 async def test_the_job_works_through_a_large_bill_run_in_batches(
@@ -373,7 +448,7 @@ async def test_the_portal_invoice_page_links_to_the_pdf(
 ) -> None:
     invoice = await invoice_for(db, customer, 2500)
     page = (await signed_in.open(f"/portal/invoices/{encode_id('Invoice', invoice.id)}")).text
-    link = re.search(r'<a href="([^"]+)" download>Download PDF</a>', page)
+    link = re.search(r'<a href="([^"]+)" download>[^<]*PDF</a>', page)
     assert link is not None
     response = await signed_in.http.get(urlsplit(link.group(1)).path)
     assert response.status_code == 200
