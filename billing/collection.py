@@ -1,10 +1,11 @@
 """Collection: when an invoice's outstanding amount is charged to the customer's card.
 
 Invoices never call a processor (as in Kill Bill, the invoice module only makes invoices);
-this module decides *when* to charge, and :mod:`billing.collection_run` makes the
-charges.  Retries are data, not code paths: when an invoice is issued (or approved after
-review) its attempts are planned as ``collection_attempts`` rows, SCHEDULED for their days,
-and the singleton ``collection_run`` job wakes at the earliest one.
+this module decides *when* to charge, and :mod:`billing.collection_run` makes the charges
+(through :mod:`billing.card_charges`, like every card charge).  Retries are data, not code
+paths: when an invoice is issued (or approved after review) its attempts are planned as
+``collection_attempts`` rows, SCHEDULED for their days, and the singleton
+``collection_run`` job wakes at the earliest one.
 
 Settings are per customer class and per invoice kind (REGULAR, OUT_OF_TURN), in
 ``collection_settings`` (:class:`CollectionPolicy` is the resolved form):
@@ -34,9 +35,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import Table, and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import jobs
@@ -55,8 +56,6 @@ from billing.models import (
 from billing.periods import local_date, local_time_utc
 from billing.validation import non_negative_int
 
-#: The singleton job that charges due attempts (its handler is in ``collection_run``).
-COLLECTION_RUN_JOB = "collection_run"
 #: Local wall-clock time at which an attempt of a given day falls due.
 ATTEMPT_TIME = time(9, 0)
 DEFAULT_PAYMENT_TERMS_DAYS = 14
@@ -65,6 +64,9 @@ DEFAULT_GRACE_PERIOD_DAYS = 7
 MAX_ATTEMPT_DAYS = 20
 MAX_DAYS_FROM_DUE = 365
 _IDS_PER_STATEMENT = 1000
+#: The tables the set-based statements below write (Core, for executemany).
+_ATTEMPTS = cast(Table, CollectionAttempt.__table__)
+_INVOICES = cast(Table, Invoice.__table__)
 
 
 class NotCharged(StrEnum):
@@ -350,17 +352,21 @@ async def plan_attempts(session: AsyncSession, invoice_ids: Sequence[int], now: 
     if never:
         for start in range(0, len(never), _IDS_PER_STATEMENT):
             await session.execute(
-                update(Invoice.__table__)
-                .where(Invoice.__table__.c.id.in_(never[start : start + _IDS_PER_STATEMENT]))
+                update(_INVOICES)
+                .where(_INVOICES.c.id.in_(never[start : start + _IDS_PER_STATEMENT]))
                 .values(not_charged_reason=NotCharged.CHARGING_OFF.value)
             )
     if rows:
+        # Imported here: the run (and the card-charge flow under it) builds on this module's
+        # rules, and its job's name lives beside its handler (issue 7).
+        from billing import collection_run
+
         await session.execute(insert(CollectionAttempt), rows)
         await jobs.schedule(
             session,
-            COLLECTION_RUN_JOB,
+            collection_run.COLLECTION_RUN_JOB,
             min(r["scheduled_at"] for r in rows),
-            unique_key=COLLECTION_RUN_JOB,
+            unique_key=collection_run.COLLECTION_RUN_JOB,
         )
     return len(rows)
 
@@ -372,7 +378,7 @@ async def cancel_pending(
 
     An attempt in flight (UNKNOWN) is not touched: its outcome is still to be learned.
     """
-    attempts = CollectionAttempt.__table__
+    attempts = _ATTEMPTS
     for start in range(0, len(invoice_ids), _IDS_PER_STATEMENT):
         await session.execute(
             update(attempts)
@@ -412,8 +418,3 @@ def next_attempt_at(attempts: Sequence[CollectionAttempt]) -> datetime | None:
     return min(
         (a.scheduled_at for a in attempts if a.status == AttemptStatus.SCHEDULED), default=None
     )
-
-
-def charge_key(attempt_id: int) -> str:
-    """The processor idempotency key of an attempt: the same for every try of it."""
-    return f"attempt-{attempt_id}"

@@ -1,34 +1,33 @@
 """The collection run: charge every due attempt, each invoice for its own outstanding amount.
 
-The singleton ``collection_run`` job (or ``kassa collect``) runs :func:`run_collection`:
+The singleton :data:`COLLECTION_RUN_JOB` (or ``kassa collect``) runs :func:`run_collection`.
+Every charge goes through :mod:`billing.card_charges`, the flow all card charges share:
 
-1. **Reconcile.**  Attempts left UNKNOWN — a timeout, or a run killed between marking an
-   attempt in flight and recording its answer — are looked up at the processor by their
-   key (``attempt-<id>``).  Found: the answer is recorded as if it had just arrived.  Never
-   seen: the processor never got the request, so the attempt is SCHEDULED again (and charged
-   below, under the same key).  Still unknown: asked again :data:`RECONCILE_AFTER` later.
-   An UNKNOWN attempt is never charged again under a new key.
-2. **Claim** a batch of due SCHEDULED attempts (``FOR UPDATE SKIP LOCKED`` on PostgreSQL),
+1. **Claim** a batch of due SCHEDULED attempts (``FOR UPDATE SKIP LOCKED`` on PostgreSQL),
    one per invoice — the latest due; earlier ones are SUPERSEDED, so a run that catches up
    after downtime charges once — and skipping invoices with an attempt still UNKNOWN.  Each
    is decided on the invoice's *current* figures: nothing outstanding → CANCELED (PAID);
    auto-payment off or no default card → CANCELED with that reason, which the invoice shows
-   (``not_charged_reason``); otherwise marked **UNKNOWN with its amount and card, and
-   committed, before the processor is called**.
-3. **Charge** the batch with at most ``concurrency`` calls in flight (an asyncio semaphore)
+   (``not_charged_reason``); otherwise the attempt becomes UNKNOWN (in flight) with its
+   amount and card, and its charge is opened as a PENDING payment under the key
+   ``attempt-<id>`` (:func:`billing.card_charges.open_charges`) — **committed before the
+   processor is called**.
+2. **Charge** the batch with at most ``concurrency`` calls in flight (an asyncio semaphore)
    while the previous batch's answers are being recorded.
-4. **Record** a batch's answers in one transaction, set-based: SUCCEEDED books card
-   payments through :func:`billing.payments.record_card_charges` (ledger, allocation
-   to the attempt's invoice first, status PAID or PARTIALLY_PAID, the invoice's other
-   attempts canceled); DECLINED is FAILED with the decline code; no answer stays UNKNOWN
-   for step 1 next time.
-5. **Reschedule** the job for the earliest attempt still planned (or the next reconciliation).
+3. **Record** a batch's answers in one transaction, set-based
+   (:func:`billing.card_charges.record`): SUCCEEDED is a COMPLETED payment (ledger,
+   allocation to the attempt's invoice first, status PAID or PARTIALLY_PAID, the invoice's
+   other attempts canceled) and the attempt SUCCEEDED; DECLINED is FAILED for both; no
+   answer leaves both open (UNKNOWN) for the card-charge janitor.
+4. **Reschedule** the job for the earliest attempt still planned (or, while a charge is in
+   flight, a look after the janitor).
 
-Crash safety (SIGKILL anywhere): an attempt is UNKNOWN from the commit before its call until
-the commit of its answer, so a killed run leaves it UNKNOWN, and step 1 of the next run asks
-the processor by its deterministic key instead of charging again.  Recording is guarded by
-the attempt's status, so an answer is booked once.  Two runs never overlap: on PostgreSQL a
-session advisory lock admits one (it dies with its connection); SQLite runs one worker.
+Crash safety (SIGKILL anywhere): an attempt and its payment are open from the commit before
+the call until the commit of the answer, so a killed run leaves them open and the janitor
+asks the processor by the deterministic key — and sends the same intent again under that key
+if the processor never saw it — instead of charging anew.  Two runs never overlap: on
+PostgreSQL a session advisory lock admits one (it dies with its connection); SQLite runs
+one worker.
 """
 
 from __future__ import annotations
@@ -39,21 +38,14 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, exists, func, select, text, update
+from sqlalchemy import Table, bindparam, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from billing import clock, jobs, payments, processing
-from billing.collection import (
-    COLLECTION_RUN_JOB,
-    CancelReason,
-    NotCharged,
-    charge_key,
-)
+from billing import card_charges, clock, collection, jobs
 from billing.db import Database
-from billing.errors import UserError
 from billing.models import (
     AttemptStatus,
     CollectionAttempt,
@@ -62,35 +54,27 @@ from billing.models import (
     InvoiceStatus,
     PaymentMethod,
 )
-from billing.processing import ChargeOutcome, ChargeRequest, ChargeResult, ProcessorTimeout
+from billing.processing import ChargeResult
 
 log = logging.getLogger("kassa.billing.collection_run")
 
+#: The tables the set-based statements below write (Core, for executemany).
+_ATTEMPTS = cast(Table, CollectionAttempt.__table__)
+_INVOICES = cast(Table, Invoice.__table__)
+
+#: The singleton job that charges due attempts (:func:`collection_run_job`).
+COLLECTION_RUN_JOB = "collection_run"
 #: Attempts claimed (and committed as in flight) per transaction.
 BATCH_SIZE = 500
 #: Processor calls in flight at once.
 CONCURRENCY = 100
-#: A call with no answer after this long counts as no answer (UNKNOWN, looked up later).
-CALL_TIMEOUT_SECONDS = 60.0
-#: How long after a charge with no answer the processor is asked about it again.
+#: While a charge is in flight, how soon the run looks again whether the janitor has
+#: settled it (the invoice's later attempts wait for it).
 RECONCILE_AFTER = timedelta(minutes=5)
 #: When another run holds the lock, look again this much later.
 BUSY_RETRY = timedelta(minutes=1)
 #: PostgreSQL advisory lock key of the collection run ("kassa collect").
 _LOCK_KEY = 0x6B617373_61636F6C
-_NO_ANSWER = "No answer from the card processor yet; the charge is looked up by its key."
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """An attempt committed as in flight: what to send to the processor."""
-
-    attempt_id: int
-    invoice_number: str
-    amount: int
-    currency: str
-    token: str
-    processor: str
 
 
 @dataclass
@@ -101,7 +85,6 @@ class RunReport:
     failed: int = 0
     unknown: int = 0
     canceled: int = 0
-    reconciled: int = 0
     busy: bool = False
     charged: dict[str, int] = field(default_factory=dict)
 
@@ -130,7 +113,7 @@ async def _exclusive(db: Database) -> AsyncIterator[bool]:
 async def run_collection(
     db: Database, now: datetime, *, batch_size: int = BATCH_SIZE, concurrency: int = CONCURRENCY
 ) -> RunReport:
-    """Reconcile, then charge every attempt due by ``now``; see the module docstring."""
+    """Charge every attempt due by ``now``; see the module docstring."""
     report = RunReport()
     semaphore = asyncio.Semaphore(concurrency)
     async with _exclusive(db) as alone:
@@ -141,15 +124,14 @@ async def run_collection(
                     session, COLLECTION_RUN_JOB, now + BUSY_RETRY, unique_key=COLLECTION_RUN_JOB
                 )
             return report
-        await _reconcile(db, now, batch_size, semaphore, report)
-        previous: tuple[list[Claimed], asyncio.Task[list[ChargeResult | None]]] | None = None
+        previous: (
+            tuple[list[card_charges.Intent], asyncio.Task[list[ChargeResult | None]]] | None
+        ) = None
         while True:
             batch = await _claim(db, now, batch_size, report)
-            calls = asyncio.create_task(_charge_all(batch, semaphore)) if batch else None
+            calls = asyncio.create_task(card_charges.send(batch, semaphore)) if batch else None
             if previous is not None:
-                await _record(
-                    db, [c.attempt_id for c in previous[0]], await previous[1], now, report
-                )
+                await _record(db, previous[0], await previous[1], now, report)
             if calls is None:
                 break
             previous = (batch, calls)
@@ -169,7 +151,7 @@ async def collection_run_job(db: Database, payload: dict[str, Any], now: datetim
 
 async def next_run_at(session: AsyncSession, now: datetime) -> datetime | None:
     """When the run has work next: the earliest planned attempt that is not waiting on an
-    UNKNOWN one, or — while any attempt is UNKNOWN — the next reconciliation."""
+    UNKNOWN one, or — while any attempt is UNKNOWN — a look after the janitor."""
     first = await session.scalar(
         select(func.min(CollectionAttempt.scheduled_at)).where(
             CollectionAttempt.status == AttemptStatus.SCHEDULED, ~_waits_on_unknown()
@@ -195,7 +177,9 @@ def _waits_on_unknown() -> Any:
 # --- claiming -------------------------------------------------------------------------------
 
 
-async def _claim(db: Database, now: datetime, batch_size: int, report: RunReport) -> list[Claimed]:
+async def _claim(
+    db: Database, now: datetime, batch_size: int, report: RunReport
+) -> list[card_charges.Intent]:
     """Decide the next batch of due attempts and commit the ones to charge as in flight.
 
     Loops until it has something to charge or nothing is due, so a batch made only of
@@ -244,15 +228,17 @@ async def _due_attempts(session: AsyncSession, now: datetime, batch_size: int) -
     superseded = [row.id for row in due if latest[row.invoice_id] != row.id]
     if superseded:
         await _cancel(
-            session, [(attempt_id, CancelReason.SUPERSEDED) for attempt_id in superseded], now
+            session,
+            [(attempt_id, collection.CancelReason.SUPERSEDED) for attempt_id in superseded],
+            now,
         )
     return latest
 
 
 async def _cancel(
-    session: AsyncSession, attempts: Sequence[tuple[int, CancelReason]], now: datetime
+    session: AsyncSession, attempts: Sequence[tuple[int, collection.CancelReason]], now: datetime
 ) -> None:
-    table = CollectionAttempt.__table__
+    table = _ATTEMPTS
     await session.execute(
         update(table)
         .where(table.c.id == bindparam("b_id"))
@@ -263,8 +249,8 @@ async def _cancel(
 
 async def _decide(
     session: AsyncSession, chosen: dict[int, int], now: datetime, report: RunReport
-) -> list[Claimed]:
-    """Cancel what is not to be charged and mark the rest in flight, from current figures."""
+) -> list[card_charges.Intent]:
+    """Cancel what is not to be charged and open the rest's charges, from current figures."""
     invoice_ids = list(chosen)
     invoices = {
         row.id: row
@@ -277,11 +263,12 @@ async def _decide(
                     Invoice.total,
                     Invoice.amount_paid,
                     Invoice.currency,
-                    Customer.id.label("customer_id"),
+                    Invoice.customer_id,
                     Customer.auto_payment,
                 )
                 .join(Customer, Customer.id == Invoice.customer_id)
                 .where(Invoice.id.in_(invoice_ids))
+                .order_by(Invoice.id)
             )
         ).all()
     }
@@ -302,59 +289,56 @@ async def _decide(
             )
         ).all()
     }
-    canceled: list[tuple[int, CancelReason]] = []
+    canceled: list[tuple[int, collection.CancelReason]] = []
     not_charged: list[dict[str, Any]] = []
-    in_flight: list[dict[str, Any]] = []
-    claimed: list[Claimed] = []
+    attempt_ids: list[int] = []
+    drafts: list[card_charges.Draft] = []
     for invoice_id, attempt_id in chosen.items():
         invoice = invoices[invoice_id]
         outstanding = invoice.total - invoice.amount_paid
         card = cards.get(invoice.customer_id)
         if invoice.status == InvoiceStatus.VOID:
-            canceled.append((attempt_id, CancelReason.VOIDED))
+            canceled.append((attempt_id, collection.CancelReason.VOIDED))
         elif outstanding <= 0 or invoice.status == InvoiceStatus.PENDING_REVIEW:
-            canceled.append((attempt_id, CancelReason.PAID))
+            canceled.append((attempt_id, collection.CancelReason.PAID))
         elif not invoice.auto_payment or card is None:
             reason = (
-                NotCharged.AUTO_PAYMENT_OFF
+                collection.NotCharged.AUTO_PAYMENT_OFF
                 if not invoice.auto_payment
-                else NotCharged.NO_PAYMENT_METHOD
+                else collection.NotCharged.NO_PAYMENT_METHOD
             )
-            canceled.append((attempt_id, CancelReason(reason.value)))
+            canceled.append((attempt_id, collection.CancelReason(reason.value)))
             not_charged.append({"b_id": invoice_id, "b_reason": reason.value})
         else:
-            in_flight.append(
-                {
-                    "b_id": attempt_id,
-                    "b_amount": outstanding,
-                    "b_card": card.id,
-                    "b_processor": card.processor,
-                }
-            )
             not_charged.append({"b_id": invoice_id, "b_reason": None})
-            claimed.append(
-                Claimed(
-                    attempt_id,
-                    invoice.number,
+            attempt_ids.append(attempt_id)
+            drafts.append(
+                card_charges.Draft(
+                    invoice.customer_id,
+                    card.id,
+                    card.processor,
+                    card.token,
                     outstanding,
                     invoice.currency,
-                    card.token,
-                    card.processor,
+                    invoice_id,
+                    key=charge_key(attempt_id),
+                    description=f"Invoice {invoice.number}",
                 )
             )
     if canceled:
         await _cancel(session, canceled, now)
         report.canceled += len(canceled)
     if not_charged:
-        table = Invoice.__table__
+        table = _INVOICES
         await session.execute(
             update(table)
             .where(table.c.id == bindparam("b_id"))
             .values(not_charged_reason=bindparam("b_reason")),
             not_charged,
         )
-    if in_flight:
-        table = CollectionAttempt.__table__
+    intents = await card_charges.open_charges(session, drafts, now)
+    if intents:
+        table = _ATTEMPTS
         await session.execute(
             update(table)
             .where(table.c.id == bindparam("b_id"))
@@ -363,53 +347,27 @@ async def _decide(
                 amount=bindparam("b_amount"),
                 payment_method_id=bindparam("b_card"),
                 processor=bindparam("b_processor"),
+                payment_id=bindparam("b_payment"),
                 attempted_at=now,
                 message=None,
             ),
-            in_flight,
+            [
+                {
+                    "b_id": attempt_id,
+                    "b_amount": draft.amount,
+                    "b_card": draft.payment_method_id,
+                    "b_processor": draft.processor,
+                    "b_payment": intent.payment_id,
+                }
+                for attempt_id, draft, intent in zip(attempt_ids, drafts, intents, strict=True)
+            ],
         )
-    return claimed
+    return intents
 
 
-# --- charging -------------------------------------------------------------------------------
-
-
-async def _charge_all(
-    batch: Sequence[Claimed], semaphore: asyncio.Semaphore
-) -> list[ChargeResult | None]:
-    return list(await asyncio.gather(*(_charge(claimed, semaphore) for claimed in batch)))
-
-
-async def _charge(claimed: Claimed, semaphore: asyncio.Semaphore) -> ChargeResult | None:
-    """The processor's answer, or None when there is none (timeout, a network error)."""
-    request = ChargeRequest(
-        token=claimed.token,
-        amount=claimed.amount,
-        currency=claimed.currency,
-        idempotency_key=charge_key(claimed.attempt_id),
-        description=f"Invoice {claimed.invoice_number}",
-    )
-    async with semaphore:
-        try:
-            async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
-                return await processing.processor_named(claimed.processor).charge(request)
-        except (ProcessorTimeout, TimeoutError):
-            return None
-        except UserError as error:
-            if error.code == "IDEMPOTENCY_KEY_REUSED":
-                return None  # a charge exists under this key: the lookup will tell
-            # Refused before any charge (an unusable token): a decline in all but name.
-            return ChargeResult(
-                ChargeOutcome.DECLINED,
-                None,
-                error.code.lower(),
-                error.message,
-                claimed.amount,
-                claimed.currency,
-            )
-        except Exception:
-            log.exception("attempt %s: the charge call failed", claimed.attempt_id)
-            return None
+def charge_key(attempt_id: int) -> str:
+    """The processor idempotency key of an attempt's charge: the same for every try of it."""
+    return f"attempt-{attempt_id}"
 
 
 # --- recording ------------------------------------------------------------------------------
@@ -417,193 +375,23 @@ async def _charge(claimed: Claimed, semaphore: asyncio.Semaphore) -> ChargeResul
 
 async def _record(
     db: Database,
-    attempt_ids: Sequence[int],
+    intents: Sequence[card_charges.Intent],
     results: Sequence[ChargeResult | None],
     now: datetime,
     report: RunReport,
 ) -> None:
-    """Book a batch's answers in one transaction."""
+    """Book a batch's answers in one transaction (the attempts follow their payments)."""
     async with db.transaction() as session:
-        await record_answers(session, list(zip(attempt_ids, results, strict=True)), now, report)
-
-
-async def record_answers(
-    session: AsyncSession,
-    answers: Sequence[tuple[int, ChargeResult | None]],
-    now: datetime,
-    report: RunReport,
-) -> None:
-    """Apply processor answers to UNKNOWN attempts, set-based; an attempt no longer UNKNOWN
-    is left be, so an answer is booked once however often it arrives.
-
-    Successes become card payments (:func:`billing.payments.record_card_charges`,
-    which locks the customers first), declines FAILED, no answer stays UNKNOWN.
-    """
-    found = {
-        row.id: row
-        for row in (
-            await session.execute(
-                select(
-                    CollectionAttempt.id,
-                    CollectionAttempt.invoice_id,
-                    CollectionAttempt.customer_id,
-                    CollectionAttempt.payment_method_id,
-                    CollectionAttempt.processor,
-                ).where(
-                    CollectionAttempt.id.in_([attempt_id for attempt_id, _ in answers]),
-                    CollectionAttempt.status == AttemptStatus.UNKNOWN,
-                )
-            )
-        ).all()
-    }
-    live = [(found[attempt_id], result) for attempt_id, result in answers if attempt_id in found]
-    known = [
-        (row, result)
-        for row, result in live
-        if result is not None and result.status != ChargeOutcome.UNKNOWN
-    ]
-    report.unknown += len(live) - len(known)
-    table = CollectionAttempt.__table__
-    silent = [
-        {"b_id": row.id}
-        for row, result in live
-        if result is None or result.status == ChargeOutcome.UNKNOWN
-    ]
-    if silent:
-        await session.execute(
-            update(table).where(table.c.id == bindparam("b_id")).values(message=_NO_ANSWER), silent
+        recorded = await card_charges.record(
+            session,
+            [(intent.payment_id, result) for intent, result in zip(intents, results, strict=True)],
+            now,
         )
-    succeeded = [(row, result) for row, result in known if result.status == ChargeOutcome.SUCCEEDED]
-    payment_ids = await payments.record_card_charges(
-        session,
-        [
-            payments.CardCharge(
-                row.customer_id, row.invoice_id, row.payment_method_id, row.processor, result
-            )
-            for row, result in succeeded
-        ],
-        now,
-    )
-    outcomes = [
-        {
-            "b_id": row.id,
-            "b_status": AttemptStatus.SUCCEEDED,
-            "b_amount": result.amount,
-            "b_payment": payment_id,
-            "b_reference": result.processor_reference,
-            "b_decline": None,
-            "b_message": result.message[:500],
-        }
-        for (row, result), payment_id in zip(succeeded, payment_ids, strict=True)
-    ] + [
-        {
-            "b_id": row.id,
-            "b_status": AttemptStatus.FAILED,
-            "b_amount": result.amount,
-            "b_payment": None,
-            "b_reference": result.processor_reference,
-            "b_decline": result.decline_code,
-            "b_message": result.message[:500],
-        }
-        for row, result in known
-        if result.status != ChargeOutcome.SUCCEEDED
-    ]
-    if outcomes:
-        await session.execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .values(
-                status=bindparam("b_status"),
-                amount=bindparam("b_amount"),
-                payment_id=bindparam("b_payment"),
-                processor_reference=bindparam("b_reference"),
-                decline_code=bindparam("b_decline"),
-                message=bindparam("b_message"),
-                finished_at=now,
-            ),
-            outcomes,
-        )
-    report.succeeded += len(succeeded)
-    report.failed += len(known) - len(succeeded)
-    for _, result in succeeded:
-        report.charged[result.currency] = report.charged.get(result.currency, 0) + result.amount
-
-
-# --- reconciling ----------------------------------------------------------------------------
-
-
-async def _reconcile(
-    db: Database,
-    now: datetime,
-    batch_size: int,
-    semaphore: asyncio.Semaphore,
-    report: RunReport,
-) -> None:
-    """Ask the processor about every UNKNOWN attempt (no other run is going: see above)."""
-    after = 0
-    while True:
-        async with db.session() as session:
-            rows = (
-                await session.execute(
-                    select(CollectionAttempt.id, CollectionAttempt.processor)
-                    .where(
-                        CollectionAttempt.status == AttemptStatus.UNKNOWN,
-                        CollectionAttempt.id > after,
-                    )
-                    .order_by(CollectionAttempt.id)
-                    .limit(batch_size)
-                )
-            ).all()
-        if not rows:
-            return
-        after = rows[-1].id
-        answers = await asyncio.gather(*(_lookup(row.id, row.processor, semaphore) for row in rows))
-        async with db.transaction() as session:
-            never_seen = [
-                row.id
-                for row, (asked, result) in zip(rows, answers, strict=True)
-                if asked and result is None
-            ]
-            found = [
-                (row.id, result)
-                for row, (asked, result) in zip(rows, answers, strict=True)
-                if asked and result is not None
-            ]
-            report.unknown += sum(1 for asked, _ in answers if not asked)
-            await record_answers(session, found, now, report)
-            report.reconciled += sum(
-                1 for _, result in found if result.status != ChargeOutcome.UNKNOWN
-            )
-            if never_seen:
-                # The processor never got these: plan them again, due now, same key.
-                table = CollectionAttempt.__table__
-                await session.execute(
-                    update(table)
-                    .where(table.c.id.in_(never_seen), table.c.status == AttemptStatus.UNKNOWN)
-                    .values(
-                        status=AttemptStatus.SCHEDULED,
-                        amount=None,
-                        attempted_at=None,
-                        payment_method_id=None,
-                        processor=None,
-                        message=None,
-                    )
-                )
-                report.reconciled += len(never_seen)
-
-
-async def _lookup(
-    attempt_id: int, processor: str | None, semaphore: asyncio.Semaphore
-) -> tuple[bool, ChargeResult | None]:
-    """(asked, answer): the charge booked under the attempt's key, None if never seen."""
-    if processor is None:
-        return True, None
-    async with semaphore:
-        try:
-            return True, await processing.processor_named(processor).lookup(charge_key(attempt_id))
-        except Exception:
-            log.exception("attempt %s: the lookup failed", attempt_id)
-            return False, None
+    report.succeeded += len(recorded.completed)
+    report.failed += len(recorded.failed)
+    report.unknown += len(recorded.unknown)
+    for currency, amount in recorded.charged.items():
+        report.charged[currency] = report.charged.get(currency, 0) + amount
 
 
 async def collect_now(db: Database) -> RunReport:

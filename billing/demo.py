@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing import api_keys, clock, jobs, users
 from billing.access import Viewer
 from billing.accounts import account_query, create_account
+from billing.card_charges import within
 from billing.charges import ChargeInput, post_charge
 from billing.collection import SettingsInput
 from billing.customers import CustomerInput, create_customer, create_customer_class
@@ -270,7 +271,7 @@ async def _pay_open_invoices(session: AsyncSession, customers: list[Customer], m
             key = f"demo-pay-{invoice.id}-{month}"
             if style == "card":
                 await pay_with_payment_method(
-                    session, ADMIN, customer.id, None, invoice.id, None, key
+                    within(session), ADMIN, customer.id, None, invoice.id, None, key
                 )
             elif style in ("wire", "cash") or (style == "late" and month % 2 == 0):
                 method = PaymentChannel.WIRE if style == "wire" else PaymentChannel.CASH
@@ -329,7 +330,13 @@ async def _demo_customer_partly_paid(session: AsyncSession, customers: list[Cust
     ada = customers[0]
     invoice = await _invoice_at_once(session, ada, ChargeKind.ONE_OFF, "Router replacement", 6900)
     await pay_with_payment_method(
-        session, ADMIN, ada.id, invoice.outstanding // 2, invoice.id, None, f"demo-pay-{invoice.id}"
+        within(session),
+        ADMIN,
+        ada.id,
+        invoice.outstanding // 2,
+        invoice.id,
+        None,
+        f"demo-pay-{invoice.id}",
     )
 
 

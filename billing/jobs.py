@@ -49,7 +49,7 @@ DETACHED_RETRY = timedelta(minutes=2)
 HANDLER_MODULES = (
     "billing.billrun",
     "billing.invoices",
-    "billing.payments",
+    "billing.card_charges",
     "billing.invoice_pdfs",
     "billing.collection_run",
     "billing.dunning",

@@ -567,6 +567,11 @@ class CollectionAttempt(Base):
     __table_args__ = (
         UniqueConstraint("invoice_id", "scheduled_for", name="uq_collection_attempts_day"),
         Index("ix_collection_attempts_due", "status", "scheduled_at"),
+    #: For card payments: the idempotency key the charge is sent under, committed with the
+    #: intent before the processor is called (see ``billing.card_charges``).
+    processor_key: Mapped[str | None] = mapped_column(String(200), index=True, unique=True)
+    #: While a card charge's outcome is open (PENDING, UNKNOWN): when the janitor asks next.
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))

@@ -136,7 +136,7 @@ async def default_payment_method(session: AsyncSession, customer_id: int) -> Pay
     return await session.scalar(_active_cards(customer_id).where(PaymentMethod.is_default))
 
 
-def _active_cards(customer_id: int) -> Select:  # type: ignore[type-arg]
+def _active_cards(customer_id: int) -> Select[PaymentMethod]:
     """The customer's cards that are not removed."""
     return select(PaymentMethod).where(
         PaymentMethod.customer_id == customer_id, PaymentMethod.removed_at.is_(None)

@@ -10,17 +10,13 @@ Every operation locks the customer's row first (:func:`get_customer_for_update`)
 looks up its idempotency key, so a concurrent double-submit waits for the first request and
 then replays its result instead of racing it.
 
-Card payments carry a deterministic processor idempotency key (``payment-<id>``).  A charge
-with no answer leaves the payment ``UNKNOWN`` and schedules :data:`RECONCILE_JOB`, which asks
-the processor what happened (:func:`reconcile_payment`); it is never charged again blindly.
-A declined card is not an exception: the FAILED payment is committed (it is the record of the
-attempt and what a replay of the same key returns) and :func:`payment_error` gives the
+A card payment is charged through :mod:`billing.card_charges`, the one flow every card
+charge takes: the intent is committed (a PENDING payment under a deterministic processor
+key) before the processor is called outside any transaction, and the answer is recorded in
+a new one; a janitor job settles what a crash or a timeout left open, by lookup.  A declined
+card is not an exception: the FAILED payment is committed (it is the record of the attempt
+and what a replay of the same key returns) and :func:`payment_error` gives the
 :class:`UserError` a caller shows.
-
-The database transaction stays open while the processor is called.  That is harmless for the
-in-process simulator; with a remote processor a crash during the call rolls the PENDING
-payment back although the card may have been charged, so the remote processors will need the
-payment committed before the call and a janitor that reconciles stale PENDING payments.
 """
 
 from __future__ import annotations
@@ -28,17 +24,16 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, insert, select, update
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import (
+    card_charges,
     clock,
     idempotency,
-    jobs,
     ledger,
     payment_methods,
     processing,
@@ -46,7 +41,7 @@ from billing import (
     validation,
 )
 from billing.access import Viewer, require_self_or_staff, require_staff, visible
-from billing.customers import get_customer_for_update, lock_customers
+from billing.customers import get_customer_for_update
 from billing.errors import NotFound, UserError
 from billing.models import (
     Customer,
@@ -58,51 +53,15 @@ from billing.models import (
     PaymentChannel,
     PaymentMethod,
     PaymentStatus,
-    Role,
     TransactionKind,
 )
 from billing.money import Money, validate_currency
-from billing.processing import (
-    CardProcessor,
-    ChargeOutcome,
-    ChargeRequest,
-    ChargeResult,
-    ProcessorTimeout,
-)
+from billing.processing import ProcessorError, RefundResult
 
 log = logging.getLogger("kassa.billing.payments")
 
 #: Payments staff record by hand; card payments go through :func:`pay_with_payment_method`.
 MANUAL_METHODS = (PaymentChannel.CASH, PaymentChannel.WIRE, PaymentChannel.CHEQUE)
-
-RECONCILE_JOB = "reconcile_payment"
-#: How long after a charge with no answer the processor is asked what became of it.
-RECONCILE_AFTER = timedelta(minutes=5)
-
-#: Jobs act for the provider, which sees every customer.
-_SYSTEM = Viewer(role=Role.ADMIN)
-
-#: What a customer is told about a decline, by the processor's decline code: the UserError
-#: code and plain words.  Kassa words these itself so every processor reads the same.
-_DECLINES: dict[str, tuple[str, str]] = {
-    "insufficient_funds": (
-        "INSUFFICIENT_FUNDS",
-        "The card has insufficient funds. Try another card or a smaller amount.",
-    ),
-    "expired_card": ("CARD_EXPIRED", "The card has expired. Add a new card and try again."),
-}
-_DECLINED = ("CARD_DECLINED", "The card was declined. Try another card or ask your bank why.")
-_AWAITING_MESSAGE = (
-    "The card processor has not confirmed this payment yet; it is checked again shortly."
-)
-_NEVER_CHARGED_MESSAGE = (
-    "The card processor has no record of this payment; the card was not charged."
-)
-
-
-class OutcomeStillUnknown(Exception):
-    """The processor cannot tell yet what became of a charge; the job is retried later."""
-
 
 # --- reading ------------------------------------------------------------------------------
 
@@ -167,7 +126,7 @@ def payment_error(payment: Payment) -> UserError | None:
     """
     if payment.status != PaymentStatus.FAILED:
         return None
-    code, words = _decline(payment.decline_code)
+    code, words = card_charges.decline_words(payment.decline_code)
     return UserError(code, payment.message or words, "paymentMethodId")
 
 
@@ -340,7 +299,7 @@ async def void_payment(
 
 
 async def pay_with_payment_method(
-    session: AsyncSession,
+    transaction: card_charges.Transactions,
     viewer: Viewer,
     customer_id: int,
     amount: int | None,
@@ -354,180 +313,57 @@ async def pay_with_payment_method(
     it, and the money goes to that invoice first; without, ``amount`` is required and becomes
     credit (or pays the oldest open invoices).  Returns the payment: COMPLETED, FAILED for a
     decline (see :func:`payment_error`) or UNKNOWN when the processor did not answer.
+
+    Three transactions from ``transaction`` (see :mod:`billing.card_charges`): the intent
+    and the idempotency record commit together before the card processor is called, so a
+    replay — also one after a crash — returns this payment however far it got.
     """
-    customer = await get_customer_for_update(session, viewer, customer_id)
-    require_self_or_staff(viewer, customer, write=True)
-    arguments = {
-        "customer": customer_id,
-        "amount": amount,
-        "invoice": invoice_id,
-        "payment_method": payment_method_id,
-    }
-    replayed = await _replayed(session, viewer, idempotency_key, "card_payment", arguments)
-    if replayed is not None:
-        return replayed
-    card = await _card_to_charge(session, viewer, customer, payment_method_id)
-    amount = await _amount_to_pay(session, customer, amount, invoice_id)
-    now = await clock.now(session)
-    processor = processing.processor_named(card.processor)
-    payment = Payment(
-        customer_id=customer.id,
-        method=PaymentChannel.CARD,
-        amount=amount,
-        currency=customer.currency,
-        refunded_amount=0,
-        status=PaymentStatus.PENDING,
-        received_at=now,
-        payment_method_id=card.id,
-        invoice_id=invoice_id,
-        processor=processor.name,
-    )
-    session.add(payment)
-    await session.flush()
-    request = ChargeRequest(
-        token=card.token,
-        amount=amount,
-        currency=customer.currency,
-        idempotency_key=_charge_key(payment),
-        description=f"Payment {payment.id}",
-    )
-    try:
-        result: ChargeResult | None = await processor.charge(request)
-    except ProcessorTimeout:
-        log.warning("payment %s: no answer from %s, reconciling later", payment.id, processor.name)
-        result = None
-    if result is None or result.status == ChargeOutcome.UNKNOWN:
-        await _await_reconciliation(session, payment, now)
-    else:
-        await _settle_charge(session, customer, payment, result, now)
-    await _remember(session, viewer, idempotency_key, "card_payment", arguments, payment, now)
-    return payment
-
-
-def _processor_of(payment: Payment) -> CardProcessor:
-    """The processor that made ``payment``: it alone can look the charge up or refund it."""
-    assert payment.processor is not None, "a card payment names its processor"
-    return processing.processor_named(payment.processor)
-
-
-async def reconcile_payment(session: AsyncSession, payment_id: int) -> Payment:
-    """Ask the processor what became of an UNKNOWN card payment and settle it accordingly.
-
-    The charge is looked up by the same deterministic key it was sent with: found and
-    succeeded → completed (ledger and allocation, once); declined or never seen → FAILED.
-    A payment that is no longer UNKNOWN is returned unchanged, so running this twice is safe;
-    one the processor still cannot answer for stays UNKNOWN.
-    """
-    payment = await session.get(Payment, payment_id)
-    if payment is None:
-        raise NotFound("payment", "paymentId")
-    customer = await get_customer_for_update(session, _SYSTEM, payment.customer_id)
-    await session.refresh(payment)
-    if payment.status != PaymentStatus.UNKNOWN:
+    async with transaction() as session:
+        customer = await get_customer_for_update(session, viewer, customer_id)
+        require_self_or_staff(viewer, customer, write=True)
+        arguments = {
+            "customer": customer_id,
+            "amount": amount,
+            "invoice": invoice_id,
+            "payment_method": payment_method_id,
+        }
+        replayed = await _replayed(session, viewer, idempotency_key, "card_payment", arguments)
+        if replayed is not None:
+            return replayed
+        card = await _card_to_charge(session, viewer, customer, payment_method_id)
+        amount = await _amount_to_pay(session, customer, amount, invoice_id)
+        processing.processor_named(card.processor)  # an unknown one is refused before writing
+        now = await clock.now(session)
+        [intent] = await card_charges.open_charges(
+            session,
+            [
+                card_charges.Draft(
+                    customer.id,
+                    card.id,
+                    card.processor,
+                    card.token,
+                    amount,
+                    customer.currency,
+                    invoice_id,
+                )
+            ],
+            now,
+        )
+        await idempotency.remember(
+            session,
+            viewer.idempotency_scope,
+            idempotency_key,
+            "card_payment",
+            arguments,
+            intent.payment_id,
+            now,
+        )
+    [answer] = await card_charges.send([intent])
+    async with transaction() as session:
+        await card_charges.record(session, [(intent.payment_id, answer)], await clock.now(session))
+        payment = await session.get(Payment, intent.payment_id, populate_existing=True)
+        assert payment is not None
         return payment
-    result = await _processor_of(payment).lookup(_charge_key(payment))
-    if result is None or result.status != ChargeOutcome.UNKNOWN:
-        await _settle_charge(session, customer, payment, result, await clock.now(session))
-    return payment
-
-
-@dataclass(frozen=True, slots=True)
-class CardCharge:
-    """A card charge that succeeded under someone else's key (a collection attempt's)."""
-
-    customer_id: int
-    invoice_id: int
-    payment_method_id: int
-    processor: str
-    result: ChargeResult
-
-
-async def record_card_charges(
-    session: AsyncSession, charges: Sequence[CardCharge], now: datetime
-) -> list[int]:
-    """Book many succeeded card charges as payments at once; returns their ids, in order.
-
-    The set-based twin of a card payment's booking (:func:`_complete`) for the collection
-    run: each is a COMPLETED payment of the charged amount (customer −, processor book +),
-    settled on its invoice first (:func:`billing.settlement.settle_payments`); money
-    the invoice no longer needs is spread by :func:`billing.settlement.apply_credit`.
-    Locks the customers (in id order) before anything else.
-    """
-    if not charges:
-        return []
-    customers = {c.id: c for c in await lock_customers(session, {c.customer_id for c in charges})}
-    result = await session.execute(
-        insert(Payment).returning(Payment.id, sort_by_parameter_order=True),
-        [
-            {
-                "customer_id": c.customer_id,
-                "method": PaymentChannel.CARD,
-                "amount": c.result.amount,
-                "currency": c.result.currency,
-                "refunded_amount": 0,
-                "status": PaymentStatus.COMPLETED,
-                "reference": None,
-                "received_at": now,
-                "payment_method_id": c.payment_method_id,
-                "invoice_id": c.invoice_id,
-                "processor": c.processor,
-                "processor_reference": c.result.processor_reference,
-                "decline_code": None,
-                "message": None,
-                "transaction_id": None,
-            }
-            for c in charges
-        ],
-    )
-    payment_ids = [int(i) for i in result.scalars().all()]
-    books: dict[tuple[int | None, str], int] = {}
-    drafts = []
-    for payment_id, charge in zip(payment_ids, charges, strict=True):
-        customer = customers[charge.customer_id]
-        owner = (customer.reseller_id, charge.result.currency)
-        if owner not in books:
-            books[owner] = await ledger.system_book(session, LedgerAccountKind.PROCESSOR, *owner)
-        amount, currency = charge.result.amount, charge.result.currency
-        drafts.append(
-            ledger.Draft(
-                [
-                    ledger.Posting(customer.ledger_account_id, -amount, currency),
-                    ledger.Posting(books[owner], amount, currency),
-                ],
-                f"Payment {payment_id} (card)",
-                customer.id,
-            )
-        )
-    transaction_ids = await ledger.post_many(session, TransactionKind.PAYMENT, drafts, at=now)
-    table = Payment.__table__
-    await session.execute(
-        update(table)
-        .where(table.c.id == bindparam("b_id"))
-        .values(transaction_id=bindparam("b_txn")),
-        [{"b_id": p, "b_txn": t} for p, t in zip(payment_ids, transaction_ids, strict=True)],
-    )
-    revisit = await settlement.settle_payments(
-        session,
-        [
-            (payment_id, charge.invoice_id, charge.result.amount)
-            for payment_id, charge in zip(payment_ids, charges, strict=True)
-        ],
-        now,
-    )
-    for customer_id in sorted(revisit):
-        customer = await get_customer_for_update(session, _SYSTEM, customer_id)
-        await settlement.apply_credit(session, customer, now)
-    return payment_ids
-
-
-@jobs.handler(RECONCILE_JOB)
-async def _reconcile_job(session: AsyncSession, payload: dict[str, Any], now: datetime) -> None:
-    """Scheduled by :func:`pay_with_payment_method`; failing keeps the job for a later retry."""
-    payment = await reconcile_payment(session, int(payload["payment_id"]))
-    if payment.status == PaymentStatus.UNKNOWN:
-        raise OutcomeStillUnknown(
-            f"the processor cannot yet say what became of payment {payment.id}"
-        )
 
 
 # --- the steps ----------------------------------------------------------------------------
@@ -536,16 +372,6 @@ async def _reconcile_job(session: AsyncSession, payload: dict[str, Any], now: da
 def _require_positive(amount: int, field: str) -> None:
     if amount <= 0:
         raise UserError("AMOUNT_NOT_POSITIVE", "amount must be greater than zero", field)
-
-
-def _decline(decline_code: str | None) -> tuple[str, str]:
-    """The UserError code and plain words for a processor's decline code."""
-    return _DECLINES.get(decline_code or "", _DECLINED)
-
-
-def _charge_key(payment: Payment) -> str:
-    """The processor idempotency key of a card payment: the same for every retry of it."""
-    return f"payment-{payment.id}"
 
 
 async def _replayed(
@@ -667,43 +493,6 @@ async def _amount_to_pay(
     return amount
 
 
-async def _await_reconciliation(session: AsyncSession, payment: Payment, now: datetime) -> None:
-    """Mark the charge's outcome unknown and have the processor asked again later."""
-    payment.status = PaymentStatus.UNKNOWN
-    payment.message = _AWAITING_MESSAGE
-    await session.flush()
-    await jobs.schedule(
-        session,
-        RECONCILE_JOB,
-        now + RECONCILE_AFTER,
-        {"payment_id": payment.id},
-        unique_key=f"{RECONCILE_JOB}:{payment.id}",
-    )
-
-
-async def _settle_charge(
-    session: AsyncSession,
-    customer: Customer,
-    payment: Payment,
-    result: ChargeResult | None,
-    now: datetime,
-) -> None:
-    """Apply the processor's known answer: succeeded → complete; declined or unseen → FAILED."""
-    if result is not None and result.status == ChargeOutcome.SUCCEEDED:
-        payment.processor_reference = result.processor_reference
-        payment.message = None
-        await _complete(session, customer, payment, now)
-        return
-    payment.status = PaymentStatus.FAILED
-    if result is None:
-        payment.message = _NEVER_CHARGED_MESSAGE
-    else:
-        payment.processor_reference = result.processor_reference
-        payment.decline_code = result.decline_code
-        payment.message = _decline(result.decline_code)[1]
-    await session.flush()
-
-
 async def _refund_at_processor(
     customer: Customer, payment: Payment, amount: int, request_key: str
 ) -> None:
@@ -714,7 +503,13 @@ async def _refund_at_processor(
     """
     assert payment.processor_reference is not None
     key = f"payment-{payment.id}-refund-{idempotency.request_hash({'key': request_key})[:32]}"
-    result = await _processor_of(payment).refund(payment.processor_reference, amount, key)
+    assert payment.processor is not None, "a card payment names its processor"
+    try:
+        result = await processing.processor_named(payment.processor).refund(
+            payment.processor_reference, amount, key
+        )
+    except ProcessorError as error:
+        result = RefundResult(False, None, error.message)
     if not result.succeeded:
         raise UserError(
             "REFUND_FAILED", f"the card processor refused the refund: {result.message}", "paymentId"

@@ -12,6 +12,8 @@ Two rules from the design shape it:
 * A charge carries a deterministic idempotency key.  A charge whose outcome is not known
   raises :class:`ProcessorTimeout`; the caller records it as ``UNKNOWN`` and later asks
   :meth:`CardProcessor.lookup` what happened instead of charging again.
+* A failed call raises a :class:`ProcessorError` (one subclass per meaning), so billing
+  never has to read a processor's failure as a GraphQL error.
 """
 
 from __future__ import annotations
@@ -115,12 +117,38 @@ class RefundResult:
     message: str
 
 
-class ProcessorTimeout(Exception):
+class ProcessorError(Exception):
+    """A processor call that failed: the processor interface's own error, never a GraphQL one.
+
+    ``code`` is machine-readable and ``message`` safe to show (no card data).  Billing decides
+    what each kind means for a charge by its type, not by matching codes.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ChargeRefused(ProcessorError):
+    """The processor refused the request before charging (an unusable token, a bad amount):
+    nothing was charged, a decline in all but name."""
+
+
+class IdempotencyConflict(ProcessorError):
+    """The idempotency key was already used for a different request.  A charge may exist
+    under it, so the caller looks the key up instead of concluding anything."""
+
+
+class ProcessorTimeout(ProcessorError):
     """The charge's outcome is unknown: the processor may have charged the card or not.
 
-    The caller records the attempt as ``ChargeOutcome.UNKNOWN`` and reconciles it later with
+    The caller records the charge as ``UNKNOWN`` and reconciles it later with
     :meth:`CardProcessor.lookup`, never by charging again under a new key.
     """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("TIMEOUT", message)
 
 
 class CardProcessor(Protocol):
@@ -140,9 +168,9 @@ class CardProcessor(Protocol):
         """Charge a tokenized card, once per ``request.idempotency_key``.
 
         A replay with the same key returns the first result without charging again; the same
-        key with a different token, amount or currency raises ``UserError``
-        ``IDEMPOTENCY_KEY_REUSED``.  Raises :class:`ProcessorTimeout` when the outcome is
-        unknown.
+        key with a different token, amount or currency raises :class:`IdempotencyConflict`.
+        Raises :class:`ChargeRefused` for a request refused before any charge and
+        :class:`ProcessorTimeout` when the outcome is unknown; a declined card is a result.
         """
         ...
 
@@ -157,7 +185,10 @@ class CardProcessor(Protocol):
     async def refund(
         self, processor_reference: str, amount: int, idempotency_key: str
     ) -> RefundResult:
-        """Refund ``amount`` minor units of an earlier charge, once per ``idempotency_key``."""
+        """Refund ``amount`` minor units of an earlier charge, once per ``idempotency_key``.
+
+        A refusal is a result; a request that cannot be made raises :class:`ProcessorError`.
+        """
         ...
 
 
@@ -169,8 +200,10 @@ class ProcessorDirectory(Protocol):
     hand a directory to :func:`use_directory` once at start-up.
     """
 
-    #: The processor new cards are tokenized with.
-    default_card_processor: str
+    @property
+    def default_card_processor(self) -> str:
+        """The name of the processor new cards are tokenized with."""
+        ...
 
     def processor_named(self, name: str) -> CardProcessor:
         """The processor called ``name``; ``UserError`` ``UNKNOWN_PROCESSOR`` if none is."""

@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
 
 from billing.errors import UserError
 from billing.money import validate_currency
@@ -35,8 +36,10 @@ from billing.processing import (
     CardDetails,
     CardToken,
     ChargeOutcome,
+    ChargeRefused,
     ChargeRequest,
     ChargeResult,
+    IdempotencyConflict,
     ProcessorTimeout,
     RefundResult,
     card_brand,
@@ -174,16 +177,12 @@ class _FileStore:
         self.lock = threading.Lock()
 
     @staticmethod
-    def _result(row: tuple[object, ...]) -> ChargeResult:
+    def _result(row: tuple[Any, ...]) -> ChargeResult:
+        """A ``charges`` row's columns of :data:`_RESULT` as the result they stored."""
         status, reference, decline_code, message, amount, currency = row
         return ChargeResult(
-            ChargeOutcome(status),
-            reference,
-            decline_code,  # type: ignore[arg-type]
-            str(message),
-            int(amount),
-            str(currency),
-        )  # type: ignore[call-overload]
+            ChargeOutcome(status), reference, decline_code, str(message), int(amount), str(currency)
+        )
 
     _RESULT = "status, reference, decline_code, message, amount, currency"
 
@@ -227,10 +226,8 @@ class _FileStore:
         ).fetchone()
         if row is not None:
             if (row[0], row[1]) != (reference, amount):
-                raise UserError(
-                    "IDEMPOTENCY_KEY_REUSED",
-                    "this idempotency key was used for a different refund",
-                    "idempotencyKey",
+                raise IdempotencyConflict(
+                    "IDEMPOTENCY_KEY_REUSED", "this idempotency key was used for a different refund"
                 )
             return RefundResult(bool(row[2]), row[3], row[4])
         charge = self._db.execute(
@@ -385,8 +382,11 @@ class SimulatorProcessor:
         """Charge once per idempotency key; a timeout card books the charge, then raises."""
         await self._network_delay(half=True)
         if request.amount <= 0:
-            raise UserError("INVALID_AMOUNT", "the amount must be greater than zero", "amount")
-        currency = validate_currency(request.currency)
+            raise ChargeRefused("INVALID_AMOUNT", "the amount must be greater than zero")
+        try:
+            currency = validate_currency(request.currency)
+        except UserError as error:
+            raise ChargeRefused(error.code, error.message) from None
         if self._file is not None:
             result, card = self._book_in_file(request, currency)
         else:
@@ -407,15 +407,14 @@ class SimulatorProcessor:
             booked = self._file.booked(request.idempotency_key)
             if booked is not None:
                 if booked[:3] != (request.token, request.amount, currency):
-                    raise UserError(
+                    raise IdempotencyConflict(
                         "IDEMPOTENCY_KEY_REUSED",
                         "this idempotency key was used for a different charge",
-                        "idempotencyKey",
                     )
                 return booked[3], None
             card = _card_of(request.token)
             if card is None:
-                raise UserError("INVALID_TOKEN", "unknown card token", "token")
+                raise ChargeRefused("INVALID_TOKEN", "unknown card token")
             result = self._decide(card, f"sim_ch_{secrets.token_hex(12)}", request.amount, currency)
             self._file.book(request.idempotency_key, request.token, result)
         return result, card
@@ -431,15 +430,14 @@ class SimulatorProcessor:
                     request.amount,
                     currency,
                 ):
-                    raise UserError(
+                    raise IdempotencyConflict(
                         "IDEMPOTENCY_KEY_REUSED",
                         "this idempotency key was used for a different charge",
-                        "idempotencyKey",
                     )
                 return booked.result, None
             card = _card_of(request.token)
             if card is None:
-                raise UserError("INVALID_TOKEN", "unknown card token", "token")
+                raise ChargeRefused("INVALID_TOKEN", "unknown card token")
             reference = f"sim_ch_{secrets.token_hex(12)}"
             result = self._decide(card, reference, request.amount, currency)
             booked = _Charge(request.token, request.amount, currency, result)
@@ -465,7 +463,7 @@ class SimulatorProcessor:
         """Refund part or all of a succeeded charge; never more than is left to refund."""
         await self._network_delay()
         if amount <= 0:
-            raise UserError("INVALID_AMOUNT", "the amount must be greater than zero", "amount")
+            raise ChargeRefused("INVALID_AMOUNT", "the amount must be greater than zero")
         if self._file is not None:
             with self._file.transaction():
                 return self._file.refund(idempotency_key, processor_reference, amount)
@@ -474,10 +472,9 @@ class SimulatorProcessor:
             done = store.refunds.get(idempotency_key)
             if done is not None:
                 if (done.processor_reference, done.amount) != (processor_reference, amount):
-                    raise UserError(
+                    raise IdempotencyConflict(
                         "IDEMPOTENCY_KEY_REUSED",
                         "this idempotency key was used for a different refund",
-                        "idempotencyKey",
                     )
                 return done.result
             result = _apply_refund(store, processor_reference, amount)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -9,7 +10,7 @@ from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import customers, invoices, payments
-from billing.errors import UserError
+from billing.errors import NotFound, UserError
 from billing.models import Payment, PaymentChannel
 from billing.money import parse_amount
 from resolvers.context import Context
@@ -92,33 +93,40 @@ async def void_payment(ctx: Context, input: VoidPaymentInput) -> Payment | UserE
 async def pay_invoice(ctx: Context, input: PayInvoiceInput) -> Payment | UserError:
     """Charge a stored card for an invoice: what it still needs, unless an amount is given."""
 
-    async def work(session: AsyncSession) -> Payment:
-        invoice = await invoices.get_invoice(
-            session, ctx.viewer, decode_id(input.invoice_id, "Invoice", "invoiceId")
+    async def invoice() -> tuple[int, int, str]:
+        found = await ctx.read(
+            lambda session: invoices.get_invoice(
+                session, ctx.viewer, decode_id(input.invoice_id, "Invoice", "invoiceId")
+            )
         )
-        amount = None if input.amount is None else parse_amount(input.amount, invoice.currency)
+        return found.id, found.customer_id, found.currency
+
+    async def charge() -> Payment:
+        invoice_id, customer_id, currency = await invoice()
         return await payments.pay_with_payment_method(
-            session,
+            ctx.transaction,
             ctx.viewer,
-            invoice.customer_id,
-            amount,
-            invoice.id,
+            customer_id,
+            None if input.amount is None else parse_amount(input.amount, currency),
+            invoice_id,
             decode_optional_id(input.payment_method_id, "PaymentMethod", "paymentMethodId"),
             input.idempotency_key,
         )
 
-    return await ctx.attempt(work, id_field="invoiceId")
+    return await _card_payment(charge, "invoiceId")
 
 
 async def top_up(ctx: Context, input: TopUpInput) -> Payment | UserError:
     """Charge a stored card for credit (which also pays the oldest open invoices)."""
 
-    async def work(session: AsyncSession) -> Payment:
-        customer = await customers.get_customer(
-            session, ctx.viewer, decode_id(input.customer_id, "Customer", "customerId")
+    async def charge() -> Payment:
+        customer = await ctx.read(
+            lambda session: customers.get_customer(
+                session, ctx.viewer, decode_id(input.customer_id, "Customer", "customerId")
+            )
         )
         return await payments.pay_with_payment_method(
-            session,
+            ctx.transaction,
             ctx.viewer,
             customer.id,
             parse_amount(input.amount, customer.currency),
@@ -127,4 +135,18 @@ async def top_up(ctx: Context, input: TopUpInput) -> Payment | UserError:
             input.idempotency_key,
         )
 
-    return await ctx.attempt(work, id_field="customerId")
+    return await _card_payment(charge, "customerId")
+
+
+async def _card_payment(
+    charge: Callable[[], Awaitable[Payment]], id_field: str
+) -> Payment | UserError:
+    """Run a card payment, which takes several transactions of its own (the processor is
+    called between them, see :mod:`billing.card_charges`), so not :meth:`Context.attempt`;
+    a UserError comes back as a value as there, with NOT_FOUND against ``id_field``."""
+    try:
+        return await charge()
+    except UserError as error:
+        if isinstance(error, NotFound) and error.field == "id":
+            error.field = id_field
+        return error

@@ -44,7 +44,8 @@ class Payment:
     amount: Money
     refunded_amount: Money
     status: models.PaymentStatus = strawberry.field(
-        description="UNKNOWN: the processor has not answered yet; it is asked again shortly."
+        description="PENDING: a card charge under way; UNKNOWN: the processor has not answered. "
+        "Both are settled by asking the processor shortly (a card is never charged twice)."
     )
     reference: str | None
     received_at: datetime

@@ -57,6 +57,7 @@ from graphql.language import FieldNode
 from billing import clock
 from billing.accounts import create_account
 from billing.api_keys import create_api_key
+from billing.card_charges import within
 from billing.charges import ChargeInput, post_charge
 from billing.customers import (
     CustomerInput,
@@ -260,7 +261,7 @@ async def _make_side(
         )
         card = await add_card(session, admin, customer.id, card_details())
         card_payment = await pay_with_payment_method(
-            session, admin, customer.id, 500, invoice.id, None, f"world-{label}-card"
+            within(session), admin, customer.id, 500, invoice.id, None, f"world-{label}-card"
         )
         voidable = await record_payment(
             session,
@@ -757,15 +758,6 @@ OPERATIONS: tuple[Operation, ...] = (
         EVERYONE,
         against_others=False,
     ),
-    Operation(
-        "signOut",
-        "mutation { signOut { viewer { authenticated } errors { field code message } } }",
-        _no_variables,
-        EVERYONE,
-        mutation=True,
-        against_others=False,
-        returns="viewer",
-    ),
     # Public: the address, or the token from the mail, is the credential.  An address with
     # no user answers like any other (and mails nothing); a made-up token is INVALID_TOKEN.
     mutation(
@@ -1083,6 +1075,26 @@ OPERATIONS: tuple[Operation, ...] = (
         lambda me, target, unique: {"to": (T0 + timedelta(days=45)).isoformat()},
         PROVIDER_ONLY,
         against_others=False,
+    ),
+    # Last, because they end the caller's session: no row after them would be signed in.
+    # An API key has no session of its own (another user's sessions: tests/test_sessions.py).
+    Operation(
+        "signOutEverywhere",
+        "mutation { signOutEverywhere(input: {}) { sessionsEnded errors { field code message } } }",
+        _no_variables,
+        SIGNED_IN - {Caller.RESELLER_KEY, Caller.READ_KEY},
+        mutation=True,
+        against_others=False,
+        returns="sessionsEnded",
+    ),
+    Operation(
+        "signOut",
+        "mutation { signOut { viewer { authenticated } errors { field code message } } }",
+        _no_variables,
+        EVERYONE,
+        mutation=True,
+        against_others=False,
+        returns="viewer",
     ),
 )
 

@@ -11,13 +11,12 @@ from sqlalchemy import select, update
 from billing import clock, collection, jobs
 from billing.collection import (
     ATTEMPT_TIME,
-    COLLECTION_RUN_JOB,
     CollectionPolicy,
     SettingsInput,
     attempt_days,
     attempt_schedule,
 )
-from billing.collection_run import run_collection
+from billing.collection_run import COLLECTION_RUN_JOB, run_collection
 from billing.customers import CustomerInput, create_customer_class, update_customer
 from billing.db import Database
 from billing.dunning import suspend_overdue_customers
@@ -39,9 +38,8 @@ from billing.models import (
     StatusChange,
     StatusSubject,
 )
-from billing.payment_methods import add_card, default_payment_method
+from billing.payment_methods import add_card
 from billing.periods import local_time_utc
-from billing.processing import ChargeRequest
 from processors import registry
 from processors.simulator import SimulatorProcessor
 from tests.factories import (
@@ -331,50 +329,15 @@ async def test_a_timeout_stays_unknown_until_the_lookup_by_key_settles_it(db: Da
     await _advance(db, NOON + timedelta(minutes=1))
     [attempt] = await _attempts(db, invoice_id)
     assert (attempt.status, attempt.amount) == (AttemptStatus.UNKNOWN, 3000)
-    assert await _card_payments(db, customer_id) == []
-    await _advance(db, NOON + timedelta(minutes=10))
+    [payment] = await _card_payments(db, customer_id)  # the intent, committed before the call
+    assert (payment.id, payment.status) == (attempt.payment_id, PaymentStatus.UNKNOWN)
+    assert payment.processor_key == f"attempt-{attempt.id}"
+    await _advance(db, NOON + timedelta(minutes=10))  # the janitor looks it up
     [attempt] = await _attempts(db, invoice_id)
     assert attempt.status == AttemptStatus.SUCCEEDED
-    assert len(await _card_payments(db, customer_id)) == 1
+    [payment] = await _card_payments(db, customer_id)
+    assert (payment.id, payment.status) == (attempt.payment_id, PaymentStatus.COMPLETED)
     assert len(SimulatorProcessor().charges()) == 1  # looked up, never charged again
-
-
-async def test_an_attempt_left_in_flight_by_a_dead_run_is_looked_up_not_charged_again(
-    db: Database,
-) -> None:
-    class_id = await _class(db, card_charging=CardCharging.ON_ISSUE)
-    parties = [await _customer_with_invoice(db, class_id) for _ in range(2)]
-    # What a run killed mid-batch leaves: both attempts committed as in flight, and only the
-    # first call had reached the processor.
-    tokens = {}
-    async with db.transaction() as session:
-        for customer_id, invoice_id in parties:
-            card = await default_payment_method(session, customer_id)
-            assert card is not None
-            tokens[invoice_id] = card.token
-            await session.execute(
-                update(CollectionAttempt)
-                .where(CollectionAttempt.invoice_id == invoice_id)
-                .values(
-                    status=AttemptStatus.UNKNOWN,
-                    amount=3000,
-                    processor="simulator",
-                    payment_method_id=card.id,
-                    attempted_at=NOON,
-                )
-            )
-    (_, charged), (_, lost) = parties
-    [charged_attempt] = await _attempts(db, charged)
-    [lost_attempt] = await _attempts(db, lost)
-    await SimulatorProcessor().charge(
-        ChargeRequest(tokens[charged], 3000, "USD", f"attempt-{charged_attempt.id}")
-    )
-    report = await run_collection(db, NOON + timedelta(minutes=2))
-    assert (report.reconciled, report.succeeded) == (2, 2)
-    for invoice_id in (charged, lost):
-        assert (await _invoice(db, invoice_id)).status == InvoiceStatus.PAID
-    keys = sorted(key for key, _ in SimulatorProcessor().charge_log())
-    assert keys == sorted([f"attempt-{charged_attempt.id}", f"attempt-{lost_attempt.id}"])
 
 
 async def test_each_invoice_is_charged_on_its_own_for_its_own_amount(db: Database) -> None:

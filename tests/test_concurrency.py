@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import payment_methods, payments, settlement
+from billing.card_charges import within
 from billing.db import Database
 from billing.errors import UserError
 from billing.models import Charge, Invoice, Payment, PaymentAllocation, PaymentChannel
@@ -126,7 +127,7 @@ async def test_concurrent_card_double_submits_charge_the_card_once(db: Database)
         db,
         [
             lambda session: payments.pay_with_payment_method(
-                session, ADMIN, party.id, 100, None, None, "same-key"
+                within(session), ADMIN, party.id, 100, None, None, "same-key"
             )
             for _ in range(20)
         ],

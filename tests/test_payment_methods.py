@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from billing import payments
 from billing.access import Viewer
+from billing.card_charges import within
 from billing.db import Database
 from billing.errors import Forbidden, UserError
 from billing.models import ApiKeyScope, Base, Distributor, PaymentMethod, Role
@@ -89,7 +90,9 @@ async def test_removed_cards_are_neither_listed_nor_usable(db: Database) -> None
     calls = [
         lambda s: remove_payment_method(s, ADMIN, card.id),
         lambda s: set_default_payment_method(s, ADMIN, card.id),
-        lambda s: payments.pay_with_payment_method(s, ADMIN, party.id, 100, None, card.id, "k"),
+        lambda s: payments.pay_with_payment_method(
+            within(s), ADMIN, party.id, 100, None, card.id, "k"
+        ),
     ]
     for call in calls:
         with pytest.raises(UserError) as caught:
@@ -98,7 +101,9 @@ async def test_removed_cards_are_neither_listed_nor_usable(db: Database) -> None
         assert caught.value.code == "NOT_FOUND"
     with pytest.raises(UserError) as caught:  # no default left to charge either
         async with db.transaction() as session:
-            await payments.pay_with_payment_method(session, ADMIN, party.id, 100, None, None, "k")
+            await payments.pay_with_payment_method(
+                within(session), ADMIN, party.id, 100, None, None, "k"
+            )
     assert caught.value.code == "NO_PAYMENT_METHOD"
 
 
@@ -109,7 +114,9 @@ async def test_only_token_brand_last4_and_expiry_are_stored(
     caplog.set_level(logging.DEBUG)
     card = await add(db, party)
     async with db.transaction() as session:
-        await payments.pay_with_payment_method(session, ADMIN, party.id, 100, None, None, "k")
+        await payments.pay_with_payment_method(
+            within(session), ADMIN, party.id, 100, None, None, "k"
+        )
     assert (card.brand, card.last4, card.exp_month, card.exp_year) == ("visa", "4242", 12, 2030)
     assert card.token.startswith("sim_tok_")
     assert set(PaymentMethod.__table__.columns.keys()) == {
@@ -194,7 +201,9 @@ async def test_a_distributor_may_not_handle_its_customers_cards(db: Database) ->
         lambda s: payment_methods_for(s, viewer, party.id),
         lambda s: add_card(s, viewer, party.id, card_details()),
         lambda s: set_default_payment_method(s, viewer, card.id),
-        lambda s: payments.pay_with_payment_method(s, viewer, party.id, 100, None, None, "k"),
+        lambda s: payments.pay_with_payment_method(
+            within(s), viewer, party.id, 100, None, None, "k"
+        ),
     ):
         with pytest.raises(Forbidden):
             async with db.transaction() as session:

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import jobs, payment_methods, payments, settlement
+from billing import payment_methods, payments, settlement
 from billing.access import Viewer
+from billing.card_charges import within
 from billing.db import Database
 from billing.errors import Forbidden, UserError
 from billing.models import (
@@ -21,8 +22,6 @@ from billing.models import (
     IdempotencyRecord,
     Invoice,
     InvoiceStatus,
-    Job,
-    JobStatus,
     LedgerTransaction,
     Payment,
     PaymentChannel,
@@ -37,7 +36,6 @@ from tests.factories import (
     DECLINE,
     INSUFFICIENT,
     T0,
-    TIMEOUT,
     Party,
     admin_viewer,
     balance_of,
@@ -112,10 +110,9 @@ async def pay_by_card(
     invoice_id: int | None = None,
     key: str = "card-1",
 ) -> Payment:
-    async with db.transaction() as session:
-        return await payments.pay_with_payment_method(
-            session, customer_viewer(party.id), party.id, amount, invoice_id, None, key
-        )
+    return await payments.pay_with_payment_method(
+        db.transaction, customer_viewer(party.id), party.id, amount, invoice_id, None, key
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -414,46 +411,6 @@ async def test_a_completed_payment_has_no_payment_error(db: Database) -> None:
     assert payments.payment_error(await record(db, party, 10)) is None
 
 
-async def test_timeout_leaves_payment_unknown_until_reconciled_exactly_once(db: Database) -> None:
-    party = await new_party(db)
-    (invoice,) = await invoices(db, party, (100, DAY1))
-    await add_card(db, party, TIMEOUT)
-    payment = await pay_by_card(db, party, invoice_id=invoice)
-    assert (payment.status, payment.transaction_id) == (PaymentStatus.UNKNOWN, None)
-    assert await balance(db, party) == 0
-    assert await invoice_state(db, invoice) == (0, InvoiceStatus.UNPAID)
-
-    await jobs.advance_clock(db, T0 + payments.RECONCILE_AFTER + timedelta(minutes=1))
-    async with db.session() as session:
-        job = await session.scalar(select(Job).where(Job.kind == payments.RECONCILE_JOB))
-        assert job is not None and job.status == JobStatus.DONE
-    async with db.transaction() as session:  # a second reconciliation changes nothing
-        reconciled = await payments.reconcile_payment(session, payment.id)
-    assert reconciled.status == PaymentStatus.COMPLETED
-    assert await invoice_state(db, invoice) == (100, InvoiceStatus.PAID)
-    assert await balance(db, party) == -100
-    async with db.session() as session:
-        booked = await session.scalar(
-            select(func.count())
-            .select_from(LedgerTransaction)
-            .where(LedgerTransaction.kind == TransactionKind.PAYMENT)
-        )
-    assert booked == 1
-    assert len(SimulatorProcessor().charges()) == 1
-
-
-async def test_reconciling_a_charge_the_processor_never_saw_fails_it(db: Database) -> None:
-    party = await new_party(db)
-    await add_card(db, party, TIMEOUT)
-    payment = await pay_by_card(db, party, 100)
-    simulator.reset()
-    async with db.transaction() as session:
-        reconciled = await payments.reconcile_payment(session, payment.id)
-    assert (reconciled.status, reconciled.transaction_id) == (PaymentStatus.FAILED, None)
-    assert payments.payment_error(reconciled) is not None
-    assert await balance(db, party) == 0
-
-
 async def test_replayed_card_payment_charges_once(db: Database) -> None:
     party = await new_party(db)
     await add_card(db, party)
@@ -472,7 +429,7 @@ async def test_card_payment_amount_rules(db: Database) -> None:
         amount: int | None, invoice_id: int | None, method_id: int | None = None
     ) -> Callable[[AsyncSession], Awaitable[object]]:
         return lambda session: payments.pay_with_payment_method(
-            session, ADMIN, party.id, amount, invoice_id, method_id, "k"
+            within(session), ADMIN, party.id, amount, invoice_id, method_id, "k"
         )
 
     await assert_refused(db, party, "NO_PAYMENT_METHOD", pay(10, None))
@@ -496,7 +453,7 @@ async def test_a_customer_cannot_pay_for_another_customer(db: Database) -> None:
         other,
         "NOT_FOUND",
         lambda session: payments.pay_with_payment_method(
-            session, customer_viewer(party.id), other.id, 10, None, None, "k"
+            within(session), customer_viewer(party.id), other.id, 10, None, None, "k"
         ),
     )
 
@@ -669,7 +626,9 @@ async def apply_operation(
         await pay_cash(session, party.customer, amount)
         return 0, amount, 0
     if kind == "card":
-        await payments.pay_with_payment_method(session, ADMIN, party.id, amount, None, None, key)
+        await payments.pay_with_payment_method(
+            within(session), ADMIN, party.id, amount, None, None, key
+        )
         return 0, amount, 0
     if kind == "invoice":
         await insert_invoice(session, party.customer, amount, T0.date())

@@ -274,7 +274,7 @@ async def test_recording_a_payment_moves_the_balance_once_per_form(
     for response in (first, again):
         assert response.status_code == 200
         assert text_of(response.text, "payment-recorded") == (
-            "Recorded a wire payment of 20.50 USD, reference WIRE-778."
+            "Recorded a payment of 20.50 USD by wire transfer, reference WIRE-778."
         )
         assert text_of(response.text, "balance") == "34.49 USD"
     data = await _figures(admin, party)

@@ -184,7 +184,10 @@ async def test_a_class_is_created_and_edited_and_round_trips(admin: Browser, db:
     assert response.status_code == 200, response.text
     assert text_of(response.text, "class-done") == "Created Business."
     listed = text_of(response.text, "class-list")
-    assert "Business 30 days 10 days Never On due date; after due 0,3,7; reviewed" in listed
+    assert (
+        "Business 30 days 10 days Card charged: Never (the customer pays) "
+        "Card charged: On the due date; after due 0,3,7; reviewed"
+    ) in listed
     path = response.text.split('href="/admin/classes/', 1)[1].split('"')[0]
 
     assert (await admin.open("/admin/classes/garbage")).status_code == 404

@@ -15,7 +15,9 @@ from billing.processing import (
     CardDetails,
     CardProcessor,
     ChargeOutcome,
+    ChargeRefused,
     ChargeRequest,
+    IdempotencyConflict,
     ProcessorTimeout,
     card_brand,
     luhn_valid,
@@ -219,7 +221,7 @@ async def test_key_reused_for_a_different_charge_is_refused(
         "token": ChargeRequest(other_token, 1999, "USD", request.idempotency_key),
         "currency": ChargeRequest(request.token, 1999, "EUR", request.idempotency_key),
     }[change]
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(IdempotencyConflict) as caught:
         await processor.charge(different)
     assert caught.value.code == "IDEMPOTENCY_KEY_REUSED"
     assert len(processor.charges()) == 1
@@ -227,14 +229,14 @@ async def test_key_reused_for_a_different_charge_is_refused(
 
 @pytest.mark.parametrize("amount", [0, -1])
 async def test_non_positive_amount_is_refused(processor: SimulatorProcessor, amount: int) -> None:
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(ChargeRefused) as caught:
         await processor.charge(await charge(processor, APPROVE, amount=amount))
-    assert (caught.value.code, caught.value.field) == ("INVALID_AMOUNT", "amount")
+    assert caught.value.code == "INVALID_AMOUNT"
     assert processor.charges() == []
 
 
 async def test_unknown_token_is_refused(processor: SimulatorProcessor) -> None:
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(ChargeRefused) as caught:
         await processor.charge(ChargeRequest("sim_tok_nope", 100, "USD", "k"))
     assert caught.value.code == "INVALID_TOKEN"
 
@@ -323,7 +325,7 @@ async def test_refund_key_reused_for_a_different_refund_is_refused(
     charged = await processor.charge(await charge(processor, APPROVE, amount=1000))
     assert charged.processor_reference is not None
     await processor.refund(charged.processor_reference, 100, "r1")
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(IdempotencyConflict) as caught:
         await processor.refund(charged.processor_reference, 200, "r1")
     assert caught.value.code == "IDEMPOTENCY_KEY_REUSED"
 
@@ -348,7 +350,7 @@ async def test_refund_of_a_timed_out_charge_works_after_lookup(
 async def test_non_positive_refund_is_refused(processor: SimulatorProcessor) -> None:
     charged = await processor.charge(await charge(processor, APPROVE))
     assert charged.processor_reference is not None
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(ChargeRefused) as caught:
         await processor.refund(charged.processor_reference, 0, "r1")
     assert caught.value.code == "INVALID_AMOUNT"
 

@@ -65,7 +65,7 @@ async def test_an_administrator_finds_a_customer_and_records_a_payment(
     await page.get_by_label("Reference").fill("Counter receipt 42")
     await page.get_by_role("button", name="Record the payment").click()
     await expect(page.locator("#payment-recorded")).to_have_text(
-        "Recorded a cash payment of 40.00 USD, reference Counter receipt 42."
+        "Recorded a payment of 40.00 USD by cash, reference Counter receipt 42."
     )
     await expect(page.locator("#balance")).to_have_text("0.00 USD")
     await expect(page.locator("#payments tbody tr").first).to_contain_text("40.00 USD")
@@ -101,7 +101,7 @@ async def test_an_administrator_sees_the_card_payment_a_customer_made(
     await sign_in(page, await admin_login(db), lands_on="/admin")
     await find_customer(page, "ada@example", "Ada Lovelace")
     payment = page.locator("#payments tbody tr").first
-    await expect(payment).to_contain_text("Card (Visa ending 4242)")
+    await expect(payment).to_contain_text("Card, Visa ending 4242")
     await expect(payment).to_contain_text("29.99 USD")
     await expect(page.locator("#ledger tbody tr").first).to_contain_text("-29.99 USD")
     await expect(page.locator("#balance")).to_have_text("0.00 USD")
