@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, ViewportSize, expect
 
 from billing.db import Database
 from tests.browser.accessibility import assert_accessible
@@ -13,7 +13,7 @@ from tests.browser.conftest import ARTIFACTS
 from tests.browser.support import sign_in
 from tests.factories import customer_with_login, issue_invoice, settle_in_cash
 
-PHONE = {"width": 360, "height": 740}
+PHONE: ViewportSize = {"width": 360, "height": 740}
 OVERFLOW = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
 
 
