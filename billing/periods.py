@@ -156,7 +156,8 @@ def due_date_for(issue_date: date, payment_terms_days: int) -> date:
     """The local date an invoice issued on ``issue_date`` falls due under net-N terms.
 
     Counted in calendar days on the customer's calendar, so a DST change in between never
-    moves the due date; "due" means due by the end of that local day.
+    moves the due date; "due" means due by the end of that local day.  The calendar step of
+    :func:`billing.invoices.invoice_dates`, which is where an invoice's dates are set.
     """
     if payment_terms_days < 0:
         raise ValueError("payment terms cannot be negative")
