@@ -400,7 +400,9 @@ async def test_review_holds_the_invoice_until_approved_and_plans_attempts_then(
 # --- transitions and suspension ---------------------------------------------------------------
 
 
-async def _changes(db: Database, subject: StatusSubject, subject_id: int) -> list[tuple]:
+async def _changes(
+    db: Database, subject: StatusSubject, subject_id: int
+) -> list[tuple[str | None, str, str]]:
     async with db.session() as session:
         rows = (
             await session.scalars(

@@ -542,14 +542,15 @@ async def test_payments_to_unknown_or_out_of_scope_customers_are_not_found(db: D
         (reseller_viewer(reseller.id), party.id),  # another owner's customer
     ]
     for viewer, customer_id in cases:
-        await assert_refused(
-            db,
-            party,
-            "NOT_FOUND",
-            lambda session, viewer=viewer, customer_id=customer_id: payments.record_payment(
+
+        def pay_cash_for(
+            session: AsyncSession, viewer: Viewer = viewer, customer_id: int = customer_id
+        ) -> Awaitable[Payment]:
+            return payments.record_payment(
                 session, viewer, customer_id, 100, "USD", PaymentChannel.CASH, "k"
-            ),
-        )
+            )
+
+        await assert_refused(db, party, "NOT_FOUND", pay_cash_for)
     payment = await record(db, party, 100)
     with pytest.raises(UserError, match="payment not found"):
         async with db.session() as session:
