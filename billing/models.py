@@ -539,6 +539,11 @@ class Payment(Base):
     #: For card payments: the invoice it was meant for, if any.
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
     processor: Mapped[str | None] = mapped_column(String(32))
+    #: For card payments: the idempotency key the charge is sent under, committed with the
+    #: intent before the processor is called (see ``billing.card_charges``).
+    processor_key: Mapped[str | None] = mapped_column(String(200), index=True, unique=True)
+    #: While a card charge's outcome is open (PENDING, UNKNOWN): when the janitor asks next.
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     processor_reference: Mapped[str | None] = mapped_column(String(200))
     decline_code: Mapped[str | None] = mapped_column(String(64))
     message: Mapped[str | None] = mapped_column(String(500))
@@ -567,11 +572,6 @@ class CollectionAttempt(Base):
     __table_args__ = (
         UniqueConstraint("invoice_id", "scheduled_for", name="uq_collection_attempts_day"),
         Index("ix_collection_attempts_due", "status", "scheduled_at"),
-    #: For card payments: the idempotency key the charge is sent under, committed with the
-    #: intent before the processor is called (see ``billing.card_charges``).
-    processor_key: Mapped[str | None] = mapped_column(String(200), index=True, unique=True)
-    #: While a card charge's outcome is open (PENDING, UNKNOWN): when the janitor asks next.
-    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
@@ -629,9 +629,38 @@ class User(Base):
     reseller_id: Mapped[int | None] = mapped_column(ForeignKey("resellers.id"))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     distributor_id: Mapped[int | None] = mapped_column(ForeignKey("distributors.id"))
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
+class UserSession(Base):
+    """A signed-in session (``billing.user_sessions``): while the row lives, so does the
+    session; sign-out, "sign out everywhere" and expiry delete it.  The session token names
+    the row and carries a secret of which only a SHA-256 is kept here."""
+
+    __tablename__ = "user_sessions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class SignInAttempt(Base):
+    """Failed sign-ins from one client address (``billing.sign_in_throttle``): for one
+    e-mail address, or for every address together (``email = '*'``).  A row that has
+    reached its limit is locked until ``locked_until`` — from that client address only."""
+
+    __tablename__ = "sign_in_attempts"
+    __table_args__ = (
+        UniqueConstraint("client_address", "email", name="uq_sign_in_attempts_client_email"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    client_address: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str] = mapped_column(String(254))
+    failures: Mapped[int] = mapped_column(Integer)
+    #: When the failures counted so far are forgotten (at the end of a lock, if locked).
+    window_ends_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ApiKey(Base):

@@ -18,7 +18,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import validation
+from billing import sign_in_throttle, validation
 from billing.errors import UserError
 from billing.models import User
 from billing.passwords import hash_password, password_fingerprint
@@ -94,7 +94,6 @@ async def reset_password(
     if user is None or data.get("pw") != password_fingerprint(user.password_hash):
         raise _invalid()
     user.password_hash = hash_password(validate_password(new_password, "newPassword"))
-    user.failed_logins = 0
-    user.locked_until = None
+    await sign_in_throttle.forget_failures(session, user.email)
     await session.flush()
     return user

@@ -93,7 +93,6 @@ async def create_user(
         reseller_id=reseller_id,
         customer_id=customer_id,
         distributor_id=distributor_id,
-        failed_logins=0,
         created_at=await clock.now(session),
     )
     try:

@@ -1,8 +1,9 @@
 """Signing in and out, and resetting a forgotten password — the pages anyone may open.
 
-Sign-in goes through the API's ``signIn`` (which counts failures and locks a user after
-five wrong passwords in a row); the page puts the token it answers with into the session
-cookie.  A reset is asked for with ``requestPasswordReset``, which mails a link to
+Sign-in goes through the API's ``signIn`` (which counts failures and pauses signing in to
+an address after five wrong passwords from one client); the page puts the token it answers
+with into the session cookie, and sign-out ends that session with ``signOut``.  A reset is
+asked for with ``requestPasswordReset``, which mails a link to
 ``/portal/password-reset/{token}``; that page sets the password with ``resetPassword``.
 """
 
@@ -22,6 +23,10 @@ SIGN_IN = """
 mutation PortalSignIn($input: SignInInput!) {
   signIn(input: $input) { token viewer { role } errors { field code message } }
 }
+"""
+
+SIGN_OUT = """
+mutation PortalSignOut { signOut { errors { field code message } } }
 """
 
 REQUEST_PASSWORD_RESET = """
@@ -90,7 +95,8 @@ async def sign_in(request: Request) -> Response:
 
 
 async def sign_out(request: Request) -> Response:
-    """Drop the session cookie (the session token has no server-side state to end)."""
+    """End the session server-side (its cookie stops working everywhere), drop the cookie."""
+    await graphql.execute(request, SIGN_OUT)
     response = htmx.redirect(request, f"{SIGN_IN_PATH}?notice=signed-out")
     sessions.clear_session_cookie(response, request.app.state.settings)
     return response

@@ -11,6 +11,7 @@ from billing.errors import UserError
 from resolvers import auth as resolve
 from resolvers.context import Info
 from schema.errors import UserErrorType, user_errors
+from schema.permissions import IsAuthenticated
 from schema.relay import encode_id
 
 # The billing enums are the API's enums: registered here, then used as they are.
@@ -70,6 +71,23 @@ class SignOutPayload:
 
 
 @strawberry.input
+class SignOutEverywhereInput:
+    user_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The user whose sessions end: yourself when left out. Administrators "
+        "may name the users they look after.",
+    )
+
+
+@strawberry.type
+class SignOutEverywherePayload:
+    sessions_ended: int | None = strawberry.field(
+        default=None, description="How many sessions were still open."
+    )
+    errors: list[UserErrorType] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
 class RequestPasswordResetInput:
     email: str
 
@@ -96,7 +114,10 @@ class AuthQueries:
 
 @strawberry.type
 class AuthMutations:
-    @strawberry.mutation(description="Five wrong passwords in a row lock the user for 15 minutes.")
+    @strawberry.mutation(
+        description="Five wrong passwords for one address within 15 minutes pause signing in "
+        "to it for 15 minutes, from the client address they came from only."
+    )
     async def sign_in(self, info: Info, input: SignInInput) -> SignInPayload:
         result = await resolve.sign_in(info.context, input)
         if isinstance(result, UserError):
@@ -104,10 +125,26 @@ class AuthMutations:
         token, viewer = result
         return SignInPayload(token=token, viewer=Viewer.from_viewer(viewer))
 
-    @strawberry.mutation(description="End the browser session (clears the session cookie).")
-    def sign_out(self, info: Info) -> SignOutPayload:
-        resolve.sign_out(info.context)
-        return SignOutPayload(viewer=Viewer.from_viewer(ANONYMOUS))
+    @strawberry.mutation(
+        description="End the session the request came with (its cookie or bearer token stops "
+        "working) and clear the session cookie."
+    )
+    async def sign_out(self, info: Info) -> SignOutPayload:
+        errors = user_errors(await resolve.sign_out(info.context))
+        return SignOutPayload(viewer=Viewer.from_viewer(ANONYMOUS), errors=errors)
+
+    @strawberry.mutation(
+        description="End every session of a user, on every device: your own, or (for "
+        "administrators) a user's you look after.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def sign_out_everywhere(
+        self, info: Info, input: SignOutEverywhereInput
+    ) -> SignOutEverywherePayload:
+        result = await resolve.sign_out_everywhere(info.context, input)
+        if isinstance(result, UserError):
+            return SignOutEverywherePayload(errors=user_errors(result))
+        return SignOutEverywherePayload(sessions_ended=result)
 
     @strawberry.mutation(
         description="Mail a password reset link (valid for one hour, once) to the user with "
