@@ -29,7 +29,7 @@ INVOICE = (
     """
 query AdminInvoice($id: ID!) {
   invoice(id: $id) {
-    id number kind status periodStart periodEnd issueDate dueDate createdAt voidedAt pdfUrl
+    id number kind status periodStart periodEnd issueDate dueDate createdAt voidedAt voidReason pdfUrl
     nextAttemptAt notChargedReason
     previousBalance { ...Amount } paymentsInPeriod { ...Amount } total { ...Amount }
     amountPaid { ...Amount } outstanding { ...Amount } balanceDue { ...Amount }

@@ -94,7 +94,7 @@ INVOICE = (
     """
 query PortalInvoice($id: ID!) {
   invoice(id: $id) {
-    id number kind status periodStart periodEnd issueDate dueDate voidedAt pdfUrl
+    id number kind status periodStart periodEnd issueDate dueDate voidedAt voidReason pdfUrl
     nextAttemptAt notChargedReason
     attempts {
       scheduledFor status processorResponse cancelReason amount { ...Amount }
@@ -104,7 +104,7 @@ query PortalInvoice($id: ID!) {
     lines { accountNumber description serviceAt amount { ...Amount } }
     payments {
       amount { ...Amount }
-      payment { id method status receivedAt paymentMethod { brand last4 } }
+      payment { id method status receivedAt reference paymentMethod { brand last4 } }
     }
     customer { timeZone paymentMethods { ...Card } }
   }

@@ -89,6 +89,7 @@ async def test_voiding_takes_a_reason(admin: Browser, db: Database) -> None:
     assert response.status_code == 200
     assert text_of(response.text, "invoice-done") == f"Voided {invoice.number}."
     assert text_of(response.text, "invoice-status") == "Void"
+    assert text_of(response.text, "void-reason") == "Billed twice"
     assert "Voided" in text_of(response.text, "invoice-history")
     # A void invoice offers neither action again.
     assert f"{path}/void" not in response.text and f"{path}/approve" not in response.text

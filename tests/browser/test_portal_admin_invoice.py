@@ -41,6 +41,7 @@ async def test_an_administrator_approves_and_voids_from_the_invoice_page(
     await page.get_by_role("button", name="Void the invoice").click()
     await expect(page.locator("#invoice-done")).to_have_text(f"Voided {held.number}.")
     await expect(page.locator("#invoice-status")).to_have_text("Void")
+    await expect(page.locator("#void-reason")).to_have_text("Billed twice")
     await expect(page.locator("#invoice-history")).to_contain_text("Voided")
     await assert_accessible(page)
 
