@@ -6,9 +6,10 @@ through the simulator with 100 ms per call.
 Seeding is bulk Core inserts (not measured): customers on auto-payment with a default
 simulator card and a ledger balance, one UNPAID invoice each and its SCHEDULED attempt due
 now.  The figure is the wall time of one ``run_collection``: claiming, the processor calls
-(at most ``--concurrency`` in flight), and booking every payment through the payments
-module.  Then the card network's record (the simulator) and the payments are checked for
-double charges: an invoice with more than one successful charge, or more than one payment.
+(at most ``--concurrency`` in flight), and booking every payment through the card-charge
+flow (``billing.card_charges``: each charge opened as a PENDING payment before its call).
+Then the card network's record (the simulator) and the payments are checked for double
+charges: an invoice with more than one successful charge, or more than one payment.
 """
 
 from __future__ import annotations

@@ -538,7 +538,9 @@ async def run_janitor(
             table = _PAYMENTS
             await session.execute(
                 update(table)
-                .where(table.c.id == bindparam("b_id"), table.c.status.in_(OPEN_STATUSES))
+                # Still open: recording a known answer cleared the check (no IN list here:
+                # an executemany cannot expand one).
+                .where(table.c.id == bindparam("b_id"), table.c.next_check_at.is_not(None))
                 .values(next_check_at=bindparam("b_next")),
                 [{"b_id": row.id, "b_next": next_check(row.received_at, now)} for row in rows],
             )

@@ -8,6 +8,7 @@ between the steps; tests/test_collection_crash.py kills real processes.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import ClassVar
@@ -194,6 +195,22 @@ async def test_crash_between_call_and_record_is_found_by_lookup_not_charged_agai
     assert payment.status == PaymentStatus.COMPLETED
     assert len(network()) == 1
     assert await payment_transactions(db) == 1
+
+
+async def test_the_janitor_settles_many_open_charges_in_one_batch(db: Database) -> None:
+    parties = [await new_party(db, name=f"Payer {n}") for n in range(3)]
+    for n, party in enumerate(parties):
+        await card_at(db, party, TIMEOUT if n == 0 else APPROVE)
+        DyingProcessor.die = "after" if n == 1 else "before" if n == 2 else None
+        with suppress(Killed):  # the process "dies" for the second and third
+            await top_up(db, party, key=f"k{n}")
+        DyingProcessor.die = None
+    report = await run_janitor(db, FIRST_CHECK)
+    assert (report.looked_up, report.resent, report.settled) == (3, 1, 3)
+    async with db.session() as session:
+        statuses = (await session.scalars(select(Payment.status))).all()
+    assert statuses == [PaymentStatus.COMPLETED] * 3
+    assert len(network()) == 3
 
 
 async def test_a_charge_that_is_not_due_for_a_check_is_left_alone(db: Database) -> None:
