@@ -1,39 +1,58 @@
-"""Test helpers: viewers for each role and rows made through the real services.
+"""The one set of factories for tests and benchmarks: viewers for each role, rows made
+through the real services, people who can sign in, and bulk rows for benchmarks.
 
-Shared by every test module; extend it (append) rather than writing private twins.
+Shared by every test module, the browser tests and ``bench/``; extend it rather than writing
+private twins.  Functions taking a ``session`` work inside the caller's transaction; those
+taking a ``db`` commit a transaction of their own, as a separate request would.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import clock, ledger
+from billing import clock, invoices, ledger
 from billing.access import Viewer
 from billing.accounts import create_account
 from billing.charges import ChargeInput, post_charge
-from billing.customers import CustomerInput, create_customer, create_reseller
+from billing.collection import SettingsInput
+from billing.customers import (
+    CustomerInput,
+    create_customer,
+    create_customer_class,
+    create_reseller,
+)
 from billing.db import Database
 from billing.models import (
     Account,
+    Base,
     Charge,
     ChargeKind,
     Customer,
+    CustomerClass,
+    CustomerStatus,
     Invoice,
     InvoiceKind,
     InvoiceStatus,
     LedgerAccount,
+    LedgerAccountKind,
     Payment,
     PaymentChannel,
+    PaymentMethod,
     Reseller,
     Role,
 )
+from billing.payment_methods import add_card
 from billing.payments import record_payment
+from billing.periods import BillingPeriod
 from billing.processing import CardDetails
+from billing.users import create_user
 
 #: A fixed instant tests can freeze the clock at (a Monday, mid-month, no DST change near).
 T0 = datetime(2026, 3, 16, 12, 0, tzinfo=UTC)
@@ -61,12 +80,12 @@ async def make_reseller(session: AsyncSession, name: str = "Reseller") -> Resell
 
 
 async def make_customer(
-    session: AsyncSession, viewer: Viewer | None = None, **fields: object
+    session: AsyncSession, viewer: Viewer | None = None, **fields: Any
 ) -> Customer:
     """A customer made by ``create_customer``: USD, UTC, monthly unless ``fields`` say else."""
     data = CustomerInput(
         **{"name": "Ada Lovelace", "currency": "USD", "time_zone": "UTC", **fields}
-    )  # type: ignore[arg-type]
+    )
     key = f"customer-{uuid4().hex}" if data.opening_balance else None
     return await create_customer(session, viewer or admin_viewer(), data, key)
 
@@ -206,7 +225,7 @@ class Party:
         return self.customer.id
 
 
-async def new_party(db: Database, **fields: object) -> Party:
+async def new_party(db: Database, **fields: Any) -> Party:
     """A customer (``fields`` as for :func:`make_customer`) and an account, made in their own
     transaction with the clock frozen at :data:`T0` (unless a test froze it already)."""
     async with db.transaction() as session:
@@ -233,3 +252,172 @@ async def invoices_of(db: Database, customer_id: int) -> list[Invoice]:
                 )
             ).all()
         )
+
+
+# --- people who sign in (portal, browser and API tests) --------------------------------------
+
+#: Every test user's password: long enough for the password rules, and plainly a test value.
+PASSWORD = "correct horse battery staple"
+CUSTOMER_EMAIL = "ada@example.com"
+ADMIN_EMAIL = "admin@kassa.test"
+
+
+@dataclass(frozen=True)
+class Login(Party):
+    """A customer with one service account, and the e-mail address its portal user signs in
+    with (the password is :data:`PASSWORD`)."""
+
+    email: str
+
+
+async def user_with_login(db: Database, email: str, role: Role, **links: int | None) -> str:
+    """A user of ``role`` made by ``create_user`` (``links``: its reseller, customer or
+    distributor); returns the e-mail address to sign in with, with :data:`PASSWORD`."""
+    async with db.transaction() as session:
+        await create_user(session, email, PASSWORD, role, **links)
+    return email
+
+
+async def customer_with_login(db: Database, email: str = CUSTOMER_EMAIL, **fields: Any) -> Login:
+    """A customer (``fields`` as for :func:`make_customer`) with one account, and a CUSTOMER
+    user for it who signs in with ``email``."""
+    party = await new_party(db, email=email, **fields)
+    await user_with_login(db, email, Role.CUSTOMER, customer_id=party.id)
+    return Login(party.customer, party.account, email)
+
+
+async def admin_with_login(
+    db: Database, email: str = ADMIN_EMAIL, reseller_id: int | None = None
+) -> str:
+    """An administrator of the provider (sees every customer) or of ``reseller_id``; returns
+    the e-mail address to sign in with."""
+    return await user_with_login(db, email, Role.ADMIN, reseller_id=reseller_id)
+
+
+# --- cards, invoices, cash and classes, each in a transaction of its own ---------------------
+
+
+async def store_card(db: Database, party: Party, number: str = APPROVE) -> PaymentMethod:
+    """A card stored through ``add_card`` (the simulator tokenizes it), for tests whose
+    subject is not the card form itself."""
+    async with db.transaction() as session:
+        return await add_card(session, admin_viewer(), party.id, card_details(number))
+
+
+#: When :func:`issue_invoice`'s charges were used: the day before :data:`T0`.
+DAY_BEFORE_T0 = T0 - timedelta(days=1)
+
+
+async def issue_invoice(
+    db: Database,
+    party: Party,
+    *amounts: int,
+    description: str = "Usage",
+    service_at: datetime = DAY_BEFORE_T0,
+) -> Invoice:
+    """A real invoice: one usage charge per amount (minor units) posted through
+    ``post_charge`` for ``service_at``, then the period closed out of turn (at "now")."""
+    async with db.transaction() as session:
+        for amount in amounts:
+            await make_charge_at(session, party.account, amount, service_at, description)
+        return await invoices.close_period_out_of_turn(session, admin_viewer(), party.id)
+
+
+async def settle_in_cash(db: Database, party: Party, amount: int) -> Payment:
+    """Cash at the counter (:func:`pay_cash`), settled against the oldest open invoice first."""
+    async with db.transaction() as session:
+        return await pay_cash(session, party.customer, amount)
+
+
+async def make_customer_class(
+    session: AsyncSession,
+    name: str = "Collected",
+    payment_terms_days: int = 14,
+    grace_period_days: int = 7,
+    **out_of_turn: Any,
+) -> CustomerClass:
+    """A provider's class whose out-of-turn invoices (what :func:`issue_invoice` makes) are
+    collected as ``out_of_turn`` says (fields of ``SettingsInput``: card charging, attempts,
+    review)."""
+    settings = {InvoiceKind.OUT_OF_TURN: SettingsInput(**out_of_turn)}
+    return await create_customer_class(
+        session, admin_viewer(), name, payment_terms_days, grace_period_days, settings
+    )
+
+
+async def customer_class(db: Database, name: str = "Collected", **out_of_turn: Any) -> int:
+    """:func:`make_customer_class` in a transaction of its own; returns the class's id."""
+    async with db.transaction() as session:
+        return (await make_customer_class(session, name, **out_of_turn)).id
+
+
+# --- bulk rows for benchmarks ----------------------------------------------------------------
+# Core inserts, not the services: seeding a hundred thousand customers is not what a
+# benchmark measures.  Ids are given, so related rows can name each other.
+
+#: Rows per INSERT statement and per transaction.
+BULK_CHUNK = 5000
+
+
+async def insert_rows(db: Database, table: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    """``rows`` into ``table``, :data:`BULK_CHUNK` at a time, each chunk committed."""
+    for start in range(0, len(rows), BULK_CHUNK):
+        async with db.transaction() as session:
+            await session.execute(insert(table), rows[start : start + BULK_CHUNK])
+
+
+async def insert_customers(
+    db: Database,
+    ids: range,
+    period_start: date,
+    next_bill_at: datetime,
+    created_at: datetime,
+    balance: Callable[[int], int] = lambda _: 0,
+    email: Callable[[int], str | None] = lambda _: None,
+    **columns: Any,
+) -> None:
+    """Active monthly USD customers ``ids`` in UTC, each with the ledger account of the same
+    id holding ``balance(id)`` and the address ``email(id)``; ``columns`` set other customer
+    columns for all of them."""
+    await insert_rows(
+        db,
+        LedgerAccount,
+        [
+            {
+                "id": i,
+                "kind": LedgerAccountKind.CUSTOMER,
+                "owner_key": f"customer:{i}",
+                "currency": "USD",
+                "balance": balance(i),
+            }
+            for i in ids
+        ],
+    )
+    defaults = {
+        "currency": "USD",
+        "time_zone": "UTC",
+        "billing_period": BillingPeriod.MONTHLY,
+        "billing_anchor": period_start,
+        "period_start": period_start,
+        "next_bill_at": next_bill_at,
+        "credit_limit": 0,
+        "status": CustomerStatus.ACTIVE,
+        "auto_payment": False,
+        "created_at": created_at,
+        "updated_at": created_at,
+        **columns,
+    }
+    await insert_rows(
+        db,
+        Customer,
+        [
+            {
+                **defaults,
+                "id": i,
+                "name": f"Customer {i}",
+                "email": email(i),
+                "ledger_account_id": i,
+            }
+            for i in ids
+        ],
+    )

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from billing.api_keys import create_api_key
 from billing.db import Database
 from billing.models import ApiKeyScope, Base
+from tests.factories import PASSWORD
 
 BASE_URL = "https://kassa.test"
 
@@ -53,6 +54,13 @@ class Api:
 
     def as_(self, token: str | None) -> Api:
         return Api(self.http, token)
+
+
+async def signed_in_api(http: httpx.AsyncClient, email: str, password: str = PASSWORD) -> Api:
+    """The API as the user ``email``, signed in with ``signIn``: it sends the token."""
+    payload = await Api(http).mutate("signIn", {"email": email, "password": password}, "token")
+    assert payload["errors"] == [] and payload["token"], payload
+    return Api(http, payload["token"])
 
 
 async def api_key(

@@ -2,7 +2,8 @@
 
 ``browser`` is a :class:`~tests.portal_support.Browser` on an app whose mail goes to the
 ``mailbox``, an aiosmtpd server started once per test run; ``customer`` has a sign-in, and
-``signed_in`` is the browser with that customer signed in.
+``signed_in`` is the browser with that customer signed in; ``admin`` is the browser with the
+provider's administrator signed in.  (The browser tests' Playwright browser is ``chromium``.)
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from aiosmtpd.controller import Controller
 from app import create_app
 from billing.db import Database
 from settings import Settings
-from tests.factories import Party
+from tests.factories import Login, admin_with_login, customer_with_login
 from tests.graphql_support import BASE_URL
-from tests.portal_support import Browser, Inbox, Mailbox, customer_with_login
+from tests.portal_support import Browser, Inbox, Mailbox
 
 
 def _free_port() -> int:
@@ -64,13 +65,21 @@ async def browser(portal_settings: Settings, db: Database) -> AsyncIterator[Brow
 
 
 @pytest.fixture
-async def customer(db: Database) -> Party:
+async def customer(db: Database) -> Login:
     return await customer_with_login(db)
 
 
 @pytest.fixture
-async def signed_in(browser: Browser, customer: Party) -> Browser:
+async def signed_in(browser: Browser, customer: Login) -> Browser:
     """The browser with the customer signed in, on the dashboard."""
     response = await browser.sign_in()
     assert response.url.path == "/portal", response.text
+    return browser
+
+
+@pytest.fixture
+async def admin(browser: Browser, db: Database) -> Browser:
+    """The browser with the provider's administrator signed in, on the customer search."""
+    response = await browser.sign_in(await admin_with_login(db))
+    assert response.url.path == "/admin", response.text
     return browser

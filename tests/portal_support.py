@@ -3,7 +3,7 @@
 :class:`Browser` acts like a person's browser over httpx: it keeps cookies, reads the forms
 on the page it is on (their hidden CSRF token and form key included) and submits them, with
 or without htmx's headers.  Test data is made through the real billing services
-(:mod:`tests.factories`); a customer's sign-in is an ordinary user with the CUSTOMER role.
+(:mod:`tests.factories`, which also makes the people who sign in).
 :class:`Mailbox` is what an aiosmtpd server in the tests has received.
 """
 
@@ -11,26 +11,16 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
 from email import message_from_bytes
 from email.message import Message
 from html.parser import HTMLParser
-from typing import Any
 
 import httpx
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from billing import invoices, mailer
-from billing.db import Database
-from billing.models import Invoice, PaymentMethod, Role
-from billing.payment_methods import add_card
-from billing.users import create_user
-from tests.factories import T0, Party, admin_viewer, card_details, make_charge_at, new_party
-from tests.graphql_support import Api
-
-PASSWORD = "correct horse battery"
-CUSTOMER_EMAIL = "ada@example.com"
-
+from billing import mailer
+from tests.factories import CUSTOMER_EMAIL, PASSWORD
+from tests.graphql_support import Api, signed_in_api
 
 # --- reading pages ------------------------------------------------------------------------
 
@@ -170,48 +160,12 @@ class Browser:
         return await self.submit("/portal/sign-in", {"email": email, "password": password})
 
 
-# --- test data ----------------------------------------------------------------------------
-
-
-async def customer_with_login(db: Database, email: str = CUSTOMER_EMAIL, **fields: Any) -> Party:
-    """A customer with one account, who signs in with ``email`` and :data:`PASSWORD`."""
-    party = await new_party(db, email=email, **fields)
-    async with db.transaction() as session:
-        await create_user(session, email, PASSWORD, Role.CUSTOMER, customer_id=party.id)
-    return party
-
-
-ADMIN_EMAIL = "admin@kassa.test"
-
-
-async def admin_with_login(
-    db: Database, email: str = ADMIN_EMAIL, reseller_id: int | None = None
-) -> None:
-    """An administrator (of the provider, or of ``reseller_id``) who signs in with
-    ``email`` and :data:`PASSWORD`."""
-    async with db.transaction() as session:
-        await create_user(session, email, PASSWORD, Role.ADMIN, reseller_id=reseller_id)
-
-
-async def invoice_for(db: Database, customer: Party, *amounts: int) -> Invoice:
-    """An out-of-turn invoice of charges of ``amounts`` (minor units) used a day before T0."""
-    async with db.transaction() as session:
-        for amount in amounts:
-            await make_charge_at(session, customer.account, amount, T0 - timedelta(days=1))
-        return await invoices.close_period_out_of_turn(session, admin_viewer(), customer.id)
+# --- the API beside the pages ------------------------------------------------------------
 
 
 async def customer_api(browser: Browser, email: str = CUSTOMER_EMAIL) -> Api:
-    """The GraphQL API as the customer, to compare the pages with."""
-    payload = await Api(browser.http).mutate(
-        "signIn", {"email": email, "password": PASSWORD}, "token"
-    )
-    return Api(browser.http, payload["token"])
-
-
-async def store_card(db: Database, customer: Party, number: str) -> PaymentMethod:
-    async with db.transaction() as session:
-        return await add_card(session, admin_viewer(), customer.id, card_details(number))
+    """The GraphQL API as the customer (or whoever ``email`` is), to compare the pages with."""
+    return await signed_in_api(browser.http, email)
 
 
 # --- mail ---------------------------------------------------------------------------------

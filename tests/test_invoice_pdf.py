@@ -33,13 +33,14 @@ from tests.factories import (
     Party,
     admin_viewer,
     invoices_of,
+    issue_invoice,
     make_charge_at,
     make_reseller,
     new_party,
     pay_cash,
 )
 from tests.graphql_support import Api, api_key
-from tests.portal_support import Browser, invoice_for
+from tests.portal_support import Browser
 
 pytest_plugins = ["tests.graphql_fixtures", "tests.portal_fixtures"]
 
@@ -392,7 +393,7 @@ async def test_a_tampered_or_foreign_link_is_not_found(
     http: httpx.AsyncClient, db: Database, settings: Settings
 ) -> None:
     party = await new_party(db)
-    invoice = await invoice_for(db, party, 1000)
+    invoice = await issue_invoice(db, party, 1000)
     good = invoice_pdf_token(settings, invoice.id)
     payload, stamp, signature = good.split(".")
     other_invoice = invoice_pdf_token(settings, invoice.id + 1)  # signed, but no such invoice
@@ -414,7 +415,7 @@ async def test_an_expired_link_is_refused(
     http: httpx.AsyncClient, db: Database, settings: Settings
 ) -> None:
     party = await new_party(db)
-    invoice = await invoice_for(db, party, 1000)
+    invoice = await issue_invoice(db, party, 1000)
 
     class SixteenMinutesAgo(TimestampSigner):
         def get_timestamp(self) -> int:
@@ -446,7 +447,7 @@ async def test_only_those_who_may_see_an_invoice_get_a_link(
 async def test_the_portal_invoice_page_links_to_the_pdf(
     signed_in: Browser, customer: Party, db: Database
 ) -> None:
-    invoice = await invoice_for(db, customer, 2500)
+    invoice = await issue_invoice(db, customer, 2500)
     page = (await signed_in.open(f"/portal/invoices/{encode_id('Invoice', invoice.id)}")).text
     link = re.search(r'<a href="([^"]+)" download>[^<]*PDF</a>', page)
     assert link is not None

@@ -10,15 +10,21 @@ import pytest
 
 from billing.db import Database
 from schema.relay import encode_id
-from tests.factories import Party, make_reseller, new_party, pay_cash
-from tests.portal_support import (
+from tests.factories import (
     ADMIN_EMAIL,
+    Party,
+    admin_with_login,
+    issue_invoice,
+    make_reseller,
+    new_party,
+    pay_cash,
+)
+from tests.portal_support import (
     HTMX,
     Browser,
     csrf_token,
     customer_api,
     form_fields,
-    invoice_for,
     parse,
     text_of,
 )
@@ -33,17 +39,6 @@ ADMIN_FIGURES = """
       totalCount edges { node { kind description amount { amount currency } } }
     }
 """
-
-
-@pytest.fixture
-async def admin(browser: Browser, db: Database) -> Browser:
-    """The browser with the provider's administrator signed in, on the customer search."""
-    from tests.portal_support import admin_with_login
-
-    await admin_with_login(db)
-    response = await browser.sign_in(ADMIN_EMAIL)
-    assert response.url.path == "/admin", response.text
-    return browser
 
 
 def _money(value: dict[str, str]) -> str:
@@ -73,8 +68,8 @@ async def _figures(admin: Browser, party: Party, selection: str = ADMIN_FIGURES)
 
 async def _history(db: Database, party: Party) -> None:
     """Two invoices (15.00 and 49.99 USD) and a 10.00 USD cash payment: balance 54.99 USD."""
-    await invoice_for(db, party, 1230, 270)
-    await invoice_for(db, party, 4999)
+    await issue_invoice(db, party, 1230, 270)
+    await issue_invoice(db, party, 4999)
     async with db.transaction() as session:
         await pay_cash(session, party.customer, 1000)
 
@@ -153,12 +148,9 @@ async def test_unknown_and_foreign_customers_are_404_pages(admin: Browser, db: D
 
 
 async def _reseller_admin(db: Database) -> str:
-    from tests.portal_support import admin_with_login
-
     async with db.transaction() as session:
         reseller = await make_reseller(session, "Reseller R")
-    await admin_with_login(db, "reseller-admin@kassa.test", reseller_id=reseller.id)
-    return "reseller-admin@kassa.test"
+    return await admin_with_login(db, "reseller-admin@kassa.test", reseller_id=reseller.id)
 
 
 # --- finding a customer -------------------------------------------------------------------
@@ -240,7 +232,7 @@ async def test_the_customer_page_shows_the_api_figures(admin: Browser, db: Datab
 
 async def test_the_ledger_pages_on_its_own(admin: Browser, db: Database) -> None:
     party = await new_party(db)
-    await invoice_for(db, party, *range(100, 1300, 100))  # twelve charges
+    await issue_invoice(db, party, *range(100, 1300, 100))  # twelve charges
     page = await admin.open(_path(party))
     assert text_of(page.text, "ledger-title") == "Ledger transactions (12)"
     assert page.text.count('data-kind="CHARGE"') == 10

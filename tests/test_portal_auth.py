@@ -15,16 +15,9 @@ from billing.db import Database
 from billing.models import Role, SignInAttempt
 from billing.users import create_user
 from resolvers.sessions import SESSION_COOKIE, SESSION_MAX_AGE
-from tests.factories import Party
+from tests.factories import CUSTOMER_EMAIL, PASSWORD, Party
 from tests.graphql_support import BASE_URL, Api
-from tests.portal_support import (
-    CUSTOMER_EMAIL,
-    HTMX,
-    PASSWORD,
-    Browser,
-    Mailbox,
-    text_of,
-)
+from tests.portal_support import HTMX, Browser, Mailbox, text_of
 
 pytest_plugins = ["tests.portal_fixtures"]
 

@@ -6,53 +6,25 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
-from billing.collection import SettingsInput
 from billing.collection_run import run_collection
-from billing.customers import create_customer_class
 from billing.db import Database
-from billing.models import CardCharging, Invoice, InvoiceKind, InvoiceStatus
+from billing.models import CardCharging, Invoice, InvoiceStatus
 from schema.relay import encode_id
-from tests.factories import DECLINE, T0, admin_viewer, invoices_of
-from tests.portal_support import (
+from tests.factories import (
     ADMIN_EMAIL,
-    Browser,
-    admin_with_login,
-    csrf_token,
-    customer_api,
+    DECLINE,
+    T0,
+    customer_class,
     customer_with_login,
-    form_fields,
-    invoice_for,
+    invoices_of,
+    issue_invoice,
     store_card,
-    text_of,
 )
+from tests.portal_support import Browser, csrf_token, customer_api, form_fields, text_of
 
 pytest_plugins = ["tests.portal_fixtures"]
-
-
-@pytest.fixture
-async def admin(browser: Browser, db: Database) -> Browser:
-    await admin_with_login(db)
-    response = await browser.sign_in(ADMIN_EMAIL)
-    assert response.url.path == "/admin", response.text
-    return browser
-
-
-async def _class(db: Database, name: str = "Collected", **settings: object) -> int:
-    """A class whose out-of-turn invoices (what :func:`invoice_for` makes) follow
-    ``settings``."""
-    async with db.transaction() as session:
-        cls = await create_customer_class(
-            session,
-            admin_viewer(),
-            name,
-            14,
-            7,
-            {InvoiceKind.OUT_OF_TURN: SettingsInput(**settings)},  # type: ignore[arg-type]
-        )
-        return cls.id
 
 
 # --- the customer's invoice page ------------------------------------------------------------
@@ -61,10 +33,12 @@ async def _class(db: Database, name: str = "Collected", **settings: object) -> i
 async def test_the_invoice_shows_its_card_attempts_and_the_next_one(
     browser: Browser, db: Database
 ) -> None:
-    class_id = await _class(db, card_charging=CardCharging.ON_ISSUE, attempt_days_after_due=[0, 3])
+    class_id = await customer_class(
+        db, card_charging=CardCharging.ON_ISSUE, attempt_days_after_due=[0, 3]
+    )
     party = await customer_with_login(db, class_id=class_id, auto_payment=True)
     await store_card(db, party, DECLINE)
-    invoice = await invoice_for(db, party, 2500)
+    invoice = await issue_invoice(db, party, 2500)
     await run_collection(db, T0 + timedelta(minutes=2))
 
     await browser.sign_in()
@@ -87,7 +61,7 @@ async def test_the_invoice_says_why_the_card_will_not_be_charged(
     browser: Browser, db: Database
 ) -> None:
     party = await customer_with_login(db)  # no class: cards are never charged
-    invoice = await invoice_for(db, party, 900)
+    invoice = await issue_invoice(db, party, 900)
     await browser.sign_in()
     page = await browser.open(f"/portal/invoices/{encode_id('Invoice', invoice.id)}")
     assert "not charged to a card automatically" in text_of(page.text, "next-attempt")
@@ -98,10 +72,10 @@ async def test_the_invoice_says_why_the_card_will_not_be_charged(
 
 async def _pending(db: Database, count: int) -> list[str]:
     """``count`` invoices of one customer waiting for review, as global ids."""
-    class_id = await _class(db, "Reviewed", review=True)
+    class_id = await customer_class(db, "Reviewed", review=True)
     party = await customer_with_login(db, email="rev@example.com", class_id=class_id)
     for amount in range(count):
-        await invoice_for(db, party, 1000 + amount)
+        await issue_invoice(db, party, 1000 + amount)
     made = await invoices_of(db, party.id)
     assert {invoice.status for invoice in made} == {InvoiceStatus.PENDING_REVIEW}
     return [encode_id("Invoice", invoice.id) for invoice in made]
@@ -228,7 +202,7 @@ async def test_a_class_is_created_and_edited_and_round_trips(admin: Browser, db:
 
 
 async def test_bad_class_input_is_shown_beside_its_field(admin: Browser, db: Database) -> None:
-    await _class(db, "Plain")
+    await customer_class(db, "Plain")
     page = await admin.open("/admin/classes")
     path = page.text.split('href="/admin/classes/', 1)[1].split('"')[0]
     await admin.open(f"/admin/classes/{path}")
@@ -259,7 +233,7 @@ async def test_bad_class_input_is_shown_beside_its_field(admin: Browser, db: Dat
 async def test_a_customer_cannot_reach_the_collection_pages(
     signed_in: Browser, db: Database
 ) -> None:
-    class_id = await _class(db, "Secret")
+    class_id = await customer_class(db, "Secret")
     token = csrf_token((await signed_in.open("/portal")).text)
     one = f"/admin/classes/{encode_id('CustomerClass', class_id)}"
     for path in ("/admin/review", "/admin/classes", one):

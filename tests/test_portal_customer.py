@@ -8,18 +8,9 @@ from zoneinfo import ZoneInfo
 
 from billing.db import Database
 from schema.relay import encode_id
-from tests.factories import APPROVE, Party, pay_cash
+from tests.factories import APPROVE, Party, customer_with_login, issue_invoice, pay_cash, store_card
 from tests.graphql_support import Api
-from tests.portal_support import (
-    HTMX,
-    Browser,
-    csrf_token,
-    customer_api,
-    customer_with_login,
-    invoice_for,
-    store_card,
-    text_of,
-)
+from tests.portal_support import HTMX, Browser, csrf_token, customer_api, text_of
 
 pytest_plugins = ["tests.portal_fixtures"]
 
@@ -39,9 +30,9 @@ def _money(value: dict[str, str]) -> str:
 
 async def _three_invoices(db: Database, customer: Party) -> None:
     """One paid, one partly paid, one unpaid (payments settle the oldest first)."""
-    await invoice_for(db, customer, 1000)
-    await invoice_for(db, customer, 1230, 270)
-    await invoice_for(db, customer, 4999)
+    await issue_invoice(db, customer, 1000)
+    await issue_invoice(db, customer, 1230, 270)
+    await issue_invoice(db, customer, 4999)
     async with db.transaction() as session:
         await pay_cash(session, customer.customer, 1000 + 700)
 
@@ -131,7 +122,7 @@ async def test_someone_elses_invoice_is_a_404_page(
     signed_in: Browser, customer: Party, db: Database
 ) -> None:
     other = await customer_with_login(db, email="bob@example.com", name="Bob")
-    theirs = encode_id("Invoice", (await invoice_for(db, other, 700)).id)
+    theirs = encode_id("Invoice", (await issue_invoice(db, other, 700)).id)
     await store_card(db, customer, APPROVE)
     for path in (f"/portal/invoices/{theirs}", "/portal/invoices/garbage"):
         response = await signed_in.open(path)
@@ -151,7 +142,7 @@ async def test_someone_elses_invoice_is_a_404_page(
 async def test_the_payment_history_matches_the_api(
     signed_in: Browser, customer: Party, db: Database
 ) -> None:
-    await invoice_for(db, customer, 2500)
+    await issue_invoice(db, customer, 2500)
     async with db.transaction() as session:
         await pay_cash(session, customer.customer, 1000)
         await pay_cash(session, customer.customer, 250)

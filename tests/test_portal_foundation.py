@@ -10,8 +10,8 @@ import httpx
 from billing.db import Database
 from billing.models import InvoiceStatus
 from portals.csrf import CSRF_COOKIE
-from tests.factories import Party
-from tests.portal_support import HTMX, Browser, csrf_token, invoice_for, text_of
+from tests.factories import Party, issue_invoice
+from tests.portal_support import HTMX, Browser, csrf_token, text_of
 
 pytest_plugins = ["tests.portal_fixtures"]
 
@@ -96,7 +96,7 @@ async def test_an_oversized_form_is_refused_unread(signed_in: Browser) -> None:
 async def test_htmx_gets_the_fragment_and_browsers_the_page(
     signed_in: Browser, customer: Party, db: Database
 ) -> None:
-    await invoice_for(db, customer, 1000)
+    await issue_invoice(db, customer, 1000)
     page = await signed_in.open("/portal/invoices")
     fragment = await signed_in.http.get("/portal/invoices", headers=HTMX)
     for response in (page, fragment):
@@ -152,7 +152,7 @@ async def test_an_unknown_portal_page_is_a_404_page(signed_in: Browser) -> None:
 async def test_an_unknown_status_filter_shows_every_invoice(
     signed_in: Browser, customer: Party, db: Database
 ) -> None:
-    await invoice_for(db, customer, 1000)
+    await issue_invoice(db, customer, 1000)
     response = await signed_in.open("/portal/invoices?status=NONSENSE")
     assert response.status_code == 200
     assert text_of(response.text, "invoice-list-title") == "1 invoice"

@@ -14,19 +14,17 @@ import pytest
 from billing.db import Database
 from processors.simulator import SimulatorProcessor
 from schema.relay import encode_id
-from tests.factories import APPROVE, DECLINE, INSUFFICIENT, Party
-from tests.graphql_support import Api, table_contents
-from tests.portal_support import (
-    HTMX,
-    Browser,
-    csrf_token,
-    customer_api,
+from tests.factories import (
+    APPROVE,
+    DECLINE,
+    INSUFFICIENT,
+    Party,
     customer_with_login,
-    form_fields,
-    invoice_for,
+    issue_invoice,
     store_card,
-    text_of,
 )
+from tests.graphql_support import Api, table_contents
+from tests.portal_support import HTMX, Browser, csrf_token, customer_api, form_fields, text_of
 
 pytest_plugins = ["tests.portal_fixtures"]
 
@@ -155,7 +153,7 @@ async def test_someone_elses_card_is_a_404(
 
 
 async def _invoice_page(browser: Browser, customer: Party, db: Database, *amounts: int) -> str:
-    invoice_id = encode_id("Invoice", (await invoice_for(db, customer, *amounts)).id)
+    invoice_id = encode_id("Invoice", (await issue_invoice(db, customer, *amounts)).id)
     await browser.open(f"/portal/invoices/{invoice_id}")
     return f"/portal/invoices/{invoice_id}/pay"
 

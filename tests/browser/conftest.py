@@ -14,7 +14,8 @@ How the pieces fit:
   simulator, which ``_fresh_simulator`` resets per test); a loop of its own means the
   server keeps answering while the test awaits the browser.  The ``server`` fixture depends
   on ``db``, so every browser test starts from empty tables like every other test.
-* **Browser.** One Chromium per session (launching costs about a second); each test gets a
+* **Browser.** One Chromium per session, the ``chromium`` fixture (launching costs about a
+  second; not called ``browser``, which is the portal tests' httpx client); each test gets a
   new context (its own cookies and storage) and page, with short timeouts so a missing
   element fails in seconds rather than hanging the suite.
 * **Failure artifacts.** ``pytest_runtest_makereport`` keeps each phase's report on the
@@ -218,23 +219,24 @@ def server(_live_server: LiveServer, db: Database) -> LiveServer:
 
 
 @pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's Chromium, driven by Playwright, for the whole session."""
     if not chromium_available():
         pytest.skip(SKIP_REASON)
     async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
+        launched = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )
         try:
-            yield chromium
+            yield launched
         finally:
-            await chromium.close()
+            await launched.close()
 
 
 @pytest.fixture
-async def context(browser: Browser, server: LiveServer) -> AsyncIterator[BrowserContext]:
+async def context(chromium: Browser, server: LiveServer) -> AsyncIterator[BrowserContext]:
     """A fresh browser profile (no cookies) whose relative URLs go to the live server."""
-    ctx = await browser.new_context(
+    ctx = await chromium.new_context(
         base_url=server.url, locale="en-GB", viewport={"width": 1280, "height": 900}
     )
     ctx.set_default_timeout(ACTION_TIMEOUT_MS)

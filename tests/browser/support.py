@@ -1,79 +1,21 @@
-"""Helpers for the portal browser tests: customers who can sign in, invoices, signing in.
+"""Helpers for the portal browser tests: signing in, asking the API what the page should
+show, telling an htmx swap from a page load.
 
-Everything is made through the real services (as ``tests/factories.py`` does), so what the
-browser shows is what a real customer would see, ledger and all.
+The data comes from ``tests/factories.py`` (customers and administrators who can sign in,
+cards, invoices, cash), made through the real services, so what the browser shows is what a
+real customer would see, ledger and all.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
-from uuid import uuid4
 
 from playwright.async_api import Page, expect
 
 from billing.db import Database
-from billing.invoices import close_period_out_of_turn
-from billing.models import Invoice, Role
-from billing.payment_methods import add_card
-from billing.users import create_user
-from tests.factories import (
-    APPROVE,
-    T0,
-    Party,
-    admin_viewer,
-    card_details,
-    make_charge_at,
-    new_party,
-    pay_cash,
-)
+from tests.factories import PASSWORD
 from tests.graphql_support import api_key
-
-#: Long enough for the password rules, and obviously a test value.
-PASSWORD = "correct horse battery staple"
-
-
-@dataclass(frozen=True)
-class Login:
-    """A customer (with one service account) and the credentials of its portal user."""
-
-    party: Party
-    email: str
-    password: str = PASSWORD
-
-    @property
-    def customer_id(self) -> int:
-        return self.party.customer.id
-
-
-async def customer_login(db: Database, email: str | None = None, **fields: object) -> Login:
-    """A customer made by ``create_customer`` and a CUSTOMER user for it (``create_user``)."""
-    address = email or f"customer-{uuid4().hex[:8]}@example.com"
-    party = await new_party(db, **{"email": address, **fields})
-    async with db.transaction() as session:
-        await create_user(session, address, PASSWORD, Role.CUSTOMER, customer_id=party.id)
-    return Login(party, address)
-
-
-async def issue_invoice(
-    db: Database,
-    party: Party,
-    amount: int,
-    description: str = "Mobile plan",
-    service_at: datetime = T0,
-) -> Invoice:
-    """A real invoice: a charge posted through ``post_charge``, then invoiced out of turn."""
-    async with db.transaction() as session:
-        await make_charge_at(session, party.account, amount, service_at, description)
-        return await close_period_out_of_turn(session, admin_viewer(), party.id)
-
-
-async def settle_in_cash(db: Database, party: Party, amount: int) -> None:
-    """Cash at the counter, settled against the oldest open invoice first."""
-    async with db.transaction() as session:
-        await pay_cash(session, party.customer, amount)
 
 
 async def sign_in(
@@ -94,14 +36,6 @@ def _absolute(page: Page, path: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
-async def admin_login(db: Database, email: str = "admin@kassa.test") -> str:
-    """An administrator of the provider (sees every customer); returns the e-mail address
-    to sign in with, with :data:`PASSWORD`."""
-    async with db.transaction() as session:
-        await create_user(session, email, PASSWORD, Role.ADMIN)
-    return email
-
-
 async def graphql_as_visitor(
     page: Page, query: str, variables: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -120,13 +54,6 @@ async def graphql_as_visitor(
     assert "errors" not in body, body["errors"]
     data: dict[str, Any] = body["data"]
     return data
-
-
-async def store_card(db: Database, party: Party, number: str = APPROVE) -> None:
-    """A stored card made through ``add_card`` (the simulator tokenizes it), for tests whose
-    subject is not the card form itself."""
-    async with db.transaction() as session:
-        await add_card(session, admin_viewer(), party.id, card_details(number))
 
 
 async def partner_graphql(

@@ -13,27 +13,32 @@ from playwright.async_api import Page, expect
 
 from billing.db import Database
 from tests.browser.accessibility import assert_accessible
-from tests.browser.support import (
-    admin_login,
-    customer_login,
+from tests.browser.support import sign_in
+from tests.factories import (
+    Login,
+    admin_with_login,
+    customer_with_login,
     issue_invoice,
     settle_in_cash,
-    sign_in,
     store_card,
 )
 
 
-async def test_every_page_in_the_navigation_is_accessible(page: Page, db: Database) -> None:
-    login = await customer_login(db, name="Ada Lovelace", credit_limit=10_000)
-    await store_card(db, login.party)
-    await issue_invoice(db, login.party, 1_000, "February")
-    await settle_in_cash(db, login.party, 400)
-    await sign_in(page, login.email)
+async def _customer_with_history(db: Database) -> Login:
+    """A customer with a card, an invoice and a cash payment: no page is empty."""
+    login = await customer_with_login(db, name="Ada Lovelace", credit_limit=10_000)
+    await store_card(db, login)
+    await issue_invoice(db, login, 1_000, description="February")
+    await settle_in_cash(db, login, 400)
+    return login
 
+
+async def _crawl_navigation(page: Page) -> list[str]:
+    """Visit every page the main navigation links to; each must load, have a heading, be
+    marked as the current page and pass axe.  Returns the paths visited."""
     links = page.get_by_role("navigation", name="Main").get_by_role("link")
     paths = [await link.get_attribute("href") for link in await links.all()]
-    assert "/portal/invoices" in paths and "/portal/payment-methods" in paths, paths
-    checked = []
+    visited = []
     for path in paths:
         assert path is not None
         response = await page.goto(path)
@@ -41,7 +46,16 @@ async def test_every_page_in_the_navigation_is_accessible(page: Page, db: Databa
         await expect(page.get_by_role("heading", level=1)).to_be_visible()
         await expect(page.locator("[aria-current=page]")).to_have_attribute("href", path)
         await assert_accessible(page)
-        checked.append(path)
+        visited.append(path)
+    return visited
+
+
+async def test_every_page_in_the_navigation_is_accessible(page: Page, db: Database) -> None:
+    login = await _customer_with_history(db)
+    await sign_in(page, login.email)
+
+    checked = await _crawl_navigation(page)
+    assert "/portal/invoices" in checked and "/portal/payment-methods" in checked, checked
 
     await page.goto("/portal/invoices")
     await page.locator("#invoice-list tbody tr a").first.click()
@@ -55,22 +69,11 @@ async def test_every_page_in_the_administrators_navigation_is_accessible(
 ) -> None:
     """The same crawl for an administrator, then the pages reached from the customer list
     (a customer with invoices, payments and ledger transactions) and the admin 404 page."""
-    login = await customer_login(db, name="Ada Lovelace", credit_limit=10_000)
-    await store_card(db, login.party)
-    await issue_invoice(db, login.party, 1_000, "February")
-    await settle_in_cash(db, login.party, 400)
-    await sign_in(page, await admin_login(db), lands_on="/admin")
+    await _customer_with_history(db)
+    await sign_in(page, await admin_with_login(db), lands_on="/admin")
 
-    links = page.get_by_role("navigation", name="Main").get_by_role("link")
-    paths = [await link.get_attribute("href") for link in await links.all()]
-    assert paths and all(path is not None and path.startswith("/admin") for path in paths), paths
-    for path in paths:
-        assert path is not None
-        response = await page.goto(path)
-        assert response is not None and response.status == 200, path
-        await expect(page.get_by_role("heading", level=1)).to_be_visible()
-        await expect(page.locator("[aria-current=page]")).to_have_attribute("href", path)
-        await assert_accessible(page)
+    checked = await _crawl_navigation(page)
+    assert checked and all(path.startswith("/admin") for path in checked), checked
 
     await page.goto("/admin")
     await page.locator("#customers tbody tr a").first.click()
@@ -83,8 +86,8 @@ async def test_every_page_in_the_administrators_navigation_is_accessible(
 
 async def test_forms_showing_their_errors_are_accessible(page: Page, db: Database) -> None:
     """An error must be tied to its field and announced: the page at its most complex."""
-    login = await customer_login(db)
-    await store_card(db, login.party)
+    login = await customer_with_login(db)
+    await store_card(db, login)
     await sign_in(page, login.email)
 
     await page.goto("/portal/profile")
@@ -118,7 +121,7 @@ async def test_pages_for_visitors_not_signed_in_are_accessible(page: Page, db: D
 
 
 async def test_error_pages_are_accessible(page: Page, db: Database) -> None:
-    login = await customer_login(db)
+    login = await customer_with_login(db)
     await sign_in(page, login.email)
     response = await page.goto("/portal/no-such-page")
     assert response is not None and response.status == 404

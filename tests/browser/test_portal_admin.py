@@ -13,16 +13,8 @@ from playwright.async_api import Page, expect
 
 from billing.db import Database
 from tests.browser.accessibility import assert_accessible
-from tests.browser.support import (
-    admin_login,
-    assert_same_document,
-    customer_login,
-    graphql_as_visitor,
-    issue_invoice,
-    mark_document,
-    sign_in,
-    store_card,
-)
+from tests.browser.support import assert_same_document, graphql_as_visitor, mark_document, sign_in
+from tests.factories import admin_with_login, customer_with_login, issue_invoice, store_card
 
 BALANCE = (
     "query($email: String!) { customers(email: $email, first: 1) { edges { node { "
@@ -45,10 +37,10 @@ async def find_customer(page: Page, typed: str, name: str) -> None:
 async def test_an_administrator_finds_a_customer_and_records_a_payment(
     page: Page, db: Database
 ) -> None:
-    ada = await customer_login(db, "ada@example.com", name="Ada Lovelace")
-    await customer_login(db, "grace@example.com", name="Grace Hopper")
-    await issue_invoice(db, ada.party, 4_000, "Fibre, March")
-    email = await admin_login(db)
+    ada = await customer_with_login(db, "ada@example.com", name="Ada Lovelace")
+    await customer_with_login(db, "grace@example.com", name="Grace Hopper")
+    await issue_invoice(db, ada, 4_000, description="Fibre, March")
+    email = await admin_with_login(db)
     await sign_in(page, email, lands_on="/admin")
     await expect(page.locator("#customers tbody tr")).to_have_count(2)
     await assert_accessible(page)
@@ -88,9 +80,9 @@ async def test_an_administrator_sees_the_card_payment_a_customer_made(
 ) -> None:
     """The customer pays an invoice by card in the portal; the administrator then finds
     them and sees that payment and its ledger transaction."""
-    ada = await customer_login(db, "ada@example.com", name="Ada Lovelace")
-    invoice = await issue_invoice(db, ada.party, 2_999, "Mobile unlimited")
-    await store_card(db, ada.party)
+    ada = await customer_with_login(db, "ada@example.com", name="Ada Lovelace")
+    invoice = await issue_invoice(db, ada, 2_999, description="Mobile unlimited")
+    await store_card(db, ada)
     await sign_in(page, ada.email)
     await page.goto("/portal/invoices")
     await page.get_by_role("link", name=invoice.number).click()
@@ -98,7 +90,7 @@ async def test_an_administrator_sees_the_card_payment_a_customer_made(
     await expect(page.get_by_text("Paid 29.99 USD. Thank you.")).to_be_visible()
     await page.get_by_role("button", name="Sign out").click()
 
-    await sign_in(page, await admin_login(db), lands_on="/admin")
+    await sign_in(page, await admin_with_login(db), lands_on="/admin")
     await find_customer(page, "ada@example", "Ada Lovelace")
     payment = page.locator("#payments tbody tr").first
     await expect(payment).to_contain_text("Card, Visa ending 4242")
@@ -108,8 +100,8 @@ async def test_an_administrator_sees_the_card_payment_a_customer_made(
 
 
 async def test_a_charge_with_a_bad_amount_is_corrected_in_place(page: Page, db: Database) -> None:
-    ada = await customer_login(db, "ada@example.com", name="Ada Lovelace")
-    await sign_in(page, await admin_login(db), lands_on="/admin")
+    ada = await customer_with_login(db, "ada@example.com", name="Ada Lovelace")
+    await sign_in(page, await admin_with_login(db), lands_on="/admin")
     await find_customer(page, "Ada", "Ada Lovelace")
 
     await mark_document(page)
@@ -129,7 +121,7 @@ async def test_a_charge_with_a_bad_amount_is_corrected_in_place(page: Page, db: 
     await amount.fill("4.50")
     await page.get_by_role("button", name="Post the charge").click()
     await expect(page.locator("#charge-posted")).to_have_text(
-        f"Posted 4.50 USD to {ada.party.account.number}: Roaming data 1.2 GB."
+        f"Posted 4.50 USD to {ada.account.number}: Roaming data 1.2 GB."
     )
     await expect(page.locator("#balance")).to_have_text("4.50 USD")
     newest = page.locator("#ledger tbody tr").first
@@ -140,7 +132,7 @@ async def test_a_charge_with_a_bad_amount_is_corrected_in_place(page: Page, db: 
 
 
 async def test_a_customer_is_kept_out_of_the_administrators_pages(page: Page, db: Database) -> None:
-    ada = await customer_login(db, "ada@example.com")
+    ada = await customer_with_login(db, "ada@example.com")
     await sign_in(page, ada.email)
     await page.goto("/admin")
     await expect(page).to_have_url(f"{page.url.split('/portal', 1)[0]}/portal")

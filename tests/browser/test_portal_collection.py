@@ -7,42 +7,25 @@ from __future__ import annotations
 
 from playwright.async_api import Page, expect
 
-from billing.collection import SettingsInput
-from billing.customers import create_customer_class
 from billing.db import Database
-from billing.models import CardCharging, InvoiceKind
+from billing.models import CardCharging
 from tests.browser.accessibility import assert_accessible
-from tests.browser.support import (
-    admin_login,
-    assert_same_document,
-    customer_login,
+from tests.browser.support import assert_same_document, mark_document, sign_in
+from tests.factories import (
+    admin_with_login,
+    customer_class,
+    customer_with_login,
     issue_invoice,
-    mark_document,
-    sign_in,
     store_card,
 )
-from tests.factories import admin_viewer
-
-
-async def _class(db: Database, name: str, **settings: object) -> int:
-    async with db.transaction() as session:
-        cls = await create_customer_class(
-            session,
-            admin_viewer(),
-            name,
-            14,
-            7,
-            {InvoiceKind.OUT_OF_TURN: SettingsInput(**settings)},  # type: ignore[arg-type]
-        )
-        return cls.id
 
 
 async def test_the_review_queue_approves_in_place(page: Page, db: Database) -> None:
-    class_id = await _class(db, "Reviewed", review=True)
-    login = await customer_login(db, class_id=class_id)
+    class_id = await customer_class(db, "Reviewed", review=True)
+    login = await customer_with_login(db, class_id=class_id)
     for amount in (1_000, 2_000):
-        await issue_invoice(db, login.party, amount)
-    await sign_in(page, await admin_login(db), lands_on="/admin")
+        await issue_invoice(db, login, amount)
+    await sign_in(page, await admin_with_login(db), lands_on="/admin")
 
     await page.get_by_role("navigation", name="Main").get_by_role("link", name="Review").click()
     await expect(page.get_by_role("heading", name="2 invoices waiting")).to_be_visible()
@@ -60,10 +43,10 @@ async def test_the_review_queue_approves_in_place(page: Page, db: Database) -> N
 
 
 async def test_class_pages_with_errors_are_accessible(page: Page, db: Database) -> None:
-    await _class(
+    await customer_class(
         db, "Collected", card_charging=CardCharging.ON_DUE_DATE, attempt_days_after_due=[0, 3]
     )
-    await sign_in(page, await admin_login(db), lands_on="/admin")
+    await sign_in(page, await admin_with_login(db), lands_on="/admin")
     await page.goto("/admin/classes")
     await assert_accessible(page)
     await page.get_by_role("link", name="Collected").click()
@@ -77,12 +60,12 @@ async def test_class_pages_with_errors_are_accessible(page: Page, db: Database) 
 
 
 async def test_the_invoice_page_with_attempts_is_accessible(page: Page, db: Database) -> None:
-    class_id = await _class(
+    class_id = await customer_class(
         db, "Charged", card_charging=CardCharging.ON_DUE_DATE, attempt_days_after_due=[0, 3]
     )
-    login = await customer_login(db, class_id=class_id, auto_payment=True)
-    await store_card(db, login.party)
-    await issue_invoice(db, login.party, 1_000)
+    login = await customer_with_login(db, class_id=class_id, auto_payment=True)
+    await store_card(db, login)
+    await issue_invoice(db, login, 1_000)
     await sign_in(page, login.email)
     await page.goto("/portal/invoices")
     await page.locator("#invoice-list tbody tr a").first.click()

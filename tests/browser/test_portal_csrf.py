@@ -11,8 +11,8 @@ from playwright.async_api import Page, expect
 
 from billing.db import Database
 from tests.browser.accessibility import assert_accessible
-from tests.browser.support import customer_login, graphql_as_visitor, sign_in
-from tests.factories import APPROVE
+from tests.browser.support import graphql_as_visitor, sign_in
+from tests.factories import APPROVE, customer_with_login
 
 CARD_FORM = {
     "cardNumber": APPROVE,
@@ -42,7 +42,7 @@ async def fill_card_form(page: Page) -> None:
 
 
 async def test_a_post_without_the_token_is_refused(page: Page, db: Database) -> None:
-    login = await customer_login(db)
+    login = await customer_with_login(db)
     await sign_in(page, login.email)
     for headers, extra in [
         ({}, {}),  # no token at all
@@ -58,7 +58,7 @@ async def test_a_post_without_the_token_is_refused(page: Page, db: Database) -> 
 
 async def test_a_plain_form_stripped_of_its_token_is_refused(page: Page, db: Database) -> None:
     """As a forged form would arrive: a normal (non-htmx) submission with no token in it."""
-    login = await customer_login(db)
+    login = await customer_with_login(db)
     await sign_in(page, login.email)
     await page.goto("/portal/payment-methods")
     await page.evaluate("""() => {
@@ -80,7 +80,7 @@ async def test_a_plain_form_stripped_of_its_token_is_refused(page: Page, db: Dat
 async def test_an_htmx_request_without_the_token_is_refused(page: Page, db: Database) -> None:
     """htmx sends the token from ``hx-headers`` on ``<body>``; without it, the swap shows the
     refusal where the form was and nothing is stored."""
-    login = await customer_login(db)
+    login = await customer_with_login(db)
     await sign_in(page, login.email)
     await page.goto("/portal/payment-methods")
     await page.evaluate("""() => {
@@ -99,7 +99,7 @@ async def test_an_htmx_request_without_the_token_is_refused(page: Page, db: Data
 
 async def test_the_same_form_with_its_token_goes_through(page: Page, db: Database) -> None:
     """The control for the cases above: untouched, the form works."""
-    login = await customer_login(db)
+    login = await customer_with_login(db)
     await sign_in(page, login.email)
     await page.goto("/portal/payment-methods")
     await fill_card_form(page)

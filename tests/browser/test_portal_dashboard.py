@@ -6,14 +6,8 @@ from playwright.async_api import Page, expect
 
 from billing.db import Database
 from tests.browser.accessibility import assert_accessible
-from tests.browser.support import (
-    customer_login,
-    graphql_as_visitor,
-    issue_invoice,
-    settle_in_cash,
-    sign_in,
-)
-from tests.factories import T0
+from tests.browser.support import graphql_as_visitor, sign_in
+from tests.factories import T0, customer_with_login, issue_invoice, settle_in_cash
 
 FIGURES = """
 query($id: ID!) {
@@ -31,12 +25,12 @@ def money(value: dict[str, str]) -> str:
 
 
 async def test_dashboard_figures_match_the_api(page: Page, db: Database) -> None:
-    login = await customer_login(db, name="Ada Lovelace", credit_limit=50_000)
-    await issue_invoice(db, login.party, 1_000, "February")  # paid in full below
-    await settle_in_cash(db, login.party, 1_000)
-    await issue_invoice(db, login.party, 2_550, "March")  # partly paid below
-    await settle_in_cash(db, login.party, 550)
-    await issue_invoice(db, login.party, 1_200, "Roaming", service_at=T0)  # unpaid
+    login = await customer_with_login(db, name="Ada Lovelace", credit_limit=50_000)
+    await issue_invoice(db, login, 1_000, description="February")  # paid in full below
+    await settle_in_cash(db, login, 1_000)
+    await issue_invoice(db, login, 2_550, description="March")  # partly paid below
+    await settle_in_cash(db, login, 550)
+    await issue_invoice(db, login, 1_200, description="Roaming", service_at=T0)  # unpaid
 
     await sign_in(page, login.email)
     viewer = await graphql_as_visitor(page, "{ viewer { customerId } }")
@@ -75,7 +69,7 @@ async def test_dashboard_figures_match_the_api(page: Page, db: Database) -> None
 async def test_a_new_customer_sees_nothing_owed_and_how_to_add_a_card(
     page: Page, db: Database
 ) -> None:
-    login = await customer_login(db)
+    login = await customer_with_login(db)
     await sign_in(page, login.email)
     await expect(page.locator("#balance")).to_have_text("0.00 USD")
     await expect(page.get_by_text("Nothing to pay: every invoice is settled.")).to_be_visible()

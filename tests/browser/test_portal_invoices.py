@@ -8,18 +8,20 @@ from playwright.async_api import Page, expect
 from billing.db import Database
 from tests.browser.accessibility import assert_accessible
 from tests.browser.support import (
-    Login,
     assert_same_document,
-    customer_login,
     graphql_as_visitor,
-    issue_invoice,
     mark_document,
     partner_graphql,
-    settle_in_cash,
     sign_in,
+)
+from tests.factories import (
+    T0,
+    Login,
+    customer_with_login,
+    issue_invoice,
+    settle_in_cash,
     store_card,
 )
-from tests.factories import T0
 
 INVOICE_IDS = """
 query($customer: ID) {
@@ -30,17 +32,17 @@ query($customer: ID) {
 
 async def three_invoices(db: Database, login: Login) -> None:
     """A paid, a partly paid and an unpaid invoice, made and paid through the services."""
-    await issue_invoice(db, login.party, 1_000, "February")
-    await settle_in_cash(db, login.party, 1_000)
-    await issue_invoice(db, login.party, 2_550, "March")
-    await settle_in_cash(db, login.party, 550)
-    await issue_invoice(db, login.party, 1_200, "Roaming", service_at=T0)
+    await issue_invoice(db, login, 1_000, description="February")
+    await settle_in_cash(db, login, 1_000)
+    await issue_invoice(db, login, 2_550, description="March")
+    await settle_in_cash(db, login, 550)
+    await issue_invoice(db, login, 1_200, description="Roaming", service_at=T0)
 
 
 async def test_filtering_invoices_by_status_swaps_the_list_in_place(
     page: Page, db: Database
 ) -> None:
-    login = await customer_login(db)
+    login = await customer_with_login(db)
     await three_invoices(db, login)
     await sign_in(page, login.email)
     await page.get_by_role("link", name="Invoices").first.click()
@@ -75,9 +77,9 @@ async def test_filtering_invoices_by_status_swaps_the_list_in_place(
 
 
 async def test_paying_an_invoice_changes_its_status_in_place(page: Page, db: Database) -> None:
-    login = await customer_login(db)
-    await store_card(db, login.party)
-    invoice = await issue_invoice(db, login.party, 1_250, "Mobile plan, March")
+    login = await customer_with_login(db)
+    await store_card(db, login)
+    invoice = await issue_invoice(db, login, 1_250, description="Mobile plan, March")
     await sign_in(page, login.email)
     await page.get_by_role("link", name=invoice.number).click()
     await expect(page.get_by_role("heading", level=1)).to_have_text(f"Invoice {invoice.number}")
@@ -101,10 +103,10 @@ async def test_paying_an_invoice_changes_its_status_in_place(page: Page, db: Dat
 
 
 async def test_a_customer_cannot_open_another_customers_invoice(page: Page, db: Database) -> None:
-    ada = await customer_login(db, name="Ada Lovelace")
-    grace = await customer_login(db, name="Grace Hopper")
-    own = await issue_invoice(db, ada.party, 1_000, "Ada's plan")
-    other = await issue_invoice(db, grace.party, 9_900, "Grace's plan")
+    ada = await customer_with_login(db, name="Ada Lovelace")
+    grace = await customer_with_login(db, "grace@example.com", name="Grace Hopper")
+    own = await issue_invoice(db, ada, 1_000, description="Ada's plan")
+    other = await issue_invoice(db, grace, 9_900, description="Grace's plan")
     ids = {
         edge["node"]["number"]: edge["node"]["id"]
         for edge in (await partner_graphql(page, db, INVOICE_IDS))["invoices"]["edges"]

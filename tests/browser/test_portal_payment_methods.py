@@ -7,15 +7,8 @@ from playwright.async_api import Page, expect
 
 from billing.db import Database
 from tests.browser.accessibility import assert_accessible
-from tests.browser.support import (
-    assert_same_document,
-    customer_login,
-    graphql_as_visitor,
-    issue_invoice,
-    mark_document,
-    sign_in,
-)
-from tests.factories import APPROVE, DECLINE
+from tests.browser.support import assert_same_document, graphql_as_visitor, mark_document, sign_in
+from tests.factories import APPROVE, DECLINE, customer_with_login, issue_invoice
 
 CARDS = "{ viewer { customerId } }"
 STORED = "query($id: ID!) { customer(id: $id) { paymentMethods { last4 isDefault } } }"
@@ -43,8 +36,8 @@ async def stored_cards(page: Page) -> list[dict[str, object]]:
 async def test_add_the_approving_and_the_declining_card_then_pay_with_each(
     page: Page, db: Database
 ) -> None:
-    login = await customer_login(db)
-    invoice = await issue_invoice(db, login.party, 4_000, "Fibre, March")
+    login = await customer_with_login(db)
+    invoice = await issue_invoice(db, login, 4_000, description="Fibre, March")
     await sign_in(page, login.email)
     await page.get_by_role("link", name="Cards").click()
     await expect(page.get_by_text("No cards yet.")).to_be_visible()
@@ -90,7 +83,7 @@ async def test_add_the_approving_and_the_declining_card_then_pay_with_each(
 
 
 async def test_an_invalid_card_number_is_marked_beside_its_field(page: Page, db: Database) -> None:
-    login = await customer_login(db)
+    login = await customer_with_login(db)
     await sign_in(page, login.email)
     await page.goto("/portal/payment-methods")
     await add_card(page, "4242424242424241")  # fails the Luhn check
