@@ -225,15 +225,23 @@ class Party:
         return self.customer.id
 
 
-async def new_party(db: Database, **fields: Any) -> Party:
+async def new_party(db: Database, account_number: str | None = None, **fields: Any) -> Party:
     """A customer (``fields`` as for :func:`make_customer`) and an account, made in their own
     transaction with the clock frozen at :data:`T0` (unless a test froze it already)."""
     async with db.transaction() as session:
         if not await clock.is_frozen(session):
             await clock.freeze(session, T0)
         customer = await make_customer(session, **fields)
-        account = await make_account(session, customer)
+        account = await make_account(session, customer, number=account_number)
     return Party(customer, account)
+
+
+async def post_usage(
+    db: Database, party: Party, amount: int, service_at: datetime, description: str = "Usage"
+) -> Charge:
+    """:func:`make_charge_at` on the party's account, in a transaction of its own."""
+    async with db.transaction() as session:
+        return await make_charge_at(session, party.account, amount, service_at, description)
 
 
 async def freeze_clock(db: Database, at: datetime = T0) -> None:
@@ -334,6 +342,7 @@ async def make_customer_class(
     name: str = "Collected",
     payment_terms_days: int = 14,
     grace_period_days: int = 7,
+    issue_empty_invoices: bool = False,
     **out_of_turn: Any,
 ) -> CustomerClass:
     """A provider's class whose out-of-turn invoices (what :func:`issue_invoice` makes) are
@@ -341,14 +350,20 @@ async def make_customer_class(
     review)."""
     settings = {InvoiceKind.OUT_OF_TURN: SettingsInput(**out_of_turn)}
     return await create_customer_class(
-        session, admin_viewer(), name, payment_terms_days, grace_period_days, settings
+        session,
+        admin_viewer(),
+        name,
+        payment_terms_days,
+        grace_period_days,
+        settings,
+        issue_empty_invoices=issue_empty_invoices,
     )
 
 
-async def customer_class(db: Database, name: str = "Collected", **out_of_turn: Any) -> int:
+async def customer_class(db: Database, name: str = "Collected", **fields: Any) -> int:
     """:func:`make_customer_class` in a transaction of its own; returns the class's id."""
     async with db.transaction() as session:
-        return (await make_customer_class(session, name, **out_of_turn)).id
+        return (await make_customer_class(session, name, **fields)).id
 
 
 # --- bulk rows for benchmarks ----------------------------------------------------------------

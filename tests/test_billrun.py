@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import clock, jobs
 from billing.billrun import BATCH_SIZE, BILL_RUN_JOB, elapsed_periods, run_bill_run
-from billing.customers import create_customer_class
 from billing.db import Database
 from billing.invoices import invoice_lines
 from billing.models import (
@@ -25,13 +24,15 @@ from billing.models import (
 from billing.periods import BillingPeriod, Period
 from tests.factories import (
     T0,
-    admin_viewer,
     balance_of,
     freeze_clock,
     invoices_of,
     make_account,
     make_charge_at,
     make_customer,
+    make_customer_class,
+    new_party,
+    post_usage,
 )
 
 UTC_APRIL_1 = datetime(2026, 4, 1, tzinfo=UTC)
@@ -40,10 +41,7 @@ UTC_APRIL_1 = datetime(2026, 4, 1, tzinfo=UTC)
 async def _always_invoiced(session: AsyncSession) -> int:
     """A class whose periods are invoiced even with nothing on them, for tests of when
     periods close (a customer without charges gets no invoice otherwise)."""
-    cls = await create_customer_class(
-        session, admin_viewer(), "Statements", 14, 7, issue_empty_invoices=True
-    )
-    return cls.id
+    return (await make_customer_class(session, "Statements", issue_empty_invoices=True)).id
 
 
 async def _invoice_count(db: Database) -> int:
@@ -82,11 +80,9 @@ def test_a_period_ends_at_local_midnight_not_utc_midnight() -> None:
 async def test_running_the_bill_run_twice_at_the_same_instant_changes_nothing(
     db: Database,
 ) -> None:
-    await freeze_clock(db)
-    async with db.transaction() as session:
-        customer = await make_customer(session)
-        await make_charge_at(session, await make_account(session, customer), 100, T0)
-        await clock.freeze(session, UTC_APRIL_1)
+    customer = await new_party(db)
+    await post_usage(db, customer, 100, T0)
+    await freeze_clock(db, UTC_APRIL_1)
     async with db.transaction() as session:
         assert await run_bill_run(session, UTC_APRIL_1) == 1
     async with db.transaction() as session:
@@ -101,15 +97,10 @@ async def test_running_the_bill_run_twice_at_the_same_instant_changes_nothing(
 
 async def test_test_clock_over_several_months_invoices_each_month_once(db: Database) -> None:
     await freeze_clock(db, datetime(2026, 1, 15, 12, tzinfo=UTC))
-    async with db.transaction() as session:
-        customer = await make_customer(session)
-        account = await make_account(session, customer)
+    customer = await new_party(db)
     for month in range(1, 7):  # one charge per month, each posted during its month
         await jobs.advance_clock(db, datetime(2026, month, 20, tzinfo=UTC))
-        async with db.transaction() as session:
-            await make_charge_at(
-                session, account, 100 * month, datetime(2026, month, 20, tzinfo=UTC)
-            )
+        await post_usage(db, customer, 100 * month, datetime(2026, month, 20, tzinfo=UTC))
     await jobs.advance_clock(db, datetime(2026, 7, 2, tzinfo=UTC))
     await jobs.advance_clock(db, datetime(2026, 7, 3, tzinfo=UTC))  # nothing more to close
 
@@ -135,14 +126,11 @@ async def test_test_clock_over_several_months_invoices_each_month_once(db: Datab
 async def test_a_customer_several_periods_behind_gets_one_invoice_per_period(
     db: Database,
 ) -> None:
-    await freeze_clock(db)
-    async with db.transaction() as session:
-        customer = await make_customer(session)
-        account = await make_account(session, customer)
-        for month, amount in ((3, 300), (4, 400), (5, 500), (6, 600)):
-            await make_charge_at(session, account, amount, datetime(2026, month, 10, tzinfo=UTC))
-        # The worker was down: the clock jumps past three period ends without running jobs.
-        await clock.freeze(session, datetime(2026, 6, 15, tzinfo=UTC))
+    customer = await new_party(db)
+    for month, amount in ((3, 300), (4, 400), (5, 500), (6, 600)):
+        await post_usage(db, customer, amount, datetime(2026, month, 10, tzinfo=UTC))
+    # The worker was down: the clock jumps past three period ends without running jobs.
+    await freeze_clock(db, datetime(2026, 6, 15, tzinfo=UTC))
     assert await jobs.run_due(db) >= 1
 
     invoices = await invoices_of(db, customer.id)
@@ -221,10 +209,8 @@ async def test_daily_weekly_and_anniversary_periods(
 
 
 async def test_closed_customers_are_not_billed_but_their_periods_move_on(db: Database) -> None:
-    await freeze_clock(db)
-    async with db.transaction() as session:
-        customer = await make_customer(session, status=CustomerStatus.CLOSED)
-        await make_charge_at(session, await make_account(session, customer), 100, T0)
+    customer = await new_party(db, status=CustomerStatus.CLOSED)
+    await post_usage(db, customer, 100, T0)
     await jobs.advance_clock(db, datetime(2026, 5, 2, tzinfo=UTC))
     assert await invoices_of(db, customer.id) == []
     async with db.session() as session:

@@ -11,20 +11,18 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from billing import clock, jobs
-from billing.customers import create_customer_class
+from billing import jobs
 from billing.db import Database
 from billing.invoices import StatementFigures, is_empty
 from billing.models import Customer, InvoiceStatus
 from tests.factories import (
     ADMIN_EMAIL,
-    admin_viewer,
+    customer_class,
     freeze_clock,
     invoices_of,
-    make_account,
-    make_charge_at,
-    make_customer,
-    pay_cash,
+    new_party,
+    post_usage,
+    settle_in_cash,
 )
 from tests.portal_support import Browser, customer_api, form_fields
 
@@ -55,9 +53,7 @@ def test_empty_means_no_lines_nothing_carried_over_and_nothing_paid(
 async def test_nothing_charged_and_nothing_owed_makes_no_invoice_and_the_period_moves_on(
     db: Database,
 ) -> None:
-    await freeze_clock(db)
-    async with db.transaction() as session:
-        quiet = await make_customer(session)
+    quiet = await new_party(db)
     await jobs.advance_clock(db, MAY_1)
     assert await invoices_of(db, quiet.id) == []
     async with db.session() as session:
@@ -66,22 +62,16 @@ async def test_nothing_charged_and_nothing_owed_makes_no_invoice_and_the_period_
 
 
 async def test_a_class_that_asks_for_them_gets_paid_zero_invoices(db: Database) -> None:
-    await freeze_clock(db)
-    async with db.transaction() as session:
-        statements = await create_customer_class(
-            session, admin_viewer(), "Statements", 14, 7, issue_empty_invoices=True
-        )
-        customer = await make_customer(session, class_id=statements.id)
+    statements = await customer_class(db, "Statements", issue_empty_invoices=True)
+    customer = await new_party(db, class_id=statements)
     await jobs.advance_clock(db, APRIL_1)
     [invoice] = await invoices_of(db, customer.id)
     assert (invoice.total, invoice.previous_balance, invoice.status) == (0, 0, InvoiceStatus.PAID)
 
 
 async def test_a_customer_who_still_owes_gets_a_statement_without_charges(db: Database) -> None:
-    await freeze_clock(db)
-    async with db.transaction() as session:
-        customer = await make_customer(session)
-        await make_charge_at(session, await make_account(session, customer), 1000, MARCH_10)
+    customer = await new_party(db)
+    await post_usage(db, customer, 1000, MARCH_10)
     await jobs.advance_clock(db, MAY_1)
     march, april = await invoices_of(db, customer.id)
     assert (march.total, march.status) == (1000, InvoiceStatus.OVERDUE)
@@ -89,19 +79,15 @@ async def test_a_customer_who_still_owes_gets_a_statement_without_charges(db: Da
 
 
 async def test_a_customer_in_credit_gets_a_statement_without_charges(db: Database) -> None:
-    await freeze_clock(db)
-    async with db.transaction() as session:
-        customer = await make_customer(session, opening_balance=-500)
+    customer = await new_party(db, opening_balance=-500)
     await jobs.advance_clock(db, APRIL_1)
     [march] = await invoices_of(db, customer.id)
     assert (march.total, march.previous_balance, march.balance_due) == (0, -500, -500)
 
 
 async def test_a_payment_in_the_period_gets_a_statement_without_charges(db: Database) -> None:
-    await freeze_clock(db)
-    async with db.transaction() as session:
-        customer = await make_customer(session)
-        await pay_cash(session, customer, 700)  # paid ahead: nothing was owed yet
+    customer = await new_party(db)
+    await settle_in_cash(db, customer, 700)  # paid ahead: nothing was owed yet
     await jobs.advance_clock(db, APRIL_1)
     [march] = await invoices_of(db, customer.id)
     assert (march.previous_balance, march.payments_in_period, march.balance_due) == (0, 700, -700)
@@ -111,15 +97,12 @@ async def test_an_empty_period_between_two_billed_ones_is_skipped_without_a_numb
     db: Database,
 ) -> None:
     """Several periods behind at once: March billed and paid, April empty, May billed."""
-    await freeze_clock(db)
-    async with db.transaction() as session:
-        customer = await make_customer(session)
-        account = await make_account(session, customer)
-        await make_charge_at(session, account, 300, MARCH_10)
-        await make_charge_at(session, account, 500, datetime(2026, 5, 10, tzinfo=UTC))
-        await pay_cash(session, customer, 300)
-        # The worker was down: the clock jumps past three period ends without running jobs.
-        await clock.freeze(session, datetime(2026, 6, 15, tzinfo=UTC))
+    customer = await new_party(db)
+    await post_usage(db, customer, 300, MARCH_10)
+    await post_usage(db, customer, 500, datetime(2026, 5, 10, tzinfo=UTC))
+    await settle_in_cash(db, customer, 300)
+    # The worker was down: the clock jumps past three period ends without running jobs.
+    await freeze_clock(db, datetime(2026, 6, 15, tzinfo=UTC))
     await jobs.run_due(db)
     march, may = await invoices_of(db, customer.id)
     assert [(i.period_start, i.number, i.total) for i in (march, may)] == [

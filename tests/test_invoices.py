@@ -41,12 +41,15 @@ from tests.factories import (
     customer_viewer,
     freeze_clock,
     invoices_of,
+    issue_invoice,
     make_account,
     make_charge_at,
     make_customer,
     make_reseller,
-    pay_cash,
+    new_party,
+    post_usage,
     reseller_viewer,
+    settle_in_cash,
 )
 
 MARCH = datetime(2026, 3, 20, 12, tzinfo=UTC)
@@ -135,20 +138,13 @@ async def test_due_date_is_issue_date_plus_payment_terms(db: Database) -> None:
 async def test_lines_come_from_the_period_charges_and_later_ones_go_to_the_next_invoice(
     db: Database,
 ) -> None:
-    await freeze_clock(db)
-    async with db.transaction() as session:
-        customer = await make_customer(session)
-        account = await make_account(session, customer, number="+1 555 0100")
-        await make_charge_at(session, account, 1000, MARCH, "Calls in March")
-        await make_charge_at(
-            session, account, 500, datetime(2026, 4, 2, tzinfo=UTC), "April subscription"
-        )
+    customer = await new_party(db, account_number="+1 555 0100")
+    await post_usage(db, customer, 1000, MARCH, "Calls in March")
+    await post_usage(db, customer, 500, datetime(2026, 4, 2, tzinfo=UTC), "April subscription")
     await jobs.advance_clock(db, APRIL_1)
-    async with db.transaction() as session:
-        # Posted in April for a service in March: the March invoice is already closed.
-        await make_charge_at(
-            session, account, 70, datetime(2026, 3, 31, 23, tzinfo=UTC), "Late roaming record"
-        )
+    # Posted in April for a service in March: the March invoice is already closed.
+    late = datetime(2026, 3, 31, 23, tzinfo=UTC)
+    await post_usage(db, customer, 70, late, "Late roaming record")
     await jobs.advance_clock(db, MAY_1)
 
     march, april = await invoices_of(db, customer.id)
@@ -183,16 +179,12 @@ def test_statement_figures_reconcile_with_the_balance() -> None:
 
 
 async def test_previous_balance_and_payments_in_period(db: Database) -> None:
-    await freeze_clock(db)
-    async with db.transaction() as session:
-        customer = await make_customer(session, opening_balance=500)
-        account = await make_account(session, customer)
-        await make_charge_at(session, account, 1000, MARCH)
-        await pay_cash(session, customer, 300)  # received in March, before any invoice
+    customer = await new_party(db, opening_balance=500)
+    await post_usage(db, customer, 1000, MARCH)
+    await settle_in_cash(db, customer, 300)  # received in March, before any invoice
     await jobs.advance_clock(db, APRIL_1)
-    async with db.transaction() as session:
-        await make_charge_at(session, account, 200, APRIL)
-        payment = await pay_cash(session, customer, 1000)  # received in April
+    await post_usage(db, customer, 200, APRIL)
+    payment = await settle_in_cash(db, customer, 1000)  # received in April
     await jobs.advance_clock(db, MAY_1)
 
     march, april = await invoices_of(db, customer.id)
@@ -211,12 +203,9 @@ async def test_previous_balance_and_payments_in_period(db: Database) -> None:
 
 
 async def test_existing_credit_pays_a_new_invoice_in_part(db: Database) -> None:
-    await freeze_clock(db)
-    async with db.transaction() as session:
-        customer = await make_customer(session)
-        account = await make_account(session, customer)
-        await make_charge_at(session, account, 1000, MARCH)
-        await pay_cash(session, customer, 300)
+    customer = await new_party(db)
+    await post_usage(db, customer, 1000, MARCH)
+    await settle_in_cash(db, customer, 300)
     await jobs.advance_clock(db, APRIL_1)
     [march] = await invoices_of(db, customer.id)
     assert (march.amount_paid, march.status, march.outstanding) == (
@@ -232,13 +221,10 @@ async def test_existing_credit_pays_a_new_invoice_in_part(db: Database) -> None:
 async def test_out_of_turn_invoice_takes_the_charges_so_far_and_the_regular_one_the_rest(
     db: Database,
 ) -> None:
-    await freeze_clock(db)
-    async with db.transaction() as session:
-        customer = await make_customer(session)
-        account = await make_account(session, customer)
-        await make_charge_at(session, account, 100, T0, "Day 16")
-        await make_charge_at(session, account, 200, datetime(2026, 3, 17, 10, tzinfo=UTC), "Day 17")
-        await make_charge_at(session, account, 900, datetime(2026, 4, 5, tzinfo=UTC), "Next period")
+    customer = await new_party(db)
+    await post_usage(db, customer, 100, T0, "Day 16")
+    await post_usage(db, customer, 200, datetime(2026, 3, 17, 10, tzinfo=UTC), "Day 17")
+    await post_usage(db, customer, 900, datetime(2026, 4, 5, tzinfo=UTC), "Next period")
     await jobs.advance_clock(db, MARCH)
     async with db.transaction() as session:
         early = await close_period_out_of_turn(session, admin_viewer(), customer.id)
@@ -247,8 +233,7 @@ async def test_out_of_turn_invoice_takes_the_charges_so_far_and_the_regular_one_
         assert (early.issue_date, early.due_date) == (date(2026, 3, 20), date(2026, 4, 3))
         assert (early.previous_balance, early.total, early.status) == (0, 300, InvoiceStatus.UNPAID)
     assert [line.description for line in await _lines(db, early.id)] == ["Day 16", "Day 17"]
-    async with db.transaction() as session:
-        await make_charge_at(session, account, 50, datetime(2026, 3, 25, tzinfo=UTC), "Day 25")
+    await post_usage(db, customer, 50, datetime(2026, 3, 25, tzinfo=UTC), "Day 25")
     await jobs.advance_clock(db, APRIL_1)
 
     _, regular = await invoices_of(db, customer.id)
@@ -259,19 +244,17 @@ async def test_out_of_turn_invoice_takes_the_charges_so_far_and_the_regular_one_
 
 
 async def test_out_of_turn_with_nothing_to_invoice_is_refused(db: Database) -> None:
-    await freeze_clock(db)
+    customer = await new_party(db)
     async with db.transaction() as session:
-        customer = await make_customer(session)
         with pytest.raises(UserError) as error:
             await close_period_out_of_turn(session, admin_viewer(), customer.id)
     assert error.value.code == "NOTHING_TO_INVOICE"
 
 
 async def test_out_of_turn_is_for_staff_only(db: Database) -> None:
-    await freeze_clock(db)
+    customer = await new_party(db)
+    await post_usage(db, customer, 100, T0)
     async with db.transaction() as session:
-        customer = await make_customer(session)
-        await make_charge_at(session, await make_account(session, customer), 100, T0)
         with pytest.raises(Forbidden):
             await close_period_out_of_turn(session, customer_viewer(customer.id), customer.id)
 
@@ -282,17 +265,15 @@ async def test_out_of_turn_is_for_staff_only(db: Database) -> None:
 async def test_void_reverses_the_charges_and_releases_payments_to_other_invoices(
     db: Database,
 ) -> None:
-    await freeze_clock(db)
+    customer = await new_party(db)
     async with db.transaction() as session:
-        customer = await make_customer(session)
-        line_1 = await make_account(session, customer)
-        line_2 = await make_account(session, customer)
+        line_1 = customer.account
+        line_2 = await make_account(session, customer.customer)
         await make_charge_at(session, line_1, 300, MARCH)
         await make_charge_at(session, line_2, 200, MARCH)
         await make_charge_at(session, line_1, 400, APRIL)
     await jobs.advance_clock(db, APRIL_1)
-    async with db.transaction() as session:
-        payment = await pay_cash(session, customer, 500)
+    payment = await settle_in_cash(db, customer, 500)
     await jobs.advance_clock(db, MAY_1)
     march, april = await invoices_of(db, customer.id)
     assert (march.status, april.status) == (InvoiceStatus.PAID, InvoiceStatus.UNPAID)
@@ -321,7 +302,7 @@ async def test_void_reverses_the_charges_and_releases_payments_to_other_invoices
                 select(LedgerEntry.account_id, LedgerEntry.amount)
                 .where(
                     LedgerEntry.transaction_id == void_txn.id,
-                    LedgerEntry.ledger_account_id == customer.ledger_account_id,
+                    LedgerEntry.ledger_account_id == customer.customer.ledger_account_id,
                 )
                 .order_by(LedgerEntry.account_id)
             )
@@ -337,11 +318,8 @@ async def test_void_reverses_the_charges_and_releases_payments_to_other_invoices
 
 
 async def test_voiding_twice_is_refused(db: Database) -> None:
-    await freeze_clock(db)
+    invoice = await issue_invoice(db, await new_party(db), 100, service_at=T0)
     async with db.transaction() as session:
-        customer = await make_customer(session)
-        await make_charge_at(session, await make_account(session, customer), 100, T0)
-        invoice = await close_period_out_of_turn(session, admin_viewer(), customer.id)
         await void_invoice(session, admin_viewer(), invoice.id, "mistake")
         with pytest.raises(UserError) as error:
             await void_invoice(session, admin_viewer(), invoice.id, "mistake")
@@ -349,11 +327,8 @@ async def test_voiding_twice_is_refused(db: Database) -> None:
 
 
 async def test_void_needs_a_reason(db: Database) -> None:
-    await freeze_clock(db)
+    invoice = await issue_invoice(db, await new_party(db), 100, service_at=T0)
     async with db.transaction() as session:
-        customer = await make_customer(session)
-        await make_charge_at(session, await make_account(session, customer), 100, T0)
-        invoice = await close_period_out_of_turn(session, admin_viewer(), customer.id)
         with pytest.raises(UserError) as error:
             await void_invoice(session, admin_viewer(), invoice.id, "  ")
     assert error.value.field == "reason"
@@ -365,14 +340,12 @@ async def test_void_needs_a_reason(db: Database) -> None:
 async def test_invoice_becomes_overdue_after_the_due_date_in_the_customer_zone(
     db: Database,
 ) -> None:
-    await freeze_clock(db)
-    async with db.transaction() as session:
-        auckland = await make_customer(session, time_zone="Pacific/Auckland")
-        los_angeles = await make_customer(session, time_zone="America/Los_Angeles")
-        paid = await make_customer(session, time_zone="Pacific/Auckland")
-        for customer in (auckland, los_angeles, paid):
-            await make_charge_at(session, await make_account(session, customer), 1000, MARCH)
-        await pay_cash(session, paid, 1000)
+    auckland = await new_party(db, time_zone="Pacific/Auckland")
+    los_angeles = await new_party(db, time_zone="America/Los_Angeles")
+    paid = await new_party(db, time_zone="Pacific/Auckland")
+    for customer in (auckland, los_angeles, paid):
+        await post_usage(db, customer, 1000, MARCH)
+    await settle_in_cash(db, paid, 1000)
     # Both invoices are issued on local 1 April and due on local 15 April.
     auckland_overdue = datetime(2026, 4, 15, 12, tzinfo=UTC)  # 16 April 00:00 NZST
     los_angeles_overdue = datetime(2026, 4, 16, 7, tzinfo=UTC)  # 16 April 00:00 PDT
@@ -439,12 +412,10 @@ async def test_another_resellers_invoice_is_not_found(db: Database) -> None:
 
 
 async def test_invoice_query_filters_by_customer_status_and_issue_date(db: Database) -> None:
-    await freeze_clock(db)
-    async with db.transaction() as session:
-        customer = await make_customer(session)
-        other = await make_customer(session)
-        await make_charge_at(session, await make_account(session, customer), 100, MARCH)
-        await make_charge_at(session, await make_account(session, other), 100, MARCH)
+    customer = await new_party(db)
+    other = await new_party(db)
+    for party in (customer, other):
+        await post_usage(db, party, 100, MARCH)
     await jobs.advance_clock(db, MAY_1)
     async with db.session() as session:
         mine = (
