@@ -8,10 +8,13 @@ driver and the database allow on this machine, so the GraphQL overhead is a rati
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -41,6 +44,23 @@ def kassa_app() -> Starlette:
 
 def _money(minor: int, currency: str) -> dict[str, str]:
     return {"amount": format_amount(minor, currency), "currency": currency}
+
+
+async def _latest_ten(
+    session: AsyncSession,
+    model: type[Invoice] | type[Payment],
+    customer_id: int,
+    *columns: InstrumentedAttribute[Any],
+) -> Sequence[Row[Any]]:
+    """The id and ``columns`` of a customer's ten newest invoices or payments."""
+    return (
+        await session.execute(
+            select(model.id, *columns)
+            .where(model.customer_id == customer_id)
+            .order_by(model.id.desc())
+            .limit(10)
+        )
+    ).all()
 
 
 def plain_app() -> Starlette:
@@ -73,35 +93,25 @@ def plain_app() -> Starlette:
                     .order_by(Account.id)
                 )
             ).all()
-            invoices = (
-                await session.execute(
-                    select(
-                        Invoice.id,
-                        Invoice.number,
-                        Invoice.status,
-                        Invoice.total,
-                        Invoice.amount_paid,
-                        Invoice.due_date,
-                    )
-                    .where(Invoice.customer_id == customer_id)
-                    .order_by(Invoice.id.desc())
-                    .limit(10)
-                )
-            ).all()
-            payments = (
-                await session.execute(
-                    select(
-                        Payment.id,
-                        Payment.amount,
-                        Payment.method,
-                        Payment.status,
-                        Payment.received_at,
-                    )
-                    .where(Payment.customer_id == customer_id)
-                    .order_by(Payment.id.desc())
-                    .limit(10)
-                )
-            ).all()
+            invoices = await _latest_ten(
+                session,
+                Invoice,
+                customer_id,
+                Invoice.number,
+                Invoice.status,
+                Invoice.total,
+                Invoice.amount_paid,
+                Invoice.due_date,
+            )
+            payments = await _latest_ten(
+                session,
+                Payment,
+                customer_id,
+                Payment.amount,
+                Payment.method,
+                Payment.status,
+                Payment.received_at,
+            )
         currency = row.currency
         return JSONResponse(
             {

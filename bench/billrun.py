@@ -2,9 +2,10 @@
 
     .venv/bin/python -m bench.billrun --customers 100000 --charges 10 [--database-url URL]
 
-Seeding is bulk Core inserts (it is not what is measured); the figure is the wall time of
-``run_bill_run`` closing every customer's period, on a freshly migrated database.  The
-charges are seeded without their ledger entries: the bill run does not read the ledger.
+Seeding is bulk Core inserts through the bulk factories of ``tests/factories.py`` (it is not
+what is measured); the figure is the wall time of ``run_bill_run`` closing every customer's
+period, on a freshly migrated database.  The charges are seeded without their ledger
+entries: the bill run does not read the ledger.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from bench.scratch import fresh_database
 from billing import billrun
@@ -26,70 +27,25 @@ from billing.models import (
     Account,
     Charge,
     ChargeKind,
-    Customer,
-    CustomerStatus,
     Invoice,
     InvoiceLine,
-    LedgerAccount,
-    LedgerAccountKind,
     LedgerTransaction,
     TransactionKind,
 )
-from billing.periods import BillingPeriod
 from settings import Settings, normalise_database_url, sqlite_url
+from tests.factories import BULK_CHUNK, insert_customers, insert_rows
 
 PERIOD_START = date(2026, 10, 1)
 PERIOD_END_UTC = datetime(2026, 11, 1, tzinfo=UTC)
-CHUNK = 5000
-
-
-async def _insert_chunks(db: Database, table: type, rows: list[dict]) -> None:  # type: ignore[type-arg]
-    for start in range(0, len(rows), CHUNK):
-        async with db.transaction() as session:
-            await session.execute(insert(table), rows[start : start + CHUNK])
 
 
 async def seed(db: Database, customers: int, charges: int) -> None:
     created = datetime(2026, 10, 1, tzinfo=UTC)
-    await _insert_chunks(
-        db,
-        LedgerAccount,
-        [
-            {
-                "id": i,
-                "kind": LedgerAccountKind.CUSTOMER,
-                "owner_key": f"customer:{i}",
-                "currency": "USD",
-                "balance": 0,
-            }
-            for i in range(1, customers + 1)
-        ],
+    ids = range(1, customers + 1)
+    await insert_customers(
+        db, ids, PERIOD_START, PERIOD_END_UTC, created, email=lambda i: f"c{i}@example.com"
     )
-    await _insert_chunks(
-        db,
-        Customer,
-        [
-            {
-                "id": i,
-                "name": f"Customer {i}",
-                "email": f"c{i}@example.com",
-                "currency": "USD",
-                "time_zone": "UTC",
-                "billing_period": BillingPeriod.MONTHLY,
-                "billing_anchor": PERIOD_START,
-                "period_start": PERIOD_START,
-                "next_bill_at": PERIOD_END_UTC,
-                "credit_limit": 0,
-                "status": CustomerStatus.ACTIVE,
-                "auto_payment": False,
-                "ledger_account_id": i,
-                "created_at": created,
-                "updated_at": created,
-            }
-            for i in range(1, customers + 1)
-        ],
-    )
-    await _insert_chunks(
+    await insert_rows(
         db,
         Account,
         [
@@ -101,23 +57,23 @@ async def seed(db: Database, customers: int, charges: int) -> None:
                 "status": "ACTIVE",
                 "created_at": created,
             }
-            for i in range(1, customers + 1)
+            for i in ids
         ],
     )
-    async with db.transaction() as session:
-        await session.execute(
-            insert(LedgerTransaction),
-            [
-                {
-                    "id": 1,
-                    "kind": TransactionKind.CHARGE,
-                    "description": "bench seed",
-                    "created_at": created,
-                }
-            ],
-        )
+    await insert_rows(
+        db,
+        LedgerTransaction,
+        [
+            {
+                "id": 1,
+                "kind": TransactionKind.CHARGE,
+                "description": "bench seed",
+                "created_at": created,
+            }
+        ],
+    )
     rows = []
-    for customer in range(1, customers + 1):
+    for customer in ids:
         for n in range(charges):
             rows.append(
                 {
@@ -133,10 +89,10 @@ async def seed(db: Database, customers: int, charges: int) -> None:
                     "transaction_id": 1,
                 }
             )
-        if len(rows) >= CHUNK * 4:
-            await _insert_chunks(db, Charge, rows)
+        if len(rows) >= BULK_CHUNK * 4:
+            await insert_rows(db, Charge, rows)
             rows = []
-    await _insert_chunks(db, Charge, rows)
+    await insert_rows(db, Charge, rows)
     if db.engine.dialect.name == "postgresql":
         async with db.engine.begin() as conn:
             for table in ("ledger_accounts", "customers", "accounts", "ledger_transactions"):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import re
 import statistics
 import tempfile
 import time
@@ -34,12 +33,12 @@ from bench.scratch import fresh_database
 from billing.db import Database
 from billing.demo import ADMIN_LOGIN, CUSTOMER_PASSWORD, PEOPLE, load_demo
 from settings import Settings, normalise_database_url, sqlite_url
+from tests.portal_support import Browser
 
 #: https, because outside development the session cookie is Secure.
 BASE_URL = "https://kassa.bench"
 WARM_UP = 50
 CUSTOMER_EMAIL = PEOPLE[0][1]
-_CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 FIND_CUSTOMER = """
 query($email: String!) { customers(email: $email, first: 1) { edges { node { id } } } }
 """
@@ -61,15 +60,11 @@ def percentile(samples: list[float], percent: float) -> float:
     return ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)]
 
 
-async def sign_in(client: httpx.AsyncClient, email: str, password: str) -> None:
-    """Sign in as a person does: the form, its CSRF token, the session cookie it sets."""
-    form = await client.get("/portal/sign-in")
-    match = _CSRF_FIELD.search(form.text)
-    assert match is not None, "no CSRF token on the sign-in page"
-    response = await client.post(
-        "/portal/sign-in", data={"csrf_token": match.group(1), "email": email, "password": password}
-    )
-    assert response.status_code == 303, response.text
+async def sign_in(client: httpx.AsyncClient, email: str, password: str, lands_on: str) -> None:
+    """Sign in as a person does (the tests' :class:`~tests.portal_support.Browser`: the form,
+    its CSRF token, the session cookie it sets), landing on ``lands_on``."""
+    response = await Browser(client).sign_in(email, password)
+    assert response.url.path == lands_on, response.text
 
 
 async def measure(client: httpx.AsyncClient, path: str, requests: int) -> Figures:
@@ -103,8 +98,8 @@ async def run(database_url: str, requests: int) -> list[Figures]:
             httpx.AsyncClient(transport=transport, base_url=BASE_URL) as customer,
             httpx.AsyncClient(transport=transport, base_url=BASE_URL) as admin,
         ):
-            await sign_in(customer, CUSTOMER_EMAIL, CUSTOMER_PASSWORD)
-            await sign_in(admin, *ADMIN_LOGIN)
+            await sign_in(customer, CUSTOMER_EMAIL, CUSTOMER_PASSWORD, "/portal")
+            await sign_in(admin, *ADMIN_LOGIN, "/admin")
             found = await admin.post(
                 "/graphql", json={"query": FIND_CUSTOMER, "variables": {"email": CUSTOMER_EMAIL}}
             )
