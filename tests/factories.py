@@ -305,11 +305,19 @@ async def admin_with_login(
 # --- cards, invoices, cash and classes, each in a transaction of its own ---------------------
 
 
-async def store_card(db: Database, party: Party, number: str = APPROVE) -> PaymentMethod:
-    """A card stored through ``add_card`` (the simulator tokenizes it), for tests whose
-    subject is not the card form itself."""
+async def store_card(
+    db: Database,
+    party: Party,
+    number: str = APPROVE,
+    make_default: bool = False,
+    viewer: Viewer | None = None,
+) -> PaymentMethod:
+    """A card stored through ``add_card`` (the simulator tokenizes it) by ``viewer`` (the
+    provider's administrator unless given), for tests whose subject is not the card form."""
     async with db.transaction() as session:
-        return await add_card(session, admin_viewer(), party.id, card_details(number))
+        return await add_card(
+            session, viewer or admin_viewer(), party.id, card_details(number), make_default
+        )
 
 
 #: When :func:`issue_invoice`'s charges were used: the day before :data:`T0`.

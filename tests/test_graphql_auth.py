@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from sqlalchemy import update
@@ -10,32 +11,23 @@ from sqlalchemy import update
 from billing.db import Database
 from billing.models import ApiKey, ApiKeyScope, Role, User
 from billing.passwords import hash_password
-from billing.users import create_user
 from resolvers.sessions import SESSION_COOKIE
-from tests.factories import make_customer
+from tests.factories import PASSWORD, admin_with_login, make_customer, user_with_login
 from tests.graphql_support import Api, api_key, create_customer, row_counts
 
 pytest_plugins = ["tests.graphql_fixtures"]
 
 VIEWER = "query { viewer { authenticated role scope userId apiKeyId resellerId customerId } }"
-PASSWORD = "correct horse battery"
 
 
-async def _user(
-    db: Database, email: str = "admin@kassa.test", role: Role = Role.ADMIN, **links: int
-) -> None:
-    async with db.transaction() as session:
-        await create_user(session, email, PASSWORD, role, **links)
-
-
-async def _sign_in(http: httpx.AsyncClient, email: str, password: str) -> dict:
-    payload: dict = await Api(http).mutate(
+async def _sign_in(http: httpx.AsyncClient, email: str, password: str) -> dict[str, Any]:
+    payload: dict[str, Any] = await Api(http).mutate(
         "signIn", {"email": email, "password": password}, "token viewer { role }"
     )
     return payload
 
 
-def _error_codes(body: dict) -> list[str | None]:
+def _error_codes(body: dict[str, Any]) -> list[str | None]:
     return [error.get("extensions", {}).get("code") for error in body["errors"]]
 
 
@@ -92,7 +84,7 @@ async def test_read_only_key_reads_but_cannot_write(api: Api, db: Database) -> N
 
 
 async def test_sign_in_sets_an_http_only_lax_cookie(http: httpx.AsyncClient, db: Database) -> None:
-    await _user(db)
+    await admin_with_login(db)
     response = await Api(http).post(
         "mutation($input: SignInInput!) { signIn(input: $input) { token errors { code } } }",
         {"input": {"email": "ADMIN@kassa.test ", "password": PASSWORD}},
@@ -124,7 +116,7 @@ async def test_sign_in_sets_an_http_only_lax_cookie(http: httpx.AsyncClient, db:
 async def test_wrong_password_and_unknown_address_look_the_same(
     http: httpx.AsyncClient, db: Database
 ) -> None:
-    await _user(db)
+    await admin_with_login(db)
     wrong = await _sign_in(http, "admin@kassa.test", "wrong password!")
     unknown = await _sign_in(http, "nobody@kassa.test", PASSWORD)
     assert wrong == unknown
@@ -135,7 +127,7 @@ async def test_wrong_password_and_unknown_address_look_the_same(
 
 
 async def test_a_success_resets_the_failure_count(http: httpx.AsyncClient, db: Database) -> None:
-    await _user(db)
+    await admin_with_login(db)
     for _ in range(4):
         await _sign_in(http, "admin@kassa.test", "guess guess")
     assert (await _sign_in(http, "admin@kassa.test", PASSWORD))["token"] is not None
@@ -147,7 +139,7 @@ async def test_a_success_resets_the_failure_count(http: httpx.AsyncClient, db: D
 async def test_changing_the_password_ends_old_sessions(
     http: httpx.AsyncClient, db: Database
 ) -> None:
-    await _user(db)
+    await admin_with_login(db)
     token = (await _sign_in(http, "admin@kassa.test", PASSWORD))["token"]
     http.cookies.clear()
     assert (await Api(http, token).run(VIEWER))["viewer"]["authenticated"] is True
@@ -160,7 +152,7 @@ async def test_a_customer_sees_only_itself(http: httpx.AsyncClient, db: Database
     async with db.transaction() as session:
         mine = await make_customer(session, name="Mine")
         await make_customer(session, name="Someone else")
-    await _user(db, "ada@example.com", Role.CUSTOMER, customer_id=mine.id)
+    await user_with_login(db, "ada@example.com", Role.CUSTOMER, customer_id=mine.id)
     token = (await _sign_in(http, "ada@example.com", PASSWORD))["token"]
     http.cookies.clear()
     customer = Api(http, token)

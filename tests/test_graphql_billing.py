@@ -4,6 +4,7 @@ own tests cover the rules in depth)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from billing import clock
 from billing.db import Database
@@ -144,7 +145,7 @@ async def test_charges_on_customers_and_accounts(api: Api, db: Database) -> None
     }
 
 
-async def _invoiced_customer(api: Api, db: Database) -> tuple[dict, dict]:
+async def _invoiced_customer(api: Api, db: Database) -> tuple[dict[str, Any], dict[str, Any]]:
     await _freeze(db)
     customer = await create_customer(api)
     account = await create_account(api, customer["id"], "A-1")
@@ -265,7 +266,7 @@ async def test_record_refund_and_void_payments(api: Api, db: Database) -> None:
 async def test_cards_default_remove_and_top_up(api: Api, db: Database) -> None:
     customer = await create_customer(api)
 
-    async def add(number: str, make_default: bool = False) -> dict:
+    async def add(number: str, make_default: bool = False) -> dict[str, Any]:
         added = await api.mutate(
             "addPaymentMethod",
             {

@@ -12,12 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.db import Database
 from billing.errors import NotFound, UserError
 from billing.models import Distributor, Reseller, Role
-from billing.users import create_user
 from resolvers.context import Context
 from schema.relay import encode_id
 from settings import Settings
-from tests.factories import admin_viewer, make_customer
-from tests.graphql_support import Api
+from tests.factories import admin_viewer, make_customer, user_with_login
+from tests.graphql_support import signed_in_api
 
 pytest_plugins = ["tests.graphql_fixtures"]
 
@@ -136,17 +135,10 @@ async def test_a_refused_field_leaves_no_read_behind(http: httpx.AsyncClient, db
         session.add(distributor)
         await session.flush()
         customer = await make_customer(session, distributor_id=distributor.id)
-        await create_user(
-            session,
-            "shop@example.com",
-            "correct horse battery",
-            Role.DISTRIBUTOR,
-            distributor_id=distributor.id,
-        )
-    signed_in = await Api(http).mutate(
-        "signIn", {"email": "shop@example.com", "password": "correct horse battery"}, "token"
+    email = await user_with_login(
+        db, "shop@example.com", Role.DISTRIBUTOR, distributor_id=distributor.id
     )
-    api = Api(http, signed_in["token"])
+    api = await signed_in_api(http, email)
     for _ in range(3):
         response = await api.post(
             "query($id: ID!) { customer(id: $id) { balance { amount } paymentMethods { id } "

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
 from billing import clock
 from billing.db import Database
-from billing.models import Role
-from billing.users import create_user
+from tests.factories import PASSWORD, admin_with_login
 from tests.graphql_support import Api, create_account, create_customer, post_charge
 
 pytest_plugins = ["tests.graphql_fixtures"]
@@ -27,25 +27,23 @@ INVOICE_FIELDS = """
 
 
 async def _sign_in(http: httpx.AsyncClient, db: Database) -> Api:
-    async with db.transaction() as session:
-        await create_user(session, "admin@kassa.test", "correct horse battery", Role.ADMIN)
     payload = await Api(http).mutate(
         "signIn",
-        {"email": "admin@kassa.test", "password": "correct horse battery"},
+        {"email": await admin_with_login(db), "password": PASSWORD},
         "token viewer { role authenticated }",
     )
     assert payload["errors"] == [] and payload["viewer"] == {"role": "ADMIN", "authenticated": True}
     return Api(http, payload["token"])
 
 
-async def _customer(api: Api, customer_id: str) -> dict:
+async def _customer(api: Api, customer_id: str) -> dict[str, Any]:
     query = f"""query($id: ID!) {{ customer(id: $id) {{
         balance {{ amount }} availableFunds {{ amount }}
         invoices(first: 5) {{ {INVOICE_FIELDS} }}
         payments {{ id status method amount {{ amount }} }}
         paymentMethods {{ id brand last4 isDefault }}
     }} }}"""
-    customer: dict = (await api.run(query, {"id": customer_id}))["customer"]
+    customer: dict[str, Any] = (await api.run(query, {"id": customer_id}))["customer"]
     return customer
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 
@@ -86,7 +87,7 @@ async def test_filters(api: Api, db: Database) -> None:
     ],
 )
 async def test_bad_page_arguments_are_top_level_errors(
-    api: Api, variables: dict, code: str
+    api: Api, variables: dict[str, Any], code: str
 ) -> None:
     body = (await api.post(PAGE, variables)).json()
     assert body["data"] is None and body["errors"][0]["extensions"]["code"] == code

@@ -207,8 +207,9 @@ async def test_the_jobs_deliver_over_smtp(mail_db: Database, mailbox: Mailbox) -
     assert {m["To"] for m in received} == {ADA}
     [invoice_mail] = [m for m in received if m["Subject"].startswith("Your invoice ")]
     [pdf] = [part for part in invoice_mail.walk() if part.get_content_type() == "application/pdf"]
-    assert pdf.get_filename().endswith(".pdf")
-    assert pdf.get_payload(decode=True).startswith(b"%PDF")
+    filename, content = pdf.get_filename(), pdf.get_payload(decode=True)
+    assert isinstance(filename, str) and filename.endswith(".pdf")
+    assert isinstance(content, bytes) and content.startswith(b"%PDF")
     assert all(m.sent_at is not None and m.attempts == 0 for m in await _outbox(mail_db))
     async with mail_db.session() as session:
         pending = set(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import payments
 from billing.access import Viewer
@@ -29,16 +31,10 @@ from tests.factories import (
     make_reseller,
     new_party,
     reseller_viewer,
+    store_card,
 )
 
 ADMIN = admin_viewer()
-
-
-async def add(
-    db: Database, party: Party, make_default: bool = False, viewer: Viewer = ADMIN
-) -> PaymentMethod:
-    async with db.transaction() as session:
-        return await add_card(session, viewer, party.id, card_details(), make_default)
 
 
 async def listed(db: Database, party: Party, viewer: Viewer = ADMIN) -> list[tuple[int, bool]]:
@@ -49,15 +45,15 @@ async def listed(db: Database, party: Party, viewer: Viewer = ADMIN) -> list[tup
 
 async def test_first_card_becomes_the_default_and_later_ones_do_not(db: Database) -> None:
     party = await new_party(db)
-    first = await add(db, party)
-    second = await add(db, party)
+    first = await store_card(db, party)
+    second = await store_card(db, party)
     assert await listed(db, party) == [(first.id, True), (second.id, False)]
 
 
 async def test_a_card_added_as_default_takes_the_default_over(db: Database) -> None:
     party = await new_party(db)
-    first = await add(db, party)
-    second = await add(db, party, make_default=True)
+    first = await store_card(db, party)
+    second = await store_card(db, party, make_default=True)
     assert await listed(db, party) == [(second.id, True), (first.id, False)]
     async with db.transaction() as session:
         await set_default_payment_method(session, ADMIN, first.id)
@@ -66,7 +62,11 @@ async def test_a_card_added_as_default_takes_the_default_over(db: Database) -> N
 
 async def test_removing_the_default_passes_it_to_the_newest_remaining_card(db: Database) -> None:
     party = await new_party(db)
-    default, older, newest = await add(db, party), await add(db, party), await add(db, party)
+    default, older, newest = (
+        await store_card(db, party),
+        await store_card(db, party),
+        await store_card(db, party),
+    )
     async with db.transaction() as session:
         removed = await remove_payment_method(session, ADMIN, default.id)
     assert removed.removed_at is not None and not removed.is_default
@@ -75,7 +75,7 @@ async def test_removing_the_default_passes_it_to_the_newest_remaining_card(db: D
 
 async def test_removing_another_card_keeps_the_default(db: Database) -> None:
     party = await new_party(db)
-    default, other = await add(db, party), await add(db, party)
+    default, other = await store_card(db, party), await store_card(db, party)
     async with db.transaction() as session:
         await remove_payment_method(session, ADMIN, other.id)
     assert await listed(db, party) == [(default.id, True)]
@@ -83,11 +83,11 @@ async def test_removing_another_card_keeps_the_default(db: Database) -> None:
 
 async def test_removed_cards_are_neither_listed_nor_usable(db: Database) -> None:
     party = await new_party(db)
-    card = await add(db, party)
+    card = await store_card(db, party)
     async with db.transaction() as session:
         await remove_payment_method(session, ADMIN, card.id)
     assert await listed(db, party) == []
-    calls = [
+    calls: list[Callable[[AsyncSession], Awaitable[object]]] = [
         lambda s: remove_payment_method(s, ADMIN, card.id),
         lambda s: set_default_payment_method(s, ADMIN, card.id),
         lambda s: payments.pay_with_payment_method(
@@ -112,7 +112,7 @@ async def test_only_token_brand_last4_and_expiry_are_stored(
 ) -> None:
     party = await new_party(db)
     caplog.set_level(logging.DEBUG)
-    card = await add(db, party)
+    card = await store_card(db, party)
     async with db.transaction() as session:
         await payments.pay_with_payment_method(
             within(session), ADMIN, party.id, 100, None, None, "k"
@@ -160,10 +160,10 @@ async def test_an_invalid_card_is_refused_without_echoing_it(
 
 async def test_a_customer_handles_its_own_cards_only(db: Database) -> None:
     party, other = await new_party(db), await new_party(db, name="Other")
-    mine = await add(db, party, viewer=customer_viewer(party.id))
-    theirs = await add(db, other)
+    mine = await store_card(db, party, viewer=customer_viewer(party.id))
+    theirs = await store_card(db, other)
     assert await listed(db, party, customer_viewer(party.id)) == [(mine.id, True)]
-    calls = [
+    calls: list[Callable[[AsyncSession], Awaitable[object]]] = [
         lambda s: add_card(s, customer_viewer(party.id), other.id, card_details()),
         lambda s: payment_methods_for(s, customer_viewer(party.id), other.id),
         lambda s: remove_payment_method(s, customer_viewer(party.id), theirs.id),
@@ -178,7 +178,7 @@ async def test_a_customer_handles_its_own_cards_only(db: Database) -> None:
 
 async def test_another_resellers_staff_see_no_cards(db: Database) -> None:
     party = await new_party(db)
-    card = await add(db, party)
+    card = await store_card(db, party)
     async with db.transaction() as session:
         reseller = await make_reseller(session)
     for call in (
@@ -195,7 +195,7 @@ async def test_a_distributor_may_not_handle_its_customers_cards(db: Database) ->
         distributor = Distributor(name="Kiosk", currency="USD")
         session.add(distributor)
     party = await new_party(db, distributor_id=distributor.id)
-    card = await add(db, party)
+    card = await store_card(db, party)
     viewer = distributor_viewer(distributor.id)
     for call in (
         lambda s: payment_methods_for(s, viewer, party.id),
@@ -212,7 +212,7 @@ async def test_a_distributor_may_not_handle_its_customers_cards(db: Database) ->
 
 async def test_a_read_only_key_may_list_cards_but_not_change_them(db: Database) -> None:
     party = await new_party(db)
-    card = await add(db, party)
+    card = await store_card(db, party)
     read_only = Viewer(role=Role.ADMIN, api_key_id=7, scope=ApiKeyScope.READ)
     assert await listed(db, party, read_only) == [(card.id, True)]
     with pytest.raises(Forbidden):

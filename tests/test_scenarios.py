@@ -117,6 +117,7 @@ async def customer(api: Api, customer_id: str) -> dict[str, Any]:
 
 
 async def only_invoice(api: Api, customer_id: str) -> dict[str, Any]:
+    invoice: dict[str, Any]
     [invoice] = (await customer(api, customer_id))["invoices"]
     return invoice
 
