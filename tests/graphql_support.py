@@ -126,6 +126,32 @@ async def post_charge(
     return payload
 
 
+async def add_card(
+    api: Api,
+    customer_id: str,
+    number: str,
+    make_default: bool = False,
+    selection: str = "id isDefault",
+) -> dict[str, Any]:
+    """``addPaymentMethod``: a test card (the simulator's numbers) stored for the customer;
+    returns the payment method's ``selection``."""
+    payload = await api.mutate(
+        "addPaymentMethod",
+        {
+            "customerId": customer_id,
+            "cardNumber": number,
+            "expMonth": 12,
+            "expYear": 2035,
+            "cvc": "123",
+            "makeDefault": make_default,
+        },
+        f"paymentMethod {{ {selection} }}",
+    )
+    assert payload["errors"] == [], payload["errors"]
+    card: dict[str, Any] = payload["paymentMethod"]
+    return card
+
+
 async def table_contents(db: Database) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, in primary-key order.
 

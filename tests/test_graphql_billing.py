@@ -8,12 +8,20 @@ from typing import Any
 
 from billing import clock
 from billing.db import Database
-from tests.graphql_support import Api, create_account, create_customer, post_charge, row_counts
+from tests.graphql_support import (
+    Api,
+    add_card,
+    create_account,
+    create_customer,
+    post_charge,
+    row_counts,
+)
 
 pytest_plugins = ["tests.graphql_fixtures"]
 
 START = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
-CARD_FIELDS = "paymentMethod { id last4 isDefault removedAt }"
+CARD_SELECTION = "id last4 isDefault removedAt"
+CARD_FIELDS = f"paymentMethod {{ {CARD_SELECTION} }}"
 
 
 async def _freeze(db: Database) -> None:
@@ -266,24 +274,8 @@ async def test_record_refund_and_void_payments(api: Api, db: Database) -> None:
 async def test_cards_default_remove_and_top_up(api: Api, db: Database) -> None:
     customer = await create_customer(api)
 
-    async def add(number: str, make_default: bool = False) -> dict[str, Any]:
-        added = await api.mutate(
-            "addPaymentMethod",
-            {
-                "customerId": customer["id"],
-                "cardNumber": number,
-                "expMonth": 12,
-                "expYear": 2030,
-                "cvc": "123",
-                "makeDefault": make_default,
-            },
-            CARD_FIELDS,
-        )
-        assert added["errors"] == []
-        return dict(added["paymentMethod"])
-
-    first = await add("4242424242424242")
-    second = await add("5555555555554444")
+    first = await add_card(api, customer["id"], "4242424242424242", selection=CARD_SELECTION)
+    second = await add_card(api, customer["id"], "5555555555554444", selection=CARD_SELECTION)
     assert first["isDefault"] and not second["isDefault"]
     made = await api.mutate("setDefaultPaymentMethod", {"id": second["id"]}, CARD_FIELDS)
     assert made["paymentMethod"]["isDefault"] is True

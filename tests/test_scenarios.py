@@ -10,13 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from processors.simulator import SimulatorProcessor
+from tests import graphql_support as graphql
+from tests.factories import APPROVE, DECLINE, INSUFFICIENT
 from tests.graphql_support import Api
 
 pytest_plugins = ["tests.graphql_fixtures"]
-
-APPROVE = "4242424242424242"
-DECLINE = "4000000000000002"
-INSUFFICIENT = "4000000000009995"
 
 INVOICE = """
     id kind status issueDate dueDate total { amount } amountPaid { amount }
@@ -55,59 +53,27 @@ async def create_customer(
 ) -> tuple[str, str]:
     """A monthly customer on auto-payment with one account and a default card; returns the
     customer's and the account's ids."""
-    made = await api.mutate(
-        "createCustomer",
-        {
-            "name": "Grace Hopper",
-            "currency": "USD",
-            "timeZone": time_zone,
-            "classId": class_id,
-            "autoPayment": True,
-            "billingPeriod": "MONTHLY",
-        },
-        "customer { id }",
+    customer = await graphql.create_customer(
+        api,
+        name="Grace Hopper",
+        timeZone=time_zone,
+        classId=class_id,
+        autoPayment=True,
+        billingPeriod="MONTHLY",
     )
-    assert made["errors"] == [], made
-    customer_id: str = made["customer"]["id"]
-    account = await api.mutate(
-        "createAccount",
-        {"customerId": customer_id, "number": f"ACC-{customer_id[-6:]}", "product": "Fibre"},
-        "account { id }",
-    )
-    assert account["errors"] == [], account
+    account = await graphql.create_account(api, customer["id"], f"ACC-{customer['id'][-6:]}")
     if card is not None:
-        await add_card(api, customer_id, card)
-    return customer_id, account["account"]["id"]
+        await add_card(api, customer["id"], card)
+    return customer["id"], account["id"]
 
 
 async def add_card(api: Api, customer_id: str, number: str) -> None:
-    added = await api.mutate(
-        "addPaymentMethod",
-        {
-            "customerId": customer_id,
-            "cardNumber": number,
-            "expMonth": 12,
-            "expYear": 2035,
-            "cvc": "123",
-            "makeDefault": True,
-        },
-        "paymentMethod { id isDefault }",
-    )
-    assert added["errors"] == [] and added["paymentMethod"]["isDefault"], added
+    """A card made the customer's default, the one collection charges."""
+    assert (await graphql.add_card(api, customer_id, number, make_default=True))["isDefault"]
 
 
 async def post_charge(api: Api, account_id: str, amount: str, key: str) -> None:
-    posted = await api.mutate(
-        "postCharge",
-        {
-            "accountId": account_id,
-            "description": "Fibre 500",
-            "amount": amount,
-            "currency": "USD",
-            "idempotencyKey": key,
-        },
-        "charge { id }",
-    )
+    posted = await graphql.post_charge(api, account_id, amount, key, description="Fibre 500")
     assert posted["errors"] == [], posted
 
 
