@@ -8,7 +8,7 @@ as "not found", exactly like an object that does not exist.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar, TypeVarTuple
 
 from sqlalchemy import Select, false, select
 
@@ -16,7 +16,7 @@ from billing.errors import Forbidden
 from billing.models import ApiKeyScope, Customer, Role
 
 _Row = TypeVar("_Row")
-_Query = TypeVar("_Query", bound=Select[Any])
+_Columns = TypeVarTuple("_Columns")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +90,7 @@ def require_provider_admin(viewer: Viewer) -> None:
         raise Forbidden("only the provider's administrators may do this")
 
 
-def scope_customers(query: _Query, viewer: Viewer) -> _Query:
+def scope_customers(query: Select[*_Columns], viewer: Viewer) -> Select[*_Columns]:
     """Restrict a query over ``Customer`` to those the viewer may see."""
     if viewer.role == Role.ADMIN and viewer.reseller_id is None:
         return query

@@ -26,7 +26,7 @@ from sqlalchemy import Row, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import invoices, jobs
-from billing.models import Customer, CustomerStatus, InvoiceKind
+from billing.models import Customer, CustomerStatus, InvoiceKind, table_of
 from billing.periods import BillingPeriod, Period, next_period, period_containing
 
 #: The singleton job that runs the bill run (its handler is :func:`bill_run_job`).
@@ -71,7 +71,7 @@ async def _due_customers(session: AsyncSession, now: datetime, after_id: int) ->
 
 async def _move_on(session: AsyncSession, moves: list[dict[str, Any]], now: datetime) -> None:
     """Set each customer's open period (first day, end instant) in one executemany."""
-    customers = Customer.__table__
+    customers = table_of(Customer)
     await session.execute(
         update(customers)
         .where(customers.c.id == bindparam("b_id"))

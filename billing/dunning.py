@@ -18,9 +18,9 @@ NOTHING_OVERDUE), which is where the overdue and suspension e-mails find them
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import jobs, status_changes
@@ -33,6 +33,7 @@ from billing.models import (
     Invoice,
     InvoiceStatus,
     StatusSubject,
+    table_of,
 )
 from billing.periods import local_midnight_utc
 from billing.status_changes import Cause, Change
@@ -98,7 +99,7 @@ async def suspend_overdue_customers(session: AsyncSession, now: datetime) -> lis
             continue
         if suspended_from(row.due_date, _grace(row), row.time_zone) <= now:
             culprits[row.customer_id] = row.id
-    customers = cast(Table, Customer.__table__)
+    customers = table_of(Customer)
     ids = sorted(culprits)
     for start in range(0, len(ids), _IDS_PER_STATEMENT):
         await session.execute(

@@ -67,6 +67,7 @@ from billing.models import (
     StatusChange,
     StatusSubject,
     TransactionKind,
+    table_of,
 )
 from billing.periods import Period, due_date_for, local_date, local_midnight_utc
 from billing.status_changes import Cause, Change, record, record_many
@@ -408,7 +409,7 @@ async def _attach_charges(session: AsyncSession, drafts: list[_Draft], ids: list
     ranks oldest first leaves the later periods exactly the charges the drafts counted for
     them (the customer rows are locked, so no charge can arrive in between).
     """
-    charges = Charge.__table__
+    charges = table_of(Charge)
     attach = (
         update(charges)
         .where(
@@ -445,7 +446,7 @@ async def _copy_lines(session: AsyncSession, drafts: list[_Draft], ids: list[int
     copied = 0
     for chunk in _chunks(list(zip(ids, drafts, strict=True)), _IDS_PER_STATEMENT):
         result = await session.execute(
-            insert(InvoiceLine.__table__).from_select(
+            insert(table_of(InvoiceLine)).from_select(
                 [
                     "invoice_id",
                     "charge_id",
@@ -635,8 +636,8 @@ async def _reverse_charges(
         customer_id=customer.id,
     )
     await session.execute(
-        update(Charge.__table__)
-        .where(Charge.__table__.c.invoice_id == invoice.id)
+        update(table_of(Charge))
+        .where(table_of(Charge).c.invoice_id == invoice.id)
         .values(status=ChargeStatus.VOIDED)
     )
 
@@ -779,7 +780,7 @@ async def mark_overdue(session: AsyncSession, now: datetime) -> None:
     One UPDATE per time zone that has candidates: "today" differs by zone, not by invoice.
     No zone is more than a day ahead of UTC, so only invoices due by UTC today can qualify.
     """
-    invoices = Invoice.__table__
+    invoices = table_of(Invoice)
     unsettled = (
         invoices.c.status.in_(UNSETTLED_STATUSES),
         invoices.c.amount_paid < invoices.c.total,
@@ -802,9 +803,9 @@ async def mark_overdue(session: AsyncSession, now: datetime) -> None:
 
 async def _record_overdue(session: AsyncSession, due: tuple[Any, ...], now: datetime) -> None:
     """Record the transitions :func:`mark_overdue` is about to make, in one INSERT … SELECT."""
-    invoices = Invoice.__table__
+    invoices = table_of(Invoice)
     await session.execute(
-        insert(StatusChange.__table__).from_select(
+        insert(table_of(StatusChange)).from_select(
             ["subject", "subject_id", "customer_id", "from_status", "to_status", "at", "cause"],
             select(
                 literal(StatusSubject.INVOICE.value),
@@ -812,7 +813,7 @@ async def _record_overdue(session: AsyncSession, due: tuple[Any, ...], now: date
                 invoices.c.customer_id,
                 invoices.c.status,
                 literal(InvoiceStatus.OVERDUE.value),
-                literal(now, StatusChange.__table__.c.at.type),
+                literal(now, table_of(StatusChange).c.at.type),
                 literal(Cause.DUE_DATE_PASSED.value),
             ).where(*due),
         )

@@ -11,9 +11,8 @@ local date (:func:`status_for`).
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import collection, dunning, invoice_pdfs
@@ -26,6 +25,7 @@ from billing.models import (
     PaymentAllocation,
     PaymentStatus,
     StatusSubject,
+    table_of,
 )
 from billing.periods import local_date
 from billing.status_changes import Cause, Change, record, record_many
@@ -337,7 +337,7 @@ async def settle_payments(
         if status == InvoiceStatus.PAID:
             now_paid.append(invoice_id)
     if updates:
-        table = cast(Table, Invoice.__table__)
+        table = table_of(Invoice)
         await session.execute(
             update(table)
             .where(table.c.id == bindparam("b_id"))

@@ -19,7 +19,7 @@ from billing.errors import Forbidden
 from billing.models import Customer, LedgerEntry, LedgerTransaction
 
 
-def statement_query(viewer: Viewer, customer_id: int) -> Select[Any]:
+def statement_query(viewer: Viewer, customer_id: int) -> Select[*tuple[Any, ...]]:
     """The transactions on ``customer_id``'s book, one row each: ``id``, ``kind``,
     ``description``, ``created_at``, ``amount`` (minor units) and ``currency``.
 

@@ -10,6 +10,6 @@ from billing import statements
 from resolvers.context import Context
 
 
-def statement_list(ctx: Context, customer_id: int) -> Select[Any]:
+def statement_list(ctx: Context, customer_id: int) -> Select[*tuple[Any, ...]]:
     """The statement's rows for ``customer_id`` (already resolved, so already in scope)."""
     return statements.statement_query(ctx.viewer, customer_id)

@@ -1087,17 +1087,6 @@ OPERATIONS: tuple[Operation, ...] = (
         against_others=False,
         returns="sessionsEnded",
     ),
-    # Last, because they end the caller's session: no row after them would be signed in.
-    # An API key has no session of its own (another user's sessions: tests/test_sessions.py).
-    Operation(
-        "signOutEverywhere",
-        "mutation { signOutEverywhere(input: {}) { sessionsEnded errors { field code message } } }",
-        _no_variables,
-        SIGNED_IN - {Caller.RESELLER_KEY, Caller.READ_KEY},
-        mutation=True,
-        against_others=False,
-        returns="sessionsEnded",
-    ),
     Operation(
         "signOut",
         "mutation { signOut { viewer { authenticated } errors { field code message } } }",
