@@ -119,7 +119,7 @@ async def insert_invoice(
     """
     invoice = Invoice(
         customer_id=customer.id,
-        owner_key="test",
+        owner_key=ledger.system_owner_key(customer.reseller_id),
         number=f"T-{uuid4().hex[:12]}",
         kind=InvoiceKind.OUT_OF_TURN,
         currency=customer.currency,

@@ -34,8 +34,9 @@ CUSTOMER = f"""query($id: ID!) {{ customer(id: $id) {{
 
 
 async def advance(api: Api, to: str) -> None:
-    """``advanceTestClock``: move "now" to ``to``, running every job due on the way."""
-    moved = await api.mutate("advanceTestClock", {"to": to}, "testClock { now }")
+    """``advanceTestClock``: move "now" to ``to``, running every job due on the way, and leave
+    the clock frozen there so a scenario sees exact instants."""
+    moved = await api.mutate("advanceTestClock", {"to": to, "running": False}, "testClock { now }")
     assert moved["errors"] == [], moved
 
 
