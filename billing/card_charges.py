@@ -40,7 +40,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import customers, jobs, ledger, processing, settlement
+from billing import customers, jobs, ledger, payment_labels, processing, settlement
 from billing.db import Database
 from billing.models import (
     AttemptStatus,
@@ -422,6 +422,7 @@ async def _book(
     """One PAYMENT ledger transaction per succeeded charge (customer −, processor book +)."""
     books: dict[tuple[int | None, str], int] = {}
     drafts = []
+    cards = await payment_labels.card_details(session, (p.payment_method_id for p, _ in succeeded))
     for payment, _ in succeeded:
         customer = locked[payment.customer_id]
         owner = (customer.reseller_id, payment.currency)
@@ -433,7 +434,11 @@ async def _book(
                     ledger.Posting(customer.ledger_account_id, -payment.amount, payment.currency),
                     ledger.Posting(books[owner], payment.amount, payment.currency),
                 ],
-                f"Payment {payment.id} (card)",
+                payment_labels.sentence(
+                    payment_labels.payment_label(
+                        PaymentChannel.CARD, cards.get(payment.payment_method_id or 0)
+                    )
+                ),
                 customer.id,
             )
         )

@@ -35,6 +35,7 @@ from billing import (
     clock,
     idempotency,
     ledger,
+    payment_labels,
     payment_methods,
     processing,
     settlement,
@@ -243,7 +244,7 @@ async def refund_payment(
             ledger.Posting(book, -refund, customer.currency),
         ],
         at=now,
-        description=f"Refund of payment {payment.id}: {reason}",
+        description=f"Refund of {await payment_labels.label_of(session, payment)}: {reason}",
         customer_id=customer.id,
         reverses_id=payment.transaction_id,
     )
@@ -287,7 +288,7 @@ async def void_payment(
         payment.transaction_id,
         TransactionKind.VOID,
         at=now,
-        description=f"Void of payment {payment.id}: {reason}",
+        description=f"Void of {await payment_labels.label_of(session, payment)}: {reason}",
     )
     payment.status = PaymentStatus.VOIDED
     await session.flush()
@@ -432,7 +433,7 @@ async def _complete(
             ledger.Posting(book, payment.amount, payment.currency),
         ],
         at=now,
-        description=f"Payment {payment.id} ({payment.method.value.lower()})",
+        description=payment_labels.sentence(await payment_labels.label_of(session, payment)),
         customer_id=customer.id,
     )
     payment.transaction_id = txn.id

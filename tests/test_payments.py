@@ -421,6 +421,35 @@ async def test_replayed_card_payment_charges_once(db: Database) -> None:
     assert await balance(db, party) == -100
 
 
+async def test_the_ledger_names_payments_as_their_payer_knows_them(db: Database) -> None:
+    """A card by brand and last digits, a transfer by its reference: never kassa's row ids."""
+    party = await new_party(db)
+    await add_card(db, party)
+    card = await pay_by_card(db, party, 500)
+    async with db.transaction() as session:
+        wire = await payments.record_payment(
+            session, ADMIN, party.id, 300, "USD", PaymentChannel.WIRE, "w1", reference="77-A"
+        )
+        await payments.refund_payment(session, ADMIN, card.id, 200, "r1", "goodwill")
+        await payments.void_payment(session, ADMIN, wire.id, "wrong customer")
+    async with db.session() as session:
+        descriptions = list(
+            await session.scalars(
+                select(LedgerTransaction.description)
+                .where(LedgerTransaction.customer_id == party.id)
+                .order_by(LedgerTransaction.id)
+            )
+        )
+    last4 = APPROVE[-4:]
+    assert descriptions[-4:] == [
+        f"Card payment (Visa ending {last4})",
+        "Bank transfer (ref 77-A)",
+        f"Refund of card payment (Visa ending {last4}): goodwill",
+        "Void of bank transfer (ref 77-A): wrong customer",
+    ]
+    assert not any(str(card.id) in text.split() for text in descriptions)
+
+
 async def test_card_payment_amount_rules(db: Database) -> None:
     party = await new_party(db)
     (invoice,) = await invoices(db, party, (100, DAY1))
