@@ -4,11 +4,12 @@ One template per page, with the parts htmx swaps in as named blocks: :func:`rend
 whole page to a browser and just the block to htmx (jinja2-fragments), always with
 ``Vary`` on the htmx headers so no cache hands one where the other was asked for.
 
-The filters show values exactly as the API gives them, formatted for the reader's
-:data:`LOCALE` with Babel: money keeps the API's digits (a Decimal from its string, never a
-float, with as many decimals as the API gave) and gains the locale's separators
-(``30,468.90 NGN``), dates read ``2 Dec 2026``, and instants are shown in the customer's own
-time zone.  Enum values are named by :mod:`portals.words`.
+The filters show values exactly as the API gives them, formatted with Babel for the reader's
+locale (:func:`reader_locale`: the first of the browser's languages that Babel knows, else
+:data:`LOCALE`): money keeps the API's digits (a Decimal from its string, never a float, with
+as many decimals as the API gave) and gains the locale's separators (``30,468.90 NGN``, in
+German ``30.468,90 NGN``), dates read ``2 Dec 2026`` (``2 Dez. 2026``), and instants are
+shown in the customer's own time zone.  Enum values are named by :mod:`portals.words`.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from contextvars import ContextVar
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import format_date, format_datetime
+from babel.localedata import locale_identifiers
 from babel.numbers import format_decimal
 from jinja2_fragments.starlette import Jinja2Blocks
 from starlette.requests import Request
@@ -32,9 +36,14 @@ from portals import graphql, htmx, words
 from portals.navigation import NAVIGATION, home_for
 
 TEMPLATES = Jinja2Blocks(directory=Path(__file__).resolve().parent / "templates")
-#: The locale pages are formatted for.  The API keeps no language or locale per customer,
-#: so every page reads as British English does: ``2 Dec 2026``, ``30,468.90 NGN``, 24-hour time.
+#: The locale pages are formatted for when the browser names none that Babel knows: British
+#: English, ``2 Dec 2026``, ``30,468.90 NGN``, 24-hour time.
 LOCALE = "en_GB"
+#: The locale the page being rendered is formatted for (set by :func:`render`).
+_locale: ContextVar[str] = ContextVar("reader_locale", default=LOCALE)
+_KNOWN_LOCALES = frozenset(locale_identifiers())
+#: An Accept-Language header longer than this is not a browser's: read none of it.
+_MAX_ACCEPT_LANGUAGE = 512
 DAY_FORMAT = "d MMM y"
 MOMENT_FORMAT = "d MMM y HH:mm"
 
@@ -85,6 +94,32 @@ ERROR_MESSAGES = {
 }
 
 
+def reader_locale(accept_language: str | None) -> str:
+    """The locale to format for, from an ``Accept-Language`` header (RFC 9110, q-weighted).
+
+    Only the formatting of numbers and dates follows it: the portal's words are English.
+    Malformed entries are skipped; a header naming no locale Babel knows gives :data:`LOCALE`.
+    """
+    if not accept_language or len(accept_language) > _MAX_ACCEPT_LANGUAGE:
+        return LOCALE
+    weighted: list[tuple[float, str]] = []
+    for entry in accept_language.split(","):
+        tag, _, parameter = entry.strip().partition(";")
+        if not re.fullmatch(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*", tag):
+            continue
+        weight = 1.0
+        if parameter:
+            match = re.fullmatch(r"\s*q=(0(\.\d{0,3})?|1(\.0{0,3})?)\s*", parameter)
+            if match is None:
+                continue
+            weight = float(match.group(1))
+        if weight > 0:
+            weighted.append((weight, tag.replace("-", "_")))
+    preferred = [tag for _, tag in sorted(weighted, key=lambda pair: -pair[0])]
+    chosen = Locale.negotiate(preferred, _KNOWN_LOCALES)
+    return str(chosen) if chosen is not None else LOCALE
+
+
 def money(value: dict[str, str] | None) -> str:
     """``{"amount": "30468.90", "currency": "NGN"}`` → ``30,468.90 NGN``.
 
@@ -96,12 +131,16 @@ def money(value: dict[str, str] | None) -> str:
     amount = value["amount"]
     decimals = len(amount.partition(".")[2])
     pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
-    return f"{format_decimal(Decimal(amount), pattern, locale=LOCALE)} {value['currency']}"
+    return f"{format_decimal(Decimal(amount), pattern, locale=_locale.get())} {value['currency']}"
 
 
 def day(value: str | None) -> str:
     """An ISO date (a customer's local calendar day) as ``16 Mar 2026``."""
-    return "" if not value else format_date(date.fromisoformat(value), DAY_FORMAT, locale=LOCALE)
+    return (
+        ""
+        if not value
+        else format_date(date.fromisoformat(value), DAY_FORMAT, locale=_locale.get())
+    )
 
 
 def previous_day(value: str) -> str:
@@ -118,12 +157,14 @@ def moment(value: str | None, time_zone: str | None = None) -> str:
     """An ISO instant as ``16 Mar 2026 13:05`` in ``time_zone`` (the customer's)."""
     if not value:
         return ""
-    return format_datetime(_local(value, time_zone), MOMENT_FORMAT, locale=LOCALE)
+    return format_datetime(_local(value, time_zone), MOMENT_FORMAT, locale=_locale.get())
 
 
 def local_day(value: str | None, time_zone: str | None = None) -> str:
     """The calendar day an ISO instant falls on in ``time_zone``."""
-    return "" if not value else format_date(_local(value, time_zone), DAY_FORMAT, locale=LOCALE)
+    return (
+        "" if not value else format_date(_local(value, time_zone), DAY_FORMAT, locale=_locale.get())
+    )
 
 
 def is_zero(value: dict[str, str]) -> bool:
@@ -223,14 +264,20 @@ def render(
     A history restore, a boosted request and a plain browser request get the whole page.
     """
     block = fragment if fragment is not None and htmx.wants_fragment(request) else None
-    response = TEMPLATES.TemplateResponse(
-        request,
-        template,
-        {**_layout(request), **context},
-        status_code=status_code,
-        headers=SECURITY_HEADERS,
-        block_name=block,
-    )
+    # The template is rendered here, inside TemplateResponse, so the filters see this locale.
+    reading = _locale.set(reader_locale(request.headers.get("accept-language")))
+    try:
+        response = TEMPLATES.TemplateResponse(
+            request,
+            template,
+            {**_layout(request), **context},
+            status_code=status_code,
+            headers=SECURITY_HEADERS,
+            block_name=block,
+        )
+    finally:
+        _locale.reset(reading)
+    response.headers["Vary"] = "Accept-Language"
     return htmx.add_vary(response)
 
 

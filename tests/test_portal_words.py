@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from billing.db import Database
 from portals import rendering, words
+from tests.factories import Party, issue_invoice
+from tests.portal_support import Browser
+
+pytest_plugins = ["tests.portal_fixtures"]
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schema" / "schema.graphql"
 #: The enums whose values the portals show.
@@ -115,3 +120,31 @@ def test_the_auto_payment_sentence_follows_the_class(
     customer: dict[str, object], sentence: str
 ) -> None:
     assert words.auto_payment(customer).startswith(sentence)
+
+
+@pytest.mark.parametrize(
+    ("header", "locale"),
+    [
+        ("de-DE,de;q=0.9,en;q=0.8", "de_DE"),
+        ("fr;q=0.2, pt-BR;q=0.9", "pt_BR"),  # by weight, not by order
+        ("xx-YY, en-US;q=0.5", "en_US"),  # an unknown language is passed over
+        ("de;q=0, en-IN", "en_IN"),  # q=0 means "not this one"
+        ("*", rendering.LOCALE),
+        ("", rendering.LOCALE),
+        ("de;q=abc", rendering.LOCALE),  # malformed entries are skipped
+        ("<script>,../../etc", rendering.LOCALE),
+        ("de," * 300, rendering.LOCALE),  # too long to be a browser's
+    ],
+)
+def test_the_reader_locale_follows_the_browser(header: str, locale: str) -> None:
+    assert rendering.reader_locale(header) == locale
+
+
+async def test_a_page_formats_money_and_dates_in_the_browsers_locale(
+    signed_in: Browser, customer: Party, db: Database
+) -> None:
+    await issue_invoice(db, customer, 3_046_890)
+    british = (await signed_in.open("/portal/invoices")).text
+    german = await signed_in.open("/portal/invoices", **{"Accept-Language": "de-DE,de;q=0.9"})
+    assert "30,468.90 USD" in british and "30.468,90 USD" in german.text
+    assert "Accept-Language" in german.headers["vary"]
