@@ -35,12 +35,13 @@ class ChargeInput:
 async def post_charge(session: AsyncSession, viewer: Viewer, data: ChargeInput) -> Charge:
     """Post one charge; a replayed idempotency key returns the first charge unchanged."""
     require_staff(viewer, write=True)
+    currency = validate_currency(data.currency)  # before the key's arguments: "usd" is USD
     arguments = {
         "account": data.account_id,
         "kind": data.kind.value,
         "description": data.description,
         "amount": data.amount,
-        "currency": data.currency,
+        "currency": currency,
         "service_at": data.service_at.isoformat() if data.service_at else None,
     }
     scope = viewer.idempotency_scope
@@ -54,7 +55,7 @@ async def post_charge(session: AsyncSession, viewer: Viewer, data: ChargeInput) 
     description = validation.required_text(data.description, "description", 500)
     if data.amount <= 0:
         raise UserError("AMOUNT_NOT_POSITIVE", "amount must be greater than zero", "amount")
-    if validate_currency(data.currency) != customer.currency:
+    if currency != customer.currency:
         raise UserError(
             "CURRENCY_MISMATCH", f"the customer is billed in {customer.currency}", "currency"
         )

@@ -162,6 +162,9 @@ async def create_customer(
     returns the customer the first call made."""
     require_staff(viewer, write=True)
     idempotency.require_for_money(idempotency_key, data.opening_balance, "openingBalance")
+    if data.currency is None:
+        raise UserError("REQUIRED", "currency is required", "currency")
+    data.currency = validate_currency(data.currency)  # before the key's arguments
     arguments = asdict(data)
     if idempotency_key:
         previous = await idempotency.replay(
@@ -170,9 +173,6 @@ async def create_customer(
         if previous is not None:
             return await get_customer(session, viewer, previous)
     data.name = validation.required_text(data.name, "name", 200)
-    if data.currency is None:
-        raise UserError("REQUIRED", "currency is required", "currency")
-    data.currency = validate_currency(data.currency)
     data.time_zone = validate_time_zone(data.time_zone or "UTC")
     _validate_common(data)
     await _check_refs(session, viewer, data)

@@ -66,7 +66,16 @@ CURRENCY_DECIMALS: dict[str, int] = {
     "BTC": 8,
 }
 
-_DECIMAL_RE = re.compile(r"^-?\d+(\.\d+)?$")
+#: The whole grammar of an amount: ASCII digits, then perhaps a point and more ASCII digits,
+#: perhaps after a minus sign (which only an opening balance accepts: every other amount
+#: must be positive, a rule its service enforces).  ``\d`` would also take Arabic-Indic or
+#: full-width digits (``"١٢"`` is 12 to ``int``), and ``Decimal`` would also take ``"1_000"``,
+#: ``"+5"`` and ``"1e3"``: a partner sending any of them has a bug we must not guess around.
+_DECIMAL_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_CURRENCY_RE = re.compile(r"[A-Za-z]{3}")
+#: Only these are trimmed from around an amount or a currency code (a form field's stray
+#: space); ``str.strip()`` would also trim Unicode spaces.
+_ASCII_SPACE = " \t\r\n"
 
 #: The largest single amount kassa accepts, in minor units of any currency: ten billion
 #: dollars in cents, ten thousand bitcoin in satoshi.  No subscription bill comes near it,
@@ -89,21 +98,26 @@ def decimals_of(currency: str) -> int:
 
 
 def validate_currency(currency: str, field: str = "currency") -> str:
-    code = (currency or "").strip().upper()
-    if code not in CURRENCY_DECIMALS:
+    """The ISO 4217 code ``currency`` names, upper-cased: every input that takes a currency
+    goes through here, so ``"usd"`` is USD everywhere and ``"ınr"`` (a dotless ı, which
+    ``upper()`` turns into I) or full-width letters are refused everywhere."""
+    code = (currency or "").strip(_ASCII_SPACE)
+    if not _CURRENCY_RE.fullmatch(code) or code.upper() not in CURRENCY_DECIMALS:
         raise UserError("INVALID_CURRENCY", f"unknown currency {currency!r}", field)
-    return code
+    return code.upper()
 
 
 def parse_amount(text: str, currency: str, field: str = "amount") -> int:
     """Parse a decimal string such as ``"12.50"`` into minor units (``1250`` for USD).
 
     More decimals than the currency has is an error, not a rounding: a partner sending
-    ``"1.005"`` USD has a bug we must not hide.
+    ``"1.005"`` USD has a bug we must not hide.  ``currency`` is read as
+    :func:`validate_currency` reads it.
     """
+    currency = validate_currency(currency)
     digits = decimals_of(currency)
-    raw = (text or "").strip()
-    if not _DECIMAL_RE.match(raw):
+    raw = (text or "").strip(_ASCII_SPACE)
+    if not _DECIMAL_RE.fullmatch(raw):
         raise UserError("INVALID_AMOUNT", f"{text!r} is not a decimal amount", field)
     if "." in raw and len(raw.split(".", 1)[1]) > digits:
         raise UserError(

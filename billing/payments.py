@@ -151,6 +151,7 @@ async def record_payment(
     it orders payments for settlement, while the ledger entry is dated when it is booked.
     """
     require_staff(viewer, write=True)
+    currency = validate_currency(currency)  # before the key's arguments: "usd" is USD
     customer = await get_customer_for_update(session, viewer, customer_id)
     arguments = {
         "customer": customer_id,
@@ -164,7 +165,7 @@ async def record_payment(
     if replayed is not None:
         return replayed
     _require_positive(amount, "amount")
-    if validate_currency(currency) != customer.currency:
+    if currency != customer.currency:
         raise UserError(
             "CURRENCY_MISMATCH", f"the customer pays in {customer.currency}", "currency"
         )

@@ -16,6 +16,7 @@ from billing.money import (
     parse_amount,
     parse_positive_amount,
     percent_split,
+    validate_currency,
 )
 
 currencies = st.sampled_from(sorted(CURRENCY_DECIMALS))
@@ -43,6 +44,68 @@ def test_parse_amount_refuses_what_is_not_a_decimal(text: str) -> None:
     with pytest.raises(UserError) as error:
         parse_amount(text, "USD")
     assert error.value.code == "INVALID_AMOUNT"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u0661\u0662",  # Arabic-Indic ١٢, which int() and Decimal() read as 12
+        "\u06f1\u06f2",  # Persian ۱۲
+        "\uff11\uff12",  # full-width １２
+        "1\uff0e50",  # a full-width point
+        "1_000",
+        "1 000",
+        "12. 50",
+        "1\u00a0000",  # a no-break space inside
+        "\u200312",  # a Unicode space around it is not trimmed either
+        "+5",
+        "--5",
+        "5-",
+        "1e3",
+        "1E-2",
+        "0x10",
+    ],
+)
+def test_amounts_are_ascii_digits_only(text: str) -> None:
+    with pytest.raises(UserError) as error:
+        parse_amount(text, "USD")
+    assert error.value.code == "INVALID_AMOUNT"
+
+
+def test_amount_grammar_keeps_what_it_always_took() -> None:
+    """Digits, one point and up to the currency's decimals, a minus sign (the services
+    decide where a negative amount is allowed), and a form field's stray spaces around it."""
+    assert parse_amount(" 12.50\n", "USD") == 1250
+    assert parse_amount("-0.01", "USD") == -1
+    assert parse_amount("007", "JPY") == 7
+
+
+@pytest.mark.parametrize("code", ["usd", "Usd", " USD "])
+def test_currency_codes_are_upper_cased(code: str) -> None:
+    assert validate_currency(code) == "USD"
+    assert parse_amount("1.50", code) == 150
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "\u0131nr",  # dotless ı: "ınr".upper() == "INR"
+        "\u017fek",  # long s: "ſek".upper() == "SEK"
+        "\uff35\uff33\uff24",  # full-width ＵＳＤ
+        "US D",
+        "USDX",
+        "US",
+        "XXX",
+        "",
+    ],
+)
+def test_currency_codes_are_three_ascii_letters_of_a_known_currency(code: str) -> None:
+    with pytest.raises(UserError) as error:
+        validate_currency(code)
+    assert error.value.code == "INVALID_CURRENCY"
+    with pytest.raises(UserError) as error:
+        parse_amount("1.00", code)
+    assert error.value.code == "INVALID_CURRENCY"
 
 
 def test_yen_has_no_decimals() -> None:

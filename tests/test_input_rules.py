@@ -1,0 +1,97 @@
+"""Input rules the API applies the same way wherever an input appears: amounts are ASCII
+decimals, a currency code is read by one function, a search has a length, a customer cannot
+quietly fail to change what only staff may change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from billing.db import Database
+from tests.graphql_support import (
+    Api,
+    create_account,
+    create_customer,
+    post_charge,
+    row_counts,
+)
+
+pytest_plugins = ["tests.graphql_fixtures"]
+
+#: Codes that ``upper()`` or a lenient reader would turn into a real currency.
+BAD_CURRENCIES = ["\u0131nr", "\uff35\uff33\uff24", "US D", "USDX"]
+#: Amounts Python's ``int()``/``Decimal()`` would read, which the API must not.
+BAD_AMOUNTS = ["\u0661\u0662", "\uff11\uff12", "1_000", "1 000", "+5", "1e3"]
+
+
+async def _record_payment(api: Api, customer_id: str, amount: str, currency: str) -> Any:
+    return await api.mutate(
+        "recordPayment",
+        {
+            "customerId": customer_id,
+            "amount": amount,
+            "currency": currency,
+            "method": "CASH",
+            "idempotencyKey": f"pay-{amount}-{currency}",
+        },
+        "payment { amount { amount currency } }",
+    )
+
+
+async def test_a_lower_case_currency_is_upper_cased_in_every_input(api: Api) -> None:
+    customer = await create_customer(api, currency="usd", creditLimit="10.00")
+    assert customer["currency"] == "USD"
+    assert customer["creditLimit"] == {"amount": "10.00", "currency": "USD"}
+    account = await create_account(api, customer["id"], "A-1")
+    charge = await post_charge(api, account["id"], "2.50", "c-1", currency="usd")
+    assert charge["errors"] == [] and charge["charge"]["amount"]["currency"] == "USD"
+    paid = await _record_payment(api, customer["id"], "1.00", "Usd")
+    assert paid["errors"] == [] and paid["payment"]["amount"]["currency"] == "USD"
+
+
+@pytest.mark.parametrize("code", BAD_CURRENCIES)
+async def test_a_bad_currency_is_refused_in_every_input(api: Api, db: Database, code: str) -> None:
+    customer = await create_customer(api)
+    account = await create_account(api, customer["id"], "A-1")
+    before = await row_counts(db)
+    refusals = [
+        await api.mutate(
+            "createCustomer",
+            {"name": "X", "currency": code, "creditLimit": "1.00"},
+            "customer { id }",
+        ),
+        await post_charge(api, account["id"], "1.00", "c-bad", currency=code),
+        await _record_payment(api, customer["id"], "1.00", code),
+    ]
+    for payload in refusals:
+        assert [(e["field"], e["code"]) for e in payload["errors"]] == [
+            ("currency", "INVALID_CURRENCY")
+        ], payload
+    assert await row_counts(db) == before
+
+
+@pytest.mark.parametrize("amount", BAD_AMOUNTS)
+async def test_amounts_are_ascii_decimals_in_every_input(
+    api: Api, db: Database, amount: str
+) -> None:
+    customer = await create_customer(api)
+    account = await create_account(api, customer["id"], "A-1")
+    before = await row_counts(db)
+    refusals = [
+        (
+            "creditLimit",
+            await api.mutate(
+                "createCustomer",
+                {"name": "X", "currency": "USD", "creditLimit": amount},
+                "customer { id }",
+            ),
+        ),
+        ("amount", await post_charge(api, account["id"], amount, "c-bad")),
+        ("amount", await _record_payment(api, customer["id"], amount, "USD")),
+    ]
+    for field, payload in refusals:
+        assert [(e["field"], e["code"]) for e in payload["errors"]] == [
+            (field, "INVALID_AMOUNT")
+        ], payload
+    assert await row_counts(db) == before
