@@ -52,6 +52,9 @@ class Visitor:
     customer_id: str | None = None
     reseller_id: str | None = None
     distributor_id: str | None = None
+    #: The name on the letterhead of whoever bills the visitor (or, for staff, of their own
+    #: organisation): the portal's header shows it, as the invoices print it.
+    biller: str | None = None
 
 
 VISITOR = """
@@ -59,6 +62,7 @@ query PortalVisitor {
   viewer { authenticated role userId customerId resellerId distributorId }
 }
 """
+BILLER = "query PortalBiller { letterhead { name } }"
 
 
 async def execute(
@@ -118,6 +122,10 @@ async def visitor(request: Request) -> Visitor:
     known: Visitor | None = getattr(request.state, "visitor", None)
     if known is None:
         viewer = (await execute(request, VISITOR))["viewer"]
+        # Whose letterhead heads the page is only asked once someone has signed in.
+        letterhead = (
+            (await execute(request, BILLER))["letterhead"] if viewer["authenticated"] else None
+        )
         known = Visitor(
             authenticated=viewer["authenticated"],
             role=viewer["role"],
@@ -125,6 +133,7 @@ async def visitor(request: Request) -> Visitor:
             customer_id=viewer["customerId"],
             reseller_id=viewer["resellerId"],
             distributor_id=viewer["distributorId"],
+            biller=letterhead["name"] if letterhead else None,
         )
         request.state.visitor = known
     return known

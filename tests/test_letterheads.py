@@ -3,6 +3,7 @@ invoice PDFs are drawn again with it (the PDFs are read back with pypdf)."""
 
 from __future__ import annotations
 
+import html
 import io
 from dataclasses import fields, replace
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from settings import Settings
 from tests.factories import (
     admin_viewer,
     customer_viewer,
+    customer_with_login,
     invoices_of,
     make_charge_at,
     make_reseller,
@@ -30,8 +32,10 @@ from tests.factories import (
     reseller_viewer,
 )
 from tests.graphql_support import Api, api_key, row_counts
+from tests.portal_support import Browser
+from tests.portal_support import text_of as text_of_element
 
-pytest_plugins = ["tests.graphql_fixtures"]
+pytest_plugins = ["tests.graphql_fixtures", "tests.portal_fixtures"]
 
 MARCH_10 = datetime(2026, 3, 10, 18, tzinfo=UTC)
 APRIL_1 = datetime(2026, 4, 1, 1, tzinfo=UTC)
@@ -276,3 +280,25 @@ async def test_a_new_letterhead_redraws_its_owners_pdfs_and_no_others(db: Databa
         await set_letterhead(session, admin_viewer(), LAGOS)
     await jobs.run_due(db)
     assert (await stored_pdf(db, our_invoice.id)).rendered_at == redrawn.rendered_at
+
+
+# --- in the portal's header -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("owner", ["reseller", "provider"])
+async def test_the_portal_header_names_whoever_bills_the_visitor(
+    browser: Browser, db: Database, owner: str
+) -> None:
+    """A reseller's customer sees the reseller's name, the provider's the provider's: the
+    name their invoices print, never another owner's; signed out, the page names none."""
+    abuja, _ = await make_resellers(db, "Abuja Telecom", "Kano Cable")
+    async with db.transaction() as session:
+        await set_letterhead(session, admin_viewer(), LAGOS)
+    assert text_of_element((await browser.open("/portal/sign-in")).text, "biller") == "kassa"
+    reseller_id = abuja.id if owner == "reseller" else None
+    login = await customer_with_login(db, reseller_id=reseller_id)
+    await browser.sign_in(login.email)
+    page = (await browser.open("/portal")).text
+    biller = "Abuja Telecom" if owner == "reseller" else LAGOS.name
+    assert text_of_element(page, "biller") == biller
+    assert f"· {html.escape(biller)}</title>" in page
