@@ -15,19 +15,28 @@ per elapsed period, each with its own period's charges.  CLOSED customers get no
 but their periods still move on so they leave the work list; a charge posted to a closed
 customer is invoiced out of turn (the final invoice) or by the first regular invoice after the
 customer is reopened.
+
+One customer never stops the run (:mod:`billing.run_failures`): a batch that fails is split
+until the failing customer is alone, and that customer is skipped — its period not closed,
+so it stays on the work list — and recorded for the administrators; the run goes on with
+the others and tries it again after a backoff, waking for that retry if nothing else is due.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Row, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import invoices, jobs
-from billing.models import Customer, CustomerStatus, InvoiceKind, table_of
+from billing import invoices, jobs, run_failures
+from billing.models import Customer, CustomerStatus, InvoiceKind, RunKind, table_of
 from billing.periods import BillingPeriod, Period, next_period, period_containing
+
+log = logging.getLogger("kassa.billing.billrun")
 
 #: The singleton job that runs the bill run (its handler is :func:`bill_run_job`).
 BILL_RUN_JOB = "bill_run"
@@ -53,14 +62,20 @@ def elapsed_periods(
     return ended, period
 
 
+def _not_waiting(now: datetime) -> Any:
+    """Customers that are not waiting for the retry of an earlier failure."""
+    return ~run_failures.waiting(RunKind.BILL_RUN, now, Customer.id)
+
+
 async def _due_customers(session: AsyncSession, now: datetime, after_id: int) -> list[Row[Any]]:
-    """The next batch of customers whose open period has ended, locked against other writers."""
+    """The next batch of customers whose open period has ended, locked against other writers
+    (those whose last failure waits for its retry are passed over)."""
     query = (
         invoices.billee_query()
         .add_columns(
             Customer.status, Customer.billing_period, Customer.billing_anchor, Customer.period_start
         )
-        .where(Customer.next_bill_at <= now, Customer.id > after_id)
+        .where(Customer.next_bill_at <= now, Customer.id > after_id, _not_waiting(now))
         .order_by(Customer.id)
         .limit(BATCH_SIZE)
     )
@@ -82,7 +97,7 @@ async def _move_on(session: AsyncSession, moves: list[dict[str, Any]], now: date
     )
 
 
-async def _close_batch(session: AsyncSession, rows: list[Row[Any]], now: datetime) -> int:
+async def _close_batch(session: AsyncSession, rows: Sequence[Row[Any]], now: datetime) -> int:
     """Invoice the batch's elapsed periods and move each customer on to its open period."""
     closings = []
     moves = []
@@ -111,21 +126,35 @@ async def wake_at(session: AsyncSession, at: datetime) -> None:
     await jobs.schedule(session, BILL_RUN_JOB, at, unique_key=BILL_RUN_JOB)
 
 
-async def _schedule_next_run(session: AsyncSession) -> None:
-    """Wake the bill run again when the earliest open period ends."""
-    first = await session.scalar(select(func.min(Customer.next_bill_at)))
-    if first is not None:
-        await wake_at(session, first)
+async def _schedule_next_run(session: AsyncSession, now: datetime) -> None:
+    """Wake the bill run again when the earliest open period ends, or for the first retry
+    of a customer that failed, whichever comes first."""
+    first = await session.scalar(select(func.min(Customer.next_bill_at)).where(_not_waiting(now)))
+    retry = await run_failures.next_retry_at(session, RunKind.BILL_RUN, now)
+    wake = min((at for at in (first, retry) if at is not None), default=None)
+    if wake is not None:
+        await wake_at(session, wake)
 
 
 async def run_bill_run(session: AsyncSession, now: datetime) -> int:
-    """Close every period that has ended by ``now``; returns how many invoices were made."""
+    """Close every period that has ended by ``now``; returns how many invoices were made.
+
+    A customer whose closing fails is skipped and recorded (see the module docstring)."""
     issued = 0
     after_id = 0
     while rows := await _due_customers(session, now, after_id):
         after_id = rows[-1].id
-        issued += await _close_batch(session, rows, now)
-    await _schedule_next_run(session)
+        closed = await run_failures.isolate(
+            session,
+            RunKind.BILL_RUN,
+            rows,
+            lambda row: run_failures.Subject(row.id),
+            lambda chunk: _close_batch(session, chunk, now),
+            now,
+            log,
+        )
+        issued += sum(closed.results)
+    await _schedule_next_run(session, now)
     return issued
 
 

@@ -205,6 +205,14 @@ class JobStatus(StrEnum):
     FAILED = "FAILED"
 
 
+class RunKind(StrEnum):
+    """The batch runs that isolate each customer's work (:mod:`billing.run_failures`)."""
+
+    BILL_RUN = "BILL_RUN"
+    #: The collection run and the card-charge janitor: charging cards and booking answers.
+    COLLECTION = "COLLECTION"
+
+
 # --- parties ----------------------------------------------------------------------------
 
 
@@ -730,6 +738,31 @@ class Job(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RunFailure(Base):
+    """One customer's work that a batch run could not do (:mod:`billing.run_failures`): for
+    the bill run a customer, for collection one invoice (or top-up) of a customer.
+
+    The run skipped it and went on with the others; the next run at or after
+    ``next_retry_at`` tries again, and the first one that gets through sets ``resolved_at``.
+    ``code`` is the domain error's code, or ``INTERNAL_ERROR`` for a bug, whose details (never
+    a stack trace or card data) are only in the server log.
+    """
+
+    __tablename__ = "run_failures"
+    __table_args__ = (Index("ix_run_failures_open", "kind", "resolved_at", "next_retry_at"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[RunKind] = mapped_column(_enum(RunKind))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(String(500))
+    attempts: Mapped[int] = mapped_column(Integer)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_retry_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 # --- e-mail -------------------------------------------------------------------------------
