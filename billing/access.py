@@ -64,6 +64,19 @@ def require_write(viewer: Viewer) -> None:
         raise Forbidden("not allowed to change anything")
 
 
+def sees_books(viewer: Viewer) -> bool:
+    """May see the detail of a visible customer's money: the customer itself and staff.
+
+    A distributor sees its customers (:func:`may_see_customer`) only as far as it needs to sell
+    and collect cash: profile and contact details, accounts, balance, available funds, and each
+    invoice's number, dates, status and what it still needs.  Not charges, invoice amounts,
+    lines or PDFs, card attempts, payments, cards or the ledger: those are the customer's
+    books, and a distributor does not keep them.  ``schema.permissions.SeesBooks`` applies
+    this rule field by field; ``docs/graphql.md`` lists the fields.
+    """
+    return viewer.is_staff or viewer.role == Role.CUSTOMER
+
+
 def acts_for_customer(viewer: Viewer, customer_id: int) -> bool:
     """May act *as* the customer (pay, see or change its cards): the customer itself or staff.
 

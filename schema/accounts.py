@@ -13,7 +13,7 @@ from resolvers import accounts as resolve
 from resolvers.context import Info
 from schema.charges import Charge, charge_connection
 from schema.errors import UserErrorType, user_errors
-from schema.permissions import IsAuthenticated
+from schema.permissions import IsAuthenticated, SeesBooks
 from schema.relay import DEFAULT_PAGE_SIZE, Connection, encode_id
 
 if TYPE_CHECKING:
@@ -55,7 +55,9 @@ class Account:
         assert row is not None  # an account never outlives its customer
         return Customer.from_model(row)
 
-    @strawberry.field(description="Charges posted to this account, newest first.")
+    @strawberry.field(
+        description="Charges posted to this account, newest first.", permission_classes=[SeesBooks]
+    )
     async def charges(
         self,
         info: Info,

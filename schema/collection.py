@@ -11,6 +11,7 @@ from billing.collection import CollectionPolicy
 from resolvers.context import Info
 from schema.money import Money
 from schema.payments import Payment
+from schema.permissions import SeesBooks
 from schema.relay import encode_id
 
 # The billing enums are the API's enums: registered here, then used as they are.
@@ -145,7 +146,8 @@ class StatusChange:
     cause: status_changes.Cause
     caused_by_id: strawberry.ID | None = strawberry.field(
         description="The payment (PAYMENT, PAYMENT_RELEASED) or invoice "
-        "(GRACE_PERIOD_EXCEEDED) that caused it."
+        "(GRACE_PERIOD_EXCEEDED) that caused it.",
+        permission_classes=[SeesBooks],
     )
 
     @classmethod

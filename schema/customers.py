@@ -22,7 +22,7 @@ from schema.invoices import Invoice
 from schema.money import Money
 from schema.payment_methods import PaymentMethod
 from schema.payments import Payment
-from schema.permissions import IsAuthenticated
+from schema.permissions import IsAuthenticated, SeesBooks
 from schema.relay import DEFAULT_PAGE_SIZE, Connection, encode_id, page_size, paginate
 from schema.statements import LedgerTransaction, ledger_transaction_connection
 
@@ -174,7 +174,10 @@ class Customer:
         rows = await info.context.loaders.accounts_by_customer.load(self.pk)
         return [Account.from_model(row) for row in rows]
 
-    @strawberry.field(description="Charges on all the customer's accounts, newest first.")
+    @strawberry.field(
+        description="Charges on all the customer's accounts, newest first.",
+        permission_classes=[SeesBooks],
+    )
     async def charges(
         self,
         info: Info,
@@ -198,7 +201,10 @@ class Customer:
             Invoice.from_model(row) for row in await info.context.loaders.latest_invoices.load(key)
         ]
 
-    @strawberry.field(description="The newest payments (at most `first`, 100 at the most).")
+    @strawberry.field(
+        description="The newest payments (at most `first`, 100 at the most).",
+        permission_classes=[SeesBooks],
+    )
     async def payments(self, info: Info, first: int = LATEST_DEFAULT) -> list[Payment]:
         key = LatestPayments(self.pk, page_size(first))
         return [
@@ -206,8 +212,8 @@ class Customer:
         ]
 
     @strawberry.field(
-        description="Ledger transactions that moved the balance, newest first "
-        "(for the customer and staff; a distributor is refused)."
+        description="Ledger transactions that moved the balance, newest first.",
+        permission_classes=[SeesBooks],
     )
     async def ledger_transactions(
         self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
@@ -222,7 +228,9 @@ class Customer:
         rows = await info.context.loaders.customer_status_changes.load(self.pk)
         return [StatusChange.from_model(row) for row in rows]
 
-    @strawberry.field(description="Stored cards, the default first.")
+    @strawberry.field(
+        description="Stored cards, the default first.", permission_classes=[SeesBooks]
+    )
     async def payment_methods(self, info: Info) -> list[PaymentMethod]:
         rows = await resolve_payment_methods.payment_methods_for(info.context, self.pk)
         return [PaymentMethod.from_model(row) for row in rows]

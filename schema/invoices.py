@@ -15,7 +15,7 @@ from schema.collection import CollectionAttempt, StatusChange
 from schema.errors import UserErrorType, user_errors
 from schema.money import Money
 from schema.payments import Payment
-from schema.permissions import IsAuthenticated
+from schema.permissions import IsAuthenticated, SeesBooks
 from schema.relay import DEFAULT_PAGE_SIZE, Connection, encode_id, paginate
 
 if TYPE_CHECKING:
@@ -62,22 +62,33 @@ class Invoice:
     period_end: date = strawberry.field(description="The day after the period (exclusive).")
     issue_date: date
     due_date: date
-    previous_balance: Money = strawberry.field(description="Owed before this period.")
-    payments_in_period: Money
-    total: Money = strawberry.field(description="This period's charges.")
-    amount_paid: Money = strawberry.field(description="Payments allocated to this invoice.")
-    outstanding: Money = strawberry.field(description="Total minus amount paid (0 when void).")
+    previous_balance: Money = strawberry.field(
+        description="Owed before this period.", permission_classes=[SeesBooks]
+    )
+    payments_in_period: Money = strawberry.field(permission_classes=[SeesBooks])
+    total: Money = strawberry.field(
+        description="This period's charges.", permission_classes=[SeesBooks]
+    )
+    amount_paid: Money = strawberry.field(
+        description="Payments allocated to this invoice.", permission_classes=[SeesBooks]
+    )
+    outstanding: Money = strawberry.field(
+        description="What the invoice still needs: total minus amount paid (0 when void)."
+    )
     balance_due: Money = strawberry.field(
-        description="Everything owed as of this invoice: previous balance − payments + total."
+        description="Everything owed as of this invoice: previous balance − payments + total.",
+        permission_classes=[SeesBooks],
     )
     created_at: datetime
     voided_at: datetime | None
     void_reason: str | None = strawberry.field(
-        description="Why an administrator voided the invoice (null unless VOID)."
+        description="Why an administrator voided the invoice (null unless VOID).",
+        permission_classes=[SeesBooks],
     )
     not_charged_reason: collection.NotCharged | None = strawberry.field(
         description="Why collection last passed the invoice by instead of charging the card "
-        "(null once a charge is attempted)."
+        "(null once a charge is attempted).",
+        permission_classes=[SeesBooks],
     )
     pk: strawberry.Private[int]
     customer_id: strawberry.Private[int]
@@ -123,35 +134,47 @@ class Invoice:
         assert row is not None  # an invoice never outlives its customer
         return Customer.from_model(row)
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[SeesBooks])
     async def lines(self, info: Info) -> list[InvoiceLine]:
         rows = await info.context.loaders.lines_by_invoice.load(self.pk)
         return [InvoiceLine.from_model(row, self.currency) for row in rows]
 
     @strawberry.field(
         description="A link to download the invoice as a PDF. Anyone holding "
-        "it can download the PDF until it expires (15 minutes by default)."
+        "it can download the PDF until it expires (15 minutes by default).",
+        permission_classes=[SeesBooks],
     )
     def pdf_url(self, info: Info) -> str:
         return resolve.pdf_url(info.context, self.pk)
 
-    @strawberry.field(description="Card charge attempts, in the order they fall due.")
+    @strawberry.field(
+        description="Card charge attempts, in the order they fall due.",
+        permission_classes=[SeesBooks],
+    )
     async def attempts(self, info: Info) -> list[CollectionAttempt]:
         rows = await info.context.loaders.attempts_by_invoice.load(self.pk)
         return [CollectionAttempt.from_model(row) for row in rows]
 
-    @strawberry.field(description="When the next planned card attempt falls due, if any.")
+    @strawberry.field(
+        description="When the next planned card attempt falls due, if any.",
+        permission_classes=[SeesBooks],
+    )
     async def next_attempt_at(self, info: Info) -> datetime | None:
         return collection.next_attempt_at(
             await info.context.loaders.attempts_by_invoice.load(self.pk)
         )
 
-    @strawberry.field(description="Every status transition, oldest first.")
+    @strawberry.field(
+        description="Every status transition, oldest first.", permission_classes=[SeesBooks]
+    )
     async def status_changes(self, info: Info) -> list[StatusChange]:
         rows = await info.context.loaders.invoice_status_changes.load(self.pk)
         return [StatusChange.from_model(row) for row in rows]
 
-    @strawberry.field(description="The payments that pay this invoice, oldest first.")
+    @strawberry.field(
+        description="The payments that pay this invoice, oldest first.",
+        permission_classes=[SeesBooks],
+    )
     async def payments(self, info: Info) -> list[InvoicePayment]:
         return [
             InvoicePayment(

@@ -16,7 +16,7 @@ from resolvers.context import Info
 from schema.errors import UserErrorType, user_errors
 from schema.money import Money
 from schema.payment_methods import PaymentMethod
-from schema.permissions import IsAuthenticated
+from schema.permissions import IsAuthenticated, SeesBooks
 from schema.relay import DEFAULT_PAGE_SIZE, Connection, encode_id, paginate
 
 if TYPE_CHECKING:
@@ -176,13 +176,13 @@ class PaymentPayload:
 
 @strawberry.type
 class PaymentQueries:
-    @strawberry.field(permission_classes=[IsAuthenticated])
+    @strawberry.field(permission_classes=[IsAuthenticated, SeesBooks])
     async def payment(self, info: Info, id: strawberry.ID) -> Payment | None:
         row = await resolve.payment(info.context, id)
         return None if row is None else Payment.from_model(row)
 
     @strawberry.field(
-        permission_classes=[IsAuthenticated],
+        permission_classes=[IsAuthenticated, SeesBooks],
         description="Payments in your scope, newest first; receivedTo exclusive.",
     )
     async def payments(

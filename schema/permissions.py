@@ -1,8 +1,8 @@
-"""Field permissions: who may call a root field at all.
+"""Field permissions: who may use a field at all.
 
-What a caller may *see* is decided by the services' scoping (someone else's object answers
-"not found"); these classes only refuse callers who may not use a field at all, as top-level
-errors with a ``code`` extension.
+Which *objects* a caller may see is decided by the services' scoping (someone else's object
+answers "not found"); these classes refuse callers who may not use a field at all — a root
+field, or a field of an object they do see — as top-level errors with a ``code`` extension.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 from strawberry.permission import BasePermission
 
+from billing.access import sees_books
 from resolvers.context import Info
 
 
@@ -30,3 +31,18 @@ class TestModeOnly(BasePermission):
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         return bool(info.context.settings.test_mode)
+
+
+class SeesBooks(BasePermission):
+    """The detail of a customer's money, refused to its distributor
+    (:func:`billing.access.sees_books`): charges, invoice amounts, lines and PDFs, card
+    attempts, payments, cards, the ledger."""
+
+    message = (
+        "A distributor sees its customers' profile, accounts, balance and what their invoices "
+        "still need, not their books."
+    )
+    error_extensions = {"code": "FORBIDDEN"}  # noqa: RUF012 (Strawberry reads it per class)
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        return sees_books(info.context.viewer)

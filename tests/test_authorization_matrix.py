@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 import httpx
@@ -63,6 +64,7 @@ from billing.customers import (
     CustomerInput,
     create_customer,
     create_customer_class,
+    update_customer,
 )
 from billing.db import Database
 from billing.invoices import close_period_out_of_turn
@@ -70,6 +72,7 @@ from billing.models import (
     ApiKeyScope,
     ChargeKind,
     CustomerClass,
+    CustomerStatus,
     Distributor,
     PaymentChannel,
     Reseller,
@@ -113,6 +116,9 @@ STAFF = frozenset(
 STAFF_WRITE = STAFF - {Caller.READ_KEY}
 SELF_OR_STAFF = STAFF | {Caller.CUSTOMER_USER}
 SELF_OR_STAFF_WRITE = STAFF_WRITE | {Caller.CUSTOMER_USER}
+#: Everyone who sees a customer's books (``access.sees_books``): not its distributor, who
+#: sees profile, accounts, balance and what invoices still need (:data:`DISTRIBUTOR_SEES`).
+SEES_BOOKS = SIGNED_IN - {Caller.DISTRIBUTOR_USER}
 PROVIDER_ONLY = frozenset({Caller.PROVIDER_ADMIN})
 
 #: The customer whose objects each caller acts on as "its own".
@@ -140,9 +146,18 @@ VISIBLE: dict[Caller, tuple[str, ...]] = {
     Caller.DISTRIBUTOR_USER: ("A1",),
 }
 
-#: Callers who see customers but not their cards (``access.require_self_or_staff``: "a
-#: distributor sees its customers but may not spend their money or see their cards").
-CARD_BLIND = frozenset({Caller.DISTRIBUTOR_USER})
+#: What each caller must never be shown even of the customers it sees: a distributor sees
+#: none of its customers' books, so neither their charges nor their payments nor their cards.
+BLIND_TO: dict[Caller, tuple[str, ...]] = {
+    Caller.DISTRIBUTOR_USER: (
+        "invoiced_charge",
+        "waiting_charge",
+        "cash_payment",
+        "card",
+        "card_payment",
+        "voidable_payment",
+    ),
+}
 
 
 # --- the world -----------------------------------------------------------------------------
@@ -367,10 +382,6 @@ class Scope:
     me: Side
     visible: tuple[Side, ...]
 
-    @property
-    def card_blind(self) -> bool:
-        return self.caller in CARD_BLIND
-
 
 #: Builds an operation's variables from the caller's own side and the side targeted (the
 #: same side for the "own" run); ``None`` when the target has nothing to aim at.
@@ -517,7 +528,7 @@ def _card_payment(value: dict[str, Any], scope: Scope) -> str | None:
     if value["id"] != scope.me.card_payment or value["invoice"]["id"] != scope.me.invoice:
         return f"not the caller's card payment for its invoice: {value}"
     card = value["paymentMethod"]
-    if not scope.card_blind and (card is None or card["id"] != scope.me.card):
+    if card is None or card["id"] != scope.me.card:
         return f"the card charged is missing: {value}"
     return None
 
@@ -553,6 +564,136 @@ def _own_letterhead(value: dict[str, Any], scope: Scope) -> str | None:
 def _viewer(value: dict[str, Any], scope: Scope) -> str | None:
     signed_in = scope.caller != Caller.ANONYMOUS
     return None if value["authenticated"] is signed_in else f"viewer says {value}"
+
+
+@cache
+def _sdl_schema() -> GraphQLSchema:
+    return build_schema(str(strawberry_schema))
+
+
+# --- what a distributor sees of its own customers ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Objects of one type a distributor reaches from its own customer, and what it sees of
+    them: every field of the type is in ``sees`` or ``refused`` (answered ``FORBIDDEN``)."""
+
+    #: The type whose field leads here (None for ``Customer`` itself) and that field, with
+    #: its arguments.
+    parent: str | None
+    through: str
+    sees: frozenset[str]
+    refused: frozenset[str] = frozenset()
+
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+#: The rule of ``access.sees_books``, field by field: what a distributor needs to sell and
+#: collect cash — profile and contact details, accounts, balance, available funds, and each
+#: invoice's number, dates, status and what it still needs — and not the customer's books:
+#: charges, invoice amounts, lines and PDFs, card attempts, payments, cards, the ledger.
+#: Types reached only through refused fields (Charge, Payment, PaymentMethod, …) are out of
+#: a distributor's reach altogether.  ``docs/graphql.md`` says the same.
+DISTRIBUTOR_SEES: dict[str, Reach] = {
+    "Customer": Reach(
+        None,
+        "customer(id: $id)",
+        sees=_names(
+            "id name email phone address currency timeZone billingPeriod billingAnchor "
+            "periodStart nextBillAt creditLimit status autoPayment createdAt updatedAt "
+            "balance availableFunds customerClass accounts invoices statusChanges"
+        ),
+        refused=frozenset({"charges", "payments", "ledgerTransactions", "paymentMethods"}),
+    ),
+    "CustomerClass": Reach(
+        "Customer",
+        "customerClass",
+        sees=_names(
+            "id name paymentTermsDays gracePeriodDays issueEmptyInvoices createdAt "
+            "regularInvoices outOfTurnInvoices"
+        ),
+    ),
+    "CollectionSettings": Reach(
+        "CustomerClass",
+        "regularInvoices",
+        sees=_names(
+            "paymentTermsDays gracePeriodDays cardCharging attemptDaysBeforeDue "
+            "attemptDaysAfterDue reviewInvoices"
+        ),
+    ),
+    "StatusChange": Reach(
+        "Customer",
+        "statusChanges",
+        sees=frozenset({"at", "fromStatus", "toStatus", "cause"}),
+        refused=frozenset({"causedById"}),  # the id of the payment that caused it
+    ),
+    "Account": Reach(
+        "Customer",
+        "accounts",
+        sees=frozenset({"id", "number", "product", "status", "createdAt", "customer"}),
+        refused=frozenset({"charges"}),
+    ),
+    "Invoice": Reach(
+        "Customer",
+        "invoices(first: 100)",
+        sees=_names(
+            "id number kind status currency periodStart periodEnd issueDate dueDate "
+            "outstanding createdAt voidedAt customer"
+        ),
+        refused=_names(
+            "previousBalance paymentsInPeriod total amountPaid balanceDue voidReason "
+            "notChargedReason lines pdfUrl attempts nextAttemptAt statusChanges payments"
+        ),
+    ),
+}
+
+
+def _field_type(type_name: str, field_name: str) -> str:
+    parent = _sdl_schema().type_map[type_name]
+    assert isinstance(parent, GraphQLObjectType)
+    name: str = get_named_type(parent.fields[field_name].type).name
+    return name
+
+
+def _leaf_selection(type_name: str, field_name: str) -> str:
+    """``field`` with the least selection it needs: none for scalars, ``{ amount currency }``
+    for money, ``{ __typename }`` for any other object."""
+    target = _sdl_schema().type_map[_field_type(type_name, field_name)]
+    if not isinstance(target, GraphQLObjectType):
+        return field_name
+    return f"{field_name} {{ {'amount currency' if target.name == 'Money' else '__typename'} }}"
+
+
+def _distributor_view(type_name: str) -> str:
+    """Everything a distributor sees of ``type_name``, and below it, as one selection."""
+    parts = []
+    for name in sorted(DISTRIBUTOR_SEES[type_name].sees):
+        child = next(
+            (
+                child
+                for child, reach in DISTRIBUTOR_SEES.items()
+                if reach.parent == type_name and reach.through.split("(")[0] == name
+            ),
+            None,
+        )
+        if child is None:
+            parts.append(_leaf_selection(type_name, name))
+        else:
+            parts.append(f"{DISTRIBUTOR_SEES[child].through} {{ {_distributor_view(child)} }}")
+    return " ".join(parts)
+
+
+def _one_field(type_name: str, field_name: str) -> str:
+    """A query reaching ``type_name`` from the customer ``$id`` and selecting one field."""
+    selection = _leaf_selection(type_name, field_name)
+    reach: Reach | None = DISTRIBUTOR_SEES[type_name]
+    while reach is not None:
+        selection = f"{reach.through} {{ {selection} }}"
+        reach = None if reach.parent is None else DISTRIBUTOR_SEES[reach.parent]
+    return f"query($id: ID!) {{ {selection} }}"
 
 
 PAGE = "totalCount edges { node { id } }"
@@ -606,8 +747,19 @@ OPERATIONS: tuple[Operation, ...] = (
         "customer",
         CUSTOMER_DEEP,
         _id_of("customer"),
-        SIGNED_IN,
+        SEES_BOOKS,
         expect=_contains(_whole_side, lambda scope: scope.me.customer),
+    ),
+    query(
+        "customer",
+        f"query($id: ID!) {{ customer(id: $id) {{ {_distributor_view('Customer')} }} }}",
+        _id_of("customer"),
+        SIGNED_IN,
+        variant="distributor's view",
+        expect=_contains(
+            lambda scope: {scope.me.customer_class, scope.me.account, scope.me.invoice},
+            lambda scope: scope.me.customer,
+        ),
     ),
     query(
         "customer",
@@ -662,10 +814,18 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     query(
         "account",
+        f"query($id: ID!) {{ account(id: $id) {{ {_distributor_view('Account')} }} }}",
+        _id_of("account"),
+        SIGNED_IN,
+        variant="distributor's view",
+        expect=_contains(lambda scope: set(), lambda scope: scope.me.account),
+    ),
+    query(
+        "account",
         """query($id: ID!) { account(id: $id) { id number customer { id }
             charges(first: 100) { totalCount edges { node { id account { id } } } } } }""",
         _id_of("account"),
-        SIGNED_IN,
+        SEES_BOOKS,
         expect=_contains(
             lambda scope: {scope.me.invoiced_charge, scope.me.waiting_charge},
             lambda scope: scope.me.account,
@@ -679,7 +839,7 @@ OPERATIONS: tuple[Operation, ...] = (
             attempts {{ id status amount {{ amount }} payment {{ id }} }}
             statusChanges {{ fromStatus toStatus cause causedById }} }} }}""",
         _id_of("invoice"),
-        SIGNED_IN,
+        SEES_BOOKS,
         expect=_contains(
             lambda scope: {scope.me.card_payment, scope.me.cash_payment},
             lambda scope: scope.me.invoice,
@@ -702,10 +862,18 @@ OPERATIONS: tuple[Operation, ...] = (
         expect=_exact_page(lambda scope: {scope.me.invoice}),
     ),
     query(
+        "invoice",
+        f"query($id: ID!) {{ invoice(id: $id) {{ {_distributor_view('Invoice')} }} }}",
+        _id_of("invoice"),
+        SIGNED_IN,
+        variant="distributor's view",
+        expect=_contains(lambda scope: set(), lambda scope: scope.me.invoice),
+    ),
+    query(
         "payment",
         f"query($id: ID!) {{ payment(id: $id) {{ {PAYMENT_FIELDS} }} }}",
         _id_of("card_payment"),
-        SIGNED_IN,
+        SEES_BOOKS,
         expect=_card_payment,
     ),
     query(
@@ -713,7 +881,7 @@ OPERATIONS: tuple[Operation, ...] = (
         f"query {{ payments(first: 100) {{ totalCount edges {{ node {{ "
         f"{PAYMENT_FIELDS} }} }} }} }}",
         _no_variables,
-        SIGNED_IN,
+        SEES_BOOKS,
         against_others=False,
         expect=_exact_page(lambda scope: set().union(*(s.payments for s in scope.visible))),
     ),
@@ -721,7 +889,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "payments",
         f"query($c: ID!) {{ payments(first: 100, customerId: $c) {{ {PAGE} }} }}",
         lambda me, target, unique: {"c": target.customer},
-        SIGNED_IN,
+        SEES_BOOKS,
         variant="customerId",
         expect=_exact_page(lambda scope: scope.me.payments),
     ),
@@ -1114,6 +1282,18 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
+def _values_at(value: Any, key: str) -> Iterator[Any]:
+    """Every value under ``key`` anywhere in a JSON value."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            if name == key:
+                yield item
+            yield from _values_at(item, key)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _values_at(item, key)
+
+
 def _short(body: Any, limit: int = 400) -> str:
     text = json.dumps(body, sort_keys=True)
     return text if len(text) <= limit else text[:limit] + "…"
@@ -1169,8 +1349,7 @@ class Matrix:
         ids = set().union(*(s.ids() for s in hidden_sides)) - set().union(
             *(s.ids() for s in visible)
         )
-        if self.scope.card_blind:
-            ids |= {s.card for s in visible}
+        ids |= {getattr(s, name) for s in visible for name in BLIND_TO.get(self.caller, ())}
         texts = [text for s in hidden_sides for text in (s.name, s.email)]
         return ids, texts
 
@@ -1284,10 +1463,6 @@ class Matrix:
 # --- the tests -----------------------------------------------------------------------------
 
 
-def _sdl_schema() -> GraphQLSchema:
-    return build_schema(str(strawberry_schema))
-
-
 def test_every_query_and_mutation_is_in_the_matrix() -> None:
     """A new root field must get a row (and a decision on who may call it) before it ships."""
     sdl = _sdl_schema()
@@ -1335,6 +1510,58 @@ def test_every_row_is_a_valid_operation() -> None:
     sdl = _sdl_schema()
     for operation in OPERATIONS:
         assert validate(sdl, parse(operation.document)) == [], operation.name
+
+
+def test_every_field_a_distributor_reaches_is_decided() -> None:
+    """A new field on a customer's objects must be decided for distributors (seen or refused)
+    before it ships, and a newly seen relation must bring its type into the table."""
+    sdl = _sdl_schema()
+    leaves = {"Money"}
+    reached = {"Customer"}
+    for type_name, reach in DISTRIBUTOR_SEES.items():
+        parent = sdl.type_map[type_name]
+        assert isinstance(parent, GraphQLObjectType)
+        assert reach.sees & reach.refused == set(), type_name
+        assert reach.sees | reach.refused == set(parent.fields), f"decide these {type_name} " + (
+            f"fields: {sorted(set(parent.fields) - reach.sees - reach.refused)}"
+        )
+        if reach.parent is not None:
+            assert reach.through.split("(")[0] in DISTRIBUTOR_SEES[reach.parent].sees, type_name
+        for name in reach.sees:
+            target = sdl.type_map[_field_type(type_name, name)]
+            if isinstance(target, GraphQLObjectType) and target.name not in leaves:
+                reached.add(target.name)
+    assert reached == set(DISTRIBUTOR_SEES), "give each type a distributor reaches a Reach"
+
+
+@pytest.mark.parametrize("caller", [Caller.DISTRIBUTOR_USER, Caller.CUSTOMER_USER], ids=str)
+async def test_a_distributor_sees_exactly_what_it_needs_to_sell_and_collect(
+    caller: Caller, http: httpx.AsyncClient, db: Database
+) -> None:
+    """Every field of :data:`DISTRIBUTOR_SEES`, one query each, on the caller's own customer A1:
+    the distributor sees the ``sees`` fields and is refused the others with ``FORBIDDEN``;
+    the customer itself, for contrast, sees them all."""
+    world = await build_world(db)
+    async with db.transaction() as session:  # a status change for StatusChange to be seen
+        admin = admin_viewer()
+        for status in (CustomerStatus.SUSPENDED, CustomerStatus.ACTIVE):
+            await update_customer(session, admin, world.customer_a1, CustomerInput(status=status))
+    api = await sign_in_as(caller, http, db, world)
+    failures = []
+    for type_name, reach in DISTRIBUTOR_SEES.items():
+        for name in sorted(reach.sees | reach.refused):
+            seen = caller == Caller.CUSTOMER_USER or name in reach.sees
+            response = await api.post(
+                _one_field(type_name, name), {"id": world.sides["A1"].customer}
+            )
+            body = response.json()
+            values = list(_values_at(body.get("data"), name))
+            if seen and ("errors" in body or not values):
+                failures.append(f"{type_name}.{name} should be seen: {_short(body)}")
+            refused = set(_codes(body)) == {"FORBIDDEN"} and all(v is None for v in values)
+            if not seen and not refused:
+                failures.append(f"{type_name}.{name} should be refused: {_short(body)}")
+    assert not failures, "\n".join(failures)
 
 
 @pytest.mark.parametrize("caller", list(Caller), ids=str)
