@@ -25,6 +25,10 @@ So a payment goes PENDING → COMPLETED | FAILED | UNKNOWN, and UNKNOWN → COMP
    no answer → asked again later.  A charge is never sent under a new key.  Checks follow
    Kill Bill's janitor: 5 minutes after the intent, an hour after that, then daily
    (:func:`next_check`).
+
+The collection run and the janitor book a batch of answers at a time through
+:func:`record_each`, which isolates each payment: one that cannot be booked stays open for
+the janitor's next check and is recorded for the administrators; the others are booked.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import customers, jobs, ledger, payment_labels, processing, settlement
+from billing import customers, jobs, ledger, payment_labels, processing, run_failures, settlement
 from billing.db import Database
 from billing.models import (
     AttemptStatus,
@@ -50,6 +54,7 @@ from billing.models import (
     PaymentChannel,
     PaymentMethod,
     PaymentStatus,
+    RunKind,
     TransactionKind,
 )
 from billing.processing import (
@@ -275,6 +280,18 @@ class Recorded:
     #: Money charged, by currency.
     charged: dict[str, int] = field(default_factory=dict)
 
+    @classmethod
+    def combined(cls, parts: Sequence[Recorded]) -> Recorded:
+        """What several :func:`record` calls changed together."""
+        whole = cls()
+        for part in parts:
+            whole.completed += part.completed
+            whole.failed += part.failed
+            whole.unknown += part.unknown
+            for currency, amount in part.charged.items():
+                whole.charged[currency] = whole.charged.get(currency, 0) + amount
+        return whole
+
 
 async def record(
     session: AsyncSession,
@@ -341,6 +358,36 @@ async def record(
     await _apply(session, changes)
     await _settle(session, locked, [payment for payment, _ in succeeded], now)
     return done
+
+
+async def record_each(
+    session: AsyncSession,
+    answers: Sequence[tuple[int, ChargeResult | None]],
+    now: datetime,
+) -> Recorded:
+    """:func:`record` for a batch run (the collection run, the janitor), where one customer's
+    answer that cannot be booked — a balance out of range, a bad value, a bug — must not
+    leave the others' unbooked: the batch is isolated per payment
+    (:func:`billing.run_failures.isolate`).  A payment that fails stays open, so the janitor
+    books it at its next check; the failure is recorded for the administrators meanwhile."""
+    subjects = {
+        row.id: run_failures.Subject(row.customer_id, row.invoice_id)
+        for row in await session.execute(
+            select(Payment.id, Payment.customer_id, Payment.invoice_id).where(
+                Payment.id.in_([payment_id for payment_id, _ in answers])
+            )
+        )
+    }
+    booked = await run_failures.isolate(
+        session,
+        RunKind.COLLECTION,
+        answers,
+        lambda answer: subjects[answer[0]],
+        lambda chunk: record(session, chunk, now),
+        now,
+        log,
+    )
+    return Recorded.combined(booked.results)
 
 
 def _change(
@@ -538,7 +585,7 @@ async def run_janitor(
             (intent.payment_id, result) for intent, result in zip(resend, resent, strict=True)
         ]
         async with db.transaction() as session:
-            recorded = await record(session, answers, now)
+            recorded = await record_each(session, answers, now)
             report.settled += len(recorded.completed) + len(recorded.failed)
             table = _PAYMENTS
             await session.execute(

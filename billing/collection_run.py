@@ -22,6 +22,12 @@ Every charge goes through :mod:`billing.card_charges`, the flow all card charges
 4. **Reschedule** the job for the earliest attempt still planned (or, while a charge is in
    flight, a look after the janitor).
 
+One invoice never stops the run (:mod:`billing.run_failures`): deciding a batch (1) and
+booking its answers (3, :func:`billing.card_charges.record_each`) are isolated per invoice.
+An invoice whose decision fails keeps its attempt SCHEDULED, is recorded for the
+administrators and passed over until its retry; one whose answer cannot be booked stays in
+flight for the janitor, which books it at its next check.  The others are charged.
+
 Crash safety (SIGKILL anywhere): an attempt and its payment are open from the commit before
 the call until the commit of the answer, so a killed run leaves them open and the janitor
 asks the processor by the deterministic key — and sends the same intent again under that key
@@ -38,13 +44,13 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, bindparam, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from billing import card_charges, clock, collection, jobs
+from billing import card_charges, clock, collection, jobs, run_failures
 from billing.db import Database
 from billing.models import (
     AttemptStatus,
@@ -53,6 +59,7 @@ from billing.models import (
     Invoice,
     InvoiceStatus,
     PaymentMethod,
+    RunKind,
 )
 from billing.processing import ChargeResult
 
@@ -154,7 +161,9 @@ async def next_run_at(session: AsyncSession, now: datetime) -> datetime | None:
     UNKNOWN one, or — while any attempt is UNKNOWN — a look after the janitor."""
     first = await session.scalar(
         select(func.min(CollectionAttempt.scheduled_at)).where(
-            CollectionAttempt.status == AttemptStatus.SCHEDULED, ~_waits_on_unknown()
+            CollectionAttempt.status == AttemptStatus.SCHEDULED,
+            ~_waits_on_unknown(),
+            ~_waits_for_retry(now),
         )
     )
     unknown = await session.scalar(
@@ -162,7 +171,10 @@ async def next_run_at(session: AsyncSession, now: datetime) -> datetime | None:
             CollectionAttempt.status == AttemptStatus.UNKNOWN
         )
     )
-    candidates = [t for t in (first, now + RECONCILE_AFTER if unknown else None) if t is not None]
+    retry = await run_failures.next_retry_at(session, RunKind.COLLECTION, now)
+    candidates = [
+        t for t in (first, now + RECONCILE_AFTER if unknown else None, retry) if t is not None
+    ]
     return max(min(candidates), now) if candidates else None
 
 
@@ -172,6 +184,11 @@ def _waits_on_unknown() -> Any:
     return exists().where(
         other.invoice_id == CollectionAttempt.invoice_id, other.status == AttemptStatus.UNKNOWN
     )
+
+
+def _waits_for_retry(now: datetime) -> Any:
+    """An attempt whose invoice failed in an earlier run and waits for its retry."""
+    return run_failures.waiting(RunKind.COLLECTION, now, CollectionAttempt.invoice_id)
 
 
 # --- claiming -------------------------------------------------------------------------------
@@ -190,20 +207,47 @@ async def _claim(
             chosen = await _due_attempts(session, now, batch_size)
             if not chosen:
                 return []
-            claimed = await _decide(session, chosen, now, report)
+            decided = await run_failures.isolate(
+                session,
+                RunKind.COLLECTION,
+                chosen,
+                lambda due: run_failures.Subject(due.customer_id, due.invoice_id),
+                lambda chunk: _decide(session, chunk, now),
+                now,
+                log,
+            )
+        report.canceled += sum(part.canceled for part in decided.results)
+        claimed = [intent for part in decided.results for intent in part.intents]
         if claimed:
             return claimed
 
 
-async def _due_attempts(session: AsyncSession, now: datetime, batch_size: int) -> dict[int, int]:
-    """Up to ``batch_size`` invoices with an attempt due, each with its latest due attempt
-    (invoice id → attempt id); the earlier due attempts of those invoices are superseded."""
+class _Due(NamedTuple):
+    """An invoice's latest due attempt."""
+
+    invoice_id: int
+    attempt_id: int
+    customer_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Decided:
+    """What deciding some due attempts came to: the charges opened, the attempts canceled."""
+
+    intents: list[card_charges.Intent]
+    canceled: int
+
+
+async def _due_attempts(session: AsyncSession, now: datetime, batch_size: int) -> list[_Due]:
+    """Up to ``batch_size`` invoices with an attempt due, each with its latest due attempt;
+    the earlier due attempts of those invoices are superseded."""
     query = (
         select(CollectionAttempt.id, CollectionAttempt.invoice_id)
         .where(
             CollectionAttempt.status == AttemptStatus.SCHEDULED,
             CollectionAttempt.scheduled_at <= now,
             ~_waits_on_unknown(),
+            ~_waits_for_retry(now),
         )
         .order_by(CollectionAttempt.scheduled_at, CollectionAttempt.id)
         .limit(batch_size)
@@ -212,10 +256,12 @@ async def _due_attempts(session: AsyncSession, now: datetime, batch_size: int) -
         query = query.with_for_update(skip_locked=True, of=CollectionAttempt)
     invoice_ids = list(dict.fromkeys(row.invoice_id for row in (await session.execute(query))))
     if not invoice_ids:
-        return {}
+        return []
     due = (
         await session.execute(
-            select(CollectionAttempt.id, CollectionAttempt.invoice_id)
+            select(
+                CollectionAttempt.id, CollectionAttempt.invoice_id, CollectionAttempt.customer_id
+            )
             .where(
                 CollectionAttempt.invoice_id.in_(invoice_ids),
                 CollectionAttempt.status == AttemptStatus.SCHEDULED,
@@ -224,15 +270,15 @@ async def _due_attempts(session: AsyncSession, now: datetime, batch_size: int) -
             .order_by(CollectionAttempt.scheduled_at, CollectionAttempt.id)
         )
     ).all()
-    latest = {row.invoice_id: row.id for row in due}  # the last one wins
-    superseded = [row.id for row in due if latest[row.invoice_id] != row.id]
+    latest = {row.invoice_id: row for row in due}  # the last one wins
+    superseded = [row.id for row in due if latest[row.invoice_id].id != row.id]
     if superseded:
         await _cancel(
             session,
             [(attempt_id, collection.CancelReason.SUPERSEDED) for attempt_id in superseded],
             now,
         )
-    return latest
+    return [_Due(row.invoice_id, row.id, row.customer_id) for row in latest.values()]
 
 
 async def _cancel(
@@ -247,11 +293,9 @@ async def _cancel(
     )
 
 
-async def _decide(
-    session: AsyncSession, chosen: dict[int, int], now: datetime, report: RunReport
-) -> list[card_charges.Intent]:
+async def _decide(session: AsyncSession, chosen: Sequence[_Due], now: datetime) -> _Decided:
     """Cancel what is not to be charged and open the rest's charges, from current figures."""
-    invoice_ids = list(chosen)
+    invoice_ids = [due.invoice_id for due in chosen]
     invoices = {
         row.id: row
         for row in (
@@ -293,7 +337,7 @@ async def _decide(
     not_charged: list[dict[str, Any]] = []
     attempt_ids: list[int] = []
     drafts: list[card_charges.Draft] = []
-    for invoice_id, attempt_id in chosen.items():
+    for invoice_id, attempt_id, _ in chosen:
         invoice = invoices[invoice_id]
         outstanding = invoice.total - invoice.amount_paid
         card = cards.get(invoice.customer_id)
@@ -327,7 +371,6 @@ async def _decide(
             )
     if canceled:
         await _cancel(session, canceled, now)
-        report.canceled += len(canceled)
     if not_charged:
         table = _INVOICES
         await session.execute(
@@ -362,7 +405,7 @@ async def _decide(
                 for attempt_id, draft, intent in zip(attempt_ids, drafts, intents, strict=True)
             ],
         )
-    return intents
+    return _Decided(intents, len(canceled))
 
 
 def charge_key(attempt_id: int) -> str:
@@ -382,7 +425,7 @@ async def _record(
 ) -> None:
     """Book a batch's answers in one transaction (the attempts follow their payments)."""
     async with db.transaction() as session:
-        recorded = await card_charges.record(
+        recorded = await card_charges.record_each(
             session,
             [(intent.payment_id, result) for intent, result in zip(intents, results, strict=True)],
             now,
