@@ -1,8 +1,9 @@
 """The distributor's start page, until the distributor portal exists.
 
 A distributor signs customers up and collects cash from them on commission; kassa's API lets
-a distributor's sign-in see those customers and their invoices and payments, but not their
-cards or ledger, and change nothing (``billing/access.py``).  Signing in as a distributor
+a distributor's sign-in see those customers as far as selling and collecting needs — details,
+accounts, balance, what each invoice still needs — but not their books (charges, payments,
+cards, the ledger, invoice PDFs), and change nothing (``billing.access.sees_books``).  Signing in as a distributor
 lands here — not on a 403 page — and the page says so plainly, with the customers the
 distributor may look at.  The distributor portal (its own issue) replaces this page.
 """
