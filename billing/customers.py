@@ -21,7 +21,7 @@ from billing.access import (
     require_staff,
     scope_customers,
 )
-from billing.errors import NotFound, UserError
+from billing.errors import Forbidden, NotFound, UserError
 from billing.models import (
     Customer,
     CustomerClass,
@@ -96,6 +96,10 @@ async def lock_customers(session: AsyncSession, customer_ids: set[int]) -> list[
     return list((await session.scalars(query.execution_options(populate_existing=True))).all())
 
 
+#: The longest customer search or e-mail filter: an e-mail address's 254 characters.
+MAX_SEARCH_LENGTH = 254
+
+
 def customer_query(
     viewer: Viewer,
     *,
@@ -103,14 +107,20 @@ def customer_query(
     search: str | None = None,
     email: str | None = None,
 ) -> Select:  # type: ignore[type-arg]
-    """Customers the viewer may see, filtered by status, name/e-mail search or exact e-mail."""
+    """Customers the viewer may see, filtered by status, name/e-mail search or exact e-mail.
+
+    A search longer than :data:`MAX_SEARCH_LENGTH` is refused (``TOO_LONG``): it could match
+    nothing, and would only have the database scan every name with a huge pattern.
+    """
+    search = validation.text(search, "search", MAX_SEARCH_LENGTH)
+    email = validation.text(email, "email", MAX_SEARCH_LENGTH)
     query = scope_customers(select(Customer), viewer)
     if status is not None:
         query = query.where(Customer.status == status)
     if email:
-        query = query.where(func.lower(Customer.email) == email.strip().lower())
+        query = query.where(func.lower(Customer.email) == email.lower())
     if search:
-        pattern = f"%{search.strip().lower()}%"
+        pattern = f"%{search.lower()}%"
         query = query.where(
             or_(func.lower(Customer.name).like(pattern), func.lower(Customer.email).like(pattern))
         )
@@ -252,21 +262,31 @@ async def post_opening_balance(
     )
 
 
+#: What only staff change on a customer, with the API's names for the refusal.
+STAFF_ONLY_FIELDS = {
+    "credit_limit": "creditLimit",
+    "status": "status",
+    "class_id": "classId",
+    "distributor_id": "distributorId",
+}
+
+
+def _refuse_staff_fields(data: CustomerInput) -> None:
+    """A customer edits its own contact details, time zone and automatic payment, nothing
+    else.  Asking for more is refused, not quietly dropped: a client that believes it raised
+    its own credit limit must hear that it did not."""
+    asked = [api for name, api in STAFF_ONLY_FIELDS.items() if getattr(data, name) is not None]
+    if asked:
+        raise Forbidden(f"only staff may change a customer's {', '.join(asked)}")
+
+
 async def update_customer(
     session: AsyncSession, viewer: Viewer, customer_id: int, data: CustomerInput
 ) -> Customer:
     """Change contact details, terms or status.  Currency is fixed once money has moved."""
     customer = await get_customer(session, viewer, customer_id)
     if viewer.customer_id == customer.id:
-        # Customers edit their own contact details and time zone, nothing else.
-        data = CustomerInput(
-            name=data.name,
-            email=data.email,
-            phone=data.phone,
-            address=data.address,
-            time_zone=data.time_zone,
-            auto_payment=data.auto_payment,
-        )
+        _refuse_staff_fields(data)
     else:
         require_staff(viewer, write=True)
     if data.currency is not None and validate_currency(data.currency) != customer.currency:

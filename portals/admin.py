@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from billing.customers import MAX_SEARCH_LENGTH
 from portals import forms, graphql, rendering, words
 from portals.customer import ERRORS, MONEY
 from portals.forms import Form
@@ -146,16 +147,23 @@ async def customers(request: Request, visitor: Visitor) -> Response:
     """
     search = request.query_params.get("q", "").strip()
     status = forms.choice(request.query_params.get("status"), CUSTOMER_STATUSES)
-    data = await graphql.execute(
-        request,
-        CUSTOMERS,
-        {
-            "search": search or None,
-            "status": status,
-            "first": SEARCH_PAGE_SIZE,
-            "after": request.query_params.get("after") or None,
-        },
-    )
+    try:
+        data = await graphql.execute(
+            request,
+            CUSTOMERS,
+            {
+                "search": search or None,
+                "status": status,
+                "first": SEARCH_PAGE_SIZE,
+                "after": request.query_params.get("after") or None,
+            },
+        )
+    except graphql.OperationFailed as failure:
+        if "TOO_LONG" not in failure.codes:  # the box says so too, but an address can be typed
+            raise
+        return await rendering.error_page(
+            request, 400, f"Search for at most {MAX_SEARCH_LENGTH} characters."
+        )
     return rendering.render(
         request,
         "admin/customers.html",
@@ -164,6 +172,7 @@ async def customers(request: Request, visitor: Visitor) -> Response:
             "q": search,
             "status": status,
             "statuses": CUSTOMER_STATUSES,
+            "search_max_length": MAX_SEARCH_LENGTH,
         },
         fragment="customer_list",
     )

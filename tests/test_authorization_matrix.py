@@ -1008,14 +1008,14 @@ OPERATIONS: tuple[Operation, ...] = (
         SELF_OR_STAFF_WRITE,
         result_is="customer",
     ),
-    # A customer's own class and distributor fields are silently ignored (contact details
-    # only), hence "allowed" for the customer too.
+    # A customer changes its own contact details only: asking to change its own class or
+    # distributor is refused (FORBIDDEN), not quietly dropped.
     mutation(
         "updateCustomer",
         "customer",
         "id customerClass { id }",
         lambda me, target, unique: {"id": me.customer, "classId": target.customer_class},
-        SELF_OR_STAFF_WRITE,
+        STAFF_WRITE,
         variant="classId",
         result_is="customer",
     ),
@@ -1028,7 +1028,7 @@ OPERATIONS: tuple[Operation, ...] = (
             if target.distributor is None
             else {"id": me.customer, "distributorId": target.distributor}
         ),
-        SELF_OR_STAFF_WRITE,
+        STAFF_WRITE,
         variant="distributorId",
         result_is="customer",
     ),

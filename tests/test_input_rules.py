@@ -6,15 +6,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
+from billing.customers import MAX_SEARCH_LENGTH
 from billing.db import Database
+from schema.relay import encode_id
+from tests.factories import customer_with_login
 from tests.graphql_support import (
     Api,
     create_account,
     create_customer,
     post_charge,
     row_counts,
+    signed_in_api,
+    table_contents,
 )
 
 pytest_plugins = ["tests.graphql_fixtures"]
@@ -95,3 +101,44 @@ async def test_amounts_are_ascii_decimals_in_every_input(
             (field, "INVALID_AMOUNT")
         ], payload
     assert await row_counts(db) == before
+
+
+async def test_a_customer_search_has_a_length(api: Api) -> None:
+    await create_customer(api, name="Ada Lovelace", email="ada@example.com")
+    query = "query($s: String!) { customers(search: $s) { totalCount } }"
+    found = await api.run(query, {"s": "x" * MAX_SEARCH_LENGTH})
+    assert found == {"customers": {"totalCount": 0}}
+    body = (await api.post(query, {"s": "x" * (MAX_SEARCH_LENGTH + 1)})).json()
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["extensions"] == {"code": "TOO_LONG", "field": "search"}
+    email = (
+        await api.post(
+            "query($e: String!) { customers(email: $e) { totalCount } }",
+            {"e": "a" * 300 + "@example.com"},
+        )
+    ).json()
+    assert email["errors"][0]["extensions"] == {"code": "TOO_LONG", "field": "email"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("creditLimit", "1000.00"), ("status", "CLOSED"), ("creditLimit", "0.00")],
+)
+async def test_a_customer_changing_what_only_staff_change_is_refused(
+    api: Api, http: httpx.AsyncClient, db: Database, field: str, value: str
+) -> None:
+    login = await customer_with_login(db)
+    me = await signed_in_api(http, login.email)
+    customer_id = encode_id("Customer", login.id)
+    before = await table_contents(db)
+    body = (
+        await me.post(
+            "mutation($input: UpdateCustomerInput!) { updateCustomer(input: $input) {"
+            " customer { id } errors { code } } }",
+            {"input": {"id": customer_id, "phone": "+1 555 0100", field: value}},
+        )
+    ).json()
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "FORBIDDEN" and field in error["message"]
+    assert await table_contents(db) == before  # not even the phone number

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from billing.customers import MAX_SEARCH_LENGTH
 from billing.db import Database
 from schema.relay import encode_id
 from tests.factories import (
@@ -182,6 +183,16 @@ async def test_customers_are_found_by_name_email_and_status(admin: Browser, db: 
     assert fragment.text.lstrip().startswith('<section id="customer-list"')
     assert listed(fragment.text) == ["Grace Hopper"]
     assert 'value="grace"' in (await admin.open("/admin?q=grace")).text  # the search stays
+
+
+async def test_a_too_long_search_is_a_400_page_and_the_box_says_how_long(admin: Browser) -> None:
+    page = await admin.open("/admin")
+    assert f'maxlength="{MAX_SEARCH_LENGTH}"' in page.text
+    too_long = await admin.open("/admin?q=" + "x" * (MAX_SEARCH_LENGTH + 1))
+    assert too_long.status_code == 400
+    assert f"Search for at most {MAX_SEARCH_LENGTH} characters." in too_long.text
+    fragment = await admin.http.get("/admin?q=" + "x" * (MAX_SEARCH_LENGTH + 1), headers=HTMX)
+    assert fragment.status_code == 400
 
 
 async def test_the_search_pages_through_the_customers_connection(
