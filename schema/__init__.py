@@ -41,6 +41,7 @@ from schema.invoices import InvoiceMutations, InvoiceQueries
 from schema.letterheads import LetterheadMutations, LetterheadQueries
 from schema.payment_methods import PaymentMethodMutations
 from schema.payments import PaymentMutations, PaymentQueries
+from schema.run_failures import RunFailureQueries
 from settings import Settings
 
 log = logging.getLogger("kassa.schema")
@@ -57,6 +58,7 @@ Query = merge_types(
         PaymentQueries,
         ClockQueries,
         LetterheadQueries,
+        RunFailureQueries,
     ),
 )
 Mutation = merge_types(
