@@ -10,13 +10,15 @@ the web server.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
-from collections import Counter
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -24,44 +26,70 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import portals
-from billing import clock, jobs, mailer, worker
+from billing import jobs, logs, mailer, metrics, worker
 from billing.db import Database
-from billing.models import Job, JobStatus
 from processors import registry
 from resolvers import invoice_pdf_links
 from schema.http import GraphQLEndpoint
 from settings import Settings, from_env
 
 log = logging.getLogger("kassa.app")
+#: One line per request (:class:`RequestObserver`); uvicorn's own access log is off.
+access_log = logging.getLogger("kassa.access")
 
-# --- health and metrics -------------------------------------------------------------------
+# --- every request: its id, its access-log line, its metrics ---------------------------------
 
 
-class RequestCounter:
-    """Counts HTTP requests by method, route and status for ``/metrics`` (pure ASGI)."""
+class RequestObserver:
+    """Per HTTP request (pure ASGI, outermost of ours): an id, an access-log line and the
+    request metrics.
 
-    def __init__(self, app: ASGIApp, counts: Counter[tuple[str, str, int]]) -> None:
+    The id (:func:`billing.logs.accepted_request_id`) is set for everything the request
+    logs or schedules, and returned as ``X-Request-ID``.  The access-log line is ours, not
+    uvicorn's: method, path *without* its query string (where ``GET /graphql?query=…``
+    would carry a card number), status and duration.  The metrics are labelled with the
+    route's template (``/admin/customers/{customer_id}``), never the raw path.  An error no
+    handler caught is logged here, under the request's id, and answered with a bare 500.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.counts = counts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500
+        request_id = logs.accepted_request_id(Headers(scope=scope).get("x-request-id"))
+        token = logs.request_id.set(request_id)
+        started = time.perf_counter()
+        status: int | None = None
 
-        async def send_and_note(message: Message) -> None:
+        async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                MutableHeaders(scope=message)["x-request-id"] = request_id
             await send(message)
 
         try:
-            await self.app(scope, receive, send_and_note)
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            if status is None:
+                await PlainTextResponse("Internal Server Error", 500)(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
             # The route's template, not the raw path, keeps the label set small.
             route = getattr(scope.get("route"), "path", "unmatched")
-            self.counts[(scope["method"], route, status)] += 1
+            method = scope["method"]
+            answered = status or 500
+            metrics.HTTP_REQUESTS.labels(method, route, answered).inc()
+            metrics.HTTP_DURATION.labels(method, route).observe(seconds)
+            access_log.info("%s %s %d %.1fms", method, scope["path"], answered, seconds * 1000)
+            logs.request_id.reset(token)
+
+
+# --- health and metrics -------------------------------------------------------------------
 
 
 async def healthz(request: Request) -> Response:
@@ -76,52 +104,33 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-async def _job_counts(database: Database) -> dict[str, int]:
+def metrics_allowed(settings: Settings, authorization: str | None) -> bool | None:
+    """Whether a scrape may read ``/metrics``: True; False (401: a token is configured and
+    this is not it); None (404: no token is configured outside development, so the figures
+    are served to nobody)."""
+    if settings.metrics_token:
+        scheme, _, given = (authorization or "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), settings.metrics_token.encode()
+        )
+    return True if settings.development else None
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus text format (:mod:`billing.metrics`): every process's counters and the
+    shared job queue; behind a bearer token (``KASSA_METRICS_TOKEN``) outside development."""
+    settings: Settings = request.app.state.settings
+    allowed = metrics_allowed(settings, request.headers.get("authorization"))
+    if allowed is None:
+        return PlainTextResponse("Not Found", 404)
+    if not allowed:
+        return PlainTextResponse(
+            "Unauthorized", 401, headers={"WWW-Authenticate": 'Bearer realm="metrics"'}
+        )
+    database: Database = request.app.state.db
     async with database.session() as session:
-        now = await clock.now(session)
-        pending = select(func.count(Job.id)).where(Job.status == JobStatus.PENDING)
-        return {
-            "pending": int(await session.scalar(pending) or 0),
-            "due": int(await session.scalar(pending.where(Job.due_at <= now)) or 0),
-            "failed": int(
-                await session.scalar(
-                    select(func.count(Job.id)).where(Job.status == JobStatus.FAILED)
-                )
-                or 0
-            ),
-        }
-
-
-def _label(value: object) -> str:
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-async def metrics(request: Request) -> Response:
-    """Prometheus text format: this process's request counts and the shared job queue."""
-    counts: Counter[tuple[str, str, int]] = request.app.state.request_counts
-    lines = [
-        "# HELP kassa_http_requests_total HTTP requests served by this process.",
-        "# TYPE kassa_http_requests_total counter",
-        *(
-            f'kassa_http_requests_total{{method="{_label(method)}",route="{_label(route)}",'
-            f'status="{status}"}} {count}'
-            for (method, route, status), count in sorted(counts.items())
-        ),
-    ]
-    descriptions = {
-        "pending": "Jobs waiting to run.",
-        "due": "Pending jobs whose due time has passed (the worker's backlog).",
-        "failed": "Jobs that failed every attempt and wait for a person.",
-    }
-    for name, value in (await _job_counts(request.app.state.db)).items():
-        lines += [
-            f"# HELP kassa_jobs_{name} {descriptions[name]}",
-            f"# TYPE kassa_jobs_{name} gauge",
-            f"kassa_jobs_{name} {value}",
-        ]
-    return PlainTextResponse(
-        "\n".join(lines) + "\n", media_type="text/plain; version=0.0.4; charset=utf-8"
-    )
+        queue = await jobs.queue_state(session)
+    return Response(metrics.exposition(queue), media_type=metrics.CONTENT_TYPE)
 
 
 # --- the app ------------------------------------------------------------------------------
@@ -153,22 +162,20 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             if own_database:
                 await app.state.db.dispose()
 
-    counts: Counter[tuple[str, str, int]] = Counter()
     graphql = GraphQLEndpoint(settings)
     app = Starlette(
         routes=[
             Route("/graphql", graphql),
             Route("/healthz", healthz),
-            Route("/metrics", metrics),
+            Route("/metrics", metrics_endpoint),
             *invoice_pdf_links.routes(),
             *portals.routes(),
         ],
-        middleware=[Middleware(RequestCounter, counts=counts)],
+        middleware=[Middleware(RequestObserver)],
         lifespan=lifespan,
     )
     app.state.settings = settings
     # The portals run their operations in-process against the endpoint's own schema.
     app.state.schema = graphql.schema
     app.state.db = database
-    app.state.request_counts = counts
     return app

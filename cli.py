@@ -15,7 +15,6 @@ command first makes sure the database is there and migrated, and otherwise says 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -28,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from billing import logs
 from billing.db import Database
 from billing.errors import UserError
 from billing.models import ApiKeyScope, LedgerAccount, LedgerTransaction, Role
@@ -152,11 +152,14 @@ def serve(
     from app import create_app
 
     settings = _startable(from_env(port=port))
+    logs.configure(settings.log_format)
     asyncio.run(migrate_database(settings.database_url))
     typer.echo("kassa is at:")
     for line in _places(settings):
         typer.echo(line)
-    uvicorn.run(create_app(settings), host=host, port=port)
+    # uvicorn's records go through kassa's handler (redacted, with request ids); its access
+    # log, which writes whole URLs with their query strings, is replaced by the app's own.
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
 
 
 @app.command()
@@ -167,7 +170,7 @@ def worker(
     from billing import worker as job_worker
 
     settings = _startable(from_env())
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(settings.log_format)
     if once:
         ran = _with_database(settings, job_worker.run_once)
         typer.echo(f"ran {ran} job{'' if ran == 1 else 's'}")

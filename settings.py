@@ -79,6 +79,12 @@ class Settings:
     card_processor: str = "simulator"
     #: How long a signed invoice PDF link (``Invoice.pdfUrl``) stays valid.
     pdf_link_seconds: int = 15 * 60
+    #: "text" for a terminal, "json" (one object per line) for a log collector
+    #: (:mod:`billing.logs`); JSON by default outside development.
+    log_format: str = "text"
+    #: The bearer token ``/metrics`` asks for.  Without one, ``/metrics`` is open in
+    #: development and not served (404) anywhere else: its figures are the operator's.
+    metrics_token: str | None = None
 
     @property
     def development(self) -> bool:
@@ -118,6 +124,8 @@ def from_env(environ: Mapping[str, str] | None = None, port: int | None = None) 
         provider_name=env.get("KASSA_PROVIDER_NAME") or Settings.provider_name,
         card_processor=env.get("KASSA_CARD_PROCESSOR") or Settings.card_processor,
         pdf_link_seconds=int(env.get("KASSA_PDF_LINK_SECONDS") or Settings.pdf_link_seconds),
+        log_format=(env.get("KASSA_LOG_FORMAT") or ("text" if development else "json")).lower(),
+        metrics_token=env.get("KASSA_METRICS_TOKEN") or None,
     )
 
 

@@ -44,7 +44,16 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import customers, jobs, ledger, payment_labels, processing, run_failures, settlement
+from billing import (
+    customers,
+    jobs,
+    ledger,
+    metrics,
+    payment_labels,
+    processing,
+    run_failures,
+    settlement,
+)
 from billing.db import Database
 from billing.models import (
     AttemptStatus,
@@ -245,6 +254,18 @@ async def send(
 
 
 async def _send(intent: Intent, semaphore: asyncio.Semaphore | None) -> ChargeResult | None:
+    """The processor's answer to one intent, counted by processor and answer."""
+    answer = await _charge(intent, semaphore)
+    outcome = (
+        "no_answer"
+        if answer is None or answer.status == ChargeOutcome.UNKNOWN
+        else answer.status.value.lower()
+    )
+    metrics.CHARGE_ATTEMPTS.labels(intent.processor, outcome).inc()
+    return answer
+
+
+async def _charge(intent: Intent, semaphore: asyncio.Semaphore | None) -> ChargeResult | None:
     request = intent.request
     async with semaphore or nullcontext():
         try:
@@ -330,11 +351,13 @@ async def record(
     }
     succeeded: list[tuple[Payment, ChargeResult]] = []
     changes: list[dict[str, Any]] = []
+    newly_unknown = 0  # a payment still unknown at a later check is not counted again
     for payment_id, result in answers:
         payment = open_payments.pop(payment_id, None)
         if payment is None:
             continue  # settled already, or a repeat in this batch
         if result is None or result.status == ChargeOutcome.UNKNOWN:
+            newly_unknown += payment.status == PaymentStatus.PENDING
             done.unknown.append(payment.id)
             changes.append(_change(payment, PaymentStatus.UNKNOWN, None, _AWAITING, now))
         elif result.status == ChargeOutcome.SUCCEEDED:
@@ -357,6 +380,12 @@ async def record(
         changes.append(_change(payment, PaymentStatus.COMPLETED, result, None, now, transaction_id))
     await _apply(session, changes)
     await _settle(session, locked, [payment for payment, _ in succeeded], now)
+    for outcome, count in (
+        ("completed", len(done.completed)),
+        ("failed", len(done.failed)),
+        ("unknown", newly_unknown),
+    ):
+        metrics.PAYMENTS.labels(PaymentChannel.CARD, outcome).inc(count)
     return done
 
 

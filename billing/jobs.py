@@ -13,6 +13,11 @@ commits each attempt as in flight before calling the card processor.  Its job is
 when claimed and a successor under the same unique key is scheduled :data:`DETACHED_LEASE`
 later, so a worker that dies mid-run leaves work that another worker takes over; the
 handler sets that successor's due time itself when it finishes (:func:`reschedule`).
+
+A job scheduled while a request is served carries that request's id in its payload
+(:data:`REQUEST_ID_KEY`); the worker runs it under the same id, so its log lines join the
+request's (:mod:`billing.logs`).  Each run is counted and timed by kind
+(:mod:`billing.metrics`), which is how bill runs and collection runs are watched.
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,7 +36,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import clock
+from billing import clock, logs, metrics
 from billing.db import Database
 from billing.models import Job, JobStatus
 
@@ -44,6 +52,9 @@ _detached: dict[str, DetachedHandler] = {}
 DETACHED_LEASE = timedelta(minutes=10)
 #: How soon a failed detached job is tried again.
 DETACHED_RETRY = timedelta(minutes=2)
+
+#: Where a job's payload keeps the id of the request that scheduled it.
+REQUEST_ID_KEY = "request_id"
 
 #: The modules whose import registers job handlers: listed here so a reader finds them all.
 HANDLER_MODULES = (
@@ -99,12 +110,16 @@ async def schedule(
             if due_at < existing.due_at:
                 existing.due_at = due_at
             return
+    payload = dict(payload or {})
+    request_id = logs.request_id.get()
+    if request_id is not None:
+        payload.setdefault(REQUEST_ID_KEY, request_id)
     try:
         async with session.begin_nested():
             session.add(
                 Job(
                     kind=kind,
-                    payload=json.dumps(payload or {}),
+                    payload=json.dumps(payload),
                     due_at=due_at,
                     unique_key=unique_key,
                     status=JobStatus.PENDING,
@@ -148,6 +163,54 @@ async def next_due_at(session: AsyncSession) -> datetime | None:
     return await session.scalar(select(func.min(Job.due_at)).where(Job.status == JobStatus.PENDING))
 
 
+@dataclass(frozen=True)
+class QueueState:
+    """How far behind the workers are, for ``/metrics``."""
+
+    pending: int
+    due: int
+    failed: int
+    #: How long the longest-waiting due job has been due; 0 when none is.
+    oldest_due_age_seconds: float
+
+
+async def queue_state(session: AsyncSession) -> QueueState:
+    """The jobs table's state now (on the clock's "now")."""
+    now = await clock.now(session)
+    pending = select(func.count(Job.id)).where(Job.status == JobStatus.PENDING)
+    oldest = await session.scalar(
+        select(func.min(Job.due_at)).where(Job.status == JobStatus.PENDING, Job.due_at <= now)
+    )
+    failed = select(func.count(Job.id)).where(Job.status == JobStatus.FAILED)
+    return QueueState(
+        pending=int(await session.scalar(pending) or 0),
+        due=int(await session.scalar(pending.where(Job.due_at <= now)) or 0),
+        failed=int(await session.scalar(failed) or 0),
+        oldest_due_age_seconds=(now - oldest).total_seconds() if oldest else 0.0,
+    )
+
+
+@contextmanager
+def _observed(job_id: int, kind: str, payload: dict[str, Any]) -> Iterator[None]:
+    """Run a job's body under the id of the request that scheduled it; count and time it by
+    kind, and log how it went (a failure with its traceback, then raised on)."""
+    token = logs.request_id.set(payload.get(REQUEST_ID_KEY))
+    started = time.perf_counter()
+    outcome = "failed"
+    try:
+        yield
+        outcome = "done"
+    except Exception:
+        log.exception("job %s (%s) failed", job_id, kind)
+        raise
+    finally:
+        seconds = time.perf_counter() - started
+        metrics.JOB_RUNS.labels(kind, outcome).inc()
+        metrics.JOB_DURATION.labels(kind).observe(seconds)
+        log.info("job %s (%s) %s in %.3fs", job_id, kind, outcome, seconds)
+        logs.request_id.reset(token)
+
+
 async def _claim(session: AsyncSession, now: datetime) -> Job | None:
     query = (
         select(Job)
@@ -186,14 +249,16 @@ async def run_one(db: Database) -> bool:
             claimed = (job.id, job.kind, json.loads(job.payload), job.unique_key)
         else:
             run = _handlers.get(job.kind)
+            payload = json.loads(job.payload)
             try:
-                if run is None:
-                    raise LookupError(f"no handler for job kind {job.kind!r}")
-                # A savepoint: a failing handler's writes roll back, the failure record stays.
-                async with session.begin_nested():
-                    await run(session, json.loads(job.payload), now)
+                with _observed(job.id, job.kind, payload):
+                    if run is None:
+                        raise LookupError(f"no handler for job kind {job.kind!r}")
+                    # A savepoint: a failing handler's writes roll back, the failure record
+                    # stays.
+                    async with session.begin_nested():
+                        await run(session, payload, now)
             except Exception as exc:
-                log.exception("job %s (%s) failed", job.id, job.kind)
                 job.last_error = f"{type(exc).__name__}: {exc}"[:2000]
                 job.due_at = now + timedelta(minutes=2 ** min(job.attempts, 10))
                 job.status = JobStatus.FAILED if job.attempts >= MAX_ATTEMPTS else JobStatus.PENDING
@@ -214,9 +279,9 @@ async def _run_detached(
 ) -> None:
     """Run a claimed detached job; on failure note the error and have it retried soon."""
     try:
-        await run(db, payload, now)
+        with _observed(job_id, kind, payload):
+            await run(db, payload, now)
     except Exception as exc:
-        log.exception("job %s (%s) failed", job_id, kind)
         async with db.transaction() as session:
             job = await session.get(Job, job_id)
             assert job is not None

@@ -35,6 +35,7 @@ from billing import (
     clock,
     idempotency,
     ledger,
+    metrics,
     payment_labels,
     payment_methods,
     processing,
@@ -189,6 +190,7 @@ async def record_payment(
     session.add(payment)
     await session.flush()
     await _complete(session, customer, payment, now)
+    metrics.PAYMENTS.labels(method, "completed").inc()
     await _remember(session, viewer, idempotency_key, "record_payment", arguments, payment, now)
     return payment
 

@@ -30,15 +30,17 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from billing.logs import redact_card_numbers
 from schema.accounts import AccountMutations, AccountQueries
 from schema.auth import AuthMutations, AuthQueries
 from schema.charges import ChargeMutations
 from schema.clock import ClockMutations, ClockQueries
 from schema.cost import QueryCostLimiter
 from schema.customers import CustomerMutations, CustomerQueries
-from schema.errors import DomainErrorCodes, is_internal, redact_card_numbers
+from schema.errors import DomainErrorCodes, is_internal
 from schema.invoices import InvoiceMutations, InvoiceQueries
 from schema.letterheads import LetterheadMutations, LetterheadQueries
+from schema.operation_metrics import OperationMetrics
 from schema.payment_methods import PaymentMethodMutations
 from schema.payments import PaymentMutations, PaymentQueries
 from schema.run_failures import RunFailureQueries
@@ -88,6 +90,7 @@ def _extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
     extensions: list[Callable[[], SchemaExtension]] = [
+        OperationMetrics,  # first in, last out: it counts the errors as the client sees them
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         ParserCache,
         lambda: AddValidationRules(limits),

@@ -9,16 +9,22 @@ A browser opening ``/graphql`` gets GraphiQL (when ``settings.graphiql`` is on) 
 vendored under ``static/vendor/`` and started by ``static/graphiql.js``: Strawberry's own page
 loads React and GraphiQL from a CDN, which is a blank page offline or behind a firewall.  The
 page's Content-Security-Policy lets it load and ask nothing outside this server.
+
+A request body (or ``variables`` parameter) nested deeper than :data:`MAX_JSON_DEPTH` is
+refused with a 400 and a GraphQL-style error before anything walks it: Python's JSON parser
+and everything after it recurse, and ``[[[[…]]]]`` 100,000 deep would otherwise be a 500.
 """
 
 from __future__ import annotations
 
+import json
 from contextlib import suppress
 from typing import Any
 
 from cross_web import HTTPException
+from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
@@ -33,6 +39,9 @@ from settings import Settings
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
+#: The deepest nesting of arrays and objects a request's JSON may have.  Variables that
+#: are inputs of inputs of lists need a handful of levels; this leaves room for far more.
+MAX_JSON_DEPTH = 64
 
 #: The GraphiQL page: every file it loads is under ``/static`` (see ``static/vendor/*/README.md``
 #: for where each comes from).  GraphiQL's editor and its CSS-in-JS need inline styles; its
@@ -99,6 +108,36 @@ def is_request_error(result: ExecutionResult) -> bool:
     )
 
 
+class UnreadableJson(Exception):
+    """A request's JSON that kassa refuses to read (answered 400, GraphQL-style)."""
+
+
+def json_depth(value: object) -> int:
+    """How deeply arrays and objects nest in ``value`` (a scalar is 0), without recursing."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+def decode_request_json(data: str | bytes) -> object:
+    """``data`` parsed, unless it nests deeper than :data:`MAX_JSON_DEPTH`."""
+    refusal = f"The request's JSON nests deeper than {MAX_JSON_DEPTH} levels."
+    try:
+        decoded = json.loads(data)
+    except RecursionError:
+        raise UnreadableJson(refusal) from None
+    if json_depth(decoded) > MAX_JSON_DEPTH:
+        raise UnreadableJson(refusal)
+    return decoded
+
+
 class GraphQLEndpoint(GraphQL[Context, None]):
     """Strawberry's ASGI view with kassa's context, one database session per request,
     GraphQL-over-HTTP media types and status codes, and the offline GraphiQL page."""
@@ -120,10 +159,20 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             state["db_session"] = session
             try:
                 await super().__call__(scope, receive, send)
+            except UnreadableJson as refused:
+                error = {"message": str(refused), "extensions": {"code": "BAD_REQUEST"}}
+                await JSONResponse(
+                    {"errors": [error]},
+                    status_code=400,
+                    media_type=negotiate_media_type(Headers(scope=scope).get("accept")),
+                )(scope, receive, send)
             finally:
                 context: Context | None = state.get("graphql_context")
                 if context is not None:  # no reads may outlive the session
                     await context.settle()
+
+    def decode_json(self, data: str | bytes) -> object:
+        return decode_request_json(data)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(GRAPHIQL_PAGE, headers=GRAPHIQL_HEADERS)

@@ -1,4 +1,5 @@
-"""The web app around the schema: GraphQL over HTTP, health, metrics, the lifespan's worker."""
+"""The web app around the schema: GraphQL over HTTP, health, the lifespan's worker (metrics,
+request ids and logs: ``tests/test_observability.py``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from billing.db import Database
 from billing.models import Job, JobStatus
 from schema.http import GRAPHQL_RESPONSE_JSON, negotiate_media_type
 from settings import Settings
-from tests.graphql_support import BASE_URL, Api, create_customer
+from tests.graphql_support import BASE_URL, Api
 
 pytest_plugins = ["tests.graphql_fixtures"]
 
@@ -142,7 +143,7 @@ async def test_graphiql_only_when_configured(
     assert "connect-src 'self'" in response.headers["content-security-policy"]
 
 
-# --- health and metrics -----------------------------------------------------------------------
+# --- health -----------------------------------------------------------------------------------
 
 
 async def test_healthz_pings_the_database(http: httpx.AsyncClient) -> None:
@@ -159,21 +160,6 @@ async def test_healthz_is_503_without_a_database(settings: Settings) -> None:
         response = await client.get("/healthz")
     await broken.dispose()
     assert (response.status_code, response.json()) == (503, {"status": "unavailable"})
-
-
-async def test_metrics_count_requests_and_jobs(api: Api, http: httpx.AsyncClient) -> None:
-    await create_customer(api)  # schedules the bill run for the end of its period
-    await api.post("query { nope }")
-    await http.get("/nowhere")
-    response = await http.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
-    lines = response.text.splitlines()
-    assert 'kassa_http_requests_total{method="POST",route="/graphql",status="200"} 2' in lines
-    assert 'kassa_http_requests_total{method="GET",route="unmatched",status="404"} 1' in lines
-    assert "# TYPE kassa_jobs_pending gauge" in lines
-    assert "kassa_jobs_pending 1" in lines and "kassa_jobs_due 0" in lines
-    assert "kassa_jobs_failed 0" in lines
 
 
 # --- the lifespan -----------------------------------------------------------------------------
