@@ -187,6 +187,21 @@ def _days_field(kind: InvoiceKind, name: str) -> str:
     return f"{prefix}.{name}"
 
 
+def _require_days_before_due_charged(
+    card_charging: CardCharging, days_before: Sequence[int], kind: InvoiceKind
+) -> None:
+    """Attempts before the due date are made only when the card is charged upon issue
+    (:func:`attempt_days`); with ON_DUE_DATE the first charge is the due date itself, so such
+    days would do nothing, and a class that asks for them is refused rather than kept."""
+    if card_charging == CardCharging.ON_DUE_DATE and days_before:
+        raise UserError(
+            "DAYS_BEFORE_DUE_NOT_CHARGED",
+            "attempts before the due date need the card charged upon issue (ON_ISSUE): "
+            "with ON_DUE_DATE the first charge is on the due date",
+            _days_field(kind, "attemptDaysBeforeDue"),
+        )
+
+
 async def save_settings(
     session: AsyncSession, class_id: int, kind: InvoiceKind, data: SettingsInput
 ) -> CollectionSettings:
@@ -218,12 +233,16 @@ async def save_settings(
         row.grace_period_days = non_negative_int(
             data.grace_period_days, _days_field(kind, "gracePeriodDays")
         )
-    if data.card_charging is not None:
-        row.card_charging = data.card_charging
     if data.attempt_days_before_due is not None:
-        row.attempt_days_before_due = format_days(
-            validate_days(data.attempt_days_before_due, _days_field(kind, "attemptDaysBeforeDue"))
+        days_before = validate_days(
+            data.attempt_days_before_due, _days_field(kind, "attemptDaysBeforeDue")
         )
+    else:
+        days_before = parse_days(row.attempt_days_before_due)
+    card_charging = row.card_charging if data.card_charging is None else data.card_charging
+    _require_days_before_due_charged(card_charging, days_before, kind)
+    row.card_charging = card_charging
+    row.attempt_days_before_due = format_days(days_before)
     if data.attempt_days_after_due is not None:
         row.attempt_days_after_due = format_days(
             validate_days(data.attempt_days_after_due, _days_field(kind, "attemptDaysAfterDue"))

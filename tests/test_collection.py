@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from billing import clock, collection, jobs
 from billing.collection import (
@@ -17,7 +17,12 @@ from billing.collection import (
     attempt_schedule,
 )
 from billing.collection_run import COLLECTION_RUN_JOB, run_collection
-from billing.customers import CustomerInput, create_customer_class, update_customer
+from billing.customers import (
+    CustomerInput,
+    create_customer_class,
+    update_customer,
+    update_customer_class,
+)
 from billing.db import Database
 from billing.dunning import suspend_overdue_customers
 from billing.errors import UserError
@@ -26,7 +31,9 @@ from billing.models import (
     AttemptStatus,
     CardCharging,
     CollectionAttempt,
+    CollectionSettings,
     Customer,
+    CustomerClass,
     CustomerStatus,
     Invoice,
     InvoiceKind,
@@ -199,6 +206,65 @@ async def _card_payments(db: Database, customer_id: int) -> list[Payment]:
 
 async def _advance(db: Database, to: datetime) -> None:
     await jobs.advance_clock(db, to)
+
+
+async def test_charging_on_the_due_date_with_attempts_before_it_is_refused(db: Database) -> None:
+    """Days before the due date are only charged after a charge upon issue: with
+    ON_DUE_DATE they would do nothing, so neither a new class nor a change may ask for them."""
+    field = "regularInvoices.attemptDaysBeforeDue"
+    with pytest.raises(UserError) as error:
+        await _class(
+            db,
+            kind=InvoiceKind.REGULAR,
+            card_charging=CardCharging.ON_DUE_DATE,
+            attempt_days_before_due=[3],
+        )
+    assert (error.value.code, error.value.field) == ("DAYS_BEFORE_DUE_NOT_CHARGED", field)
+    async with db.session() as session:  # the class was not made either
+        assert await session.scalar(select(func.count()).select_from(CustomerClass)) == 0
+    class_id = await _class(
+        db,
+        kind=InvoiceKind.REGULAR,
+        card_charging=CardCharging.ON_ISSUE,
+        attempt_days_before_due=[3],
+    )
+    changes = [
+        SettingsInput(card_charging=CardCharging.ON_DUE_DATE),  # the days stay: refused
+        SettingsInput(attempt_days_before_due=[5], card_charging=CardCharging.ON_DUE_DATE),
+    ]
+    for change in changes:
+        with pytest.raises(UserError) as error:
+            async with db.transaction() as session:
+                await update_customer_class(
+                    session,
+                    admin_viewer(),
+                    class_id,
+                    None,
+                    None,
+                    None,
+                    {InvoiceKind.REGULAR: change},
+                )
+        assert (error.value.code, error.value.field) == ("DAYS_BEFORE_DUE_NOT_CHARGED", field)
+    async with db.transaction() as session:  # clearing the days makes the change possible
+        await update_customer_class(
+            session,
+            admin_viewer(),
+            class_id,
+            None,
+            None,
+            None,
+            {
+                InvoiceKind.REGULAR: SettingsInput(
+                    card_charging=CardCharging.ON_DUE_DATE, attempt_days_before_due=[]
+                )
+            },
+        )
+    async with db.session() as session:
+        row = await session.scalar(
+            select(CollectionSettings).where(CollectionSettings.class_id == class_id)
+        )
+        assert row is not None
+        assert (row.card_charging, row.attempt_days_before_due) == (CardCharging.ON_DUE_DATE, "")
 
 
 # --- planning ---------------------------------------------------------------------------------

@@ -222,6 +222,19 @@ async def test_bad_class_input_is_shown_beside_its_field(admin: Browser, db: Dat
     assert text_of(response.text, "f-outOfTurnInvoices.attemptDaysAfterDue-error").startswith(
         "Attempt days must be between 0 and"
     )
+    # Days before the due date with charging on the due date would do nothing: refused.
+    response = await admin.submit(
+        f"/admin/classes/{path}",
+        {
+            "regularInvoices.cardCharging": "ON_DUE_DATE",
+            "regularInvoices.attemptDaysBeforeDue": "3",
+        },
+        htmx=True,
+    )
+    assert response.status_code == 422
+    assert text_of(response.text, "f-regularInvoices.attemptDaysBeforeDue-error").startswith(
+        "Attempts before the due date need the card charged upon issue"
+    )
     await admin.open("/admin/classes")
     response = await admin.submit(
         "/admin/classes", {"name": "X", "paymentTermsDays": "ten"}, htmx=True
