@@ -77,6 +77,8 @@ from billing.models import (
     PaymentChannel,
     Reseller,
     Role,
+    RunFailure,
+    RunKind,
 )
 from billing.payment_methods import add_card
 from billing.payments import pay_with_payment_method, record_payment
@@ -182,6 +184,7 @@ class Side:
     card: str
     card_payment: str
     voidable_payment: str
+    run_failure: str
 
     def ids(self) -> set[str]:
         """Every global id of this side (what must not leak when the side is hidden)."""
@@ -220,6 +223,7 @@ def _ghost() -> Side:
         card=encode_id("PaymentMethod", missing),
         card_payment=encode_id("Payment", missing + 1),
         voidable_payment=encode_id("Payment", missing + 2),
+        run_failure=encode_id("RunFailure", missing),
     )
 
 
@@ -294,6 +298,20 @@ async def _make_side(
                 account.id, ChargeKind.USAGE, "Calls", 200, "USD", f"world-{label}-waiting"
             ),
         )
+        # As a collection run records an invoice it could not charge.
+        failure = RunFailure(
+            kind=RunKind.COLLECTION,
+            customer_id=customer.id,
+            invoice_id=invoice.id,
+            code="INTERNAL_ERROR",
+            message="An internal error (RuntimeError); the server log has details.",
+            attempts=1,
+            first_seen_at=T0,
+            last_seen_at=T0,
+            next_retry_at=T0 + timedelta(minutes=15),
+        )
+        session.add(failure)
+        await session.flush()
     return Side(
         label=label,
         name=customer.name,
@@ -310,6 +328,7 @@ async def _make_side(
         card=encode_id("PaymentMethod", card.id),
         card_payment=encode_id("Payment", card_payment.id),
         voidable_payment=encode_id("Payment", voidable.id),
+        run_failure=encode_id("RunFailure", failure.id),
     )
 
 
@@ -803,6 +822,23 @@ OPERATIONS: tuple[Operation, ...] = (
         SIGNED_IN,
         variant="email",
         expect=_exact_page(lambda scope: {scope.me.customer}),
+    ),
+    query(
+        "runFailures",
+        "query { runFailures(first: 100) { totalCount edges { node { id kind code message "
+        "attempts nextRetryAt resolvedAt customer { id } invoice { id } } } } }",
+        _no_variables,
+        STAFF,
+        against_others=False,
+        expect=_exact_page(lambda scope: {side.run_failure for side in scope.visible}),
+    ),
+    query(
+        "runFailures",
+        f"query($c: ID!) {{ runFailures(first: 100, customerId: $c) {{ {PAGE} }} }}",
+        lambda me, target, unique: {"c": target.customer},
+        STAFF,
+        variant="customerId",
+        expect=_exact_page(lambda scope: {scope.me.run_failure}),
     ),
     query(
         "customerClasses",
