@@ -7,8 +7,8 @@ the id of the request (or of the request that scheduled the job) it belongs to.
   it again while a worker runs that job, so one id follows the work from the click to the
   card charge made hours later.
 * **Redaction.**  Every formatted line — message, arguments and traceback alike — passes
-  :func:`redact` before it is written: digit runs shaped like a card number, and the value
-  after any card-number or CVC key (``cvc: "123"``, ``"cardNumber":"4242…"``, ``cvv=123``).
+  :func:`redact` before it is written: digit runs shaped like a card number, and the short
+  numbers after a card-number or CVC field's name (``cvc: "123"``, ``cvv=123``).
   Filtering the finished line rather than each logger's arguments means a library that logs
   a request (uvicorn, strawberry, httpx) cannot get one past it.
 * **Format.**  Text for people at a terminal; JSON (one object per line: ``time``,
@@ -34,37 +34,40 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 #: 12 to 19 digits, perhaps grouped by spaces or dashes: anything that could be a card number.
 _CARD_NUMBER = re.compile(r"(?<!\d)(?:\d[ -]?){11,18}\d(?!\d)")
-#: A card-number or CVC key in any spelling (GraphQL, JSON, a form, a query string, a
-#: repr), its separator, and the value after it, quoted or not.
+#: A card-number or CVC field's name in any spelling (GraphQL, JSON, a form, a repr): what
+#: follows it on the line may be its value.
 _CARD_FIELD = re.compile(
-    r"(?P<key>(?:card[_-]?number|(?<![a-z])(?:cvc2?|cvv2?|csc|pan))[\"'\\]*\s*[:=]\s*[\"'\\]*)"
-    r"(?P<value>[^\"'\\\s,;&)}]+)",
-    re.IGNORECASE,
+    r"(?<![a-z])(?:card[_-]?number|cvc2?|cvv2?|csc|pan)(?![a-z])", re.IGNORECASE
 )
+#: Three or four digits standing alone: a CVC, once a card field has been named before it.
+_SHORT_NUMBER = re.compile(r"(?<![\w.])\d{3,4}(?![\w.])")
 REDACTED = "[redacted]"
 
 
-def redact_card_numbers(text: str) -> str:
-    """``text`` with anything shaped like a card number replaced.
-
-    GraphQL's own errors quote the offending value ("String cannot represent a non string
-    value: 4242…" when a client sends the card number as a JSON number), and a card number
-    must never reach an error message or a log line.
-    """
-    return _CARD_NUMBER.sub(REDACTED, text)
-
-
 def redact(text: str) -> str:
-    """``text`` with card numbers and the values of card-number and CVC fields replaced (a
-    CVC is three or four digits, which only its key tells from any other number)."""
-    return redact_card_numbers(_CARD_FIELD.sub(rf"\g<key>{REDACTED}", text))
+    """``text`` with anything shaped like a card number replaced and, after the first
+    card-number or CVC field named in it, every standalone three- or four-digit number.
+
+    A CVC is only told from any other number by the field it belongs to (``cvc: "123"``,
+    ``cvc=123``, GraphQL's "invalid value at .cvc: … non string value: 123").  GraphQL's own
+    errors quote the offending value, and neither may reach an error message or a log line.
+    """
+    text = _CARD_NUMBER.sub(REDACTED, text)
+    field = _CARD_FIELD.search(text)
+    if field is None:
+        return text
+    return text[: field.end()] + _SHORT_NUMBER.sub(REDACTED, text[field.end() :])
 
 
 def accepted_request_id(incoming: str | None) -> str:
     """The caller's ``X-Request-ID`` when it is sane (a proxy's or a client's id, so their
     logs and ours join up), else a new one: an arbitrary header must not reach every log
     line of the request."""
-    if incoming is not None and _SANE_REQUEST_ID.fullmatch(incoming):
+    if (
+        incoming is not None
+        and _SANE_REQUEST_ID.fullmatch(incoming)
+        and not _CARD_NUMBER.search(incoming)  # it is stored in jobs: no card numbers there
+    ):
         return incoming
     return uuid.uuid4().hex
 

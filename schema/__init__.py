@@ -1,8 +1,9 @@
 """The one GraphQL schema: each domain module's queries and mutations, composed.
 
 :func:`build_schema` adds the protective extensions from the settings — depth, alias,
-token and cost limits (:mod:`schema.cost`), parser and validation caches, introspection on
-or off, internal errors masked outside development.  ``schema`` is the schema built from
+token and cost limits (:mod:`schema.cost`), parser and validation caches, one operation
+named per request and introspection only for those who may read the schema
+(:mod:`schema.request_rules`), internal errors masked outside development.  ``schema`` is the schema built from
 default settings; its SDL is exported to ``schema/schema.graphql`` by :func:`export_sdl`
 (``python -m schema``), and a test fails when the two drift apart.
 """
@@ -17,7 +18,6 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
-    DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -26,11 +26,10 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
-from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
-from billing.logs import redact_card_numbers
+from billing.logs import redact
 from schema.accounts import AccountMutations, AccountQueries
 from schema.auth import AuthMutations, AuthQueries
 from schema.charges import ChargeMutations
@@ -43,6 +42,7 @@ from schema.letterheads import LetterheadMutations, LetterheadQueries
 from schema.operation_metrics import OperationMetrics
 from schema.payment_methods import PaymentMethodMutations
 from schema.payments import PaymentMutations, PaymentQueries
+from schema.request_rules import OperationNameRequired, SchemaVisibility
 from schema.run_failures import RunFailureQueries
 from settings import Settings
 
@@ -95,11 +95,11 @@ def _extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
         ParserCache,
         lambda: AddValidationRules(limits),
         ValidationCache,
+        OperationNameRequired,  # after the validation cache, which it adds to
         lambda: QueryCostLimiter(max_cost=settings.max_query_cost),  # after validation
         DomainErrorCodes,
+        lambda: SchemaVisibility(settings),
     ]
-    if not settings.introspection:
-        extensions.append(DisableIntrospection)
     if not settings.development:
         extensions.append(lambda: MaskErrors(should_mask_error=is_internal))
     return extensions
@@ -109,7 +109,7 @@ class KassaSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Redact card numbers from every error, then log it without the query's text.
+        """Redact card numbers and CVCs from every error, then log it without the query's text.
 
         Strawberry calls this once for every error, before extensions (and the response)
         see it, so this one place covers both the client and the log.  Its default logging
@@ -118,7 +118,7 @@ class KassaSchema(strawberry.Schema):
         routine and logged at INFO.
         """
         for error in errors:
-            error.message = redact_card_numbers(error.message)
+            error.message = redact(error.message)
             if is_internal(error):
                 log.error(
                     "GraphQL %s: %s", error.path, error.message, exc_info=error.original_error
@@ -132,8 +132,6 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         extensions=_extensions(settings),
-        # Without introspection, "did you mean …?" hints would leak the schema anyway.
-        config=StrawberryConfig(disable_field_suggestions=not settings.introspection),
     )
 
 

@@ -229,6 +229,7 @@ def captured() -> Iterator[Captured]:
         ("a b", False),
         ("id\r\nX-Injected: 1", False),
         ("", False),
+        ("4242424242424242", False),  # it would be stored in the jobs it schedules
     ],
 )
 def test_an_incoming_request_id_is_kept_only_when_sane(incoming: str, kept: bool) -> None:
