@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portals.rendering import error_page
 from resolvers.sessions import SESSION_COOKIE
+from schema.http import media_type
 from settings import Settings
 
 CSRF_COOKIE = "kassa_csrf"
@@ -123,8 +124,8 @@ def _replay(body: bytes, then: Receive) -> Receive:
 
 async def _form_token(scope: Scope, body: bytes, receive: Receive) -> str:
     """The ``csrf_token`` field of a form body (URL-encoded or multipart), else ``""``."""
-    content_type = Request(scope).headers.get("content-type", "")
-    if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+    content_type = media_type(Request(scope).headers.get("content-type"))
+    if content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return ""
     async with Request(scope, _replay(body, receive)).form() as form:
         value = form.get(CSRF_FIELD)

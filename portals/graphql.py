@@ -75,7 +75,10 @@ async def execute(
     """
     app = request.app
     async with app.state.db.session() as session:
-        viewer = await sessions.viewer_from_request(session, app.state.settings, request)
+        try:
+            viewer = await sessions.viewer_from_request(session, app.state.settings, request)
+        except sessions.InvalidApiKey as refused:  # pages are for browsers, signed in
+            raise SignInRequired([GraphQLError(str(refused))]) from None
         context = Context(
             settings=app.state.settings,
             db=app.state.db,

@@ -10,8 +10,10 @@ Two kinds of credentials, both sent as ``Authorization: Bearer …``:
 A session token names a session row (:mod:`billing.user_sessions`) and carries its secret
 and a fingerprint of the user's password hash: it works while the row lives and the
 password is unchanged, so sign-out, "sign out everywhere" and a new password end it on the
-next request, on every app process.  Anything unreadable, expired or ended is simply
-anonymous; the resolvers then refuse with a top-level error.
+next request, on every app process.  A session token that is unreadable, expired or ended
+is simply anonymous; the resolvers then refuse with a top-level error.  A token shaped like
+an API key that matches no live key is :class:`InvalidApiKey`: the partner is told its key
+is wrong (or revoked), not asked to sign in.
 """
 
 from __future__ import annotations
@@ -64,6 +66,11 @@ def read_session_token(settings: Settings, token: str) -> tuple[StartedSession, 
     return StartedSession(sid, secret), fingerprint
 
 
+class InvalidApiKey(Exception):
+    """A bearer token shaped like a partner API key that no live key matches: unknown,
+    mistyped or revoked (:func:`billing.api_keys.authenticate_api_key` does not say which)."""
+
+
 def viewer_for_user(user: User) -> Viewer:
     return Viewer(
         role=user.role,
@@ -105,12 +112,15 @@ def credentials(connection: HTTPConnection) -> str | None:
 async def viewer_from_request(
     session: AsyncSession, settings: Settings, connection: HTTPConnection
 ) -> Viewer:
+    """Who sent the request; :class:`InvalidApiKey` for a partner API key that is wrong."""
     token = credentials(connection)
     if token is None:
         return ANONYMOUS
     if token.startswith(f"{TOKEN_PREFIX}_"):
         key = await authenticate_api_key(session, token)
-        return ANONYMOUS if key is None else viewer_for_api_key(key)
+        if key is None:
+            raise InvalidApiKey("Invalid API key: it is unknown, mistyped or revoked.")
+        return viewer_for_api_key(key)
     user = await _user_from_session_token(session, settings, token)
     return ANONYMOUS if user is None else viewer_for_user(user)
 

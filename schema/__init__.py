@@ -3,9 +3,9 @@
 :func:`build_schema` adds the protective extensions from the settings — depth, alias,
 token and cost limits (:mod:`schema.cost`), parser and validation caches, one operation
 named per request and introspection only for those who may read the schema
-(:mod:`schema.request_rules`), internal errors masked outside development.  ``schema`` is the schema built from
-default settings; its SDL is exported to ``schema/schema.graphql`` by :func:`export_sdl`
-(``python -m schema``), and a test fails when the two drift apart.
+(:mod:`schema.request_rules`), internal errors masked outside development.  ``schema`` is
+the schema built from default settings; its SDL is exported to ``schema/schema.graphql`` by
+:func:`export_sdl` (``python -m schema``), and a test fails when the two drift apart.
 """
 
 from __future__ import annotations

@@ -138,6 +138,41 @@ def decode_request_json(data: str | bytes) -> object:
     return decoded
 
 
+def refusal(
+    scope: Scope, status: int, message: str, code: str, headers: dict[str, str] | None = None
+) -> Response:
+    """A request refused before it could run, answered as GraphQL errors are."""
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": code}}]},
+        status_code=status,
+        headers=headers,
+        media_type=negotiate_media_type(Headers(scope=scope).get("accept")),
+    )
+
+
+def media_type(content_type: str | None) -> str:
+    """The media type of a ``Content-Type`` header, lower-cased and without parameters.
+
+    Media types are case-insensitive (RFC 9110 §8.3.1): ``Application/JSON; charset=UTF-8``
+    is JSON.  Every content-type check in kassa compares what this returns.
+    """
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def with_lower_case_media_type(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """ASGI ``headers`` with the ``Content-Type`` media type lower-cased (its parameters as
+    sent), so Strawberry's own check, which compares case-sensitively, reads it right."""
+
+    def lowered(value: bytes) -> bytes:
+        media, separator, parameters = value.partition(b";")
+        return media.strip().lower() + separator + parameters
+
+    return [
+        (name, lowered(value) if name.lower() == b"content-type" else value)
+        for name, value in headers
+    ]
+
+
 class GraphQLEndpoint(GraphQL[Context, None]):
     """Strawberry's ASGI view with kassa's context, one database session per request,
     GraphQL-over-HTTP media types and status codes, and the offline GraphiQL page."""
@@ -154,18 +189,19 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         # The session lives until the response has been sent, and is closed even when the
         # request fails before any resolver ran.
         database: Database = scope["app"].state.db
+        scope["headers"] = with_lower_case_media_type(scope["headers"])
         async with database.session() as session:
             state = scope.setdefault("state", {})
             state["db_session"] = session
             try:
                 await super().__call__(scope, receive, send)
             except UnreadableJson as refused:
-                error = {"message": str(refused), "extensions": {"code": "BAD_REQUEST"}}
-                await JSONResponse(
-                    {"errors": [error]},
-                    status_code=400,
-                    media_type=negotiate_media_type(Headers(scope=scope).get("accept")),
-                )(scope, receive, send)
+                await refusal(scope, 400, str(refused), "BAD_REQUEST")(scope, receive, send)
+            except sessions.InvalidApiKey as refused:
+                # RFC 6750: a bearer token that is not valid is a 401 that says so.
+                challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+                response = refusal(scope, 401, str(refused), "INVALID_API_KEY", challenge)
+                await response(scope, receive, send)
             finally:
                 context: Context | None = state.get("graphql_context")
                 if context is not None:  # no reads may outlive the session

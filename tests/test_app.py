@@ -121,6 +121,45 @@ async def test_other_content_types_are_refused(http: httpx.AsyncClient) -> None:
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    ["Application/JSON; charset=UTF-8", "APPLICATION/JSON", " application/json ;charset=utf-8"],
+)
+async def test_the_json_media_type_is_read_in_any_case(
+    http: httpx.AsyncClient, content_type: str
+) -> None:
+    """Media types are case-insensitive (RFC 9110 §8.3.1)."""
+    response = await http.post(
+        "/graphql",
+        content='{"query": "{ viewer { authenticated } }"}',
+        headers={"content-type": content_type},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"data": {"viewer": {"authenticated": False}}}
+
+
+@pytest.mark.parametrize(
+    ("accept", "status"), [("application/json", 200), (GRAPHQL_RESPONSE_JSON, 400)]
+)
+async def test_several_operations_need_an_operation_name(
+    api: Api, accept: str, status: int
+) -> None:
+    """GraphQL's GetOperation: with several operations and no operationName nothing runs
+    (it used to run the first)."""
+    document = "query A { viewer { role } } mutation B { signOut { errors { code } } }"
+    response = await api.post(document, accept=accept)
+    assert response.status_code == status
+    body = response.json()
+    assert "data" not in body
+    assert [error["extensions"]["code"] for error in body["errors"]] == ["OPERATION_NAME_REQUIRED"]
+    named = await api.http.post(
+        "/graphql",
+        json={"query": document, "operationName": "A"},
+        headers={"authorization": f"Bearer {api.token}"},
+    )
+    assert named.json() == {"data": {"viewer": {"role": "ADMIN"}}}
+
+
 @pytest.mark.parametrize("graphiql", [True, False])
 async def test_graphiql_only_when_configured(
     settings: Settings, db: Database, graphiql: bool

@@ -48,18 +48,38 @@ async def test_without_credentials_only_the_viewer_answers(
     assert await row_counts(db) == before
 
 
-async def test_unknown_wrong_and_revoked_keys_are_anonymous(api: Api, db: Database) -> None:
+def _told_invalid_api_key(response: httpx.Response) -> bool:
+    """401 with a bearer challenge, and the words: not "sign in first"."""
+    return (
+        response.status_code == 401
+        and response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+        and response.json()
+        == {
+            "errors": [
+                {
+                    "message": "Invalid API key: it is unknown, mistyped or revoked.",
+                    "extensions": {"code": "INVALID_API_KEY"},
+                }
+            ]
+        }
+    )
+
+
+async def test_unknown_wrong_and_revoked_keys_are_told_so(api: Api, db: Database) -> None:
     assert api.token is not None
+    query = "query { customers { totalCount } }"
     for token in (
-        "kassa_ffffffffffff_" + "0" * 48,
-        "kassa_nonsense",
-        "not-a-token",
-        api.token[:-1] + ("0" if api.token[-1] != "0" else "1"),
+        "kassa_ffffffffffff_" + "0" * 48,  # unknown
+        "kassa_nonsense",  # malformed
+        api.token[:-1] + ("0" if api.token[-1] != "0" else "1"),  # wrong secret
     ):
-        assert (await api.as_(token).run(VIEWER))["viewer"]["authenticated"] is False
+        assert _told_invalid_api_key(await api.as_(token).post(query)), token
+        assert _told_invalid_api_key(await api.as_(token).post(VIEWER)), token
+    # A token that is not an API key at all is a session token that did not read: anonymous.
+    assert (await api.as_("not-a-token").run(VIEWER))["viewer"]["authenticated"] is False
     async with db.transaction() as session:
         await session.execute(update(ApiKey).values(revoked_at=datetime.now(UTC)))
-    assert (await api.run(VIEWER))["viewer"]["authenticated"] is False
+    assert _told_invalid_api_key(await api.post(query))
 
 
 async def test_api_key_is_an_admin_of_its_scope(api: Api, db: Database) -> None:

@@ -80,6 +80,41 @@ async def test_introspection_can_be_turned_off(api: Api, client_for: MakeApi) ->
     assert "Did you mean" not in typo["errors"][0]["message"]
 
 
+#: Typos graphql-core answers with "did you mean …?": a field, an argument, an enum value
+#: given as a variable (coerced while executing, not while validating) and a type.
+TYPOS = [
+    ("query { customerz { totalCount } }", None),
+    ("query { customers(frist: 1) { totalCount } }", None),
+    ("query($s: CustomerStatus) { customers(status: $s) { totalCount } }", {"s": "ACTIV"}),
+    ("query($s: CustomerStatu) { customers(status: $s) { totalCount } }", None),
+]
+INTROSPECTION = "query { __schema { queryType { name } } }"
+
+
+async def _schema_answers(caller: Api) -> tuple[bool, list[bool]]:
+    """Whether introspection ran, and for each typo whether its error offered a suggestion."""
+    introspected = "data" in (await caller.post(INTROSPECTION)).json()
+    hints = []
+    for query, variables in TYPOS:
+        body = (await caller.post(query, variables)).json()
+        assert "data" not in body and body["errors"], body
+        hints.append("Did you mean" in body["errors"][0]["message"])
+    return introspected, hints
+
+
+async def test_anonymous_callers_do_not_read_the_schema_in_production(
+    client_for: MakeApi,
+) -> None:
+    production = await client_for(environment="production")
+    assert await _schema_answers(production.as_(None)) == (False, [False] * len(TYPOS))
+    refused = (await production.as_(None).post(INTROSPECTION)).json()
+    assert "introspection" in refused["errors"][0]["message"].lower()
+    # A partner with a key (or anyone signed in) and development keep both.
+    assert await _schema_answers(production) == (True, [True] * len(TYPOS))
+    development = await client_for(environment="development")
+    assert await _schema_answers(development.as_(None)) == (True, [True] * len(TYPOS))
+
+
 async def test_internal_errors_are_masked_outside_development(
     client_for: MakeApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,6 +4,7 @@ security headers, error pages, and the vendored htmx."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 
@@ -55,6 +56,20 @@ async def test_the_token_works_in_the_header_or_the_form(signed_in: Browser) -> 
     await signed_in.open("/portal")
     response = await signed_in.submit("/portal/auto-payment")
     assert (response.status_code, _auto_payment(response)) == (200, "Auto-payment is off")
+
+
+async def test_a_form_content_type_is_read_in_any_case(signed_in: Browser) -> None:
+    """Media types are case-insensitive: the token in a form sent as
+    ``Application/X-WWW-Form-Urlencoded`` counts as in any other."""
+    page = await signed_in.open("/portal")
+    body = urlencode({"autoPayment": "on", "csrf_token": csrf_token(page.text)})
+    response = await signed_in.http.post(
+        "/portal/auto-payment",
+        content=body,
+        headers={"content-type": "Application/X-WWW-Form-Urlencoded; Charset=UTF-8"},
+    )
+    assert response.status_code == 200
+    assert _auto_payment(response) == "Auto-payment is on"
 
 
 async def test_a_token_is_bound_to_the_browser_and_its_session(

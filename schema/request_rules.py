@@ -1,0 +1,90 @@
+"""Rules a request meets before it runs: which operation it names, and how much of the
+schema its caller may learn.
+
+* A document holding several operations must say which to run (``operationName``), as the
+  GraphQL spec's GetOperation and GraphQL over HTTP require; running the first one instead
+  would run something the client may not have meant.
+* Introspection and the "did you mean …?" hints in error messages describe the schema.
+  Outside development an anonymous caller gets neither (a partner signs in or sends its API
+  key first, and GraphiQL works once signed in); ``KASSA_INTROSPECTION=false`` turns both
+  off for everyone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from graphql import GraphQLError, OperationDefinitionNode
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import SchemaExtension
+
+from billing.access import ANONYMOUS, Viewer
+from resolvers.context import Context
+from settings import Settings
+
+#: graphql-core's hint (``pyutils.did_you_mean``), always at the end of a message:
+#: ``Cannot query field 'customerz' on type 'Query'. Did you mean 'customers'?``
+_SUGGESTION = re.compile(r"\s*Did you mean .*\?\s*\Z", re.DOTALL)
+
+
+def shows_schema(settings: Settings, viewer: Viewer) -> bool:
+    """Whether ``viewer`` may read the schema: by introspection or from error hints."""
+    return settings.introspection and (settings.development or viewer.authenticated)
+
+
+def without_suggestions(message: str) -> str:
+    return _SUGGESTION.sub("", message)
+
+
+class SchemaVisibility(SchemaExtension):
+    """Introspection refused, and suggestions taken out of every error, for a caller who
+    may not read the schema (:func:`shows_schema`).
+
+    The validation rule is added per request, so the validation cache keeps the two kinds
+    of caller apart (it is keyed by the rules).  Suggestions come from validation and from
+    variable coercion alike; taking them out of the finished result covers both.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        viewer = context.viewer if isinstance(context, Context) else ANONYMOUS
+        hidden = not shows_schema(self.settings, viewer)
+        if hidden:
+            self.execution_context.validation_rules = (
+                *self.execution_context.validation_rules,
+                NoSchemaIntrospectionCustomRule,
+            )
+        yield
+        result = self.execution_context.result
+        if hidden and result is not None:
+            for error in result.errors or ():
+                error.message = without_suggestions(error.message)
+
+
+class OperationNameRequired(SchemaExtension):
+    """A document with several operations and no ``operationName`` is a request error.
+
+    Must come after the validation cache among the extensions: both set the request's
+    validation errors before validation proper, and this one adds to what the cache found.
+    """
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        # ``operation_name`` falls back to the first operation's name; what the client sent
+        # is kept apart (tests/test_input_rules.py notices if Strawberry renames it).
+        named = context._provided_operation_name is not None
+        if not named and document is not None:
+            operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+            if len(operations) > 1:
+                error = GraphQLError(
+                    "The document holds several operations: say which to run with operationName.",
+                    extensions={"code": "OPERATION_NAME_REQUIRED"},
+                )
+                context.pre_execution_errors = [*(context.pre_execution_errors or []), error]
+        yield
