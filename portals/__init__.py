@@ -33,6 +33,7 @@ from portals import (
     distributor,
     rendering,
     review,
+    run_failures,
 )
 from portals.csrf import CSRFMiddleware
 from portals.navigation import ADMIN_HOME, CUSTOMER_HOME, DISTRIBUTOR_HOME
@@ -46,6 +47,7 @@ PORTALS: tuple[Callable[[], list[BaseRoute]], ...] = (
     admin.routes,
     admin_invoice.routes,
     review.routes,
+    run_failures.routes,
     classes.routes,
     distributor.routes,
 )

@@ -79,6 +79,10 @@ query AdminCustomer($id: ID!, $first: Int!, $invoicesAfter: String, $paymentsAft
       total { ...Amount } amountPaid { ...Amount } outstanding { ...Amount }
     } }
   }
+  runFailures(customerId: $id, first: $first) {
+    totalCount
+    edges { node { id kind code message attempts nextRetryAt invoice { id number } } }
+  }
   payments(customerId: $id, first: $first, after: $paymentsAfter) {
     totalCount
     pageInfo { hasNextPage endCursor }
@@ -213,6 +217,7 @@ async def _customer_page(
             "path": f"{ADMIN_HOME}/customers/{customer['id']}",
             "invoices": data["invoices"],
             "payments": data["payments"],
+            "run_failures": data["runFailures"],
             "ledger": customer["ledger"],
             "paged": listed if after else None,
             "payment": payment,

@@ -39,6 +39,7 @@ _STAFF_NAVIGATION = (
     NavLink("Customers", ADMIN_HOME),
     NavLink("Review", f"{ADMIN_HOME}/review"),
     NavLink("Classes", f"{ADMIN_HOME}/classes"),
+    NavLink("Run problems", f"{ADMIN_HOME}/run-failures"),
 )
 
 NAVIGATION: dict[str, tuple[NavLink, ...]] = {

@@ -78,6 +78,9 @@ NAMES: dict[str, str] = {
     "GRACE_PERIOD_EXCEEDED": "Grace period over",
     "NOTHING_OVERDUE": "Nothing overdue any more",
     "STAFF": "Changed by staff",
+    # RunKind
+    "BILL_RUN": "Bill run",
+    "COLLECTION": "Card collection",
     # Role
     "ADMIN": "Administrator",
     "RESELLER": "Reseller",

@@ -30,6 +30,7 @@ SHOWN = (
     "CardCharging",
     "LedgerTransactionKind",
     "StatusChangeCause",
+    "RunKind",
     "Role",
 )
 

@@ -1,0 +1,58 @@
+"""The administrators' "Run problems" page: customers a bill run or collection run skipped.
+
+A batch run never stops for one customer (``billing.run_failures``): it skips the customer,
+records why and tries again later.  This page lists what is still open — whose, which run,
+the error's code and words, how often it failed and when it is tried next — so someone can
+fix the cause; a later run that gets through takes it off the list.  As every portal page,
+it runs the API's ``runFailures`` as the visitor, so a reseller's administrators see their
+own customers only.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from portals import graphql, rendering
+from portals.admin import STAFF
+from portals.graphql import Visitor
+from portals.navigation import ADMIN_HOME
+from portals.session import requires
+
+RUN_FAILURES_PATH = f"{ADMIN_HOME}/run-failures"
+PAGE_SIZE = 50
+
+RUN_FAILURES = """
+query AdminRunFailures($first: Int!, $after: String) {
+  runFailures(first: $first, after: $after) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { node {
+      id kind code message attempts firstSeenAt lastSeenAt nextRetryAt
+      customer { id name }
+      invoice { id number }
+    } }
+  }
+}
+"""
+
+
+@requires(*STAFF)
+async def run_failures(request: Request, visitor: Visitor) -> Response:
+    """Open run failures, newest first."""
+    data = await graphql.execute(
+        request,
+        RUN_FAILURES,
+        {"first": PAGE_SIZE, "after": request.query_params.get("after") or None},
+    )
+    return rendering.render(
+        request,
+        "admin/run_failures.html",
+        {"failures": data["runFailures"], "path": RUN_FAILURES_PATH},
+        fragment="run_failures",
+    )
+
+
+def routes() -> list[BaseRoute]:
+    return [Route(RUN_FAILURES_PATH, run_failures, methods=["GET"])]
