@@ -170,13 +170,23 @@ def worker(
     from billing import worker as job_worker
 
     settings = _startable(from_env())
-    logs.configure(settings.log_format)
+
+    def logged(run: Callable[[Database], Awaitable[T]]) -> Callable[[Database], Awaitable[T]]:
+        """``run``, with kassa's log handler installed once the database checks (which say
+        their own one line) have passed."""
+
+        async def body(db: Database) -> T:
+            logs.configure(settings.log_format)
+            return await run(db)
+
+        return body
+
     if once:
-        ran = _with_database(settings, job_worker.run_once)
+        ran = _with_database(settings, logged(job_worker.run_once))
         typer.echo(f"ran {ran} job{'' if ran == 1 else 's'}")
         return
     try:
-        _with_database(settings, job_worker.run_forever)
+        _with_database(settings, logged(job_worker.run_forever))
     except KeyboardInterrupt:
         job_worker.log.info("stopped")
 

@@ -8,8 +8,9 @@ migrations; each test then starts from empty tables.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy import text
@@ -107,6 +108,17 @@ async def db(
 @pytest.fixture
 def is_postgres(settings: Settings) -> bool:
     return settings.database_url.startswith("postgresql")
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """Undo what a command run in-process did to logging (``kassa worker`` installs kassa's
+    handler on the runner's standard error, which is closed once the command returns)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(autouse=True)
