@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 import strawberry
 
 from billing import models
@@ -23,10 +25,29 @@ def _optional_id(type_name: str, pk: int | None) -> strawberry.ID | None:
     return None if pk is None else encode_id(type_name, pk)
 
 
+@strawberry.enum(description="What kind of credential the caller sent.")
+class ViewerKind(Enum):
+    ANONYMOUS = "ANONYMOUS"
+    USER = "USER"
+    API_KEY = "API_KEY"
+
+
+def _kind(viewer: ViewerModel) -> ViewerKind:
+    if viewer.api_key_id is not None:
+        return ViewerKind.API_KEY
+    return ViewerKind.USER if viewer.authenticated else ViewerKind.ANONYMOUS
+
+
 @strawberry.type(description="The caller: a signed-in user, a partner API key, or nobody.")
 class Viewer:
     authenticated: bool
-    role: models.Role | None
+    kind: ViewerKind = strawberry.field(
+        description="API_KEY for a partner key, which acts with `role` ADMIN of `resellerId` "
+        "(the provider's when null) within its `scope`; USER for a signed-in user."
+    )
+    role: models.Role | None = strawberry.field(
+        description="The rights the caller acts with (a partner key: ADMIN)."
+    )
     scope: models.ApiKeyScope = strawberry.field(description="READ for read-only API keys.")
     user_id: strawberry.ID | None
     api_key_id: strawberry.ID | None
@@ -38,6 +59,7 @@ class Viewer:
     def from_viewer(cls, viewer: ViewerModel) -> Viewer:
         return cls(
             authenticated=viewer.authenticated,
+            kind=_kind(viewer),
             role=viewer.role,
             scope=viewer.scope,
             user_id=_optional_id("User", viewer.user_id),

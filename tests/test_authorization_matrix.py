@@ -580,9 +580,20 @@ def _own_letterhead(value: dict[str, Any], scope: Scope) -> str | None:
     return None
 
 
+#: What ``viewer`` says each caller is: its kind of credential and the scope it acts in.
+VIEWER_KINDS = {
+    Caller.ANONYMOUS: ("ANONYMOUS", "READ_WRITE"),
+    Caller.RESELLER_KEY: ("API_KEY", "READ_WRITE"),
+    Caller.READ_KEY: ("API_KEY", "READ"),
+}
+
+
 def _viewer(value: dict[str, Any], scope: Scope) -> str | None:
     signed_in = scope.caller != Caller.ANONYMOUS
-    return None if value["authenticated"] is signed_in else f"viewer says {value}"
+    kind = VIEWER_KINDS.get(scope.caller, ("USER", "READ_WRITE"))
+    if value["authenticated"] is signed_in and (value["kind"], value["scope"]) == kind:
+        return None
+    return f"viewer says {value}"
 
 
 @cache
@@ -756,7 +767,7 @@ OPERATIONS: tuple[Operation, ...] = (
     # --- queries: run first, on the untouched world, so lists can be checked exactly ---
     query(
         "viewer",
-        "query { viewer { authenticated role scope resellerId customerId distributorId } }",
+        "query { viewer { authenticated kind role scope resellerId customerId distributorId } }",
         _no_variables,
         EVERYONE,
         against_others=False,

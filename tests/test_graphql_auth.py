@@ -12,12 +12,19 @@ from billing.db import Database
 from billing.models import ApiKey, ApiKeyScope, Role, User
 from billing.passwords import hash_password
 from resolvers.sessions import SESSION_COOKIE
-from tests.factories import PASSWORD, admin_with_login, make_customer, user_with_login
+from schema.relay import encode_id
+from tests.factories import (
+    PASSWORD,
+    admin_with_login,
+    make_customer,
+    make_reseller,
+    user_with_login,
+)
 from tests.graphql_support import Api, api_key, create_customer, row_counts
 
 pytest_plugins = ["tests.graphql_fixtures"]
 
-VIEWER = "query { viewer { authenticated role scope userId apiKeyId resellerId customerId } }"
+VIEWER = "query { viewer { authenticated kind role scope userId apiKeyId resellerId customerId } }"
 
 
 async def _sign_in(http: httpx.AsyncClient, email: str, password: str) -> dict[str, Any]:
@@ -84,8 +91,20 @@ async def test_unknown_wrong_and_revoked_keys_are_told_so(api: Api, db: Database
 
 async def test_api_key_is_an_admin_of_its_scope(api: Api, db: Database) -> None:
     viewer = (await api.run(VIEWER))["viewer"]
-    assert (viewer["role"], viewer["scope"], viewer["userId"]) == ("ADMIN", "READ_WRITE", None)
+    assert (viewer["kind"], viewer["role"], viewer["scope"], viewer["userId"]) == (
+        "API_KEY",
+        "ADMIN",
+        "READ_WRITE",
+        None,
+    )
     assert viewer["apiKeyId"] is not None
+    async with db.transaction() as session:
+        reseller = await make_reseller(session)
+    reader = api.as_(await api_key(db, ApiKeyScope.READ, reseller.id))
+    viewer = (await reader.run(VIEWER))["viewer"]
+    assert (viewer["kind"], viewer["scope"]) == ("API_KEY", "READ")
+    assert viewer["resellerId"] == encode_id("Reseller", reseller.id)
+    assert (await Api(api.http).run(VIEWER))["viewer"]["kind"] == "ANONYMOUS"
 
 
 async def test_read_only_key_reads_but_cannot_write(api: Api, db: Database) -> None:
