@@ -21,10 +21,11 @@ and what a replay of the same key returns) and :func:`payment_error` gives the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -331,43 +332,70 @@ async def pay_with_payment_method(
             "invoice": invoice_id,
             "payment_method": payment_method_id,
         }
+        # Checked under the customer's lock, so of two requests with one key only one charges.
         replayed = await _replayed(session, viewer, idempotency_key, "card_payment", arguments)
-        if replayed is not None:
-            return replayed
-        card = await _card_to_charge(session, viewer, customer, payment_method_id)
-        amount = await _amount_to_pay(session, customer, amount, invoice_id)
-        processing.processor_named(card.processor)  # an unknown one is refused before writing
-        now = await clock.now(session)
-        [intent] = await card_charges.open_charges(
-            session,
-            [
-                card_charges.Draft(
-                    customer.id,
-                    card.id,
-                    card.processor,
-                    card.token,
-                    amount,
-                    customer.currency,
-                    invoice_id,
-                )
-            ],
-            now,
-        )
-        await idempotency.remember(
-            session,
-            viewer.idempotency_scope,
-            idempotency_key,
-            "card_payment",
-            arguments,
-            intent.payment_id,
-            now,
-        )
+        if replayed is None:
+            card = await _card_to_charge(session, viewer, customer, payment_method_id)
+            amount = await _amount_to_pay(session, customer, amount, invoice_id)
+            processing.processor_named(card.processor)  # an unknown one is refused before writing
+            now = await clock.now(session)
+            [intent] = await card_charges.open_charges(
+                session,
+                [
+                    card_charges.Draft(
+                        customer.id,
+                        card.id,
+                        card.processor,
+                        card.token,
+                        amount,
+                        customer.currency,
+                        invoice_id,
+                    )
+                ],
+                now,
+            )
+            await idempotency.remember(
+                session,
+                viewer.idempotency_scope,
+                idempotency_key,
+                "card_payment",
+                arguments,
+                intent.payment_id,
+                now,
+            )
+    if replayed is not None:
+        return await _outcome_of(transaction, replayed)
     [answer] = await card_charges.send([intent])
     async with transaction() as session:
         await card_charges.record(session, [(intent.payment_id, answer)], await clock.now(session))
         payment = await session.get(Payment, intent.payment_id, populate_existing=True)
         assert payment is not None
         return payment
+
+
+#: How long a replay waits for the request it repeats to hear from the processor.
+REPLAY_WAIT = timedelta(seconds=10)
+_REPLAY_POLL = 0.05
+
+
+async def _outcome_of(transaction: card_charges.Transactions, payment: Payment) -> Payment:
+    """``payment`` once the request that made it has its processor's answer.
+
+    A double click sends the same key twice at once: the second request finds the first's
+    payment still PENDING, its card being charged.  It waits (at most :data:`REPLAY_WAIT`)
+    for that answer so both show the same outcome; a payment left PENDING by a crash is
+    returned as it is after the wait, for the janitor to settle.
+    """
+    deadline = asyncio.get_running_loop().time() + REPLAY_WAIT.total_seconds()
+    while payment.status == PaymentStatus.PENDING:
+        if asyncio.get_running_loop().time() >= deadline:
+            break
+        await asyncio.sleep(_REPLAY_POLL)
+        async with transaction() as session:
+            found = await session.get(Payment, payment.id, populate_existing=True)
+        assert found is not None
+        payment = found
+    return payment
 
 
 # --- the steps ----------------------------------------------------------------------------
