@@ -30,6 +30,7 @@ import schemathesis
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from schemathesis.core.result import Ok
+from schemathesis.generation import GenerationMode
 from schemathesis.graphql import nodes
 from schemathesis.schemas import APIOperation
 
@@ -162,8 +163,14 @@ def _failure(response: httpx.Response) -> str | None:
 async def test_no_operation_crashes_the_server(
     operation: APIOperation[Any, Any, Any, Any], admin: httpx.AsyncClient, data: st.DataObject
 ) -> None:
-    """:data:`EXAMPLES` generated documents of one root field, each answered without a bug
-    (the world is shared by the examples: what one mutation changed, the next one meets)."""
-    document = str(data.draw(operation.as_strategy(), label="case").body)
+    """:data:`EXAMPLES` generated documents of one root field, each answered without a bug:
+    valid ones, and invalid ones (a required argument left out, a value of the wrong type)
+    that GraphQL's validation must refuse.  The examples share the world: what one mutation
+    changed, the next one meets."""
+    cases = st.one_of(
+        operation.as_strategy(GenerationMode.POSITIVE),
+        operation.as_strategy(GenerationMode.NEGATIVE),
+    )
+    document = str(data.draw(cases, label="case").body)
     problem = _failure(await admin.post("/graphql", json={"query": document}))
     assert problem is None, f"{problem}\n{document}"
