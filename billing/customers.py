@@ -120,9 +120,14 @@ def customer_query(
     if email:
         query = query.where(func.lower(Customer.email) == email.lower())
     if search:
-        pattern = f"%{search.lower()}%"
+        # Typed text, not a pattern: "%" and "_" match themselves (escaped with "\\").
+        escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
         query = query.where(
-            or_(func.lower(Customer.name).like(pattern), func.lower(Customer.email).like(pattern))
+            or_(
+                func.lower(Customer.name).like(pattern, escape="\\"),
+                func.lower(Customer.email).like(pattern, escape="\\"),
+            )
         )
     return query
 

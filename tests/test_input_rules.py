@@ -142,3 +142,23 @@ async def test_a_customer_changing_what_only_staff_change_is_refused(
     [error] = body["errors"]
     assert error["extensions"]["code"] == "FORBIDDEN" and field in error["message"]
     assert await table_contents(db) == before  # not even the phone number
+
+
+@pytest.mark.parametrize(
+    ("search", "names"),
+    [
+        ("%", ["100% Fibre"]),
+        ("_", ["Snake_Case Ltd"]),
+        ("\\", ["Back\\slash"]),
+        ("e_c", ["Snake_Case Ltd"]),  # "_" is no wildcard: "Snake Case" does not match
+        ("fibre", ["100% Fibre"]),
+    ],
+)
+async def test_a_search_is_text_not_a_pattern(api: Api, search: str, names: list[str]) -> None:
+    for name in ["100% Fibre", "Snake_Case Ltd", "Snake Case", "Back\\slash"]:
+        await create_customer(api, name=name)
+    found = await api.run(
+        "query($s: String!) { customers(search: $s, first: 10) { edges { node { name } } } }",
+        {"s": search},
+    )
+    assert sorted(edge["node"]["name"] for edge in found["customers"]["edges"]) == names
