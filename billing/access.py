@@ -13,7 +13,7 @@ from typing import TypeVar, TypeVarTuple
 from sqlalchemy import Select, false, select
 
 from billing.errors import Forbidden
-from billing.models import ApiKeyScope, Customer, Role
+from billing.models import ApiKeyScope, Customer, Distributor, Role
 
 _Row = TypeVar("_Row")
 _Columns = TypeVarTuple("_Columns")
@@ -113,6 +113,18 @@ def scope_customers(query: Select[*_Columns], viewer: Viewer) -> Select[*_Column
         return query.where(Customer.id == viewer.customer_id)
     if viewer.role == Role.DISTRIBUTOR and viewer.distributor_id is not None:
         return query.where(Customer.distributor_id == viewer.distributor_id)
+    return query.where(false())
+
+
+def scope_distributors(query: Select[*_Columns], viewer: Viewer) -> Select[*_Columns]:
+    """Restrict a query over ``Distributor`` to those the viewer may see: the provider's
+    administrators every one, a reseller's staff that reseller's, a distributor itself."""
+    if viewer.role == Role.ADMIN and viewer.reseller_id is None:
+        return query
+    if viewer.role in (Role.ADMIN, Role.RESELLER):
+        return query.where(Distributor.reseller_id == viewer.reseller_id)
+    if viewer.role == Role.DISTRIBUTOR and viewer.distributor_id is not None:
+        return query.where(Distributor.id == viewer.distributor_id)
     return query.where(false())
 
 

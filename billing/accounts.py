@@ -6,10 +6,14 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import clock, idempotency, validation
-from billing.access import Viewer, require_staff, visible
-from billing.customers import get_customer, post_opening_balance
+from billing.access import Viewer, require_staff, require_write, visible
+from billing.customers import (
+    get_customer,
+    post_opening_balance,
+    require_distributor_sells_credit,
+)
 from billing.errors import NotFound, UserError
-from billing.models import Account, AccountStatus
+from billing.models import Account, AccountStatus, Role
 
 
 async def get_account(session: AsyncSession, viewer: Viewer, account_id: int) -> Account:
@@ -40,9 +44,17 @@ async def create_account(
     idempotency_key: str | None = None,
 ) -> Account:
     """Open an account; with ``idempotency_key`` (required with an opening balance) a replay
-    returns the account the first call made."""
-    require_staff(viewer, write=True)
+    returns the account the first call made.
+
+    A distributor opens accounts for its own customers, with the number typed in (there is
+    no number inventory), and opening credit it sold books its sales commission.
+    """
+    if viewer.role == Role.DISTRIBUTOR:
+        require_write(viewer)
+    else:
+        require_staff(viewer, write=True)
     idempotency.require_for_money(idempotency_key, opening_balance, "openingBalance")
+    require_distributor_sells_credit(viewer, opening_balance)
     arguments = {
         "customer": customer_id,
         "number": number,

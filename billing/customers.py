@@ -13,12 +13,22 @@ from uuid import uuid4
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import billrun, clock, collection, idempotency, ledger, status_changes, validation
+from billing import (
+    billrun,
+    clock,
+    collection,
+    commissions,
+    idempotency,
+    ledger,
+    status_changes,
+    validation,
+)
 from billing.access import (
     Viewer,
     may_see_customer,
     require_provider_admin,
     require_staff,
+    require_write,
     scope_customers,
 )
 from billing.errors import Forbidden, NotFound, UserError
@@ -29,7 +39,10 @@ from billing.models import (
     Distributor,
     InvoiceKind,
     LedgerAccountKind,
+    LedgerEntry,
+    LedgerTransaction,
     Reseller,
+    Role,
     StatusSubject,
     TransactionKind,
 )
@@ -132,8 +145,11 @@ def customer_query(
     return query
 
 
-async def _check_refs(session: AsyncSession, viewer: Viewer, data: CustomerInput) -> None:
-    """Class, reseller and distributor must exist and belong to the viewer's reseller."""
+async def _check_refs(
+    session: AsyncSession, viewer: Viewer, data: CustomerInput, currency: str
+) -> None:
+    """Class, reseller and distributor must exist and belong to the viewer's reseller, and
+    the distributor must work in the customer's ``currency``."""
     reseller_id = viewer.reseller_id if viewer.reseller_id is not None else data.reseller_id
     if data.reseller_id is not None:
         if viewer.reseller_id is not None and data.reseller_id != viewer.reseller_id:
@@ -148,6 +164,7 @@ async def _check_refs(session: AsyncSession, viewer: Viewer, data: CustomerInput
         distributor = await session.get(Distributor, data.distributor_id)
         if distributor is None or distributor.reseller_id != reseller_id:
             raise NotFound("distributor", "distributorId")
+        commissions.require_same_currency(distributor, currency, "distributorId")
 
 
 def _validate_common(data: CustomerInput) -> None:
@@ -170,12 +187,55 @@ def open_period(
     return period.start, period.end_utc(time_zone)
 
 
+#: What a distributor may not set on the customers it signs up: they are its own, under its
+#: owner, active, and in whatever class the owner's staff put them.
+DISTRIBUTOR_REFUSED_FIELDS = {
+    "class_id": "classId",
+    "reseller_id": "resellerId",
+    "status": "status",
+}
+
+
+async def _as_distributor(session: AsyncSession, viewer: Viewer, data: CustomerInput) -> None:
+    """A distributor signs up customers of its own: the customer is given the distributor
+    and its owner; asking for another distributor, a class, reseller or status is refused."""
+    require_write(viewer)
+    asked = [api for name, api in DISTRIBUTOR_REFUSED_FIELDS.items() if getattr(data, name)]
+    if data.distributor_id not in (None, viewer.distributor_id):
+        asked.append("distributorId")
+    if asked:
+        raise Forbidden(f"a distributor may not choose a customer's {', '.join(asked)}")
+    assert viewer.distributor_id is not None
+    distributor = await session.get(Distributor, viewer.distributor_id)
+    assert distributor is not None
+    data.distributor_id = distributor.id
+    data.reseller_id = distributor.reseller_id
+
+
+def require_distributor_sells_credit(viewer: Viewer, opening_balance: int | None) -> None:
+    """A distributor's opening balance is credit it sold (negative), never a debt: it cannot
+    make a customer owe money it never lent."""
+    if viewer.role == Role.DISTRIBUTOR and opening_balance and opening_balance > 0:
+        raise UserError(
+            "NOT_ALLOWED",
+            "a distributor's opening balance is prepaid credit: send it negative",
+            "openingBalance",
+        )
+
+
 async def create_customer(
     session: AsyncSession, viewer: Viewer, data: CustomerInput, idempotency_key: str | None = None
 ) -> Customer:
     """Open a customer; with ``idempotency_key`` (required with an opening balance) a replay
-    returns the customer the first call made."""
-    require_staff(viewer, write=True)
+    returns the customer the first call made.
+
+    Staff open any customer of their owner; a distributor opens its own (postpaid, or
+    prepaid with opening credit it sold, which books its sales commission).
+    """
+    if viewer.role == Role.DISTRIBUTOR:
+        await _as_distributor(session, viewer, data)
+    else:
+        require_staff(viewer, write=True)
     idempotency.require_for_money(idempotency_key, data.opening_balance, "openingBalance")
     if data.currency is None:
         raise UserError("REQUIRED", "currency is required", "currency")
@@ -190,7 +250,8 @@ async def create_customer(
     data.name = validation.required_text(data.name, "name", 200)
     data.time_zone = validate_time_zone(data.time_zone or "UTC")
     _validate_common(data)
-    await _check_refs(session, viewer, data)
+    require_distributor_sells_credit(viewer, data.opening_balance)
+    await _check_refs(session, viewer, data, data.currency)
     reseller_id = viewer.reseller_id if viewer.reseller_id is not None else data.reseller_id
     now = await clock.now(session)
     kind = data.billing_period or BillingPeriod.MONTHLY
@@ -250,10 +311,17 @@ async def post_opening_balance(
     at: datetime,
     account_id: int | None = None,
 ) -> None:
-    """Bring over what the customer owed (positive) or had in credit (negative) elsewhere."""
-    equity = await ledger.system_book(
-        session, LedgerAccountKind.OPENING_BALANCE, customer.reseller_id, customer.currency
-    )
+    """Bring over what the customer owed (positive) or had in credit (negative) elsewhere.
+
+    Credit given to a distributor's customer is credit the distributor sold: booked as its
+    sale (:func:`billing.commissions.sell`), with the customer's book as the source.
+    """
+    if customer.distributor_id is not None and amount < 0:
+        await commissions.sell(
+            session, customer, customer.ledger_account_id, -amount, at, account_id
+        )
+        return
+    equity = await _opening_balance_book(session, customer)
     await ledger.post(
         session,
         TransactionKind.OPENING_BALANCE,
@@ -265,6 +333,53 @@ async def post_opening_balance(
         description="Opening balance",
         customer_id=customer.id,
     )
+
+
+async def _opening_balance_book(session: AsyncSession, customer: Customer) -> int:
+    return await ledger.system_book(
+        session, LedgerAccountKind.OPENING_BALANCE, customer.reseller_id, customer.currency
+    )
+
+
+async def sell_opening_credit(session: AsyncSession, customer: Customer, at: datetime) -> None:
+    """A distributor assigned to a customer sells the customer's opening credit, once.
+
+    The credit was booked against the opening-balance book when no distributor had it; the
+    sale moves it from that book onto the distributor (net) and the commission book, the
+    customer's own balance untouched.  Credit sold once — by this or an earlier
+    distributor — is never sold again.
+    """
+    opening = (
+        select(LedgerTransaction.id)
+        .where(
+            LedgerTransaction.customer_id == customer.id,
+            LedgerTransaction.kind == TransactionKind.OPENING_BALANCE,
+        )
+        .subquery()
+    )
+    sold = await session.scalar(
+        select(func.count())
+        .select_from(LedgerTransaction)
+        .where(
+            LedgerTransaction.id.in_(select(opening.c.id)),
+            LedgerTransaction.distributor_id.is_not(None),
+        )
+    )
+    if sold:
+        return
+    credit = -int(
+        await session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+                LedgerEntry.transaction_id.in_(select(opening.c.id)),
+                LedgerEntry.ledger_account_id == customer.ledger_account_id,
+            )
+        )
+        or 0
+    )
+    if credit > 0:
+        await commissions.sell(
+            session, customer, await _opening_balance_book(session, customer), credit, at
+        )
 
 
 #: What only staff change on a customer, with the API's names for the refusal.
@@ -302,7 +417,8 @@ async def update_customer(
         raise UserError("NOT_ALLOWED", "a customer cannot move to another reseller", "resellerId")
     _validate_common(data)
     data.reseller_id = customer.reseller_id
-    await _check_refs(session, viewer, data)
+    await _check_refs(session, viewer, data, customer.currency)
+    assigned = data.distributor_id is not None and customer.distributor_id is None
     if data.status is not None and data.status != customer.status:
         await status_changes.record(
             session,
@@ -343,6 +459,8 @@ async def update_customer(
         await billrun.wake_at(session, customer.next_bill_at)
     customer.updated_at = await clock.now(session)
     await session.flush()
+    if assigned:
+        await sell_opening_credit(session, customer, customer.updated_at)
     return customer
 
 

@@ -34,6 +34,7 @@ from billing.charges import ChargeInput, post_charge
 from billing.collection import SettingsInput
 from billing.customers import CustomerInput, create_customer, create_customer_class
 from billing.db import Database
+from billing.distributors import DistributorInput, create_distributor
 from billing.invoices import close_period_out_of_turn, invoice_query, void_invoice
 from billing.letterheads import LetterheadInput, set_letterhead
 from billing.models import (
@@ -41,7 +42,6 @@ from billing.models import (
     CardCharging,
     ChargeKind,
     Customer,
-    Distributor,
     Invoice,
     InvoiceKind,
     InvoiceStatus,
@@ -173,15 +173,18 @@ async def _create_parties(session: AsyncSession) -> list[Customer]:
             {InvoiceKind.OUT_OF_TURN: SettingsInput(review=True)},
         ),
     }
-    distributor = Distributor(
-        name="Corner Shop Distribution",
-        email=DISTRIBUTOR_LOGIN[0],
-        currency="USD",
-        time_zone="America/New_York",
-        commission_rate="0.05",
+    distributor = await create_distributor(
+        session,
+        ADMIN,
+        DistributorInput(
+            name="Corner Shop Distribution",
+            accounting_email=DISTRIBUTOR_LOGIN[0],
+            currency="USD",
+            time_zone="America/New_York",
+            sales_commission_bps=500,
+            payment_commission_bps=500,
+        ),
     )
-    session.add(distributor)
-    await session.flush()
     await users.create_user(session, *ADMIN_LOGIN, Role.ADMIN)
     await users.create_user(
         session, *DISTRIBUTOR_LOGIN, Role.DISTRIBUTOR, distributor_id=distributor.id

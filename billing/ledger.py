@@ -143,11 +143,13 @@ async def post(
     description: str = "",
     customer_id: int | None = None,
     reverses_id: int | None = None,
+    distributor_id: int | None = None,
 ) -> LedgerTransaction:
     """Record one balanced transaction and move the cached balances with it.
 
     A movement that would take a book out of range raises ``BALANCE_OUT_OF_RANGE`` before
-    anything is written.
+    anything is written.  ``distributor_id`` names the distributor whose book it moves, so
+    its transactions are one indexed lookup (:mod:`billing.distributors`).
     """
     check_balanced(postings)
     deltas = _book_deltas(postings)
@@ -158,6 +160,7 @@ async def post(
         description=description[:500],
         created_at=at,
         reverses_id=reverses_id,
+        distributor_id=distributor_id,
     )
     session.add(txn)
     await session.flush()
@@ -275,6 +278,7 @@ async def reverse(
         description=description,
         customer_id=original.customer_id,
         reverses_id=original_id,
+        distributor_id=original.distributor_id,
     )
 
 

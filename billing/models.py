@@ -175,6 +175,8 @@ class LedgerAccountKind(StrEnum):
     CASH = "CASH"
     PROCESSOR = "PROCESSOR"
     OPENING_BALANCE = "OPENING_BALANCE"
+    #: What the provider (or a reseller) gives its distributors: the commission they keep.
+    COMMISSION = "COMMISSION"
 
 
 class TransactionKind(StrEnum):
@@ -185,6 +187,16 @@ class TransactionKind(StrEnum):
     VOID = "VOID"
     REVERSAL = "REVERSAL"
     ADJUSTMENT = "ADJUSTMENT"
+    #: A distributor paying the provider what it owes (``billing.distributors``).
+    DISTRIBUTOR_PAYMENT = "DISTRIBUTOR_PAYMENT"
+
+
+class StatisticsEmail(StrEnum):
+    """How a distributor's statistics are e-mailed to its accounting address."""
+
+    SUMMARY = "SUMMARY"
+    FULL_WITH_CSV = "FULL_WITH_CSV"
+    NONE = "NONE"
 
 
 class Role(StrEnum):
@@ -268,17 +280,62 @@ class CollectionSettings(Base):
 
 
 class Distributor(Base):
-    """Signs up customers and collects cash on commission (later issue); owes the provider."""
+    """A sales agent who signs up customers and collects cash on commission
+    (:mod:`billing.distributors`).  Its ledger book's balance is what it owes the provider.
+
+    Commission rates are basis points (``1500`` = 15.00 %), exact integers.  The credit-limit
+    warning threshold is either a share of the credit limit (basis points) or an amount,
+    never both; ``over_warning`` remembers that the warning for the current crossing went.
+    """
 
     __tablename__ = "distributors"
+    __table_args__ = (
+        CheckConstraint("sales_commission_bps BETWEEN 0 AND 10000", name="sales_commission_range"),
+        CheckConstraint(
+            "payment_commission_bps BETWEEN 0 AND 10000", name="payment_commission_range"
+        ),
+        CheckConstraint(
+            "(warning_percent_bps IS NULL) <> (warning_amount IS NULL)",
+            name="one_warning_threshold",
+        ),
+    )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     reseller_id: Mapped[int | None] = mapped_column(ForeignKey("resellers.id"), index=True)
+    #: The class the distributor's own invoices follow (payment terms, collection).
+    class_id: Mapped[int | None] = mapped_column(ForeignKey("customer_classes.id"))
     name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(254))
+    contact_name: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    address: Mapped[str | None] = mapped_column(String(500))
+    #: Where credit-limit warnings, invoices and statistics go.
+    accounting_email: Mapped[str | None] = mapped_column(String(254))
     currency: Mapped[str] = mapped_column(String(3))
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
-    commission_rate: Mapped[str] = mapped_column(String(16), default="0")
+    billing_period: Mapped[BillingPeriod] = mapped_column(_enum(BillingPeriod))
+    billing_anchor: Mapped[date] = mapped_column(Date)
+    #: First local day of the distributor's open billing period.
+    period_start: Mapped[date] = mapped_column(Date)
+    #: UTC instant at which the open period ends (when it is to be invoiced).
+    next_bill_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    credit_limit: Mapped[int] = mapped_column(BigInteger, default=0)
+    sales_commission_bps: Mapped[int] = mapped_column(Integer, default=0)
+    payment_commission_bps: Mapped[int] = mapped_column(Integer, default=0)
+    warning_percent_bps: Mapped[int | None] = mapped_column(Integer)
+    warning_amount: Mapped[int | None] = mapped_column(BigInteger)
+    over_warning: Mapped[bool] = mapped_column(Boolean, default=False)
+    statistics_email: Mapped[StatisticsEmail] = mapped_column(
+        _enum(StatisticsEmail), default=StatisticsEmail.SUMMARY
+    )
+    ledger_account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, onupdate=_now)
+
+    ledger_account: Mapped[LedgerAccount] = relationship(lazy="joined", innerjoin=True)
+
+    @property
+    def balance(self) -> int:
+        """What the distributor owes the provider (negative: paid ahead)."""
+        return self.ledger_account.balance
 
 
 class Customer(Base):
@@ -363,6 +420,8 @@ class LedgerTransaction(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     #: The transaction this one reverses (refund, void, reversal).
     reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
+    #: The distributor whose book it moves (a sale, a collection, a payment to the provider).
+    distributor_id: Mapped[int | None] = mapped_column(ForeignKey("distributors.id"), index=True)
 
     entries: Mapped[list[LedgerEntry]] = relationship(lazy="selectin")
 
@@ -558,6 +617,11 @@ class Payment(Base):
     decline_code: Mapped[str | None] = mapped_column(String(64))
     message: Mapped[str | None] = mapped_column(String(500))
     transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
+    #: Cash a distributor collected and recorded, and the commission it kept of it.
+    recorded_by_distributor_id: Mapped[int | None] = mapped_column(
+        ForeignKey("distributors.id"), index=True
+    )
+    distributor_commission: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class PaymentAllocation(Base):
@@ -639,6 +703,9 @@ class User(Base):
     reseller_id: Mapped[int | None] = mapped_column(ForeignKey("resellers.id"))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     distributor_id: Mapped[int | None] = mapped_column(ForeignKey("distributors.id"))
+    #: The portal's time zone and language for this user (None: the browser's / UTC).
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
 
 

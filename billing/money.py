@@ -162,6 +162,38 @@ def apply_rate(minor: int, rate: Decimal | str) -> int:
     return int(product.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+#: A percentage is stored in basis points: ``10000`` is 100.00 %.
+BASIS_POINTS = 10_000
+
+
+def parse_percent(text: str, field: str) -> int:
+    """A percentage such as ``"15"``, ``"12.5"`` or ``"12.25"`` in basis points (1225).
+
+    The same ASCII grammar as an amount, with at most two decimals (a basis point), from
+    0 to 100 inclusive: a negative or larger rate is ``OUT_OF_RANGE``, never clamped.
+    """
+    raw = (text or "").strip(_ASCII_SPACE)
+    if not _DECIMAL_RE.fullmatch(raw):
+        raise UserError("INVALID_PERCENT", f"{text!r} is not a decimal percentage", field)
+    if "." in raw and len(raw.split(".", 1)[1]) > 2:
+        raise UserError("TOO_MANY_DECIMALS", "percentages have at most 2 decimals", field)
+    value = Decimal(raw).scaleb(2)
+    if not 0 <= value <= BASIS_POINTS:
+        raise UserError("OUT_OF_RANGE", "a percentage is between 0 and 100", field)
+    return int(value)
+
+
+def format_percent(basis_points: int) -> str:
+    """Basis points back to a percentage with two decimals: 1225 → ``"12.25"``."""
+    whole, frac = divmod(basis_points, 100)
+    return f"{whole}.{frac:02d}"
+
+
+def basis_points_split(gross: int, basis_points: int) -> tuple[int, int]:
+    """:func:`percent_split` with the rate in basis points (exact: ``bps × 10⁻⁴``)."""
+    return percent_split(gross, Decimal(basis_points).scaleb(-4))
+
+
 def percent_split(gross: int, rate: Decimal | str) -> tuple[int, int]:
     """Split ``gross`` into ``(net, part)`` where ``part = gross × rate`` half-up.
 

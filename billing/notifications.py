@@ -80,7 +80,8 @@ class Draft:
     """A message before it is written to the outbox."""
 
     dedupe_key: str
-    customer_id: int
+    #: None for mail to someone other than a customer (a distributor's accounting address).
+    customer_id: int | None
     to: str
     subject: str
     body: str
@@ -404,8 +405,14 @@ async def compose(session: AsyncSession, payload: dict[str, Any], now: datetime)
     failed = await _failed_attempt_drafts(session, max(since, oldest))
     written = await write_outbox(session, [*changes, *receipts, *failed], now)
     if written:
-        await jobs.schedule(session, SEND_JOB, now, unique_key=SEND_JOB)
+        await schedule_sending(session, now)
     return {"since": now.isoformat(), "status_change_id": change_mark, "payment_id": payment_mark}
+
+
+async def schedule_sending(session: AsyncSession, now: datetime) -> None:
+    """Have the outbox sent now: after writing rows outside :func:`compose` (a distributor's
+    credit-limit warning, written with the movement that crossed the threshold)."""
+    await jobs.schedule(session, SEND_JOB, now, unique_key=SEND_JOB)
 
 
 @jobs.handler(COMPOSE_JOB)

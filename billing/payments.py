@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing import (
     card_charges,
     clock,
+    commissions,
     idempotency,
     ledger,
     metrics,
@@ -43,7 +44,13 @@ from billing import (
     settlement,
     validation,
 )
-from billing.access import Viewer, require_self_or_staff, require_staff, visible
+from billing.access import (
+    Viewer,
+    require_self_or_staff,
+    require_staff,
+    require_write,
+    visible,
+)
 from billing.customers import get_customer_for_update
 from billing.errors import NotFound, UserError
 from billing.models import (
@@ -56,6 +63,7 @@ from billing.models import (
     PaymentChannel,
     PaymentMethod,
     PaymentStatus,
+    Role,
     TransactionKind,
 )
 from billing.money import Money, validate_currency
@@ -151,8 +159,14 @@ async def record_payment(
 
     ``received_at`` may be in the past (a cheque that arrived yesterday) but not the future;
     it orders payments for settlement, while the ledger entry is dated when it is booked.
+
+    A distributor records cash it took from one of its own customers: the payment remembers
+    it, and is booked with its payment commission (:func:`_complete`).
     """
-    require_staff(viewer, write=True)
+    if viewer.role == Role.DISTRIBUTOR:
+        require_write(viewer)
+    else:
+        require_staff(viewer, write=True)
     currency = validate_currency(currency)  # before the key's arguments: "usd" is USD
     customer = await get_customer_for_update(session, viewer, customer_id)
     arguments = {
@@ -173,6 +187,8 @@ async def record_payment(
         )
     if method not in MANUAL_METHODS:
         raise UserError("INVALID_METHOD", "card payments are made with a stored card", "method")
+    if viewer.distributor_id is not None and method != PaymentChannel.CASH:
+        raise UserError("INVALID_METHOD", "a distributor records cash", "method")
     now = await clock.now(session)
     if received_at is not None and received_at.tzinfo is None:
         raise UserError("INVALID_TIME", "receivedAt must include a UTC offset", "receivedAt")
@@ -187,6 +203,7 @@ async def record_payment(
         status=PaymentStatus.PENDING,
         reference=validation.text(reference, "reference", 200),
         received_at=received_at or now,
+        recorded_by_distributor_id=viewer.distributor_id,
     )
     session.add(payment)
     await session.flush()
@@ -217,6 +234,13 @@ async def refund_payment(
     if replayed is not None:
         return replayed
     reason = validation.required_text(reason, "reason", 500)
+    if payment.recorded_by_distributor_id is not None:
+        raise UserError(
+            "NOT_REFUNDABLE",
+            "cash a distributor collected is voided (which takes back its commission), "
+            "not refunded",
+            "paymentId",
+        )
     if payment.status not in settlement.SETTLED_PAYMENT_STATUSES:
         raise UserError(
             "NOT_REFUNDABLE",
@@ -287,13 +311,20 @@ async def void_payment(
     assert payment.transaction_id is not None
     now = await clock.now(session)
     await settlement.release_payment(session, payment, payment.amount, now, customer.time_zone)
-    await ledger.reverse(
+    if payment.recorded_by_distributor_id is not None:
+        # Locked before the reversal moves its book, like every movement of it.
+        distributor = await commissions.lock_distributor(
+            session, payment.recorded_by_distributor_id
+        )
+    void = await ledger.reverse(
         session,
         payment.transaction_id,
         TransactionKind.VOID,
         at=now,
         description=f"Void of {await payment_labels.label_of(session, payment)}: {reason}",
     )
+    if payment.recorded_by_distributor_id is not None:
+        await commissions.balance_moved(session, distributor, void.id, now)
     payment.status = PaymentStatus.VOIDED
     await session.flush()
     await settlement.apply_credit(session, customer, now)
@@ -453,20 +484,41 @@ async def _complete(
 ) -> None:
     """Book received money (customer −, cash/processor +) and settle invoices with it.
 
+    Cash a distributor collected is booked in the same one transaction as its commission
+    (customer −, distributor + net, commission +: :func:`billing.commissions.collect`), and
+    is refused past the distributor's credit limit before anything is written.
     A payment made for an invoice pays that invoice first; the rest goes oldest first.
     """
-    book = await _money_book(session, customer, payment.method)
-    txn = await ledger.post(
-        session,
-        TransactionKind.PAYMENT,
-        [
-            ledger.Posting(customer.ledger_account_id, -payment.amount, payment.currency),
-            ledger.Posting(book, payment.amount, payment.currency),
-        ],
-        at=now,
-        description=payment_labels.sentence(await payment_labels.label_of(session, payment)),
-        customer_id=customer.id,
-    )
+    description = payment_labels.sentence(await payment_labels.label_of(session, payment))
+    if payment.recorded_by_distributor_id is not None:
+        distributor = await commissions.lock_distributor(
+            session, payment.recorded_by_distributor_id
+        )
+        split = commissions.preview(distributor, customer, payment.amount)
+        txn = await commissions.collect(
+            session,
+            TransactionKind.PAYMENT,
+            distributor,
+            customer.ledger_account_id,
+            split,
+            at=now,
+            description=description,
+            customer_id=customer.id,
+        )
+        payment.distributor_commission = split.commission
+    else:
+        book = await _money_book(session, customer, payment.method)
+        txn = await ledger.post(
+            session,
+            TransactionKind.PAYMENT,
+            [
+                ledger.Posting(customer.ledger_account_id, -payment.amount, payment.currency),
+                ledger.Posting(book, payment.amount, payment.currency),
+            ],
+            at=now,
+            description=description,
+            customer_id=customer.id,
+        )
     payment.transaction_id = txn.id
     payment.status = PaymentStatus.COMPLETED
     await session.flush()

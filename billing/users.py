@@ -6,6 +6,7 @@ stored lower-case, so look users up with :func:`get_user_by_email`.
 
 from __future__ import annotations
 
+from babel import Locale, UnknownLocaleError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +15,7 @@ from billing import clock, validation
 from billing.errors import NotFound, UserError
 from billing.models import Base, Customer, Distributor, Reseller, Role, User
 from billing.passwords import hash_password
+from billing.periods import validate_time_zone
 
 MIN_PASSWORD_LENGTH = 8
 #: argon2 hashes anything, but a megabyte "password" is a denial-of-service attempt.
@@ -34,6 +36,20 @@ def validate_password(password: str, field: str = "password") -> str:
             field,
         )
     return password
+
+
+def validate_language(language: str | None, field: str = "language") -> str | None:
+    """A language Babel knows, as its tag (``"en"``, ``"pt-BR"``); None stays None."""
+    tag = validation.text(language, field, 16)
+    if tag is None:
+        return None
+    try:
+        locale = Locale.parse(tag.replace("-", "_"))
+    except (ValueError, UnknownLocaleError):
+        raise UserError(
+            "INVALID_LANGUAGE", f"{language!r} is not a known language", field
+        ) from None
+    return "-".join(part for part in (locale.language, locale.territory) if part)
 
 
 #: The party each role acts for; its link is what scopes the user, so it is required.
@@ -101,3 +117,11 @@ async def create_user(
     except IntegrityError:
         raise taken from None
     return user
+
+
+def set_preferences(user: User, time_zone: str | None, language: str | None) -> None:
+    """The portal's time zone and language for ``user`` (None: UTC, the browser's language);
+    checked before anything is set."""
+    zone = None if time_zone is None else validate_time_zone(time_zone)
+    user.language = validate_language(language)
+    user.time_zone = zone

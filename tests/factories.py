@@ -29,6 +29,7 @@ from billing.customers import (
     create_reseller,
 )
 from billing.db import Database
+from billing.distributors import DistributorInput, create_distributor
 from billing.models import (
     Account,
     Base,
@@ -37,6 +38,7 @@ from billing.models import (
     Customer,
     CustomerClass,
     CustomerStatus,
+    Distributor,
     Invoice,
     InvoiceKind,
     InvoiceStatus,
@@ -77,6 +79,21 @@ def distributor_viewer(distributor_id: int, user_id: int = 4) -> Viewer:
 
 async def make_reseller(session: AsyncSession, name: str = "Reseller") -> Reseller:
     return await create_reseller(session, admin_viewer(), name, None)
+
+
+async def make_distributor(
+    session: AsyncSession,
+    name: str = "Kiosk",
+    reseller_id: int | None = None,
+    currency: str = "USD",
+    **fields: Any,
+) -> Distributor:
+    """A distributor made by its owner's administrator (``fields``: :class:`DistributorInput`)."""
+    return await create_distributor(
+        session,
+        admin_viewer(reseller_id),
+        DistributorInput(name=name, currency=currency, **fields),
+    )
 
 
 async def make_customer(

@@ -85,7 +85,7 @@ from billing.payments import pay_with_payment_method, record_payment
 from billing.users import create_user
 from schema import schema as strawberry_schema
 from schema.relay import decode_id, encode_id
-from tests.factories import T0, admin_viewer, card_details, make_reseller
+from tests.factories import T0, admin_viewer, card_details, make_distributor, make_reseller
 from tests.graphql_support import Api, table_contents
 
 pytest_plugins = ["tests.graphql_fixtures"]
@@ -342,15 +342,16 @@ async def build_world(db: Database) -> World:
         class_b = await create_customer_class(session, admin_viewer(reseller_b.id), "B", 14, 7)
         class_p = await create_customer_class(session, admin_viewer(), "Provider", 14, 7)
         distributors = [
-            Distributor(
-                name=f"Distributor {name}",
-                currency="USD",
+            await make_distributor(
+                session,
+                f"Distributor {name}",
                 reseller_id=None if owner is None else owner.id,
+                credit_limit=100_000,
+                sales_commission_bps=1500,
+                payment_commission_bps=1000,
             )
             for name, owner in (("A", reseller_a), ("B", reseller_b), ("P", None))
         ]
-        session.add_all(distributors)
-        await session.flush()
         await create_user(session, SIGN_IN_EMAIL, PASSWORD, Role.ADMIN)
     distributor_a, distributor_b, distributor_p = distributors
     sides = {

@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.db import Database
 from billing.errors import NotFound, UserError
-from billing.models import Distributor, Reseller, Role
+from billing.models import Reseller, Role
 from resolvers.context import Context
 from schema.relay import encode_id
 from settings import Settings
-from tests.factories import admin_viewer, make_customer, user_with_login
+from tests.factories import admin_viewer, make_customer, make_distributor, user_with_login
 from tests.graphql_support import signed_in_api
 
 pytest_plugins = ["tests.graphql_fixtures"]
@@ -131,9 +131,7 @@ async def test_a_refused_field_leaves_no_read_behind(http: httpx.AsyncClient, db
     be over before the request's session closes, or it would run on a closed session — on
     PostgreSQL, opening a transaction on a connection nobody returns."""
     async with db.transaction() as session:
-        distributor = Distributor(name="Corner shop", currency="USD")
-        session.add(distributor)
-        await session.flush()
+        distributor = await make_distributor(session, "Corner shop")
         customer = await make_customer(session, distributor_id=distributor.id)
     email = await user_with_login(
         db, "shop@example.com", Role.DISTRIBUTOR, distributor_id=distributor.id

@@ -14,7 +14,7 @@ from billing.access import Viewer
 from billing.card_charges import within
 from billing.db import Database
 from billing.errors import Forbidden, UserError
-from billing.models import ApiKeyScope, Base, Distributor, PaymentMethod, Role
+from billing.models import ApiKeyScope, Base, PaymentMethod, Role
 from billing.payment_methods import (
     add_card,
     payment_methods_for,
@@ -28,6 +28,7 @@ from tests.factories import (
     card_details,
     customer_viewer,
     distributor_viewer,
+    make_distributor,
     make_reseller,
     new_party,
     reseller_viewer,
@@ -192,8 +193,7 @@ async def test_another_resellers_staff_see_no_cards(db: Database) -> None:
 
 async def test_a_distributor_may_not_handle_its_customers_cards(db: Database) -> None:
     async with db.transaction() as session:
-        distributor = Distributor(name="Kiosk", currency="USD")
-        session.add(distributor)
+        distributor = await make_distributor(session)
     party = await new_party(db, distributor_id=distributor.id)
     card = await store_card(db, party)
     viewer = distributor_viewer(distributor.id)

@@ -4,8 +4,8 @@ the distributor portal exists), never on a 403 page whose link leads back to its
 from __future__ import annotations
 
 from billing.db import Database
-from billing.models import Distributor, Role
-from tests.factories import new_party, user_with_login
+from billing.models import Role
+from tests.factories import make_distributor, new_party, user_with_login
 from tests.portal_support import Browser, text_of
 
 pytest_plugins = ["tests.portal_fixtures"]
@@ -13,10 +13,7 @@ pytest_plugins = ["tests.portal_fixtures"]
 
 async def _distributor(db: Database) -> int:
     async with db.transaction() as session:
-        distributor = Distributor(name="Corner Shop", currency="USD")
-        session.add(distributor)
-        await session.flush()
-        return distributor.id
+        return (await make_distributor(session, "Corner Shop")).id
 
 
 async def test_a_distributor_lands_on_a_page_that_says_what_they_can_do(

@@ -6,9 +6,10 @@ import pytest
 
 from billing.db import Database
 from billing.errors import UserError
-from billing.models import Distributor, Reseller, Role
+from billing.models import Reseller, Role
 from billing.passwords import verify_password
 from billing.users import create_user, get_user_by_email
+from tests.factories import make_distributor
 
 
 async def test_create_admin_stores_a_hash_and_a_normalised_address(db: Database) -> None:
@@ -73,9 +74,7 @@ async def test_linked_users_are_created(db: Database) -> None:
         reseller = Reseller(name="Resell Co")
         session.add(reseller)
         await session.flush()
-        distributor = Distributor(name="Kiosk", currency="USD", reseller_id=reseller.id)
-        session.add(distributor)
-        await session.flush()
+        distributor = await make_distributor(session, reseller_id=reseller.id)
         r = await create_user(
             session, "r@example.com", "long enough", Role.RESELLER, reseller_id=reseller.id
         )
