@@ -298,6 +298,8 @@ class Recorded:
     completed: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     unknown: list[int] = field(default_factory=list)
+    #: Of ``unknown``, those heard of for the first time (a later check is not a new outcome).
+    newly_unknown: int = 0
     #: Money charged, by currency.
     charged: dict[str, int] = field(default_factory=dict)
 
@@ -309,9 +311,20 @@ class Recorded:
             whole.completed += part.completed
             whole.failed += part.failed
             whole.unknown += part.unknown
+            whole.newly_unknown += part.newly_unknown
             for currency, amount in part.charged.items():
                 whole.charged[currency] = whole.charged.get(currency, 0) + amount
         return whole
+
+    def count(self) -> None:
+        """Add these outcomes to the payment metrics: call it once their transaction has
+        committed, so work a savepoint or a failed transaction undid is never counted."""
+        for outcome, count in (
+            ("completed", len(self.completed)),
+            ("failed", len(self.failed)),
+            ("unknown", self.newly_unknown),
+        ):
+            metrics.PAYMENTS.labels(PaymentChannel.CARD, outcome).inc(count)
 
 
 async def record(
@@ -351,13 +364,12 @@ async def record(
     }
     succeeded: list[tuple[Payment, ChargeResult]] = []
     changes: list[dict[str, Any]] = []
-    newly_unknown = 0  # a payment still unknown at a later check is not counted again
     for payment_id, result in answers:
         payment = open_payments.pop(payment_id, None)
         if payment is None:
             continue  # settled already, or a repeat in this batch
         if result is None or result.status == ChargeOutcome.UNKNOWN:
-            newly_unknown += payment.status == PaymentStatus.PENDING
+            done.newly_unknown += payment.status == PaymentStatus.PENDING
             done.unknown.append(payment.id)
             changes.append(_change(payment, PaymentStatus.UNKNOWN, None, _AWAITING, now))
         elif result.status == ChargeOutcome.SUCCEEDED:
@@ -380,12 +392,6 @@ async def record(
         changes.append(_change(payment, PaymentStatus.COMPLETED, result, None, now, transaction_id))
     await _apply(session, changes)
     await _settle(session, locked, [payment for payment, _ in succeeded], now)
-    for outcome, count in (
-        ("completed", len(done.completed)),
-        ("failed", len(done.failed)),
-        ("unknown", newly_unknown),
-    ):
-        metrics.PAYMENTS.labels(PaymentChannel.CARD, outcome).inc(count)
     return done
 
 
@@ -615,7 +621,6 @@ async def run_janitor(
         ]
         async with db.transaction() as session:
             recorded = await record_each(session, answers, now)
-            report.settled += len(recorded.completed) + len(recorded.failed)
             table = _PAYMENTS
             await session.execute(
                 update(table)
@@ -625,6 +630,8 @@ async def run_janitor(
                 .values(next_check_at=bindparam("b_next")),
                 [{"b_id": row.id, "b_next": next_check(row.received_at, now)} for row in rows],
             )
+        recorded.count()
+        report.settled += len(recorded.completed) + len(recorded.failed)
     async with db.transaction() as session:
         await jobs.reschedule(session, JANITOR_JOB, JANITOR_JOB, _next_janitor_run)
         report.still_open = int(

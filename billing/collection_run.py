@@ -430,6 +430,7 @@ async def _record(
             [(intent.payment_id, result) for intent, result in zip(intents, results, strict=True)],
             now,
         )
+    recorded.count()
     report.succeeded += len(recorded.completed)
     report.failed += len(recorded.failed)
     report.unknown += len(recorded.unknown)

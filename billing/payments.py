@@ -398,10 +398,13 @@ async def pay_with_payment_method(
         return await _outcome_of(transaction, replayed)
     [answer] = await card_charges.send([intent])
     async with transaction() as session:
-        await card_charges.record(session, [(intent.payment_id, answer)], await clock.now(session))
+        recorded = await card_charges.record(
+            session, [(intent.payment_id, answer)], await clock.now(session)
+        )
         payment = await session.get(Payment, intent.payment_id, populate_existing=True)
         assert payment is not None
-        return payment
+    recorded.count()
+    return payment
 
 
 #: How long a replay waits for the request it repeats to hear from the processor.

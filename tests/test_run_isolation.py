@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 
 from billing import card_charges, invoices, jobs, run_failures
@@ -100,6 +101,14 @@ def _failing_for(
     monkeypatch.setattr(
         module, name, async_wrapper if inspect.iscoroutinefunction(original) else wrapper
     )
+
+
+def _card_payments_completed() -> float:
+    """The metric ``kassa_payments_total`` of completed card payments, as /metrics has it."""
+    value = REGISTRY.get_sample_value(
+        "kassa_payments_total", {"channel": "CARD", "outcome": "completed"}
+    )
+    return value or 0.0
 
 
 async def _failures(db: Database) -> dict[int, RunFailure]:
@@ -304,11 +313,14 @@ async def test_a_collection_run_charges_everyone_but_the_failing_invoices_and_re
         lambda session, locked, succeeded, now: [p.customer_id for p, _ in succeeded],
     )
 
+    completed_before = _card_payments_completed()
     await jobs.advance_clock(db, T0 + timedelta(minutes=1))
 
     for party in (first, last):
         [invoice] = await invoices_of(db, party.id)
         assert invoice.status == InvoiceStatus.PAID
+    # Counted once booked: the batches a savepoint undid on the way down are not counted.
+    assert _card_payments_completed() - completed_before == 2
     assert (await _attempt(db, undecided_invoice)).status == AttemptStatus.SCHEDULED
     assert len(SimulatorProcessor().charges()) == 3  # nothing sent for the undecided one
     unbooked_attempt = await _attempt(db, unbooked_invoice)
@@ -337,3 +349,4 @@ async def test_a_collection_run_charges_everyone_but_the_failing_invoices_and_re
     assert (await _attempt(db, unbooked_invoice)).status == AttemptStatus.SUCCEEDED
     assert all(f.resolved_at is not None for f in (await _failures(db)).values())
     assert (await _list(provider))["totalCount"] == 0
+    assert _card_payments_completed() - completed_before == 4
