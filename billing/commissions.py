@@ -76,9 +76,14 @@ def require_same_currency(distributor: Distributor, customer_currency: str, fiel
         )
 
 
+def exceeds_credit(distributor: Distributor, net: int) -> bool:
+    """Whether owing ``net`` more would take the distributor past its credit limit."""
+    return net > 0 and distributor.balance + net > distributor.credit_limit
+
+
 def require_credit(distributor: Distributor, net: int) -> None:
     """Owing ``net`` more must not take the distributor past its credit limit."""
-    if net > 0 and distributor.balance + net > distributor.credit_limit:
+    if exceeds_credit(distributor, net):
         available = distributor.credit_limit - distributor.balance
         raise UserError(
             "CREDIT_LIMIT_EXCEEDED",

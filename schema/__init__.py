@@ -36,6 +36,7 @@ from schema.charges import ChargeMutations
 from schema.clock import ClockMutations, ClockQueries
 from schema.cost import QueryCostLimiter
 from schema.customers import CustomerMutations, CustomerQueries
+from schema.distributors import DistributorMutations, DistributorQueries
 from schema.errors import DomainErrorCodes, is_internal
 from schema.invoices import InvoiceMutations, InvoiceQueries
 from schema.letterheads import LetterheadMutations, LetterheadQueries
@@ -61,6 +62,7 @@ Query = merge_types(
         ClockQueries,
         LetterheadQueries,
         RunFailureQueries,
+        DistributorQueries,
     ),
 )
 Mutation = merge_types(
@@ -75,6 +77,7 @@ Mutation = merge_types(
         PaymentMethodMutations,
         ClockMutations,
         LetterheadMutations,
+        DistributorMutations,
     ),
 )
 

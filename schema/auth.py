@@ -11,7 +11,9 @@ from billing.access import ANONYMOUS
 from billing.access import Viewer as ViewerModel
 from billing.errors import UserError
 from resolvers import auth as resolve
+from resolvers import distributors as resolve_distributors
 from resolvers.context import Info
+from schema.distributors import Distributor
 from schema.errors import UserErrorType, user_errors
 from schema.permissions import IsAuthenticated
 from schema.relay import encode_id
@@ -68,6 +70,14 @@ class Viewer:
             customer_id=_optional_id("Customer", viewer.customer_id),
             distributor_id=_optional_id("Distributor", viewer.distributor_id),
         )
+
+    @strawberry.field(
+        description="The signed-in distributor itself: balance, credit, commission, "
+        "transactions. Null for everyone else."
+    )
+    async def distributor(self, info: Info) -> Distributor | None:
+        row = await resolve_distributors.own_distributor(info.context)
+        return None if row is None else Distributor.from_model(row)
 
 
 @strawberry.input

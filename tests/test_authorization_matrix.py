@@ -58,6 +58,8 @@ from graphql.language import FieldNode
 from billing import clock
 from billing.accounts import create_account
 from billing.api_keys import create_api_key
+from billing.bitcoin_addresses import request_address
+from billing.bitcoin_wallets import WalletInput, set_wallet
 from billing.card_charges import within
 from billing.charges import ChargeInput, post_charge
 from billing.customers import (
@@ -85,6 +87,7 @@ from billing.payments import pay_with_payment_method, record_payment
 from billing.users import create_user
 from schema import schema as strawberry_schema
 from schema.relay import decode_id, encode_id
+from tests.bitcoin_keys import TESTNET_TPUB, TESTNET_UPUB, TESTNET_VPUB
 from tests.factories import T0, admin_viewer, card_details, make_distributor, make_reseller
 from tests.graphql_support import Api, table_contents
 
@@ -118,6 +121,11 @@ STAFF = frozenset(
 STAFF_WRITE = STAFF - {Caller.READ_KEY}
 SELF_OR_STAFF = STAFF | {Caller.CUSTOMER_USER}
 SELF_OR_STAFF_WRITE = STAFF_WRITE | {Caller.CUSTOMER_USER}
+#: Staff, and a distributor on its own customers: signing up customers and accounts,
+#: recording the cash it collected (``billing.distributors``).
+STAFF_OR_DISTRIBUTOR_WRITE = STAFF_WRITE | {Caller.DISTRIBUTOR_USER}
+#: Who sees a distributor: its administrators and the distributor itself.
+STAFF_OR_DISTRIBUTOR = STAFF | {Caller.DISTRIBUTOR_USER}
 #: Everyone who sees a customer's books (``access.sees_books``): not its distributor, who
 #: sees profile, accounts, balance and what invoices still need (:data:`DISTRIBUTOR_SEES`).
 SEES_BOOKS = SIGNED_IN - {Caller.DISTRIBUTOR_USER}
@@ -158,8 +166,12 @@ BLIND_TO: dict[Caller, tuple[str, ...]] = {
         "card",
         "card_payment",
         "voidable_payment",
+        "bitcoin_address",
     ),
 }
+
+#: Each owner's wallet key (a key serves one owner only): by the first letter of a side.
+BITCOIN_KEYS = {"A": TESTNET_UPUB, "B": TESTNET_TPUB, "P": TESTNET_VPUB, "g": TESTNET_VPUB}
 
 
 # --- the world -----------------------------------------------------------------------------
@@ -185,6 +197,8 @@ class Side:
     card_payment: str
     voidable_payment: str
     run_failure: str
+    #: The customer's receiving address (a string, not an id, but just as private).
+    bitcoin_address: str
 
     def ids(self) -> set[str]:
         """Every global id of this side (what must not leak when the side is hidden)."""
@@ -224,6 +238,7 @@ def _ghost() -> Side:
         card_payment=encode_id("Payment", missing + 1),
         voidable_payment=encode_id("Payment", missing + 2),
         run_failure=encode_id("RunFailure", missing),
+        bitcoin_address="tb1qghost",
     )
 
 
@@ -312,6 +327,7 @@ async def _make_side(
         )
         session.add(failure)
         await session.flush()
+        bitcoin_address = await request_address(session, admin, customer.id)
     return Side(
         label=label,
         name=customer.name,
@@ -329,6 +345,7 @@ async def _make_side(
         card_payment=encode_id("Payment", card_payment.id),
         voidable_payment=encode_id("Payment", voidable.id),
         run_failure=encode_id("RunFailure", failure.id),
+        bitcoin_address=bitcoin_address.address,
     )
 
 
@@ -353,6 +370,12 @@ async def build_world(db: Database) -> World:
             for name, owner in (("A", reseller_a), ("B", reseller_b), ("P", None))
         ]
         await create_user(session, SIGN_IN_EMAIL, PASSWORD, Role.ADMIN)
+        for owner, letter in ((reseller_a, "A"), (reseller_b, "B"), (None, "P")):
+            await set_wallet(
+                session,
+                admin_viewer(None if owner is None else owner.id),
+                WalletInput(BITCOIN_KEYS[letter], fixed_rates=[("USD", "65000.00")]),
+            )
     distributor_a, distributor_b, distributor_p = distributors
     sides = {
         "A1": await _make_side(db, "A1", reseller_a, class_a, distributor_a),
@@ -574,6 +597,16 @@ def _letterhead_of(me: Side, target: Side, unique: str) -> dict[str, Any] | None
     return {"r": target.reseller}
 
 
+def _bitcoin_wallet_of(me: Side, target: Side, unique: str) -> dict[str, Any] | None:
+    """The target owner's settings, with that owner's own key."""
+    aimed = _letterhead_of(me, target, unique)
+    if aimed is None:
+        return None
+    rates = [{"currency": "USD", "price": "65000.00"}]
+    key = BITCOIN_KEYS[target.label[0]]
+    return {"resellerId": aimed["r"], "accountKey": key, "fixedRates": rates}
+
+
 def _own_letterhead(value: dict[str, Any], scope: Scope) -> str | None:
     """The letterhead of the owner that bills the caller's side."""
     if value["resellerId"] != scope.me.reseller:
@@ -592,9 +625,25 @@ VIEWER_KINDS = {
 def _viewer(value: dict[str, Any], scope: Scope) -> str | None:
     signed_in = scope.caller != Caller.ANONYMOUS
     kind = VIEWER_KINDS.get(scope.caller, ("USER", "READ_WRITE"))
+    own = scope.me.distributor if scope.caller == Caller.DISTRIBUTOR_USER else None
+    distributor = (value["distributor"] or {}).get("id")
     if value["authenticated"] is signed_in and (value["kind"], value["scope"]) == kind:
-        return None
+        return None if distributor == own else f"viewer.distributor is {distributor}"
     return f"viewer says {value}"
+
+
+def _of_distributor(make: Callable[[Side], dict[str, Any]]) -> Variables:
+    """Variables aimed at the target's distributor (None for a side without one)."""
+    return lambda me, target, unique: None if target.distributor is None else make(target)
+
+
+def _own_distributor(value: dict[str, Any], scope: Scope) -> str | None:
+    if value["id"] != scope.me.distributor:
+        return f"answered {value['id']}, expected {scope.me.distributor}"
+    lines = value["transactionsCsv"].splitlines()
+    if not lines or not lines[0].startswith("date,kind,customer"):
+        return f"no CSV header: {value['transactionsCsv'][:80]!r}"
+    return None
 
 
 @cache
@@ -637,7 +686,9 @@ DISTRIBUTOR_SEES: dict[str, Reach] = {
             "periodStart nextBillAt creditLimit status autoPayment createdAt updatedAt "
             "balance availableFunds customerClass accounts invoices statusChanges"
         ),
-        refused=frozenset({"charges", "payments", "ledgerTransactions", "paymentMethods"}),
+        refused=_names(
+            "charges payments ledgerTransactions paymentMethods bitcoinAddress bitcoinAddresses"
+        ),
     ),
     "CustomerClass": Reach(
         "Customer",
@@ -768,7 +819,8 @@ OPERATIONS: tuple[Operation, ...] = (
     # --- queries: run first, on the untouched world, so lists can be checked exactly ---
     query(
         "viewer",
-        "query { viewer { authenticated kind role scope resellerId customerId distributorId } }",
+        "query { viewer { authenticated kind role scope resellerId customerId distributorId "
+        "distributor { id balance { amount } } } }",
         _no_variables,
         EVERYONE,
         against_others=False,
@@ -959,6 +1011,65 @@ OPERATIONS: tuple[Operation, ...] = (
         expect=_own_letterhead,
     ),
     query(
+        "distributor",
+        """query($id: ID!) { distributor(id: $id) { id name salesCommission balance { amount }
+            availableCredit { amount } commissionThisPeriod { amount } customerClass { id }
+            transactions(first: 100) { totalCount edges { node { id kind paymentId
+            customer { id } } } } transactionsCsv } }""",
+        _of_distributor(lambda target: {"id": target.distributor}),
+        STAFF_OR_DISTRIBUTOR,
+        expect=_own_distributor,
+    ),
+    query(
+        "distributors",
+        f"query {{ distributors(first: 100) {{ {PAGE} }} }}",
+        _no_variables,
+        STAFF,
+        against_others=False,
+        expect=_exact_page(
+            lambda scope: {s.distributor for s in scope.visible if s.distributor is not None}
+        ),
+    ),
+    query(
+        "distributorCommissionPreview",
+        'query($c: ID!) { distributorCommissionPreview(customerId: $c, amount: "10") '
+        "{ gross { amount } commission { amount } net { amount } exceedsCreditLimit } }",
+        lambda me, target, unique: {"c": target.customer},
+        STAFF_OR_DISTRIBUTOR,
+        expect=lambda value, scope: (
+            None if value["net"] == {"amount": "9.00"} else f"previewed {value}"
+        ),
+    ),
+    # The Bitcoin settings name the owner's wallet: its administrators only.
+    query(
+        "bitcoinWallet",
+        "query { bitcoinWallet { resellerId accountKey addressType minimumPayment { amount } "
+        "fixedRates { currency price { amount } } priceEndpoints { currency url } "
+        "addressesAllocated unfundedAddresses warnings } }",
+        _no_variables,
+        STAFF,
+        against_others=False,
+        expect=_own_letterhead,
+    ),
+    query(
+        "bitcoinWallet",
+        "query($r: ID) { bitcoinWallet(resellerId: $r) { resellerId accountKey } }",
+        _letterhead_of,
+        STAFF,
+        variant="resellerId",
+        expect=_own_letterhead,
+    ),
+    # A customer's addresses are how it pays: the customer's and staff's, not a distributor's.
+    query(
+        "customer",
+        "query($id: ID!) { customer(id: $id) { id bitcoinAddress { address network } "
+        "bitcoinAddresses { address addressType createdAt firstFundedAt } } }",
+        _id_of("customer"),
+        SELF_OR_STAFF,
+        variant="bitcoin",
+        expect=_contains(lambda scope: {scope.me.bitcoin_address}, lambda scope: scope.me.customer),
+    ),
+    query(
         "testClock",
         "query { testClock { now frozen running nextJobDueAt } }",
         _no_variables,
@@ -1001,7 +1112,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "customer",
         "id name",
         lambda me, target, unique: {"name": f"Made by the matrix {unique}", "currency": "USD"},
-        STAFF_WRITE,
+        STAFF_OR_DISTRIBUTOR_WRITE,
         against_others=False,
     ),
     mutation(
@@ -1045,7 +1156,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 "distributorId": target.distributor,
             }
         ),
-        STAFF_WRITE,
+        STAFF_OR_DISTRIBUTOR_WRITE,  # a distributor naming itself
         variant="distributorId",
     ),
     mutation(
@@ -1105,6 +1216,61 @@ OPERATIONS: tuple[Operation, ...] = (
         against_others=False,
     ),
     mutation(
+        "createDistributor",
+        "distributor",
+        "id name",
+        lambda me, target, unique: {"name": f"Matrix distributor {unique}", "currency": "USD"},
+        STAFF_WRITE,
+        against_others=False,
+    ),
+    mutation(
+        "createDistributor",
+        "distributor",
+        "id name",
+        lambda me, target, unique: (
+            None
+            if target.reseller is None
+            else {
+                "name": f"Matrix distributor {unique}",
+                "currency": "USD",
+                "resellerId": target.reseller,
+            }
+        ),
+        STAFF_WRITE,
+        variant="resellerId",
+    ),
+    # Only administrators change a distributor's terms: never the distributor itself.
+    mutation(
+        "updateDistributor",
+        "distributor",
+        "id phone paymentCommission",
+        _of_distributor(
+            lambda target: {
+                "id": target.distributor,
+                "phone": "+1 555 0177",
+                "paymentCommission": "10",
+            }
+        ),
+        STAFF_WRITE,
+        result_is="distributor",
+    ),
+    mutation(
+        "recordDistributorPayment",
+        "distributor",
+        "id balance { amount }",
+        lambda me, target, unique: (
+            None
+            if target.distributor is None
+            else {
+                "distributorId": target.distributor,
+                "amount": "1.00",
+                "idempotencyKey": f"matrix-{unique}",
+            }
+        ),
+        STAFF_WRITE,
+        result_is="distributor",
+    ),
+    mutation(
         "createAccount",
         "account",
         "id",
@@ -1113,7 +1279,7 @@ OPERATIONS: tuple[Operation, ...] = (
             "number": f"M-{unique}",
             "product": "Mobile",
         },
-        STAFF_WRITE,
+        STAFF_OR_DISTRIBUTOR_WRITE,
     ),
     mutation(
         "updateAccount",
@@ -1154,7 +1320,7 @@ OPERATIONS: tuple[Operation, ...] = (
             "method": "CASH",
             "idempotencyKey": f"matrix-{unique}",
         },
-        STAFF_WRITE,
+        STAFF_OR_DISTRIBUTOR_WRITE,
     ),
     mutation(
         "refundPayment",
@@ -1264,6 +1430,20 @@ OPERATIONS: tuple[Operation, ...] = (
             else {"resellerId": variables["r"], "name": f"Letterhead {unique}"}
         ),
         STAFF_WRITE,
+    ),
+    mutation(
+        "setBitcoinWallet",
+        "bitcoinWallet",
+        "resellerId accountKey",
+        _bitcoin_wallet_of,
+        STAFF_WRITE,
+    ),
+    mutation(
+        "requestBitcoinAddress",
+        "bitcoinAddress",
+        "address",
+        lambda me, target, unique: {"customerId": target.customer},
+        SELF_OR_STAFF_WRITE,
     ),
     mutation(
         "voidInvoice",
