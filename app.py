@@ -26,6 +26,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import portals
+import wallets
 from billing import jobs, logs, mailer, metrics, worker
 from billing.db import Database
 from processors import registry
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # So advanceTestClock and the in-process worker find every job kind.
     jobs.load_handlers()
     registry.serve_billing(settings.card_processor)
+    wallets.serve_billing()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

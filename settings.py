@@ -16,6 +16,8 @@ DEFAULT_PORT = 8000
 #: Public, so it signs nothing that matters: production refuses it (:func:`start_problems`).
 DEVELOPMENT_SECRET_KEY = "dev-insecure-secret-change-me"
 MIN_SECRET_KEY_LENGTH = 32
+#: ``KASSA_BITCOIN_NETWORK``'s values (``billing.bitcoin.BitcoinNetwork``, lower-cased).
+BITCOIN_NETWORKS = ("mainnet", "testnet", "signet", "regtest")
 
 
 def _bool(value: str | None, default: bool) -> bool:
@@ -85,6 +87,11 @@ class Settings:
     #: The bearer token ``/metrics`` asks for.  Without one, ``/metrics`` is open in
     #: development and not served (404) anywhere else: its figures are the operator's.
     metrics_token: str | None = None
+    #: The chain Bitcoin payments are taken on: mainnet, testnet, signet or regtest
+    #: (``billing.bitcoin.BitcoinNetwork``).  Installation-wide, never an administrator's
+    #: choice: test coins cost nothing, so a wallet on a test network must not be possible
+    #: where payments are real.  Testnet by default in development, mainnet elsewhere.
+    bitcoin_network: str = "testnet"
 
     @property
     def development(self) -> bool:
@@ -126,6 +133,9 @@ def from_env(environ: Mapping[str, str] | None = None, port: int | None = None) 
         pdf_link_seconds=int(env.get("KASSA_PDF_LINK_SECONDS") or Settings.pdf_link_seconds),
         log_format=(env.get("KASSA_LOG_FORMAT") or ("text" if development else "json")).lower(),
         metrics_token=env.get("KASSA_METRICS_TOKEN") or None,
+        bitcoin_network=(
+            env.get("KASSA_BITCOIN_NETWORK") or ("testnet" if development else "mainnet")
+        ).lower(),
     )
 
 
@@ -133,10 +143,16 @@ def start_problems(settings: Settings) -> list[str]:
     """Why ``kassa serve`` and ``kassa worker`` must not start with these settings (none in
     development).  Anyone can read the development secret in this repository and sign
     session tokens and invoice PDF links with it; a short one can be guessed; and without a
-    public address, links in e-mails and PDF links cannot be made."""
-    if settings.development:
-        return []
+    public address, links in e-mails and PDF links cannot be made.  A misspelt Bitcoin
+    network stops every start, development's too: it decides which keys are accepted."""
     problems = []
+    if settings.bitcoin_network not in BITCOIN_NETWORKS:
+        problems.append(
+            f"KASSA_BITCOIN_NETWORK is {settings.bitcoin_network!r}: use one of "
+            + ", ".join(BITCOIN_NETWORKS)
+        )
+    if settings.development:
+        return problems
     if settings.secret_key == DEVELOPMENT_SECRET_KEY:
         problems.append(
             "KASSA_SECRET_KEY is not set (the development default is public): set it to a "

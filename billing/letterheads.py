@@ -154,10 +154,11 @@ def _is_provider_staff(viewer: Viewer) -> bool:
     return viewer.is_staff and viewer.reseller_id is None
 
 
-async def _owner_in_scope(
+async def owner_in_scope(
     session: AsyncSession, viewer: Viewer, reseller_id: int | None
 ) -> int | None:
-    """``reseller_id`` if the viewer may reach that owner's letterhead, else NOT_FOUND.
+    """``reseller_id`` if the viewer may reach that owner's letterhead (or other per-owner
+    settings, such as its Bitcoin wallet), else NOT_FOUND.
 
     None asks for the viewer's own owner.  The provider's staff reach every reseller;
     everyone else only the owner that bills them: another reseller answers exactly as a
@@ -175,7 +176,7 @@ async def get_letterhead(
     session: AsyncSession, viewer: Viewer, reseller_id: int | None = None
 ) -> LetterheadDetails:
     """The letterhead of reseller ``reseller_id`` or, when None, of whoever bills the viewer."""
-    owner = await _owner_in_scope(session, viewer, reseller_id)
+    owner = await owner_in_scope(session, viewer, reseller_id)
     return (await letterheads_of(session, [owner]))[owner]
 
 
@@ -253,7 +254,7 @@ async def set_letterhead(
     one left out is no longer printed.  The owner's kept PDFs are drawn again.
     """
     require_staff(viewer, write=True)
-    owner = await _owner_in_scope(session, viewer, reseller_id)
+    owner = await owner_in_scope(session, viewer, reseller_id)
     values = _values(validated(data))
     key = owner_key(owner)
     current = await session.get(Letterhead, key, populate_existing=True)

@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from billing.bitcoin import AddressType, BitcoinNetwork
 from billing.periods import BillingPeriod
 
 #: Integer primary keys that autoincrement on both SQLite and PostgreSQL.
@@ -856,6 +857,90 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+# --- bitcoin ----------------------------------------------------------------------------
+
+
+class BitcoinRateSource(StrEnum):
+    """Where an owner's bitcoin exchange rates come from."""
+
+    #: Rates the administrator typed (the demo, or a provider who fixes its own price).
+    FIXED = "FIXED"
+    #: A price endpoint per currency, polled by a job.
+    HTTP = "HTTP"
+
+
+class BitcoinSettings(Base):
+    """An owner's Bitcoin payment settings (:mod:`billing.bitcoin_wallets`), one row per
+    owner keyed like ``Letterhead.owner_key``: the wallet addresses come from, the minimum
+    payment credited, the confirmations a payment needs and where the exchange rates come
+    from (``rate_config``: the fixed rates or the price endpoints, as canonical JSON)."""
+
+    __tablename__ = "bitcoin_settings"
+    owner_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    wallet_id: Mapped[int] = mapped_column(ForeignKey("bitcoin_wallets.id"))
+    #: In ``minimum_currency``'s minor units: satoshi for BTC.
+    minimum_amount: Mapped[int] = mapped_column(BigInteger)
+    minimum_currency: Mapped[str] = mapped_column(String(3))
+    confirmations: Mapped[int] = mapped_column(Integer)
+    rate_source: Mapped[BitcoinRateSource] = mapped_column(_enum(BitcoinRateSource))
+    rate_config: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BitcoinWallet(Base):
+    """An account key an owner has given, with the script its addresses use: the chain of
+    addresses handed out from it.  Changing the key (or type) in the settings makes a new
+    wallet; the old one's addresses stay their customers' and stay watched.  ``next_index``
+    is the next unused index of the external chain, taken by an atomic increment."""
+
+    __tablename__ = "bitcoin_wallets"
+    __table_args__ = (
+        UniqueConstraint(
+            "account_key", "address_type", "network", name="uq_bitcoin_wallets_key_type"
+        ),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    owner_key: Mapped[str] = mapped_column(String(64), index=True)
+    account_key: Mapped[str] = mapped_column(String(120))
+    network: Mapped[BitcoinNetwork] = mapped_column(_enum(BitcoinNetwork))
+    address_type: Mapped[AddressType] = mapped_column(_enum(AddressType))
+    next_index: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BitcoinAddress(Base):
+    """A receiving address handed to a customer: index ``index`` of its wallet's external
+    chain (``0/index``).  Never reused and never deleted; ``first_funded_at`` is set when a
+    payment to it is first seen."""
+
+    __tablename__ = "bitcoin_addresses"
+    __table_args__ = (
+        UniqueConstraint("wallet_id", "index", name="uq_bitcoin_addresses_wallet_index"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    wallet_id: Mapped[int] = mapped_column(ForeignKey("bitcoin_wallets.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    index: Mapped[int] = mapped_column(BigInteger)
+    address: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    first_funded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Rate(Base):
+    """What one bitcoin was worth in ``currency`` for an owner, at ``fetched_at``: in the
+    currency's minor units (6500000 is 65,000.00 USD).  Never updated: a new rate is a new
+    row, so a payment can name the rate it was converted at."""
+
+    __tablename__ = "rates"
+    __table_args__ = (Index("ix_rates_owner_currency_time", "owner_key", "currency", "fetched_at"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    owner_key: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    minor_per_btc: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[BitcoinRateSource] = mapped_column(_enum(BitcoinRateSource))
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 def table_of(model: type[Base]) -> Table:

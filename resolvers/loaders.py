@@ -21,8 +21,11 @@ from sqlalchemy.orm import aliased
 from strawberry.dataloader import DataLoader
 
 from billing import collection, invoices, status_changes
+from billing.bitcoin_addresses import addresses_of
 from billing.models import (
     Account,
+    BitcoinAddress,
+    BitcoinWallet,
     CollectionAttempt,
     CollectionSettings,
     Customer,
@@ -38,7 +41,9 @@ from billing.models import (
     StatusSubject,
 )
 
-Model = TypeVar("Model", Customer, CustomerClass, Account, Invoice, PaymentMethod, Payment)
+Model = TypeVar(
+    "Model", Customer, CustomerClass, Account, Invoice, PaymentMethod, Payment, BitcoinWallet
+)
 Reader = Callable[[Callable[[AsyncSession], Awaitable[Any]]], Awaitable[Any]]
 
 
@@ -117,6 +122,12 @@ class Loaders:
         self.collection_settings_by_class: DataLoader[
             int, dict[InvoiceKind, CollectionSettings]
         ] = DataLoader(self._load_collection_settings_by_class)
+        self.bitcoin_wallets: DataLoader[int, BitcoinWallet | None] = DataLoader(
+            self._by_id(BitcoinWallet)
+        )
+        self.bitcoin_addresses_by_customer: DataLoader[int, list[BitcoinAddress]] = DataLoader(
+            self._load_bitcoin_addresses_by_customer
+        )
 
     async def _rows(self, query: Select[Any], **params: Any) -> Sequence[Any]:
         async def run(session: AsyncSession) -> Sequence[Any]:
@@ -155,6 +166,13 @@ class Loaders:
         rows = await self._rows(
             select(Account).where(Account.customer_id.in_(customer_ids)).order_by(Account.id)
         )
+        return _group(rows, "customer_id", customer_ids)
+
+    async def _load_bitcoin_addresses_by_customer(
+        self, customer_ids: list[int]
+    ) -> list[list[BitcoinAddress]]:
+        """Newest first, as :func:`billing.bitcoin_addresses.addresses_of` orders them."""
+        rows = await self._rows(addresses_of(customer_ids))
         return _group(rows, "customer_id", customer_ids)
 
     async def _load_latest_invoices(self, keys: list[LatestInvoices]) -> list[list[Invoice]]:

@@ -32,6 +32,7 @@ from strawberry.types import ExecutionContext
 from billing.logs import redact
 from schema.accounts import AccountMutations, AccountQueries
 from schema.auth import AuthMutations, AuthQueries
+from schema.bitcoin import BitcoinMutations, BitcoinQueries
 from schema.charges import ChargeMutations
 from schema.clock import ClockMutations, ClockQueries
 from schema.cost import QueryCostLimiter
@@ -62,6 +63,7 @@ Query = merge_types(
         ClockQueries,
         LetterheadQueries,
         RunFailureQueries,
+        BitcoinQueries,
         DistributorQueries,
     ),
 )
@@ -77,6 +79,7 @@ Mutation = merge_types(
         PaymentMethodMutations,
         ClockMutations,
         LetterheadMutations,
+        BitcoinMutations,
         DistributorMutations,
     ),
 )

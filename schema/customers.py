@@ -15,6 +15,7 @@ from resolvers import payment_methods as resolve_payment_methods
 from resolvers.context import Info
 from resolvers.loaders import LatestInvoices, LatestPayments
 from schema.accounts import Account
+from schema.bitcoin import BitcoinAddress
 from schema.charges import Charge, charge_connection
 from schema.collection import CollectionSettings, CollectionSettingsInput, StatusChange
 from schema.errors import UserErrorType, user_errors
@@ -234,6 +235,30 @@ class Customer:
     async def payment_methods(self, info: Info) -> list[PaymentMethod]:
         rows = await resolve_payment_methods.payment_methods_for(info.context, self.pk)
         return [PaymentMethod.from_model(row) for row in rows]
+
+    async def _bitcoin_addresses(self, info: Info) -> list[BitcoinAddress]:
+        loaders = info.context.loaders
+        rows = await loaders.bitcoin_addresses_by_customer.load(self.pk)
+        wallets = await loaders.bitcoin_wallets.load_many({row.wallet_id for row in rows})
+        by_id = {wallet.id: wallet for wallet in wallets if wallet is not None}
+        return [BitcoinAddress.from_model(row, by_id[row.wallet_id]) for row in rows]
+
+    @strawberry.field(
+        description="The address to pay in bitcoin: the newest one given "
+        "(requestBitcoinAddress gives one); null before the first.",
+        permission_classes=[SeesBooks],
+    )
+    async def bitcoin_address(self, info: Info) -> BitcoinAddress | None:
+        addresses = await self._bitcoin_addresses(info)
+        return addresses[0] if addresses else None
+
+    @strawberry.field(
+        description="Every bitcoin address the customer was given, newest first; all are "
+        "watched for payments.",
+        permission_classes=[SeesBooks],
+    )
+    async def bitcoin_addresses(self, info: Info) -> list[BitcoinAddress]:
+        return await self._bitcoin_addresses(info)
 
 
 @strawberry.input

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import wallets
 from billing import ledger
 from billing.db import Database
 from billing.models import Base
@@ -25,6 +26,7 @@ from settings import Settings, normalise_database_url, sqlite_url
 
 # Billing asks the registry for processors, as the app and the CLI arrange at start-up.
 registry.serve_billing()
+wallets.serve_billing()
 
 
 async def _create_private_database(server_url: str) -> str:

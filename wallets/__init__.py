@@ -1,11 +1,84 @@
 """Wallets: payment by cryptocurrency, to begin with Bitcoin.
 
-Empty until the Bitcoin issue fills it.  What will live here, and the rules it keeps:
+This package implements the ports of :mod:`billing.bitcoin` with bitcoinlib and imports
+nothing of kassa but billing's interfaces and value types (``tests/test_layers.py``):
 
-* one receiving address per invoice or top-up, derived from the provider's extended public
-  key (the private keys never reach kassa);
-* a watcher that asks a block explorer (Esplora) or a Bitcoin Core node for payments to
-  those addresses, and books each one once it has enough confirmations;
-* like ``processors/``, this package implements interfaces that ``billing/`` defines and
-  imports nothing of kassa but them and billing's value types (``tests/test_layers.py``).
+* :mod:`wallets.keys` reads a pasted extended public key, checking its base58check checksum
+  itself (bitcoinlib does not);
+* :mod:`wallets.addresses` derives receiving addresses below it, one non-hardened step at a
+  time (bitcoinlib silently ignores a hardened step on a public key).
+
+bitcoinlib keeps configuration, logs and databases in a data directory, ``~/.bitcoinlib``
+unless ``BCL_DATA_DIR`` names another, and reads it once, when it is first imported.  kassa
+uses it only for key arithmetic, so it gets a private directory of this process's own,
+made here, before any module of this package can import bitcoinlib, and removed at exit:
+never the user's home, and never a shared directory whose ``networks.json`` someone else
+could have written.
 """
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import sys
+import tempfile
+
+from billing import bitcoin
+from billing.bitcoin import (
+    AddressDeriver,
+    AddressType,
+    BitcoinNetwork,
+    DerivedAddress,
+    ExtendedKeyFacts,
+    KeyInspector,
+)
+
+if "bitcoinlib" in sys.modules:  # pragma: no cover - an import-order bug, caught at start
+    raise ImportError("bitcoinlib was imported before wallets: its data directory is not kassa's")
+
+#: bitcoinlib's data directory for this process (mode 0700).
+DATA_DIR = tempfile.mkdtemp(prefix="kassa-bitcoinlib-")
+os.environ["BCL_DATA_DIR"] = DATA_DIR
+_OWNER_PID = os.getpid()
+
+
+def _remove_data_dir() -> None:
+    """At exit, in the process that made it (a forked child shares the path, not the dir's
+    lifetime)."""
+    if os.getpid() == _OWNER_PID:
+        shutil.rmtree(DATA_DIR, ignore_errors=True)
+
+
+atexit.register(_remove_data_dir)
+
+
+class _KeyLibrary:
+    """Both ports, importing bitcoinlib (a third of a second) only when first used, so a
+    command that never touches a Bitcoin key never loads it."""
+
+    def inspect(self, text: str) -> ExtendedKeyFacts:
+        from wallets import keys
+
+        return keys.inspect(text)
+
+    def derive(
+        self,
+        account_key: str,
+        network: BitcoinNetwork,
+        address_type: AddressType,
+        chain: int,
+        index: int,
+    ) -> DerivedAddress:
+        from wallets import addresses
+
+        return addresses.derive(account_key, network, address_type, chain, index)
+
+
+def serve_billing() -> None:
+    """Hand bitcoinlib's implementations to billing (:func:`billing.bitcoin.use_key_library`):
+    called once by each entry point, as ``processors.registry.serve_billing`` is."""
+    library = _KeyLibrary()
+    inspector: KeyInspector = library
+    deriver: AddressDeriver = library
+    bitcoin.use_key_library(inspector, deriver)

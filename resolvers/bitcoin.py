@@ -1,0 +1,59 @@
+"""Bitcoin: an owner's wallet settings, and a customer's receiving addresses."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing import bitcoin_addresses, bitcoin_wallets
+from billing.bitcoin_wallets import PriceEndpoint, WalletDetails, WalletInput
+from billing.errors import UserError
+from billing.models import BitcoinAddress
+from resolvers.context import Context
+from schema.relay import decode_id, decode_optional_id
+
+if TYPE_CHECKING:
+    from schema.bitcoin import RequestBitcoinAddressInput, SetBitcoinWalletInput
+
+
+async def bitcoin_wallet(ctx: Context, reseller_id: str | None) -> WalletDetails | None:
+    """None for a reseller out of the caller's scope (or none at all)."""
+    return await ctx.find(
+        lambda session: bitcoin_wallets.get_wallet(
+            session, ctx.viewer, decode_optional_id(reseller_id, "Reseller", "resellerId")
+        )
+    )
+
+
+async def set_bitcoin_wallet(
+    ctx: Context, input: SetBitcoinWalletInput
+) -> WalletDetails | UserError:
+    async def work(session: AsyncSession) -> WalletDetails:
+        data = WalletInput(
+            account_key=input.account_key,
+            address_type=input.address_type,
+            minimum=input.minimum_payment,
+            minimum_currency=input.minimum_payment_currency,
+            confirmations=input.confirmations_required,
+            rate_source=input.rate_source,
+            fixed_rates=[(rate.currency, rate.price) for rate in input.fixed_rates or []],
+            price_endpoints=[
+                PriceEndpoint(e.currency, e.url, e.json_path) for e in input.price_endpoints or []
+            ],
+        )
+        reseller_id = decode_optional_id(input.reseller_id, "Reseller", "resellerId")
+        return await bitcoin_wallets.set_wallet(session, ctx.viewer, data, reseller_id)
+
+    return await ctx.attempt(work)
+
+
+async def request_bitcoin_address(
+    ctx: Context, input: RequestBitcoinAddressInput
+) -> BitcoinAddress | UserError:
+    return await ctx.attempt(
+        lambda session: bitcoin_addresses.request_address(
+            session, ctx.viewer, decode_id(input.customer_id, "Customer", "customerId")
+        ),
+        id_field="customerId",
+    )
