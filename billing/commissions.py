@@ -140,6 +140,13 @@ async def collect(
     return txn
 
 
+def sale_split(distributor: Distributor, currency: str, gross: int) -> Split:
+    """Credit of ``gross`` sold by ``distributor`` to a customer paying in ``currency``: at
+    its sales commission (what :func:`sell` books, and what a sale's preview shows)."""
+    require_same_currency(distributor, currency, "currency")
+    return commission_split(gross, distributor.sales_commission_bps, currency)
+
+
 async def sell(
     session: AsyncSession,
     customer: Customer,
@@ -151,8 +158,7 @@ async def sell(
     """Credit of ``gross`` sold to ``customer`` by its distributor, at the sales commission."""
     assert customer.distributor_id is not None
     distributor = await lock_distributor(session, customer.distributor_id)
-    require_same_currency(distributor, customer.currency, "currency")
-    split = commission_split(gross, distributor.sales_commission_bps, customer.currency)
+    split = sale_split(distributor, customer.currency, gross)
     return await collect(
         session,
         TransactionKind.OPENING_BALANCE,

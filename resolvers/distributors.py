@@ -145,6 +145,11 @@ async def commission_preview(
     return await ctx.read(work)
 
 
+def sale_preview(row: Distributor, amount: str) -> commissions.Split:
+    """What selling ``amount`` of opening credit would book (nothing is read or written)."""
+    return commissions.sale_split(row, row.currency, parse_positive_amount(amount, row.currency))
+
+
 def transaction_list(
     ctx: Context,
     row: Distributor,

@@ -173,6 +173,14 @@ class Distributor:
         return Money.of(await resolve.commission_this_period(info.context, self.row), self.currency)
 
     @strawberry.field(
+        description="What selling `amount` of opening credit (a prepaid customer or account "
+        "it signs up) would book at its sales commission: computed by the function that "
+        "books it."
+    )
+    def sale_preview(self, amount: str) -> DistributorCommission:
+        return DistributorCommission.of(resolve.sale_preview(self.row, amount), self.row)
+
+    @strawberry.field(
         description="Sales, collections, reversals and payments to the provider, "
         "newest first; `from` inclusive, `to` exclusive."
     )
@@ -220,6 +228,15 @@ class DistributorCommission:
     exceeds_credit_limit: bool = strawberry.field(
         description="Recording it would be refused (CREDIT_LIMIT_EXCEEDED)."
     )
+
+    @classmethod
+    def of(cls, split: commissions.Split, distributor: models.Distributor) -> DistributorCommission:
+        return cls(
+            gross=Money.of(split.gross, split.currency),
+            commission=Money.of(split.commission, split.currency),
+            net=Money.of(split.net, split.currency),
+            exceeds_credit_limit=commissions.exceeds_credit(distributor, split.net),
+        )
 
 
 @strawberry.input(description="The distributor's portal login: a DISTRIBUTOR user.")
@@ -349,12 +366,7 @@ class DistributorQueries:
         self, info: Info, customer_id: strawberry.ID, amount: str
     ) -> DistributorCommission:
         split, distributor = await resolve.commission_preview(info.context, customer_id, amount)
-        return DistributorCommission(
-            gross=Money.of(split.gross, split.currency),
-            commission=Money.of(split.commission, split.currency),
-            net=Money.of(split.net, split.currency),
-            exceeds_credit_limit=commissions.exceeds_credit(distributor, split.net),
-        )
+        return DistributorCommission.of(split, distributor)
 
 
 @strawberry.type

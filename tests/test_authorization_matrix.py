@@ -1014,6 +1014,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "distributor",
         """query($id: ID!) { distributor(id: $id) { id name salesCommission balance { amount }
             availableCredit { amount } commissionThisPeriod { amount } customerClass { id }
+            salePreview(amount: "10") { gross { amount } net { amount } exceedsCreditLimit }
             transactions(first: 100) { totalCount edges { node { id kind paymentId
             customer { id } } } } transactionsCsv } }""",
         _of_distributor(lambda target: {"id": target.distributor}),
