@@ -105,6 +105,25 @@ NOT_MADE: dict[str, str] = {
     "NO_PAYMENT_METHOD": "Not made: there was no card to charge.",
 }
 
+#: What moved a distributor's balance (``DistributorTransactionKind``).  Its own table
+#: because ``COLLECTION`` there is cash taken by hand, where a ``RunKind`` of the same
+#: value is the card collection run.
+DISTRIBUTOR_TRANSACTION_KINDS: dict[str, str] = {
+    "SALE": "Sale of credit",
+    "COLLECTION": "Cash collected",
+    "PAYMENT_TO_PROVIDER": "Payment to the provider",
+    "INVOICE": "Invoice",
+    "REVERSAL": "Voided collection",
+    "ADJUSTMENT": "Adjustment",
+}
+
+#: How a distributor's statistics are mailed (``StatisticsEmail``).
+STATISTICS_EMAILS: dict[str, str] = {
+    "SUMMARY": "A summary",
+    "FULL_WITH_CSV": "Full statistics, with the transactions attached as CSV",
+    "NONE": "Do not send",
+}
+
 #: The two kinds of invoice a class sets rules for: the API's field and the words for them.
 INVOICE_KINDS = (
     ("regularInvoices", "Regular invoices"),
