@@ -28,6 +28,7 @@ from portals import (
     admin,
     admin_invoice,
     auth_pages,
+    bitcoin,
     classes,
     customer,
     distributor,
@@ -49,6 +50,7 @@ PORTALS: tuple[Callable[[], list[BaseRoute]], ...] = (
     review.routes,
     run_failures.routes,
     classes.routes,
+    bitcoin.routes,
     distributor.routes,
 )
 

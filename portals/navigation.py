@@ -40,6 +40,7 @@ _STAFF_NAVIGATION = (
     NavLink("Review", f"{ADMIN_HOME}/review"),
     NavLink("Classes", f"{ADMIN_HOME}/classes"),
     NavLink("Run problems", f"{ADMIN_HOME}/run-failures"),
+    NavLink("Bitcoin", f"{ADMIN_HOME}/bitcoin"),
 )
 
 NAVIGATION: dict[str, tuple[NavLink, ...]] = {
