@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import clock, commissions, idempotency, ledger, users, validation
+from billing import clock, commissions, distributor_billing, idempotency, ledger, users, validation
 from billing.access import Viewer, require_staff, scope_distributors
 from billing.customers import get_customer, open_period
 from billing.errors import NotFound, UserError
@@ -221,6 +221,7 @@ async def create_distributor(
         users.set_preferences(user, login.time_zone, login.language)
     await session.flush()
     await session.refresh(distributor, ["ledger_account"])
+    await distributor_billing.wake_at(session, ends_at)
     return distributor
 
 
@@ -274,6 +275,7 @@ async def update_distributor(
     )
     distributor.updated_at = await clock.now(session)
     await session.flush()
+    await distributor_billing.wake_at(session, distributor.next_bill_at)
     return distributor
 
 
@@ -323,6 +325,7 @@ async def record_distributor_payment(
         distributor_id=distributor.id,
     )
     await commissions.balance_moved(session, distributor, txn.id, now)
+    await distributor_billing.settle(session, distributor, now)
     await idempotency.remember(
         session,
         viewer.idempotency_scope,

@@ -59,6 +59,7 @@ REQUEST_ID_KEY = "request_id"
 #: The modules whose import registers job handlers: listed here so a reader finds them all.
 HANDLER_MODULES = (
     "billing.billrun",
+    "billing.distributor_billing",
     "billing.invoices",
     "billing.card_charges",
     "billing.invoice_pdfs",

@@ -224,6 +224,8 @@ class RunKind(StrEnum):
     BILL_RUN = "BILL_RUN"
     #: The collection run and the card-charge janitor: charging cards and booking answers.
     COLLECTION = "COLLECTION"
+    #: Closing distributors' billing periods (:mod:`billing.distributor_billing`).
+    DISTRIBUTOR_BILLING = "DISTRIBUTOR_BILLING"
 
 
 # --- parties ----------------------------------------------------------------------------
@@ -522,6 +524,60 @@ class Invoice(Base):
         return self.previous_balance - self.payments_in_period + self.total
 
 
+class DistributorInvoiceStatus(StrEnum):
+    """OPEN until the distributor's payments to the provider since the period's end reach
+    its balance due; then PAID (at once when nothing was due)."""
+
+    OPEN = "OPEN"
+    PAID = "PAID"
+
+
+class DistributorInvoice(Base):
+    """A distributor's invoice for one closed billing period (:mod:`billing.distributor_billing`):
+    what it owed before, what the period's movements did to that by kind, and what it owes.
+
+    It moves no money — every sale, collection and payment was booked when it happened — so
+    its figures are read from the ledger at closing time and always reconcile:
+    ``balance_due = previous_balance + Σ movements``.  Gross and commission per kind are
+    stored; net is gross − commission.  Numbered from its owner's invoice sequence, like
+    customer invoices, so the provider's numbering has no gaps and no repeats.
+    """
+
+    __tablename__ = "distributor_invoices"
+    __table_args__ = (
+        # A period is invoiced exactly once, however often (or concurrently) the job runs.
+        UniqueConstraint("distributor_id", "period_start", name="uq_distributor_invoices_period"),
+        UniqueConstraint("owner_key", "number", name="uq_distributor_invoices_number"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    distributor_id: Mapped[int] = mapped_column(ForeignKey("distributors.id"))
+    owner_key: Mapped[str] = mapped_column(String(64))
+    number: Mapped[str] = mapped_column(String(32))
+    currency: Mapped[str] = mapped_column(String(3))
+    time_zone: Mapped[str] = mapped_column(String(64))
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)  # exclusive
+    #: The UTC instant the period ended: payments to the provider from then on pay it.
+    closed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    issue_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    previous_balance: Mapped[int] = mapped_column(BigInteger)
+    sales_gross: Mapped[int] = mapped_column(BigInteger)
+    sales_commission: Mapped[int] = mapped_column(BigInteger)
+    collections_gross: Mapped[int] = mapped_column(BigInteger)
+    collections_commission: Mapped[int] = mapped_column(BigInteger)
+    reversals_gross: Mapped[int] = mapped_column(BigInteger)
+    reversals_commission: Mapped[int] = mapped_column(BigInteger)
+    #: What the distributor paid the provider in the period (positive: it lowered the balance).
+    payments: Mapped[int] = mapped_column(BigInteger)
+    #: Any other movement of its book (adjustments), as it moved the balance.
+    other: Mapped[int] = mapped_column(BigInteger)
+    balance_due: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[DistributorInvoiceStatus] = mapped_column(_enum(DistributorInvoiceStatus))
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class InvoiceLine(Base):
     __tablename__ = "invoice_lines"
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -810,7 +866,8 @@ class Job(Base):
 
 class RunFailure(Base):
     """One customer's work that a batch run could not do (:mod:`billing.run_failures`): for
-    the bill run a customer, for collection one invoice (or top-up) of a customer.
+    the bill run a customer, for collection one invoice (or top-up) of a customer, for
+    distributor billing a distributor (then ``customer_id`` is null).
 
     The run skipped it and went on with the others; the next run at or after
     ``next_retry_at`` tries again, and the first one that gets through sets ``resolved_at``.
@@ -819,11 +876,15 @@ class RunFailure(Base):
     """
 
     __tablename__ = "run_failures"
-    __table_args__ = (Index("ix_run_failures_open", "kind", "resolved_at", "next_retry_at"),)
+    __table_args__ = (
+        Index("ix_run_failures_open", "kind", "resolved_at", "next_retry_at"),
+        CheckConstraint("(customer_id IS NULL) <> (distributor_id IS NULL)", name="one_party"),
+    )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     kind: Mapped[RunKind] = mapped_column(_enum(RunKind))
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), index=True)
+    distributor_id: Mapped[int | None] = mapped_column(ForeignKey("distributors.id"), index=True)
     code: Mapped[str] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(String(500))
     attempts: Mapped[int] = mapped_column(Integer)

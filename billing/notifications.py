@@ -24,6 +24,7 @@ loses) what the billing side decided to tell a customer:
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -429,14 +430,13 @@ async def compose_notifications(
 
 
 def as_email(settings: Settings, message: OutboxMessage) -> EmailMessage:
+    """The message as e-mail; its attachment typed by its name (an invoice's ``.pdf``, a
+    distributor's transactions ``.csv``)."""
     email = mailer.compose(settings, message.to, message.subject, message.body)
     if message.attachment is not None:
-        email.add_attachment(
-            message.attachment,
-            maintype="application",
-            subtype="pdf",
-            filename=message.attachment_name or "attachment.pdf",
-        )
+        name = message.attachment_name or "attachment.pdf"
+        maintype, subtype = (mimetypes.guess_type(name)[0] or "application/pdf").split("/")
+        email.add_attachment(message.attachment, maintype=maintype, subtype=subtype, filename=name)
     return email
 
 

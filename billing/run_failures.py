@@ -20,7 +20,8 @@ still planned), so it stays in the run's work list; the runs pass it over until
 wakes for the retry (:func:`next_retry_at`).  The first run that gets the item through
 marks its row resolved (:func:`resolve`).
 
-Administrators see the rows of the customers in their scope (:func:`failure_query`).
+Administrators see the rows of the customers in their scope (:func:`failure_query`); a
+distributor's (distributor billing) are their distributor's ``billingFailure``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Generic, NamedTuple, TypeVar
 
-from sqlalchemy import ColumnElement, Select, exists, func, select, update
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -51,10 +52,17 @@ _Result = TypeVar("_Result")
 
 
 class Subject(NamedTuple):
-    """Whose work an item is: a customer, and the invoice when the work is about one."""
+    """Whose work an item is: a customer, and the invoice when the work is about one; or,
+    for distributor billing, a distributor (and no customer)."""
 
-    customer_id: int
+    customer_id: int | None
     invoice_id: int | None = None
+    distributor_id: int | None = None
+
+    def __str__(self) -> str:
+        if self.distributor_id is not None:
+            return f"distributor {self.distributor_id}"
+        return f"customer {self.customer_id} (invoice {self.invoice_id})"
 
 
 @dataclass
@@ -108,10 +116,7 @@ async def isolate(
             if len(chunk) == 1:
                 subject = subject_of(chunk[0])
                 log.exception(
-                    "%s: customer %s (invoice %s) failed; the others go on, it is retried later",
-                    kind.value,
-                    subject.customer_id,
-                    subject.invoice_id,
+                    "%s: %s failed; the others go on, it is retried later", kind.value, subject
                 )
                 outcome.failed.append(chunk[0])
                 failures.append((subject, exc))
@@ -133,27 +138,29 @@ async def isolate(
 
 
 async def _open_failures(
-    session: AsyncSession, kind: RunKind, customer_ids: Iterable[int]
+    session: AsyncSession, kind: RunKind, subjects: Iterable[Subject]
 ) -> dict[Subject, RunFailure]:
-    """The open failures of ``kind`` of these customers, by subject."""
-    ids = sorted(set(customer_ids))
-    if not ids:
+    """The open failures of ``kind`` of these subjects' customers or distributors, by subject."""
+    subjects = list(subjects)
+    customers = sorted({s.customer_id for s in subjects if s.customer_id is not None})
+    distributors = sorted({s.distributor_id for s in subjects if s.distributor_id is not None})
+    if not customers and not distributors:
         return {}
     rows = await session.scalars(
         select(RunFailure).where(
             RunFailure.kind == kind,
             RunFailure.resolved_at.is_(None),
-            RunFailure.customer_id.in_(ids),
+            or_(RunFailure.customer_id.in_(customers), RunFailure.distributor_id.in_(distributors)),
         )
     )
-    return {Subject(row.customer_id, row.invoice_id): row for row in rows}
+    return {Subject(row.customer_id, row.invoice_id, row.distributor_id): row for row in rows}
 
 
 async def _record(
     session: AsyncSession, kind: RunKind, failures: list[tuple[Subject, Exception]], now: datetime
 ) -> None:
     """Open a failure row per subject, or count one more attempt on the row already open."""
-    known = await _open_failures(session, kind, (subject.customer_id for subject, _ in failures))
+    known = await _open_failures(session, kind, (subject for subject, _ in failures))
     for subject, exc in failures:
         code, message = error_words(exc)
         row = known.get(subject)
@@ -162,6 +169,7 @@ async def _record(
                 kind=kind,
                 customer_id=subject.customer_id,
                 invoice_id=subject.invoice_id,
+                distributor_id=subject.distributor_id,
                 attempts=0,
                 first_seen_at=now,
             )
@@ -180,7 +188,7 @@ async def resolve(
     """Mark the open failures of ``subjects`` resolved: their work has gone through.
 
     One read of the customers' open failures (nearly always none), then one update."""
-    known = await _open_failures(session, kind, (subject.customer_id for subject in subjects))
+    known = await _open_failures(session, kind, subjects)
     resolved = [known[subject].id for subject in set(subjects) if subject in known]
     if resolved:
         failures = table_of(RunFailure)
@@ -189,12 +197,21 @@ async def resolve(
         )
 
 
+#: The column of a run failure that names the subject each run passes over while it waits.
+_KEYS = {
+    RunKind.BILL_RUN: RunFailure.customer_id,
+    RunKind.COLLECTION: RunFailure.invoice_id,
+    RunKind.DISTRIBUTOR_BILLING: RunFailure.distributor_id,
+}
+
+
 def waiting(
     kind: RunKind, now: datetime, subject: InstrumentedAttribute[int]
 ) -> ColumnElement[bool]:
     """Whether ``subject`` (a customer id column for the bill run, an invoice id column for
-    collection) has an open failure of ``kind`` not yet due for a retry: runs pass it over."""
-    key = RunFailure.customer_id if kind == RunKind.BILL_RUN else RunFailure.invoice_id
+    collection, a distributor id column for distributor billing) has an open failure of
+    ``kind`` not yet due for a retry: runs pass it over."""
+    key = _KEYS[kind]
     return exists().where(
         RunFailure.kind == kind,
         key == subject,

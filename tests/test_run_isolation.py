@@ -113,7 +113,8 @@ def _card_payments_completed() -> float:
 
 async def _failures(db: Database) -> dict[int, RunFailure]:
     async with db.session() as session:
-        return {row.customer_id: row for row in await session.scalars(select(RunFailure))}
+        rows = await session.scalars(select(RunFailure))
+        return {row.customer_id: row for row in rows if row.customer_id is not None}
 
 
 async def _next_bill_at(db: Database, customer_id: int) -> datetime:
