@@ -13,9 +13,11 @@ from billing.distributors import DistributorTransactionKind, kind_of
 from billing.errors import UserError
 from billing.money import format_percent
 from billing.periods import BillingPeriod
+from resolvers import distributor_invoices as resolve_invoices
 from resolvers import distributors as resolve
 from resolvers.context import Info
 from schema.customers import Customer, CustomerClass
+from schema.distributor_invoices import DistributorBillingFailure, DistributorInvoice
 from schema.errors import UserErrorType, user_errors
 from schema.money import Money
 from schema.permissions import IsAuthenticated
@@ -216,6 +218,26 @@ class Distributor:
         to: datetime | None = None,
     ) -> str:
         return await resolve.transactions_csv(info.context, self.row, kinds, from_, to)
+
+    @strawberry.field(
+        description="Its invoices, one per closed billing period, newest first: what it "
+        "owed before, the period's movements, and what it owed the provider at the end."
+    )
+    async def invoices(
+        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[DistributorInvoice]:
+        query = resolve_invoices.invoice_list(info.context, self.row)
+        return await paginate(
+            info, query, models.DistributorInvoice.id, first, after, DistributorInvoice.from_model
+        )
+
+    @strawberry.field(
+        description="Why its last ended period is not invoiced yet, while that lasts "
+        "(administrators only; null for the distributor itself)."
+    )
+    async def billing_failure(self, info: Info) -> DistributorBillingFailure | None:
+        row = await resolve_invoices.billing_failure(info.context, self.row)
+        return None if row is None else DistributorBillingFailure.from_model(row)
 
 
 @strawberry.type(

@@ -26,7 +26,7 @@ strawberry.enum(
     models.RunKind,
     name="RunKind",
     description="BILL_RUN: closing billing periods; COLLECTION: charging cards for invoices "
-    "and booking the answers.",
+    "and booking the answers; DISTRIBUTOR_BILLING: closing distributors' billing periods.",
 )
 
 
@@ -52,6 +52,7 @@ class RunFailure:
 
     @classmethod
     def from_model(cls, row: models.RunFailure) -> RunFailure:
+        assert row.customer_id is not None  # listed through its customer (failure_query)
         return cls(
             id=encode_id("RunFailure", row.id),
             kind=row.kind,

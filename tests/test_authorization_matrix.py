@@ -1016,7 +1016,10 @@ OPERATIONS: tuple[Operation, ...] = (
             availableCredit { amount } commissionThisPeriod { amount } customerClass { id }
             salePreview(amount: "10") { gross { amount } net { amount } exceedsCreditLimit }
             transactions(first: 100) { totalCount edges { node { id kind paymentId
-            customer { id } } } } transactionsCsv } }""",
+            customer { id } } } } transactionsCsv
+            invoices(first: 100) { totalCount edges { node { id number sales { net { amount } }
+            collections { net { amount } } reversals { net { amount } } } } }
+            billingFailure { code } } }""",
         _of_distributor(lambda target: {"id": target.distributor}),
         STAFF_OR_DISTRIBUTOR,
         expect=_own_distributor,
