@@ -23,7 +23,7 @@ class NavLink:
 
 CUSTOMER_HOME = "/portal"
 ADMIN_HOME = "/admin"
-#: A distributor's start page, until the distributor portal exists (:mod:`portals.distributor`).
+#: The distributor portal (:mod:`portals.distributor`): its customers, figures and sign-up.
 DISTRIBUTOR_HOME = "/distributor"
 
 #: The page a role lands on after signing in.  Resellers are administrators of their own
@@ -54,7 +54,10 @@ NAVIGATION: dict[str, tuple[NavLink, ...]] = {
     ),
     "ADMIN": _STAFF_NAVIGATION,
     "RESELLER": _STAFF_NAVIGATION,
-    "DISTRIBUTOR": (NavLink("Customers", DISTRIBUTOR_HOME),),
+    "DISTRIBUTOR": (
+        NavLink("Customers", DISTRIBUTOR_HOME),
+        NavLink("Transactions", f"{DISTRIBUTOR_HOME}/transactions"),
+    ),
 }
 
 
