@@ -26,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 from portals import (
     admin,
+    admin_distributors,
     admin_invoice,
     auth_pages,
     bitcoin,
@@ -50,6 +51,7 @@ PORTALS: tuple[Callable[[], list[BaseRoute]], ...] = (
     review.routes,
     run_failures.routes,
     classes.routes,
+    admin_distributors.routes,
     bitcoin.routes,
     distributor.routes,
 )

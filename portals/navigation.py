@@ -38,6 +38,7 @@ HOME: dict[str, str] = {
 _STAFF_NAVIGATION = (
     NavLink("Customers", ADMIN_HOME),
     NavLink("Review", f"{ADMIN_HOME}/review"),
+    NavLink("Distributors", f"{ADMIN_HOME}/distributors"),
     NavLink("Classes", f"{ADMIN_HOME}/classes"),
     NavLink("Run problems", f"{ADMIN_HOME}/run-failures"),
     NavLink("Bitcoin", f"{ADMIN_HOME}/bitcoin"),

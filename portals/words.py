@@ -70,6 +70,7 @@ NAMES: dict[str, str] = {
     "REFUND": "Refund",
     "REVERSAL": "Reversal",
     "ADJUSTMENT": "Adjustment",
+    "DISTRIBUTOR_PAYMENT": "Payment by a distributor",
     # StatusChangeCause
     "ISSUED": "Issued",
     "APPROVED": "Approved",

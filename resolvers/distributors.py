@@ -3,16 +3,20 @@ distributor sees itself, previews commissions and reads its transactions."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, Select
+from sqlalchemy import ColumnElement, Row, Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import commissions, customers, distributors
+from billing.access import scope_customers
 from billing.errors import UserError
-from billing.models import Distributor, LedgerTransaction
+from billing.models import Customer, Distributor, LedgerTransaction
 from billing.money import parse_amount, parse_percent, parse_positive_amount
+from billing.periods import Period, local_date, period_containing, validate_time_zone
 from resolvers.context import Context
 from schema.relay import decode_id, decode_optional_id
 
@@ -30,6 +34,36 @@ def _amount(text: str | None, currency: str, field: str) -> int | None:
 
 def _percent(text: str | None, field: str) -> int | None:
     return None if text is None else parse_percent(text, field)
+
+
+#: Fields the domain's errors name differently from the input: the login's (the user
+#: functions know no ``login``) and the warning amount.
+_INPUT_FIELDS = {
+    "email": "login.email",
+    "password": "login.password",
+    "language": "login.language",
+    "warningAmount": "warningThresholdAmount",
+}
+
+
+@contextmanager
+def _input_fields() -> Iterator[None]:
+    """A user error raised inside names the input field a client sent, so a form shows it
+    beside that field (``login.email``, not an ``email`` the distributor does not have)."""
+    try:
+        yield
+    except UserError as error:
+        error.field = _INPUT_FIELDS.get(error.field or "", error.field)
+        raise
+
+
+def _as_field(check: Callable[[], object], field: str) -> None:
+    """Run ``check``; a user error it raises is about ``field``."""
+    try:
+        check()
+    except UserError as error:
+        error.field = field
+        raise
 
 
 def _terms(
@@ -89,7 +123,10 @@ async def create_distributor(
             login = distributors.LoginInput(
                 input.login.email, input.login.password, input.login.time_zone, input.login.language
             )
-        return await distributors.create_distributor(session, ctx.viewer, data, login)
+            if login.time_zone is not None:  # checked here: its error names the login's field
+                _as_field(lambda: validate_time_zone(login.time_zone or ""), "login.timeZone")
+        with _input_fields():
+            return await distributors.create_distributor(session, ctx.viewer, data, login)
 
     return await ctx.attempt(work)
 
@@ -102,7 +139,8 @@ async def update_distributor(
         # Amounts are in the distributor's own currency, so read that first.
         current = await distributors.get_distributor(session, ctx.viewer, pk)
         data = _terms(input, current.currency)
-        return await distributors.update_distributor(session, ctx.viewer, pk, data)
+        with _input_fields():
+            return await distributors.update_distributor(session, ctx.viewer, pk, data)
 
     return await ctx.attempt(work)
 
@@ -162,6 +200,51 @@ def transaction_list(
 
 async def commission_this_period(ctx: Context, row: Distributor) -> int:
     return await ctx.read(lambda session: distributors.commission_this_period(session, row))
+
+
+def recent_periods(row: Distributor, count: int) -> list[Period]:
+    """The distributor's open billing period and up to ``count - 1`` before it, newest
+    first, cut as its billing period is set now; none that ended before it was made."""
+    made = local_date(row.created_at, row.time_zone)
+    period = period_containing(row.billing_period, row.period_start, row.billing_anchor)
+    periods: list[Period] = []
+    while len(periods) < count and (not periods or period.end > made):
+        periods.append(period)
+        before = period.start - timedelta(days=1)
+        period = period_containing(row.billing_period, before, row.billing_anchor)
+    return periods
+
+
+async def commission_by_period(
+    ctx: Context, row: Distributor, count: int
+) -> list[tuple[Period, int]]:
+    """What the distributor kept in each of :func:`recent_periods`, in one query.  The open
+    period counts everything since it began, as ``commissionThisPeriod`` does."""
+    periods = recent_periods(row, count)
+    if not periods:
+        return []
+    tz = row.time_zone
+    rows = distributors.transaction_query(row, since=periods[-1].start_utc(tz)).subquery()
+
+    def within(n: int, period: Period) -> ColumnElement[bool]:
+        started = rows.c.created_at >= period.start_utc(tz)
+        return started if n == 0 else started & (rows.c.created_at < period.end_utc(tz))
+
+    sums = [
+        func.coalesce(func.sum(case((within(n, period), rows.c.commission), else_=0)), 0)
+        for n, period in enumerate(periods)
+    ]
+
+    async def work(session: AsyncSession) -> Sequence[Any]:
+        return (await session.execute(select(*sums))).one()
+
+    totals = await ctx.read(work)
+    return list(zip(periods, (int(total) for total in totals), strict=True))
+
+
+def distributor_customers(ctx: Context, row: Distributor) -> Select[Any]:
+    """The customers the distributor serves, as far as the caller may see them."""
+    return scope_customers(select(Customer), ctx.viewer).where(Customer.distributor_id == row.id)
 
 
 async def transactions_csv(

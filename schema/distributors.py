@@ -21,7 +21,7 @@ from schema.distributor_invoices import DistributorBillingFailure, DistributorIn
 from schema.errors import UserErrorType, user_errors
 from schema.money import Money
 from schema.permissions import IsAuthenticated
-from schema.relay import DEFAULT_PAGE_SIZE, Connection, encode_id, paginate
+from schema.relay import DEFAULT_PAGE_SIZE, Connection, encode_id, page_size, paginate
 
 # The billing enums are the API's enums: registered here, then used as they are.
 strawberry.enum(
@@ -37,6 +37,10 @@ strawberry.enum(
 )
 
 _PERCENT = 'A percentage with two decimals ("15.00").'
+#: How many billing periods ``commissionByPeriod`` gives at most, and by default: two years
+#: of monthly periods, half a year.
+MAX_COMMISSION_PERIODS = 24
+DEFAULT_COMMISSION_PERIODS = 6
 _PERCENT_INPUT = 'A percentage from 0 to 100 with at most two decimals ("15", "12.5", "12.25").'
 
 
@@ -86,6 +90,15 @@ class DistributorTransaction:
         if row is None or not may_see_customer(info.context.viewer, row):
             return None
         return Customer.from_model(row)
+
+
+@strawberry.type(description="The commission a distributor kept in one of its billing periods.")
+class DistributorPeriodCommission:
+    period_start: date = strawberry.field(description="The period's first local day.")
+    period_end: date = strawberry.field(
+        description="The next period's first local day (the period ends before it)."
+    )
+    commission: Money
 
 
 @strawberry.type(
@@ -181,6 +194,34 @@ class Distributor:
     )
     def sale_preview(self, amount: str) -> DistributorCommission:
         return DistributorCommission.of(resolve.sale_preview(self.row, amount), self.row)
+
+    @strawberry.field(
+        description="Commission kept per billing period, newest first: the open period "
+        "(as commissionThisPeriod) and up to `first` - 1 before it, cut as the billing "
+        f"period is set now, none from before the distributor was made (at most "
+        f"{MAX_COMMISSION_PERIODS})."
+    )
+    async def commission_by_period(
+        self, info: Info, first: int | None = DEFAULT_COMMISSION_PERIODS
+    ) -> list[DistributorPeriodCommission]:
+        count = page_size(first, MAX_COMMISSION_PERIODS)
+        return [
+            DistributorPeriodCommission(
+                period_start=period.start,
+                period_end=period.end,
+                commission=Money.of(commission, self.currency),
+            )
+            for period, commission in await resolve.commission_by_period(
+                info.context, self.row, count
+            )
+        ]
+
+    @strawberry.field(description="The customers it serves that the caller sees, newest first.")
+    async def customers(
+        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[Customer]:
+        query = resolve.distributor_customers(info.context, self.row)
+        return await paginate(info, query, models.Customer.id, first, after, Customer.from_model)
 
     @strawberry.field(
         description="Sales, collections, reversals and payments to the provider, "

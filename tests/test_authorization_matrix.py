@@ -1019,7 +1019,9 @@ OPERATIONS: tuple[Operation, ...] = (
             customer { id } } } } transactionsCsv
             invoices(first: 100) { totalCount edges { node { id number sales { net { amount } }
             collections { net { amount } } reversals { net { amount } } } } }
-            billingFailure { code } } }""",
+            billingFailure { code }
+            commissionByPeriod(first: 3) { periodStart periodEnd commission { amount } }
+            customers(first: 100) { totalCount edges { node { id name } } } } }""",
         _of_distributor(lambda target: {"id": target.distributor}),
         STAFF_OR_DISTRIBUTOR,
         expect=_own_distributor,
