@@ -144,7 +144,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # So advanceTestClock and the in-process worker find every job kind.
     jobs.load_handlers()
     registry.serve_billing(settings.card_processor)
-    wallets.serve_billing()
+    wallets.serve_billing(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

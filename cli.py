@@ -100,7 +100,7 @@ def _with_database(settings: Settings, body: Callable[[Database], Awaitable[T]])
     """Run ``body`` against a fresh Database on its own event loop, disposing it afterwards;
     exit with one line saying what is missing when the database is not there or not migrated."""
     registry.serve_billing(settings.card_processor)
-    wallets.serve_billing()
+    wallets.serve_billing(settings)
     missing = _missing_file(settings)
     if missing:
         raise _fail(missing)

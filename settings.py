@@ -92,6 +92,16 @@ class Settings:
     #: choice: test coins cost nothing, so a wallet on a test network must not be possible
     #: where payments are real.  Testnet by default in development, mainnet elsewhere.
     bitcoin_network: str = "testnet"
+    #: The chain watcher the Bitcoin scan asks: "esplora", "core", "fake" (the demo's
+    #: in-process fake chain, development only) or "" (none: payments are not detected).
+    bitcoin_watcher: str = ""
+    #: An Esplora server's API root, e.g. ``https://mempool.space/api`` or a self-hosted one.
+    esplora_url: str | None = None
+    #: A Bitcoin Core wallet's RPC URL (``http://127.0.0.1:8332/wallet/kassa``) and its
+    #: RPC credentials.
+    bitcoind_url: str | None = None
+    bitcoind_user: str | None = None
+    bitcoind_password: str | None = None
 
     @property
     def development(self) -> bool:
@@ -136,7 +146,38 @@ def from_env(environ: Mapping[str, str] | None = None, port: int | None = None) 
         bitcoin_network=(
             env.get("KASSA_BITCOIN_NETWORK") or ("testnet" if development else "mainnet")
         ).lower(),
+        bitcoin_watcher=(env.get("KASSA_BITCOIN_WATCHER") or "").strip().lower(),
+        esplora_url=env.get("KASSA_ESPLORA_URL") or None,
+        bitcoind_url=env.get("KASSA_BITCOIND_URL") or None,
+        bitcoind_user=env.get("KASSA_BITCOIND_USER") or None,
+        bitcoind_password=env.get("KASSA_BITCOIND_PASSWORD") or None,
     )
+
+
+#: ``KASSA_BITCOIN_WATCHER``'s values, and the setting each needs.
+BITCOIN_WATCHERS = {
+    "": None,
+    "esplora": "KASSA_ESPLORA_URL",
+    "core": "KASSA_BITCOIND_URL",
+    "fake": None,
+}
+
+
+def _watcher_problems(settings: Settings) -> list[str]:
+    """A misspelt watcher, or one without its address, would silently detect no payment."""
+    watcher = settings.bitcoin_watcher
+    if watcher not in BITCOIN_WATCHERS:
+        return [
+            f"KASSA_BITCOIN_WATCHER is {watcher!r}: use esplora, core or fake (development), "
+            "or leave it empty"
+        ]
+    needed = BITCOIN_WATCHERS[watcher]
+    given = {"esplora": settings.esplora_url, "core": settings.bitcoind_url}.get(watcher)
+    if needed is not None and not given:
+        return [f"KASSA_BITCOIN_WATCHER is {watcher}: set {needed} too"]
+    if watcher == "fake" and not settings.development:
+        return ["KASSA_BITCOIN_WATCHER=fake is the demo's fake chain: development only"]
+    return []
 
 
 def start_problems(settings: Settings) -> list[str]:
@@ -151,6 +192,7 @@ def start_problems(settings: Settings) -> list[str]:
             f"KASSA_BITCOIN_NETWORK is {settings.bitcoin_network!r}: use one of "
             + ", ".join(BITCOIN_NETWORKS)
         )
+    problems += _watcher_problems(settings)
     if settings.development:
         return problems
     if settings.secret_key == DEVELOPMENT_SECRET_KEY:

@@ -23,7 +23,10 @@ quote what was pasted: it may have been a private key.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
@@ -256,3 +259,79 @@ def account_key(
         raise UserError("INVALID_KEY", "this is not an extended public key", field)
     facts = key_inspector().inspect(key)
     return key, check_account_key(facts, network, address_type, field)
+
+
+# --- watching the chain, and prices -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedAddress:
+    """An address to watch, and when it was handed out: a watcher that must be told about
+    addresses (Bitcoin Core) looks for payments from then on, none can be older."""
+
+    address: str
+    since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SeenOutput:
+    """One output paying a watched address, as the chain shows it now: ``confirmations`` 0
+    while in the mempool, 1 once in the tip block."""
+
+    txid: str
+    vout: int
+    address: str
+    satoshis: int
+    confirmations: int
+
+
+class WatcherUnavailable(Exception):
+    """The watcher did not answer (down, refused, 5xx, an answer it cannot read).  Nothing is
+    concluded from a poll that raised it: no payment is dropped because the watcher was away."""
+
+
+class ChainWatcher(Protocol):
+    """What billing asks of a chain watcher.  Implemented in ``wallets`` (Esplora, Bitcoin
+    Core); either answers for every address asked or raises :class:`WatcherUnavailable`."""
+
+    async def outputs(self, addresses: Sequence[WatchedAddress]) -> list[SeenOutput]:
+        """Every output, confirmed or in the mempool, that pays one of ``addresses``."""
+        ...
+
+    async def confirmations(self, txid: str) -> int | None:
+        """The transaction's confirmations now (0: in the mempool), or None when the chain
+        and mempool no longer have it (replaced, double-spent or reorganised away)."""
+        ...
+
+
+class PriceUnavailable(Exception):
+    """A price endpoint gave no usable price (unreachable, refused target, not JSON, no
+    number at the path).  The message names the cause, never the response body."""
+
+
+class PriceSource(Protocol):
+    """Reads the price of one bitcoin from an HTTP endpoint.  Implemented in ``wallets``."""
+
+    async def price(self, url: str, json_path: str) -> Decimal:
+        """The number at ``json_path`` (dot-separated keys and list indexes) in the JSON
+        ``url`` answers; :class:`PriceUnavailable` otherwise."""
+        ...
+
+
+_watcher: ChainWatcher | None = None
+_prices: PriceSource | None = None
+
+
+def use_chain(watcher: ChainWatcher | None, prices: PriceSource | None) -> None:
+    """Make these the watcher and price source billing asks (each entry point, at start; a
+    test may swap in its own).  None: not configured, and the jobs that need one skip."""
+    global _watcher, _prices
+    _watcher, _prices = watcher, prices
+
+
+def chain_watcher() -> ChainWatcher | None:
+    return _watcher
+
+
+def price_source() -> PriceSource | None:
+    return _prices

@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import bitcoin, clock
+from billing import bitcoin, clock, jobs
 from billing.access import Viewer, require_self_or_staff, scope_customers
 from billing.bitcoin import EXTERNAL_CHAIN, HARDENED
+from billing.bitcoin_payments import BITCOIN_SCAN_JOB, POLL_EVERY
 from billing.bitcoin_wallets import installation_network, settings_of
 from billing.errors import NotFound, UserError
 from billing.models import BitcoinAddress, BitcoinWallet, Customer, table_of
@@ -100,15 +101,18 @@ async def request_address(
     derived = bitcoin.address_deriver().derive(
         wallet.account_key, wallet.network, wallet.address_type, EXTERNAL_CHAIN, index
     )
+    now = await clock.now(session)
     row = BitcoinAddress(
         wallet_id=wallet.id,
         customer_id=customer.id,
         index=index,
         address=derived.address,
-        created_at=await clock.now(session),
+        created_at=now,
     )
     session.add(row)
     await session.flush()
+    # The scan runs while any address is watched: make sure one is planned.
+    await jobs.schedule(session, BITCOIN_SCAN_JOB, now + POLL_EVERY, unique_key=BITCOIN_SCAN_JOB)
     return row
 
 

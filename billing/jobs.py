@@ -66,6 +66,7 @@ HANDLER_MODULES = (
     "billing.collection_run",
     "billing.dunning",
     "billing.notifications",
+    "billing.bitcoin_payments",
 )
 
 

@@ -114,6 +114,8 @@ class PaymentChannel(StrEnum):
     WIRE = "WIRE"
     CHEQUE = "CHEQUE"
     CARD = "CARD"
+    #: Paid to one of the customer's receiving addresses (:mod:`billing.bitcoin_payments`).
+    BITCOIN = "BITCOIN"
 
 
 class PaymentStatus(StrEnum):
@@ -178,6 +180,11 @@ class LedgerAccountKind(StrEnum):
     OPENING_BALANCE = "OPENING_BALANCE"
     #: What the provider (or a reseller) gives its distributors: the commission they keep.
     COMMISSION = "COMMISSION"
+    #: The bitcoin an owner's wallet received for its customers, in satoshi (currency BTC).
+    BITCOIN_WALLET = "BITCOIN_WALLET"
+    #: Where bitcoin becomes the customer's currency: per owner, one book in BTC and one per
+    #: currency credited, so each side of a bitcoin payment balances in its own currency.
+    CONVERSION = "CONVERSION"
 
 
 class TransactionKind(StrEnum):
@@ -226,6 +233,8 @@ class RunKind(StrEnum):
     COLLECTION = "COLLECTION"
     #: Closing distributors' billing periods (:mod:`billing.distributor_billing`).
     DISTRIBUTOR_BILLING = "DISTRIBUTOR_BILLING"
+    #: Recording and crediting what the chain watcher reports (:mod:`billing.bitcoin_payments`).
+    BITCOIN = "BITCOIN"
 
 
 # --- parties ----------------------------------------------------------------------------
@@ -1002,6 +1011,53 @@ class Rate(Base):
     minor_per_btc: Mapped[int] = mapped_column(BigInteger)
     source: Mapped[BitcoinRateSource] = mapped_column(_enum(BitcoinRateSource))
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BitcoinPaymentState(StrEnum):
+    """Where a bitcoin payment is (:mod:`billing.bitcoin_payments`)."""
+
+    #: Seen on the chain (or in the mempool), waiting for its confirmations.
+    PENDING = "PENDING"
+    #: Confirmed but smaller than the owner's minimum: not credited unless an administrator
+    #: credits it by hand.
+    BELOW_MINIMUM = "BELOW_MINIMUM"
+    CREDITED = "CREDITED"
+    #: Gone from the chain before it was credited (replaced by fee, double-spent).
+    DROPPED = "DROPPED"
+    #: Credited, then removed from the chain by a reorganisation: the credit was reversed.
+    REVERSED = "REVERSED"
+
+
+class BitcoinPayment(Base):
+    """One output paying a customer's address (``txid:vout``), from the moment the watcher
+    first reports it.  Its :class:`Payment` (channel BITCOIN) carries the amount in the
+    customer's currency at ``minor_per_btc``, the rate when it was first seen.  The unique
+    ``(txid, vout)`` is what makes a repeated report of one output harmless.
+    ``flag`` says why an administrator should look at it (``BELOW_MINIMUM``,
+    ``REORGANISED``) until ``flag_cleared_at``."""
+
+    __tablename__ = "bitcoin_payments"
+    __table_args__ = (UniqueConstraint("txid", "vout", name="uq_bitcoin_payments_outpoint"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), unique=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("bitcoin_addresses.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    txid: Mapped[str] = mapped_column(String(64))
+    vout: Mapped[int] = mapped_column(Integer)
+    satoshis: Mapped[int] = mapped_column(BigInteger)
+    confirmations: Mapped[int] = mapped_column(Integer)
+    rate_id: Mapped[int] = mapped_column(ForeignKey("rates.id"))
+    minor_per_btc: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[BitcoinPaymentState] = mapped_column(_enum(BitcoinPaymentState), index=True)
+    flag: Mapped[str | None] = mapped_column(String(32))
+    flag_cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    credited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Dropped or reversed.
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reversal_transaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ledger_transactions.id")
+    )
 
 
 def table_of(model: type[Base]) -> Table:

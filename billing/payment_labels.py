@@ -20,6 +20,7 @@ _CHANNELS = {
     PaymentChannel.WIRE: "bank transfer",
     PaymentChannel.CHEQUE: "cheque",
     PaymentChannel.CARD: "card payment",
+    PaymentChannel.BITCOIN: "bitcoin payment",
 }
 
 

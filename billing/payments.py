@@ -241,6 +241,12 @@ async def refund_payment(
             "not refunded",
             "paymentId",
         )
+    if payment.method == PaymentChannel.BITCOIN:
+        raise UserError(
+            "NOT_REFUNDABLE",
+            "kassa holds no bitcoin to send back: refund from the wallet, then book it",
+            "paymentId",
+        )
     if payment.status not in settlement.SETTLED_PAYMENT_STATUSES:
         raise UserError(
             "NOT_REFUNDABLE",
@@ -304,6 +310,10 @@ async def void_payment(
     reason = validation.required_text(reason, "reason", 500)
     if payment.method == PaymentChannel.CARD:
         raise UserError("NOT_VOIDABLE", "card payments are refunded, not voided", "paymentId")
+    if payment.method == PaymentChannel.BITCOIN:
+        raise UserError(
+            "NOT_VOIDABLE", "a bitcoin payment is undone only by the chain itself", "paymentId"
+        )
     if payment.status != PaymentStatus.COMPLETED or payment.refunded_amount:
         raise UserError(
             "NOT_VOIDABLE", "only a completed payment with no refunds can be voided", "paymentId"

@@ -202,6 +202,7 @@ _KEYS = {
     RunKind.BILL_RUN: RunFailure.customer_id,
     RunKind.COLLECTION: RunFailure.invoice_id,
     RunKind.DISTRIBUTOR_BILLING: RunFailure.distributor_id,
+    RunKind.BITCOIN: RunFailure.customer_id,
 }
 
 

@@ -23,12 +23,14 @@ import os
 import shutil
 import sys
 import tempfile
+from typing import Protocol
 
 from billing import bitcoin
 from billing.bitcoin import (
     AddressDeriver,
     AddressType,
     BitcoinNetwork,
+    ChainWatcher,
     DerivedAddress,
     ExtendedKeyFacts,
     KeyInspector,
@@ -75,10 +77,60 @@ class _KeyLibrary:
         return addresses.derive(account_key, network, address_type, chain, index)
 
 
-def serve_billing() -> None:
-    """Hand bitcoinlib's implementations to billing (:func:`billing.bitcoin.use_key_library`):
-    called once by each entry point, as ``processors.registry.serve_billing`` is."""
+class ChainSettings(Protocol):
+    """What :func:`serve_billing` reads of kassa's settings (``settings.Settings``, which
+    this package may not import)."""
+
+    @property
+    def bitcoin_watcher(self) -> str: ...
+    @property
+    def esplora_url(self) -> str | None: ...
+    @property
+    def bitcoind_url(self) -> str | None: ...
+    @property
+    def bitcoind_user(self) -> str | None: ...
+    @property
+    def bitcoind_password(self) -> str | None: ...
+    @property
+    def development(self) -> bool: ...
+
+
+def watcher_for(settings: ChainSettings) -> ChainWatcher | None:
+    """The chain watcher ``KASSA_BITCOIN_WATCHER`` names: ``esplora`` (``KASSA_ESPLORA_URL``),
+    ``core`` (``KASSA_BITCOIND_URL`` and credentials), ``fake`` (the in-process fake chain
+    the demo feeds, development only) or none."""
+    if settings.bitcoin_watcher == "esplora" and settings.esplora_url:
+        from wallets.esplora import EsploraWatcher
+
+        return EsploraWatcher(settings.esplora_url)
+    if settings.bitcoin_watcher == "core" and settings.bitcoind_url:
+        from wallets.bitcoind import BitcoinCoreWatcher
+
+        return BitcoinCoreWatcher(
+            settings.bitcoind_url, settings.bitcoind_user, settings.bitcoind_password
+        )
+    if settings.bitcoin_watcher == "fake" and settings.development:
+        import httpx
+
+        from wallets import fake_chain
+        from wallets.esplora import EsploraWatcher
+
+        transport = httpx.ASGITransport(app=fake_chain.esplora_app(fake_chain.DEMO_CHAIN))
+        return EsploraWatcher("http://fake-esplora", transport=transport)
+    return None
+
+
+def serve_billing(settings: ChainSettings | None = None) -> None:
+    """Hand bitcoinlib's implementations, the chain watcher and the price source to billing
+    (:func:`billing.bitcoin.use_key_library`, :func:`billing.bitcoin.use_chain`): called
+    once by each entry point, as ``processors.registry.serve_billing`` is.  Price endpoints
+    on private or loopback addresses are allowed in development only."""
+    from wallets.prices import HttpPriceSource
+
     library = _KeyLibrary()
     inspector: KeyInspector = library
     deriver: AddressDeriver = library
     bitcoin.use_key_library(inspector, deriver)
+    if settings is not None:
+        prices = HttpPriceSource(allow_private=settings.development)
+        bitcoin.use_chain(watcher_for(settings), prices)
