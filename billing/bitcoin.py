@@ -29,6 +29,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
+from urllib.parse import quote
 
 from billing.errors import UserError
 
@@ -335,3 +336,31 @@ def chain_watcher() -> ChainWatcher | None:
 
 def price_source() -> PriceSource | None:
     return _prices
+
+
+# --- payment requests ---------------------------------------------------------------------
+
+#: bech32 (BIP173) human-readable parts: such an address may be written in capitals.
+_BECH32_PREFIXES = ("bc1", "tb1", "bcrt1")
+
+
+def qr_address(address: str) -> str:
+    """``address`` as a payment URI carries it: a bech32 address in capitals, which BIP173
+    allows and which QR codes store in their denser alphanumeric mode; a base58 address as
+    it is (its case is part of it)."""
+    return address.upper() if address.lower().startswith(_BECH32_PREFIXES) else address
+
+
+def btc_decimal(satoshis: int) -> str:
+    """Satoshi as BIP21 writes an amount: decimal BTC, no trailing zeros (``0.00123``)."""
+    whole, frac = divmod(satoshis, 10**8)
+    return f"{whole}.{frac:08d}".rstrip("0").rstrip(".")
+
+
+def bip21_uri(address: str, satoshis: int | None, label: str, message: str) -> str:
+    """``bitcoin:ADDRESS?amount=…&label=…&message=…`` (BIP21), with the amount only when
+    one is asked and the texts percent-encoded."""
+    params = [("amount", btc_decimal(satoshis))] if satoshis else []
+    params += [(k, v) for k, v in (("label", label), ("message", message)) if v]
+    query = "&".join(f"{key}={quote(value, safe='')}" for key, value in params)
+    return f"bitcoin:{qr_address(address)}" + (f"?{query}" if query else "")

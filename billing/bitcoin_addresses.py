@@ -17,6 +17,7 @@ again.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,11 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing import bitcoin, clock, jobs
 from billing.access import Viewer, require_self_or_staff, scope_customers
 from billing.bitcoin import EXTERNAL_CHAIN, HARDENED
-from billing.bitcoin_payments import BITCOIN_SCAN_JOB, POLL_EVERY
 from billing.bitcoin_wallets import installation_network, settings_of
 from billing.errors import NotFound, UserError
 from billing.models import BitcoinAddress, BitcoinWallet, Customer, table_of
 
+#: The job that watches every address (:mod:`billing.bitcoin_payments`, which reads the
+#: addresses from here), and how often it runs.
+SCAN_JOB = "bitcoin_scan"
+SCAN_EVERY = timedelta(minutes=1)
 #: Addresses a customer may hold that never received funds.
 MAX_UNFUNDED = 5
 
@@ -112,7 +116,7 @@ async def request_address(
     session.add(row)
     await session.flush()
     # The scan runs while any address is watched: make sure one is planned.
-    await jobs.schedule(session, BITCOIN_SCAN_JOB, now + POLL_EVERY, unique_key=BITCOIN_SCAN_JOB)
+    await jobs.schedule(session, SCAN_JOB, now + SCAN_EVERY, unique_key=SCAN_JOB)
     return row
 
 

@@ -48,15 +48,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing import bitcoin, clock, idempotency, jobs, ledger, run_failures, settlement
 from billing.access import Viewer, require_staff, visible
 from billing.bitcoin import ChainWatcher, SeenOutput, WatchedAddress, WatcherUnavailable
-from billing.customers import lock_customers
+from billing.bitcoin_addresses import SCAN_EVERY, SCAN_JOB, addresses_of
+from billing.customers import get_customer, lock_customers
 from billing.db import Database
 from billing.errors import NotFound, UserError
+from billing.invoices import get_invoice
 from billing.models import (
     BitcoinAddress,
     BitcoinPayment,
     BitcoinPaymentState,
     BitcoinSettings,
     Customer,
+    Invoice,
     Job,
     JobStatus,
     LedgerAccountKind,
@@ -72,9 +75,9 @@ from billing.money import apply_rate
 
 log = logging.getLogger("kassa.billing.bitcoin_payments")
 
-BITCOIN_SCAN_JOB = "bitcoin_scan"
+BITCOIN_SCAN_JOB = SCAN_JOB
 #: How often the chain is asked while all is well.
-POLL_EVERY = timedelta(minutes=1)
+POLL_EVERY = SCAN_EVERY
 #: The longest wait between two tries while the watcher is down (the wait doubles).
 BACKOFF_MAX = timedelta(minutes=30)
 SATOSHI_PER_BTC = 10**8
@@ -534,8 +537,12 @@ async def _never(session: AsyncSession) -> datetime | None:
     return None
 
 
+#: How many of a customer's bitcoin payments are shown: the recent ones.
+RECENT = 20
+
+
 async def payments_of(
-    session: AsyncSession, customer_ids: Sequence[int], limit: int = 20
+    session: AsyncSession, customer_ids: Sequence[int], limit: int = RECENT
 ) -> dict[int, list[BitcoinPayment]]:
     """Each customer's newest bitcoin payments (at most ``limit``), for a DataLoader batch."""
     found: dict[int, list[BitcoinPayment]] = {c: [] for c in customer_ids}
@@ -548,3 +555,59 @@ async def payments_of(
         if len(found[row.customer_id]) < limit:
             found[row.customer_id].append(row)
     return found
+
+
+# --- asking to be paid ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRequest:
+    """What a customer needs to pay in bitcoin: the address, the BIP21 URI (with the open
+    invoice's amount at the current rate when paying one), the rate and when it was
+    fetched, the minimum and the confirmations needed."""
+
+    address: BitcoinAddress
+    uri: str
+    satoshis: int | None
+    invoice: Invoice | None
+    rate: Rate | None
+    minimum_amount: int
+    minimum_currency: str
+    confirmations: int
+
+
+async def payment_request(
+    session: AsyncSession,
+    viewer: Viewer,
+    customer_id: int,
+    invoice_id: int | None,
+    owner_name: str,
+) -> PaymentRequest | None:
+    """The request for the customer's newest address; None before it has one (or when its
+    owner has no Bitcoin settings).  An invoice that is not open asks for no amount."""
+    customer = await get_customer(session, viewer, customer_id)
+    settings = await session.get(BitcoinSettings, ledger.system_owner_key(customer.reseller_id))
+    address = await session.scalar(addresses_of([customer.id]).limit(1))
+    if settings is None or address is None:
+        return None
+    invoice = None if invoice_id is None else await get_invoice(session, viewer, invoice_id)
+    if invoice is not None and invoice.customer_id != customer.id:
+        raise NotFound("invoice", "invoiceId")
+    now = await clock.now(session)
+    rate = await latest_rate(session, customer.reseller_id, customer.currency, now)
+    satoshis = None
+    if invoice is not None and rate is not None and invoice.outstanding > 0:
+        satoshis = to_satoshis(invoice.outstanding, rate.minor_per_btc)
+    message = (
+        f"Invoice {invoice.number}" if invoice is not None else f"Payment from {customer.name}"
+    )
+    return PaymentRequest(
+        address=address,
+        uri=bitcoin.bip21_uri(address.address, satoshis, owner_name, message),
+        satoshis=satoshis,
+        invoice=invoice,
+        rate=rate,
+        minimum_amount=settings.minimum_amount,
+        minimum_currency=settings.minimum_currency,
+        confirmations=settings.confirmations,
+    )

@@ -45,6 +45,12 @@ NAMES: dict[str, str] = {
     "WIRE": "Wire transfer",
     "CHEQUE": "Cheque",
     "CARD": "Card",
+    "BITCOIN": "Bitcoin",
+    # BitcoinPaymentState (PENDING above)
+    "BELOW_MINIMUM": "Below the minimum",
+    "CREDITED": "Credited",
+    "DROPPED": "Dropped (replaced or double-spent)",
+    "REVERSED": "Reversed (chain reorganisation)",
     # CustomerStatus, AccountStatus
     "ACTIVE": "Active",
     "SUSPENDED": "Suspended",

@@ -6,15 +6,19 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import bitcoin_addresses, bitcoin_wallets
+from billing import bitcoin_addresses, bitcoin_payments, bitcoin_wallets
 from billing.bitcoin_wallets import PriceEndpoint, WalletDetails, WalletInput
 from billing.errors import UserError
-from billing.models import BitcoinAddress
+from billing.models import BitcoinAddress, BitcoinPayment, Customer, Reseller
 from resolvers.context import Context
 from schema.relay import decode_id, decode_optional_id
 
 if TYPE_CHECKING:
-    from schema.bitcoin import RequestBitcoinAddressInput, SetBitcoinWalletInput
+    from schema.bitcoin import (
+        CreditBitcoinPaymentInput,
+        RequestBitcoinAddressInput,
+        SetBitcoinWalletInput,
+    )
 
 
 async def bitcoin_wallet(ctx: Context, reseller_id: str | None) -> WalletDetails | None:
@@ -56,4 +60,44 @@ async def request_bitcoin_address(
             session, ctx.viewer, decode_id(input.customer_id, "Customer", "customerId")
         ),
         id_field="customerId",
+    )
+
+
+async def _owner_name(session: AsyncSession, ctx: Context, customer_id: int) -> str:
+    """Who is paid, as a BIP21 label: the customer's reseller, or the provider."""
+    customer = await session.get(Customer, customer_id)
+    reseller = (
+        None
+        if customer is None or customer.reseller_id is None
+        else (await session.get(Reseller, customer.reseller_id))
+    )
+    return reseller.name if reseller is not None else ctx.settings.provider_name
+
+
+async def payment_request(
+    ctx: Context, customer_id: int, invoice_id: str | None
+) -> bitcoin_payments.PaymentRequest | None:
+    """None for an invoice out of scope, as for a customer without an address."""
+
+    async def work(session: AsyncSession) -> bitcoin_payments.PaymentRequest | None:
+        invoice = decode_optional_id(invoice_id, "Invoice", "invoiceId")
+        name = await _owner_name(session, ctx, customer_id)
+        return await bitcoin_payments.payment_request(
+            session, ctx.viewer, customer_id, invoice, name
+        )
+
+    return await ctx.find(work)
+
+
+async def credit_bitcoin_payment(
+    ctx: Context, input: CreditBitcoinPaymentInput
+) -> BitcoinPayment | UserError:
+    return await ctx.attempt(
+        lambda session: bitcoin_payments.credit_by_hand(
+            session,
+            ctx.viewer,
+            decode_id(input.bitcoin_payment_id, "BitcoinPayment", "bitcoinPaymentId"),
+            input.idempotency_key,
+        ),
+        id_field="bitcoinPaymentId",
     )

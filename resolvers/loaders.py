@@ -20,11 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from strawberry.dataloader import DataLoader
 
-from billing import collection, invoices, status_changes
+from billing import bitcoin_payments, collection, invoices, status_changes
 from billing.bitcoin_addresses import addresses_of
 from billing.models import (
     Account,
     BitcoinAddress,
+    BitcoinPayment,
     BitcoinWallet,
     CollectionAttempt,
     CollectionSettings,
@@ -128,6 +129,9 @@ class Loaders:
         self.bitcoin_addresses_by_customer: DataLoader[int, list[BitcoinAddress]] = DataLoader(
             self._load_bitcoin_addresses_by_customer
         )
+        self.bitcoin_payments_by_customer: DataLoader[int, list[BitcoinPayment]] = DataLoader(
+            self._load_bitcoin_payments_by_customer
+        )
 
     async def _rows(self, query: Select[Any], **params: Any) -> Sequence[Any]:
         async def run(session: AsyncSession) -> Sequence[Any]:
@@ -174,6 +178,13 @@ class Loaders:
         """Newest first, as :func:`billing.bitcoin_addresses.addresses_of` orders them."""
         rows = await self._rows(addresses_of(customer_ids))
         return _group(rows, "customer_id", customer_ids)
+
+    async def _load_bitcoin_payments_by_customer(
+        self, customer_ids: list[int]
+    ) -> list[list[BitcoinPayment]]:
+        """The newest :data:`~billing.bitcoin_payments.RECENT` of each, newest first."""
+        found = await self._read(lambda s: bitcoin_payments.payments_of(s, customer_ids))
+        return [found[c] for c in customer_ids]
 
     async def _load_latest_invoices(self, keys: list[LatestInvoices]) -> list[list[Invoice]]:
         results: dict[LatestInvoices, list[Invoice]] = {}

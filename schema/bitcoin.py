@@ -9,6 +9,7 @@ import strawberry
 
 from billing import models
 from billing.bitcoin import AddressType, BitcoinNetwork
+from billing.bitcoin_payments import PaymentRequest, to_minor
 from billing.bitcoin_wallets import WalletDetails
 from billing.errors import UserError
 from resolvers import bitcoin as resolve
@@ -17,10 +18,18 @@ from schema.errors import UserErrorType, user_errors
 from schema.money import Money
 from schema.permissions import IsAuthenticated
 from schema.relay import encode_id
+from wallets import qr
 
 strawberry.enum(BitcoinNetwork, name="BitcoinNetwork")
 strawberry.enum(AddressType, name="BitcoinAddressType")
 strawberry.enum(models.BitcoinRateSource, name="BitcoinRateSource")
+strawberry.enum(
+    models.BitcoinPaymentState,
+    name="BitcoinPaymentState",
+    description="PENDING until confirmed; then CREDITED, or BELOW_MINIMUM (an administrator "
+    "may credit it); DROPPED if it vanished unconfirmed; REVERSED if a chain "
+    "reorganisation removed it after it was credited.",
+)
 
 _ACCOUNT_KEY = (
     "The account-level (depth 3) extended public key of the wallet: xpub, ypub or zpub on "
@@ -169,6 +178,102 @@ class SetBitcoinWalletInput:
     )
 
 
+@strawberry.type(
+    description="A payment to one of a customer's addresses: one output of a transaction."
+)
+class BitcoinPayment:
+    id: strawberry.ID
+    txid: str
+    vout: int = strawberry.field(description="The output's index in the transaction.")
+    amount: Money = strawberry.field(description="What was paid, in BTC.")
+    value: Money = strawberry.field(
+        description="What it is worth in the customer's currency at `rate`: what is credited."
+    )
+    rate: Money = strawberry.field(
+        description="The price of one bitcoin when the payment was first seen."
+    )
+    confirmations: int
+    state: models.BitcoinPaymentState
+    flag: str | None = strawberry.field(
+        description="Why an administrator should look at it: BELOW_MINIMUM or REORGANISED; "
+        "null once handled or when nothing is wrong."
+    )
+    payment_id: strawberry.ID = strawberry.field(description="Its payment (method BITCOIN).")
+    first_seen_at: datetime
+    credited_at: datetime | None
+
+    @classmethod
+    def from_model(cls, row: models.BitcoinPayment, currency: str) -> BitcoinPayment:
+        return cls(
+            id=encode_id("BitcoinPayment", row.id),
+            txid=row.txid,
+            vout=row.vout,
+            amount=Money.of(row.satoshis, "BTC"),
+            value=Money.of(to_minor(row.satoshis, row.minor_per_btc), currency),
+            rate=Money.of(row.minor_per_btc, currency),
+            confirmations=row.confirmations,
+            state=row.state,
+            flag=row.flag if row.flag_cleared_at is None else None,
+            payment_id=encode_id("Payment", row.payment_id),
+            first_seen_at=row.first_seen_at,
+            credited_at=row.credited_at,
+        )
+
+
+@strawberry.type(
+    description="How a customer pays in bitcoin: what a wallet needs, and what to expect."
+)
+class BitcoinPaymentRequest:
+    address: str = strawberry.field(description="The customer's newest receiving address.")
+    uri: str = strawberry.field(
+        description="The BIP21 payment URI (a bech32 address in capitals, as BIP173 allows), "
+        "with the open invoice's amount at the current rate when asked for an invoice."
+    )
+    qr_code_svg: str = strawberry.field(description="`uri` as a QR code: an inline SVG element.")
+    amount: Money | None = strawberry.field(
+        description="What to pay in BTC; null for a payment of any amount (credit)."
+    )
+    invoice_id: strawberry.ID | None
+    rate: Money | None = strawberry.field(
+        description="The price of one bitcoin now; null while the owner has none for the "
+        "customer's currency (payments then wait to be credited)."
+    )
+    rate_fetched_at: datetime | None
+    minimum_payment: Money = strawberry.field(
+        description="Smaller payments are recorded but not credited."
+    )
+    confirmations_required: int
+
+    @classmethod
+    def of(cls, request: PaymentRequest) -> BitcoinPaymentRequest:
+        rate = request.rate
+        return cls(
+            address=request.address.address,
+            uri=request.uri,
+            qr_code_svg=qr.svg(request.uri),
+            amount=None if request.satoshis is None else Money.of(request.satoshis, "BTC"),
+            invoice_id=None
+            if request.invoice is None
+            else encode_id("Invoice", request.invoice.id),
+            rate=None if rate is None else Money.of(rate.minor_per_btc, rate.currency),
+            rate_fetched_at=None if rate is None else rate.fetched_at,
+            minimum_payment=Money.of(request.minimum_amount, request.minimum_currency),
+            confirmations_required=request.confirmations,
+        )
+
+
+@strawberry.input
+class CreditBitcoinPaymentInput:
+    bitcoin_payment_id: strawberry.ID
+    idempotency_key: str
+
+
+@strawberry.type
+class BitcoinPaymentPayload:
+    bitcoin_payment: BitcoinPayment | None = None
+    errors: list[UserErrorType] = strawberry.field(default_factory=list)
+
+
 @strawberry.input
 class RequestBitcoinAddressInput:
     customer_id: strawberry.ID
@@ -234,3 +339,20 @@ class BitcoinMutations:
         wallet = await info.context.loaders.bitcoin_wallets.load(result.wallet_id)
         assert wallet is not None
         return BitcoinAddressPayload(bitcoin_address=BitcoinAddress.from_model(result, wallet))
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Credit a confirmed bitcoin payment below the minimum, at the rate it was "
+        "recorded at (staff). Its flag is cleared.",
+    )
+    async def credit_bitcoin_payment(
+        self, info: Info, input: CreditBitcoinPaymentInput
+    ) -> BitcoinPaymentPayload:
+        result = await resolve.credit_bitcoin_payment(info.context, input)
+        if isinstance(result, UserError):
+            return BitcoinPaymentPayload(errors=user_errors(result))
+        customer = await info.context.loaders.customers.load(result.customer_id)
+        assert customer is not None
+        return BitcoinPaymentPayload(
+            bitcoin_payment=BitcoinPayment.from_model(result, customer.currency)
+        )

@@ -10,12 +10,13 @@ import strawberry
 from billing import collection, models
 from billing.errors import UserError
 from billing.periods import BillingPeriod
+from resolvers import bitcoin as resolve_bitcoin
 from resolvers import customers as resolve
 from resolvers import payment_methods as resolve_payment_methods
 from resolvers.context import Info
 from resolvers.loaders import LatestInvoices, LatestPayments
 from schema.accounts import Account
-from schema.bitcoin import BitcoinAddress
+from schema.bitcoin import BitcoinAddress, BitcoinPayment, BitcoinPaymentRequest
 from schema.charges import Charge, charge_connection
 from schema.collection import CollectionSettings, CollectionSettingsInput, StatusChange
 from schema.errors import UserErrorType, user_errors
@@ -259,6 +260,32 @@ class Customer:
     )
     async def bitcoin_addresses(self, info: Info) -> list[BitcoinAddress]:
         return await self._bitcoin_addresses(info)
+
+    @strawberry.field(
+        description="How to pay in bitcoin to the newest address: the BIP21 URI and its QR "
+        "code, the rate and when it was fetched, the minimum and the confirmations needed; "
+        "with invoiceId, for what that open invoice still needs. Null before the customer "
+        "has an address (requestBitcoinAddress).",
+        permission_classes=[SeesBooks],
+    )
+    async def bitcoin_payment_request(
+        self,
+        info: Info,
+        invoice_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="An open invoice of this customer's."),
+        ] = None,
+    ) -> BitcoinPaymentRequest | None:
+        found = await resolve_bitcoin.payment_request(info.context, self.pk, invoice_id)
+        return None if found is None else BitcoinPaymentRequest.of(found)
+
+    @strawberry.field(
+        description="The customer's recent bitcoin payments, newest first, in every state.",
+        permission_classes=[SeesBooks],
+    )
+    async def bitcoin_payments(self, info: Info) -> list[BitcoinPayment]:
+        rows = await info.context.loaders.bitcoin_payments_by_customer.load(self.pk)
+        return [BitcoinPayment.from_model(row, self.currency) for row in rows]
 
 
 @strawberry.input

@@ -29,6 +29,7 @@ naming the caller and the row, before asserting there were none.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from collections.abc import Callable, Iterator
@@ -54,11 +55,13 @@ from graphql import (
     visit,
 )
 from graphql.language import FieldNode
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import clock
 from billing.accounts import create_account
 from billing.api_keys import create_api_key
 from billing.bitcoin_addresses import request_address
+from billing.bitcoin_payments import latest_rate, to_minor
 from billing.bitcoin_wallets import WalletInput, set_wallet
 from billing.card_charges import within
 from billing.charges import ChargeInput, post_charge
@@ -72,11 +75,17 @@ from billing.db import Database
 from billing.invoices import close_period_out_of_turn
 from billing.models import (
     ApiKeyScope,
+    BitcoinAddress,
+    BitcoinPayment,
+    BitcoinPaymentState,
     ChargeKind,
+    Customer,
     CustomerClass,
     CustomerStatus,
     Distributor,
+    Payment,
     PaymentChannel,
+    PaymentStatus,
     Reseller,
     Role,
     RunFailure,
@@ -167,6 +176,8 @@ BLIND_TO: dict[Caller, tuple[str, ...]] = {
         "card_payment",
         "voidable_payment",
         "bitcoin_address",
+        "bitcoin_payment",
+        "bitcoin_payment_record",
     ),
 }
 
@@ -199,6 +210,10 @@ class Side:
     run_failure: str
     #: The customer's receiving address (a string, not an id, but just as private).
     bitcoin_address: str
+    #: A payment to it below the minimum, waiting for an administrator to credit it, and
+    #: its payment record (method BITCOIN).
+    bitcoin_payment: str
+    bitcoin_payment_record: str
 
     def ids(self) -> set[str]:
         """Every global id of this side (what must not leak when the side is hidden)."""
@@ -211,7 +226,12 @@ class Side:
 
     @property
     def payments(self) -> set[str]:
-        return {self.cash_payment, self.card_payment, self.voidable_payment}
+        return {
+            self.cash_payment,
+            self.card_payment,
+            self.voidable_payment,
+            self.bitcoin_payment_record,
+        }
 
 
 def _customer_name(label: str) -> str:
@@ -239,6 +259,8 @@ def _ghost() -> Side:
         voidable_payment=encode_id("Payment", missing + 2),
         run_failure=encode_id("RunFailure", missing),
         bitcoin_address="tb1qghost",
+        bitcoin_payment=encode_id("BitcoinPayment", missing),
+        bitcoin_payment_record=encode_id("Payment", missing + 3),
     )
 
 
@@ -328,6 +350,7 @@ async def _make_side(
         session.add(failure)
         await session.flush()
         bitcoin_address = await request_address(session, admin, customer.id)
+        bitcoin_payment = await _below_minimum_payment(session, customer, bitcoin_address, label)
     return Side(
         label=label,
         name=customer.name,
@@ -346,7 +369,45 @@ async def _make_side(
         voidable_payment=encode_id("Payment", voidable.id),
         run_failure=encode_id("RunFailure", failure.id),
         bitcoin_address=bitcoin_address.address,
+        bitcoin_payment=encode_id("BitcoinPayment", bitcoin_payment.id),
+        bitcoin_payment_record=encode_id("Payment", bitcoin_payment.payment_id),
     )
+
+
+async def _below_minimum_payment(
+    session: AsyncSession, customer: Customer, address: BitcoinAddress, label: str
+) -> BitcoinPayment:
+    """A confirmed payment to ``address`` below the minimum, as a scan leaves it."""
+    rate = await latest_rate(session, customer.reseller_id, "USD", T0)
+    assert rate is not None
+    payment = Payment(
+        customer_id=customer.id,
+        method=PaymentChannel.BITCOIN,
+        amount=to_minor(5_000, rate.minor_per_btc),
+        currency="USD",
+        refunded_amount=0,
+        status=PaymentStatus.PENDING,
+        received_at=T0,
+    )
+    session.add(payment)
+    await session.flush()
+    row = BitcoinPayment(
+        payment_id=payment.id,
+        address_id=address.id,
+        customer_id=customer.id,
+        txid=hashlib.sha256(label.encode()).hexdigest(),
+        vout=0,
+        satoshis=5_000,
+        confirmations=1,
+        rate_id=rate.id,
+        minor_per_btc=rate.minor_per_btc,
+        state=BitcoinPaymentState.BELOW_MINIMUM,
+        flag="BELOW_MINIMUM",
+        first_seen_at=T0,
+    )
+    session.add(row)
+    await session.flush()
+    return row
 
 
 async def build_world(db: Database) -> World:
@@ -687,7 +748,8 @@ DISTRIBUTOR_SEES: dict[str, Reach] = {
             "balance availableFunds customerClass accounts invoices statusChanges"
         ),
         refused=_names(
-            "charges payments ledgerTransactions paymentMethods bitcoinAddress bitcoinAddresses"
+            "charges payments ledgerTransactions paymentMethods bitcoinAddress bitcoinAddresses "
+            "bitcoinPaymentRequest bitcoinPayments"
         ),
     ),
     "CustomerClass": Reach(
@@ -1069,7 +1131,10 @@ OPERATIONS: tuple[Operation, ...] = (
     query(
         "customer",
         "query($id: ID!) { customer(id: $id) { id bitcoinAddress { address network } "
-        "bitcoinAddresses { address addressType createdAt firstFundedAt } } }",
+        "bitcoinAddresses { address addressType createdAt firstFundedAt } "
+        "bitcoinPaymentRequest { address uri qrCodeSvg amount { amount } rate { amount } "
+        "rateFetchedAt minimumPayment { amount currency } confirmationsRequired } "
+        "bitcoinPayments { id txid vout amount { amount } value { amount } state flag } } }",
         _id_of("customer"),
         SELF_OR_STAFF,
         variant="bitcoin",
@@ -1450,6 +1515,18 @@ OPERATIONS: tuple[Operation, ...] = (
         "address",
         lambda me, target, unique: {"customerId": target.customer},
         SELF_OR_STAFF_WRITE,
+    ),
+    # A payment below the minimum is credited by hand by the customer's staff only.
+    mutation(
+        "creditBitcoinPayment",
+        "bitcoinPayment",
+        "id state flag",
+        lambda me, target, unique: {
+            "bitcoinPaymentId": target.bitcoin_payment,
+            "idempotencyKey": f"credit-{unique}",
+        },
+        STAFF_WRITE,
+        result_is="bitcoin_payment",
     ),
     mutation(
         "voidInvoice",
