@@ -51,7 +51,9 @@ class EsploraWatcher:
         self._transport = transport
 
     def _client(self) -> httpx.AsyncClient:
-        limits = httpx.Limits(max_connections=self.concurrency)
+        limits = httpx.Limits(
+            max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+        )
         return httpx.AsyncClient(
             base_url=self.base_url,
             timeout=TIMEOUT_SECONDS,

@@ -56,6 +56,8 @@ class FakeChain:
     gone: dict[str, FakeTx] = field(default_factory=dict)
     down: bool = False
     _counter: itertools.count[int] = field(default_factory=itertools.count)
+    #: address → txids paying it (also those since gone), so a lookup is not a full scan.
+    _by_address: dict[str, list[str]] = field(default_factory=dict)
 
     def _txid(self) -> str:
         return hashlib.sha256(f"kassa-fake-{id(self)}-{next(self._counter)}".encode()).hexdigest()
@@ -65,6 +67,8 @@ class FakeChain:
         ``also`` in further outputs; its txid."""
         tx = FakeTx(self._txid(), [(address, satoshis), *also])
         self.txs[tx.txid] = tx
+        for paid in {a for a, _ in tx.outputs}:
+            self._by_address.setdefault(paid, []).append(tx.txid)
         return tx.txid
 
     def mine(self, blocks: int = 1) -> None:
@@ -92,7 +96,7 @@ class FakeChain:
 
     def paying(self, address: str) -> list[FakeTx]:
         """Transactions paying ``address``, newest first (mempool ones before mined ones)."""
-        txs = [tx for tx in self.txs.values() if any(a == address for a, _ in tx.outputs)]
+        txs = [self.txs[t] for t in self._by_address.get(address, ()) if t in self.txs]
         return sorted(txs, key=lambda t: (t.block_height is not None, -(t.block_height or 0)))
 
 
