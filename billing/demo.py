@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import api_keys, clock, jobs, users
@@ -34,7 +35,11 @@ from billing.charges import ChargeInput, post_charge
 from billing.collection import SettingsInput
 from billing.customers import CustomerInput, create_customer, create_customer_class
 from billing.db import Database
-from billing.distributors import DistributorInput, create_distributor
+from billing.distributors import (
+    DistributorInput,
+    create_distributor,
+    record_distributor_payment,
+)
 from billing.invoices import close_period_out_of_turn, invoice_query, void_invoice
 from billing.letterheads import LetterheadInput, set_letterhead
 from billing.models import (
@@ -42,6 +47,7 @@ from billing.models import (
     CardCharging,
     ChargeKind,
     Customer,
+    Distributor,
     Invoice,
     InvoiceKind,
     InvoiceStatus,
@@ -126,6 +132,20 @@ PEOPLE: list[tuple[str, str, str, str, str, int, str]] = [
 ]
 PERIODS = [BillingPeriod.MONTHLY, BillingPeriod.MONTHLY_ANNIVERSARY]
 
+DISTRIBUTOR_NAME = "Corner Shop Distribution"
+DISTRIBUTOR_ZONE = "America/New_York"
+#: The customers the demo distributor signs up itself, in its own currency: name, the
+#: number of their line (typed in: there is no number stock), and the credit it sold them
+#: (cents; 0: postpaid).  Anniversary periods, so none closes before the demo's "now".
+DISTRIBUTOR_SIGNUPS: list[tuple[str, str, int]] = [
+    ("Amaka Obi", "+2348035550101", 2000),
+    ("Bola Ade", "+2348035550102", 1000),
+    ("Chidi Eze", "+2348035550103", 0),
+]
+#: Cash the distributor then takes from them (cents), and what it hands the provider.
+DISTRIBUTOR_COLLECTIONS: list[tuple[str, int]] = [("Bola Ade", 500), ("Chidi Eze", 1500)]
+DISTRIBUTOR_PAYMENT_TO_PROVIDER = 3000
+
 
 async def _already_loaded(db: Database) -> bool:
     async with db.session() as session:
@@ -177,11 +197,12 @@ async def _create_parties(session: AsyncSession) -> list[Customer]:
         session,
         ADMIN,
         DistributorInput(
-            name="Corner Shop Distribution",
+            name=DISTRIBUTOR_NAME,
             accounting_email=DISTRIBUTOR_LOGIN[0],
             currency="USD",
-            time_zone="America/New_York",
-            sales_commission_bps=500,
+            time_zone=DISTRIBUTOR_ZONE,
+            credit_limit=50000,
+            sales_commission_bps=1000,
             payment_commission_bps=500,
         ),
     )
@@ -376,6 +397,68 @@ async def _finishing_touches(session: AsyncSession, customers: list[Customer]) -
     await close_period_out_of_turn(session, ADMIN, reviewed.id)
 
 
+async def _distributor_viewer(session: AsyncSession) -> tuple[Viewer, Distributor]:
+    """The demo distributor, and the viewer its portal login acts as."""
+    distributor = await session.scalar(
+        select(Distributor).where(Distributor.name == DISTRIBUTOR_NAME)
+    )
+    user = await users.get_user_by_email(session, DISTRIBUTOR_LOGIN[0])
+    assert distributor is not None and user is not None
+    return Viewer(
+        role=Role.DISTRIBUTOR, user_id=user.id, distributor_id=distributor.id
+    ), distributor
+
+
+async def _distributor_sells(session: AsyncSession, customers: list[Customer]) -> None:
+    """The distributor signs up customers of its own, as in its portal: two prepaid with
+    credit it sold (a sale each, at its sales commission), one postpaid."""
+    viewer, distributor = await _distributor_viewer(session)
+    for name, number, credit in DISTRIBUTOR_SIGNUPS:
+        customer = await create_customer(
+            session,
+            viewer,
+            CustomerInput(
+                name=name,
+                phone=number,
+                currency=distributor.currency,
+                time_zone="Africa/Lagos",
+                billing_period=BillingPeriod.MONTHLY_ANNIVERSARY,
+                opening_balance=-credit if credit else None,
+            ),
+            f"demo-signup-{number}" if credit else None,
+        )
+        await create_account(session, viewer, customer.id, number, "Mobile prepaid")
+
+
+async def _distributor_collects(session: AsyncSession, customers: list[Customer]) -> None:
+    """The distributor takes cash from two of its customers (collections, at its payment
+    commission) and hands part of what it owes to the provider."""
+    viewer, distributor = await _distributor_viewer(session)
+    for name, amount in DISTRIBUTOR_COLLECTIONS:
+        customer = await session.scalar(
+            select(Customer).where(Customer.distributor_id == distributor.id, Customer.name == name)
+        )
+        assert customer is not None
+        await record_payment(
+            session,
+            viewer,
+            customer.id,
+            amount,
+            customer.currency,
+            PaymentChannel.CASH,
+            f"demo-collect-{customer.id}",
+            reference=f"receipt {customer.id:04d}",
+        )
+    await record_distributor_payment(
+        session,
+        ADMIN,
+        distributor.id,
+        DISTRIBUTOR_PAYMENT_TO_PROVIDER,
+        "demo-distributor-payment",
+        reference="cash handed in",
+    )
+
+
 Step = Callable[[AsyncSession, list[Customer]], Awaitable[None]]
 
 
@@ -420,6 +503,13 @@ def demo_plan(now: datetime) -> DemoPlan:
     steps.append((max(now - timedelta(hours=2), last_regular), _demo_customer_partly_paid))
     steps.append((max(now - timedelta(hours=1), last_regular), _demo_customer_open))
     steps.append((now, _finishing_touches))
+    # The distributor's own business, within its current local month (its commission this
+    # period then counts all of it, whatever the day): sales, then collections.
+    its_month = local_midnight_utc(
+        local_date(now, DISTRIBUTOR_ZONE).replace(day=1), DISTRIBUTOR_ZONE
+    )
+    steps.append((max(now - timedelta(hours=3), its_month), _distributor_sells))
+    steps.append((max(now - timedelta(minutes=90), its_month), _distributor_collects))
     steps.sort(key=lambda step: step[0])
     start = month_start(now, MONTHS_OF_HISTORY) + timedelta(days=1, hours=9)
     return DemoPlan(start=start, steps=steps)

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from billing import api_keys, clock
 from billing.db import Database
 from billing.demo import PEOPLE, demo_plan, load_demo, month_start
+from billing.distributors import commission_this_period
 from billing.models import (
     Charge,
     Customer,
@@ -95,6 +97,15 @@ async def test_demo_tells_the_same_story_on_any_day(db: Database, now: datetime)
             )
             assert charged == len(PEOPLE), f"month -{months_back}"
 
+        # The distributor's own business, all in its current period: 10 % of 20.00 and
+        # 10.00 of credit sold, 5 % of 5.00 and 15.00 of cash collected, 30.00 handed in.
+        distributor = await session.scalar(
+            select(Distributor).options(selectinload(Distributor.ledger_account))
+        )
+        assert distributor is not None
+        assert distributor.balance == 1800 + 900 + 475 + 1425 - 3000
+        assert await commission_this_period(session, distributor) == 200 + 100 + 25 + 75
+
 
 async def test_demo_loads_only_once(db: Database) -> None:
     first = await load_demo(db, LOAD_DATES[0])
@@ -103,7 +114,7 @@ async def test_demo_loads_only_once(db: Database) -> None:
     async with db.session() as session:
         assert await api_keys.authenticate_api_key(session, first.api_key) is not None
     counts = await _counts(db)
-    assert counts["customers"] == 20 and counts["distributors"] == 1
+    assert counts["customers"] == 23 and counts["distributors"] == 1
 
     again = await load_demo(db)
     assert not again.loaded

@@ -13,11 +13,13 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 
 from billing import clock
 from billing.db import Database
+from billing.demo import DISTRIBUTOR_LOGIN, DISTRIBUTOR_SIGNUPS, load_demo
 from billing.models import Role
 from portals import distributor as distributor_portal
 from schema.relay import encode_id
@@ -402,3 +404,31 @@ async def test_the_other_portals_are_not_the_distributors(signed_in: Browser) ->
         assert '<a href="/distributor">Back to the start page</a>' in refused.text
     navigation = await signed_in.open("/distributor/transactions")
     assert 'href="/distributor/transactions" aria-current="page"' in navigation.text
+
+
+# --- the demo ------------------------------------------------------------------------------
+
+
+async def test_the_demo_distributor_lands_on_a_working_portal(
+    browser: Browser, db: Database
+) -> None:
+    """``make run``'s distributor login: customers (two sold opening credit), and a sale,
+    collections with commission and a payment to the provider — 10 % of 20.00 and 10.00
+    sold, 5 % of 5.00 and 15.00 collected, 30.00 handed in: it owes 16.00, kept 4.00."""
+    await load_demo(db, datetime(2026, 12, 2, 18, 42, tzinfo=UTC))
+    page = await browser.sign_in(*DISTRIBUTOR_LOGIN)
+    assert (page.status_code, page.url.path) == (200, "/distributor")
+    assert text_of(page.text, "balance") == "16.00 USD"
+    assert text_of(page.text, "commission") == "4.00 USD"
+    customers = text_of(page.text, "customers")
+    for name, _, _ in DISTRIBUTOR_SIGNUPS:
+        assert name in customers
+    assert "Amaka Obi" in customers and "-20.00 USD" in customers
+
+    listed = await browser.open("/distributor/transactions")
+    kinds = [row.split('"')[0] for row in listed.text.split('data-kind="')[1:]]
+    assert sorted(kinds) == sorted(
+        ["SALE", "SALE", "COLLECTION", "COLLECTION", "PAYMENT_TO_PROVIDER"]
+    )
+    first_customer = page.text.split('href="/distributor/customers/')[1].split('"')[0]
+    assert (await browser.open(f"/distributor/customers/{first_customer}")).status_code == 200
