@@ -47,6 +47,7 @@ PLACES = (
     ("/graphql", "GraphiQL: the API, with its documentation"),
     ("/portal", "the customer portal"),
     ("/admin", "the administrators' portal"),
+    ("/distributor", "the distributors' portal"),
 )
 
 

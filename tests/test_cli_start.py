@@ -187,7 +187,7 @@ def test_demo_says_where_to_go_and_whether_it_loaded(settings: Settings, db: Dat
     assert first.exit_code == 0, first.output
     lines = first.stdout.splitlines()
     assert lines[0] == "Demo data loaded."
-    for path in ("/graphql", "/portal", "/admin"):
+    for path in ("/graphql", "/portal", "/admin", "/distributor"):
         assert any(line.startswith(f"  http://127.0.0.1:8123{path} ") for line in lines)
     sign_ins = lines[lines.index("Sign in with:") + 1 :][:3]
     assert [line.split()[0] for line in sign_ins] == ["administrator", "customer", "distributor"]
