@@ -88,6 +88,7 @@ NAMES: dict[str, str] = {
     # RunKind
     "BILL_RUN": "Bill run",
     "COLLECTION": "Card collection",
+    "DISTRIBUTOR_BILLING": "Distributor invoicing",
     # Role
     "ADMIN": "Administrator",
     "RESELLER": "Reseller",
