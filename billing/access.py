@@ -13,7 +13,7 @@ from typing import TypeVar, TypeVarTuple
 from sqlalchemy import Select, false, select
 
 from billing.errors import Forbidden
-from billing.models import ApiKeyScope, Customer, Distributor, Role
+from billing.models import ApiKeyScope, Customer, Distributor, Payment, Role
 
 _Row = TypeVar("_Row")
 _Columns = TypeVarTuple("_Columns")
@@ -132,6 +132,31 @@ def visible(model: type[_Row], viewer: Viewer) -> Select[_Row]:
     """``select(model)`` of rows whose customer (``model.customer_id``) the viewer may see."""
     customer_id = model.customer_id  # type: ignore[attr-defined]  # every such model has one
     return scope_customers(select(model).join(Customer, Customer.id == customer_id), viewer)
+
+
+def payments_recorded_by(viewer: Viewer) -> int | None:
+    """The distributor whose payments alone the viewer sees of the customers it sees, or
+    ``None`` for every payment of them.
+
+    A distributor sees the cash it collected itself (it answers for it to the provider), not
+    the other payments of its customers: those are the customers' books (:func:`sees_books`).
+    """
+    if viewer.role != Role.DISTRIBUTOR:
+        return None
+    if viewer.distributor_id is None:
+        raise Forbidden("this sign-in is linked to no distributor")
+    return viewer.distributor_id
+
+
+def visible_payments(viewer: Viewer) -> Select[Payment]:
+    """``select(Payment)`` of the payments the viewer may see: of customers it sees
+    (:func:`visible`), and for a distributor only those it recorded
+    (:func:`payments_recorded_by`)."""
+    query = visible(Payment, viewer)
+    recorded_by = payments_recorded_by(viewer)
+    if recorded_by is not None:
+        query = query.where(Payment.recorded_by_distributor_id == recorded_by)
+    return query
 
 
 def may_see_customer(viewer: Viewer, customer: Customer) -> bool:

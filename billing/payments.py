@@ -49,7 +49,7 @@ from billing.access import (
     require_self_or_staff,
     require_staff,
     require_write,
-    visible,
+    visible_payments,
 )
 from billing.customers import get_customer_for_update
 from billing.errors import NotFound, UserError
@@ -78,8 +78,9 @@ MANUAL_METHODS = (PaymentChannel.CASH, PaymentChannel.WIRE, PaymentChannel.CHEQU
 
 
 async def get_payment(session: AsyncSession, viewer: Viewer, payment_id: int) -> Payment:
-    """The payment if its customer is in the viewer's scope; otherwise NotFound."""
-    payment = await session.scalar(visible(Payment, viewer).where(Payment.id == payment_id))
+    """The payment if the viewer may see it (:func:`billing.access.visible_payments`);
+    otherwise NotFound."""
+    payment = await session.scalar(visible_payments(viewer).where(Payment.id == payment_id))
     if payment is None:
         raise NotFound("payment", "paymentId")
     return payment
@@ -95,7 +96,7 @@ def payment_query(
     status: PaymentStatus | None = None,
 ) -> Select:  # type: ignore[type-arg]
     """Payments the viewer may see, filtered; ``received_to`` is exclusive, so periods abut."""
-    query = visible(Payment, viewer)
+    query = visible_payments(viewer)
     if customer_id is not None:
         query = query.where(Payment.customer_id == customer_id)
     if method is not None:

@@ -4,7 +4,8 @@ A page of 50 customers showing their accounts and last invoices costs the same h
 queries as a page of 5.  Loaders are made fresh for every request (and again after every
 mutation, see :class:`resolvers.context.Context`), so a cache never outlives the data
 it was read from.  They load children of objects the resolvers have already scoped to the
-viewer, which is why they do not scope again.
+viewer, which is why they do not scope again — except where the key itself says whose
+children (a distributor's own payments of a customer, :class:`LatestPayments`).
 """
 
 from __future__ import annotations
@@ -59,17 +60,25 @@ class LatestInvoices:
 
 @dataclass(frozen=True, slots=True)
 class LatestPayments:
+    """Key of :attr:`Loaders.latest_payments`: a customer's newest ``first`` payments, only
+    those ``recorded_by`` a distributor if set (:func:`billing.access.payments_recorded_by`)."""
+
     customer_id: int
     first: int
+    recorded_by: int | None = None
 
 
 @cache
 def _latest_per_parent(
-    model: type[Invoice] | type[Payment], parent_column: str, with_status: bool = False
+    model: type[Invoice] | type[Payment],
+    parent_column: str,
+    with_status: bool = False,
+    with_recorder: bool = False,
 ) -> Select[Any]:
     """The newest ``:first`` rows per parent in ``:parent_ids``, as one query (ROW_NUMBER).
 
-    Built once per shape and cached, with the ids, page size and status as bound parameters:
+    Built once per shape and cached, with the ids, page size, status and recording
+    distributor as bound parameters:
     constructing a windowed subquery costs more than running it, and this is on the
     dashboard's hot path.
     """
@@ -77,6 +86,9 @@ def _latest_per_parent(
     criteria = [parent.in_(bindparam("parent_ids", expanding=True))]
     if with_status:
         criteria.append(model.status == bindparam("status"))
+    if with_recorder:
+        assert model is Payment
+        criteria.append(Payment.recorded_by_distributor_id == bindparam("recorded_by"))
     rank = func.row_number().over(partition_by=parent, order_by=model.id.desc()).label("rank")
     ranked = select(model, rank).where(*criteria).subquery()
     row = aliased(model, ranked)
@@ -199,11 +211,14 @@ class Loaders:
 
     async def _load_latest_payments(self, keys: list[LatestPayments]) -> list[list[Payment]]:
         results: dict[LatestPayments, list[Payment]] = {}
-        for first, group in _grouped_keys(keys, lambda k: k.first).items():
+        shapes = _grouped_keys(keys, lambda k: (k.first, k.recorded_by))
+        for (first, recorded_by), group in shapes.items():
             ids = [k.customer_id for k in group]
-            rows = await self._rows(
-                _latest_per_parent(Payment, "customer_id"), parent_ids=ids, first=first
+            query = _latest_per_parent(
+                Payment, "customer_id", with_recorder=recorded_by is not None
             )
+            params = {} if recorded_by is None else {"recorded_by": recorded_by}
+            rows = await self._rows(query, parent_ids=ids, first=first, **params)
             for key, children in zip(group, _group(rows, "customer_id", ids), strict=True):
                 results[key] = children
         return [results[key] for key in keys]

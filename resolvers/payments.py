@@ -10,6 +10,7 @@ from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import customers, invoices, payments
+from billing.access import require_staff
 from billing.errors import NotFound, UserError
 from billing.models import Payment, PaymentChannel
 from billing.money import parse_amount
@@ -70,6 +71,9 @@ async def refund_payment(ctx: Context, input: RefundPaymentInput) -> Payment | U
         payment_id = decode_id(input.payment_id, "Payment", "paymentId")
         amount = None
         if input.amount is not None:  # in the payment's own currency
+            # Refused before the look-up, so a distributor hears FORBIDDEN for a payment it
+            # recorded and for one it may not see alike.
+            require_staff(ctx.viewer, write=True)
             found = await payments.get_payment(session, ctx.viewer, payment_id)
             amount = parse_amount(input.amount, found.currency)
         return await payments.refund_payment(

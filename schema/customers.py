@@ -8,6 +8,7 @@ from typing import Annotated
 import strawberry
 
 from billing import collection, models
+from billing.access import payments_recorded_by
 from billing.errors import UserError
 from billing.periods import BillingPeriod
 from resolvers import bitcoin as resolve_bitcoin
@@ -204,11 +205,12 @@ class Customer:
         ]
 
     @strawberry.field(
-        description="The newest payments (at most `first`, 100 at the most).",
-        permission_classes=[SeesBooks],
+        description="The newest payments (at most `first`, 100 at the most); to its "
+        "distributor, only the payments it recorded itself."
     )
     async def payments(self, info: Info, first: int = LATEST_DEFAULT) -> list[Payment]:
-        key = LatestPayments(self.pk, page_size(first))
+        recorded_by = payments_recorded_by(info.context.viewer)
+        key = LatestPayments(self.pk, page_size(first), recorded_by)
         return [
             Payment.from_model(row) for row in await info.context.loaders.latest_payments.load(key)
         ]

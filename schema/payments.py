@@ -37,21 +37,31 @@ _IDEMPOTENCY_KEY = (
 )
 
 
-@strawberry.type
+@strawberry.type(
+    description="A distributor sees the cash it collected itself (method, amount, status, "
+    "reference, receivedAt, its commission); the fields of cards, processors and refunds "
+    "are refused to it (FORBIDDEN)."
+)
 class Payment:
     id: strawberry.ID
     method: models.PaymentChannel
     amount: Money
-    refunded_amount: Money
+    refunded_amount: Money = strawberry.field(permission_classes=[SeesBooks])
     status: models.PaymentStatus = strawberry.field(
         description="PENDING: a card charge under way; UNKNOWN: the processor has not answered. "
         "Both are settled by asking the processor shortly (a card is never charged twice)."
     )
     reference: str | None
     received_at: datetime
-    processor: str | None
-    decline_code: str | None
-    message: str | None = strawberry.field(description="Safe to show to the customer.")
+    distributor_commission: Money | None = strawberry.field(
+        description="What the distributor who recorded this cash kept of it; null for a "
+        "payment no distributor recorded."
+    )
+    processor: str | None = strawberry.field(permission_classes=[SeesBooks])
+    decline_code: str | None = strawberry.field(permission_classes=[SeesBooks])
+    message: str | None = strawberry.field(
+        description="Safe to show to the customer.", permission_classes=[SeesBooks]
+    )
     customer_id: strawberry.Private[int]
     invoice_id: strawberry.Private[int | None]
     payment_method_id: strawberry.Private[int | None]
@@ -66,6 +76,11 @@ class Payment:
             status=row.status,
             reference=row.reference,
             received_at=row.received_at,
+            distributor_commission=(
+                None
+                if row.distributor_commission is None
+                else Money.of(row.distributor_commission, row.currency)
+            ),
             processor=row.processor,
             decline_code=row.decline_code,
             message=row.message,
@@ -84,7 +99,10 @@ class Payment:
         assert row is not None  # a payment never outlives its customer
         return Customer.from_model(row)
 
-    @strawberry.field(description="The invoice a card payment was made for, if any.")
+    @strawberry.field(
+        description="The invoice a card payment was made for, if any.",
+        permission_classes=[SeesBooks],
+    )
     async def invoice(
         self, info: Info
     ) -> Annotated[Invoice, strawberry.lazy("schema.invoices")] | None:
@@ -97,7 +115,8 @@ class Payment:
 
     @strawberry.field(
         description="The card charged (even if removed since), for card payments; "
-        "null for callers who may not see the customer's cards."
+        "null for callers who may not see the customer's cards.",
+        permission_classes=[SeesBooks],
     )
     async def payment_method(self, info: Info) -> PaymentMethod | None:
         if self.payment_method_id is None or not acts_for_customer(
@@ -176,14 +195,18 @@ class PaymentPayload:
 
 @strawberry.type
 class PaymentQueries:
-    @strawberry.field(permission_classes=[IsAuthenticated, SeesBooks])
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="A payment in your scope; to a distributor, one it recorded itself.",
+    )
     async def payment(self, info: Info, id: strawberry.ID) -> Payment | None:
         row = await resolve.payment(info.context, id)
         return None if row is None else Payment.from_model(row)
 
     @strawberry.field(
-        permission_classes=[IsAuthenticated, SeesBooks],
-        description="Payments in your scope, newest first; receivedTo exclusive.",
+        permission_classes=[IsAuthenticated],
+        description="Payments in your scope, newest first; receivedTo exclusive. A "
+        "distributor's scope is the payments it recorded itself.",
     )
     async def payments(
         self,

@@ -97,7 +97,14 @@ from billing.users import create_user
 from schema import schema as strawberry_schema
 from schema.relay import decode_id, encode_id
 from tests.bitcoin_keys import TESTNET_TPUB, TESTNET_UPUB, TESTNET_VPUB
-from tests.factories import T0, admin_viewer, card_details, make_distributor, make_reseller
+from tests.factories import (
+    T0,
+    admin_viewer,
+    card_details,
+    distributor_viewer,
+    make_distributor,
+    make_reseller,
+)
 from tests.graphql_support import Api, table_contents
 
 pytest_plugins = ["tests.graphql_fixtures"]
@@ -166,7 +173,8 @@ VISIBLE: dict[Caller, tuple[str, ...]] = {
 }
 
 #: What each caller must never be shown even of the customers it sees: a distributor sees
-#: none of its customers' books, so neither their charges nor their payments nor their cards.
+#: none of its customers' books, so neither their charges nor their cards nor the payments
+#: others recorded (only the cash it collected itself, ``collected_payment``).
 BLIND_TO: dict[Caller, tuple[str, ...]] = {
     Caller.DISTRIBUTOR_USER: (
         "invoiced_charge",
@@ -214,6 +222,9 @@ class Side:
     #: its payment record (method BITCOIN).
     bitcoin_payment: str
     bitcoin_payment_record: str
+    #: Cash the side's distributor collected from it (None for a side without one): the one
+    #: payment the distributor sees.
+    collected_payment: str | None
 
     def ids(self) -> set[str]:
         """Every global id of this side (what must not leak when the side is hidden)."""
@@ -226,12 +237,13 @@ class Side:
 
     @property
     def payments(self) -> set[str]:
-        return {
+        recorded = {
             self.cash_payment,
             self.card_payment,
             self.voidable_payment,
             self.bitcoin_payment_record,
         }
+        return recorded if self.collected_payment is None else recorded | {self.collected_payment}
 
 
 def _customer_name(label: str) -> str:
@@ -261,6 +273,7 @@ def _ghost() -> Side:
         bitcoin_address="tb1qghost",
         bitcoin_payment=encode_id("BitcoinPayment", missing),
         bitcoin_payment_record=encode_id("Payment", missing + 3),
+        collected_payment=encode_id("Payment", missing + 4),
     )
 
 
@@ -351,6 +364,19 @@ async def _make_side(
         await session.flush()
         bitcoin_address = await request_address(session, admin, customer.id)
         bitcoin_payment = await _below_minimum_payment(session, customer, bitcoin_address, label)
+        collected = (
+            None
+            if distributor is None
+            else await record_payment(
+                session,
+                distributor_viewer(distributor.id),
+                customer.id,
+                200,
+                "USD",
+                PaymentChannel.CASH,
+                f"world-{label}-collected",
+            )
+        )
     return Side(
         label=label,
         name=customer.name,
@@ -371,6 +397,7 @@ async def _make_side(
         bitcoin_address=bitcoin_address.address,
         bitcoin_payment=encode_id("BitcoinPayment", bitcoin_payment.id),
         bitcoin_payment_record=encode_id("Payment", bitcoin_payment.payment_id),
+        collected_payment=None if collected is None else encode_id("Payment", collected.id),
     )
 
 
@@ -506,6 +533,9 @@ class Operation:
     variant: str = ""
     #: False for rows with no object to aim at (lists, creations, the clock).
     against_others: bool = True
+    #: Callers to whom their own side's object is someone else's: it answers exactly like
+    #: one that does not exist (a distributor and the payments it did not record).
+    not_found_for: frozenset[Caller] = frozenset()
     #: Mutations: the payload field holding the object.
     returns: str | None = None
     #: Mutations: the attribute of the own side the returned object must be.
@@ -528,6 +558,7 @@ def query(
     *,
     variant: str = "",
     against_others: bool = True,
+    not_found_for: frozenset[Caller] = frozenset(),
     expect: Expectation | None = None,
 ) -> Operation:
     return Operation(
@@ -538,6 +569,7 @@ def query(
         mutation=False,
         variant=variant,
         against_others=against_others,
+        not_found_for=not_found_for,
         expect=expect,
     )
 
@@ -585,8 +617,13 @@ def _no_variables(me: Side, target: Side, unique: str) -> dict[str, Any]:
 
 
 def _id_of(attribute: str) -> Variables:
-    """``{"id": <the target's attribute>}``."""
-    return lambda me, target, unique: {"id": getattr(target, attribute)}
+    """``{"id": <the target's attribute>}``; None when the target has no such object."""
+
+    def variables(me: Side, target: Side, unique: str) -> dict[str, Any] | None:
+        value = getattr(target, attribute)
+        return None if value is None else {"id": value}
+
+    return variables
 
 
 def _node_ids(connection: dict[str, Any]) -> set[str]:
@@ -617,6 +654,14 @@ def _contains(required: Callable[[Scope], set[str]], root: Callable[[Scope], str
         return f"missing own objects {sorted(missing)}" if missing else None
 
     return check
+
+
+def _payments_seen(scope: Scope) -> set[str]:
+    """Every payment of the customers the caller sees; a distributor's: the cash it
+    collected itself."""
+    if scope.caller == Caller.DISTRIBUTOR_USER:
+        return {s.collected_payment for s in scope.visible if s.collected_payment is not None}
+    return set().union(*(s.payments for s in scope.visible))
 
 
 def _own_classes(value: dict[str, Any], scope: Scope) -> str | None:
@@ -734,10 +779,10 @@ def _names(text: str) -> frozenset[str]:
 
 #: The rule of ``access.sees_books``, field by field: what a distributor needs to sell and
 #: collect cash — profile and contact details, accounts, balance, available funds, and each
-#: invoice's number, dates, status and what it still needs — and not the customer's books:
-#: charges, invoice amounts, lines and PDFs, card attempts, payments, cards, the ledger.
-#: Types reached only through refused fields (Charge, Payment, PaymentMethod, …) are out of
-#: a distributor's reach altogether.  ``docs/graphql.md`` says the same.
+#: invoice's number, dates, status and what it still needs, and the payments it recorded
+#: itself — and not the customer's books: charges, invoice amounts, lines and PDFs, card
+#: attempts, payments others recorded, cards, the ledger.  Types reached only through
+#: refused fields (Charge, PaymentMethod, …) are out of a distributor's reach altogether.  ``docs/graphql.md`` says the same.
 DISTRIBUTOR_SEES: dict[str, Reach] = {
     "Customer": Reach(
         None,
@@ -745,10 +790,10 @@ DISTRIBUTOR_SEES: dict[str, Reach] = {
         sees=_names(
             "id name email phone address currency timeZone billingPeriod billingAnchor "
             "periodStart nextBillAt creditLimit status autoPayment createdAt updatedAt "
-            "balance availableFunds customerClass accounts invoices statusChanges"
+            "balance availableFunds customerClass accounts invoices statusChanges payments"
         ),
         refused=_names(
-            "charges payments ledgerTransactions paymentMethods bitcoinAddress bitcoinAddresses "
+            "charges ledgerTransactions paymentMethods bitcoinAddress bitcoinAddresses "
             "bitcoinPaymentRequest bitcoinPayments"
         ),
     ),
@@ -791,6 +836,13 @@ DISTRIBUTOR_SEES: dict[str, Reach] = {
             "previousBalance paymentsInPeriod total amountPaid balanceDue voidReason "
             "notChargedReason lines pdfUrl attempts nextAttemptAt statusChanges payments"
         ),
+    ),
+    # Only the cash it collected itself is listed to it (the list is scoped, not the fields).
+    "Payment": Reach(
+        "Customer",
+        "payments(first: 100)",
+        sees=_names("id method amount status reference receivedAt distributorCommission customer"),
+        refused=_names("refundedAmount processor declineCode message invoice paymentMethod"),
     ),
 }
 
@@ -902,7 +954,10 @@ OPERATIONS: tuple[Operation, ...] = (
         SIGNED_IN,
         variant="distributor's view",
         expect=_contains(
-            lambda scope: {scope.me.customer_class, scope.me.account, scope.me.invoice},
+            lambda scope: (
+                {scope.me.customer_class, scope.me.account, scope.me.invoice}
+                | _payments_seen(Scope(scope.caller, scope.me, (scope.me,)))
+            ),
             lambda scope: scope.me.customer,
         ),
     ),
@@ -1031,29 +1086,42 @@ OPERATIONS: tuple[Operation, ...] = (
         variant="distributor's view",
         expect=_contains(lambda scope: set(), lambda scope: scope.me.invoice),
     ),
+    # A distributor sees only the cash it collected: its customer's card payment is not
+    # its own and answers like a missing one.
     query(
         "payment",
         f"query($id: ID!) {{ payment(id: $id) {{ {PAYMENT_FIELDS} }} }}",
         _id_of("card_payment"),
         SEES_BOOKS,
+        not_found_for=frozenset({Caller.DISTRIBUTOR_USER}),
         expect=_card_payment,
+    ),
+    query(
+        "payment",
+        f"query($id: ID!) {{ payment(id: $id) {{ {_distributor_view('Payment')} }} }}",
+        _id_of("collected_payment"),
+        SIGNED_IN,
+        variant="collected by the distributor",
+        expect=_contains(lambda scope: set(), lambda scope: scope.me.collected_payment or ""),
     ),
     query(
         "payments",
         f"query {{ payments(first: 100) {{ totalCount edges {{ node {{ "
-        f"{PAYMENT_FIELDS} }} }} }} }}",
+        f"{_distributor_view('Payment')} }} }} }} }}",
         _no_variables,
-        SEES_BOOKS,
+        SIGNED_IN,
         against_others=False,
-        expect=_exact_page(lambda scope: set().union(*(s.payments for s in scope.visible))),
+        expect=_exact_page(_payments_seen),
     ),
     query(
         "payments",
         f"query($c: ID!) {{ payments(first: 100, customerId: $c) {{ {PAGE} }} }}",
         lambda me, target, unique: {"c": target.customer},
-        SEES_BOOKS,
+        SIGNED_IN,
         variant="customerId",
-        expect=_exact_page(lambda scope: scope.me.payments),
+        expect=_exact_page(
+            lambda scope: _payments_seen(Scope(scope.caller, scope.me, (scope.me,)))
+        ),
     ),
     # The letterhead on the caller's invoices: everyone signed in has one (its owner's).
     query(
@@ -1736,6 +1804,18 @@ class Matrix:
             return
         body = await self.send(operation, variables)
         self.check_leaks(operation, "own objects", body)
+        if self.caller in operation.not_found_for:
+            ghost_variables = operation.variables(self.me, GHOST, str(next(self.serial)))
+            assert ghost_variables is not None
+            ghost = await self.send(operation, ghost_variables)
+            if body != ghost:
+                self.fail(
+                    operation,
+                    "own objects",
+                    f"answers {_short(body)}, but for a missing id {_short(ghost)}",
+                )
+            await self.check_unchanged(operation, "own objects")
+            return
         if self.caller in operation.allowed:
             problem = self.judge_allowed(operation, body)
             if problem is not None:

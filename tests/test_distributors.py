@@ -266,6 +266,49 @@ async def test_voiding_a_collection_takes_back_its_commission_in_the_same_transa
     assert codes(refund) == ["NOT_REFUNDABLE"]
 
 
+async def test_a_distributor_sees_the_payments_it_recorded_and_no_others(
+    api: Api, http: httpx.AsyncClient
+) -> None:
+    """Its own collections answer from ``payment``, ``payments`` and ``Customer.payments``
+    with their commission; cash the provider took from the same customer is not listed and
+    answers like a payment that does not exist."""
+    _, shop = await distributor_with_login(api, http, paymentCommission="10")
+    customer = await new_customer(shop)
+    mine = await record_cash(shop, customer["id"], "10.00", "seen-1")
+    staff = await record_cash(api, customer["id"], "3.00", "seen-by-staff")
+    fields = (
+        "id method amount { amount } status reference receivedAt distributorCommission { amount }"
+    )
+    listed = await shop.run(
+        f"""query($c: ID!) {{ payments(first: 10) {{ totalCount edges {{ node {{ {fields} }} }} }}
+        customer(id: $c) {{ payments {{ id }} }} }}""",
+        {"c": customer["id"]},
+    )
+    assert listed["payments"]["totalCount"] == 1
+    [node] = [edge["node"] for edge in listed["payments"]["edges"]]
+    assert node["id"] == mine["payment"]["id"]
+    assert (node["method"], node["amount"], node["distributorCommission"]) == (
+        "CASH",
+        {"amount": "10.00"},
+        {"amount": "1.00"},
+    )
+    assert listed["customer"]["payments"] == [{"id": mine["payment"]["id"]}]
+    one = "query($id: ID!) { payment(id: $id) { id } }"
+    assert (await shop.run(one, {"id": mine["payment"]["id"]}))["payment"] is not None
+    assert (await shop.run(one, {"id": staff["payment"]["id"]}))["payment"] is None
+    everything = await api.run(
+        "query($c: ID!) { payments(first: 10, customerId: $c) { totalCount } }",
+        {"c": customer["id"]},
+    )
+    assert everything["payments"]["totalCount"] == 2
+    card = (
+        await shop.post(
+            "query($id: ID!) { payment(id: $id) { id processor } }", {"id": mine["payment"]["id"]}
+        )
+    ).json()
+    assert [e["extensions"]["code"] for e in card["errors"]] == ["FORBIDDEN"]
+
+
 async def test_percentages_round_half_up_once_and_the_parts_add_up(
     api: Api, http: httpx.AsyncClient
 ) -> None:
