@@ -8,6 +8,7 @@ page, or under htmx only its changed part, again with the outcome beside the for
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -39,12 +40,32 @@ CARD = "fragment Card on PaymentMethod { id brand last4 expMonth expYear isDefau
 MONEY = "fragment Amount on Money { amount currency }"
 ERRORS = "errors { field code message }"
 PAYMENT_RESULT = f"payment {{ id status message amount {{ ...Amount }} }} {ERRORS}"
+#: Pay with Bitcoin, on the dashboard and on an open invoice: the customer's newest address
+#: as a BIP21 URI and its QR code, what to expect, and the recent bitcoin payments.
+BITCOIN = """
+fragment Bitcoin on Customer {
+  bitcoinAddress { address }
+  bitcoinPaymentRequest(invoiceId: $invoice) {
+    address uri qrCodeSvg amount { ...Amount } invoiceId
+    rate { ...Amount } rateFetchedAt minimumPayment { ...Amount } confirmationsRequired
+  }
+  bitcoinPayments {
+    id txid vout amount { ...Amount } value { ...Amount } confirmations state
+    firstSeenAt creditedAt
+  }
+}
+"""
+#: requestBitcoinAddress's refusal when the customer's owner has no Bitcoin settings.
+NO_BITCOIN_WALLET = "NO_BITCOIN_WALLET"
+#: How many of the customer's bitcoin payments the portal lists (newest first).
+RECENT_BITCOIN_PAYMENTS = 10
 
 DASHBOARD = (
     """
-query PortalDashboard($customer: ID!) {
+query PortalDashboard($customer: ID!, $invoice: ID) {
   customer(id: $customer) {
     name status timeZone autoPayment nextBillAt
+    ...Bitcoin
     customerClass {
       regularInvoices { cardCharging } outOfTurnInvoices { cardCharging }
     }
@@ -59,6 +80,7 @@ fragment OpenInvoice on Invoice {
   id number status dueDate total { ...Amount } outstanding { ...Amount }
 }
 """
+    + BITCOIN
     + CARD
     + MONEY
 )
@@ -92,7 +114,7 @@ query PortalInvoices($customer: ID!, $status: InvoiceStatus, $after: String, $fi
 
 INVOICE = (
     """
-query PortalInvoice($id: ID!) {
+query PortalInvoice($id: ID!, $invoice: ID) {
   invoice(id: $id) {
     id number kind status periodStart periodEnd issueDate dueDate voidedAt voidReason pdfUrl
     nextAttemptAt notChargedReason
@@ -106,13 +128,20 @@ query PortalInvoice($id: ID!) {
       amount { ...Amount }
       payment { id method status receivedAt reference paymentMethod { brand last4 } }
     }
-    customer { timeZone paymentMethods { ...Card } }
+    customer { timeZone paymentMethods { ...Card } ...Bitcoin }
   }
 }
 """
+    + BITCOIN
     + CARD
     + MONEY
 )
+
+REQUEST_BITCOIN_ADDRESS = f"""
+mutation PortalRequestBitcoinAddress($input: RequestBitcoinAddressInput!) {{
+  requestBitcoinAddress(input: $input) {{ bitcoinAddress {{ address }} {ERRORS} }}
+}}
+"""
 
 PAY_INVOICE = f"""
 mutation PortalPayInvoice($input: PayInvoiceInput!) {{
@@ -193,6 +222,49 @@ def _card_and_key(values: dict[str, str]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class AddressAsked:
+    """What became of asking for a fresh bitcoin address: the form with the API's refusal
+    placed, and whether the refusal was that the customer's owner takes no bitcoin."""
+
+    form: Form
+    not_offered: bool = False
+
+
+def _bitcoin(
+    customer: dict[str, Any], action: str, target: str, asked: AddressAsked | None
+) -> dict[str, Any]:
+    """What the Pay with Bitcoin section draws, from the ``Bitcoin`` fragment.
+
+    Bitcoin is not offered when the customer has an address but no payment request (its
+    owner's Bitcoin settings are gone), or when asking for one was refused for want of
+    them; before a first address the section offers the button that asks for one.
+    """
+    asked = asked or AddressAsked(Form())
+    request = customer["bitcoinPaymentRequest"]
+    offered = not asked.not_offered and (request is not None or customer["bitcoinAddress"] is None)
+    return {
+        "request": request,
+        "payments": customer["bitcoinPayments"][:RECENT_BITCOIN_PAYMENTS],
+        "offered": offered,
+        "form": asked.form,
+        "action": action,
+        "target": target,
+    }
+
+
+async def _request_bitcoin_address(request: Request, visitor: Visitor) -> AddressAsked:
+    """Ask the API for a fresh receiving address for the visitor (privacy: earlier ones stay
+    the customer's and stay watched)."""
+    values = await forms.read(request)
+    payload = await graphql.mutate(
+        request, REQUEST_BITCOIN_ADDRESS, {"customerId": visitor.customer_id}
+    )
+    if any(error["code"] == NO_BITCOIN_WALLET for error in payload["errors"]):
+        return AddressAsked(Form(), not_offered=True)
+    return AddressAsked(forms.after(values, payload["errors"], fields=()))
+
+
 # --- dashboard --------------------------------------------------------------------------
 
 
@@ -203,6 +275,7 @@ async def _dashboard(
     top_up: Form | None = None,
     auto_payment: Form | None = None,
     outcome: dict[str, Any] | None = None,
+    bitcoin_address: AddressAsked | None = None,
 ) -> Response:
     customer = found(
         (await graphql.execute(request, DASHBOARD, {"customer": visitor.customer_id}))["customer"]
@@ -223,9 +296,14 @@ async def _dashboard(
             "top_up": top_up,
             "auto_payment": auto_payment,
             "outcome": outcome,
+            "bitcoin": _bitcoin(customer, "/portal/bitcoin-address", "#dashboard", bitcoin_address),
         },
         fragment="dashboard",
-        status_code=max(top_up.status_code, auto_payment.status_code),
+        status_code=max(
+            top_up.status_code,
+            auto_payment.status_code,
+            bitcoin_address.form.status_code if bitcoin_address else 200,
+        ),
     )
 
 
@@ -267,6 +345,13 @@ async def set_auto_payment(request: Request, visitor: Visitor) -> Response:
     return await _dashboard(request, visitor, auto_payment=form)
 
 
+@requires(CUSTOMER)
+async def dashboard_bitcoin_address(request: Request, visitor: Visitor) -> Response:
+    """A fresh bitcoin address; the dashboard shows it with its QR code."""
+    form = await _request_bitcoin_address(request, visitor)
+    return await _dashboard(request, visitor, bitcoin_address=form)
+
+
 # --- invoices -----------------------------------------------------------------------------
 
 
@@ -297,10 +382,16 @@ async def invoices(request: Request, visitor: Visitor) -> Response:
 
 
 async def _invoice_page(
-    request: Request, pay: Form | None = None, outcome: dict[str, Any] | None = None
+    request: Request,
+    pay: Form | None = None,
+    outcome: dict[str, Any] | None = None,
+    bitcoin_address: AddressAsked | None = None,
 ) -> Response:
+    invoice_id = request.path_params["id"]
     invoice = found(
-        (await graphql.execute(request, INVOICE, {"id": request.path_params["id"]}))["invoice"]
+        (await graphql.execute(request, INVOICE, {"id": invoice_id, "invoice": invoice_id}))[
+            "invoice"
+        ]
     )
     pay = pay or Form(values={"amount": invoice["outstanding"]["amount"]})
     return rendering.render(
@@ -310,9 +401,17 @@ async def _invoice_page(
             "invoice": invoice,
             "pay": pay,
             "outcome": outcome,
+            "bitcoin": _bitcoin(
+                invoice["customer"],
+                f"/portal/invoices/{invoice['id']}/bitcoin-address",
+                "#invoice",
+                bitcoin_address,
+            ),
         },
         fragment="invoice",
-        status_code=pay.status_code,
+        status_code=max(
+            pay.status_code, bitcoin_address.form.status_code if bitcoin_address else 200
+        ),
     )
 
 
@@ -338,6 +437,14 @@ async def pay_invoice(request: Request, visitor: Visitor) -> Response:
     )
     form = forms.after(values, payload["errors"], fields=("amount",))
     return await _invoice_page(request, pay=form, outcome=payload["payment"])
+
+
+@requires(CUSTOMER)
+async def invoice_bitcoin_address(request: Request, visitor: Visitor) -> Response:
+    """A fresh bitcoin address; the invoice page shows it, asking for what is still to pay."""
+    found((await graphql.execute(request, INVOICE, {"id": request.path_params["id"]}))["invoice"])
+    form = await _request_bitcoin_address(request, visitor)
+    return await _invoice_page(request, bitcoin_address=form)
 
 
 # --- payments and accounts ------------------------------------------------------------
@@ -507,9 +614,11 @@ def routes() -> list[BaseRoute]:
         Route("/portal", dashboard, methods=["GET"]),
         Route("/portal/top-up", top_up, methods=["POST"]),
         Route("/portal/auto-payment", set_auto_payment, methods=["POST"]),
+        Route("/portal/bitcoin-address", dashboard_bitcoin_address, methods=["POST"]),
         Route("/portal/invoices", invoices, methods=["GET"]),
         Route("/portal/invoices/{id}", invoice, methods=["GET"]),
         Route("/portal/invoices/{id}/pay", pay_invoice, methods=["POST"]),
+        Route("/portal/invoices/{id}/bitcoin-address", invoice_bitcoin_address, methods=["POST"]),
         Route("/portal/payments", payments, methods=["GET"]),
         Route("/portal/accounts", accounts, methods=["GET"]),
         Route("/portal/profile", profile, methods=["GET"]),
