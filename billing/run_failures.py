@@ -20,8 +20,9 @@ still planned), so it stays in the run's work list; the runs pass it over until
 wakes for the retry (:func:`next_retry_at`).  The first run that gets the item through
 marks its row resolved (:func:`resolve`).
 
-Administrators see the rows of the customers in their scope (:func:`failure_query`); a
-distributor's (distributor billing) are their distributor's ``billingFailure``.
+Administrators see the rows of the customers and distributors in their scope
+(:func:`failure_query`); a distributor's (distributor billing) are also their
+distributor's ``billingFailure``.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from billing.access import Viewer, require_staff, visible
+from billing.access import Viewer, require_staff, scope_customers, scope_distributors
 from billing.errors import UserError
-from billing.models import RunFailure, RunKind, table_of
+from billing.models import Customer, Distributor, RunFailure, RunKind, table_of
 
 #: The first retry of a failing item, and the longest wait between two (the wait doubles).
 RETRY_FIRST = timedelta(minutes=15)
@@ -240,10 +241,19 @@ def failure_query(
     customer_id: int | None = None,
     include_resolved: bool = False,
 ) -> Select[RunFailure]:
-    """The run failures of the customers in the viewer's scope, for staff only; callers
-    order and page it.  Open ones only unless ``include_resolved``."""
+    """The run failures of the customers and distributors in the viewer's scope, for staff
+    only; callers order and page it.  Open ones only unless ``include_resolved``; only one
+    customer's with ``customer_id``.
+
+    A failure names a customer or (distributor billing) a distributor, never both, so it is
+    in scope when the one it names is.
+    """
     require_staff(viewer)
-    query = visible(RunFailure, viewer)
+    customers = scope_customers(select(Customer.id), viewer)
+    distributors = scope_distributors(select(Distributor.id), viewer)
+    query = select(RunFailure).where(
+        or_(RunFailure.customer_id.in_(customers), RunFailure.distributor_id.in_(distributors))
+    )
     if customer_id is not None:
         query = query.where(RunFailure.customer_id == customer_id)
     if not include_resolved:

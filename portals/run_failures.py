@@ -1,11 +1,12 @@
-"""The administrators' "Run problems" page: customers a bill run or collection run skipped.
+"""The administrators' "Run problems" page: customers a bill run or collection run skipped,
+and distributors the distributor invoicing run skipped.
 
-A batch run never stops for one customer (``billing.run_failures``): it skips the customer,
-records why and tries again later.  This page lists what is still open — whose, which run,
+A batch run never stops for one customer or distributor (``billing.run_failures``): it skips
+it, records why and tries again later.  This page lists what is still open — whose, which run,
 the error's code and words, how often it failed and when it is tried next — so someone can
 fix the cause; a later run that gets through takes it off the list.  As every portal page,
 it runs the API's ``runFailures`` as the visitor, so a reseller's administrators see their
-own customers only.
+own customers and distributors only.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ query AdminRunFailures($first: Int!, $after: String) {
     edges { node {
       id kind code message attempts firstSeenAt lastSeenAt nextRetryAt
       customer { id name }
+      distributor { id name }
       invoice { id number }
     } }
   }

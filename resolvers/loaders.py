@@ -32,6 +32,7 @@ from billing.models import (
     CollectionSettings,
     Customer,
     CustomerClass,
+    Distributor,
     Invoice,
     InvoiceKind,
     InvoiceLine,
@@ -44,7 +45,15 @@ from billing.models import (
 )
 
 Model = TypeVar(
-    "Model", Customer, CustomerClass, Account, Invoice, PaymentMethod, Payment, BitcoinWallet
+    "Model",
+    Customer,
+    CustomerClass,
+    Account,
+    Invoice,
+    PaymentMethod,
+    Payment,
+    BitcoinWallet,
+    Distributor,
 )
 Reader = Callable[[Callable[[AsyncSession], Awaitable[Any]]], Awaitable[Any]]
 
@@ -123,6 +132,9 @@ class Loaders:
             self._load_lines_by_invoice
         )
         self.payments: DataLoader[int, Payment | None] = DataLoader(self._by_id(Payment))
+        self.distributors: DataLoader[int, Distributor | None] = DataLoader(
+            self._by_id(Distributor)
+        )
         self.attempts_by_invoice: DataLoader[int, list[CollectionAttempt]] = DataLoader(
             self._load_attempts_by_invoice
         )

@@ -1,4 +1,4 @@
-"""Run failures: the customers a bill run or a collection run skipped."""
+"""Run failures: the customers (and distributors) a batch run skipped."""
 
 from __future__ import annotations
 

@@ -1,15 +1,16 @@
-"""Run failures: what a bill run or a collection run could not do for one customer.
+"""Run failures: what a batch run could not do for one customer or (distributor billing)
+one distributor.
 
-A batch run skips a customer whose work fails and goes on with the others
+A batch run skips a customer or distributor whose work fails and goes on with the others
 (:mod:`billing.run_failures`); administrators see here what was skipped, why, and when it
 is tried again.  Staff only, scoped like every list: a reseller's administrators see their
-own customers' failures.
+own customers' and distributors' failures.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -21,6 +22,9 @@ from schema.invoices import Invoice
 from schema.permissions import IsAuthenticated
 from schema.relay import DEFAULT_PAGE_SIZE, Connection, encode_id, paginate
 
+if TYPE_CHECKING:
+    from schema.distributors import Distributor
+
 # The billing enum is the API's enum: registered here, then used as it is.
 strawberry.enum(
     models.RunKind,
@@ -31,8 +35,9 @@ strawberry.enum(
 
 
 @strawberry.type(
-    description="One customer's work that a run skipped: the others went on. The next run "
-    "at or after nextRetryAt tries again; the first that gets through resolves it."
+    description="One customer's (or, for DISTRIBUTOR_BILLING, one distributor's) work that "
+    "a run skipped: the others went on. The next run at or after nextRetryAt tries again; "
+    "the first that gets through resolves it."
 )
 class RunFailure:
     id: strawberry.ID
@@ -47,12 +52,12 @@ class RunFailure:
     last_seen_at: datetime
     next_retry_at: datetime
     resolved_at: datetime | None
-    customer_id: strawberry.Private[int]
+    customer_id: strawberry.Private[int | None]
     invoice_id: strawberry.Private[int | None]
+    distributor_id: strawberry.Private[int | None]
 
     @classmethod
     def from_model(cls, row: models.RunFailure) -> RunFailure:
-        assert row.customer_id is not None  # listed through its customer (failure_query)
         return cls(
             id=encode_id("RunFailure", row.id),
             kind=row.kind,
@@ -65,13 +70,28 @@ class RunFailure:
             resolved_at=row.resolved_at,
             customer_id=row.customer_id,
             invoice_id=row.invoice_id,
+            distributor_id=row.distributor_id,
         )
 
-    @strawberry.field
-    async def customer(self, info: Info) -> Customer:
+    @strawberry.field(description="The customer it is about; null for distributor billing.")
+    async def customer(self, info: Info) -> Customer | None:
+        if self.customer_id is None:
+            return None
         row = await info.context.loaders.customers.load(self.customer_id)
         assert row is not None  # listed only when its customer is in scope
         return Customer.from_model(row)
+
+    @strawberry.field(description="The distributor whose billing failed (DISTRIBUTOR_BILLING).")
+    async def distributor(
+        self, info: Info
+    ) -> Annotated[Distributor, strawberry.lazy("schema.distributors")] | None:
+        from schema.distributors import Distributor  # a cycle: distributors show failures
+
+        if self.distributor_id is None:
+            return None
+        row = await info.context.loaders.distributors.load(self.distributor_id)
+        assert row is not None  # listed only when its distributor is in scope
+        return Distributor.from_model(row)
 
     @strawberry.field(description="The invoice a collection failure is about, if any.")
     async def invoice(self, info: Info) -> Invoice | None:
@@ -85,7 +105,8 @@ class RunFailure:
 class RunFailureQueries:
     @strawberry.field(
         permission_classes=[IsAuthenticated],
-        description="Customers a bill run or collection run skipped, newest first; staff only.",
+        description="Customers a bill run or collection run skipped, and distributors "
+        "distributor billing skipped, newest first; staff only.",
     )
     async def run_failures(
         self,

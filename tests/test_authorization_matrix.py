@@ -225,6 +225,8 @@ class Side:
     #: Cash the side's distributor collected from it (None for a side without one): the one
     #: payment the distributor sees.
     collected_payment: str | None
+    #: Its distributor's failed invoicing run (None for a side without one).
+    distributor_failure: str | None
 
     def ids(self) -> set[str]:
         """Every global id of this side (what must not leak when the side is hidden)."""
@@ -274,6 +276,7 @@ def _ghost() -> Side:
         bitcoin_payment=encode_id("BitcoinPayment", missing),
         bitcoin_payment_record=encode_id("Payment", missing + 3),
         collected_payment=encode_id("Payment", missing + 4),
+        distributor_failure=encode_id("RunFailure", missing + 1),
     )
 
 
@@ -364,6 +367,21 @@ async def _make_side(
         await session.flush()
         bitcoin_address = await request_address(session, admin, customer.id)
         bitcoin_payment = await _below_minimum_payment(session, customer, bitcoin_address, label)
+        # As the distributor invoicing run records a distributor it could not invoice.
+        distributor_failure = None
+        if distributor is not None:
+            distributor_failure = RunFailure(
+                kind=RunKind.DISTRIBUTOR_BILLING,
+                distributor_id=distributor.id,
+                code="INVALID_TIME_ZONE",
+                message="Unknown time zone.",
+                attempts=1,
+                first_seen_at=T0,
+                last_seen_at=T0,
+                next_retry_at=T0 + timedelta(minutes=15),
+            )
+            session.add(distributor_failure)
+            await session.flush()
         collected = (
             None
             if distributor is None
@@ -398,6 +416,9 @@ async def _make_side(
         bitcoin_payment=encode_id("BitcoinPayment", bitcoin_payment.id),
         bitcoin_payment_record=encode_id("Payment", bitcoin_payment.payment_id),
         collected_payment=None if collected is None else encode_id("Payment", collected.id),
+        distributor_failure=(
+            None if distributor_failure is None else encode_id("RunFailure", distributor_failure.id)
+        ),
     )
 
 
@@ -1007,11 +1028,21 @@ OPERATIONS: tuple[Operation, ...] = (
     query(
         "runFailures",
         "query { runFailures(first: 100) { totalCount edges { node { id kind code message "
-        "attempts nextRetryAt resolvedAt customer { id } invoice { id } } } } }",
+        "attempts nextRetryAt resolvedAt customer { id } invoice { id } "
+        "distributor { id name } } } } }",
         _no_variables,
         STAFF,
         against_others=False,
-        expect=_exact_page(lambda scope: {side.run_failure for side in scope.visible}),
+        expect=_exact_page(
+            lambda scope: (
+                {side.run_failure for side in scope.visible}
+                | {
+                    s.distributor_failure
+                    for s in scope.visible
+                    if s.distributor_failure is not None
+                }
+            )
+        ),
     ),
     query(
         "runFailures",

@@ -41,14 +41,16 @@ from settings import Settings
 from tests.factories import (
     T0,
     admin_viewer,
+    admin_with_login,
     distributor_viewer,
     make_customer,
     make_customer_class,
     make_distributor,
+    make_reseller,
     pay_cash,
 )
-from tests.graphql_support import Api, api_key
-from tests.portal_support import Mailbox
+from tests.graphql_support import Api, api_key, signed_in_api
+from tests.portal_support import Browser, Mailbox, text_of
 
 pytest_plugins = ["tests.portal_fixtures", "tests.graphql_fixtures"]
 
@@ -331,6 +333,41 @@ async def test_a_failing_distributor_does_not_stop_the_others(mail_db: Database)
         resolved = await session.get(RunFailure, failure.id)
         assert resolved is not None and resolved.resolved_at == failure.next_retry_at
         assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 2
+
+
+RUN_FAILURES = """{ runFailures(first: 10) { totalCount edges { node { kind code
+    customer { id } distributor { id name } } } } }"""
+
+
+async def test_a_failing_distributor_is_on_the_run_problems_list_of_its_administrators(
+    mail_db: Database, db: Database, http: httpx.AsyncClient, admin: Browser
+) -> None:
+    """``runFailures`` and /admin/run-failures name the distributor and link to its page; a
+    reseller's administrators, whose distributor it is not, do not see it."""
+    broken = await _distributor(mail_db, "Broken", "Africa/Lagos", StatisticsEmail.NONE)
+    async with mail_db.transaction() as session:
+        row = await session.get(Distributor, broken)
+        assert row is not None
+        row.time_zone = "Mars/Olympus_Mons"
+        reseller = await make_reseller(session)
+    await jobs.advance_clock(mail_db, LAGOS_MIDNIGHT)
+
+    provider = Api(http, await api_key(db))
+    listed = (await provider.run(RUN_FAILURES))["runFailures"]
+    assert listed["totalCount"] == 1
+    assert listed["edges"][0]["node"] == {
+        "kind": "DISTRIBUTOR_BILLING",
+        "code": "INVALID_TIME_ZONE",
+        "customer": None,
+        "distributor": {"id": encode_id("Distributor", broken), "name": "Broken"},
+    }
+    staff = await signed_in_api(http, await admin_with_login(db, "r@run.example", reseller.id))
+    assert (await staff.run(RUN_FAILURES))["runFailures"]["totalCount"] == 0
+
+    page = await admin.open("/admin/run-failures")
+    problems = text_of(page.text, "run-failure-list")
+    assert "Broken" in problems and "INVALID_TIME_ZONE" in problems
+    assert f'href="/admin/distributors/{encode_id("Distributor", broken)}"' in page.text
 
 
 INVOICES = """query($id: ID!) { distributor(id: $id) { invoices(first: 10) { totalCount
