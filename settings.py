@@ -16,6 +16,12 @@ DEFAULT_PORT = 8000
 #: Public, so it signs nothing that matters: production refuses it (:func:`start_problems`).
 DEVELOPMENT_SECRET_KEY = "dev-insecure-secret-change-me"
 MIN_SECRET_KEY_LENGTH = 32
+#: Seals wallet settings at rest in development and the tests (:mod:`billing.secrets_at_rest`).
+#: Public like the development secret, so production refuses to start without its own key.
+DEVELOPMENT_ENCRYPTION_KEY = "dev-insecure-encryption-key-change-me"
+#: 32 characters of ``secrets.token_urlsafe`` carry ~190 bits; HKDF stretches nothing, so a
+#: short key would be a guessable one.
+MIN_ENCRYPTION_KEY_LENGTH = 32
 #: ``KASSA_BITCOIN_NETWORK``'s values (``billing.bitcoin.BitcoinNetwork``, lower-cased).
 BITCOIN_NETWORKS = ("mainnet", "testnet", "signet", "regtest")
 
@@ -49,7 +55,10 @@ class Settings:
     database_url: str = field(default_factory=lambda: sqlite_url(DEFAULT_SQLITE_PATH))
     #: Signs session cookies and download links; must be set in production.
     secret_key: str = DEVELOPMENT_SECRET_KEY
-    #: Key for encrypting processor credentials at rest (Fernet, urlsafe base64, 32 bytes).
+    #: Seals secrets at rest — wallet account keys and price endpoints
+    #: (:mod:`billing.secrets_at_rest`): any string of at least 32 random characters.  None
+    #: is the public development key in development; outside development kassa refuses to
+    #: start without one.
     encryption_key: str | None = None
     #: development: GraphiQL on, errors unmasked.
     environment: str = "development"
@@ -128,7 +137,7 @@ def from_env(environ: Mapping[str, str] | None = None, port: int | None = None) 
     return Settings(
         database_url=normalise_database_url(url),
         secret_key=env.get("KASSA_SECRET_KEY") or DEVELOPMENT_SECRET_KEY,
-        encryption_key=env.get("KASSA_ENCRYPTION_KEY"),
+        encryption_key=env.get("KASSA_ENCRYPTION_KEY") or None,
         environment=environment,
         test_mode=_bool(env.get("KASSA_TEST_MODE"), development),
         graphiql=_bool(env.get("KASSA_GRAPHIQL"), development),
@@ -180,6 +189,26 @@ def _watcher_problems(settings: Settings) -> list[str]:
     return []
 
 
+def _encryption_key_problems(settings: Settings) -> list[str]:
+    """Without its own key, production would seal wallet settings with the development key
+    anyone can read here (or, had it no default, fail on the first wallet page); a short key
+    can be guessed offline from one sealed value in a stolen backup."""
+    key = settings.encryption_key
+    if not key or key == DEVELOPMENT_ENCRYPTION_KEY:
+        return [
+            "KASSA_ENCRYPTION_KEY is not set (the development default is public): it seals "
+            "wallet settings in the database; set it to a random value of at least "
+            f"{MIN_ENCRYPTION_KEY_LENGTH} characters, kept apart from database backups, e.g. "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        ]
+    if len(key) < MIN_ENCRYPTION_KEY_LENGTH:
+        return [
+            f"KASSA_ENCRYPTION_KEY is {len(key)} characters long: use at least "
+            f"{MIN_ENCRYPTION_KEY_LENGTH}"
+        ]
+    return []
+
+
 def start_problems(settings: Settings) -> list[str]:
     """Why ``kassa serve`` and ``kassa worker`` must not start with these settings (none in
     development).  Anyone can read the development secret in this repository and sign
@@ -206,6 +235,7 @@ def start_problems(settings: Settings) -> list[str]:
             f"KASSA_SECRET_KEY is {len(settings.secret_key)} characters long: use at least "
             f"{MIN_SECRET_KEY_LENGTH}"
         )
+    problems += _encryption_key_problems(settings)
     if not settings.public_url:
         problems.append(
             "KASSA_PUBLIC_URL is not set: give the address people reach kassa at (such as "

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing import bitcoin, clock, jobs
 from billing.access import Viewer, require_self_or_staff, scope_customers
 from billing.bitcoin import EXTERNAL_CHAIN, HARDENED
-from billing.bitcoin_wallets import installation_network, settings_of
+from billing.bitcoin_wallets import installation_network, settings_of, wallet_account_key
 from billing.errors import NotFound, UserError
 from billing.models import BitcoinAddress, BitcoinWallet, Customer, table_of
 
@@ -103,7 +103,11 @@ async def request_address(
             "WALLET_FULL", "this wallet has handed out every address it has", "customerId"
         )
     derived = bitcoin.address_deriver().derive(
-        wallet.account_key, wallet.network, wallet.address_type, EXTERNAL_CHAIN, index
+        wallet_account_key(session, wallet),
+        wallet.network,
+        wallet.address_type,
+        EXTERNAL_CHAIN,
+        index,
     )
     now = await clock.now(session)
     row = BitcoinAddress(

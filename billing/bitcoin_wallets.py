@@ -10,6 +10,10 @@ Saving replaces every setting and writes nothing unless all of them are valid.  
 (or address type) starts a new :class:`~billing.models.BitcoinWallet` at index 0; going back
 to a key used before picks its wallet up where it stopped, so no index is handed out twice.
 Fixed rates are stored in ``rates`` at once, as a polled rate will be.
+
+The account key and the rate configuration are sealed at rest
+(:mod:`billing.secrets_at_rest`): :func:`wallet_account_key` and :func:`rate_config_of` open
+them, and the key is found by its keyed digest (:func:`account_key_digest`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import bitcoin, clock, ledger, money, validation
+from billing import bitcoin, clock, ledger, money, secrets_at_rest, validation
 from billing.access import Viewer, require_staff
 from billing.bitcoin import AddressType, BitcoinNetwork
 from billing.errors import UserError
@@ -117,6 +121,38 @@ def installation_network(session: AsyncSession) -> BitcoinNetwork:
     return BitcoinNetwork(settings.bitcoin_network.upper())
 
 
+def _keys(session: AsyncSession) -> secrets_at_rest.Keys:
+    settings: Settings = session.info["settings"]
+    return secrets_at_rest.keys_for(settings)
+
+
+def account_key_digest(session: AsyncSession, key: str) -> str:
+    """What a wallet's account key is found (and kept unique) by."""
+    return secrets_at_rest.lookup_digest(_keys(session), secrets_at_rest.WALLET_ACCOUNT_KEY, key)
+
+
+def wallet_account_key(session: AsyncSession, wallet: BitcoinWallet) -> str:
+    """The wallet's account key, opened (:class:`secrets_at_rest.SecretsError` under a wrong
+    ``KASSA_ENCRYPTION_KEY``).  For deriving addresses and the administrators' page only."""
+    return secrets_at_rest.open_sealed(
+        _keys(session), secrets_at_rest.WALLET_ACCOUNT_KEY, wallet.account_key_sealed
+    )
+
+
+def rate_config_of(session: AsyncSession, row: BitcoinSettings) -> dict[str, Any]:
+    """The owner's rate configuration, opened: currency → fixed price, or currency →
+    ``{"url", "jsonPath"}``."""
+    config: dict[str, Any] = json.loads(
+        secrets_at_rest.open_sealed(_keys(session), secrets_at_rest.RATE_CONFIG, row.rate_config)
+    )
+    return config
+
+
+def price_endpoints_of(session: AsyncSession, row: BitcoinSettings) -> tuple[PriceEndpoint, ...]:
+    """The price endpoints an owner with HTTP rates polls (none for fixed rates)."""
+    return _rates_from(session, row)[1]
+
+
 def warnings_for(confirmations: int) -> tuple[str, ...]:
     """What the administrator should know about these settings before relying on them."""
     return (ZERO_CONFIRMATIONS_WARNING,) if confirmations == 0 else ()
@@ -131,9 +167,9 @@ async def settings_of(session: AsyncSession, reseller_id: int | None) -> Bitcoin
 
 
 def _rates_from(
-    row: BitcoinSettings,
+    session: AsyncSession, row: BitcoinSettings
 ) -> tuple[tuple[tuple[str, int], ...], tuple[PriceEndpoint, ...]]:
-    config: dict[str, Any] = json.loads(row.rate_config)
+    config = rate_config_of(session, row)
     if row.rate_source == BitcoinRateSource.FIXED:
         fixed = tuple((c, money.parse_amount(v, c)) for c, v in sorted(config.items()))
         return fixed, ()
@@ -154,11 +190,11 @@ async def _details(
         .select_from(BitcoinAddress)
         .where(BitcoinAddress.wallet_id == wallet.id, BitcoinAddress.first_funded_at.is_(None))
     )
-    fixed, endpoints = _rates_from(row)
+    fixed, endpoints = _rates_from(session, row)
     return WalletDetails(
         reseller_id=reseller_id,
         network=network,
-        account_key=wallet.account_key,
+        account_key=wallet_account_key(session, wallet),
         address_type=wallet.address_type,
         minimum_amount=row.minimum_amount,
         minimum_currency=row.minimum_currency,
@@ -297,8 +333,11 @@ async def _wallet_for(
 ) -> BitcoinWallet:
     """The owner's wallet for this key and type (made at index 0 the first time); a key
     another owner uses is refused, since two owners would hand out the same addresses."""
+    digest = account_key_digest(session, key)
     rows = list(
-        await session.scalars(select(BitcoinWallet).where(BitcoinWallet.account_key == key))
+        await session.scalars(
+            select(BitcoinWallet).where(BitcoinWallet.account_key_digest == digest)
+        )
     )
     if any(row.owner_key != owner_key for row in rows):
         raise UserError(
@@ -312,7 +351,10 @@ async def _wallet_for(
             return row
     wallet = BitcoinWallet(
         owner_key=owner_key,
-        account_key=key,
+        account_key_sealed=secrets_at_rest.seal(
+            _keys(session), secrets_at_rest.WALLET_ACCOUNT_KEY, key
+        ),
+        account_key_digest=digest,
         network=network,
         address_type=address_type,
         next_index=0,
@@ -375,7 +417,9 @@ async def set_wallet(
         "minimum_currency": minimum_currency,
         "confirmations": confirmations,
         "rate_source": data.rate_source,
-        "rate_config": rate_config,
+        "rate_config": secrets_at_rest.seal(
+            _keys(session), secrets_at_rest.RATE_CONFIG, rate_config
+        ),
         "updated_at": now,
     }
     insert = (

@@ -945,7 +945,8 @@ class BitcoinSettings(Base):
     """An owner's Bitcoin payment settings (:mod:`billing.bitcoin_wallets`), one row per
     owner keyed like ``Letterhead.owner_key``: the wallet addresses come from, the minimum
     payment credited, the confirmations a payment needs and where the exchange rates come
-    from (``rate_config``: the fixed rates or the price endpoints, as canonical JSON)."""
+    from (``rate_config``: the fixed rates or the price endpoints, as canonical JSON, sealed
+    with :mod:`billing.secrets_at_rest` since a price endpoint's URL may carry an API key)."""
 
     __tablename__ = "bitcoin_settings"
     owner_key: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -963,17 +964,22 @@ class BitcoinWallet(Base):
     """An account key an owner has given, with the script its addresses use: the chain of
     addresses handed out from it.  Changing the key (or type) in the settings makes a new
     wallet; the old one's addresses stay their customers' and stay watched.  ``next_index``
-    is the next unused index of the external chain, taken by an atomic increment."""
+    is the next unused index of the external chain, taken by an atomic increment.
+
+    The key itself is stored sealed (``account_key_sealed``, :mod:`billing.secrets_at_rest`):
+    it reveals every address, so every payment, of the owner's customers.  It is found and
+    kept unique by ``account_key_digest``, its keyed HMAC."""
 
     __tablename__ = "bitcoin_wallets"
     __table_args__ = (
         UniqueConstraint(
-            "account_key", "address_type", "network", name="uq_bitcoin_wallets_key_type"
+            "account_key_digest", "address_type", "network", name="uq_bitcoin_wallets_key_type"
         ),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     owner_key: Mapped[str] = mapped_column(String(64), index=True)
-    account_key: Mapped[str] = mapped_column(String(120))
+    account_key_sealed: Mapped[str] = mapped_column(Text)
+    account_key_digest: Mapped[str] = mapped_column(String(64))
     network: Mapped[BitcoinNetwork] = mapped_column(_enum(BitcoinNetwork))
     address_type: Mapped[AddressType] = mapped_column(_enum(AddressType))
     next_index: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -68,6 +68,9 @@ async def settings(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Se
         test_mode=True,
         run_worker=False,
         secret_key="test-secret",
+        # Seals wallet settings (billing.secrets_at_rest): "test" is not development, so it
+        # gets no default key.
+        encryption_key="test-encryption-key-" + "t" * 16,
     )
     if server_url:
         await _drop_private_database(server_url, url)

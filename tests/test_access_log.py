@@ -72,6 +72,7 @@ def _serve(
         "KASSA_DATABASE_URL": settings.database_url,
         "KASSA_ENV": "production",
         "KASSA_SECRET_KEY": "s" * 40,
+        "KASSA_ENCRYPTION_KEY": "e" * 40,
         "KASSA_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "KASSA_RUN_WORKER": "0",
         "KASSA_LOG_FORMAT": log_format,

@@ -20,6 +20,7 @@ from billing.db import Database
 from billing.models import Job
 from resolvers.invoice_pdf_links import invoice_pdf_url
 from settings import (
+    DEVELOPMENT_ENCRYPTION_KEY,
     DEVELOPMENT_SECRET_KEY,
     Settings,
     from_env,
@@ -32,6 +33,7 @@ GOOD_SECRET = "k" * 32
 PRODUCTION = {
     "KASSA_ENV": "production",
     "KASSA_SECRET_KEY": GOOD_SECRET,
+    "KASSA_ENCRYPTION_KEY": "e" * 32,
     "KASSA_PUBLIC_URL": "https://billing.example.com",
 }
 
@@ -55,6 +57,12 @@ def test_production_with_a_secret_and_an_address_starts() -> None:
         ({"KASSA_SECRET_KEY": ""}, "KASSA_SECRET_KEY is not set"),
         ({"KASSA_SECRET_KEY": DEVELOPMENT_SECRET_KEY}, "KASSA_SECRET_KEY is not set"),
         ({"KASSA_SECRET_KEY": "x" * 31}, "KASSA_SECRET_KEY is 31 characters long"),
+        ({"KASSA_ENCRYPTION_KEY": ""}, "KASSA_ENCRYPTION_KEY is not set"),
+        (
+            {"KASSA_ENCRYPTION_KEY": DEVELOPMENT_ENCRYPTION_KEY},
+            "KASSA_ENCRYPTION_KEY is not set",
+        ),
+        ({"KASSA_ENCRYPTION_KEY": "x" * 31}, "KASSA_ENCRYPTION_KEY is 31 characters long"),
         ({"KASSA_PUBLIC_URL": ""}, "KASSA_PUBLIC_URL is not set"),
     ],
 )
@@ -65,7 +73,11 @@ def test_production_names_each_problem(changes: dict[str, str], problem: str) ->
 
 def test_every_problem_is_listed_at_once() -> None:
     problems = start_problems(from_env({"KASSA_ENV": "production"}))
-    assert [p.split(" ")[0] for p in problems] == ["KASSA_SECRET_KEY", "KASSA_PUBLIC_URL"]
+    assert [p.split(" ")[0] for p in problems] == [
+        "KASSA_SECRET_KEY",
+        "KASSA_ENCRYPTION_KEY",
+        "KASSA_PUBLIC_URL",
+    ]
 
 
 @pytest.mark.parametrize("command", [["serve", "--port", "0"], ["worker", "--once"]])
@@ -77,6 +89,7 @@ def test_serve_and_worker_refuse_and_say_why(tmp_path: Path, command: list[str])
     assert result.exit_code == 1
     assert "kassa will not start with KASSA_ENV=production" in result.output
     assert "KASSA_SECRET_KEY is not set" in result.output
+    assert "KASSA_ENCRYPTION_KEY is not set" in result.output
     assert "KASSA_PUBLIC_URL is not set" in result.output
     assert "Traceback" not in result.output
     assert not database.exists()  # refused before the database was touched
