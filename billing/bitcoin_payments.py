@@ -53,11 +53,13 @@ from billing.customers import get_customer, lock_customers
 from billing.db import Database
 from billing.errors import NotFound, UserError
 from billing.invoices import get_invoice
+from billing.letterheads import owner_in_scope
 from billing.models import (
     BitcoinAddress,
     BitcoinPayment,
     BitcoinPaymentState,
     BitcoinSettings,
+    BitcoinWallet,
     Customer,
     Invoice,
     Job,
@@ -493,6 +495,44 @@ async def credit_by_hand(
     )
     await session.flush()
     return row
+
+
+@dataclass(frozen=True, slots=True)
+class FlaggedPayment:
+    """A payment an administrator should look at, with whose it is."""
+
+    payment: BitcoinPayment
+    customer: Customer
+
+
+#: How many flagged payments the administrators' page lists: the newest.
+FLAGGED_LIMIT = 100
+
+
+async def flagged_payments(
+    session: AsyncSession, viewer: Viewer, reseller_id: int | None, limit: int = FLAGGED_LIMIT
+) -> list[FlaggedPayment]:
+    """The payments to addresses of the owner's wallets whose flag (below the minimum,
+    reversed by a reorganisation) is not cleared, newest first.  Staff; ``reseller_id``
+    None is the viewer's own owner, and a reseller's staff reach only their own."""
+    require_staff(viewer)
+    owner = await owner_in_scope(session, viewer, reseller_id)
+    visible_ids = visible(BitcoinPayment, viewer).with_only_columns(BitcoinPayment.id)
+    rows = await session.execute(
+        select(BitcoinPayment, Customer)
+        .join(Customer, Customer.id == BitcoinPayment.customer_id)
+        .join(BitcoinAddress, BitcoinAddress.id == BitcoinPayment.address_id)
+        .join(BitcoinWallet, BitcoinWallet.id == BitcoinAddress.wallet_id)
+        .where(
+            BitcoinWallet.owner_key == ledger.system_owner_key(owner),
+            BitcoinPayment.flag.is_not(None),
+            BitcoinPayment.flag_cleared_at.is_(None),
+            BitcoinPayment.id.in_(visible_ids),
+        )
+        .order_by(BitcoinPayment.first_seen_at.desc(), BitcoinPayment.id.desc())
+        .limit(limit)
+    )
+    return [FlaggedPayment(payment, customer) for payment, customer in rows.all()]
 
 
 # --- the job ----------------------------------------------------------------------------

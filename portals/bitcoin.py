@@ -1,4 +1,6 @@
-"""The administrators' Bitcoin page: the owner's wallet settings and its gap-limit figure.
+"""The administrators' Bitcoin page: the owner's wallet settings and its gap-limit figure,
+and the flagged payments (below the minimum, reversed by a reorganisation) with a "credit by
+hand" button for those below the minimum (``creditBitcoinPayment``).
 
 It runs ``bitcoinWallet`` and ``setBitcoinWallet`` as the visitor, like every portal page,
 so a reseller's administrators see and set their own settings only.  A key refused as a
@@ -29,6 +31,13 @@ fragment Wallet on BitcoinWallet {
   network accountKey addressType minimumPayment { amount currency } confirmationsRequired
   rateSource fixedRates { currency price { amount } } priceEndpoints { currency url jsonPath }
   addressesAllocated unfundedAddresses warnings updatedAt
+  flaggedPayments {
+    customerId customerName
+    payment {
+      id txid vout amount { amount currency } value { amount currency } state flag
+      confirmations firstSeenAt
+    }
+  }
 }
 """
 BITCOIN_WALLET = f"query AdminBitcoinWallet {{ bitcoinWallet {{ ...Wallet }} }}\n{WALLET}"
@@ -37,6 +46,12 @@ mutation AdminSetBitcoinWallet($input: SetBitcoinWalletInput!) {{
   setBitcoinWallet(input: $input) {{ bitcoinWallet {{ ...Wallet }} {ERRORS} }}
 }}
 {WALLET}
+"""
+
+CREDIT_BITCOIN_PAYMENT = f"""
+mutation AdminCreditBitcoinPayment($input: CreditBitcoinPaymentInput!) {{
+  creditBitcoinPayment(input: $input) {{ bitcoinPayment {{ id state }} {ERRORS} }}
+}}
 """
 
 #: "" is the type the key's prefix implies.
@@ -125,10 +140,14 @@ async def _page(
     form: Form | None = None,
     done: str | None = None,
     wallet: dict[str, Any] | None = None,
+    fragment: str = "bitcoin",
+    credit: Form | None = None,
+    credited: bool = False,
 ) -> Response:
     if wallet is None:
         wallet = (await graphql.execute(request, BITCOIN_WALLET))["bitcoinWallet"]
     form = form or Form(values=_values(wallet))
+    credit = credit or Form()
     return rendering.render(
         request,
         "admin/bitcoin.html",
@@ -139,9 +158,17 @@ async def _page(
             "path": BITCOIN_PATH,
             "address_types": ADDRESS_TYPES,
             "rate_sources": RATE_SOURCES,
+            "credit": credit,
+            "credited": credited,
+            # A fresh idempotency key per button: a double click credits once.
+            "credit_keys": {
+                row["payment"]["id"]: forms.new_key() for row in wallet["flaggedPayments"]
+            },
+            "credit_path": f"{BITCOIN_PATH}/credit",
+            "customers_path": f"{ADMIN_HOME}/customers",
         },
-        fragment="bitcoin",
-        status_code=form.status_code,
+        fragment=fragment,
+        status_code=max(form.status_code, credit.status_code),
     )
 
 
@@ -165,9 +192,28 @@ async def set_bitcoin_wallet(request: Request, visitor: Visitor) -> Response:
     return await _page(request, done="Saved.", wallet=payload["bitcoinWallet"])
 
 
+@requires(*STAFF)
+async def credit_bitcoin_payment(request: Request, visitor: Visitor) -> Response:
+    """Credit a flagged payment below the minimum by hand; the list is drawn again."""
+    values = await forms.read(request)
+    payload = await graphql.mutate(
+        request,
+        CREDIT_BITCOIN_PAYMENT,
+        {
+            "bitcoinPaymentId": values.get("bitcoinPaymentId", ""),
+            "idempotencyKey": forms.idempotency_key(values),
+        },
+    )
+    if payload["errors"]:
+        credit = Form.with_errors({}, payload["errors"], fields=())
+        return await _page(request, fragment="flagged", credit=credit)
+    return await _page(request, fragment="flagged", credited=True)
+
+
 def routes() -> list[BaseRoute]:
     """The Bitcoin page (guarded by :func:`portals.routes`)."""
     return [
         Route(BITCOIN_PATH, bitcoin_wallet, methods=["GET"]),
         Route(BITCOIN_PATH, set_bitcoin_wallet, methods=["POST"]),
+        Route(f"{BITCOIN_PATH}/credit", credit_bitcoin_payment, methods=["POST"]),
     ]

@@ -101,3 +101,13 @@ async def credit_bitcoin_payment(
         ),
         id_field="bitcoinPaymentId",
     )
+
+
+async def flagged_bitcoin_payments(
+    ctx: Context, reseller_id: int | None
+) -> list[bitcoin_payments.FlaggedPayment]:
+    """The owner's flagged payments (empty when out of scope: the wallet was found first)."""
+    found = await ctx.find(
+        lambda session: bitcoin_payments.flagged_payments(session, ctx.viewer, reseller_id)
+    )
+    return found or []

@@ -9,7 +9,7 @@ import strawberry
 
 from billing import models
 from billing.bitcoin import AddressType, BitcoinNetwork
-from billing.bitcoin_payments import PaymentRequest, to_minor
+from billing.bitcoin_payments import FlaggedPayment, PaymentRequest, to_minor
 from billing.bitcoin_wallets import WalletDetails
 from billing.errors import UserError
 from resolvers import bitcoin as resolve
@@ -104,6 +104,16 @@ class BitcoinWallet:
         description="What to know before relying on these settings (0 confirmations)."
     )
     updated_at: datetime | None = strawberry.field(description="Null until first set.")
+    owner: strawberry.Private[int | None] = None
+
+    @strawberry.field(
+        description="Payments to this owner's addresses an administrator should look at, "
+        "newest first (at most 100): confirmed below the minimum (credit one by hand with "
+        "creditBitcoinPayment) or reversed by a chain reorganisation."
+    )
+    async def flagged_payments(self, info: Info) -> list[FlaggedBitcoinPayment]:
+        rows = await resolve.flagged_bitcoin_payments(info.context, self.owner)
+        return [FlaggedBitcoinPayment.of(row) for row in rows]
 
     @classmethod
     def of(cls, details: WalletDetails) -> BitcoinWallet:
@@ -128,6 +138,7 @@ class BitcoinWallet:
             addresses_allocated=details.addresses_allocated,
             unfunded_addresses=details.unfunded_addresses,
             warnings=list(details.warnings),
+            owner=details.reseller_id,
             updated_at=details.updated_at,
         )
 
@@ -217,6 +228,21 @@ class BitcoinPayment:
             payment_id=encode_id("Payment", row.payment_id),
             first_seen_at=row.first_seen_at,
             credited_at=row.credited_at,
+        )
+
+
+@strawberry.type(description="A flagged bitcoin payment and whose it is.")
+class FlaggedBitcoinPayment:
+    payment: BitcoinPayment
+    customer_id: strawberry.ID
+    customer_name: str
+
+    @classmethod
+    def of(cls, row: FlaggedPayment) -> FlaggedBitcoinPayment:
+        return cls(
+            payment=BitcoinPayment.from_model(row.payment, row.customer.currency),
+            customer_id=encode_id("Customer", row.customer.id),
+            customer_name=row.customer.name,
         )
 
 

@@ -1220,7 +1220,8 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     query(
         "bitcoinWallet",
-        "query($r: ID) { bitcoinWallet(resellerId: $r) { resellerId accountKey } }",
+        "query($r: ID) { bitcoinWallet(resellerId: $r) { resellerId accountKey "
+        "flaggedPayments { customerId customerName payment { id state } } } }",
         _letterhead_of,
         STAFF,
         variant="resellerId",
