@@ -19,7 +19,8 @@ forward to show bill runs and overdue marking, and can freeze it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import hashlib
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -27,9 +28,12 @@ from functools import partial
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import api_keys, clock, jobs, users
+from billing import api_keys, bitcoin_payments, clock, jobs, users
 from billing.access import Viewer
 from billing.accounts import account_query, create_account
+from billing.bitcoin import SeenOutput, WatchedAddress
+from billing.bitcoin_addresses import addresses_of, request_address
+from billing.bitcoin_wallets import WalletInput, set_wallet
 from billing.card_charges import within
 from billing.charges import ChargeInput, post_charge
 from billing.collection import SettingsInput
@@ -463,11 +467,89 @@ Step = Callable[[AsyncSession, list[Customer]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
+class OnDatabase:
+    """A step that opens its own transactions (the bitcoin scan does, per customer)."""
+
+    run: Callable[[Database, list[Customer], datetime], Awaitable[None]]
+
+
+@dataclass(frozen=True)
 class DemoPlan:
     """When the demo's customers are created, and each later step with the instant it runs."""
 
     start: datetime
-    steps: list[tuple[datetime, Step]]
+    steps: list[tuple[datetime, Step | OnDatabase]]
+    #: When the bitcoin scan job first runs: just after the load, by the server's watcher.
+    first_scan: datetime
+
+
+# --- bitcoin ---------------------------------------------------------------------------------
+
+#: The demo provider's wallet: the account key of BIP84's published test mnemonic
+#: ("abandon … about"), on testnet — a key whose coins nobody keeps, as a demo's must be.
+DEMO_BITCOIN_KEY = "vpub5YvMuJNjRSYon44z9QmCfdf8SqJRVNvz6m55Qy5iVjZQxDfUgtiQjnc7CC1fAbED2tAGCZRERUfvtn2DstZGU6HMns6dXXH2wujSc2wfi2x"
+#: The fixed price of one bitcoin in the demo's currencies.
+DEMO_BITCOIN_RATES = [("USD", "65000.00"), ("EUR", "60000.00"), ("GBP", "52000.00")]
+#: The demo customer's bitcoin payments, in satoshi: 0.0005 BTC (32.50 USD) confirmed and
+#: credited, 0.00023456 BTC (15.25 USD) still waiting for its confirmation.
+DEMO_BITCOIN_CREDITED = 50_000
+DEMO_BITCOIN_PENDING = 23_456
+#: Their transaction ids: fixed, so the demo is the same on every load.
+DEMO_BITCOIN_TXIDS = (
+    hashlib.sha256(b"kassa-demo-bitcoin-credited").hexdigest(),
+    hashlib.sha256(b"kassa-demo-bitcoin-pending").hexdigest(),
+)
+
+
+@dataclass
+class DemoChain:
+    """The chain as the demo tells it (a :class:`billing.bitcoin.ChainWatcher`): what it was
+    told was paid, with its confirmations.  ``kassa serve`` with the fake watcher later
+    rebuilds the same transactions on its fake chain from the recorded payments."""
+
+    seen: list[SeenOutput]
+
+    async def outputs(self, addresses: Sequence[WatchedAddress]) -> list[SeenOutput]:
+        watched = {a.address for a in addresses}
+        return [output for output in self.seen if output.address in watched]
+
+    async def confirmations(self, txid: str) -> int | None:
+        return next((o.confirmations for o in self.seen if o.txid == txid), None)
+
+
+async def _demo_address(db: Database, customers: list[Customer]) -> str:
+    async with db.session() as session:
+        address = await session.scalar(addresses_of([customers[0].id]).limit(1))
+    assert address is not None, "the demo customer has a bitcoin address by now"
+    return address.address
+
+
+async def _demo_customer_bitcoin_credited(
+    db: Database, customers: list[Customer], at: datetime
+) -> None:
+    """The provider takes bitcoin (testnet, fixed rates, one confirmation); the demo customer
+    has an address and topped up 0.0005 BTC, confirmed and credited."""
+    async with db.transaction() as session:
+        await set_wallet(
+            session, ADMIN, WalletInput(DEMO_BITCOIN_KEY, fixed_rates=DEMO_BITCOIN_RATES)
+        )
+        address = await request_address(session, ADMIN, customers[0].id)
+    seen = SeenOutput(DEMO_BITCOIN_TXIDS[0], 0, address.address, DEMO_BITCOIN_CREDITED, 6)
+    await bitcoin_payments.scan(db, at, DemoChain([seen]))
+
+
+async def _demo_customer_bitcoin_pending(
+    db: Database, customers: list[Customer], at: datetime
+) -> None:
+    """A second payment to the same address, in the mempool: pending until confirmed."""
+    address = await _demo_address(db, customers)
+    chain = DemoChain(
+        [
+            SeenOutput(DEMO_BITCOIN_TXIDS[0], 0, address, DEMO_BITCOIN_CREDITED, 6),
+            SeenOutput(DEMO_BITCOIN_TXIDS[1], 0, address, DEMO_BITCOIN_PENDING, 0),
+        ]
+    )
+    await bitcoin_payments.scan(db, at, chain)
 
 
 def month_start(at: datetime, months_back: int) -> datetime:
@@ -484,7 +566,7 @@ def demo_plan(now: datetime) -> DemoPlan:
     3rd has passed.  The demo customer's three open invoices are dated from ``now``, so
     they are open, partly paid and overdue whatever the day.
     """
-    steps: list[tuple[datetime, Step]] = []
+    steps: list[tuple[datetime, Step | OnDatabase]] = []
     for k in range(MONTHS_OF_HISTORY, -1, -1):
         month = MONTHS_OF_HISTORY - k
         charged_at = month_start(now, k) + timedelta(days=2, hours=9)
@@ -510,9 +592,13 @@ def demo_plan(now: datetime) -> DemoPlan:
     )
     steps.append((max(now - timedelta(hours=3), its_month), _distributor_sells))
     steps.append((max(now - timedelta(minutes=90), its_month), _distributor_collects))
-    steps.sort(key=lambda step: step[0])
     start = month_start(now, MONTHS_OF_HISTORY) + timedelta(days=1, hours=9)
-    return DemoPlan(start=start, steps=steps)
+    # Bitcoin: before the first charge a credited top-up (so no invoice's story changes),
+    # and a payment still waiting for its confirmation from just before the load.
+    steps.append((start + timedelta(hours=12), OnDatabase(_demo_customer_bitcoin_credited)))
+    steps.append((now - timedelta(minutes=30), OnDatabase(_demo_customer_bitcoin_pending)))
+    steps.sort(key=lambda step: step[0])
+    return DemoPlan(start=start, steps=steps, first_scan=now + bitcoin_payments.POLL_EVERY)
 
 
 @dataclass(frozen=True)
@@ -550,6 +636,12 @@ async def load_demo(db: Database, now: datetime | None = None) -> DemoAccess:
         customers = await _create_parties(session)
     for at, step in plan.steps:
         await jobs.advance_clock(db, at)
+        if isinstance(step, OnDatabase):
+            await step.run(db, customers, at)
+            # The scan job waits for the server: not one scan a minute through the history.
+            async with db.transaction() as session:
+                await bitcoin_payments.schedule_scan(session, plan.first_scan)
+            continue
         async with db.transaction() as session:
             await step(session, customers)
     async with db.transaction() as session:

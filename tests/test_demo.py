@@ -10,10 +10,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from billing import api_keys, clock
+from billing.bitcoin_payments import BITCOIN_SCAN_JOB
 from billing.db import Database
 from billing.demo import PEOPLE, demo_plan, load_demo, month_start
 from billing.distributors import commission_this_period
 from billing.models import (
+    BitcoinPayment,
+    BitcoinPaymentState,
     Charge,
     Customer,
     CustomerStatus,
@@ -22,6 +25,8 @@ from billing.models import (
     InvoiceKind,
     InvoiceLine,
     InvoiceStatus,
+    Job,
+    JobStatus,
     Payment,
 )
 
@@ -68,7 +73,7 @@ async def test_demo_tells_the_same_story_on_any_day(db: Database, now: datetime)
         statuses = set((await session.scalars(select(Invoice.status).distinct())).all())
         assert statuses == set(InvoiceStatus)
         methods = set((await session.scalars(select(Payment.method).distinct())).all())
-        assert len(methods) == 4
+        assert len(methods) == 5  # card, cash, wire, cheque and bitcoin
 
         ada = await session.scalar(select(Customer).where(Customer.email == PEOPLE[0][1]))
         assert ada is not None and ada.status == CustomerStatus.ACTIVE
@@ -78,6 +83,28 @@ async def test_demo_tells_the_same_story_on_any_day(db: Database, now: datetime)
             ).all()
         )
         assert {InvoiceStatus.UNPAID, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.OVERDUE} <= own
+
+        # Bitcoin: a testnet wallet at a fixed rate; the demo customer has an address, one
+        # payment confirmed and credited (0.0005 BTC = 32.50 USD), one still pending; the
+        # scan waits for the server's watcher.
+        bitcoin = (
+            await session.execute(
+                select(BitcoinPayment.state, BitcoinPayment.satoshis, Payment.amount)
+                .join(Payment, Payment.id == BitcoinPayment.payment_id)
+                .where(Payment.customer_id == ada.id)
+                .order_by(BitcoinPayment.id)
+            )
+        ).all()
+        assert [tuple(row) for row in bitcoin] == [
+            (BitcoinPaymentState.CREDITED, 50_000, 3250),
+            (BitcoinPaymentState.PENDING, 23_456, 1525),
+        ]
+        scan_due = await session.scalar(
+            select(Job.due_at).where(
+                Job.unique_key == BITCOIN_SCAN_JOB, Job.status == JobStatus.PENDING
+            )
+        )
+        assert scan_due is not None and scan_due > now
 
         # Every regular invoice bills something: charges are posted in every month.
         empty = await session.scalar(
