@@ -58,6 +58,7 @@ from billing.models import (
     BitcoinAddress,
     BitcoinPayment,
     BitcoinPaymentState,
+    BitcoinRateSource,
     BitcoinSettings,
     BitcoinWallet,
     Customer,
@@ -123,20 +124,31 @@ def to_satoshis(minor: int, minor_per_btc: int) -> int:
     return apply_rate(minor, Decimal(SATOSHI_PER_BTC) / Decimal(minor_per_btc))
 
 
+#: A polled rate older than this is not used (:func:`latest_rate`): the price job polls every
+#: 5 minutes, so this is several failed polls in a row.
+RATE_MAX_AGE = timedelta(minutes=30)
+
+
 async def latest_rate(
     session: AsyncSession, reseller_id: int | None, currency: str, now: datetime
 ) -> Rate | None:
-    """The owner's newest rate for ``currency`` fetched by ``now``."""
-    return await session.scalar(
+    """The owner's newest rate for ``currency`` fetched by ``now``, if it may be used: a
+    fixed rate while the owner's rates are fixed, a polled one while it is at most
+    :data:`RATE_MAX_AGE` old.  None otherwise: a payment then waits (``NO_BITCOIN_RATE``, a
+    run failure the next scan retries) rather than convert at an old or abandoned price."""
+    owner_key = ledger.system_owner_key(reseller_id)
+    rate = await session.scalar(
         select(Rate)
-        .where(
-            Rate.owner_key == ledger.system_owner_key(reseller_id),
-            Rate.currency == currency,
-            Rate.fetched_at <= now,
-        )
+        .where(Rate.owner_key == owner_key, Rate.currency == currency, Rate.fetched_at <= now)
         .order_by(Rate.fetched_at.desc(), Rate.id.desc())
         .limit(1)
     )
+    if rate is None:
+        return None
+    if rate.source == BitcoinRateSource.HTTP:
+        return rate if now - rate.fetched_at <= RATE_MAX_AGE else None
+    settings = await session.get(BitcoinSettings, owner_key)
+    return rate if settings is None or settings.rate_source == rate.source else None
 
 
 # --- the scan ---------------------------------------------------------------------------
@@ -299,8 +311,9 @@ async def _record(
     if rate is None:
         raise UserError(
             "NO_BITCOIN_RATE",
-            f"a bitcoin payment arrived but there is no exchange rate for {customer.currency}: "
-            "add one to the Bitcoin settings",
+            f"a bitcoin payment arrived but there is no current exchange rate for "
+            f"{customer.currency}: add one to the Bitcoin settings (a polled price older "
+            f"than {RATE_MAX_AGE.seconds // 60} minutes is not used: check the price endpoint)",
             "rates",
         )
     payment = Payment(

@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import bitcoin, clock, ledger, money, secrets_at_rest, validation
+from billing import bitcoin, clock, jobs, ledger, money, secrets_at_rest, validation
 from billing.access import Viewer, require_staff
 from billing.bitcoin import AddressType, BitcoinNetwork
 from billing.errors import UserError
@@ -56,6 +56,15 @@ URL_LENGTH = 500
 JSON_PATH_LENGTH = 200
 #: ``data.amount``, ``bitcoin.usd``, ``0.price``: keys and array indexes, dot-separated.
 _JSON_PATH_RE = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*")
+#: The job that polls an owner's price endpoints (:mod:`billing.bitcoin_prices`).
+PRICE_JOB = "bitcoin_prices"
+
+
+def price_job_key(owner_key: str) -> str:
+    """One polling job per owner."""
+    return f"{PRICE_JOB}:{owner_key}"
+
+
 ZERO_CONFIRMATIONS_WARNING = (
     "Payments are credited as soon as they are seen, before any confirmation: until it is "
     "mined, the sender can still replace or double-spend a transaction."
@@ -434,5 +443,10 @@ async def set_wallet(
         )
     )
     await _store_fixed_rates(session, owner_key, fixed, now)
+    if data.rate_source == BitcoinRateSource.HTTP:
+        # Poll now: until the first price is stored, payments wait (no rate).
+        await jobs.schedule(
+            session, PRICE_JOB, now, {"owner_key": owner_key}, unique_key=price_job_key(owner_key)
+        )
     row = await session.get(BitcoinSettings, owner_key, populate_existing=True)
     return await _details(session, owner, row)

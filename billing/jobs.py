@@ -67,6 +67,7 @@ HANDLER_MODULES = (
     "billing.dunning",
     "billing.notifications",
     "billing.bitcoin_payments",
+    "billing.bitcoin_prices",
 )
 
 
