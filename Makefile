@@ -4,6 +4,9 @@
 
 PORT ?= 8000
 KASSA_DATABASE_URL ?= sqlite:///$(CURDIR)/var/kassa.db
+# Bitcoin payments are watched on the in-process fake chain, fed by `kassa bitcoin fake-pay`
+# (docs/bitcoin.md): works offline.  Set KASSA_BITCOIN_WATCHER (even empty) to choose another.
+KASSA_BITCOIN_WATCHER ?= fake
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +14,8 @@ BIN := $(VENV)/bin
 # kassa needs to run, `make test` adds the test extra (pytest, Playwright, ruff, mypy …).
 INSTALLED := $(VENV)/.installed
 INSTALLED_TEST := $(VENV)/.installed-test
-KASSA := KASSA_DATABASE_URL='$(KASSA_DATABASE_URL)' PORT='$(PORT)' $(BIN)/kassa
+KASSA := KASSA_DATABASE_URL='$(KASSA_DATABASE_URL)' PORT='$(PORT)' \
+	KASSA_BITCOIN_WATCHER='$(KASSA_BITCOIN_WATCHER)' $(BIN)/kassa
 
 .PHONY: run test lint install bench
 

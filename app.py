@@ -22,7 +22,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import portals
@@ -137,6 +137,16 @@ async def metrics_endpoint(request: Request) -> Response:
 # --- the app ------------------------------------------------------------------------------
 
 
+def _fake_chain(settings: Settings) -> list[BaseRoute]:
+    """With ``KASSA_BITCOIN_WATCHER=fake`` in development, the fake chain the watcher reads,
+    served under ``/_fake/esplora`` so ``kassa bitcoin fake-pay`` can feed it; none else."""
+    if settings.bitcoin_watcher != "fake" or not settings.development:
+        return []
+    from wallets import fake_chain
+
+    return [Mount(fake_chain.DEMO_CHAIN_PATH, fake_chain.esplora_app(fake_chain.DEMO_CHAIN))]
+
+
 def create_app(settings: Settings | None = None, database: Database | None = None) -> Starlette:
     """The whole web application.  Pass ``database`` to share one (tests); else the
     lifespan opens one from ``settings`` and disposes of it at shutdown."""
@@ -146,10 +156,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     registry.serve_billing(settings.card_processor)
     wallets.serve_billing(settings)
 
+    fake_chain = _fake_chain(settings)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own_database = database is None
         app.state.db = Database(settings) if own_database else database
+        if fake_chain:
+            await wallets.fake_chain.rebuild_from_database(
+                wallets.fake_chain.DEMO_CHAIN, app.state.db
+            )
         jobs_task = (
             asyncio.create_task(worker.run_forever(app.state.db)) if settings.run_worker else None
         )
@@ -172,6 +188,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             Route("/metrics", metrics_endpoint),
             *invoice_pdf_links.routes(),
             *portals.routes(),
+            *fake_chain,
         ],
         middleware=[Middleware(RequestObserver)],
         lifespan=lifespan,

@@ -320,3 +320,98 @@ def check() -> None:
         typer.echo(f"ledger NOT OK: {len(problems)} problem(s)", err=True)
         raise typer.Exit(code=1)
     typer.echo(f"ledger OK: {books} books, {txns} transactions")
+
+
+# --- bitcoin: the development fake chain ------------------------------------------------------
+
+bitcoin_app = typer.Typer(
+    help="Bitcoin in development: feed the fake chain `kassa serve` watches.",
+    no_args_is_help=True,
+)
+app.add_typer(bitcoin_app, name="bitcoin")
+
+ServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server", help="The kassa serving the fake chain (default: KASSA_PUBLIC_URL / $PORT)."
+    ),
+]
+
+
+def _fake_chain_call(settings: Settings, server: str | None, path: str, body: object) -> object:
+    """POST a control request to the fake chain ``kassa serve`` serves with
+    KASSA_BITCOIN_WATCHER=fake; exit with one line saying what is wrong when it cannot."""
+    import httpx
+
+    from wallets.fake_chain import DEMO_CHAIN_PATH
+
+    if not settings.development:
+        raise _fail("the fake chain is for development only (KASSA_ENV=development)")
+    base = (server or settings.public_url).rstrip("/")
+    url = f"{base}{DEMO_CHAIN_PATH}{path}"
+    try:
+        response = httpx.post(url, json=body, timeout=10)
+    except httpx.HTTPError as error:
+        raise _fail(f"no kassa answers at {base} ({error}): start it with `make run`") from error
+    if response.status_code == 404:
+        raise _fail(
+            f"{base} serves no fake chain: start it with KASSA_BITCOIN_WATCHER=fake in "
+            "development (`make run` does)"
+        )
+    if response.status_code != 200:
+        raise _fail(response.text.strip() or f"the fake chain answered {response.status_code}")
+    answer: object = response.json()
+    return answer
+
+
+def _scan_soon(settings: Settings) -> None:
+    """Make the bitcoin scan due now, so the server's worker records what was fed at once
+    rather than at its next minute (a database that is not there is left alone)."""
+    from billing import clock
+    from billing.bitcoin_payments import schedule_scan
+
+    if _missing_file(settings):
+        return
+
+    async def run(db: Database) -> None:
+        async with db.transaction() as session:
+            await schedule_scan(session, await clock.now(session))
+
+    _with_database(settings, run)
+
+
+@bitcoin_app.command("fake-pay")
+def fake_pay(
+    address: Annotated[str, typer.Argument(help="The address to pay (the portal shows it).")],
+    amount_btc: Annotated[str, typer.Argument(help="How much, in BTC: 0.001")],
+    confirm: Annotated[
+        bool, typer.Option("--confirm", help="Also mine a block: confirmed at once.")
+    ] = False,
+    server: ServerOption = None,
+) -> None:
+    """Development only: pay ADDRESS on the fake chain; the next scan records it pending, and
+    credits it once confirmed (--confirm, or `kassa bitcoin fake-mine`)."""
+    settings = from_env()
+    paid = _fake_chain_call(
+        settings, server, "/_fake/pay", {"address": address, "amount": amount_btc}
+    )
+    txid = paid["txid"] if isinstance(paid, dict) else "?"
+    typer.echo(f"paid {amount_btc} BTC to {address}: transaction {txid}")
+    if confirm:
+        mined = _fake_chain_call(settings, server, "/_fake/mine", {"blocks": 1})
+        height = mined["height"] if isinstance(mined, dict) else "?"
+        typer.echo(f"mined block {height}: 1 confirmation")
+    _scan_soon(settings)
+
+
+@bitcoin_app.command("fake-mine")
+def fake_mine(
+    blocks: Annotated[int, typer.Argument(min=1, max=1000, help="How many blocks.")] = 1,
+    server: ServerOption = None,
+) -> None:
+    """Development only: mine blocks on the fake chain, confirming what waits in its mempool."""
+    settings = from_env()
+    mined = _fake_chain_call(settings, server, "/_fake/mine", {"blocks": blocks})
+    height = mined["height"] if isinstance(mined, dict) else "?"
+    typer.echo(f"mined {blocks} block{'' if blocks == 1 else 's'}: the tip is at {height}")
+    _scan_soon(settings)

@@ -25,10 +25,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from billing.db import Database
+from billing.models import BitcoinAddress, BitcoinPayment, BitcoinPaymentState
 
 SATOSHI_PER_BTC = 10**8
 #: The first tip height: any number; a fresh regtest chain starts at 0, testnet far higher.
@@ -102,6 +106,59 @@ class FakeChain:
 
 #: The chain ``KASSA_BITCOIN_WATCHER=fake`` watches, in the serving process (the demo).
 DEMO_CHAIN = FakeChain()
+#: Where ``kassa serve`` serves :data:`DEMO_CHAIN`'s Esplora app (development, fake watcher):
+#: ``kassa bitcoin fake-pay`` and ``fake-mine`` post to its control requests there.
+DEMO_CHAIN_PATH = "/_fake/esplora"
+
+
+def rebuild(chain: FakeChain, outputs: Sequence[tuple[str, int, str, int, int]]) -> None:
+    """Put back on ``chain`` the transactions of outputs recorded earlier — (txid, vout,
+    address, satoshi, confirmations) — so a fresh process's fake chain still shows the
+    payments kassa knows of (the demo's, and those fed before a restart) rather than
+    having them dropped or reversed as gone.  Only the outputs recorded are rebuilt."""
+    by_txid: dict[str, dict[int, tuple[str, int]]] = {}
+    depth: dict[str, int] = {}
+    for txid, vout, address, satoshis, confirmations in outputs:
+        by_txid.setdefault(txid, {})[vout] = (address, satoshis)
+        depth[txid] = max(depth.get(txid, 0), confirmations)
+    chain.height = max([chain.height, *depth.values()])
+    for txid, outs in by_txid.items():
+        if txid in chain.txs:
+            continue
+        listed = [outs.get(vout, ("", 0)) for vout in range(max(outs) + 1)]
+        mined = chain.height - depth[txid] + 1 if depth[txid] > 0 else None
+        chain.txs[txid] = FakeTx(txid, listed, mined)
+        for address in {a for a, _ in listed if a}:
+            chain._by_address.setdefault(address, []).append(txid)
+
+
+async def rebuild_from_database(chain: FakeChain, db: Database) -> int:
+    """:func:`rebuild` from the bitcoin payments the database holds that are still on the
+    chain (pending, credited, below the minimum); how many outputs."""
+    async with db.session() as session:
+        rows = (
+            await session.execute(
+                select(
+                    BitcoinPayment.txid,
+                    BitcoinPayment.vout,
+                    BitcoinAddress.address,
+                    BitcoinPayment.satoshis,
+                    BitcoinPayment.confirmations,
+                )
+                .join(BitcoinAddress, BitcoinAddress.id == BitcoinPayment.address_id)
+                .where(
+                    BitcoinPayment.state.in_(
+                        [
+                            BitcoinPaymentState.PENDING,
+                            BitcoinPaymentState.CREDITED,
+                            BitcoinPaymentState.BELOW_MINIMUM,
+                        ]
+                    )
+                )
+            )
+        ).all()
+    rebuild(chain, [(txid, vout, address, sat, conf) for txid, vout, address, sat, conf in rows])
+    return len(rows)
 
 
 # --- Esplora ---------------------------------------------------------------------------------
