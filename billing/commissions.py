@@ -15,17 +15,29 @@ the same way, as one transaction summing to zero (``docs/distributors.md``)::
 ``net + commission == gross`` exactly (:func:`commission_split`), and a zero leg is left
 out.  :func:`preview` and :func:`collect` use the same split, so what a distributor is
 shown before saving is what is booked.
+
+A customer may pay in another currency than its distributor's when a rate from the
+customer's currency to the distributor's is set (:mod:`billing.exchange_rates`); otherwise
+it is ``CURRENCY_MISMATCH``.  Then each side moves in its own currency and balances through
+the owner's ``CONVERSION`` books, and the transaction records the rate::
+
+    source book            − paid       (customer's currency)
+    CONVERSION (customer's) + paid
+    CONVERSION (distributor's) − gross  (paid converted at the rate, rounded half-up once)
+    distributor book       + net        (distributor's currency, as is the rest)
+    COMMISSION book        + commission
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import ledger, notifications
+from billing import exchange_rates, ledger, notifications
 from billing.errors import NotFound, UserError
 from billing.models import (
     Customer,
@@ -34,23 +46,72 @@ from billing.models import (
     LedgerTransaction,
     TransactionKind,
 )
-from billing.money import Money, apply_rate, basis_points_split
+from billing.money import Money, apply_rate, basis_points_split, convert, format_rate
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """The customer's side of a split across currencies: what it paid in its own currency,
+    and the rate (its currency → the distributor's) the gross was converted at."""
+
+    paid: int
+    currency: str
+    rate: Decimal
 
 
 @dataclass(frozen=True, slots=True)
 class Split:
-    """What changed hands (``gross``), what the distributor keeps, and what it owes."""
+    """What changed hands (``gross``), what the distributor keeps, and what it owes, in the
+    distributor's ``currency``; ``conversion`` when the customer paid in another."""
 
     gross: int
     commission: int
     net: int
     currency: str
+    conversion: Conversion | None = None
 
 
 def commission_split(gross: int, basis_points: int, currency: str) -> Split:
     """The commission is ``gross × rate`` rounded half-up once; the net is what is left."""
     net, commission = basis_points_split(gross, basis_points)
     return Split(gross, commission, net, currency)
+
+
+async def conversion_rate(
+    session: AsyncSession, distributor: Distributor, customer_currency: str, field: str
+) -> Decimal | None:
+    """The rate a customer paying in ``customer_currency`` converts at to the distributor's
+    currency: ``None`` for its own currency; with no rate set, ``CURRENCY_MISMATCH``."""
+    if customer_currency == distributor.currency:
+        return None
+    rate = await exchange_rates.rate_for(session, customer_currency, distributor.currency)
+    if rate is None:
+        raise UserError(
+            "CURRENCY_MISMATCH",
+            f"the distributor works in {distributor.currency}, the customer in "
+            f"{customer_currency}, and no exchange rate from {customer_currency} to "
+            f"{distributor.currency} is set",
+            field,
+        )
+    return rate
+
+
+async def split_for(
+    session: AsyncSession,
+    distributor: Distributor,
+    customer_currency: str,
+    paid: int,
+    basis_points: int,
+    field: str,
+) -> Split:
+    """``paid`` (in the customer's currency) split at ``basis_points``: in the distributor's
+    currency, converted first when the customer's is another (see the module docstring)."""
+    rate = await conversion_rate(session, distributor, customer_currency, field)
+    if rate is None:
+        return commission_split(paid, basis_points, customer_currency)
+    gross = convert(paid, rate, customer_currency, distributor.currency)
+    split = commission_split(gross, basis_points, distributor.currency)
+    return replace(split, conversion=Conversion(paid, customer_currency, rate))
 
 
 async def lock_distributor(session: AsyncSession, distributor_id: int) -> Distributor:
@@ -63,17 +124,6 @@ async def lock_distributor(session: AsyncSession, distributor_id: int) -> Distri
     if distributor is None:
         raise NotFound("distributor", "distributorId")
     return distributor
-
-
-def require_same_currency(distributor: Distributor, customer_currency: str, field: str) -> None:
-    """A distributor serves customers of its own currency: kassa keeps no exchange rates."""
-    if customer_currency != distributor.currency:
-        raise UserError(
-            "CURRENCY_MISMATCH",
-            f"the distributor works in {distributor.currency}, the customer in "
-            f"{customer_currency}, and kassa converts no currencies",
-            field,
-        )
 
 
 def exceeds_credit(distributor: Distributor, net: int) -> bool:
@@ -93,10 +143,18 @@ def require_credit(distributor: Distributor, net: int) -> None:
         )
 
 
-def preview(distributor: Distributor, customer: Customer, gross: int) -> Split:
-    """What recording ``gross`` collected from ``customer`` would book (nothing is written)."""
-    require_same_currency(distributor, customer.currency, "customerId")
-    return commission_split(gross, distributor.payment_commission_bps, customer.currency)
+async def preview(
+    session: AsyncSession, distributor: Distributor, customer: Customer, paid: int
+) -> Split:
+    """What recording ``paid`` collected from ``customer`` would book (nothing is written)."""
+    return await split_for(
+        session,
+        distributor,
+        customer.currency,
+        paid,
+        distributor.payment_commission_bps,
+        "customerId",
+    )
 
 
 async def collect(
@@ -117,16 +175,37 @@ async def collect(
     movement is refused (``CREDIT_LIMIT_EXCEEDED``) before anything is written.
     """
     require_credit(distributor, split.net)
-    postings = [ledger.Posting(source_book, -split.gross, split.currency, account_id)]
-    if split.net:
-        postings.append(
-            ledger.Posting(distributor.ledger_account_id, split.net, split.currency, account_id)
-        )
+    owner, currency = distributor.reseller_id, split.currency
+    conversion = split.conversion
+    if conversion is None:
+        legs = [(source_book, -split.gross, currency)]
+    else:
+        legs = [
+            (source_book, -conversion.paid, conversion.currency),
+            (
+                await ledger.system_book(
+                    session, LedgerAccountKind.CONVERSION, owner, conversion.currency
+                ),
+                conversion.paid,
+                conversion.currency,
+            ),
+            (
+                await ledger.system_book(session, LedgerAccountKind.CONVERSION, owner, currency),
+                -split.gross,
+                currency,
+            ),
+        ]
+    legs.append((distributor.ledger_account_id, split.net, currency))
     if split.commission:
-        book = await ledger.system_book(
-            session, LedgerAccountKind.COMMISSION, distributor.reseller_id, split.currency
+        commission_book = await ledger.system_book(
+            session, LedgerAccountKind.COMMISSION, owner, currency
         )
-        postings.append(ledger.Posting(book, split.commission, split.currency, account_id))
+        legs.append((commission_book, split.commission, currency))
+    postings = [
+        ledger.Posting(book, amount, leg_currency, account_id)
+        for book, amount, leg_currency in legs
+        if amount  # a zero leg is left out
+    ]
     txn = await ledger.post(
         session,
         kind,
@@ -136,15 +215,10 @@ async def collect(
         customer_id=customer_id,
         distributor_id=distributor.id,
     )
+    if conversion is not None:
+        txn.exchange_rate = format_rate(conversion.rate)
     await balance_moved(session, distributor, txn.id, at)
     return txn
-
-
-def sale_split(distributor: Distributor, currency: str, gross: int) -> Split:
-    """Credit of ``gross`` sold by ``distributor`` to a customer paying in ``currency``: at
-    its sales commission (what :func:`sell` books, and what a sale's preview shows)."""
-    require_same_currency(distributor, currency, "currency")
-    return commission_split(gross, distributor.sales_commission_bps, currency)
 
 
 async def sell(
@@ -158,7 +232,14 @@ async def sell(
     """Credit of ``gross`` sold to ``customer`` by its distributor, at the sales commission."""
     assert customer.distributor_id is not None
     distributor = await lock_distributor(session, customer.distributor_id)
-    split = sale_split(distributor, customer.currency, gross)
+    split = await split_for(
+        session,
+        distributor,
+        customer.currency,
+        gross,
+        distributor.sales_commission_bps,
+        "currency",
+    )
     return await collect(
         session,
         TransactionKind.OPENING_BALANCE,

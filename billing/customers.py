@@ -149,7 +149,7 @@ async def _check_refs(
     session: AsyncSession, viewer: Viewer, data: CustomerInput, currency: str
 ) -> None:
     """Class, reseller and distributor must exist and belong to the viewer's reseller, and
-    the distributor must work in the customer's ``currency``."""
+    the distributor must work in the customer's ``currency`` or have a rate from it."""
     reseller_id = viewer.reseller_id if viewer.reseller_id is not None else data.reseller_id
     if data.reseller_id is not None:
         if viewer.reseller_id is not None and data.reseller_id != viewer.reseller_id:
@@ -164,7 +164,7 @@ async def _check_refs(
         distributor = await session.get(Distributor, data.distributor_id)
         if distributor is None or distributor.reseller_id != reseller_id:
             raise NotFound("distributor", "distributorId")
-        commissions.require_same_currency(distributor, currency, "distributorId")
+        await commissions.conversion_rate(session, distributor, currency, "distributorId")
 
 
 def _validate_common(data: CustomerInput) -> None:

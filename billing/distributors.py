@@ -351,7 +351,7 @@ async def commission_preview(
         raise UserError("AMOUNT_NOT_POSITIVE", "amount must be greater than zero", "amount")
     distributor = await session.get(Distributor, customer.distributor_id)
     assert distributor is not None
-    return commissions.preview(distributor, customer, amount), distributor
+    return await commissions.preview(session, distributor, customer, amount), distributor
 
 
 # --- the distributor's transactions -------------------------------------------------------

@@ -270,7 +270,7 @@ async def reverse(
         Posting(entry.ledger_account_id, -entry.amount, entry.currency, entry.account_id)
         for entry in entries
     ]
-    return await post(
+    reversal = await post(
         session,
         kind,
         postings,
@@ -280,6 +280,8 @@ async def reverse(
         reverses_id=original_id,
         distributor_id=original.distributor_id,
     )
+    reversal.exchange_rate = original.exchange_rate  # the same conversion, taken back
+    return reversal
 
 
 @dataclass(frozen=True, slots=True)

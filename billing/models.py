@@ -434,8 +434,25 @@ class LedgerTransaction(Base):
     reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
     #: The distributor whose book it moves (a sale, a collection, a payment to the provider).
     distributor_id: Mapped[int | None] = mapped_column(ForeignKey("distributors.id"), index=True)
+    #: The rate (customer's currency → distributor's, an exact decimal string) a sale or
+    #: collection across currencies converted at; its reversal carries it too.
+    exchange_rate: Mapped[str | None] = mapped_column(String(40))
 
     entries: Mapped[list[LedgerEntry]] = relationship(lazy="selectin")
+
+
+class ExchangeRate(Base):
+    """How much one unit of ``from_currency`` is worth in ``to_currency``, as the provider's
+    administrators set it (:mod:`billing.exchange_rates`): an exact decimal string, never a
+    float, so a conversion rounds once, half-up, the same on both databases."""
+
+    __tablename__ = "exchange_rates"
+    __table_args__ = (UniqueConstraint("from_currency", "to_currency", name="uq_exchange_rates"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    from_currency: Mapped[str] = mapped_column(String(3))
+    to_currency: Mapped[str] = mapped_column(String(3))
+    rate: Mapped[str] = mapped_column(String(40))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class LedgerEntry(Base):

@@ -189,6 +189,44 @@ def format_percent(basis_points: int) -> str:
     return f"{whole}.{frac:02d}"
 
 
+#: An exchange rate has at most this many decimals and is below this bound: enough for any
+#: pair of currencies (1 USD is about 16,000 IDR; 1 IDR about 0.0000625 USD), and small
+#: enough that a converted :data:`MAX_AMOUNT` stays far from :data:`MAX_BALANCE`.
+RATE_DECIMALS = 10
+MAX_RATE = Decimal(10**6)
+
+
+def parse_rate(text: str, field: str = "rate") -> Decimal:
+    """An exchange rate such as ``"0.92"`` or ``"16250"``: how many units of one currency
+    one unit of another is worth, exactly.
+
+    The same ASCII grammar as an amount, no sign, at most :data:`RATE_DECIMALS` decimals,
+    greater than zero and below :data:`MAX_RATE` (``OUT_OF_RANGE``, never clamped).
+    """
+    raw = (text or "").strip(_ASCII_SPACE)
+    if not _DECIMAL_RE.fullmatch(raw) or raw.startswith("-"):
+        raise UserError("INVALID_RATE", f"{text!r} is not a decimal rate", field)
+    if "." in raw and len(raw.split(".", 1)[1]) > RATE_DECIMALS:
+        raise UserError("TOO_MANY_DECIMALS", f"rates have at most {RATE_DECIMALS} decimals", field)
+    value = Decimal(raw)
+    if not 0 < value < MAX_RATE:
+        raise UserError("OUT_OF_RANGE", f"a rate is above 0 and below {MAX_RATE}", field)
+    return value
+
+
+def format_rate(rate: Decimal) -> str:
+    """A rate as plain digits without trailing zeros: ``Decimal("0.9200")`` → ``"0.92"``."""
+    return format(rate.normalize(), "f")
+
+
+def convert(minor: int, rate: Decimal, from_currency: str, to_currency: str) -> int:
+    """``minor`` units of ``from_currency`` in minor units of ``to_currency`` at ``rate``
+    (one unit of the first is ``rate`` of the second), rounded once, half-up: 10.00 EUR at
+    1.0857 is 10.857 → 10.86 USD; 1,000 JPY at 0.0062 is 6.20 USD."""
+    shift = decimals_of(to_currency) - decimals_of(from_currency)
+    return apply_rate(minor, rate.scaleb(shift))
+
+
 def basis_points_split(gross: int, basis_points: int) -> tuple[int, int]:
     """:func:`percent_split` with the rate in basis points (exact: ``bps × 10⁻⁴``)."""
     return percent_split(gross, Decimal(basis_points).scaleb(-4))

@@ -508,7 +508,7 @@ async def _complete(
         distributor = await commissions.lock_distributor(
             session, payment.recorded_by_distributor_id
         )
-        split = commissions.preview(distributor, customer, payment.amount)
+        split = await commissions.preview(session, distributor, customer, payment.amount)
         txn = await commissions.collect(
             session,
             TransactionKind.PAYMENT,

@@ -184,8 +184,10 @@ async def commission_preview(
 
 
 def sale_preview(row: Distributor, amount: str) -> commissions.Split:
-    """What selling ``amount`` of opening credit would book (nothing is read or written)."""
-    return commissions.sale_split(row, row.currency, parse_positive_amount(amount, row.currency))
+    """What selling ``amount`` of opening credit, in the distributor's own currency, would
+    book (nothing is read or written)."""
+    gross = parse_positive_amount(amount, row.currency)
+    return commissions.commission_split(gross, row.sales_commission_bps, row.currency)
 
 
 def transaction_list(

@@ -39,6 +39,7 @@ from schema.cost import QueryCostLimiter
 from schema.customers import CustomerMutations, CustomerQueries
 from schema.distributors import DistributorMutations, DistributorQueries
 from schema.errors import DomainErrorCodes, is_internal
+from schema.exchange_rates import ExchangeRateMutations, ExchangeRateQueries
 from schema.invoices import InvoiceMutations, InvoiceQueries
 from schema.letterheads import LetterheadMutations, LetterheadQueries
 from schema.operation_metrics import OperationMetrics
@@ -65,6 +66,7 @@ Query = merge_types(
         RunFailureQueries,
         BitcoinQueries,
         DistributorQueries,
+        ExchangeRateQueries,
     ),
 )
 Mutation = merge_types(
@@ -81,6 +83,7 @@ Mutation = merge_types(
         LetterheadMutations,
         BitcoinMutations,
         DistributorMutations,
+        ExchangeRateMutations,
     ),
 )
 

@@ -11,7 +11,7 @@ from billing import commissions, models
 from billing.access import may_see_customer
 from billing.distributors import DistributorTransactionKind, kind_of
 from billing.errors import UserError
-from billing.money import format_percent
+from billing.money import format_percent, format_rate
 from billing.periods import BillingPeriod
 from resolvers import distributor_invoices as resolve_invoices
 from resolvers import distributors as resolve
@@ -285,7 +285,14 @@ class Distributor:
     description="What recording an amount of cash would book: the same split as the payment."
 )
 class DistributorCommission:
-    gross: Money = strawberry.field(description="What the end user pays.")
+    paid: Money = strawberry.field(description="What the end user pays, in its currency.")
+    exchange_rate: str | None = strawberry.field(
+        description="The rate (the customer's currency to the distributor's) paid is "
+        "converted at; null when both are the same."
+    )
+    gross: Money = strawberry.field(
+        description="What the end user pays, in the distributor's currency."
+    )
     commission: Money = strawberry.field(description="What the distributor keeps.")
     net: Money = strawberry.field(description="What the distributor will owe for it.")
     exceeds_credit_limit: bool = strawberry.field(
@@ -294,7 +301,14 @@ class DistributorCommission:
 
     @classmethod
     def of(cls, split: commissions.Split, distributor: models.Distributor) -> DistributorCommission:
+        conversion = split.conversion
         return cls(
+            paid=(
+                Money.of(split.gross, split.currency)
+                if conversion is None
+                else Money.of(conversion.paid, conversion.currency)
+            ),
+            exchange_rate=None if conversion is None else format_rate(conversion.rate),
             gross=Money.of(split.gross, split.currency),
             commission=Money.of(split.commission, split.currency),
             net=Money.of(split.net, split.currency),

@@ -53,10 +53,6 @@ class Payment:
     )
     reference: str | None
     received_at: datetime
-    distributor_commission: Money | None = strawberry.field(
-        description="What the distributor who recorded this cash kept of it; null for a "
-        "payment no distributor recorded."
-    )
     processor: str | None = strawberry.field(permission_classes=[SeesBooks])
     decline_code: str | None = strawberry.field(permission_classes=[SeesBooks])
     message: str | None = strawberry.field(
@@ -65,6 +61,8 @@ class Payment:
     customer_id: strawberry.Private[int]
     invoice_id: strawberry.Private[int | None]
     payment_method_id: strawberry.Private[int | None]
+    recorded_by_distributor_id: strawberry.Private[int | None]
+    commission: strawberry.Private[int | None]
 
     @classmethod
     def from_model(cls, row: models.Payment) -> Payment:
@@ -76,18 +74,27 @@ class Payment:
             status=row.status,
             reference=row.reference,
             received_at=row.received_at,
-            distributor_commission=(
-                None
-                if row.distributor_commission is None
-                else Money.of(row.distributor_commission, row.currency)
-            ),
             processor=row.processor,
             decline_code=row.decline_code,
             message=row.message,
             customer_id=row.customer_id,
             invoice_id=row.invoice_id,
             payment_method_id=row.payment_method_id,
+            recorded_by_distributor_id=row.recorded_by_distributor_id,
+            commission=row.distributor_commission,
         )
+
+    @strawberry.field(
+        description="What the distributor who recorded this cash kept of it, in the "
+        "distributor's currency (which may differ from the payment's when a rate is set); "
+        "null for a payment no distributor recorded."
+    )
+    async def distributor_commission(self, info: Info) -> Money | None:
+        if self.commission is None or self.recorded_by_distributor_id is None:
+            return None
+        row = await info.context.loaders.distributors.load(self.recorded_by_distributor_id)
+        assert row is not None  # a distributor is never deleted
+        return Money.of(self.commission, row.currency)
 
     @strawberry.field
     async def customer(

@@ -1188,6 +1188,13 @@ OPERATIONS: tuple[Operation, ...] = (
         expect=_own_distributor,
     ),
     query(
+        "exchangeRates",
+        "query { exchangeRates { from to rate updatedAt } }",
+        _no_variables,
+        STAFF,
+        against_others=False,
+    ),
+    query(
         "distributors",
         f"query {{ distributors(first: 100) {{ {PAGE} }} }}",
         _no_variables,
@@ -1383,6 +1390,15 @@ OPERATIONS: tuple[Operation, ...] = (
         "reseller",
         "id",
         lambda me, target, unique: {"name": f"Reseller {unique}"},
+        PROVIDER_ONLY,
+        against_others=False,
+    ),
+    # Rates are installation-wide: the provider's administrators set them, staff read them.
+    mutation(
+        "setExchangeRate",
+        "exchangeRate",
+        "from to rate",
+        lambda me, target, unique: {"from": "EUR", "to": "USD", "rate": f"1.{unique}"},
         PROVIDER_ONLY,
         against_others=False,
     ),

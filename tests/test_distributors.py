@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy import select
 
 from billing.db import Database
-from billing.models import OutboxMessage
+from billing.models import LedgerAccount, LedgerAccountKind, LedgerTransaction, OutboxMessage
 from tests.factories import make_reseller
 from tests.graphql_support import Api, api_key, signed_in_api, table_contents
 
@@ -390,6 +390,124 @@ async def test_another_currency_is_refused(api: Api, http: httpx.AsyncClient, db
     )
     assert codes(created) == ["CURRENCY_MISMATCH"]
     assert await table_contents(db) == before
+
+
+async def set_rate(api: Api, source: str, target: str, rate: str) -> dict[str, Any]:
+    return await api.mutate(
+        "setExchangeRate", {"from": source, "to": target, "rate": rate}, "exchangeRate { rate }"
+    )
+
+
+async def test_exchange_rates_are_exact_positive_decimals_set_by_the_provider(
+    api: Api, http: httpx.AsyncClient, db: Database
+) -> None:
+    async with db.transaction() as session:
+        reseller = await make_reseller(session)
+    theirs = Api(http, await api_key(db, reseller_id=reseller.id))
+    before = await table_contents(db)
+    for rate, code in (
+        ("0", "OUT_OF_RANGE"),
+        ("-1", "INVALID_RATE"),
+        ("1e3", "INVALID_RATE"),
+        ("+1.1", "INVALID_RATE"),
+        ("١", "INVALID_RATE"),
+        ("", "INVALID_RATE"),
+        ("1.12345678901", "TOO_MANY_DECIMALS"),
+        ("1000000", "OUT_OF_RANGE"),
+    ):
+        assert codes(await set_rate(api, "EUR", "USD", rate)) == [code], rate
+    assert codes(await set_rate(api, "EUR", "eur", "1")) == ["SAME_CURRENCY"]
+    assert codes(await set_rate(api, "EUR", "XXQ", "1")) == ["INVALID_CURRENCY"]
+    refused = (
+        await theirs.post(
+            'mutation { setExchangeRate(input: {from: "EUR", to: "USD", rate: "1"}) { errors { code } } }'
+        )
+    ).json()
+    assert [e["extensions"]["code"] for e in refused["errors"]] == ["FORBIDDEN"]
+    assert await table_contents(db) == before
+
+    assert (await set_rate(api, " eur ", "USD", "1.08570"))["exchangeRate"] == {"rate": "1.0857"}
+    assert (await set_rate(api, "EUR", "USD", "1.1"))["errors"] == []
+    listed = await theirs.run("{ exchangeRates { from to rate } }")
+    assert listed["exchangeRates"] == [{"from": "EUR", "to": "USD", "rate": "1.1"}]
+
+
+async def test_across_currencies_each_side_moves_in_its_own_and_a_void_takes_back_the_same(
+    api: Api, http: httpx.AsyncClient, db: Database
+) -> None:
+    """A USD distributor (15 % sales, 10 % payment commission) and a EUR customer, at
+    1 EUR = 1.0857 USD: the docs' worked example."""
+    assert (await set_rate(api, "EUR", "USD", "1.0857"))["errors"] == []
+    _, shop = await distributor_with_login(
+        api, http, salesCommission="15", paymentCommission="10", creditLimit="30.00"
+    )
+    customer = await new_customer(shop, "eur-sale", currency="EUR", openingBalance="-10.00")
+    assert customer["balance"]["amount"] == "-10.00"
+    mine = await me(shop)  # 10.00 EUR = 10.857 → 10.86 USD; 15 % is 1.629 → 1.63
+    assert (mine["balance"]["amount"], mine["commissionThisPeriod"]["amount"]) == ("9.23", "1.63")
+
+    shown = await shop.run(
+        """query($c: ID!) { distributorCommissionPreview(customerId: $c, amount: "20.00") {
+        paid { amount currency } exchangeRate gross { amount currency } commission { amount }
+        net { amount } exceedsCreditLimit } }""",
+        {"c": customer["id"]},
+    )
+    assert shown["distributorCommissionPreview"] == {
+        "paid": {"amount": "20.00", "currency": "EUR"},
+        "exchangeRate": "1.0857",
+        "gross": {"amount": "21.71", "currency": "USD"},
+        "commission": {"amount": "2.17"},
+        "net": {"amount": "19.54"},
+        "exceedsCreditLimit": False,
+    }
+    cash = {"customerId": customer["id"], "currency": "EUR", "method": "CASH"}
+    fields = "payment { id amount { amount currency } distributorCommission { amount currency } }"
+    over = await shop.mutate(
+        "recordPayment", cash | {"amount": "22.00", "idempotencyKey": "x"}, fields
+    )
+    assert codes(over) == ["CREDIT_LIMIT_EXCEEDED"]  # in USD: 9.23 + 21.50 owed > 30.00
+    paid = await shop.mutate(
+        "recordPayment", cash | {"amount": "20.00", "idempotencyKey": "e"}, fields
+    )
+    assert paid["errors"] == []
+    assert paid["payment"]["amount"] == {"amount": "20.00", "currency": "EUR"}
+    assert paid["payment"]["distributorCommission"] == {"amount": "2.17", "currency": "USD"}
+    mine = await me(shop)
+    assert (mine["balance"]["amount"], mine["commissionThisPeriod"]["amount"]) == ("28.77", "3.80")
+    collection = mine["transactions"]["edges"][0]["node"]
+    assert (collection["gross"], collection["amount"]) == ({"amount": "21.71"}, {"amount": "19.54"})
+
+    async with db.session() as session:
+        conversion_books = await session.execute(
+            select(LedgerAccount.currency, LedgerAccount.balance).where(
+                LedgerAccount.kind == LedgerAccountKind.CONVERSION
+            )
+        )
+        books = {currency: balance for currency, balance in conversion_books.all()}
+        rates = (
+            await session.scalars(
+                select(LedgerTransaction.exchange_rate).where(
+                    LedgerTransaction.exchange_rate.is_not(None)
+                )
+            )
+        ).all()
+    assert books == {"EUR": 3000, "USD": -(1086 + 2171)}
+    assert rates == ["1.0857", "1.0857"]
+
+    assert (await set_rate(api, "EUR", "USD", "2"))[
+        "errors"
+    ] == []  # later rates change nothing booked
+    voided = await api.mutate(
+        "voidPayment", {"paymentId": paid["payment"]["id"], "reason": "Wrong"}, "payment { status }"
+    )
+    assert voided["errors"] == []
+    mine = await me(shop)
+    assert (mine["balance"]["amount"], mine["commissionThisPeriod"]["amount"]) == ("9.23", "1.63")
+    async with db.session() as session:
+        reversal = await session.scalar(
+            select(LedgerTransaction).where(LedgerTransaction.reverses_id.is_not(None))
+        )
+    assert reversal is not None and reversal.exchange_rate == "1.0857"
 
 
 async def test_a_distributor_touches_only_its_own_customers_and_changes_no_terms(

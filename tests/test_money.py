@@ -12,6 +12,7 @@ from billing.money import (
     MAX_AMOUNT,
     allocate,
     apply_rate,
+    convert,
     format_amount,
     parse_amount,
     parse_positive_amount,
@@ -165,3 +166,19 @@ def test_allocate_adds_up_and_stays_within_one_unit(total: int, weights: list[in
     for part, weight in zip(parts, weights, strict=True):
         exact = Decimal(total) * weight / weight_sum
         assert abs(Decimal(part) - exact) < 1
+
+
+def test_convert_rounds_once_half_up_to_the_target_minor_unit() -> None:
+    """``docs/distributors.md``: 10.00 EUR at 1.0857 is 10.857 USD → 10.86; across minor
+    units, 1,000 JPY at 0.0062 is 6.20 USD and 1.00 USD at 155.5 is 155.5 → 156 JPY."""
+    assert convert(1000, Decimal("1.0857"), "EUR", "USD") == 1086
+    assert convert(2000, Decimal("1.0857"), "EUR", "USD") == 2171
+    assert convert(1000, Decimal("0.0062"), "JPY", "USD") == 620
+    assert convert(100, Decimal("155.5"), "USD", "JPY") == 156
+
+
+@given(st.integers(min_value=0, max_value=10**12), st.integers(min_value=1, max_value=10**8))
+def test_convert_is_the_exact_product_rounded_half_up(minor: int, rate_units: int) -> None:
+    rate = Decimal(rate_units).scaleb(-4)
+    exact = Decimal(minor) * rate
+    assert convert(minor, rate, "EUR", "USD") == int(exact.quantize(Decimal(1), ROUND_HALF_UP))
