@@ -164,7 +164,7 @@ async def period_figures(
         collections=by_kind.get(kinds.COLLECTION, moved),
         reversals=by_kind.get(kinds.REVERSAL, moved),
         payments=-by_kind.get(kinds.PAYMENT_TO_PROVIDER, moved).net,
-        other=by_kind.get(kinds.ADJUSTMENT, moved).net + by_kind.get(kinds.INVOICE, moved).net,
+        other=by_kind.get(kinds.ADJUSTMENT, moved).net,
     )
 
 

@@ -358,22 +358,27 @@ async def commission_preview(
 
 
 class DistributorTransactionKind(StrEnum):
-    """What a movement of a distributor's book was, in the distributor's words."""
+    """What a movement of a distributor's book was, in the distributor's words.
+
+    Its invoices are not among them: an invoice moves no money (every sale, collection and
+    payment was booked when it happened), so as a row it would either count the same money
+    twice or stand in the list with no amount, and the CSV's ``amount`` column would no
+    longer add up to how far the balance moved.  They are ``Distributor.invoices``
+    (:mod:`billing.distributor_billing`).
+    """
 
     SALE = "SALE"
     COLLECTION = "COLLECTION"
     PAYMENT_TO_PROVIDER = "PAYMENT_TO_PROVIDER"
-    INVOICE = "INVOICE"
     REVERSAL = "REVERSAL"
     ADJUSTMENT = "ADJUSTMENT"
 
 
-#: The ledger's kinds behind each of the distributor's (an invoice: its own billing).
+#: The ledger's kinds behind each of the distributor's.
 LEDGER_KINDS: dict[DistributorTransactionKind, tuple[TransactionKind, ...]] = {
     DistributorTransactionKind.SALE: (TransactionKind.OPENING_BALANCE,),
     DistributorTransactionKind.COLLECTION: (TransactionKind.PAYMENT,),
     DistributorTransactionKind.PAYMENT_TO_PROVIDER: (TransactionKind.DISTRIBUTOR_PAYMENT,),
-    DistributorTransactionKind.INVOICE: (TransactionKind.CHARGE,),
     DistributorTransactionKind.REVERSAL: (
         TransactionKind.VOID,
         TransactionKind.REVERSAL,

@@ -1,6 +1,6 @@
-"""The distributor's own transactions — sales of credit, cash collected, commissions, its
-invoices and its payments to the provider — filtered by kind and by day, paged, and
-exported as CSV.
+"""The distributor's own transactions — sales of credit, cash collected, commissions,
+voided collections and its payments to the provider: what moved its balance — filtered by
+kind and by day, paged, and exported as CSV.
 
 The filters are an ordinary GET form (``?kind=SALE&kind=COLLECTION&from=…&to=…``), so a
 reload or a shared link shows the same list and the CSV link carries the same filters.

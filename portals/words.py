@@ -120,7 +120,6 @@ DISTRIBUTOR_TRANSACTION_KINDS: dict[str, str] = {
     "SALE": "Sale of credit",
     "COLLECTION": "Cash collected",
     "PAYMENT_TO_PROVIDER": "Payment to the provider",
-    "INVOICE": "Invoice",
     "REVERSAL": "Voided collection",
     "ADJUSTMENT": "Adjustment",
 }

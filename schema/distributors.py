@@ -32,8 +32,9 @@ strawberry.enum(
 strawberry.enum(
     DistributorTransactionKind,
     description="SALE: credit sold with a new customer or account; COLLECTION: cash taken "
-    "from an end user; PAYMENT_TO_PROVIDER: what the distributor paid; INVOICE: its own "
-    "billing; REVERSAL: a voided collection (its commission taken back).",
+    "from an end user; PAYMENT_TO_PROVIDER: what the distributor paid; REVERSAL: a voided "
+    "collection (its commission taken back); ADJUSTMENT: a correction of its balance. Its "
+    "invoices move no money and are Distributor.invoices.",
 )
 
 _PERCENT = 'A percentage with two decimals ("15.00").'
