@@ -510,6 +510,23 @@ async def test_across_currencies_each_side_moves_in_its_own_and_a_void_takes_bac
     assert reversal is not None and reversal.exchange_rate == "1.0857"
 
 
+async def test_assigning_a_distributor_sells_opening_credit_of_another_currency_at_the_rate(
+    api: Api, http: httpx.AsyncClient
+) -> None:
+    """The sale on assignment takes the credit back off the opening-balance book in euros
+    and books the distributor's side in dollars; before a rate is set it is refused."""
+    made, shop = await distributor_with_login(api, http, salesCommission="15")
+    customer = await new_customer(api, "eur-opening", currency="EUR", openingBalance="-10.00")
+    assign = {"id": customer["id"], "distributorId": made["id"]}
+    refused = await api.mutate("updateCustomer", assign, "customer { id }")
+    assert codes(refused) == ["CURRENCY_MISMATCH"]
+    assert (await set_rate(api, "EUR", "USD", "1.0857"))["errors"] == []
+    assigned = await api.mutate("updateCustomer", assign, "customer { balance { amount } }")
+    assert assigned["errors"] == [] and assigned["customer"]["balance"]["amount"] == "-10.00"
+    mine = await me(shop)
+    assert (mine["balance"]["amount"], mine["commissionThisPeriod"]["amount"]) == ("9.23", "1.63")
+
+
 async def test_a_distributor_touches_only_its_own_customers_and_changes_no_terms(
     api: Api, http: httpx.AsyncClient, db: Database
 ) -> None:
