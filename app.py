@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import Middleware
@@ -29,6 +29,7 @@ import portals
 import wallets
 from billing import jobs, logs, mailer, metrics, worker
 from billing.db import Database
+from billing.models import BitcoinAddress, BitcoinPayment, BitcoinPaymentState
 from processors import registry
 from resolvers import invoice_pdf_links
 from schema.http import GraphQLEndpoint
@@ -147,6 +148,36 @@ def _fake_chain(settings: Settings) -> list[BaseRoute]:
     return [Mount(fake_chain.DEMO_CHAIN_PATH, fake_chain.esplora_app(fake_chain.DEMO_CHAIN))]
 
 
+async def _rebuild_fake_chain(db: Database) -> None:
+    """Put the payments the database records as still on the chain (pending, credited, below
+    the minimum) back on the fresh fake chain (``wallets.fake_chain.rebuild``): the demo's,
+    loaded by another process, and those fed before a restart would otherwise look gone."""
+    from wallets import fake_chain
+
+    async with db.session() as session:
+        rows = await session.execute(
+            select(
+                BitcoinPayment.txid,
+                BitcoinPayment.vout,
+                BitcoinAddress.address,
+                BitcoinPayment.satoshis,
+                BitcoinPayment.confirmations,
+            )
+            .join(BitcoinAddress, BitcoinAddress.id == BitcoinPayment.address_id)
+            .where(
+                BitcoinPayment.state.in_(
+                    [
+                        BitcoinPaymentState.PENDING,
+                        BitcoinPaymentState.CREDITED,
+                        BitcoinPaymentState.BELOW_MINIMUM,
+                    ]
+                )
+            )
+        )
+        outputs = [(txid, vout, address, sat, conf) for txid, vout, address, sat, conf in rows]
+    fake_chain.rebuild(fake_chain.DEMO_CHAIN, outputs)
+
+
 def create_app(settings: Settings | None = None, database: Database | None = None) -> Starlette:
     """The whole web application.  Pass ``database`` to share one (tests); else the
     lifespan opens one from ``settings`` and disposes of it at shutdown."""
@@ -163,9 +194,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         own_database = database is None
         app.state.db = Database(settings) if own_database else database
         if fake_chain:
-            await wallets.fake_chain.rebuild_from_database(
-                wallets.fake_chain.DEMO_CHAIN, app.state.db
-            )
+            await _rebuild_fake_chain(app.state.db)
         jobs_task = (
             asyncio.create_task(worker.run_forever(app.state.db)) if settings.run_worker else None
         )

@@ -148,3 +148,25 @@ def test_fake_pay_is_refused_outside_development(settings: Settings) -> None:
     fed = kassa(settings, "bitcoin", "fake-pay", "tb1qxyz", "0.001", env={"KASSA_ENV": "test"})
     assert fed.exit_code == 1
     assert "development only" in fed.output
+
+
+def test_a_restarted_server_still_shows_what_was_fed(
+    settings: Settings, address: tuple[int, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fake chain is in the server's memory: a new process rebuilds it from the recorded
+    payments rather than let the scan drop them as gone."""
+    _, paid_to = address
+    dev = settings.with_(environment="development", bitcoin_watcher="fake")
+    with serving(create_app(dev)) as server:
+        fed = kassa(
+            settings, "bitcoin", "fake-pay", paid_to, "0.001", "--server", server.url,
+            env=DEVELOPMENT,
+        )  # fmt: skip
+        assert fed.exit_code == 0, fed.output
+        assert _scan(settings, server.url) == [(BitcoinPaymentState.PENDING, 100_000, 0)]
+    monkeypatch.setattr(fake_chain, "DEMO_CHAIN", fake_chain.FakeChain())
+    with serving(create_app(dev)) as server:
+        assert _scan(settings, server.url) == [(BitcoinPaymentState.PENDING, 100_000, 0)]
+        mined = kassa(settings, "bitcoin", "fake-mine", "--server", server.url, env=DEVELOPMENT)
+        assert mined.exit_code == 0, mined.output
+        assert _scan(settings, server.url) == [(BitcoinPaymentState.CREDITED, 100_000, 1)]

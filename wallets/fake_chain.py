@@ -25,14 +25,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-
-from billing.db import Database
-from billing.models import BitcoinAddress, BitcoinPayment, BitcoinPaymentState
 
 SATOSHI_PER_BTC = 10**8
 #: The first tip height: any number; a fresh regtest chain starts at 0, testnet far higher.
@@ -130,35 +126,6 @@ def rebuild(chain: FakeChain, outputs: Sequence[tuple[str, int, str, int, int]])
         chain.txs[txid] = FakeTx(txid, listed, mined)
         for address in {a for a, _ in listed if a}:
             chain._by_address.setdefault(address, []).append(txid)
-
-
-async def rebuild_from_database(chain: FakeChain, db: Database) -> int:
-    """:func:`rebuild` from the bitcoin payments the database holds that are still on the
-    chain (pending, credited, below the minimum); how many outputs."""
-    async with db.session() as session:
-        rows = (
-            await session.execute(
-                select(
-                    BitcoinPayment.txid,
-                    BitcoinPayment.vout,
-                    BitcoinAddress.address,
-                    BitcoinPayment.satoshis,
-                    BitcoinPayment.confirmations,
-                )
-                .join(BitcoinAddress, BitcoinAddress.id == BitcoinPayment.address_id)
-                .where(
-                    BitcoinPayment.state.in_(
-                        [
-                            BitcoinPaymentState.PENDING,
-                            BitcoinPaymentState.CREDITED,
-                            BitcoinPaymentState.BELOW_MINIMUM,
-                        ]
-                    )
-                )
-            )
-        ).all()
-    rebuild(chain, [(txid, vout, address, sat, conf) for txid, vout, address, sat, conf in rows])
-    return len(rows)
 
 
 # --- Esplora ---------------------------------------------------------------------------------
