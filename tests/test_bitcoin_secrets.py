@@ -6,11 +6,15 @@ that were there before it."""
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import select, text
+from sqlalchemy import make_url, select, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from billing import secrets_at_rest
 from billing.bitcoin_wallets import (
@@ -24,7 +28,7 @@ from billing.db import Database, make_engine
 from billing.errors import UserError
 from billing.models import BitcoinRateSource, BitcoinWallet
 from migrations.migrate import alembic_config, migrate
-from settings import Settings, sqlite_url
+from settings import Settings, normalise_database_url, sqlite_url
 from tests.bitcoin_keys import TESTNET_VPUB
 from tests.factories import admin_viewer, make_reseller
 
@@ -125,12 +129,37 @@ def test_without_a_key_outside_development_nothing_is_sealed() -> None:
     assert secrets_at_rest.keys_for(Settings()).key_id  # development: the public default
 
 
+@asynccontextmanager
+async def _scratch_database(tmp_path: Path) -> AsyncIterator[str]:
+    """A database of its own: a SQLite file, or on the PostgreSQL server the suite uses."""
+    server = os.environ.get("KASSA_TEST_DATABASE_URL")
+    if not server:
+        yield sqlite_url(tmp_path / "sealing.db")
+        return
+    url = make_url(normalise_database_url(server))
+    name = f"kassa_sealing_{os.getpid()}"
+    admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield url.set(database=name).render_as_string(hide_password=False)
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
 async def test_the_migration_seals_existing_rows_and_the_downgrade_opens_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = "migration-key-" + "m" * 30
     monkeypatch.setenv("KASSA_ENCRYPTION_KEY", key)
-    url = sqlite_url(tmp_path / "sealing.db")
+    async with _scratch_database(tmp_path) as url:
+        await _seal_and_open(url, key)
+
+
+async def _seal_and_open(url: str, key: str) -> None:
     await asyncio.to_thread(command.upgrade, alembic_config(url), "0016")
     engine = make_engine(url)
     config = '{"USD": {"jsonPath": "a", "url": "https://p.example/?key=K"}}'
