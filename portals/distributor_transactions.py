@@ -1,6 +1,7 @@
 """The distributor's own transactions — sales of credit, cash collected, commissions,
 voided collections and its payments to the provider: what moved its balance — filtered by
-kind and by day, paged, and exported as CSV.
+kind and by day, paged, and exported as CSV; beside them its newest invoices (which move no
+money, so they are listed apart rather than among the movements).
 
 The filters are an ordinary GET form (``?kind=SALE&kind=COLLECTION&from=…&to=…``), so a
 reload or a shared link shows the same list and the CSV link carries the same filters.
@@ -30,6 +31,8 @@ from portals.session import requires
 PATH = f"{DISTRIBUTOR_HOME}/transactions"
 CSV_PATH = f"{PATH}.csv"
 PAGE_SIZE = 25
+#: The newest invoices shown beside the transactions: a year of monthly periods.
+INVOICES_SHOWN = 12
 KINDS = tuple(words.DISTRIBUTOR_TRANSACTION_KINDS)
 #: The query parameters that filter the list (``after`` pages it).
 FILTERS = ("kind", "from", "to")
@@ -37,7 +40,7 @@ FILTERS = ("kind", "from", "to")
 TRANSACTIONS = (
     """
 query DistributorTransactions($first: Int!, $after: String, $kinds: [DistributorTransactionKind!],
-                              $from: DateTime, $to: DateTime) {
+                              $from: DateTime, $to: DateTime, $invoices: Int!) {
   viewer { distributor {
     timeZone currency balance { ...Amount }
     transactions(first: $first, after: $after, kinds: $kinds, from: $from, to: $to) {
@@ -47,6 +50,12 @@ query DistributorTransactions($first: Int!, $after: String, $kinds: [Distributor
         id kind description createdAt
         amount { ...Amount } commission { ...Amount } gross { ...Amount }
         customer { id name }
+      } }
+    }
+    invoices(first: $invoices) {
+      totalCount
+      edges { node {
+        id number status periodStart periodEnd dueDate balanceDue { ...Amount }
       } }
     }
   } }
@@ -120,7 +129,12 @@ async def transactions(request: Request, visitor: Visitor) -> Response:
     data = await graphql.execute(
         request,
         TRANSACTIONS,
-        {**variables, "first": PAGE_SIZE, "after": request.query_params.get("after") or None},
+        {
+            **variables,
+            "first": PAGE_SIZE,
+            "after": request.query_params.get("after") or None,
+            "invoices": INVOICES_SHOWN,
+        },
     )
     distributor = own(data)
     return rendering.render(
@@ -129,6 +143,7 @@ async def transactions(request: Request, visitor: Visitor) -> Response:
         {
             "distributor": distributor,
             "transactions": distributor["transactions"],
+            "invoices": distributor["invoices"],
             "filters": form,
             "kinds": [(kind, words.DISTRIBUTOR_TRANSACTION_KINDS[kind]) for kind in KINDS],
             "chosen": variables["kinds"] or [],

@@ -26,6 +26,8 @@ NAMES: dict[str, str] = {
     "PAID": "Paid",
     "OVERDUE": "Overdue",
     "VOID": "Void",
+    # DistributorInvoiceStatus (PAID as above)
+    "OPEN": "Open",
     # InvoiceKind
     "REGULAR": "Regular",
     "OUT_OF_TURN": CLOSED_EARLY,

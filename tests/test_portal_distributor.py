@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from billing import clock
+from billing import clock, jobs
 from billing.db import Database
 from billing.demo import DISTRIBUTOR_LOGIN, DISTRIBUTOR_SIGNUPS, load_demo
 from billing.models import Role
@@ -432,3 +432,19 @@ async def test_the_demo_distributor_lands_on_a_working_portal(
     )
     first_customer = page.text.split('href="/distributor/customers/')[1].split('"')[0]
     assert (await browser.open(f"/distributor/customers/{first_customer}")).status_code == 200
+
+
+async def test_the_transactions_page_lists_the_distributors_invoices(
+    signed_in: Browser, shop: Shop, db: Database
+) -> None:
+    page = await signed_in.open("/distributor/transactions")
+    assert "No invoices yet" in text_of(page.text, "invoice-list")
+    await signed_in.open("/distributor")
+    await signed_in.submit(
+        "/distributor/customers", {"name": "Amaka", "plan": "PREPAID", "openingCredit": "10"}
+    )
+    await jobs.advance_clock(db, datetime(2026, 4, 2, tzinfo=UTC))  # March is invoiced
+    page = await signed_in.open("/distributor/transactions")
+    listed = text_of(page.text, "invoice-list")
+    assert listed.count("INV-") == 1, listed
+    assert "Open" in listed and "8.50 USD" in listed and "1 Mar 2026 – 31 Mar 2026" in listed

@@ -20,6 +20,7 @@ SCHEMA = Path(__file__).resolve().parent.parent / "schema" / "schema.graphql"
 SHOWN = (
     "InvoiceStatus",
     "InvoiceKind",
+    "DistributorInvoiceStatus",
     "PaymentStatus",
     "AttemptStatus",
     "PaymentChannel",
