@@ -40,6 +40,10 @@ class ChargeOutcome(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     DECLINED = "DECLINED"
     UNKNOWN = "UNKNOWN"
+    #: The issuer wants the customer to authenticate (3-D Secure): nothing is charged until
+    #: they complete it at ``ChargeResult.action_url``; the outcome then arrives by
+    #: notification or lookup.
+    ACTION_REQUIRED = "ACTION_REQUIRED"
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -89,6 +93,9 @@ class ChargeRequest:
     currency: str
     idempotency_key: str
     description: str = ""
+    #: The customer is at the keyboard (their Pay button) rather than kassa collecting on its
+    #: own; processors that distinguish them (Stripe's off-session PaymentIntents) use it.
+    on_session: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +113,8 @@ class ChargeResult:
     message: str
     amount: int
     currency: str
+    #: Where the customer completes an ACTION_REQUIRED charge.
+    action_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,8 +270,26 @@ def luhn_valid(number: str) -> bool:
     return total % 10 == 0
 
 
+#: Maestro's issuer prefixes (among them the UK's Switch/Maestro 6759 and 676770/676774)
+#: outside the ranges that Mastercard and Discover claim first.
+_MAESTRO_PREFIXES = (
+    "50",
+    "56",
+    "57",
+    "58",
+    "6304",
+    "6759",
+    "6761",
+    "6762",
+    "6763",
+    "676770",
+    "676774",
+)
+
+
 def card_brand(number: str) -> str:
-    """The card network, by the issuer prefix: visa, mastercard, amex, discover or unknown."""
+    """The card network by the issuer prefix (IIN): visa, mastercard, amex, discover,
+    maestro or unknown."""
     digits = normalize_card_number(number)
     if not digits.isascii() or not digits.isdigit():
         return "unknown"
@@ -274,6 +301,8 @@ def card_brand(number: str) -> str:
         return "mastercard"
     if digits.startswith(("6011", "65")) or "644" <= digits[:3] <= "649":
         return "discover"
+    if digits.startswith(_MAESTRO_PREFIXES):
+        return "maestro"
     return "unknown"
 
 

@@ -1,0 +1,295 @@
+"""What a payment system can do, beyond charging a stored card: the platform's interface.
+
+:mod:`billing.processing` is the card contract (tokenize, charge, look up, refund).  Real
+payment systems differ in how money arrives — a stored token charged server to server, a page
+the customer is sent to, a cash slip, a terminal network pushing payments in, an
+out-of-process module answering later — and most of them tell kassa what happened by calling
+it back.  This module names those differences so billing can ask a processor what it supports
+instead of knowing processors by name:
+
+* :class:`Capability` — the flows a processor declares in its ``capabilities`` attribute; the
+  portal offers only what the customer's owner has configured *and* the processor can do.
+* :class:`MethodKind` — the payment methods a processor account offers (card brands, e-check,
+  direct debit).
+* :class:`ProcessorConfig` — what a processor account hands its processor: credentials
+  (decrypted only in memory), test or live mode, and where its API is (so tests and the demo
+  point an adapter at its local fake).
+* :class:`IncomingRequest` → :class:`Notification` — a callback as received and what it
+  means.  :class:`NotifiedProcessor.parse_notification` verifies the signature *before*
+  reading anything else and raises :class:`ForgedNotification` (answered 401, nothing
+  written); billing applies a notification once per ``event_id``.
+* :class:`BankAccountDetails` — an account for e-check, as sensitive as a card number and
+  masked the same way.
+
+Nothing here imports a processor: the modules in ``processors`` implement these protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from billing.processing import CardDetails, CardToken, ProcessorError
+
+
+class Capability(StrEnum):
+    """A flow a processor supports."""
+
+    #: Charge a stored token server to server, with or without the customer (recurring).
+    TOKEN_CHARGE = "TOKEN_CHARGE"
+    #: Cards are tokenized in the browser by the processor's script (Stripe.js, Accept.js), so
+    #: the number never reaches kassa; see :class:`ClientTokenization`.
+    CLIENT_TOKENIZATION = "CLIENT_TOKENIZATION"
+    #: Bank accounts (e-check) can be stored and charged like cards.
+    BANK_ACCOUNT = "BANK_ACCOUNT"
+    #: The customer is sent to the system's page and the payment completes later.
+    REDIRECT = "REDIRECT"
+    #: A slip or voucher the customer pays in cash at a store.
+    VOUCHER = "VOUCHER"
+    #: Payments pushed in by a network (cash terminals) without kassa asking.
+    INBOUND = "INBOUND"
+    #: Results arrive asynchronously from an out-of-process module.
+    ASYNC_RESULT = "ASYNC_RESULT"
+    #: Incoming notifications can be parsed and verified (:class:`NotifiedProcessor`).
+    NOTIFICATIONS = "NOTIFICATIONS"
+    #: A payment's status can be asked for (``lookup``) when no notification came.
+    STATUS_POLL = "STATUS_POLL"
+    #: Completed payments can be refunded through the processor.
+    REFUND = "REFUND"
+
+
+class MethodKind(StrEnum):
+    """A payment method a processor account offers its customers."""
+
+    VISA = "VISA"
+    MASTERCARD = "MASTERCARD"
+    AMEX = "AMEX"
+    DISCOVER = "DISCOVER"
+    MAESTRO = "MAESTRO"
+    ECHECK = "ECHECK"
+    DIRECT_DEBIT = "DIRECT_DEBIT"
+
+
+#: The method kind of each card brand :func:`billing.processing.card_brand` names.
+CARD_BRAND_KINDS: Mapping[str, MethodKind] = {
+    "visa": MethodKind.VISA,
+    "mastercard": MethodKind.MASTERCARD,
+    "amex": MethodKind.AMEX,
+    "discover": MethodKind.DISCOVER,
+    "maestro": MethodKind.MAESTRO,
+}
+
+
+class Mode(StrEnum):
+    """Whether a processor account moves real money."""
+
+    TEST = "TEST"
+    LIVE = "LIVE"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ProcessorConfig:
+    """What a processor account gives its processor when one is made for it.
+
+    ``credentials`` are the account's secrets (API keys, transaction keys, signing secrets),
+    decrypted only for the call; ``repr`` names the keys and never the values.
+    ``base_url`` overrides where the processor's API lives (its local fake in tests and the
+    demo); ``None`` means the processor's own address for ``mode``.  ``account_id`` is the
+    processor account's id, used to build callback addresses (``/callbacks/{account_id}``).
+    """
+
+    credentials: Mapping[str, str] = field(default_factory=dict)
+    mode: Mode = Mode.TEST
+    base_url: str | None = None
+    account_id: int | None = None
+    public_url: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"ProcessorConfig(credentials=<{', '.join(sorted(self.credentials))}>, "
+            f"mode={self.mode.value}, base_url={self.base_url!r}, account_id={self.account_id})"
+        )
+
+    def secret(self, name: str) -> str:
+        """The credential ``name``; a missing one is the operator's configuration error."""
+        value = self.credentials.get(name)
+        if not value:
+            raise ProcessorError("MISSING_CREDENTIAL", f"the processor account needs {name!r}")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Payer:
+    """Who a payment method is stored for: a processor keeps its own customer record (Stripe
+    Customer, Authorize.Net customer profile) under kassa's customer id."""
+
+    customer_id: int
+    name: str
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class BankAccountDetails:
+    """A bank account for e-check as the customer typed it: sensitive, handed to a processor
+    and dropped, exactly like :class:`~billing.processing.CardDetails`."""
+
+    routing_number: str
+    account_number: str
+    holder: str
+    account_type: str = "checking"
+
+    def __repr__(self) -> str:
+        return (
+            f"BankAccountDetails(routing_number='***', account_number="
+            f"'****{self.account_number[-4:]}', holder={self.holder!r}, "
+            f"account_type={self.account_type!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTokenization:
+    """How the portal's card form tokenizes in the browser: the script to load (configurable,
+    so tests point it at the fake) and the public, non-secret settings it needs."""
+
+    script_url: str
+    public_settings: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingRequest:
+    """A callback as it arrived: nothing in it is trusted until the processor verified it.
+
+    ``headers`` have lower-case names; ``body`` is the raw bytes the signature covers.
+    """
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+    query: Mapping[str, str] = field(default_factory=dict)
+
+
+class NotificationKind(StrEnum):
+    """What a verified notification says happened to a payment."""
+
+    #: The money arrived: a PENDING payment becomes COMPLETED.
+    SUCCEEDED = "SUCCEEDED"
+    #: The payment failed or was canceled: PENDING becomes FAILED.
+    FAILED = "FAILED"
+    #: A completed payment was taken back (chargeback, return): its credit is reversed.
+    REVERSED = "REVERSED"
+    #: A refund kassa asked for was made.
+    REFUNDED = "REFUNDED"
+    #: Verified, but about nothing kassa tracks (acknowledged and otherwise ignored).
+    IGNORED = "IGNORED"
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A verified notification: which payment, what happened, and how much.
+
+    ``event_id`` is the processor's own id for the event, the key it is applied once under.
+    The payment is found by ``idempotency_key`` (the key kassa sent, e.g. ``attempt-12``) or
+    else by ``processor_reference``.  ``amount``/``currency`` are what the processor says
+    moved; one that differs from the payment's is refused and flagged, never credited.
+    """
+
+    event_id: str
+    kind: NotificationKind
+    processor_reference: str | None = None
+    idempotency_key: str | None = None
+    amount: int | None = None
+    currency: str | None = None
+    decline_code: str | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationReply:
+    """The answer a processor expects to its callback (a status, a body, its content type)."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain"
+
+
+class ForgedNotification(ProcessorError):
+    """The callback's signature is missing, wrong or too old: answered 401, nothing written."""
+
+    def __init__(self, message: str = "the notification's signature does not verify") -> None:
+        super().__init__("FORGED_NOTIFICATION", message)
+
+
+@runtime_checkable
+class NotifiedProcessor(Protocol):
+    """A processor that calls kassa back (:attr:`Capability.NOTIFICATIONS`)."""
+
+    def parse_notification(self, request: IncomingRequest) -> Notification:
+        """Verify ``request``'s signature, then read it.
+
+        Raises :class:`ForgedNotification` before looking at the content when the signature
+        does not verify (or is older than the processor's tolerance).
+        """
+        ...
+
+    def acknowledge(self, notification: Notification) -> NotificationReply:
+        """The reply the processor expects once the notification was applied (or was a
+        duplicate, which is acknowledged the same way so the processor stops resending)."""
+        ...
+
+
+@runtime_checkable
+class ProfileProcessor(Protocol):
+    """A processor that keeps its own customer record and stores methods under it (Stripe,
+    Authorize.Net CIM): cards and bank accounts are tokenized for a :class:`Payer`."""
+
+    async def tokenize_for(self, card: CardDetails, payer: Payer) -> CardToken:
+        """Like ``tokenize``, for ``payer``'s processor-side customer (made on first use)."""
+        ...
+
+    async def store_bank_account(self, account: BankAccountDetails, payer: Payer) -> CardToken:
+        """Store an e-check account; the token's ``brand`` is ``"echeck"`` and ``last4`` the
+        account number's last four digits (expiry 0/0: bank accounts do not expire)."""
+        ...
+
+    async def adopt_client_token(self, client_token: str, payer: Payer) -> CardToken:
+        """Keep a card the browser tokenized (:attr:`Capability.CLIENT_TOKENIZATION`)."""
+        ...
+
+    def client_tokenization(self) -> ClientTokenization | None:
+        """The browser-side tokenization settings, or None when the processor has none."""
+        ...
+
+
+def reject_mismatch(notification: Notification, amount: int, currency: str) -> str | None:
+    """Why ``notification`` may not settle a payment of ``amount`` ``currency``, or None.
+
+    A notification that names no amount is trusted to mean the payment's own (processors that
+    only send a status); one that names a different amount or currency is refused.
+    """
+    if notification.currency is not None and notification.currency.upper() != currency:
+        return f"the notification is in {notification.currency}, the payment in {currency}"
+    if notification.amount is not None and notification.amount != amount:
+        return f"the notification is for {notification.amount}, the payment for {amount}"
+    return None
+
+
+__all__ = [
+    "CARD_BRAND_KINDS",
+    "BankAccountDetails",
+    "Capability",
+    "ClientTokenization",
+    "ForgedNotification",
+    "IncomingRequest",
+    "MethodKind",
+    "Mode",
+    "Notification",
+    "NotificationKind",
+    "NotificationReply",
+    "NotifiedProcessor",
+    "Payer",
+    "ProcessorConfig",
+    "ProfileProcessor",
+]
