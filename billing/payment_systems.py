@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from billing.processing import CardDetails, CardToken, ProcessorError
+from billing.processing import CardDetails, CardProcessor, CardToken, ProcessorError
 
 
 class Capability(StrEnum):
@@ -276,6 +276,52 @@ def reject_mismatch(notification: Notification, amount: int, currency: str) -> s
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class ProcessorInfo:
+    """What an installed processor declares: its registry name, the flows it supports and
+    the payment methods it can take.  Billing checks a processor account against it (an
+    e-check offer needs :attr:`Capability.BANK_ACCOUNT`) without importing the processor."""
+
+    name: str
+    capabilities: frozenset[Capability]
+    method_kinds: frozenset[MethodKind]
+
+
+class ProcessorCatalog(Protocol):
+    """Where billing finds installed processors by name and makes one for a processor
+    account.  Like :class:`billing.processing.ProcessorDirectory` it is handed over once at
+    start-up (:func:`use_catalog`), because billing cannot import ``processors``."""
+
+    def describe(self, name: str) -> ProcessorInfo | None:
+        """What processor ``name`` declares; None when no such processor is installed (or it
+        cannot be loaded)."""
+        ...
+
+    def installed(self) -> list[ProcessorInfo]:
+        """Every processor that loads, by name."""
+        ...
+
+    def processor_for(self, name: str, config: ProcessorConfig) -> CardProcessor:
+        """A processor ``name`` configured for one processor account."""
+        ...
+
+
+_catalog: ProcessorCatalog | None = None
+
+
+def use_catalog(catalog: ProcessorCatalog) -> None:
+    """Make ``catalog`` the one billing asks (once per process, beside ``use_directory``)."""
+    global _catalog
+    _catalog = catalog
+
+
+def catalog() -> ProcessorCatalog:
+    """The catalog the entry point handed over."""
+    if _catalog is None:
+        raise RuntimeError("no processor catalog: the entry point must call use_catalog")
+    return _catalog
+
+
 __all__ = [
     "CARD_BRAND_KINDS",
     "BankAccountDetails",
@@ -290,6 +336,11 @@ __all__ = [
     "NotificationReply",
     "NotifiedProcessor",
     "Payer",
+    "ProcessorCatalog",
     "ProcessorConfig",
+    "ProcessorInfo",
     "ProfileProcessor",
+    "catalog",
+    "reject_mismatch",
+    "use_catalog",
 ]
