@@ -824,15 +824,23 @@ class SignInAttempt(Base):
 
 
 class ApiKey(Base):
-    """A partner's bearer key; only a SHA-256 of the secret is stored."""
+    """A partner's bearer key; only a SHA-256 of the secret is stored.
+
+    A key acts for the provider, for one reseller or for one distributor (then its caller is
+    that distributor, as if signed in), never for a reseller and a distributor at once.
+    """
 
     __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint("reseller_id IS NULL OR distributor_id IS NULL", name="one_owner"),
+    )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     secret_hash: Mapped[str] = mapped_column(String(64))
     scope: Mapped[ApiKeyScope] = mapped_column(_enum(ApiKeyScope))
     reseller_id: Mapped[int | None] = mapped_column(ForeignKey("resellers.id"))
+    distributor_id: Mapped[int | None] = mapped_column(ForeignKey("distributors.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
