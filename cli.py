@@ -294,6 +294,21 @@ def collect() -> None:
 
 
 @app.command()
+def processors() -> None:
+    """List the installed payment processors (entry points ``kassa.processors``) with their
+    capabilities and payment methods; one that does not load is named with why."""
+    for name in registry.available():
+        info = registry.describe(name)
+        assert info is not None
+        typer.echo(
+            f"{name}: capabilities {', '.join(sorted(info.capabilities)) or '-'}; "
+            f"methods {', '.join(sorted(info.method_kinds)) or '-'}"
+        )
+    for name, reason in sorted(registry.load_problems().items()):
+        typer.echo(f"{name}: not loaded ({reason})")
+
+
+@app.command()
 def check() -> None:
     """Verify the ledger: cached balances equal their entries, every transaction sums to zero."""
     from billing.ledger import unbalanced_transactions, verify_balances

@@ -16,11 +16,22 @@ know every charge the "network" saw.
 ``latency_ms`` stands in for the round trip: half of it passes before the charge is booked and
 half after, so a process killed during a call may already have charged the card — the case a
 deterministic idempotency key and reconciliation by lookup exist for.
+
+Made for a processor account (``config=``, a :class:`~billing.payment_systems.ProcessorConfig`)
+the simulator also **calls back**, so the whole notification path is tested without any real
+payment system: :func:`notification_request` writes the callback it would send (JSON, signed
+with HMAC-SHA256 under the account's ``webhook_secret`` credential in the
+``X-Simulator-Signature`` header), and :meth:`SimulatorProcessor.parse_notification` verifies
+the signature before reading the body.  Stripe's 3-D Secure test number ``4000002760003184``
+answers ACTION_REQUIRED with an ``action_url``; its outcome then arrives by notification.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import re
 import secrets
 import sqlite3
@@ -32,6 +43,16 @@ from typing import Any
 
 from billing.errors import UserError
 from billing.money import validate_currency
+from billing.payment_systems import (
+    Capability,
+    ForgedNotification,
+    IncomingRequest,
+    MethodKind,
+    Notification,
+    NotificationKind,
+    NotificationReply,
+    ProcessorConfig,
+)
 from billing.processing import (
     CardDetails,
     CardToken,
@@ -58,6 +79,8 @@ class CardBehaviour:
 
     decline_code: str | None = None
     times_out: bool = False
+    #: The issuer asks for 3-D Secure: nothing is charged until the customer completes it.
+    requires_action: bool = False
 
 
 _APPROVE = CardBehaviour()
@@ -68,6 +91,7 @@ TEST_CARDS: dict[str, CardBehaviour] = {
     "4000000000000002": CardBehaviour(decline_code="card_declined"),
     "4000000000009995": CardBehaviour(decline_code="insufficient_funds"),
     "4000000000000119": CardBehaviour(times_out=True),
+    "4000002760003184": CardBehaviour(requires_action=True),
 }
 
 #: Customer-facing text per decline code.
@@ -95,6 +119,7 @@ _BEHAVIOUR_NAMES: dict[str, CardBehaviour] = {
     "declined": TEST_CARDS["4000000000000002"],
     "insufficient": TEST_CARDS["4000000000009995"],
     "timeout": TEST_CARDS["4000000000000119"],
+    "action": TEST_CARDS["4000002760003184"],
 }
 _TOKEN_RE = re.compile(
     r"^sim_tok_(?P<behaviour>[a-z]+)_(?P<brand>[a-z]+)_(?P<last4>\d{4})_"
@@ -335,16 +360,90 @@ def _utc_today() -> date:
     return datetime.now(UTC).date()
 
 
+#: The header the simulator signs its callbacks in: ``t=<unix time>,v1=<hex HMAC-SHA256 of
+#: "<t>." + body>`` under the account's ``webhook_secret``.
+SIGNATURE_HEADER = "x-simulator-signature"
+#: An older signature is refused, so a captured callback cannot be replayed later.
+SIGNATURE_TOLERANCE_SECONDS = 300
+#: The simulator's event types and what they mean.
+EVENT_KINDS: dict[str, NotificationKind] = {
+    "charge.succeeded": NotificationKind.SUCCEEDED,
+    "charge.failed": NotificationKind.FAILED,
+    "charge.reversed": NotificationKind.REVERSED,
+    "charge.refunded": NotificationKind.REFUNDED,
+}
+_EVENT_TYPES = {kind: event for event, kind in EVENT_KINDS.items()}
+
+
+def _signature(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(
+        secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256
+    ).hexdigest()
+
+
+def notification_request(
+    secret: str,
+    kind: NotificationKind,
+    *,
+    event_id: str,
+    idempotency_key: str | None = None,
+    reference: str | None = None,
+    amount: int | None = None,
+    currency: str | None = None,
+    path: str = "/callbacks/0",
+    timestamp: int | None = None,
+) -> IncomingRequest:
+    """The callback the simulator sends about a charge, signed with ``secret``: what the
+    tests and ``docs/payments.md`` post to ``/callbacks/{account}``."""
+    body = json.dumps(
+        {
+            "id": event_id,
+            "type": _EVENT_TYPES.get(kind, "charge.updated"),
+            "charge": {
+                "idempotency_key": idempotency_key,
+                "reference": reference,
+                "amount": amount,
+                "currency": currency,
+            },
+        },
+        sort_keys=True,
+    ).encode()
+    at = int(datetime.now(UTC).timestamp()) if timestamp is None else timestamp
+    header = f"t={at},v1={_signature(secret, at, body)}"
+    return IncomingRequest(
+        "POST", path, {"content-type": "application/json", SIGNATURE_HEADER: header}, body
+    )
+
+
 class SimulatorProcessor:
     """The simulator, implementing :class:`billing.processing.CardProcessor`.
 
     ``namespace`` separates independent worlds in one process (a demo and a test run);
     ``latency_ms`` makes every call wait that long, for benchmarks; ``today`` lets a test clock
     decide when cards expire; ``state_file`` keeps charges and refunds in that SQLite file
-    instead of in memory, so they outlive the process.
+    instead of in memory, so they outlive the process.  ``config`` is the processor
+    account's (its ``webhook_secret`` signs callbacks; ``base_url`` is where the 3-D Secure
+    page of an ACTION_REQUIRED charge would be).
     """
 
     name = "simulator"
+    capabilities = frozenset(
+        {
+            Capability.TOKEN_CHARGE,
+            Capability.NOTIFICATIONS,
+            Capability.STATUS_POLL,
+            Capability.REFUND,
+        }
+    )
+    method_kinds = frozenset(
+        {
+            MethodKind.VISA,
+            MethodKind.MASTERCARD,
+            MethodKind.AMEX,
+            MethodKind.DISCOVER,
+            MethodKind.MAESTRO,
+        }
+    )
 
     def __init__(
         self,
@@ -352,11 +451,46 @@ class SimulatorProcessor:
         latency_ms: int = 0,
         today: Callable[[], date] = _utc_today,
         state_file: str | None = None,
+        config: ProcessorConfig | None = None,
     ) -> None:
         self._namespace = namespace
         self._latency_ms = latency_ms
         self._today = today
         self._file = None if state_file is None else _file_store_for(state_file, namespace)
+        self._config = config or ProcessorConfig()
+
+    def parse_notification(self, request: IncomingRequest) -> Notification:
+        """Verify the ``X-Simulator-Signature`` (HMAC-SHA256 under ``webhook_secret``, at
+        most :data:`SIGNATURE_TOLERANCE_SECONDS` old) before reading the body."""
+        secret = self._config.secret("webhook_secret")
+        fields = dict(
+            part.split("=", 1)
+            for part in request.headers.get(SIGNATURE_HEADER, "").split(",")
+            if "=" in part
+        )
+        try:
+            timestamp = int(fields.get("t", ""))
+        except ValueError:
+            raise ForgedNotification() from None
+        expected = _signature(secret, timestamp, request.body)
+        if not hmac.compare_digest(expected, fields.get("v1", "")):
+            raise ForgedNotification()
+        if abs(datetime.now(UTC).timestamp() - timestamp) > SIGNATURE_TOLERANCE_SECONDS:
+            raise ForgedNotification("the notification's signature is too old")
+        event = json.loads(request.body)
+        charge = event.get("charge") or {}
+        return Notification(
+            event_id=str(event["id"]),
+            kind=EVENT_KINDS.get(str(event.get("type")), NotificationKind.IGNORED),
+            processor_reference=charge.get("reference"),
+            idempotency_key=charge.get("idempotency_key"),
+            amount=charge.get("amount"),
+            currency=charge.get("currency"),
+        )
+
+    def acknowledge(self, notification: Notification) -> NotificationReply:
+        """The simulator, like Stripe, wants any 2xx; it gets a small JSON receipt."""
+        return NotificationReply(200, b'{"received": true}', "application/json")
 
     async def tokenize(self, card: CardDetails) -> CardToken:
         """Validate ``card`` and return a token that carries its display details and behaviour."""
@@ -502,6 +636,16 @@ class SimulatorProcessor:
     def _decide(self, card: _Card, reference: str, amount: int, currency: str) -> ChargeResult:
         """The outcome a real processor would give this card today."""
         decline_code = card.behaviour.decline_code
+        if card.behaviour.requires_action:
+            return ChargeResult(
+                status=ChargeOutcome.ACTION_REQUIRED,
+                processor_reference=reference,
+                decline_code=None,
+                message="The card's issuer asks the customer to confirm this payment.",
+                amount=amount,
+                currency=currency,
+                action_url=f"{self._config.base_url or 'https://simulator.invalid'}/3ds/{reference}",
+            )
         if decline_code is None and card_expired(card.exp_month, card.exp_year, self._today()):
             decline_code = "expired_card"
         if decline_code is not None:
