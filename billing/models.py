@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import cast
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -33,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from billing.bitcoin import AddressType, BitcoinNetwork
+from billing.payment_systems import Mode, NotificationKind
 from billing.periods import BillingPeriod
 
 #: Integer primary keys that autoincrement on both SQLite and PostgreSQL.
@@ -126,6 +128,9 @@ class PaymentStatus(StrEnum):
     PARTIALLY_REFUNDED = "PARTIALLY_REFUNDED"
     REFUNDED = "REFUNDED"
     VOIDED = "VOIDED"
+    #: Completed, then taken back by a chargeback or return: the credit was reversed in a
+    #: new transaction (:mod:`billing.payment_notifications`).
+    REVERSED = "REVERSED"
 
 
 class InvoiceKind(StrEnum):
@@ -252,6 +257,11 @@ class Reseller(Base):
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    #: The reseller's customers may pay through the provider's processor accounts when none
+    #: of the reseller's own fits (:func:`billing.processor_accounts.route`).
+    processor_fallback: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
 
 
 class CustomerClass(Base):
@@ -665,6 +675,11 @@ class PaymentMethod(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     processor: Mapped[str] = mapped_column(String(32))
+    #: The processor account that stored it; None for cards stored before accounts existed
+    #: (they are charged through ``processor`` with its process-wide settings).
+    processor_account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("processor_accounts.id"), index=True
+    )
     token: Mapped[str] = mapped_column(String(200))
     brand: Mapped[str] = mapped_column(String(32))
     last4: Mapped[str] = mapped_column(String(4))
@@ -691,6 +706,16 @@ class Payment(Base):
     #: For card payments: the invoice it was meant for, if any.
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
     processor: Mapped[str | None] = mapped_column(String(32))
+    #: The processor account the charge went through (None: ``processor``'s process-wide
+    #: settings, as for payments made before accounts existed).
+    processor_account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("processor_accounts.id"), index=True
+    )
+    #: An ACTION_REQUIRED charge: where the customer confirms it (3-D Secure) while PENDING.
+    action_url: Mapped[str | None] = mapped_column(String(2000))
+    #: Why a notification about this payment was refused (amount or currency mismatch): for
+    #: an administrator to look at; such a notification never credits anything.
+    flagged_reason: Mapped[str | None] = mapped_column(String(500))
     #: For card payments: the idempotency key the charge is sent under, committed with the
     #: intent before the processor is called (see ``billing.card_charges``).
     processor_key: Mapped[str | None] = mapped_column(String(200), index=True, unique=True)
@@ -705,6 +730,50 @@ class Payment(Base):
         ForeignKey("distributors.id"), index=True
     )
     distributor_commission: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ProcessorAccount(Base):
+    """A payment system an owner of customers (the provider or a reseller, keyed like
+    ``Letterhead.owner_key``) has configured: which processor, its credentials (a JSON object
+    sealed with :mod:`billing.secrets_at_rest`, never shown back), test or live mode, the
+    currencies it takes with the minimum payment in each (``minimums``: currency → minor
+    units) and the payment methods it offers (``method_kinds``: a list of
+    :class:`~billing.payment_systems.MethodKind` values)."""
+
+    __tablename__ = "processor_accounts"
+    __table_args__ = (UniqueConstraint("owner_key", "name", name="uq_processor_accounts_name"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    owner_key: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    processor: Mapped[str] = mapped_column(String(32))
+    credentials_sealed: Mapped[str] = mapped_column(Text)
+    mode: Mapped[Mode] = mapped_column(_enum(Mode))
+    base_url: Mapped[str | None] = mapped_column(String(500))
+    minimums: Mapped[dict[str, int]] = mapped_column(JSON)
+    method_kinds: Mapped[list[str]] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ProcessorNotification(Base):
+    """A verified callback applied (:mod:`billing.payment_notifications`): the unique
+    ``(processor_account_id, event_id)`` is what makes a resent callback harmless.
+    ``outcome`` says what it did (APPLIED, FLAGGED, IGNORED, NO_PAYMENT)."""
+
+    __tablename__ = "processor_notifications"
+    __table_args__ = (
+        UniqueConstraint(
+            "processor_account_id", "event_id", name="uq_processor_notifications_event"
+        ),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    processor_account_id: Mapped[int] = mapped_column(ForeignKey("processor_accounts.id"))
+    event_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[NotificationKind] = mapped_column(_enum(NotificationKind))
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), index=True)
+    outcome: Mapped[str] = mapped_column(String(24))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class PaymentAllocation(Base):

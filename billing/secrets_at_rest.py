@@ -48,6 +48,7 @@ NONCE_BYTES = 12
 #: The purposes (associated data) of the values kassa seals, one per column.
 WALLET_ACCOUNT_KEY = "bitcoin_wallets.account_key"
 RATE_CONFIG = "bitcoin_settings.rate_config"
+PROCESSOR_CREDENTIALS = "processor_accounts.credentials"
 
 
 class SecretsError(Exception):
