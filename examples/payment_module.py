@@ -35,8 +35,15 @@ from starlette.routing import Route
 
 Json = dict[str, Any]
 Handler = Callable[[Any], Awaitable[tuple[int, Json]]]
-DECLINES = {"4000000000000002": "card_declined", "4000000000009995": "insufficient_funds"}
-HANGS, PENDS = "4000000000000119", "4000000000003220"
+#: What charges to a test card do; any other number is approved.
+BEHAVIOURS = {
+    "4000000000000002": "card_declined",
+    "4000000000009995": "insufficient_funds",
+    "4000000000000119": "hang",
+    "4000000000003220": "pending",
+}
+STATUSES = {"approve": "SUCCEEDED", "hang": "SUCCEEDED", "pending": "PENDING"}  # else DECLINED
+MESSAGES = {"SUCCEEDED": "Approved.", "DECLINED": "The card was declined.", "PENDING": "Pending."}
 
 
 def sign(secret: str, timestamp: str, method: str, path: str, body: bytes) -> str:
@@ -70,11 +77,9 @@ class PaymentModule:
         self.asked: dict[str, tuple[Any, ...]] = {}  # by idempotency key: token, amount, currency
         self.callback_urls: dict[str, str] = {}
         self.refunds: dict[str, tuple[tuple[Any, ...], Json]] = {}  # by key: asked, answer
-        routes = {"/tokenize": self.tokenize, "/charge": self.charge, "/status": self.status}
-        routes["/refund"] = self.refund
-        self.app = Starlette(
-            routes=[Route(p, self._signed(h), methods=["POST"]) for p, h in routes.items()]
-        )
+        handlers = [self.tokenize, self.charge, self.status, self.refund]
+        routes = [Route(f"/{h.__name__}", self._signed(h), methods=["POST"]) for h in handlers]
+        self.app = Starlette(routes=routes)
 
     def _signed(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         """Refuse a request kassa did not sign in the last five minutes; sign every answer."""
@@ -101,7 +106,7 @@ class PaymentModule:
     async def tokenize(self, body: Any) -> tuple[int, Json]:
         number = str(body["card"]["number"])  # used once here; never logged nor kept
         token = f"tok_{secrets.token_hex(12)}"
-        self.cards[token] = {HANGS: "hang", PENDS: "pend"}.get(number, DECLINES.get(number, ""))
+        self.cards[token] = BEHAVIOURS.get(number, "approve")
         return 200, {"token": token}
 
     async def charge(self, body: Any) -> tuple[int, Json]:
@@ -116,16 +121,16 @@ class PaymentModule:
         if type(amount) is not int or amount <= 0 or len(str(currency)) != 3:
             return 422, error("invalid_amount", "a positive integer amount of a currency, please")
         behaviour = self.cards[token]
-        status = {"": "SUCCEEDED", "hang": "SUCCEEDED", "pend": "PENDING"}.get(behaviour)
+        status = STATUSES.get(behaviour, "DECLINED")
         self.asked[key], self.callback_urls[key] = asked, body.get("callback_url") or ""
         self.charges[key] = {
             "idempotency_key": key,
             "reference": f"ch_{secrets.token_hex(12)}",
-            "status": status or "DECLINED",
+            "status": status,
             "amount": amount,
             "currency": currency,
-            "decline_code": None if status else behaviour,
-            "message": "Approved." if status else "The card was declined.",
+            "decline_code": behaviour if status == "DECLINED" else None,
+            "message": MESSAGES[status],
         }
         if behaviour == "hang":
             await asyncio.sleep(self.hang_seconds)
@@ -164,7 +169,7 @@ class PaymentModule:
         A real module retries until kassa answers 2xx, with the same ``event_id``."""
         charge = self.charges[key]
         charge["status"] = "DECLINED" if decline_code else "SUCCEEDED"
-        charge["decline_code"] = decline_code
+        charge["decline_code"], charge["message"] = decline_code, MESSAGES[charge["status"]]
         kind = "FAILED" if decline_code else "SUCCEEDED"
         return post_callback(self.callback_urls[key], self.secret, event(charge, kind, event_id))
 

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from billing.errors import UserError
 from billing.payment_systems import (
     ForgedNotification,
     IncomingRequest,
@@ -255,6 +256,36 @@ async def test_a_module_that_does_not_answer_leaves_the_outcome_unknown() -> Non
     assert "4242" not in unanswered.value.message
 
 
+async def test_what_a_module_refuses_or_fails_at_means_for_kassa() -> None:
+    """Signed error answers: a card refused at /tokenize is the customer's error with the
+    module's words; a 5xx leaves a charge unknown and fails a lookup."""
+    answers = {
+        "/tokenize": (422, {"error": {"code": "card_refused", "message": "Use another card."}}),
+        "/charge": (500, {"error": {"code": "internal", "message": "the bank is down"}}),
+        "/status": (503, {"error": {"code": "unavailable", "message": "try later"}}),
+    }
+
+    async def failing(request: Request) -> Response:
+        status, answer = answers[request.url.path]
+        body = json.dumps(answer).encode()
+        headers = _headers(SECRET, int(time.time()), request.url.path, body)
+        return Response(body, status, headers=headers, media_type="application/json")
+
+    app = Starlette(routes=[Route(path, failing, methods=["POST"]) for path in answers])
+    with serving(app) as server:
+        processor = _processor(server.url)
+        with pytest.raises(UserError) as refused:
+            await processor.tokenize(_card("4242424242424242"))
+        assert (refused.value.code, refused.value.field) == ("CARD_REFUSED", "cardNumber")
+        assert "Use another card." in refused.value.message
+        with pytest.raises(ProcessorTimeout) as unknown:
+            await processor.charge(ChargeRequest("tok_1", 1250, "EUR", "attempt-1"))
+        assert "the bank is down" in unknown.value.message
+        with pytest.raises(ProcessorError) as failed:
+            await processor.lookup("attempt-1")
+        assert failed.value.code == "MODULE_ERROR"
+
+
 def test_a_stale_or_misdirected_callback_is_forged(processor: ExternalModuleProcessor) -> None:
     body = json.dumps(
         {"event_id": "evt_9", "kind": "SUCCEEDED", "idempotency_key": "attempt-1", "amount": 5}
@@ -312,13 +343,26 @@ async def test_a_pending_charge_settles_by_a_signed_callback_over_http(
     found = await processor.lookup(request.idempotency_key)
     assert found is not None and found.status == ChargeOutcome.SUCCEEDED
 
+    declined = ChargeRequest(token.token, 3000, "EUR", "attempt-pending-declined")
+    assert (await processor.charge(declined)).status == ChargeOutcome.UNKNOWN
+    settle = reference.settle
+    assert (
+        await asyncio.to_thread(settle, declined.idempotency_key, "card_declined", "evt_8") == 200
+    )
+    assert (receiver.notifications[-1].kind, receiver.notifications[-1].decline_code) == (
+        NotificationKind.FAILED,
+        "card_declined",
+    )
+    found = await processor.lookup(declined.idempotency_key)
+    assert found is not None and found.status == ChargeOutcome.DECLINED
+
     # A callback the module did not sign gets 401 and is not applied.
     event = payment_module.event(reference.charges[request.idempotency_key], "REVERSED")
     url = reference.callback_urls[request.idempotency_key]
     assert (
         await asyncio.to_thread(payment_module.post_callback, url, "not-the-secret", event) == 401
     )
-    assert len(receiver.notifications) == 1
+    assert len(receiver.notifications) == 2
 
 
 async def test_the_module_keeps_idempotency_keys_and_refuses_what_it_cannot_charge(
