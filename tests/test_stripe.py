@@ -53,6 +53,7 @@ from processors.fakes.stripe import (
 )
 from processors.stripe import StripeProcessor
 from tests.bitcoin_chain import LiveServer, serving
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.processor_contract import Behaviour, ProcessorContract
 
 _NUMBERS = {
@@ -555,3 +556,85 @@ def _nothing_listening() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+# --- Stripe.js in a browser ------------------------------------------------------------------
+
+_CHECKOUT = """<!doctype html><html><body>
+<form id="pay"><div id="card"></div><button>Save card</button></form>
+<script src="{script}"></script>
+<script>
+  const stripe = Stripe("{key}");
+  const card = stripe.elements().create("card");
+  card.mount("#card");
+  document.getElementById("pay").addEventListener("submit", async (event) => {{
+    event.preventDefault();
+    const answer = await stripe.createPaymentMethod({{type: "card", card,
+      billing_details: {{name: "Ada"}}}});
+    document.body.dataset.result = answer.error ? "error:" + answer.error.code
+                                                : answer.paymentMethod.id;
+  }});
+</script></body></html>"""
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+async def test_the_fake_stripe_js_tokenizes_in_a_browser_page_of_another_origin(
+    server: LiveServer,
+) -> None:
+    """A shop page (its own origin) loads the fake's Stripe.js, which posts the card straight
+    to the fake; kassa gets only the PaymentMethod id and adopts it."""
+    from playwright.async_api import async_playwright
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    processor = _processor(server.url, stripe_js_url=f"{server.url}/v3/")
+    browser_side = processor.client_tokenization()
+    page_html = _CHECKOUT.format(
+        script=browser_side.script_url, key=browser_side.public_settings["publishable_key"]
+    )
+
+    async def checkout(_: object) -> HTMLResponse:
+        return HTMLResponse(page_html)
+
+    with serving(Starlette(routes=[Route("/checkout", checkout)])) as shop:
+        async with async_playwright() as playwright:
+            chromium = await playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+            )
+            try:
+                page = await chromium.new_page()
+                page.set_default_timeout(5000)
+                await page.goto(f"{shop.url}/checkout")
+                await page.get_by_label("Card number").fill("4000 0000 0000 9995")
+                await page.get_by_label("Expiry (MM/YY)").fill("11/33")
+                await page.get_by_label("Security code").fill("123")
+                await page.get_by_role("button", name="Save card").click()
+                await page.wait_for_function("document.body.dataset.result !== undefined")
+                made = await page.evaluate("document.body.dataset.result")
+                await page.get_by_label("Card number").fill("4000 0000 0000 0001")
+                await page.get_by_role("button", name="Save card").click()
+                await page.wait_for_function("document.body.dataset.result.startsWith('error')")
+                refused = await page.evaluate("document.body.dataset.result")
+            finally:
+                await chromium.close()
+    assert made.startswith("pm_") and refused == "error:incorrect_number"
+    token = await processor.adopt_client_token(made, Payer(505, "Ada", None))
+    assert (token.last4, token.exp_month, token.exp_year) == ("9995", 11, 2033)
+    declined = await processor.charge(_request(token))
+    assert declined.decline_code == "insufficient_funds"
+
+
+async def test_the_fake_mounted_under_a_prefix_links_its_pages_under_it() -> None:
+    """As the demo serves it (beside kassa, under a path): the API and the 3-D Secure page."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    with serving(Starlette(routes=[Mount("/_fake/stripe", FakeStripe().app)])) as site:
+        processor = _processor(f"{site.url}/_fake/stripe")
+        request = _request(await processor.tokenize(_card(THREE_D_SECURE)))
+        result = await processor.charge(request)
+        assert str(result.action_url).startswith(f"{site.url}/_fake/stripe/_fake/3ds/pi_")
+        assert (await _http("GET", str(result.action_url))).status_code == 303
+        found = await processor.lookup(request.idempotency_key)
+    assert found is not None and found.status == ChargeOutcome.SUCCEEDED

@@ -69,6 +69,59 @@ WEBHOOK_SECRET = "whsec_kassa_fake"
 #: The fake's own "no answer in time" card (Stripe's ``processing_error`` test number).
 HANG_CARD = "4000000000000119"
 
+#: A stand-in for Stripe.js v3, served at ``GET /v3/`` so the card form can be pointed at the
+#: fake: ``Stripe(publishableKey)``, ``elements().create("card").mount(target)`` (plain inputs
+#: where Stripe renders its iframe) and ``createPaymentMethod({type: "card", card, billing_details})``
+#: resolving to ``{paymentMethod}`` or ``{error}`` — the calls a card form makes.  It posts the
+#: card to this fake's ``/v1/payment_methods`` with the publishable key, as Stripe.js does to
+#: Stripe, so the number goes from the browser to "Stripe" and never to kassa.
+STRIPE_JS = """(function () {
+  var api = new URL(".", document.currentScript.src).href.replace(/v3\\/$/, "");
+  function field(name, label, size) {
+    var input = document.createElement("input");
+    input.name = "fake-stripe-" + name;
+    input.setAttribute("aria-label", label);
+    input.setAttribute("autocomplete", "off");
+    input.size = size;
+    return input;
+  }
+  function CardElement() {
+    this.number = field("number", "Card number", 19);
+    this.expiry = field("expiry", "Expiry (MM/YY)", 5);
+    this.cvc = field("cvc", "Security code", 4);
+  }
+  CardElement.prototype.mount = function (target) {
+    var node = typeof target === "string" ? document.querySelector(target) : target;
+    node.append(this.number, this.expiry, this.cvc);
+  };
+  CardElement.prototype.on = function () {};
+  window.Stripe = function (key) {
+    return {
+      elements: function () {
+        return { create: function () { return new CardElement(); } };
+      },
+      createPaymentMethod: function (options) {
+        var card = options.card, expiry = card.expiry.value.split("/");
+        var body = new URLSearchParams({
+          type: "card", key: key,
+          "card[number]": card.number.value.replace(/[\\s-]/g, ""),
+          "card[exp_month]": (expiry[0] || "").trim(),
+          "card[exp_year]": "20" + (expiry[1] || "").trim().slice(-2),
+          "card[cvc]": card.cvc.value.trim()
+        });
+        var name = (options.billing_details || {}).name;
+        if (name) body.set("billing_details[name]", name);
+        return fetch(api + "v1/payment_methods", { method: "POST", body: body })
+          .then(function (reply) { return reply.json(); })
+          .then(function (json) {
+            return json.error ? { error: json.error } : { paymentMethod: json };
+          });
+      }
+    };
+  };
+})();
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class CardBehaviour:
@@ -825,15 +878,21 @@ class FakeStripe:
             ),
             Route("/v1/refunds", post(self._create_refund), methods=["POST"]),
             Route("/v1/refunds/{id}", get(self._retrieve("refunds", "refund"))),
+            Route("/v3/", _stripe_js, methods=["GET"]),
             Route("/_fake/3ds/{id}", self._three_d_secure, methods=["GET"]),
             Route("/_fake/payment_intents/{id}/dispute", self._open_dispute, methods=["POST"]),
         ]
         return Starlette(routes=routes)
 
 
+async def _stripe_js(request: Request) -> Response:
+    return Response(STRIPE_JS, media_type="text/javascript")
+
+
 def _base(request: Request) -> str:
     """Where this fake is reached from outside (its mount point included)."""
-    return str(request.base_url).rstrip("/")
+    root = str(request.scope.get("root_path", "")).rstrip("/")  # a Mount's prefix included
+    return f"{request.url.scheme}://{request.url.netloc}{root}"
 
 
 def _matches(obj: dict[str, Any], name: str, value: str) -> bool:
@@ -847,7 +906,8 @@ def _unescape(text: str) -> str:
 
 
 def _respond(answer: _Answer, *, replayed: bool = False) -> Response:
-    headers = {"Request-Id": f"req_{secrets.token_hex(7)}"}
+    # Any origin may read the answers: Stripe.js calls the API from the shop's own pages.
+    headers = {"Request-Id": f"req_{secrets.token_hex(7)}", "Access-Control-Allow-Origin": "*"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return JSONResponse(answer.body, answer.status, headers=headers)
