@@ -427,6 +427,8 @@ def test_the_documents_shell_examples_run_against_a_copy_of_the_module(
     """Each ``sh`` block of the document, run by bash as written, against the reference module
     copied out of the repository and started the way the document says."""
     blocks = {block.splitlines()[0].removeprefix("# "): block for block in _doc_blocks("sh")}
+    ran = {"kcurl", "worked example", "unsigned", "tokenize", "charge", "status", "refund"}
+    assert set(blocks) == ran | {"callback"}, "every sh block is run below"
     receiver, kassa_server = kassa
     receiver.processor = _processor("http://unused.invalid")
     shutil.copy(ROOT / "examples" / "payment_module.py", tmp_path)
