@@ -287,7 +287,9 @@ class AuthorizeNetProcessor:
         self._today = today
         self._transport = transport
         live = self._config.mode == Mode.LIVE
-        self._url = self._config.base_url or (PRODUCTION_URL if live else SANDBOX_URL)
+        #: Where requests go: Authorize.Net's sandbox or production endpoint by mode, or
+        #: ``config.base_url`` (the local fake).
+        self.endpoint = self._config.base_url or (PRODUCTION_URL if live else SANDBOX_URL)
         self._validation_mode = "liveMode" if live else "testMode"
         self._currency = validate_currency(self._config.credentials.get("currency") or "USD")
 
@@ -366,7 +368,7 @@ class AuthorizeNetProcessor:
             {
                 "customerProfileId": profile_id,
                 "customerPaymentProfileId": payment_profile_id,
-                "unmaskExpirationDate": True,
+                "unmaskExpirationDate": "true",
             },
         )
         self._require_ok(data)
@@ -655,8 +657,8 @@ class AuthorizeNetProcessor:
                 request_type,
                 {
                     **fields,
-                    "sorting": {"orderBy": "submitTimeUTC", "orderDescending": True},
-                    "paging": {"limit": PAGE_LIMIT, "offset": page},
+                    "sorting": {"orderBy": "submitTimeUTC", "orderDescending": "true"},
+                    "paging": {"limit": str(PAGE_LIMIT), "offset": str(page)},
                 },
             )
             self._require_ok(data, allow_empty=True)
@@ -672,7 +674,7 @@ class AuthorizeNetProcessor:
         data = await self._call("getTransactionDetailsRequest", {"transId": transaction_id})
         result, code, text = _messages(data)
         if result != "Ok":
-            if code in {"E00040", "E00011"}:
+            if code == "E00040":
                 return None
             raise self._error(code, text)
         return dict(data["transaction"])
@@ -729,7 +731,11 @@ class AuthorizeNetProcessor:
         payment_profile_id = str(profile.get("customerPaymentProfileId", ""))
         reference = refund_reference(idempotency_key)
         if status == "voided":
-            return RefundResult(True, processor_reference, "Voided before settlement.")
+            # A void leaves no transaction of its own to recognise a replay by: the whole
+            # amount is the void kassa made (billing never refunds more than was paid).
+            if amount == charged:
+                return RefundResult(True, processor_reference, "Voided before settlement.")
+            return RefundResult(False, None, "The charge was voided before it settled.")
         if profile_id and payment_profile_id:
             earlier = await self._find_for_customer(profile_id, payment_profile_id, reference)
             if earlier is not None:
@@ -813,6 +819,8 @@ class AuthorizeNetProcessor:
             event_id = str(event["notificationId"])
             event_type = str(event["eventType"])
             payload = event.get("payload") or {}
+            if not isinstance(payload, dict):
+                raise TypeError("payload")
         except (ValueError, KeyError, TypeError, AttributeError):
             raise ProcessorError(
                 "MALFORMED_NOTIFICATION", "the webhook is not Authorize.Net's JSON"
@@ -868,6 +876,13 @@ class AuthorizeNetProcessor:
                 "AUTHENTICATION_FAILED",
                 f"Authorize.Net refused the API Login ID and Transaction Key ({code})",
             )
+        if code == "E00011":
+            # Never read as "no such charge": that would let an unknown charge count as unmade.
+            return ProcessorError(
+                "ACCESS_DENIED",
+                "Authorize.Net denied access (E00011): enable the Transaction Details API "
+                "in the Merchant Interface",
+            )
         return ProcessorError(f"AUTHORIZE_NET_{code or 'ERROR'}", f"{code}: {_safe_text(text)}")
 
     async def _call(
@@ -891,7 +906,7 @@ class AuthorizeNetProcessor:
             async with httpx.AsyncClient(
                 timeout=self._timeout, transport=self._transport
             ) as client:
-                response = await client.post(self._url, json=body)
+                response = await client.post(self.endpoint, json=body)
         except httpx.TimeoutException:
             raise ProcessorTimeout(f"no answer from Authorize.Net to {request_type}") from None
         except httpx.ConnectError:

@@ -184,8 +184,8 @@ def test_declares_what_it_does_and_implements_the_protocols(gateway: Gateway) ->
 def test_the_endpoint_follows_the_mode_unless_overridden() -> None:
     sandbox = AuthorizeNetProcessor(config=ProcessorConfig(mode=Mode.TEST))
     live = AuthorizeNetProcessor(config=ProcessorConfig(mode=Mode.LIVE))
-    assert sandbox._url == SANDBOX_URL
-    assert live._url == PRODUCTION_URL
+    assert sandbox.endpoint == SANDBOX_URL
+    assert live.endpoint == PRODUCTION_URL
     assert live.client_tokenization().script_url == "https://js.authorize.net/v1/Accept.js"
     assert sandbox.client_tokenization().script_url == "https://jstest.authorize.net/v1/Accept.js"
 
@@ -363,6 +363,7 @@ async def test_an_unsettled_charge_is_voided_whole_never_in_part(gateway: Gatewa
         assert whole.succeeded
         assert gateway.fake.transactions[charged.processor_reference].status == "voided"
         assert (await processor.refund(charged.processor_reference, 2000, refund_key)).succeeded
+        assert not (await processor.refund(charged.processor_reference, 500, key())).succeeded
         # kassa's own void comes back as REFUNDED; one made elsewhere is a reversal.
         ours, headers = gateway.fake.webhook(
             charged.processor_reference,
@@ -460,3 +461,16 @@ async def test_a_card_tokenized_by_accept_js_is_adopted(gateway: Gateway) -> Non
     assert charged.status == ChargeOutcome.SUCCEEDED
     with pytest.raises(ProcessorError):
         await processor.adopt_client_token(opaque, payer())  # a one-time token
+
+
+async def test_a_lookup_without_the_transaction_details_api_is_an_error_not_none(
+    gateway: Gateway,
+) -> None:
+    gateway.fake.transaction_details_api = False
+    try:
+        with pytest.raises(ProcessorError) as denied:
+            await gateway.processor().lookup(key())
+        assert denied.value.code == "ACCESS_DENIED"
+        assert "Transaction Details API" in denied.value.message
+    finally:
+        gateway.fake.transaction_details_api = True

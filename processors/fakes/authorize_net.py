@@ -131,6 +131,18 @@ _OUTCOMES = {
 }
 
 
+#: The Transaction Details API's request types.
+_REPORTING = frozenset(
+    {
+        "getTransactionListForCustomerRequest",
+        "getUnsettledTransactionListRequest",
+        "getSettledBatchListRequest",
+        "getTransactionListRequest",
+        "getTransactionDetailsRequest",
+    }
+)
+
+
 class _Refused(Exception):
     """An Error answer: ``messages`` with this code and text (and extra top-level fields)."""
 
@@ -257,6 +269,9 @@ class FakeAuthorizeNet:
         self.batches: dict[str, Batch] = {}
         self.opaque: dict[str, tuple[str, str, str]] = {}  # dataValue -> (number, exp, code)
         self.requests: list[str] = []  # request types, in order
+        #: Off, the reporting calls answer E00011 (access denied), as for a merchant who has
+        #: not enabled the Transaction Details API.
+        self.transaction_details_api = True
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -303,6 +318,11 @@ class FakeAuthorizeNet:
             else:
                 self._authenticate(fields, self.transaction_key, "transactionKey")
             self._check_limits(fields)
+            if request_type in _REPORTING and not self.transaction_details_api:
+                raise _Refused(
+                    "E00011",
+                    "Access denied. You do not have permissions to call the Transaction Details API.",
+                )
             with self._lock:
                 answer, hang = handler(fields)
         except _Refused as refused:
@@ -851,7 +871,7 @@ class FakeAuthorizeNet:
         first = moment("firstSettlementDate", now - timedelta(days=1))
         last = moment("lastSettlementDate", now)
         if last - first > timedelta(days=31):
-            raise _Refused("E00011", "The date range cannot exceed 31 days.")
+            raise _Refused("E00003", "The date range cannot exceed 31 days.")
         batches = [
             b for b in self.batches.values() if first <= b.settled <= last + timedelta(seconds=1)
         ]
