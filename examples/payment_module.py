@@ -1,4 +1,4 @@
-"""A kassa payment module in a few dozen lines: the reference for docs/payment-modules.md.
+"""A kassa payment module in one short file: the reference for docs/payment-modules.md.
 
 It keeps tokens, charges and refunds in memory and decides like a card network's test mode:
 4242 4242 4242 4242 (and any other number) is approved, 4000 0000 0000 0002 declined
