@@ -221,9 +221,9 @@ async def test_an_answer_kassa_cannot_verify_is_not_trusted(spoil: str) -> None:
         key = "attempt-other" if spoil == "another key" else asked
         charge = {"idempotency_key": key, "reference": "ch_1", "status": "SUCCEEDED"}
         charge |= {"amount": 1250, "currency": "EUR", "decline_code": None, "message": "ok"}
-        status, answer = (200, charge) if path == "/charge" or spoil == "another key" else (404, {})
-        if status == 404:
-            answer = {"error": {"code": "not_found", "message": "no charge under this key"}}
+        status, answer = 200, charge
+        if path == "/status" and spoil != "another key":
+            status, answer = 404, {"error": {"code": "not_found", "message": "no such charge"}}
         body = json.dumps(answer).encode()
         now = int(time.time())
         headers = {
