@@ -15,6 +15,10 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from billing.errors import UserError
 from billing.money import format_amount
@@ -474,3 +478,32 @@ async def test_a_lookup_without_the_transaction_details_api_is_an_error_not_none
         assert "Transaction Details API" in denied.value.message
     finally:
         gateway.fake.transaction_details_api = True
+
+
+async def test_the_fake_delivers_a_signed_webhook_the_adapter_accepts(gateway: Gateway) -> None:
+    received: list[IncomingRequest] = []
+
+    async def callback(incoming: Request) -> Response:
+        headers = {name.lower(): value for name, value in incoming.headers.items()}
+        received.append(IncomingRequest("POST", incoming.url.path, headers, await incoming.body()))
+        return Response(status_code=200)
+
+    processor = gateway.processor()
+    token = await processor.tokenize(card())
+    charge_key = key()
+    charged = await processor.charge(request(token, 1234, charge_key))
+    receiver = Starlette(routes=[Route("/callbacks/7", callback, methods=["POST"])])
+    with serving(receiver) as kassa:
+        async with httpx.AsyncClient() as client:
+            sent = await client.post(
+                f"{gateway.server.url}/_fake/webhook",
+                json={
+                    "transId": charged.processor_reference,
+                    "eventType": "net.authorize.payment.authcapture.created",
+                    "url": f"{kassa.url}/callbacks/7",
+                },
+            )
+    assert sent.json() == {"status": 200}
+    notification = processor.parse_notification(received[0])
+    assert notification.kind == NotificationKind.SUCCEEDED
+    assert (notification.idempotency_key, notification.amount) == (charge_key, 1234)
