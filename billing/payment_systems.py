@@ -28,10 +28,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from billing.processing import CardDetails, CardProcessor, CardToken, ProcessorError
+from billing.processing import (
+    CardDetails,
+    CardProcessor,
+    CardToken,
+    ChargeResult,
+    ProcessorError,
+)
 
 
 class Capability(StrEnum):
@@ -263,6 +270,69 @@ class ProfileProcessor(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class RedirectRequest:
+    """A payment the customer completes on the system's own page (:attr:`Capability.REDIRECT`).
+
+    ``idempotency_key`` is the payment's key at kassa (``payment-<id>``): a second start under
+    it must not open a second payment at the system.  ``return_url`` is where the system sends
+    the customer back (never trusted by itself: the outcome comes from a verified notification
+    or a status query), ``cancel_url`` where it sends them when they give up, ``notify_url``
+    kassa's ``/callbacks/{account}`` for systems that take it per payment.  ``phone`` is the
+    payer's, for systems that require one (Remita).
+    """
+
+    idempotency_key: str
+    amount: int
+    currency: str
+    description: str
+    payer: Payer
+    return_url: str
+    cancel_url: str
+    notify_url: str
+    phone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectStart:
+    """Where to send the customer, and the system's id for the payment.
+
+    ``form_fields`` is set for systems that are entered by a form POST to ``url`` (the portal
+    renders an auto-submitting form); otherwise the customer is sent to ``url`` with a GET.
+    ``expires_at`` is when an abandoned payment stops being payable (None: kassa's default).
+    """
+
+    url: str
+    external_id: str
+    form_fields: Mapping[str, str] | None = None
+    expires_at: datetime | None = None
+
+
+@runtime_checkable
+class RedirectProcessor(Protocol):
+    """A system the customer is sent to (PayPal, Skrill, Payarena, Remita): no stored method,
+    no recurring charge; the outcome is confirmed by notification or status query."""
+
+    async def start_redirect(self, request: RedirectRequest) -> RedirectStart:
+        """Open the payment at the system; raises :class:`~billing.errors.UserError` for what
+        the customer must fix first (a missing phone, an amount below the minimum) before any
+        call, and :class:`~billing.processing.ProcessorError` when the system refuses."""
+        ...
+
+    async def complete_return(self, start: RedirectStart, query: Mapping[str, str]) -> ChargeResult:
+        """What became of the payment when the customer came back with ``query``.
+
+        The query is only a hint: the result comes from the system (PayPal captures the
+        approved order; the others are asked for the status).  ``UNKNOWN`` means still
+        pending; ``DECLINED`` canceled or failed.
+        """
+        ...
+
+    async def redirect_status(self, start: RedirectStart) -> ChargeResult:
+        """The payment's status at the system, for expiry and reconciliation."""
+        ...
+
+
 def reject_mismatch(notification: Notification, amount: int, currency: str) -> str | None:
     """Why ``notification`` may not settle a payment of ``amount`` ``currency``, or None.
 
@@ -340,6 +410,9 @@ __all__ = [
     "ProcessorConfig",
     "ProcessorInfo",
     "ProfileProcessor",
+    "RedirectProcessor",
+    "RedirectRequest",
+    "RedirectStart",
     "catalog",
     "reject_mismatch",
     "use_catalog",
