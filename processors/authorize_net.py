@@ -23,7 +23,8 @@ replay sends the same reference) — and the full key goes into ``order.descript
 Before charging, the payer's recent transactions (``getTransactionListForCustomerRequest``)
 are searched for that invoice number, and the charge itself asks for a ``duplicateWindow``
 of 8 hours, so two racing requests with one key are refused by the gateway (reason code 11)
-and then found by the same search.  :meth:`AuthorizeNetProcessor.lookup`, which has only the
+and then found by the same search (the gateway's duplicate check includes the invoice number,
+so charges under different keys are not taken for duplicates).  :meth:`AuthorizeNetProcessor.lookup`, which has only the
 key, searches the unsettled transactions and the settled batches of the last 31 days.
 
 **Outcomes.**  ``responseCode`` 1 is SUCCEEDED; 2 DECLINED (reason 2-4 ``card_declined``,
@@ -178,6 +179,7 @@ _REFUND_STATUSES = frozenset({"refundSettledSuccessfully", "refundPendingSettlem
 _TOKEN_RE = re.compile(r"^(\d{1,20})/(\d{1,20})$")
 _DUPLICATE_ID_RE = re.compile(r"ID (\d+)")
 _DIGIT_RUN_RE = re.compile(r"\d{4,}")
+_QUOTED_VALUE_RE = re.compile(r"value '[^']*'", re.IGNORECASE)
 _ACCOUNT_TYPES = {
     "checking": "checking",
     "savings": "savings",
@@ -215,9 +217,9 @@ def signature(signature_key: str, body: bytes) -> str:
 
 
 def _safe_text(text: object) -> str:
-    """An Authorize.Net message with every run of 4+ digits masked: a schema error may echo
-    the value it refused, and that value may be a card or account number."""
-    return _DIGIT_RUN_RE.sub("…", str(text))[:200]
+    """An Authorize.Net message with the value it quotes and every run of 4+ digits masked:
+    a schema error echoes the value it refused, which may be a card number or a CVC."""
+    return _DIGIT_RUN_RE.sub("…", _QUOTED_VALUE_RE.sub("value '…'", str(text)))[:200]
 
 
 def _messages(data: Mapping[str, Any]) -> tuple[str, str, str]:

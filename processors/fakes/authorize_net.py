@@ -569,11 +569,7 @@ class FakeAuthorizeNet:
         except InvalidOperation:
             amount = Decimal(0)
         if not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
-            raise _Refused(
-                "E00027",
-                "The transaction was unsuccessful.",
-                transactionResponse=_response("3", "5", "A valid amount is required.", "0"),
-            )
+            raise _unsuccessful("5", "A valid amount is required.")
         return amount
 
     def _auth_capture(
@@ -598,11 +594,8 @@ class FakeAuthorizeNet:
                 and earlier.invoice_number == invoice
                 and now - earlier.submitted < timedelta(seconds=window)
             ):
-                duplicate = _response(
-                    "3", "11", "A duplicate transaction has been submitted.", earlier.trans_id
-                )
-                raise _Refused(
-                    "E00027", "The transaction was unsuccessful.", transactionResponse=duplicate
+                raise _unsuccessful(
+                    "11", "A duplicate transaction has been submitted.", earlier.trans_id
                 )
         behaviour = stored.behaviour
         if stored.kind == "bank" and amount > ECHECK_APPROVAL_LIMIT:
@@ -654,11 +647,7 @@ class FakeAuthorizeNet:
         amount = self._amount(spec)
         original = self.transactions.get(str(spec.get("refTransId", "")))
         if original is None or original.kind != "authCaptureTransaction":
-            raise _Refused(
-                "E00027",
-                "The transaction was unsuccessful.",
-                transactionResponse=_response("3", "16", "The transaction cannot be found.", "0"),
-            )
+            raise _unsuccessful("16", "The transaction cannot be found.")
         profile_spec = spec.get("profile") or {}
         payment_profile_id = str(
             (profile_spec.get("paymentProfile") or {}).get("paymentProfileId", "")
@@ -669,37 +658,14 @@ class FakeAuthorizeNet:
             == (original.profile_id, original.payment_profile_id)
             or str(card.get("cardNumber", ""))[-4:] == original.account_number[-4:]
         ):
-            raise _Refused(
-                "E00027",
-                "The transaction was unsuccessful.",
-                transactionResponse=_response(
-                    "3",
-                    "54",
-                    "The referenced transaction does not meet the criteria for issuing a credit.",
-                    "0",
-                ),
-            )
+            raise _unsuccessful("54", _NOT_CREDITABLE)
         if original.status != "settledSuccessfully":
-            raise _Refused(
-                "E00027",
-                "The transaction was unsuccessful.",
-                transactionResponse=_response(
-                    "3",
-                    "54",
-                    "The referenced transaction does not meet the criteria for issuing a credit.",
-                    "0",
-                ),
-            )
+            raise _unsuccessful("54", _NOT_CREDITABLE)
         if original.refunded + amount > original.amount:
-            raise _Refused(
-                "E00027",
-                "The transaction was unsuccessful.",
-                transactionResponse=_response(
-                    "3",
-                    "55",
-                    "The sum of credits against the referenced transaction would exceed original debit amount.",
-                    "0",
-                ),
+            raise _unsuccessful(
+                "55",
+                "The sum of credits against the referenced transaction would exceed "
+                "original debit amount.",
             )
         original.refunded += amount
         order = spec.get("order") or {}
@@ -738,11 +704,7 @@ class FakeAuthorizeNet:
             "FDSPendingReview",
             "voided",
         }:
-            raise _Refused(
-                "E00027",
-                "The transaction was unsuccessful.",
-                transactionResponse=_response("3", "16", "The transaction cannot be found.", "0"),
-            )
+            raise _unsuccessful("16", "The transaction cannot be found.")
         original.status = "voided"
         return {
             "transactionResponse": _response(
@@ -1008,6 +970,18 @@ _ACCEPT_JS = """window.Accept = {
   }
 };
 """
+
+
+_NOT_CREDITABLE = "The referenced transaction does not meet the criteria for issuing a credit."
+
+
+def _unsuccessful(reason: str, text: str, trans_id: str = "0") -> _Refused:
+    """E00027 with a ``transactionResponse`` in error (response code 3) for ``reason``."""
+    return _Refused(
+        "E00027",
+        "The transaction was unsuccessful.",
+        transactionResponse=_response("3", reason, text, trans_id),
+    )
 
 
 def _response(code: str, reason: str, text: str, trans_id: str) -> dict[str, Any]:
