@@ -128,8 +128,8 @@ def _utc_today() -> date:
 
 
 def encode_form(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
-    """``params`` as Stripe's form fields: nested mappings in brackets (``metadata[k]``),
-    booleans as ``true``/``false``, None left out."""
+    """``params`` as Stripe's form fields: nested mappings in brackets (``metadata[k]``), lists
+    indexed (``payment_method_types[0]``), booleans as ``true``/``false``, None left out."""
     fields: list[tuple[str, str]] = []
     for name, value in params.items():
         key = f"{prefix}[{name}]" if prefix else name
@@ -137,6 +137,8 @@ def encode_form(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, 
             continue
         if isinstance(value, Mapping):
             fields += encode_form(value, key)
+        elif isinstance(value, list | tuple):
+            fields += encode_form({str(i): item for i, item in enumerate(value)}, key)
         elif isinstance(value, bool):
             fields.append((key, "true" if value else "false"))
         else:
@@ -440,6 +442,9 @@ class StripeProcessor:
             "customer": token["customer"],
             "payment_method": token["method"],
             "confirm": True,
+            # Cards only: without it Stripe enables the Dashboard's redirect-based methods and
+            # wants a return_url even off-session.
+            "payment_method_types": ["card"],
             "description": request.description or None,
             "metadata": {"kassa_key": request.idempotency_key},
         }

@@ -638,3 +638,63 @@ async def test_the_fake_mounted_under_a_prefix_links_its_pages_under_it() -> Non
         assert (await _http("GET", str(result.action_url))).status_code == 303
         found = await processor.lookup(request.idempotency_key)
     assert found is not None and found.status == ChargeOutcome.SUCCEEDED
+
+
+async def test_a_confirm_without_return_url_needs_card_as_its_method_type(
+    server: LiveServer, processor: StripeProcessor
+) -> None:
+    """Why every charge names ``payment_method_types[0]=card``: otherwise Stripe (and the
+    fake) want a return_url even off-session."""
+    token = await processor.tokenize(_card())
+    customer, method = token.token.split("/")
+    form = {"amount": "100", "currency": "usd", "customer": customer, "payment_method": method}
+    headers = {"Authorization": f"Bearer {SECRET_KEY}"}
+    bare = await _http(
+        "POST",
+        f"{server.url}/v1/payment_intents",
+        data={**form, "confirm": "true", "off_session": "true"},
+        headers={**headers, "Idempotency-Key": f"k-{uuid.uuid4()}"},
+    )
+    assert bare.status_code == 400 and bare.json()["error"]["param"] == "return_url"
+
+
+async def test_unavailable_answers_are_retried_under_the_same_key_then_time_out(
+    fake: FakeStripe, server: LiveServer
+) -> None:
+    """A proxy that answers 503 to the first ``failures`` POSTs, then passes them on."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    failures = {"left": 0}
+    keys: list[str | None] = []
+
+    async def flaky(request: Request) -> Response:
+        if request.method == "POST":
+            keys.append(request.headers.get("idempotency-key"))
+            if failures["left"] > 0:
+                failures["left"] -= 1
+                return Response(b'{"error": {"type": "api_error"}}', 503)
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            answer = await client.request(
+                request.method,
+                request.url.path,
+                params=request.query_params,
+                content=await request.body(),
+                headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
+            )
+        return Response(answer.content, answer.status_code, media_type="application/json")
+
+    proxy = Starlette(routes=[Route("/{path:path}", flaky, methods=["GET", "POST"])])
+    with serving(proxy) as site:
+        processor = _processor(site.url)
+        token = await processor.tokenize(_card())
+        keys.clear()
+        failures["left"] = 1
+        request = _request(token)
+        assert (await processor.charge(request)).status == ChargeOutcome.SUCCEEDED
+        assert keys == [request.idempotency_key] * 2  # the 503, then the same request again
+        failures["left"] = 10
+        with pytest.raises(ProcessorTimeout):
+            await processor.charge(_request(token))

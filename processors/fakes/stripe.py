@@ -547,6 +547,19 @@ class FakeStripe:
         customer = params.get("customer")
         if customer is not None and customer not in self.customers:
             return _missing("customer", customer, "customer")
+        types = params.get("payment_method_types") or {}
+        no_redirects = (params.get("automatic_payment_methods") or {}).get("allow_redirects")
+        card_listed = "card" in (types.values() if isinstance(types, dict) else types)
+        confirming = params.get("confirm") == "true" and not params.get("return_url")
+        if confirming and not card_listed and no_redirects != "never":
+            return _error(
+                400,
+                "invalid_request_error",
+                "A return_url must be specified because this Payment Intent is configured "
+                "to automatically accept the payment methods enabled in the Dashboard, some "
+                "of which may require a full page redirect to succeed.",
+                param="return_url",
+            )
         intent_id = _id("pi")
         intent = {
             "id": intent_id,
