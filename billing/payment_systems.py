@@ -191,6 +191,9 @@ class NotificationKind(StrEnum):
     REFUNDED = "REFUNDED"
     #: Verified, but about nothing kassa tracks (acknowledged and otherwise ignored).
     IGNORED = "IGNORED"
+    #: An unsigned "something changed" (Remita, Payarena): it proves nothing, so billing asks
+    #: the system for the payment's status (``redirect_status``) before anything counts.
+    CHECK_STATUS = "CHECK_STATUS"
 
 
 @dataclass(frozen=True, slots=True)
