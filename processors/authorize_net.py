@@ -176,6 +176,15 @@ _HELD_STATUSES = frozenset(
 )
 _REFUND_STATUSES = frozenset({"refundSettledSuccessfully", "refundPendingSettlement"})
 
+#: Authorize.Net's ``cardType`` names (lower-cased) as kassa's brands (see ``card_brand``).
+_BRANDS: Mapping[str, str] = {
+    "visa": "visa",
+    "mastercard": "mastercard",
+    "americanexpress": "amex",
+    "discover": "discover",
+    "jcb": "jcb",
+    "dinersclub": "diners",
+}
 _TOKEN_RE = re.compile(r"^(\d{1,20})/(\d{1,20})$")
 _DUPLICATE_ID_RE = re.compile(r"ID (\d+)")
 _DIGIT_RUN_RE = re.compile(r"\d{4,}")
@@ -378,7 +387,7 @@ class AuthorizeNetProcessor:
         year, _, month = str(card.get("expirationDate", "")).partition("-")
         return CardToken(
             f"{profile_id}/{payment_profile_id}",
-            str(card.get("cardType", "unknown")).lower().replace(" ", ""),
+            _BRANDS.get(str(card.get("cardType", "")).replace(" ", "").lower(), "unknown"),
             str(card.get("cardNumber", ""))[-4:],
             int(month) if month.isdigit() else 0,
             int(year) if year.isdigit() else 0,

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -65,6 +66,7 @@ CARDS = {
     Behaviour.TIMEOUT: "4000000000000119",
 }
 HELD_CARD = "4000000000000259"
+CHROMIUM = "/usr/bin/chromium"
 #: A real ABA routing number with a valid check digit (Wells Fargo's, in sandbox examples).
 ROUTING = "121042882"
 EVENTS = {
@@ -507,3 +509,52 @@ async def test_the_fake_delivers_a_signed_webhook_the_adapter_accepts(gateway: G
     notification = processor.parse_notification(received[0])
     assert notification.kind == NotificationKind.SUCCEEDED
     assert (notification.idempotency_key, notification.amount) == (charge_key, 1234)
+
+
+#: A merchant's card form in miniature, served from another origin than the gateway's: it
+#: loads Accept.js and hands the card to it, as the portal's form does.
+_CARD_FORM = """<!doctype html><title>Pay</title><script src="%s"></script>
+<script>
+window.tokenize = (number) => new Promise((resolve) => Accept.dispatchData({
+  authData: {apiLoginID: "%s", clientKey: "%s"},
+  cardData: {cardNumber: number, month: "11", year: "2030", cardCode: "123"}
+}, resolve));
+</script>"""
+
+
+async def test_accept_js_tokenizes_in_a_real_browser_from_another_origin(
+    gateway: Gateway,
+) -> None:
+    playwright_api = pytest.importorskip("playwright.async_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("no /usr/bin/chromium")
+    processor = gateway.processor()
+    settings = processor.client_tokenization()
+    form = _CARD_FORM % (
+        settings.script_url,
+        settings.public_settings["apiLoginID"],
+        settings.public_settings["clientKey"],
+    )
+
+    async def page(_: Request) -> Response:
+        return Response(form, media_type="text/html")
+
+    with serving(Starlette(routes=[Route("/pay", page)])) as merchant:
+        async with playwright_api.async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"], headless=True
+            )
+            try:
+                tab = await browser.new_page()
+                await tab.goto(f"{merchant.url}/pay")
+                answer = await tab.evaluate("tokenize('5424000000000015')")
+            finally:
+                await browser.close()
+    assert answer["messages"]["resultCode"] == "Ok"
+    token = await processor.adopt_client_token(json.dumps(answer["opaqueData"]), payer())
+    assert (token.brand, token.last4, token.exp_month, token.exp_year) == (
+        "mastercard",
+        "0015",
+        11,
+        2030,
+    )

@@ -61,6 +61,8 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -289,12 +291,22 @@ class FakeAuthorizeNet:
 
     @property
     def app(self) -> Starlette:
+        """The gateway's routes; the API answers any origin, as the real one does for the
+        Accept.js calls a customer's browser makes from the merchant's page."""
         return Starlette(
             routes=[
                 Route("/xml/v1/request.api", self._endpoint, methods=["POST"]),
                 Route("/v1/Accept.js", self._accept_js, methods=["GET"]),
                 Route("/_fake/webhook", self._send_webhook, methods=["POST"]),
-            ]
+            ],
+            middleware=[
+                Middleware(
+                    CORSMiddleware,
+                    allow_origins=["*"],
+                    allow_methods=["POST"],
+                    allow_headers=["Content-Type"],
+                )
+            ],
         )
 
     def _id(self, start: int) -> str:
