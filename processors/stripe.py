@@ -17,7 +17,10 @@ PaymentMethod (``POST /v1/payment_methods``, checked first with
 :func:`billing.processing.validate_card`; the number goes in that one request and nowhere else,
 never logged) attached to the Customer; with Stripe.js (:meth:`client_tokenization`) the browser
 makes the PaymentMethod with the publishable key and :meth:`adopt_client_token` attaches it, so
-the number never reaches kassa.  The token kassa keeps is ``cus_…/pm_…``.
+the number never reaches kassa.  The token kassa keeps is ``cus_…/pm_…``.  Cards are attached
+(Stripe checks the card then) rather than set up with a SetupIntent, because storing a card is
+one server call in billing's interface with no page to show the customer an authentication
+step; an issuer that wants one asks at the charge, which is then ACTION_REQUIRED.
 
 Charges are PaymentIntents created with ``confirm=true``: ``off_session=true`` for kassa's own
 collection, on-session (with a ``return_url``) when the customer pressed Pay.  A card error is a

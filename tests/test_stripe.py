@@ -58,7 +58,7 @@ from tests.processor_contract import Behaviour, ProcessorContract
 
 _NUMBERS = {
     Behaviour.APPROVE: "4242424242424242",
-    Behaviour.DECLINE: "4000000000000002",
+    Behaviour.DECLINE: "4000000000000341",  # Stripe's "attaches, then declines" card
     Behaviour.INSUFFICIENT_FUNDS: "4000000000009995",
     Behaviour.TIMEOUT: HANG_CARD,
 }

@@ -14,6 +14,9 @@ parameters or on another endpoint answers 409 ``idempotency_error``.
 
 Cards behave by Stripe's published test numbers (:data:`TEST_CARDS`; any other Luhn-valid
 number succeeds), and the ``pm_card_…`` test payment methods can be attached as on Stripe.
+Stripe checks a card when it is attached and refuses to attach some of its decline cards
+(``4000000000000341`` is the one it documents as attaching and then declining); the fake
+attaches every card, so each decline reason can be tried on a stored card.
 One number is the fake's own: :data:`HANG_CARD` (Stripe's ``processing_error`` card) books the
 charge and then answers only after ``hang_seconds``, so a client times out not knowing the
 outcome — the case kassa's lookup by key exists for.
@@ -143,6 +146,7 @@ _SUCCEED = CardBehaviour()
 #: Stripe's test numbers (https://docs.stripe.com/testing) and what they do here.
 TEST_CARDS: dict[str, CardBehaviour] = {
     "4000000000000002": CardBehaviour("card_declined", "generic_decline"),
+    "4000000000000341": CardBehaviour("card_declined", "generic_decline"),
     "4000000000009995": CardBehaviour(
         "card_declined", "insufficient_funds", "Your card has insufficient funds."
     ),
