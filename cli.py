@@ -257,6 +257,15 @@ def create_api_key(
         str | None,
         typer.Option(help="Limit the key to one reseller: its id as the API shows it."),
     ] = None,
+    distributor_id: Annotated[
+        str | None,
+        typer.Option(
+            "--distributor-id",
+            "--distributor",
+            help="A key that acts as this distributor (as its portal login does): its id as "
+            "the API shows it. Not with --reseller-id.",
+        ),
+    ] = None,
 ) -> None:
     """Make a partner API key and print its token (shown only this once)."""
     from billing import api_keys
@@ -266,8 +275,11 @@ def create_api_key(
 
     async def create(db: Database) -> str:
         reseller = decode_optional_id(reseller_id, "Reseller", "resellerId")
+        distributor = decode_optional_id(distributor_id, "Distributor", "distributorId")
         async with db.transaction() as session:
-            _key, token = await api_keys.create_api_key(session, name, key_scope, reseller)
+            _key, token = await api_keys.create_api_key(
+                session, name, key_scope, reseller, distributor
+            )
             return token
 
     try:

@@ -3,7 +3,8 @@
 Two kinds of credentials, both sent as ``Authorization: Bearer …``:
 
 * a partner API key (``kassa_<prefix>_<secret>``): an administrator scoped to the key's
-  reseller (or the whole provider), with the key's READ or READ_WRITE scope;
+  reseller (or the whole provider), or a distributor's key: that distributor, as its login
+  is; either with the key's READ or READ_WRITE scope;
 * a signed session token from ``signIn`` (itsdangerous, keyed by ``settings.secret_key``),
   which browsers get instead as the HttpOnly, SameSite=Lax ``kassa_session`` cookie.
 
@@ -82,7 +83,16 @@ def viewer_for_user(user: User) -> Viewer:
 
 
 def viewer_for_api_key(key: ApiKey) -> Viewer:
-    """A partner key acts as an administrator of its reseller (or of the provider)."""
+    """A partner key acts as an administrator of its reseller (or of the provider); a
+    distributor's key as the distributor :func:`viewer_for_user` makes of its login (role and
+    distributor, nothing else), so every rule in :mod:`billing.access` treats the two alike."""
+    if key.distributor_id is not None:
+        return Viewer(
+            role=Role.DISTRIBUTOR,
+            distributor_id=key.distributor_id,
+            api_key_id=key.id,
+            scope=key.scope,
+        )
     return Viewer(role=Role.ADMIN, api_key_id=key.id, reseller_id=key.reseller_id, scope=key.scope)
 
 

@@ -31,6 +31,7 @@ from strawberry.types import ExecutionContext
 
 from billing.logs import redact
 from schema.accounts import AccountMutations, AccountQueries
+from schema.api_keys import ApiKeyMutations, ApiKeyQueries
 from schema.auth import AuthMutations, AuthQueries
 from schema.bitcoin import BitcoinMutations, BitcoinQueries
 from schema.charges import ChargeMutations
@@ -67,6 +68,7 @@ Query = merge_types(
         BitcoinQueries,
         DistributorQueries,
         ExchangeRateQueries,
+        ApiKeyQueries,
     ),
 )
 Mutation = merge_types(
@@ -84,6 +86,7 @@ Mutation = merge_types(
         BitcoinMutations,
         DistributorMutations,
         ExchangeRateMutations,
+        ApiKeyMutations,
     ),
 )
 

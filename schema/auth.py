@@ -45,10 +45,12 @@ class Viewer:
     authenticated: bool
     kind: ViewerKind = strawberry.field(
         description="API_KEY for a partner key, which acts with `role` ADMIN of `resellerId` "
-        "(the provider's when null) within its `scope`; USER for a signed-in user."
+        "(the provider's when null), or a distributor's key with `role` DISTRIBUTOR of "
+        "`distributorId`, within its `scope`; USER for a signed-in user."
     )
     role: models.Role | None = strawberry.field(
-        description="The rights the caller acts with (a partner key: ADMIN)."
+        description="The rights the caller acts with (a partner key: ADMIN; a "
+        "distributor's key: DISTRIBUTOR)."
     )
     scope: models.ApiKeyScope = strawberry.field(description="READ for read-only API keys.")
     user_id: strawberry.ID | None

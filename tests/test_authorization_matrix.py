@@ -127,6 +127,8 @@ class Caller(StrEnum):
     RESELLER_USER = "reseller-user"  # a RESELLER user of reseller A
     CUSTOMER_USER = "customer-user"  # the CUSTOMER user of customer A1
     DISTRIBUTOR_USER = "distributor-user"  # the DISTRIBUTOR user of DA (A1's distributor)
+    DISTRIBUTOR_KEY = "distributor-key"  # DA's READ_WRITE API key: DA, as its user is
+    DISTRIBUTOR_READ_KEY = "distributor-read-key"  # DA's READ API key
 
 
 EVERYONE = frozenset(Caller)
@@ -137,14 +139,27 @@ STAFF = frozenset(
 STAFF_WRITE = STAFF - {Caller.READ_KEY}
 SELF_OR_STAFF = STAFF | {Caller.CUSTOMER_USER}
 SELF_OR_STAFF_WRITE = STAFF_WRITE | {Caller.CUSTOMER_USER}
+#: DA however it calls: its user or its keys.  Each sees and does what the user does, a READ
+#: key without the changes.
+DISTRIBUTORS = frozenset(
+    {Caller.DISTRIBUTOR_USER, Caller.DISTRIBUTOR_KEY, Caller.DISTRIBUTOR_READ_KEY}
+)
+DISTRIBUTORS_WRITE = DISTRIBUTORS - {Caller.DISTRIBUTOR_READ_KEY}
+#: Every API key: keys have no session, and manage no keys (``billing.api_keys``).
+KEYS = frozenset(
+    {Caller.RESELLER_KEY, Caller.READ_KEY, Caller.DISTRIBUTOR_KEY, Caller.DISTRIBUTOR_READ_KEY}
+)
+#: Who manages API keys: signed-in staff and distributors (the provider's administrators
+#: every key, a reseller's staff their reseller's and its distributors', a distributor its own).
+KEY_MANAGERS = frozenset({Caller.PROVIDER_ADMIN, Caller.RESELLER_USER, Caller.DISTRIBUTOR_USER})
 #: Staff, and a distributor on its own customers: signing up customers and accounts,
 #: recording the cash it collected (``billing.distributors``).
-STAFF_OR_DISTRIBUTOR_WRITE = STAFF_WRITE | {Caller.DISTRIBUTOR_USER}
+STAFF_OR_DISTRIBUTOR_WRITE = STAFF_WRITE | DISTRIBUTORS_WRITE
 #: Who sees a distributor: its administrators and the distributor itself.
-STAFF_OR_DISTRIBUTOR = STAFF | {Caller.DISTRIBUTOR_USER}
+STAFF_OR_DISTRIBUTOR = STAFF | DISTRIBUTORS
 #: Everyone who sees a customer's books (``access.sees_books``): not its distributor, who
 #: sees profile, accounts, balance and what invoices still need (:data:`DISTRIBUTOR_SEES`).
-SEES_BOOKS = SIGNED_IN - {Caller.DISTRIBUTOR_USER}
+SEES_BOOKS = SIGNED_IN - DISTRIBUTORS
 PROVIDER_ONLY = frozenset({Caller.PROVIDER_ADMIN})
 
 #: The customer whose objects each caller acts on as "its own".
@@ -159,6 +174,8 @@ OTHER_SIDES: dict[Caller, tuple[str, ...]] = {
     Caller.RESELLER_USER: ("B1",),
     Caller.CUSTOMER_USER: ("A2", "B1"),  # a neighbour at the same reseller, and a stranger
     Caller.DISTRIBUTOR_USER: ("A2", "B1"),  # a customer without distributor, another's
+    Caller.DISTRIBUTOR_KEY: ("A2", "B1"),
+    Caller.DISTRIBUTOR_READ_KEY: ("A2", "B1"),
 }
 
 #: Every customer each caller may see: the lists must hold exactly these.
@@ -170,13 +187,16 @@ VISIBLE: dict[Caller, tuple[str, ...]] = {
     Caller.RESELLER_USER: ("A1", "A2"),
     Caller.CUSTOMER_USER: ("A1",),
     Caller.DISTRIBUTOR_USER: ("A1",),
+    Caller.DISTRIBUTOR_KEY: ("A1",),
+    Caller.DISTRIBUTOR_READ_KEY: ("A1",),
 }
 
 #: What each caller must never be shown even of the customers it sees: a distributor sees
 #: none of its customers' books, so neither their charges nor their cards nor the payments
 #: others recorded (only the cash it collected itself, ``collected_payment``).
-BLIND_TO: dict[Caller, tuple[str, ...]] = {
-    Caller.DISTRIBUTOR_USER: (
+BLIND_TO: dict[Caller, tuple[str, ...]] = dict.fromkeys(
+    DISTRIBUTORS,
+    (
         "invoiced_charge",
         "waiting_charge",
         "cash_payment",
@@ -187,7 +207,7 @@ BLIND_TO: dict[Caller, tuple[str, ...]] = {
         "bitcoin_payment",
         "bitcoin_payment_record",
     ),
-}
+)
 
 #: Each owner's wallet key (a key serves one owner only): by the first letter of a side.
 BITCOIN_KEYS = {"A": TESTNET_UPUB, "B": TESTNET_TPUB, "P": TESTNET_VPUB, "g": TESTNET_VPUB}
@@ -227,6 +247,9 @@ class Side:
     collected_payment: str | None
     #: Its distributor's failed invoicing run (None for a side without one).
     distributor_failure: str | None
+    #: An API key of its distributor, made by the distributor's administrator (None for a
+    #: side without one).
+    distributor_key: str | None
 
     def ids(self) -> set[str]:
         """Every global id of this side (what must not leak when the side is hidden)."""
@@ -277,6 +300,7 @@ def _ghost() -> Side:
         bitcoin_payment_record=encode_id("Payment", missing + 3),
         collected_payment=encode_id("Payment", missing + 4),
         distributor_failure=encode_id("RunFailure", missing + 1),
+        distributor_key=encode_id("ApiKey", missing),
     )
 
 
@@ -382,6 +406,15 @@ async def _make_side(
             )
             session.add(distributor_failure)
             await session.flush()
+        distributor_key = (
+            None
+            if distributor is None
+            else (
+                await create_api_key(
+                    session, f"Till {label}", ApiKeyScope.READ, distributor_id=distributor.id
+                )
+            )[0]
+        )
         collected = (
             None
             if distributor is None
@@ -418,6 +451,9 @@ async def _make_side(
         collected_payment=None if collected is None else encode_id("Payment", collected.id),
         distributor_failure=(
             None if distributor_failure is None else encode_id("RunFailure", distributor_failure.id)
+        ),
+        distributor_key=(
+            None if distributor_key is None else encode_id("ApiKey", distributor_key.id)
         ),
     )
 
@@ -498,14 +534,18 @@ async def build_world(db: Database) -> World:
 
 async def sign_in_as(caller: Caller, http: httpx.AsyncClient, db: Database, world: World) -> Api:
     """An API client holding the caller's credentials: an API key or a ``signIn`` token."""
-    keys = {Caller.RESELLER_KEY: ApiKeyScope.READ_WRITE, Caller.READ_KEY: ApiKeyScope.READ}
+    keys = {
+        Caller.RESELLER_KEY: (ApiKeyScope.READ_WRITE, {"reseller_id": world.reseller_a}),
+        Caller.READ_KEY: (ApiKeyScope.READ, {"reseller_id": world.reseller_a}),
+        Caller.DISTRIBUTOR_KEY: (ApiKeyScope.READ_WRITE, {"distributor_id": world.distributor_a}),
+        Caller.DISTRIBUTOR_READ_KEY: (ApiKeyScope.READ, {"distributor_id": world.distributor_a}),
+    }
     if caller == Caller.ANONYMOUS:
         return Api(http)
     if caller in keys:
+        scope, owner = keys[caller]
         async with db.transaction() as session:
-            _, token = await create_api_key(
-                session, "Matrix partner", keys[caller], world.reseller_a
-            )
+            _, token = await create_api_key(session, "Matrix partner", scope, **owner)
         return Api(http, token)
     links: dict[Caller, tuple[Role, dict[str, int]]] = {
         Caller.PROVIDER_ADMIN: (Role.ADMIN, {}),
@@ -606,6 +646,7 @@ def mutation(
     against_others: bool = True,
     result_is: str | None = None,
     own_errors: tuple[str, ...] = (),
+    not_found_for: frozenset[Caller] = frozenset(),
 ) -> Operation:
     """A mutation taking one ``input`` and answering ``{returns {selection} errors}`` (just
     ``{errors}`` when ``returns`` is None)."""
@@ -630,6 +671,7 @@ def mutation(
         returns=returns,
         result_is=result_is,
         own_errors=own_errors,
+        not_found_for=not_found_for,
     )
 
 
@@ -680,7 +722,7 @@ def _contains(required: Callable[[Scope], set[str]], root: Callable[[Scope], str
 def _payments_seen(scope: Scope) -> set[str]:
     """Every payment of the customers the caller sees; a distributor's: the cash it
     collected itself."""
-    if scope.caller == Caller.DISTRIBUTOR_USER:
+    if scope.caller in DISTRIBUTORS:
         return {s.collected_payment for s in scope.visible if s.collected_payment is not None}
     return set().union(*(s.payments for s in scope.visible))
 
@@ -746,13 +788,15 @@ VIEWER_KINDS = {
     Caller.ANONYMOUS: ("ANONYMOUS", "READ_WRITE"),
     Caller.RESELLER_KEY: ("API_KEY", "READ_WRITE"),
     Caller.READ_KEY: ("API_KEY", "READ"),
+    Caller.DISTRIBUTOR_KEY: ("API_KEY", "READ_WRITE"),
+    Caller.DISTRIBUTOR_READ_KEY: ("API_KEY", "READ"),
 }
 
 
 def _viewer(value: dict[str, Any], scope: Scope) -> str | None:
     signed_in = scope.caller != Caller.ANONYMOUS
     kind = VIEWER_KINDS.get(scope.caller, ("USER", "READ_WRITE"))
-    own = scope.me.distributor if scope.caller == Caller.DISTRIBUTOR_USER else None
+    own = scope.me.distributor if scope.caller in DISTRIBUTORS else None
     distributor = (value["distributor"] or {}).get("id")
     if value["authenticated"] is signed_in and (value["kind"], value["scope"]) == kind:
         return None if distributor == own else f"viewer.distributor is {distributor}"
@@ -1124,7 +1168,7 @@ OPERATIONS: tuple[Operation, ...] = (
         f"query($id: ID!) {{ payment(id: $id) {{ {PAYMENT_FIELDS} }} }}",
         _id_of("card_payment"),
         SEES_BOOKS,
-        not_found_for=frozenset({Caller.DISTRIBUTOR_USER}),
+        not_found_for=DISTRIBUTORS,
         expect=_card_payment,
     ),
     query(
@@ -1203,6 +1247,28 @@ OPERATIONS: tuple[Operation, ...] = (
         expect=_exact_page(
             lambda scope: {s.distributor for s in scope.visible if s.distributor is not None}
         ),
+    ),
+    # API keys are managed by signed-in people, never by a key (``billing.api_keys``); the
+    # world's keys are its distributors', one each.
+    query(
+        "apiKeys",
+        "query { apiKeys(first: 100) { totalCount edges { node { id name prefix scope "
+        "resellerId createdAt revokedAt distributor { id name } } } } }",
+        _no_variables,
+        KEY_MANAGERS,
+        against_others=False,
+        expect=_exact_page(
+            lambda scope: {s.distributor_key for s in scope.visible if s.distributor_key}
+        ),
+    ),
+    query(
+        "apiKeys",
+        "query($d: ID) { apiKeys(first: 100, distributorId: $d) { totalCount "
+        "edges { node { id } } } }",
+        _of_distributor(lambda target: {"d": target.distributor}),
+        KEY_MANAGERS,
+        variant="distributorId",
+        expect=_exact_page(lambda scope: {scope.me.distributor_key or ""}),
     ),
     query(
         "distributorCommissionPreview",
@@ -1671,13 +1737,58 @@ OPERATIONS: tuple[Operation, ...] = (
         PROVIDER_ONLY,
         against_others=False,
     ),
+    # A distributor's keys are its own: it may name itself or leave the distributor out.
+    mutation(
+        "createApiKey",
+        "apiKey",
+        "id scope distributor { id }",
+        lambda me, target, unique: {"name": f"Matrix key {unique}", "scope": "READ"},
+        KEY_MANAGERS,
+        against_others=False,
+    ),
+    mutation(
+        "createApiKey",
+        "apiKey",
+        "id distributor { id }",
+        _of_distributor(
+            lambda target: {
+                "name": "Matrix till",
+                "scope": "READ",
+                "distributorId": target.distributor,
+            }
+        ),
+        KEY_MANAGERS,
+        variant="distributorId",
+    ),
+    # A reseller is no distributor's to name: its own reseller answers like a missing one.
+    mutation(
+        "createApiKey",
+        "apiKey",
+        "id resellerId",
+        lambda me, target, unique: (
+            None
+            if target.reseller is None
+            else {"name": "Matrix partner", "scope": "READ", "resellerId": target.reseller}
+        ),
+        KEY_MANAGERS - DISTRIBUTORS,
+        variant="resellerId",
+        not_found_for=frozenset({Caller.DISTRIBUTOR_USER}),
+    ),
+    mutation(
+        "revokeApiKey",
+        "apiKey",
+        "id revokedAt",
+        _id_of("distributor_key"),
+        KEY_MANAGERS,
+        result_is="distributor_key",
+    ),
     # Last, because they end the caller's session: no row after them would be signed in.
     # An API key has no session of its own (another user's sessions: tests/test_sessions.py).
     Operation(
         "signOutEverywhere",
         "mutation { signOutEverywhere(input: {}) { sessionsEnded errors { field code message } } }",
         _no_variables,
-        SIGNED_IN - {Caller.RESELLER_KEY, Caller.READ_KEY},
+        SIGNED_IN - KEYS,
         mutation=True,
         against_others=False,
         returns="sessionsEnded",
@@ -1973,7 +2084,9 @@ def test_every_field_a_distributor_reaches_is_decided() -> None:
     assert reached == set(DISTRIBUTOR_SEES), "give each type a distributor reaches a Reach"
 
 
-@pytest.mark.parametrize("caller", [Caller.DISTRIBUTOR_USER, Caller.CUSTOMER_USER], ids=str)
+@pytest.mark.parametrize(
+    "caller", [Caller.DISTRIBUTOR_USER, Caller.DISTRIBUTOR_KEY, Caller.CUSTOMER_USER], ids=str
+)
 async def test_a_distributor_sees_exactly_what_it_needs_to_sell_and_collect(
     caller: Caller, http: httpx.AsyncClient, db: Database
 ) -> None:

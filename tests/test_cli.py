@@ -192,6 +192,50 @@ def test_create_api_key_refuses_other_reseller_ids(
     assert result.output == "error: reseller not found\n"
 
 
+@pytest.fixture
+async def shop(db: Database) -> int:
+    from tests.factories import make_distributor
+
+    async with db.transaction() as session:
+        return (await make_distributor(session, "Kiosk")).id
+
+
+def test_create_api_key_for_a_distributor_acts_as_it(settings: Settings, shop: int) -> None:
+    from resolvers.sessions import viewer_for_api_key
+    from schema.relay import encode_id
+
+    opaque = encode_id("Distributor", shop)
+    result = kassa(
+        settings, "create-api-key", "--name", "Till", "--scope", "read", "--distributor", opaque
+    )
+    assert result.exit_code == 0, result.output
+    key = query(settings, lambda s: authenticate_api_key(s, result.stdout.strip()))
+    assert key is not None and key.distributor_id == shop
+    viewer = viewer_for_api_key(key)
+    assert (viewer.role, viewer.distributor_id, viewer.can_write) == (Role.DISTRIBUTOR, shop, False)
+
+
+def test_create_api_key_refuses_a_reseller_and_a_distributor_at_once(
+    settings: Settings, reseller_id: int, shop: int
+) -> None:
+    from schema.relay import encode_id
+
+    result = kassa(
+        settings,
+        "create-api-key",
+        "--name",
+        "P",
+        "--scope",
+        "read",
+        "--reseller-id",
+        encode_id("Reseller", reseller_id),
+        "--distributor-id",
+        encode_id("Distributor", shop),
+    )
+    assert result.exit_code == 1
+    assert result.output == "error: a key belongs to a reseller or to a distributor, not to both\n"
+
+
 def test_create_api_key_refuses_an_unknown_scope(settings: Settings, db: Database) -> None:
     assert kassa(settings, "create-api-key", "--name", "P", "--scope", "admin").exit_code != 0
 
