@@ -4,7 +4,8 @@ login) or change its terms, see what it owes, earns and did, and record what it 
 As on the other staff pages (:mod:`portals.admin`), every page runs GraphQL operations as
 the signed-in visitor, so a reseller's administrators see and manage their own reseller's
 distributors only, and anyone else's is a 404 page.  The payment form carries a key made
-when it is drawn, so a double submit records one payment.
+when it is drawn, so a double submit records one payment.  The page's API keys section makes
+keys that act as the distributor (the token shown once), lists them and revokes them.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ SECTION_SIZE = 10
 COMMISSION_PERIODS = 6
 #: The lists on a distributor's page that page on their own (``?list=<name>&after=…``).
 LISTS = ("transactions", "customers")
+#: How many of the distributor's API keys the page lists, newest first (revoked included).
+KEYS_SHOWN = 50
+API_KEY_SCOPES = tuple(words.API_KEY_SCOPES)
+API_KEY_FIELDS = ("name", "scope")
 
 BILLING_PERIODS = ("MONTHLY", "MONTHLY_ANNIVERSARY", "SEMI_MONTHLY", "WEEKLY", "DAILY")
 STATISTICS = tuple(words.STATISTICS_EMAILS)
@@ -90,7 +95,11 @@ fragment Terms on Distributor {
 DISTRIBUTOR = f"""
 query AdminDistributor($id: ID!, $first: Int!, $periods: Int!, $kinds: [DistributorTransactionKind!],
                        $from: DateTime, $to: DateTime, $transactionsAfter: String,
-                       $customersAfter: String) {{
+                       $customersAfter: String, $keys: Int!) {{
+  apiKeys(distributorId: $id, first: $keys) {{
+    totalCount
+    edges {{ node {{ id name prefix scope createdAt revokedAt }} }}
+  }}
   distributor(id: $id) {{
     ...Terms createdAt periodStart nextBillAt overWarningThreshold
     balance {{ ...Amount }} availableCredit {{ ...Amount }} commissionThisPeriod {{ ...Amount }}
@@ -156,6 +165,19 @@ mutation AdminRecordDistributorPayment($input: RecordDistributorPaymentInput!) {
   }}
 }}
 {MONEY}
+"""
+
+
+CREATE_API_KEY = f"""
+mutation AdminCreateDistributorApiKey($input: CreateApiKeyInput!) {{
+  createApiKey(input: $input) {{ token apiKey {{ id name }} {ERRORS} }}
+}}
+"""
+
+REVOKE_API_KEY = f"""
+mutation AdminRevokeDistributorApiKey($input: RevokeApiKeyInput!) {{
+  revokeApiKey(input: $input) {{ apiKey {{ id name }} {ERRORS} }}
+}}
 """
 
 
@@ -393,10 +415,16 @@ def _filter_query(filters: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 async def _distributor_page(
-    request: Request, *, payment: Form | None = None, recorded: dict[str, Any] | None = None
+    request: Request,
+    *,
+    payment: Form | None = None,
+    recorded: dict[str, Any] | None = None,
+    key_form: Form | None = None,
+    key_news: dict[str, str] | None = None,
 ) -> Response:
-    """The distributor's page; under htmx only the list being paged or filtered, or after a
-    payment the whole distributor (its figures and transactions change)."""
+    """The distributor's page; under htmx only the list being paged or filtered, after a
+    payment the whole distributor (its figures and transactions change), and after an API
+    key was made or revoked the keys section (with the new token, shown this once)."""
     listed = forms.choice(request.query_params.get("list"), LISTS)
     after = request.query_params.get("after") or None
     filters = _filters(request)
@@ -409,10 +437,12 @@ async def _distributor_page(
             "periods": COMMISSION_PERIODS,
             **await _filter_variables(request, filters),
             **{f"{name}After": after if name == listed else None for name in LISTS},
+            "keys": KEYS_SHOWN,
         },
     )
     distributor = found(data["distributor"])
     payment = payment or Form()
+    fragment = f"{listed}_list" if listed else ("distributor" if key_form is None else "api_keys")
     return rendering.render(
         request,
         "admin/distributor.html",
@@ -428,10 +458,19 @@ async def _distributor_page(
             "statistics_names": words.STATISTICS_EMAILS,
             "payment": payment,
             "recorded": recorded,
+            "api_keys": data["apiKeys"],
+            "key_form": key_form or _new_key_form(),
+            "key_news": key_news,
+            "scope_names": words.API_KEY_SCOPES,
         },
-        fragment=f"{listed}_list" if listed else "distributor",
-        status_code=payment.status_code,
+        fragment=fragment,
+        status_code=(key_form or payment).status_code,
     )
+
+
+def _new_key_form() -> Form:
+    """An empty key form; a key that may change things is what a till needs, so that first."""
+    return Form(values={"scope": API_KEY_SCOPES[0]})
 
 
 @requires(*STAFF)
@@ -458,6 +497,38 @@ async def record_payment(request: Request, visitor: Visitor) -> Response:
     paid = payload["transaction"]  # its gross is negative: it lowered what is owed
     recorded = paid and {**paid["gross"], "amount": paid["gross"]["amount"].removeprefix("-")}
     return await _distributor_page(request, payment=form, recorded=recorded)
+
+
+@requires(*STAFF)
+async def create_api_key(request: Request, visitor: Visitor) -> Response:
+    """A key that acts as the distributor; its token is on the page this once."""
+    values = await forms.read(request)
+    payload = await graphql.mutate(
+        request,
+        CREATE_API_KEY,
+        {
+            "name": values.get("name", ""),
+            "scope": forms.choice(values.get("scope"), API_KEY_SCOPES) or "READ",
+            "distributorId": request.path_params["id"],
+        },
+    )
+    if payload["errors"]:
+        form = forms.after(values, payload["errors"], fields=API_KEY_FIELDS)
+        return await _distributor_page(request, key_form=form)
+    news = {"name": payload["apiKey"]["name"], "token": payload["token"]}
+    return await _distributor_page(request, key_form=_new_key_form(), key_news=news)
+
+
+@requires(*STAFF)
+async def revoke_api_key(request: Request, visitor: Visitor) -> Response:
+    """Stop one of the distributor's keys from working, at once."""
+    payload = await graphql.mutate(request, REVOKE_API_KEY, {"id": request.path_params["key_id"]})
+    revoked = payload["apiKey"]
+    return await _distributor_page(
+        request,
+        key_form=forms.after({}, payload["errors"], fields=()),
+        key_news=None if revoked is None else {"name": revoked["name"]},
+    )
 
 
 @requires(*STAFF)
@@ -490,4 +561,6 @@ def routes() -> list[BaseRoute]:
         Route(f"{one}/edit", update_distributor, methods=["POST"]),
         Route(f"{one}/payments", record_payment, methods=["POST"]),
         Route(f"{one}/transactions.csv", transactions_csv, methods=["GET"]),
+        Route(f"{one}/api-keys", create_api_key, methods=["POST"]),
+        Route(f"{one}/api-keys/{{key_id}}/revoke", revoke_api_key, methods=["POST"]),
     ]

@@ -133,6 +133,12 @@ STATISTICS_EMAILS: dict[str, str] = {
     "NONE": "Do not send",
 }
 
+#: What an API key may do (``ApiKeyScope``), the first what a distributor's till needs.
+API_KEY_SCOPES: dict[str, str] = {
+    "READ_WRITE": "Read and change: sign up customers, record cash",
+    "READ": "Read only",
+}
+
 #: The two kinds of invoice a class sets rules for: the API's field and the words for them.
 INVOICE_KINDS = (
     ("regularInvoices", "Regular invoices"),
