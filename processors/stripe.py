@@ -51,11 +51,13 @@ under the endpoint's secret (credential ``webhook_secret``), compared in constan
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import json
 import logging
 import re
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -124,6 +126,12 @@ _TOKEN_RE = re.compile(r"^(?P<customer>cus_\w+)/(?P<method>pm_\w+)$")
 _CLIENT_TOKEN_RE = re.compile(r"^pm_\w{1,250}$")
 #: Status codes worth another try under the same idempotency key (Stripe's libraries agree).
 _RETRY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every call: building one costs more than a call to the fake."""
+    return httpx.create_ssl_context()
 
 
 def _utc_today() -> date:
@@ -260,7 +268,9 @@ class StripeProcessor:
         if content is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         why = "no attempt"
-        async with httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout) as client:
+        async with httpx.AsyncClient(
+            base_url=self._base_url, timeout=self._timeout, verify=_tls()
+        ) as client:
             for attempt in range(self._max_retries + 1):
                 if attempt:
                     await asyncio.sleep(min(0.25 * 2 ** (attempt - 1), 2.0))
