@@ -670,7 +670,8 @@ class AuthorizeNetProcessor:
     async def _search(
         self, request_type: str, fields: dict[str, Any], invoice_number: str
     ) -> Mapping[str, Any] | None:
-        """Page through a transaction list (newest first) for ``invoice_number``."""
+        """Page through a transaction list (newest first) for ``invoice_number``; a list whose
+        owner does not exist (E00040: a deleted profile) has none."""
         page = 1
         while True:
             data = await self._call(
@@ -681,6 +682,8 @@ class AuthorizeNetProcessor:
                     "paging": {"limit": str(PAGE_LIMIT), "offset": str(page)},
                 },
             )
+            if _messages(data)[1] == "E00040":
+                return None
             self._require_ok(data, allow_empty=True)
             transactions = data.get("transactions") or []
             for transaction in transactions:

@@ -322,6 +322,14 @@ async def test_a_key_reused_for_another_amount_conflicts(gateway: Gateway) -> No
         await processor.charge(request(token, 2000, same))
 
 
+async def test_a_token_authorize_net_does_not_know_is_refused(gateway: Gateway) -> None:
+    processor = gateway.processor()
+    for token in ("999999/999999", "pm_not_ours"):
+        with pytest.raises(ChargeRefused) as refused:
+            await processor.charge(ChargeRequest(token, 1000, "USD", key()))
+        assert refused.value.code == "INVALID_TOKEN"
+
+
 async def test_another_currency_is_refused_before_any_call(gateway: Gateway) -> None:
     processor = gateway.processor()
     token = await processor.tokenize(card())
