@@ -698,3 +698,21 @@ async def test_unavailable_answers_are_retried_under_the_same_key_then_time_out(
         failures["left"] = 10
         with pytest.raises(ProcessorTimeout):
             await processor.charge(_request(token))
+
+
+async def test_the_fake_keeps_its_account_in_a_state_file_across_restarts(tmp_path: Any) -> None:
+    """As the demo needs it: cards stored by ``kassa demo`` are charged by ``kassa serve``."""
+    state = str(tmp_path / "stripe.json")
+    with serving(FakeStripe(state_file=state).app) as first:
+        processor = _processor(first.url)
+        token = await processor.tokenize_for(_card(), Payer(606, "Ada", None))
+        request = _request(token, amount=4200)
+        charged = await processor.charge(request)
+    with serving(FakeStripe(state_file=state).app) as second:
+        processor = _processor(second.url)
+        assert await processor.charge(request) == charged  # the saved answer, replayed
+        found = await processor.lookup(request.idempotency_key)
+        assert found is not None and found.amount == 4200
+        again = await processor.tokenize_for(_card("5555555555554444"), Payer(606, "Ada", None))
+        assert again.token.split("/")[0] == token.token.split("/")[0]
+        assert (await processor.charge(_request(token))).status == ChargeOutcome.SUCCEEDED

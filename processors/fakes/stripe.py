@@ -32,7 +32,8 @@ the way Stripe signs (``Stripe-Signature: t=…,v1=HMAC-SHA256(secret, "t.body")
 ``POST /_fake/payment_intents/{id}/dispute`` opens a chargeback (``charge.dispute.created`` and
 ``charge.dispute.funds_withdrawn``) for the demo.
 
-Run it alone with ``uvicorn processors.fakes.stripe:app`` or :func:`serve`; the module's
+With ``state_file`` the account outlives the process (a JSON file).  Run it alone with
+``uvicorn processors.fakes.stripe:app`` or :func:`serve`; the module's
 :data:`app` takes :data:`SECRET_KEY` / :data:`PUBLISHABLE_KEY` and signs with
 :data:`WEBHOOK_SECRET`.  Nothing here imports kassa's ``billing``.
 """
@@ -47,12 +48,13 @@ import hmac
 import itertools
 import json
 import logging
+import os
 import re
 import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -277,6 +279,9 @@ class FakeStripe:
     #: Where events are POSTed, signed (None: only kept in :attr:`events`).
     webhook_url: str | None = None
     hang_seconds: float = 5.0
+    #: A JSON file the account is kept in (loaded at start, written after every change), so
+    #: cards the demo loader stored are still there for ``kassa serve``; None: memory only.
+    state_file: str | None = None
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)
     payment_methods: dict[str, dict[str, Any]] = field(default_factory=dict)
     payment_intents: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -291,7 +296,45 @@ class FakeStripe:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
+        if self.state_file is not None and os.path.exists(self.state_file):
+            self._load(self.state_file)
         self.app = self._build_app()
+
+    _STORES = ("customers", "payment_methods", "payment_intents", "charges", "refunds")
+
+    def _load(self, path: str) -> None:
+        with open(path, encoding="utf-8") as file:
+            state = json.load(file)
+        for store in self._STORES:
+            getattr(self, store).update(state[store])
+        self._behaviours.update(
+            {pm: CardBehaviour(**fields) for pm, fields in state["behaviours"].items()}
+        )
+        self._saved.update(
+            {
+                key: _Saved(saved["endpoint"], saved["params"], _Answer(**saved["answer"]))
+                for key, saved in state["saved"].items()
+            }
+        )
+
+    def _persist(self) -> None:
+        """Write the account to :attr:`state_file` (whole, then renamed into place)."""
+        if self.state_file is None:
+            return
+        state: dict[str, Any] = {store: getattr(self, store) for store in self._STORES}
+        state["behaviours"] = {pm: asdict(b) for pm, b in self._behaviours.items()}
+        state["saved"] = {
+            key: {
+                "endpoint": saved.endpoint,
+                "params": saved.params,
+                "answer": asdict(saved.answer),
+            }
+            for key, saved in self._saved.items()
+        }
+        partial = f"{self.state_file}.partial"
+        with open(partial, "w", encoding="utf-8") as file:
+            json.dump(state, file)
+        os.replace(partial, self.state_file)
 
     # --- events --------------------------------------------------------------------------
 
@@ -733,6 +776,7 @@ class FakeStripe:
                     )
                 else:
                     self._succeed(intent)
+                self._persist()
             status = "succeeded" if intent["status"] == "succeeded" else "failed"
         if return_url:
             query = urlencode(
@@ -752,7 +796,9 @@ class FakeStripe:
                 return JSONResponse(
                     _missing("payment_intent", request.path_params["id"], "id").body, 404
                 )
-            return JSONResponse(self.dispute(request.path_params["id"]))
+            dispute = self.dispute(request.path_params["id"])
+            self._persist()
+        return JSONResponse(dispute)
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -833,6 +879,7 @@ class FakeStripe:
                     answer = handler(params, request)
                     if key and answer.status in (200, 402):  # saved once execution began
                         self._saved[key] = _Saved(endpoint_name, params, copy.deepcopy(answer))
+                    self._persist()
             if answer.hang:
                 await asyncio.sleep(self.hang_seconds)
             return _respond(answer, replayed=replayed)
