@@ -852,7 +852,11 @@ class AuthorizeNetProcessor:
         if payload.get("entityName") != "transaction":
             kind = NotificationKind.IGNORED
         reference = str(payload.get("merchantReferenceId") or payload.get("invoiceNumber") or "")
-        if event_type == VOID_EVENT and not reference.startswith("~r"):
+        if (
+            event_type == VOID_EVENT
+            and kind != NotificationKind.IGNORED
+            and not reference.startswith("~r")
+        ):
             kind = NotificationKind.REVERSED  # taken back without kassa asking
         if event_type == _AUTHCAPTURE_EVENT and str(payload.get("responseCode", "1")) != "1":
             kind = (
