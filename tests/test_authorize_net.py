@@ -5,6 +5,7 @@ voids before settlement, Accept.js tokens, and no card number anywhere it could 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -566,3 +567,29 @@ async def test_accept_js_tokenizes_in_a_real_browser_from_another_origin(
         11,
         2030,
     )
+
+
+async def test_a_charge_sent_again_after_a_lost_answer_is_not_made_twice(
+    gateway: Gateway,
+) -> None:
+    processor = gateway.processor()
+    token = await processor.tokenize(card(CARDS[Behaviour.TIMEOUT]))
+    lost = request(token, 2500, key())
+    with pytest.raises(ProcessorError):
+        await processor.charge(lost)
+    again = await processor.charge(lost)
+    assert again.status == ChargeOutcome.SUCCEEDED
+    reference = merchant_reference(lost.idempotency_key)
+    made = [t for t in gateway.fake.transactions.values() if t.invoice_number == reference]
+    assert [t.trans_id for t in made] == [again.processor_reference]
+
+
+async def test_two_racing_charges_under_one_key_make_one_charge(gateway: Gateway) -> None:
+    processor = gateway.processor()
+    token = await processor.tokenize(card())
+    racing = request(token, 3100, key())
+    first, second = await asyncio.gather(processor.charge(racing), processor.charge(racing))
+    assert first.processor_reference == second.processor_reference
+    reference = merchant_reference(racing.idempotency_key)
+    made = [t for t in gateway.fake.transactions.values() if t.invoice_number == reference]
+    assert len(made) == 1
