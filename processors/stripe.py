@@ -234,9 +234,11 @@ class StripeProcessor:
 
     def _secret_key(self) -> str:
         """The secret key, refused when it is for the other mode (a live key on a test
-        account would move real money)."""
+        account would move real money) or would travel unencrypted."""
         key = self._config.secret("secret_key")
         live = self._config.mode is Mode.LIVE
+        if live and not self._base_url.startswith("https://"):
+            raise ProcessorError("INSECURE_URL", "a live Stripe account is reached over HTTPS only")
         if key.startswith(("sk_test_", "rk_test_")) == live:
             raise ProcessorError(
                 "MODE_MISMATCH",

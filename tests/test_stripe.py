@@ -256,11 +256,15 @@ async def test_a_wrong_secret_key_is_refused(fake: FakeStripe, server: LiveServe
     assert "sk_test_wrong" not in answer.json()["error"]["message"]
 
 
-async def test_a_live_key_on_a_test_account_is_not_used(server: LiveServer) -> None:
+async def test_a_key_of_the_other_mode_or_a_live_one_over_http_is_not_used(server: LiveServer) -> None:
     config = _config(server.url, credentials={"secret_key": "sk_live_abc"})
     with pytest.raises(ProcessorError) as mismatch:
         await StripeProcessor(config).lookup("attempt-1")
     assert mismatch.value.code == "MODE_MISMATCH"
+    live = _config(server.url, mode=Mode.LIVE, credentials={"secret_key": "sk_live_abc"})
+    with pytest.raises(ProcessorError) as insecure:
+        await StripeProcessor(live).lookup("attempt-1")
+    assert insecure.value.code == "INSECURE_URL"
 
 
 # --- customers and Stripe.js -----------------------------------------------------------------
