@@ -23,9 +23,10 @@ replay sends the same reference) — and the full key goes into ``order.descript
 Before charging, the payer's recent transactions (``getTransactionListForCustomerRequest``)
 are searched for that invoice number, and the charge itself asks for a ``duplicateWindow``
 of 8 hours, so two racing requests with one key are refused by the gateway (reason code 11)
-and then found by the same search (the gateway's duplicate check includes the invoice number,
-so charges under different keys are not taken for duplicates).  :meth:`AuthorizeNetProcessor.lookup`, which has only the
-key, searches the unsettled transactions and the settled batches of the last 31 days.
+and then found by the same search (the gateway's duplicate check includes the invoice
+number, so charges under different keys are not taken for duplicates).
+:meth:`AuthorizeNetProcessor.lookup`, which has only the key, searches the unsettled
+transactions and the settled batches of the last 31 days.
 
 **Outcomes.**  ``responseCode`` 1 is SUCCEEDED; 2 DECLINED (reason 2-4 ``card_declined``,
 295 — the card holds less than the amount, a partial approval that kassa does not accept —
@@ -48,7 +49,7 @@ chargeback or a returned e-check (they appear only in the Merchant Interface and
 ``transactionStatus`` ``chargeback``/``returnedItem`` in getTransactionDetails); the one event
 that takes money back from a completed payment without kassa asking is a **void kassa did not
 request** (made in the Merchant Interface or by Authorize.Net), so that is REVERSED, while
-voids and refunds carrying kassa's refund reference are REFUNDED.
+refunds, and voids carrying kassa's refund reference, are REFUNDED.
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ ACCEPT_JS_PRODUCTION_URL = "https://js.authorize.net/v1/Accept.js"
 #: Field limits from the API reference.
 REF_ID_MAX = 20
 INVOICE_NUMBER_MAX = 20
+#: A merchant reference is sent as both.
+REFERENCE_MAX = min(REF_ID_MAX, INVOICE_NUMBER_MAX)
 DESCRIPTION_MAX = 255
 MERCHANT_CUSTOMER_ID_MAX = 20
 NAME_ON_ACCOUNT_MAX = 22
@@ -205,19 +208,20 @@ def merchant_reference(idempotency_key: str) -> str:
     digits of its SHA-256: deterministic, so a replay is recognised by its reference.
     """
     if (
-        len(idempotency_key) <= REF_ID_MAX
+        len(idempotency_key) <= REFERENCE_MAX
         and idempotency_key.isascii()
         and idempotency_key.isprintable()
         and not idempotency_key.startswith("~")
     ):
         return idempotency_key
-    return "~" + hashlib.sha256(idempotency_key.encode()).hexdigest()[: REF_ID_MAX - 1]
+    return "~" + hashlib.sha256(idempotency_key.encode()).hexdigest()[: REFERENCE_MAX - 1]
 
 
 def refund_reference(idempotency_key: str) -> str:
     """The ``refId``/invoice number of kassa's refund or void under ``idempotency_key``:
     ``~r`` + 18 hex digits, which no charge reference can equal (hex digits have no ``r``)."""
-    return "~r" + hashlib.sha256(b"refund:" + idempotency_key.encode()).hexdigest()[:18]
+    digest = hashlib.sha256(b"refund:" + idempotency_key.encode()).hexdigest()
+    return "~r" + digest[: REFERENCE_MAX - 2]
 
 
 def signature(signature_key: str, body: bytes) -> str:

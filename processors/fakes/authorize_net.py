@@ -15,7 +15,9 @@ Request types: createCustomerProfile, createCustomerPaymentProfile, getCustomerP
 createTransaction (authCaptureTransaction from a profile, refundTransaction, voidTransaction),
 getTransactionListForCustomer, getUnsettledTransactionList, getSettledBatchList,
 getTransactionList, getTransactionDetails, and securePaymentContainer (what Accept.js calls;
-the fake serves a small ``/v1/Accept.js`` that does it).
+the fake serves a small ``/v1/Accept.js`` that does it, and answers any origin, as the real
+API does for the browser).  With ``transaction_details_api`` off the reporting calls answer
+``E00011``, as for a merchant who has not enabled the Transaction Details API.
 
 **What a charge does** (decided when the payment profile is stored, as the sandbox does):
 
