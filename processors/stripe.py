@@ -570,6 +570,8 @@ class StripeProcessor:
         try:
             event = json.loads(request.body)
             event_id, kind, obj = str(event["id"]), str(event["type"]), event["data"]["object"]
+            if not isinstance(obj, dict):
+                raise TypeError(type(obj).__name__)
         except (ValueError, KeyError, TypeError):
             raise ProcessorError(
                 "MALFORMED_NOTIFICATION", "the Stripe event is not an event"

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -256,7 +257,9 @@ async def test_a_wrong_secret_key_is_refused(fake: FakeStripe, server: LiveServe
     assert "sk_test_wrong" not in answer.json()["error"]["message"]
 
 
-async def test_a_key_of_the_other_mode_or_a_live_one_over_http_is_not_used(server: LiveServer) -> None:
+async def test_a_key_of_the_other_mode_or_a_live_one_over_http_is_not_used(
+    server: LiveServer,
+) -> None:
     config = _config(server.url, credentials={"secret_key": "sk_live_abc"})
     with pytest.raises(ProcessorError) as mismatch:
         await StripeProcessor(config).lookup("attempt-1")
@@ -439,6 +442,16 @@ def test_a_missing_or_malformed_signature_is_forged_before_the_body_is_read(
 ) -> None:
     with pytest.raises(ForgedNotification):
         processor.parse_notification(_incoming(b"not json at all", signature))
+
+
+@pytest.mark.parametrize("body", [b"[]", b"{}", b'{"id": "evt_1", "type": "x", "data": []}'])
+def test_a_signed_body_that_is_not_an_event_is_malformed(
+    processor: StripeProcessor, body: bytes
+) -> None:
+    callback = _incoming(body, signature_header(body, WEBHOOK_SECRET, int(time.time())))
+    with pytest.raises(ProcessorError) as malformed:
+        processor.parse_notification(callback)
+    assert malformed.value.code == "MALFORMED_NOTIFICATION"
 
 
 def test_a_changed_body_does_not_verify(processor: StripeProcessor) -> None:
@@ -704,7 +717,7 @@ async def test_unavailable_answers_are_retried_under_the_same_key_then_time_out(
             await processor.charge(_request(token))
 
 
-async def test_the_fake_keeps_its_account_in_a_state_file_across_restarts(tmp_path: Any) -> None:
+async def test_the_fake_keeps_its_account_in_a_state_file_across_restarts(tmp_path: Path) -> None:
     """As the demo needs it: cards stored by ``kassa demo`` are charged by ``kassa serve``."""
     state = str(tmp_path / "stripe.json")
     with serving(FakeStripe(state_file=state).app) as first:
