@@ -1,0 +1,40 @@
+"""A customer's browser on a redirect system's page, for the redirect harnesses: open the page
+(GET, or the auto-submitted form POST), press one of its buttons, and read where the system
+sends the customer back — without following it, since kassa's return address is not served in
+these tests."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from html import unescape
+from urllib.parse import parse_qsl, urljoin, urlsplit
+
+import httpx
+
+_FORM_ACTION = re.compile(r'<form[^>]*\baction="([^"]*)"', re.IGNORECASE)
+_BUTTON = re.compile(r'<button[^>]*\bname="([^"]*)"[^>]*\bvalue="([^"]*)"', re.IGNORECASE)
+
+
+async def press(
+    url: str, button: str, form_fields: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Open ``url`` and press the page's button whose value is ``button``; return the query
+    of the address the system redirects the customer to."""
+    async with httpx.AsyncClient(follow_redirects=False, timeout=5.0) as browser:
+        if form_fields is None:
+            page = await browser.get(url)
+        else:
+            page = await browser.post(url, data=dict(form_fields))
+        while page.is_redirect:  # the system's own hops, before its page
+            page = await browser.get(urljoin(str(page.url), page.headers["location"]))
+        page.raise_for_status()
+        action = _FORM_ACTION.search(page.text)
+        assert action is not None, "the system's page has no form"
+        buttons = {value: name for name, value in _BUTTON.findall(page.text)}
+        assert button in buttons, f"the system's page has no {button!r} button: {buttons}"
+        answer = await browser.post(
+            urljoin(str(page.url), unescape(action.group(1))), data={buttons[button]: button}
+        )
+        assert answer.is_redirect, f"the system answered {answer.status_code}, not a redirect"
+        return dict(parse_qsl(urlsplit(answer.headers["location"]).query))

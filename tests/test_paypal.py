@@ -1,0 +1,416 @@
+"""PayPal (:mod:`processors.paypal`) against its fake (:mod:`processors.fakes.paypal`) over real
+HTTP on loopback: the redirect contract, then what is PayPal's own — ``PayPal-Request-Id`` on
+the create and the capture, the OAuth token reused until it expires, a capture of an order
+nobody approved, amounts in each currency's PayPal decimals, webhooks verified by PayPal's
+verification call (async and blocking), refunds, and no credential in logs or errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any, cast
+
+import httpx
+import pytest
+
+from billing.payment_systems import (
+    ForgedNotification,
+    IncomingRequest,
+    Mode,
+    NotificationKind,
+    ProcessorConfig,
+    RedirectRequest,
+    RedirectStart,
+)
+from billing.processing import ChargeOutcome, ChargeRefused, ProcessorError, ProcessorTimeout
+from processors.fakes.paypal import CLIENT_ID, CLIENT_SECRET, WEBHOOK_ID, FakePayPal
+from processors.paypal import PayPalProcessor, paypal_value
+from tests.bitcoin_chain import LiveServer, serving
+from tests.redirect_browser import press
+from tests.redirect_contract import Choice, RedirectContract, RedirectHarness, request_for
+
+_EVENTS = {
+    NotificationKind.SUCCEEDED: "PAYMENT.CAPTURE.COMPLETED",
+    NotificationKind.FAILED: "PAYMENT.CAPTURE.DENIED",
+    NotificationKind.REFUNDED: "PAYMENT.CAPTURE.REFUNDED",
+    NotificationKind.REVERSED: "PAYMENT.CAPTURE.REVERSED",
+}
+_BUTTONS = {Choice.APPROVE: "approve", Choice.CANCEL: "cancel", Choice.DECLINE: "decline"}
+
+
+def _config(url: str, **credentials: str) -> ProcessorConfig:
+    return ProcessorConfig(
+        credentials={
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "webhook_id": WEBHOOK_ID,
+            **credentials,
+        },
+        mode=Mode.TEST,
+        base_url=url,
+        account_id=3,
+    )
+
+
+@pytest.fixture(scope="module")
+def fake() -> FakePayPal:
+    return FakePayPal(hang_seconds=1.5)
+
+
+@pytest.fixture(scope="module")
+def server(fake: FakePayPal) -> Iterator[LiveServer]:
+    with serving(fake.app) as live:
+        yield live
+
+
+@pytest.fixture
+def processor(server: LiveServer) -> PayPalProcessor:
+    """A quick timeout: the fake's hang must make a call give up within a second."""
+    return PayPalProcessor(config=_config(server.url), timeout=0.5)
+
+
+@dataclass
+class PayPalHarness:
+    fake: FakePayPal
+    processor: PayPalProcessor
+    server_url: str
+    currency: str = "USD"
+    amount: int = 1250
+    signs_notifications: bool = True
+
+    async def pay(self, start: RedirectStart, choice: Choice) -> dict[str, str]:
+        return await press(start.url, _BUTTONS[choice], start.form_fields)
+
+    def hang(self) -> None:
+        self.fake.hang()
+
+    def expire(self, start: RedirectStart) -> None:
+        self.fake.expire(start.external_id)
+
+    def notification(
+        self,
+        start: RedirectStart,
+        request: RedirectRequest,
+        kind: NotificationKind,
+        *,
+        amount: int | None = None,
+        event_id: str = "evt_1",
+    ) -> IncomingRequest:
+        value = None if amount is None else paypal_value(amount, request.currency)
+        event = self.fake.capture_event(
+            start.external_id, _EVENTS[kind], amount=value, event_id=event_id
+        )
+        headers, body = self.fake.webhook(event, self.server_url)
+        return IncomingRequest("POST", "/callbacks/3", headers, body)
+
+    def forged(self, notification: IncomingRequest) -> IncomingRequest:
+        headers = {**notification.headers, "paypal-transmission-sig": "Zm9yZ2VkIHNpZ25hdHVyZQ=="}
+        return replace(notification, headers=headers)
+
+
+@pytest.fixture
+def harness(fake: FakePayPal, processor: PayPalProcessor, server: LiveServer) -> PayPalHarness:
+    return PayPalHarness(fake, processor, server.url)
+
+
+class TestPayPalContract(RedirectContract):
+    """The redirect contract, with the module's ``harness``."""
+
+
+def _request(harness: PayPalHarness, **changes: Any) -> RedirectRequest:
+    """The contract's payment (mypy holds the protocol's settable ``processor`` attribute to
+    its exact type, which a PayPal harness narrows)."""
+    return replace(request_for(cast(RedirectHarness, harness)), **changes)
+
+
+async def _paid(harness: PayPalHarness, **changes: Any) -> tuple[RedirectRequest, RedirectStart]:
+    """A payment approved on the fake's page and captured by the processor."""
+    request = _request(harness, **changes)
+    start = await harness.processor.start_redirect(request)
+    query = await harness.pay(start, Choice.APPROVE)
+    result = await harness.processor.complete_return(start, query)
+    assert result.status == ChargeOutcome.SUCCEEDED
+    return request, start
+
+
+# --- requests --------------------------------------------------------------------------------
+
+
+async def test_the_create_and_the_capture_carry_their_own_paypal_request_ids(
+    harness: PayPalHarness,
+) -> None:
+    seen = len(harness.fake.requests)
+    request, start = await _paid(harness)
+    posts = [r for r in harness.fake.requests[seen:] if r.method == "POST"]
+    assert [(r.path, r.request_id) for r in posts] == [
+        ("/v2/checkout/orders", request.idempotency_key),
+        (f"/v2/checkout/orders/{start.external_id}/capture", f"{request.idempotency_key}-capture"),
+    ]
+
+
+async def test_a_second_start_under_the_same_key_is_the_same_order(harness: PayPalHarness) -> None:
+    request = _request(harness)
+    first = await harness.processor.start_redirect(request)
+    again = await harness.processor.start_redirect(request)
+    assert again.external_id == first.external_id
+    assert len([o for o in harness.fake.orders.values()
+                if o["purchase_units"][0]["custom_id"] == request.idempotency_key]) == 1  # fmt: skip
+
+
+async def test_coming_back_twice_captures_once(harness: PayPalHarness) -> None:
+    _, start = await _paid(harness)
+    again = await harness.processor.complete_return(start, {"token": start.external_id})
+    assert again.status == ChargeOutcome.SUCCEEDED
+    order = harness.fake.orders[start.external_id]
+    assert len(order["purchase_units"][0]["payments"]["captures"]) == 1
+
+
+async def test_the_order_names_the_key_and_both_return_addresses(harness: PayPalHarness) -> None:
+    request = _request(harness)
+    start = await harness.processor.start_redirect(request)
+    order = harness.fake.orders[start.external_id]
+    unit = order["purchase_units"][0]
+    assert order["intent"] == "CAPTURE"
+    assert (unit["custom_id"], unit["invoice_id"]) == (request.idempotency_key,) * 2
+    assert (order["_return_url"], order["_cancel_url"]) == (request.return_url, request.cancel_url)
+    assert start.url == f"{harness.server_url}/checkoutnow?token={start.external_id}"
+
+
+# --- the access token ------------------------------------------------------------------------
+
+
+async def test_the_access_token_is_reused_until_it_expires(
+    fake: FakePayPal, server: LiveServer
+) -> None:
+    now = [1000.0]
+    processor = PayPalProcessor(config=_config(server.url), timeout=2.0, clock=lambda: now[0])
+    harness = PayPalHarness(fake, processor, server.url)
+    issued = len(fake.tokens)
+    start = await processor.start_redirect(_request(harness))
+    await processor.redirect_status(start)
+    await processor.start_redirect(_request(harness))
+    assert len(fake.tokens) == issued + 1
+    bearer = {r.authorization for r in fake.requests[-3:]}
+    assert len(bearer) == 1
+    now[0] += fake.token_lifetime  # past expires_in: a new token before the next call
+    await processor.redirect_status(start)
+    assert len(fake.tokens) == issued + 2
+    assert fake.requests[-1].authorization not in bearer
+
+
+async def test_a_token_paypal_stopped_taking_is_replaced_once(
+    fake: FakePayPal, processor: PayPalProcessor, harness: PayPalHarness
+) -> None:
+    start = await processor.start_redirect(_request(harness))
+    fake.tokens.clear()  # revoked at PayPal before its expiry
+    status = await processor.redirect_status(start)
+    assert status.status == ChargeOutcome.UNKNOWN
+    assert len(fake.tokens) == 1
+
+
+# --- capture ---------------------------------------------------------------------------------
+
+
+async def test_a_capture_of_an_order_nobody_approved_is_not_a_success(
+    harness: PayPalHarness,
+) -> None:
+    start = await harness.processor.start_redirect(_request(harness))
+    seen = len(harness.fake.requests)
+    result = await harness.processor.complete_return(
+        start, {"token": start.external_id, "PayerID": "ATTACKER"}
+    )
+    assert result.status == ChargeOutcome.UNKNOWN
+    assert "not approved" in result.message
+    captures = [r for r in harness.fake.requests[seen:] if r.path.endswith("/capture")]
+    assert len(captures) == 1  # PayPal was asked, and refused ORDER_NOT_APPROVED
+    assert harness.fake.orders[start.external_id]["status"] == "PAYER_ACTION_REQUIRED"
+
+
+async def test_the_declining_test_buyer_is_declined_with_paypals_issue(
+    harness: PayPalHarness,
+) -> None:
+    start = await harness.processor.start_redirect(_request(harness))
+    query = await harness.pay(start, Choice.DECLINE)
+    assert query["token"] == start.external_id and query["PayerID"]
+    result = await harness.processor.complete_return(start, query)
+    assert (result.status, result.decline_code) == (ChargeOutcome.DECLINED, "instrument_declined")
+
+
+async def test_a_captured_payment_reports_the_capture_and_its_amount(
+    harness: PayPalHarness,
+) -> None:
+    _, start = await _paid(harness, amount=4321)
+    status = await harness.processor.redirect_status(start)
+    capture = harness.fake.orders[start.external_id]["purchase_units"][0]["payments"]["captures"][0]
+    assert (status.status, status.processor_reference) == (ChargeOutcome.SUCCEEDED, capture["id"])
+    assert (status.amount, status.currency) == (4321, "USD")
+
+
+async def test_an_expired_order_is_declined_as_expired(harness: PayPalHarness) -> None:
+    start = await harness.processor.start_redirect(_request(harness))
+    harness.expire(start)
+    result = await harness.processor.complete_return(start, {"token": start.external_id})
+    assert (result.status, result.decline_code) == (ChargeOutcome.DECLINED, "expired")
+
+
+async def test_a_hang_is_a_timeout(harness: PayPalHarness) -> None:
+    start = await harness.processor.start_redirect(_request(harness))
+    harness.hang()
+    with pytest.raises(ProcessorTimeout):
+        await harness.processor.redirect_status(start)
+
+
+# --- amounts ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("currency", "minor", "value"),
+    [("USD", 1250, "12.50"), ("USD", 5, "0.05"), ("JPY", 1500, "1500"), ("HUF", 150000, "1500"),
+     ("KWD", 12345, "12.345")],
+)  # fmt: skip
+def test_amounts_are_decimal_strings_in_paypals_decimals(
+    currency: str, minor: int, value: str
+) -> None:
+    assert paypal_value(minor, currency) == value
+
+
+def test_a_fraction_of_a_forint_is_refused() -> None:
+    with pytest.raises(ChargeRefused):
+        paypal_value(150050, "HUF")
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "value"), [("JPY", 1500, "1500"), ("USD", 1999, "19.99")]
+)
+async def test_an_order_in_each_currency_is_paid_in_full(
+    harness: PayPalHarness, currency: str, amount: int, value: str
+) -> None:
+    _, start = await _paid(harness, currency=currency, amount=amount)
+    unit = harness.fake.orders[start.external_id]["purchase_units"][0]
+    assert unit["amount"] == {"currency_code": currency, "value": value}
+    status = await harness.processor.redirect_status(start)
+    assert (status.amount, status.currency) == (amount, currency)
+
+
+# --- webhooks --------------------------------------------------------------------------------
+
+
+async def test_the_async_verification_accepts_paypals_and_refuses_a_forgery(
+    harness: PayPalHarness,
+) -> None:
+    request, start = await _paid(harness)
+    callback = harness.notification(start, request, NotificationKind.SUCCEEDED, event_id="WH-9")
+    notification = await harness.processor.verify_notification(callback)
+    assert (notification.event_id, notification.kind) == ("WH-9", NotificationKind.SUCCEEDED)
+    assert (notification.idempotency_key, notification.amount) == (request.idempotency_key, 1250)
+    with pytest.raises(ForgedNotification):
+        await harness.processor.verify_notification(harness.forged(callback))
+
+
+async def test_an_event_signed_for_another_webhook_or_altered_is_refused(
+    harness: PayPalHarness, server: LiveServer
+) -> None:
+    request, start = await _paid(harness)
+    callback = harness.notification(start, request, NotificationKind.SUCCEEDED)
+    altered = replace(callback, body=callback.body.replace(b'"12.50"', b'"1.25"'))
+    with pytest.raises(ForgedNotification):
+        harness.processor.parse_notification(altered)
+    elsewhere = PayPalProcessor(config=_config(server.url, webhook_id="OTHERWEBHOOK1"))
+    with pytest.raises(ForgedNotification):
+        elsewhere.parse_notification(callback)
+    unsigned = replace(callback, headers={"content-type": "application/json"})
+    with pytest.raises(ForgedNotification):
+        harness.processor.parse_notification(unsigned)
+
+
+@pytest.mark.parametrize(
+    "kind", [NotificationKind.FAILED, NotificationKind.REFUNDED, NotificationKind.REVERSED]
+)
+async def test_capture_events_map_to_their_kinds_and_name_the_capture(
+    harness: PayPalHarness, kind: NotificationKind
+) -> None:
+    request, start = await _paid(harness)
+    capture = harness.fake.orders[start.external_id]["purchase_units"][0]["payments"]["captures"][0]
+    notification = harness.processor.parse_notification(
+        harness.notification(start, request, kind, event_id=f"WH-{kind}")
+    )
+    assert notification.kind == kind
+    assert (notification.processor_reference, notification.idempotency_key) == (
+        capture["id"],
+        request.idempotency_key,
+    )
+
+
+async def test_an_event_kassa_does_not_track_is_ignored(harness: PayPalHarness) -> None:
+    event = harness.fake.event("CHECKOUT.ORDER.APPROVED", {"id": "5O1"}, event_id="WH-x")
+    headers, body = harness.fake.webhook(event, harness.server_url)
+    notification = harness.processor.parse_notification(
+        IncomingRequest("POST", "/callbacks/3", headers, body)
+    )
+    assert notification.kind == NotificationKind.IGNORED
+
+
+# --- refunds ---------------------------------------------------------------------------------
+
+
+async def test_a_partial_refund_then_one_beyond_what_is_left(harness: PayPalHarness) -> None:
+    _, start = await _paid(harness, amount=1000)
+    captured = await harness.processor.redirect_status(start)
+    assert captured.processor_reference is not None
+    first = await harness.processor.refund(captured.processor_reference, 600, "refund-a")
+    again = await harness.processor.refund(captured.processor_reference, 600, "refund-a")
+    assert (
+        first.succeeded
+        and again.succeeded
+        and again.processor_reference == first.processor_reference
+    )
+    refused = await harness.processor.refund(captured.processor_reference, 600, "refund-b")
+    assert not refused.succeeded and "not yet been refunded" in refused.message
+
+
+# --- secrets ---------------------------------------------------------------------------------
+
+
+async def test_no_credential_or_token_in_logs_or_errors(
+    fake: FakePayPal, server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    errors: list[ProcessorError] = []
+    wrong = PayPalProcessor(config=_config(server.url, client_secret="sekrit-wrong-value"))
+    harness = PayPalHarness(fake, wrong, server.url)
+    with pytest.raises(ChargeRefused) as refused:
+        await wrong.start_redirect(_request(harness))
+    assert refused.value.code == "PROCESSOR_AUTHENTICATION"
+    errors.append(refused.value)
+    right = PayPalProcessor(config=_config(server.url), timeout=0.5)
+    harness = PayPalHarness(fake, right, server.url)
+    start = await right.start_redirect(_request(harness))
+    fake.hang()
+    with pytest.raises(ProcessorTimeout) as timeout:
+        await right.redirect_status(start)
+    errors.append(timeout.value)
+    tokens = list(fake.tokens)
+    assert caplog.records
+    for text in [caplog.text, *(f"{e!s} {e!r} {e.message}" for e in errors)]:
+        for secret in ("sekrit-wrong-value", CLIENT_SECRET, *tokens):
+            assert secret not in text
+    assert CLIENT_SECRET not in repr(_config(server.url))
+
+
+async def test_the_fake_wants_a_token_and_basic_credentials(server: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        assert (await client.get("/v2/checkout/orders/5O1")).status_code == 401
+        token = await client.post(
+            "/v1/oauth2/token", auth=(CLIENT_ID, "wrong"), data={"grant_type": "client_credentials"}
+        )
+        assert token.status_code == 401
+        assert "wrong" not in token.text
+
+
+def test_the_processor_declares_a_redirect_wallet() -> None:
+    processor = PayPalProcessor(config=_config("http://127.0.0.1:9"))
+    assert processor.name == "paypal" and processor.method_kinds == frozenset()
+    assert {c.value for c in processor.capabilities} == {
+        "REDIRECT", "NOTIFICATIONS", "STATUS_POLL", "REFUND",
+    }  # fmt: skip
