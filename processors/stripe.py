@@ -29,7 +29,8 @@ in ``requires_action`` is ACTION_REQUIRED with Stripe's ``next_action.redirect_t
 Off-session, Stripe does not ask — it fails the confirm with ``authentication_required`` and
 leaves the PaymentIntent in ``requires_payment_method``; kassa then confirms that same
 PaymentIntent on-session with a ``return_url`` (Stripe's documented manual 3-D Secure
-redirect), which gives the URL the customer completes later.  Until then the charge's outcome
+redirect), which gives the URL the customer completes later (with no public URL to return
+to, the charge stays DECLINED ``authentication_required``).  Until then the charge's outcome
 arrives by webhook or :meth:`StripeProcessor.lookup`.
 
 Lookup searches PaymentIntents by ``metadata['kassa_key']`` rather than re-POSTing under the
@@ -181,7 +182,8 @@ class _Unreachable(Exception):
 class StripeProcessor:
     """Stripe for one processor account (``config``).
 
-    ``timeout`` is per HTTP attempt and ``max_retries`` the attempts after the first;
+    ``timeout`` is per HTTP attempt and ``max_retries`` the attempts after the first (by
+    default all of them together stay inside billing's 60-second limit for a charge call);
     ``clock`` (Unix seconds) judges a webhook's age and ``today`` a card's expiry;
     ``stripe_js_url`` is the Stripe.js the card form loads (the fake's in tests);
     ``return_url`` is where Stripe sends a customer back after 3-D Secure (default: the customer
@@ -212,7 +214,7 @@ class StripeProcessor:
         self,
         config: ProcessorConfig,
         *,
-        timeout: float = 30.0,
+        timeout: float = 15.0,
         max_retries: int = 2,
         clock: Callable[[], float] = time.time,
         today: Callable[[], date] = _utc_today,

@@ -733,3 +733,16 @@ async def test_the_fake_keeps_its_account_in_a_state_file_across_restarts(tmp_pa
         again = await processor.tokenize_for(_card("5555555555554444"), Payer(606, "Ada", None))
         assert again.token.split("/")[0] == token.token.split("/")[0]
         assert (await processor.charge(_request(token))).status == ChargeOutcome.SUCCEEDED
+
+
+async def test_without_a_public_url_an_off_session_authentication_is_a_decline(
+    server: LiveServer,
+) -> None:
+    """No address to send the customer back to, so no authentication page to offer."""
+    processor = StripeProcessor(_config(server.url, public_url=None), timeout=0.5)
+    result = await processor.charge(_request(await processor.tokenize(_card(THREE_D_SECURE))))
+    assert (result.status, result.decline_code, result.action_url) == (
+        ChargeOutcome.DECLINED,
+        "authentication_required",
+        None,
+    )
