@@ -194,6 +194,10 @@ class NotificationKind(StrEnum):
     #: An unsigned "something changed" (Remita, Payarena): it proves nothing, so billing asks
     #: the system for the payment's status (``redirect_status``) before anything counts.
     CHECK_STATUS = "CHECK_STATUS"
+    #: The system asks, before taking the customer's cash, whether kassa accepts the payment
+    #: (PayNearMe's authorization call): billing decides and answers through
+    #: :meth:`AuthorizingProcessor.answer_authorization`.
+    AUTHORIZATION = "AUTHORIZATION"
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,6 +340,41 @@ class RedirectProcessor(Protocol):
         ...
 
 
+@runtime_checkable
+class AuthorizingProcessor(Protocol):
+    """A system that asks kassa before it takes a payment (:attr:`NotificationKind.AUTHORIZATION`)."""
+
+    def answer_authorization(
+        self, notification: Notification, accepted: bool, reason: str = ""
+    ) -> NotificationReply:
+        """The reply that accepts or refuses the payment ``notification`` asks about."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Slip:
+    """A standing cash slip (:attr:`Capability.VOUCHER`): printed once, paid at a store any
+    number of times.  ``payment_identifier`` is what the store scans (the barcode's content)
+    and what callbacks name; ``external_id`` the system's own id for the order."""
+
+    payment_identifier: str
+    external_id: str
+    #: Where the customer can pay (store chains), as the system lists them.
+    where_to_pay: tuple[str, ...] = ()
+    #: The system's own printable slip, if it hosts one.
+    slip_url: str | None = None
+
+
+@runtime_checkable
+class VoucherProcessor(Protocol):
+    """A system that hands the customer a slip to pay in cash (PayNearMe)."""
+
+    async def create_slip(self, payer: Payer, currency: str, reference: str) -> Slip:
+        """Open a standing order for ``payer``; ``reference`` is kassa's (``slip-<customer>``),
+        so asking again returns the same order instead of a second one."""
+        ...
+
+
 def reject_mismatch(notification: Notification, amount: int, currency: str) -> str | None:
     """Why ``notification`` may not settle a payment of ``amount`` ``currency``, or None.
 
@@ -397,6 +436,7 @@ def catalog() -> ProcessorCatalog:
 
 __all__ = [
     "CARD_BRAND_KINDS",
+    "AuthorizingProcessor",
     "BankAccountDetails",
     "Capability",
     "ClientTokenization",
@@ -416,6 +456,8 @@ __all__ = [
     "RedirectProcessor",
     "RedirectRequest",
     "RedirectStart",
+    "Slip",
+    "VoucherProcessor",
     "catalog",
     "reject_mismatch",
     "use_catalog",
