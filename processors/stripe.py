@@ -509,7 +509,7 @@ class StripeProcessor:
                 currency=currency,
             )
         failure = self._failure(reply, "charge")
-        if reply.status == 400 and not isinstance(failure, IdempotencyConflict):
+        if reply.status in (400, 404) and not isinstance(failure, IdempotencyConflict):
             raise ChargeRefused(failure.code, failure.message)
         raise failure
 

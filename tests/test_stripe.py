@@ -229,6 +229,17 @@ async def test_the_same_key_for_another_amount_is_a_conflict(processor: StripePr
         await processor.charge(replace(request, amount=request.amount + 1))
 
 
+async def test_a_token_stripe_does_not_know_is_refused(processor: StripeProcessor) -> None:
+    with pytest.raises(ChargeRefused) as refused:
+        await processor.charge(
+            _request(replace(await processor.tokenize(_card()), token="cus_1/pm_1"))
+        )
+    assert refused.value.code == "RESOURCE_MISSING"
+    with pytest.raises(ChargeRefused) as malformed:
+        await processor.charge(_request(replace(await processor.tokenize(_card()), token="tok_1")))
+    assert malformed.value.code == "INVALID_TOKEN"
+
+
 async def test_a_refund_beyond_what_is_left_is_refused_as_a_result(
     processor: StripeProcessor,
 ) -> None:

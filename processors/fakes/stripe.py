@@ -235,10 +235,12 @@ def _error(status: int, kind: str, message: str, code: str | None = None, **extr
     return _Answer(status, {"error": body})
 
 
-def _missing(kind: str, ident: str, param: str) -> _Answer:
+def _missing(kind: str, ident: str, param: str, status: int = 400) -> _Answer:
+    """Stripe's ``resource_missing``: 400 for an id in the parameters, 404 for one in the path."""
     return _error(
-        404, "invalid_request_error", f"No such {kind}: '{ident}'", "resource_missing", param=param
-    )
+        status, "invalid_request_error", f"No such {kind}: '{ident}'", "resource_missing",
+        param=param,
+    )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -564,7 +566,7 @@ class FakeStripe:
         elif method_id in self.payment_methods:
             method = self.payment_methods[method_id]
         else:
-            return _missing("PaymentMethod", method_id, "payment_method")
+            return _missing("PaymentMethod", method_id, "payment_method", 404)
         if method["customer"] not in (None, customer):
             return _error(
                 400,
@@ -636,7 +638,7 @@ class FakeStripe:
     def _confirm_intent(self, params: dict[str, Any], request: Request) -> _Answer:
         intent = self.payment_intents.get(request.path_params["id"])
         if intent is None:
-            return _missing("payment_intent", request.path_params["id"], "intent")
+            return _missing("payment_intent", request.path_params["id"], "intent", 404)
         if intent["status"] not in ("requires_confirmation", "requires_payment_method"):
             return _error(
                 400, "invalid_request_error",
@@ -719,7 +721,7 @@ class FakeStripe:
         def retrieve(request: Request) -> _Answer:
             found = getattr(self, store).get(request.path_params["id"])
             if found is None:
-                return _missing(kind, request.path_params["id"], "id")
+                return _missing(kind, request.path_params["id"], "id", 404)
             return _Answer(200, found)
 
         return retrieve
