@@ -1,0 +1,208 @@
+"""A fake Payarena (Unified Payments' hosted payment page) for the tests and the demo, served
+by a Starlette app.  It speaks what :mod:`processors.payarena` sends, as merchant integrations
+show Payarena's gateway (see that module for what is assumed):
+
+* ``POST /{merchant_id}`` — JSON ``{"amount": "1500.00", "currency": "566", "description",
+  "returnUrl", "secretKey", "fee"}``; a wrong merchant id or secret key is a 401, a currency
+  other than 566 or an amount that is not a positive naira amount with at most two decimals a
+  400.  The answer is the new transaction's id as a JSON string.
+* ``GET /{transaction id}`` — the customer's payment page, with buttons *Pay* (approved),
+  *Cancel* and *Pay with the declined test card*; each sends the customer back (303) to
+  ``returnUrl?trxId=…``, the same address whatever the outcome, as Payarena does.
+* ``GET /Status/{transaction id}`` — ``{"Order Id", "Amount", "Currency", "Status",
+  "StatusDescription", "Card Holder", "PAN" (masked), "Scheme", "Approval Code",
+  "TranDateTime"}``; ``Status`` is ``Pending`` until the customer acts, then ``Approved``,
+  ``Declined`` or ``Canceled``; ``Expired`` once :meth:`FakePayarena.expire` (or ``POST
+  /_fake/{id}/expire``) let it lapse unpaid.  An unknown id is a 404.
+
+:meth:`FakePayarena.callback` builds the unsigned callback (a form POST naming ``trxId``) the
+tests and the demo deliver; :meth:`FakePayarena.hang` makes the next call answer only after
+``hang_seconds``.  Run it alone with ``uvicorn processors.fakes.payarena:app``.  Nothing here
+imports kassa's ``billing``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import html
+import itertools
+import json
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+MERCHANT_ID = "UPSLTEST0001"
+SECRET_KEY = "payarena-fake-secret-key"
+
+_OUTCOMES = {
+    "approve": ("Approved", "Transaction approved"),
+    "cancel": ("Canceled", "Transaction canceled by the customer"),
+    "decline": ("Declined", "Insufficient funds"),
+}
+
+
+@dataclass
+class FakePayarena:
+    """Payarena's transactions, and the switches tests and the demo pull."""
+
+    hang_seconds: float = 2.0
+    transactions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _hangs: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(7001))
+
+    def __post_init__(self) -> None:
+        self.app = self._build_app()
+
+    def hang(self, calls: int = 1) -> None:
+        """Make the next ``calls`` requests answer only after ``hang_seconds``."""
+        with self._lock:
+            self._hangs += calls
+
+    def expire(self, transaction_id: str) -> None:
+        """Let an unpaid transaction lapse (a paid one stays paid)."""
+        transaction = self.transactions[transaction_id]
+        if transaction["Status"] == "Pending":
+            transaction.update(Status="Expired", StatusDescription="Transaction expired")
+
+    def callback(self, transaction_id: str) -> tuple[dict[str, str], bytes]:
+        """The unsigned callback Payarena posts about ``transaction_id``: headers and body."""
+        body = urlencode({"trxId": transaction_id}).encode()
+        return {"content-type": "application/x-www-form-urlencoded"}, body
+
+    async def _hang_if_asked(self) -> None:
+        with self._lock:
+            hanging, self._hangs = self._hangs > 0, max(self._hangs - 1, 0)
+        if hanging:
+            await asyncio.sleep(self.hang_seconds)
+
+    async def _post(self, request: Request) -> Response:
+        """``POST /{x}``: a merchant's JSON create, or the customer's choice on a page."""
+        if "json" in request.headers.get("content-type", ""):
+            await self._hang_if_asked()
+            return await self._create(request)
+        return await self._choose(request)
+
+    async def _create(self, request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return JSONResponse({"message": "The request is invalid."}, 400)
+        if not isinstance(body, dict):
+            return JSONResponse({"message": "The request is invalid."}, 400)
+        merchant = request.path_params["transaction"]
+        if merchant != MERCHANT_ID or not hmac.compare_digest(
+            str(body.get("secretKey", "")), SECRET_KEY
+        ):
+            return JSONResponse({"message": "Authorization has been denied."}, 401)
+        amount = str(body.get("amount", ""))
+        try:
+            value = Decimal(amount)
+        except InvalidOperation:
+            value = Decimal(0)
+        whole_kobo = value.is_finite() and value == value.quantize(Decimal("0.01"))
+        if str(body.get("currency")) != "566" or not whole_kobo or value <= 0:
+            return JSONResponse({"message": "Invalid amount or currency."}, 400)
+        if not str(body.get("returnUrl", "")).startswith(("http://", "https://")):
+            return JSONResponse({"message": "returnUrl is required."}, 400)
+        transaction_id = str(next(self._ids)) + str(int(datetime.now(UTC).timestamp()))
+        self.transactions[transaction_id] = {
+            "Order Id": transaction_id,
+            "Amount": f"{value:.2f}",
+            "Currency": "566",
+            "Status": "Pending",
+            "StatusDescription": "Awaiting the customer",
+            "Card Holder": "",
+            "PAN": "",
+            "Scheme": "",
+            "Approval Code": "",
+            "TranDateTime": datetime.now(UTC).strftime("%d/%m/%Y %H:%M:%S"),
+            "_description": str(body.get("description", "")),
+            "_return_url": str(body["returnUrl"]),
+        }
+        return JSONResponse(transaction_id)
+
+    async def _status(self, request: Request) -> Response:
+        transaction = self.transactions.get(request.path_params["transaction"])
+        if transaction is None:
+            return JSONResponse({"message": "Transaction not found."}, 404)
+        return JSONResponse({k: v for k, v in transaction.items() if not k.startswith("_")})
+
+    async def _page(self, request: Request) -> Response:
+        transaction_id = request.path_params["transaction"]
+        transaction = self.transactions.get(transaction_id)
+        if transaction is None or transaction["Status"] != "Pending":
+            return HTMLResponse("<h1>This transaction can no longer be paid.</h1>", 404)
+        page = f"""<!doctype html><html><head><title>Payarena (fake)</title></head><body>
+<h1>Pay NGN {html.escape(transaction["Amount"])}</h1>
+<p>{html.escape(transaction["_description"])}</p>
+<form method="post" action="/{html.escape(transaction_id)}">
+<button name="choice" value="approve">Pay</button>
+<button name="choice" value="cancel">Cancel</button>
+<button name="choice" value="decline">Pay with the declined test card</button>
+</form></body></html>"""
+        return HTMLResponse(page)
+
+    async def _choose(self, request: Request) -> Response:
+        transaction_id = request.path_params["transaction"]
+        transaction = self.transactions.get(transaction_id)
+        if transaction is None or transaction["Status"] != "Pending":
+            return HTMLResponse("<h1>This transaction can no longer be paid.</h1>", 404)
+        choice = str((await request.form()).get("choice"))
+        status, description = _OUTCOMES.get(choice, _OUTCOMES["cancel"])
+        transaction.update(Status=status, StatusDescription=description)
+        if choice != "cancel":
+            transaction.update(
+                {"Card Holder": "ADA OBI", "PAN": "539983******8543", "Scheme": "Verve",
+                 "Approval Code": "A1B2C3" if status == "Approved" else ""}
+            )  # fmt: skip
+        target = f"{transaction['_return_url']}?{urlencode({'trxId': transaction_id})}"
+        return RedirectResponse(target, 303)
+
+    async def _expire(self, request: Request) -> Response:
+        transaction_id = request.path_params["transaction"]
+        if transaction_id not in self.transactions:
+            return JSONResponse({"message": "Transaction not found."}, 404)
+        self.expire(transaction_id)
+        return Response(status_code=204)
+
+    def _hanging(
+        self, handler: Callable[[Request], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            await self._hang_if_asked()
+            return await handler(request)
+
+        return endpoint
+
+    def _build_app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/Status/{transaction}", self._hanging(self._status), methods=["GET"]),
+                Route("/_fake/{transaction}/expire", self._expire, methods=["POST"]),
+                Route("/{transaction}", self._page, methods=["GET"]),
+                Route("/{transaction}", self._post, methods=["POST"]),
+            ]
+        )
+
+
+#: The fake with the module's credentials, for ``uvicorn processors.fakes.payarena:app``.
+fake = FakePayarena()
+app = fake.app
+
+
+def serve(port: int = 12113, host: str = "127.0.0.1") -> None:
+    """Serve :data:`app` on ``host:port`` (the demo's Payarena)."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -1,0 +1,201 @@
+"""Payarena (:mod:`processors.payarena`) against its fake (:mod:`processors.fakes.payarena`) over
+real HTTP on loopback: the redirect contract (Payarena signs nothing, so its callbacks only
+ask kassa to look), then what is Payarena's own — naira from kobo with the numeric currency
+code, NGN only, the status deciding every outcome, and no secret key in logs or errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any, cast
+
+import pytest
+
+from billing.errors import UserError
+from billing.payment_systems import (
+    IncomingRequest,
+    Mode,
+    NotificationKind,
+    ProcessorConfig,
+    RedirectRequest,
+    RedirectStart,
+)
+from billing.processing import ChargeOutcome, ChargeRefused, ProcessorError, ProcessorTimeout
+from processors.fakes.payarena import MERCHANT_ID, SECRET_KEY, FakePayarena
+from processors.payarena import PayarenaProcessor
+from tests.bitcoin_chain import LiveServer, serving
+from tests.redirect_browser import press
+from tests.redirect_contract import Choice, RedirectContract, RedirectHarness, request_for
+
+_BUTTONS = {Choice.APPROVE: "approve", Choice.CANCEL: "cancel", Choice.DECLINE: "decline"}
+
+
+def _config(url: str, **credentials: str) -> ProcessorConfig:
+    return ProcessorConfig(
+        credentials={"merchant_id": MERCHANT_ID, "secret_key": SECRET_KEY, **credentials},
+        mode=Mode.TEST,
+        base_url=url,
+        account_id=4,
+    )
+
+
+@pytest.fixture(scope="module")
+def fake() -> FakePayarena:
+    return FakePayarena(hang_seconds=1.5)
+
+
+@pytest.fixture(scope="module")
+def server(fake: FakePayarena) -> Iterator[LiveServer]:
+    with serving(fake.app) as live:
+        yield live
+
+
+@dataclass
+class PayarenaHarness:
+    fake: FakePayarena
+    processor: PayarenaProcessor
+    currency: str = "NGN"
+    amount: int = 150_000  # ₦1,500.00
+    signs_notifications: bool = False
+
+    async def pay(self, start: RedirectStart, choice: Choice) -> dict[str, str]:
+        return await press(start.url, _BUTTONS[choice], start.form_fields)
+
+    def hang(self) -> None:
+        self.fake.hang()
+
+    def expire(self, start: RedirectStart) -> None:
+        self.fake.expire(start.external_id)
+
+    def notification(
+        self,
+        start: RedirectStart,
+        request: RedirectRequest,
+        kind: NotificationKind,
+        *,
+        amount: int | None = None,
+        event_id: str = "evt_1",
+    ) -> IncomingRequest:
+        """Payarena's callback names the transaction and nothing else worth trusting."""
+        headers, body = self.fake.callback(start.external_id)
+        return IncomingRequest("POST", "/callbacks/4", headers, body)
+
+    def forged(self, notification: IncomingRequest) -> IncomingRequest:
+        """Nothing to forge: an unsigned callback is the same whoever sends it."""
+        return notification
+
+
+@pytest.fixture
+def harness(fake: FakePayarena, server: LiveServer) -> PayarenaHarness:
+    """A quick timeout: the fake's hang must make a call give up within a second."""
+    return PayarenaHarness(fake, PayarenaProcessor(config=_config(server.url), timeout=0.5))
+
+
+class TestPayarenaContract(RedirectContract):
+    """The redirect contract, with the module's ``harness``."""
+
+
+def _request(harness: PayarenaHarness, **changes: Any) -> RedirectRequest:
+    """The contract's payment (mypy holds the protocol's settable ``processor`` attribute to
+    its exact type, which a Payarena harness narrows)."""
+    return replace(request_for(cast(RedirectHarness, harness)), **changes)
+
+
+async def test_the_transaction_is_created_in_naira_with_the_numeric_currency(
+    harness: PayarenaHarness,
+) -> None:
+    request = _request(harness, amount=123_456)
+    start = await harness.processor.start_redirect(request)
+    transaction = harness.fake.transactions[start.external_id]
+    assert (transaction["Amount"], transaction["Currency"]) == ("1234.56", "566")
+    assert request.idempotency_key in transaction["_description"]
+    assert transaction["_return_url"] == request.return_url
+    assert start.url.endswith(f"/{start.external_id}") and start.form_fields is None
+
+
+async def test_only_naira_is_taken_and_nothing_is_sent_for_another_currency(
+    harness: PayarenaHarness,
+) -> None:
+    before = len(harness.fake.transactions)
+    with pytest.raises(UserError) as refused:
+        await harness.processor.start_redirect(_request(harness, currency="USD"))
+    assert refused.value.code == "UNSUPPORTED_CURRENCY"
+    assert len(harness.fake.transactions) == before
+
+
+@pytest.mark.parametrize(
+    ("choice", "code"), [(Choice.CANCEL, "canceled"), (Choice.DECLINE, "declined")]
+)
+async def test_a_cancel_or_decline_reads_from_the_status(
+    harness: PayarenaHarness, choice: Choice, code: str
+) -> None:
+    start = await harness.processor.start_redirect(_request(harness))
+    query = await harness.pay(start, choice)
+    assert query == {"trxId": start.external_id}  # the same return whatever happened
+    result = await harness.processor.complete_return(start, query)
+    assert (result.status, result.decline_code) == (ChargeOutcome.DECLINED, code)
+
+
+async def test_a_callback_only_asks_and_the_status_answers(harness: PayarenaHarness) -> None:
+    request = _request(harness)
+    start = await harness.processor.start_redirect(request)
+    callback = harness.notification(start, request, NotificationKind.SUCCEEDED)
+    notification = harness.processor.parse_notification(callback)
+    assert (notification.kind, notification.processor_reference) == (
+        NotificationKind.CHECK_STATUS,
+        start.external_id,
+    )
+    assert notification.amount is None
+    assert (await harness.processor.redirect_status(start)).status == ChargeOutcome.UNKNOWN
+    await harness.pay(start, Choice.APPROVE)
+    paid = await harness.processor.redirect_status(start)
+    assert (paid.status, paid.amount, paid.currency) == (ChargeOutcome.SUCCEEDED, 150_000, "NGN")
+
+
+def test_a_json_callback_names_the_transaction_too(harness: PayarenaHarness) -> None:
+    body = json.dumps({"TransactionId": "70011"}).encode()
+    request = IncomingRequest("POST", "/callbacks/4", {"content-type": "application/json"}, body)
+    assert harness.processor.parse_notification(request).processor_reference == "70011"
+    with pytest.raises(ProcessorError):
+        harness.processor.parse_notification(replace(request, body=b"{}"))
+
+
+async def test_a_transaction_payarena_does_not_know_has_expired(
+    harness: PayarenaHarness,
+) -> None:
+    result = await harness.processor.redirect_status(RedirectStart("http://x/1", "999999"))
+    assert (result.status, result.decline_code) == (ChargeOutcome.DECLINED, "expired")
+
+
+async def test_a_status_query_that_hangs_is_a_timeout(harness: PayarenaHarness) -> None:
+    start = await harness.processor.start_redirect(_request(harness))
+    harness.hang()
+    with pytest.raises(ProcessorTimeout):
+        await harness.processor.complete_return(start, {"trxId": start.external_id})
+
+
+async def test_no_secret_key_in_logs_or_errors(
+    fake: FakePayarena, server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = PayarenaProcessor(config=_config(server.url, secret_key="sekrit-wrong-key"))
+    harness = PayarenaHarness(fake, wrong)
+    with pytest.raises(ChargeRefused) as refused:
+        await wrong.start_redirect(_request(harness))
+    assert refused.value.code == "PROCESSOR_AUTHENTICATION"
+    right = PayarenaHarness(fake, PayarenaProcessor(config=_config(server.url), timeout=0.5))
+    await right.processor.start_redirect(_request(right))
+    fake.hang()
+    with pytest.raises(ProcessorTimeout) as timeout:
+        await right.processor.start_redirect(_request(right))
+    assert caplog.records
+    for text in [caplog.text, *(f"{e!s} {e!r}" for e in (refused.value, timeout.value))]:
+        assert "sekrit-wrong-key" not in text and SECRET_KEY not in text
+
+
+def test_the_processor_declares_a_redirect_without_refunds() -> None:
+    processor = PayarenaProcessor(config=_config("http://127.0.0.1:9"))
+    assert processor.name == "payarena" and processor.method_kinds == frozenset()
+    assert {c.value for c in processor.capabilities} == {"REDIRECT", "NOTIFICATIONS", "STATUS_POLL"}
