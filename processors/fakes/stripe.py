@@ -295,7 +295,7 @@ class FakeStripe:
     _saved: dict[str, _Saved] = field(default_factory=dict)
     _deliveries: set[asyncio.Task[None]] = field(default_factory=set)
     #: Tests read and change the state from their own thread while the server runs in another.
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def __post_init__(self) -> None:
         if self.state_file is not None and os.path.exists(self.state_file):
@@ -698,24 +698,26 @@ class FakeStripe:
     def dispute(self, intent_id: str, reason: str = "fraudulent") -> dict[str, Any]:
         """Open a chargeback on ``intent_id``'s charge: the bank takes the money back at once
         (``charge.dispute.created`` then ``charge.dispute.funds_withdrawn``)."""
-        intent = self.payment_intents[intent_id]
-        charge = self.charges[intent["latest_charge"]]
-        charge["disputed"] = True
-        dispute = {
-            "id": _id("dp"),
-            "object": "dispute",
-            "amount": charge["amount"],
-            "currency": charge["currency"],
-            "charge": charge["id"],
-            "payment_intent": intent_id,
-            "reason": reason,
-            "status": "needs_response",
-            "metadata": {},
-            "created": int(time.time()),
-        }
-        self._emit("charge.dispute.created", dispute)
-        self._emit("charge.dispute.funds_withdrawn", dispute)
-        return dispute
+        with self._lock:  # tests call it from their own thread
+            intent = self.payment_intents[intent_id]
+            charge = self.charges[intent["latest_charge"]]
+            charge["disputed"] = True
+            dispute = {
+                "id": _id("dp"),
+                "object": "dispute",
+                "amount": charge["amount"],
+                "currency": charge["currency"],
+                "charge": charge["id"],
+                "payment_intent": intent_id,
+                "reason": reason,
+                "status": "needs_response",
+                "metadata": {},
+                "created": int(time.time()),
+            }
+            self._emit("charge.dispute.created", dispute)
+            self._emit("charge.dispute.funds_withdrawn", dispute)
+            self._persist()
+            return dispute
 
     def _retrieve(self, store: str, kind: str) -> Callable[[Request], _Answer]:
         def retrieve(request: Request) -> _Answer:
@@ -799,7 +801,6 @@ class FakeStripe:
                     _missing("payment_intent", request.path_params["id"], "id").body, 404
                 )
             dispute = self.dispute(request.path_params["id"])
-            self._persist()
         return JSONResponse(dispute)
 
     # --- plumbing ------------------------------------------------------------------------
