@@ -6,9 +6,9 @@ The API is ``https://api-m.sandbox.paypal.com`` in test mode and ``https://api-m
 live (``config.base_url`` points it at the local fake, :mod:`processors.fakes.paypal`).  It
 takes JSON, answers JSON, and is called with an OAuth 2.0 access token got by the
 client-credentials grant (``POST /v1/oauth2/token`` with the REST app's ``client_id`` and
-``client_secret`` as HTTP Basic).  The token is cached per processor until shortly before its
-``expires_in`` runs out (PayPal's are good for hours), and fetched again once if PayPal answers
-401 to it before then.
+``client_secret`` as HTTP Basic).  The token is cached for the process (processors are made per
+request) until shortly before its ``expires_in`` runs out (PayPal's are good for hours), and
+fetched again once if PayPal answers 401 to it before then.
 
 A payment is an order (``POST /v2/checkout/orders``, intent ``CAPTURE``): one purchase unit with
 the amount as PayPal's decimal string (made from minor units, never through a float; HUF, JPY
@@ -44,8 +44,10 @@ appear in no log line and no error: errors carry PayPal's ``name``, ``issue`` an
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -122,10 +124,17 @@ def minor_units(amount: Mapping[str, Any]) -> tuple[int, str]:
     return parse_amount(str(amount.get("value", "")), currency), currency
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Token:
     value: str
     expires_at: float
+
+
+#: Access tokens by (API address, client id, SHA-256 of the secret).  The registry makes a
+#: processor per request, so the cache lives here for the process; the secret is in the key
+#: only as a digest, so a rotated secret gets a token of its own.
+_tokens: dict[tuple[str, str, str], _Token] = {}
+_tokens_lock = threading.Lock()
 
 
 class PayPalProcessor:
@@ -161,7 +170,6 @@ class PayPalProcessor:
         self._base_url = (config.base_url or default).rstrip("/")
         self._timeout = timeout
         self._clock = clock
-        self._token: _Token | None = None
 
     # --- HTTP ------------------------------------------------------------------------------
     #
@@ -182,6 +190,10 @@ class PayPalProcessor:
             },
         )
 
+    def _token_key(self) -> tuple[str, str, str]:
+        secret = hashlib.sha256(self._config.secret("client_secret").encode()).hexdigest()
+        return (self._base_url, self._config.secret("client_id"), secret)
+
     def _accept_token(self, response: httpx.Response) -> str:
         if response.status_code in (400, 401, 403):
             raise ChargeRefused(
@@ -193,14 +205,21 @@ class PayPalProcessor:
         if response.status_code != 200 or not body.get("access_token"):
             raise ProcessorError(f"HTTP_{response.status_code}", "PayPal gave no access token")
         lifetime = float(body.get("expires_in") or 0)
-        self._token = _Token(str(body["access_token"]), self._clock() + lifetime)
-        return self._token.value
+        token = _Token(str(body["access_token"]), self._clock() + lifetime)
+        with _tokens_lock:
+            _tokens[self._token_key()] = token
+        return token.value
 
     def _cached_token(self) -> str | None:
-        token = self._token
+        with _tokens_lock:
+            token = _tokens.get(self._token_key())
         if token is not None and self._clock() < token.expires_at - TOKEN_MARGIN_SECONDS:
             return token.value
         return None
+
+    def _forget_token(self) -> None:
+        with _tokens_lock:
+            _tokens.pop(self._token_key(), None)
 
     def _api_request(
         self,
@@ -244,7 +263,7 @@ class PayPalProcessor:
                     response = await client.send(request)
                     if response.status_code != 401:
                         break
-                    self._token = None
+                    self._forget_token()
         except httpx.TransportError as error:  # timeouts included
             log.warning("paypal %s %s: no answer (%s)", method, path, type(error).__name__)
             raise ProcessorTimeout(
@@ -263,7 +282,7 @@ class PayPalProcessor:
                     response = client.send(self._api_request(method, path, token, body=body))
                     if response.status_code != 401:
                         break
-                    self._token = None
+                    self._forget_token()
         except httpx.TransportError as error:
             log.warning("paypal %s %s: no answer (%s)", method, path, type(error).__name__)
             raise ProcessorTimeout(

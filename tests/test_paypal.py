@@ -180,23 +180,25 @@ async def test_the_order_names_the_key_and_both_return_addresses(harness: PayPal
 # --- the access token ------------------------------------------------------------------------
 
 
-async def test_the_access_token_is_reused_until_it_expires(
-    fake: FakePayPal, server: LiveServer
-) -> None:
+async def test_the_access_token_is_shared_and_reused_until_it_expires() -> None:
+    """Processors are made per request, so two of them share one token until it expires."""
+    fake = FakePayPal()
     now = [1000.0]
-    processor = PayPalProcessor(config=_config(server.url), timeout=2.0, clock=lambda: now[0])
-    harness = PayPalHarness(fake, processor, server.url)
-    issued = len(fake.tokens)
-    start = await processor.start_redirect(_request(harness))
-    await processor.redirect_status(start)
-    await processor.start_redirect(_request(harness))
-    assert len(fake.tokens) == issued + 1
-    bearer = {r.authorization for r in fake.requests[-3:]}
-    assert len(bearer) == 1
-    now[0] += fake.token_lifetime  # past expires_in: a new token before the next call
-    await processor.redirect_status(start)
-    assert len(fake.tokens) == issued + 2
-    assert fake.requests[-1].authorization not in bearer
+    with serving(fake.app) as server:
+
+        def processor() -> PayPalProcessor:
+            return PayPalProcessor(config=_config(server.url), timeout=2.0, clock=lambda: now[0])
+
+        harness = PayPalHarness(fake, processor(), server.url)
+        start = await harness.processor.start_redirect(_request(harness))
+        await processor().redirect_status(start)
+        await processor().start_redirect(_request(harness))
+        assert len(fake.tokens) == 1
+        assert len({r.authorization for r in fake.requests}) == 1
+        now[0] += fake.token_lifetime  # past expires_in: a new token before the next call
+        await processor().redirect_status(start)
+        assert len(fake.tokens) == 2
+        assert fake.requests[-1].authorization != fake.requests[0].authorization
 
 
 async def test_a_token_paypal_stopped_taking_is_replaced_once(
