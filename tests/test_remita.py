@@ -7,14 +7,11 @@ or errors."""
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import cast
-from urllib.parse import parse_qsl, urljoin, urlsplit
 
-import httpx
 import pytest
 
 from billing.errors import UserError
@@ -30,6 +27,7 @@ from billing.processing import ChargeOutcome, ProcessorError
 from processors.fakes.remita import MERCHANT_ID, SERVICE_TYPE_ID, FakeRemita
 from processors.remita import RemitaProcessor, sha512
 from tests.bitcoin_chain import LiveServer, serving
+from tests.redirect_browser import press
 from tests.redirect_contract import Choice, RedirectContract, RedirectHarness, request_for
 
 #: A key no RRR or date can contain by chance, so the log check means something.
@@ -77,20 +75,7 @@ class RemitaHarness:
     signs_notifications: bool = False
 
     async def pay(self, start: RedirectStart, choice: Choice) -> dict[str, str]:
-        """Submit the start's form to Remita as the portal's auto-submitting form does, then
-        the page's form with the customer's choice; read where Remita sends them back."""
-        assert start.form_fields is not None
-        async with httpx.AsyncClient() as client:
-            page = await client.post(start.url, data=dict(start.form_fields))
-            assert page.status_code == 200, page.text
-            action = re.search(r'<form method="post" action="([^"]+)"', page.text)
-            assert action is not None
-            hidden = dict(re.findall(r'type="hidden" name="(\w+)" value="([^"]*)"', page.text))
-            reply = await client.post(
-                urljoin(start.url, action.group(1)), data={**hidden, "choice": choice.lower()}
-            )
-        assert reply.status_code == 302, reply.text
-        return dict(parse_qsl(urlsplit(reply.headers["location"]).query))
+        return await press(start.url, choice.lower(), start.form_fields)
 
     def hang(self) -> None:
         self.fake.hang()

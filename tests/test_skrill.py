@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -35,6 +34,7 @@ from processors.fakes.skrill import (
 )
 from processors.skrill import SkrillProcessor, md5sig, sha2sig
 from tests.bitcoin_chain import LiveServer, serving
+from tests.redirect_browser import press
 from tests.redirect_contract import Choice, RedirectContract, RedirectHarness, request_for
 
 _STATUS = {
@@ -86,19 +86,7 @@ class SkrillHarness:
     signs_notifications: bool = True
 
     async def pay(self, start: RedirectStart, choice: Choice) -> dict[str, str]:
-        """GET the session's page, submit its form with the customer's choice, and read the
-        address Skrill sends the customer back to."""
-        async with httpx.AsyncClient() as client:
-            page = await client.get(start.url)
-            assert page.status_code == 200, page.text
-            action = re.search(r'<form method="post" action="([^"]+)"', page.text)
-            assert action is not None
-            hidden = dict(re.findall(r'type="hidden" name="(\w+)" value="([^"]*)"', page.text))
-            reply = await client.post(
-                urljoin(start.url, action.group(1)), data={**hidden, "choice": choice.lower()}
-            )
-        assert reply.status_code == 302, reply.text
-        return dict(parse_qsl(urlsplit(reply.headers["location"]).query))
+        return await press(start.url, choice.lower(), start.form_fields)
 
     def hang(self) -> None:
         self.fake.hang()

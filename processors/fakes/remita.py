@@ -97,7 +97,7 @@ class FakeRemita:
             routes=[
                 Route(f"{ECHANNEL}/merchant/api/paymentinit", self._init, methods=["POST"]),
                 Route("/remita/ecomm/finalize.reg", self._page, methods=["POST"]),
-                Route("/_fake/pay", self._pay, methods=["POST"]),
+                Route("/_fake/pay/{rrr}", self._pay, methods=["POST"]),
                 Route(f"{ECHANNEL}/{{merchant}}/{{rrr}}/{{digest}}/status.reg", self._status),
             ]
         )
@@ -189,13 +189,12 @@ class FakeRemita:
         return HTMLResponse(
             f"<h1>Remita (fake)</h1><p>RRR {html.escape(rrr)}: pay "
             f"NGN {html.escape(payment['amount'])}</p>"
-            f'<form method="post" action="/_fake/pay"><input type="hidden" name="rrr" '
-            f'value="{html.escape(rrr)}">{buttons}</form>'
+            f'<form method="post" action="/_fake/pay/{html.escape(rrr)}">{buttons}</form>'
         )
 
     async def _pay(self, request: Request) -> Response:
         form = await request.form()
-        payment = self.payments.get(str(form.get("rrr", "")))
+        payment = self.payments.get(request.path_params["rrr"])
         outcome = _OUTCOMES.get(str(form.get("choice", "")))
         if payment is None or outcome is None or payment["status"] != "021":
             return HTMLResponse("<p>This RRR cannot be paid.</p>", 400)
@@ -263,7 +262,7 @@ fake = FakeRemita()
 app = fake.app
 
 
-def serve(port: int = 12113, host: str = "127.0.0.1") -> None:
+def serve(port: int = 12115, host: str = "127.0.0.1") -> None:
     """Serve the module's fake (:data:`fake`) until interrupted."""
     import uvicorn
 

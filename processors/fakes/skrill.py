@@ -5,8 +5,8 @@ Interface kassa speaks (:mod:`processors.skrill`), served by a Starlette app.
   (``pay_to_email``) and answers its SID as plain text; a refusal is a 400 with Skrill's JSON
   ``{"code", "message"}``.
 * ``GET /?sid=…`` is the payment page: Approve, Decline or Cancel (a form POSTed to
-  ``/_fake/pay``).  Approve makes a processed transaction (status 2) and sends the customer to
-  ``return_url?transaction_id=…&msid=…`` (``msid`` as Skrill's secure return signs it: the
+  ``/_fake/pay/{sid}``).  Approve makes a processed transaction (status 2) and sends the
+  customer to ``return_url?transaction_id=…&msid=…`` (``msid`` as Skrill's secure return signs it: the
   upper-case MD5 of merchant_id + transaction_id + UPPER(MD5(secret word))); Decline makes a
   failed one (status -2) and returns to ``return_url?transaction_id=…``; Cancel makes none and
   returns to ``cancel_url``.  An expired session (:meth:`FakeSkrill.expire`) cannot be paid.
@@ -101,7 +101,7 @@ class FakeSkrill:
             routes=[
                 Route("/", self._prepare, methods=["POST"]),
                 Route("/", self._page, methods=["GET"]),
-                Route("/_fake/pay", self._pay, methods=["POST"]),
+                Route("/_fake/pay/{sid}", self._pay, methods=["POST"]),
                 Route("/_fake/chargeback", self._chargeback, methods=["POST"]),
                 Route("/app/query.pl", self._query, methods=["POST"]),
             ]
@@ -186,13 +186,12 @@ class FakeSkrill:
         return HTMLResponse(
             f"<h1>Skrill (fake)</h1><p>Pay {html.escape(session['amount'])} "
             f"{html.escape(session['currency'])} to {html.escape(self.merchant_email)}</p>"
-            f'<form method="post" action="/_fake/pay"><input type="hidden" name="sid" '
-            f'value="{sid}">{buttons}</form>'
+            f'<form method="post" action="/_fake/pay/{sid}">{buttons}</form>'
         )
 
     async def _pay(self, request: Request) -> Response:
         form = await request.form()
-        session = self.sessions.get(str(form.get("sid", "")))
+        session = self.sessions.get(request.path_params["sid"])
         if session is None or session["expired"]:
             return HTMLResponse("<p>This payment session has expired.</p>", 410)
         choice = str(form.get("choice", ""))
@@ -292,7 +291,7 @@ fake = FakeSkrill()
 app = fake.app
 
 
-def serve(port: int = 12112, host: str = "127.0.0.1") -> None:
+def serve(port: int = 12114, host: str = "127.0.0.1") -> None:
     """Serve the module's fake (:data:`fake`) until interrupted."""
     import uvicorn
 
