@@ -11,7 +11,9 @@ The flow, as Remita documents it:
    ``description``, authorised by ``Authorization: remitaConsumerKey={merchantId},
    remitaConsumerToken={SHA-512(merchantId + serviceTypeId + orderId + amount + apiKey)}``.
    Remita answers JSONP — ``jsonp ({"statuscode": "025", "RRR": …})`` — and 025 means the RRR
-   was made.
+   was made.  Before generating, kassa asks ``…/echannelsvc/{merchantId}/{orderId}/{hash}/
+   orderstatus.reg`` (hash = SHA-512(orderId + apiKey + merchantId)) for an RRR already made
+   under the same orderId, so a second start or a retry after a timeout reuses it.
 2. The customer is sent to Remita's page by a form POST to ``/remita/ecomm/finalize.reg`` with
    ``merchantId``, ``rrr``, ``hash`` = SHA-512(merchantId + rrr + apiKey) and ``responseurl``
    (:attr:`RedirectStart.form_fields`); Remita sends them back to ``responseurl?RRR=…``.
@@ -50,6 +52,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -67,7 +70,13 @@ from billing.payment_systems import (
     RedirectRequest,
     RedirectStart,
 )
-from billing.processing import ChargeOutcome, ChargeResult, ProcessorError, ProcessorTimeout
+from billing.processing import (
+    ChargeOutcome,
+    ChargeResult,
+    IdempotencyConflict,
+    ProcessorError,
+    ProcessorTimeout,
+)
 
 log = logging.getLogger("kassa.processors.remita")
 
@@ -88,6 +97,9 @@ _PENDING = frozenset({"021", RRR_GENERATED})
 _ABORTED = "012"
 #: Statuses that say the status request itself was wrong, not the payment.
 _REQUEST_ERRORS = frozenset({"022", "023", "999"})
+#: Of those, the ones an order status query answers for something other than "no such
+#: order" (Remita's invalid merchant or hash, and its unknown error).
+_AUTH_ERRORS = frozenset({"023", "999"})
 
 
 def _utc_now() -> datetime:
@@ -195,14 +207,16 @@ class RemitaProcessor:
             "payerPhone": request.phone,
             "description": request.description,
         }
-        token = sha512(merchant, service_type, request.idempotency_key, amount, api_key)
         started_at = self._clock()
-        answer = await self._call("POST", PAYMENT_INIT_PATH, token, "RRR generation", json=body)
-        answer = answer if isinstance(answer, dict) else {}
-        rrr = str(answer.get("RRR") or "").strip()
-        if answer.get("statuscode") != RRR_GENERATED or not rrr:
-            why = answer.get("status") or answer.get("statuscode") or "no RRR"
-            raise ProcessorError("REMITA_REFUSED", f"Remita refused the payment: {why}")
+        rrr = await self._existing_rrr(request.idempotency_key, request.amount)
+        if rrr is None:
+            token = sha512(merchant, service_type, request.idempotency_key, amount, api_key)
+            answer = await self._call("POST", PAYMENT_INIT_PATH, token, "RRR generation", json=body)
+            answer = answer if isinstance(answer, dict) else {}
+            rrr = str(answer.get("RRR") or "").strip()
+            if answer.get("statuscode") != RRR_GENERATED or not rrr:
+                why = answer.get("status") or answer.get("statuscode") or "no RRR"
+                raise ProcessorError("REMITA_REFUSED", f"Remita refused the payment: {why}")
         return RedirectStart(
             url=f"{self._base_url}{FINALIZE_PATH}",
             external_id=rrr,
@@ -214,6 +228,29 @@ class RemitaProcessor:
             },
             expires_at=started_at + self._lifetime,
         )
+
+    async def _existing_rrr(self, order_id: str, amount: int) -> str | None:
+        """The RRR already generated for ``order_id`` (a second start, or a retry after a
+        generation that timed out), found by Remita's order status call, so one kassa payment
+        is never two RRRs; None when Remita has none.  The same key for another amount is an
+        :class:`~billing.processing.IdempotencyConflict`."""
+        merchant = self._config.secret("merchant_id")
+        digest = sha512(order_id, self._config.secret("api_key"), merchant)
+        path = f"{ECHANNEL_PATH}/{merchant}/{quote(order_id, safe='')}/{digest}/orderstatus.reg"
+        answer = await self._call("GET", path, digest, "order status query")
+        answer = answer if isinstance(answer, dict) else {}
+        rrr = str(answer.get("RRR") or "").strip()
+        if not rrr:
+            if str(answer.get("status") or "") in _AUTH_ERRORS:
+                raise ProcessorError(
+                    "REMITA_QUERY_FAILED", "Remita refused the account's merchant id or API key"
+                )
+            return None
+        if answer.get("amount") not in (None, "") and _kobo(answer["amount"]) != amount:
+            raise IdempotencyConflict(
+                "IDEMPOTENCY_KEY_REUSED", "Remita has this payment's order for another amount"
+            )
+        return rrr
 
     async def complete_return(self, start: RedirectStart, query: Mapping[str, str]) -> ChargeResult:
         """Ask Remita: the return's ``RRR``/``orderID`` are not evidence."""

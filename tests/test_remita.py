@@ -23,7 +23,7 @@ from billing.payment_systems import (
     RedirectRequest,
     RedirectStart,
 )
-from billing.processing import ChargeOutcome, ProcessorError
+from billing.processing import ChargeOutcome, IdempotencyConflict, ProcessorError
 from processors.fakes.remita import MERCHANT_ID, SERVICE_TYPE_ID, FakeRemita
 from processors.remita import RemitaProcessor, sha512
 from tests.bitcoin_chain import LiveServer, serving
@@ -172,9 +172,22 @@ async def test_the_rrr_is_asked_for_with_the_documented_hash(
     }
     wrong = _processor(server.url, harness.clock, api_key="not-the-key")
     with pytest.raises(ProcessorError) as refused:
-        await wrong.start_redirect(request)
-    assert refused.value.code == "REMITA_REFUSED"
+        await wrong.start_redirect(replace(request, idempotency_key="payment-43"))
+    assert refused.value.code == "REMITA_QUERY_FAILED"
     assert not harness.fake.calls[-1].authorized
+
+
+async def test_a_second_start_reuses_the_rrr_of_the_first(harness: RemitaHarness) -> None:
+    """Remita's order status finds the RRR made under the payment's key (as after a start
+    whose answer was lost), so one payment never becomes two RRRs."""
+    request = _request(harness)
+    first = await harness.processor.start_redirect(request)
+    again = await harness.processor.start_redirect(request)
+    assert again.external_id == first.external_id
+    orders = [p for p in harness.fake.payments.values() if p["orderId"] == request.idempotency_key]
+    assert len(orders) == 1
+    with pytest.raises(IdempotencyConflict):
+        await harness.processor.start_redirect(replace(request, amount=request.amount + 100))
 
 
 async def test_a_forged_paid_notification_does_not_count(harness: RemitaHarness) -> None:

@@ -13,7 +13,8 @@ page kassa speaks (:mod:`processors.remita`), served by a Starlette app.
   ``responseurl?RRR=…&orderID=…``.
 * ``GET …/echannelsvc/{merchantId}/{rrr}/{SHA-512(rrr + apiKey + merchantId)}/status.reg``
   answers the RRR's status JSON (``021`` until it is paid); an unknown RRR is ``022`` and a
-  wrong hash ``023``.
+  wrong hash ``023``.  ``…/{merchantId}/{orderId}/{SHA-512(orderId + apiKey +
+  merchantId)}/orderstatus.reg`` answers the same for the RRR generated under an orderId.
 * A paid RRR's notification — Remita's unsigned JSON array — is kept in
   :attr:`FakeRemita.notifications` and, with ``notification_url``, POSTed there;
   :meth:`FakeRemita.notification_body` builds one for any RRR (a forger's too).
@@ -99,6 +100,10 @@ class FakeRemita:
                 Route("/remita/ecomm/finalize.reg", self._page, methods=["POST"]),
                 Route("/_fake/pay/{rrr}", self._pay, methods=["POST"]),
                 Route(f"{ECHANNEL}/{{merchant}}/{{rrr}}/{{digest}}/status.reg", self._status),
+                Route(
+                    f"{ECHANNEL}/{{merchant}}/{{order}}/{{digest}}/orderstatus.reg",
+                    self._order_status,
+                ),
             ]
         )
 
@@ -216,6 +221,20 @@ class FakeRemita:
         if not authorized:
             return JSONResponse({"status": "023", "message": "Invalid Merchant or Hash"})
         payment = self.payments.get(rrr)
+        if payment is None:
+            return JSONResponse({"status": "022", "message": "Invalid Request"})
+        return JSONResponse(_status_of(payment))
+
+    async def _order_status(self, request: Request) -> Response:
+        merchant, order, digest = (request.path_params[k] for k in ("merchant", "order", "digest"))
+        expected = sha512(order, self.api_key, self.merchant_id)
+        authorized = merchant == self.merchant_id and digest == expected
+        authorized = authorized and self._authorized(request, expected)
+        self.calls.append(Call("GET", "/orderstatus.reg", authorized))
+        await self._hang_if_asked()
+        if not authorized:
+            return JSONResponse({"status": "023", "message": "Invalid Merchant or Hash"})
+        payment = next((p for p in self.payments.values() if p["orderId"] == order), None)
         if payment is None:
             return JSONResponse({"status": "022", "message": "Invalid Request"})
         return JSONResponse(_status_of(payment))
