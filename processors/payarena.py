@@ -133,7 +133,7 @@ class PayarenaProcessor:
         body = {
             "amount": format_amount(request.amount, CURRENCY),
             "currency": NAIRA_NUMERIC,
-            "description": f"{request.description} ({request.idempotency_key})"[:100],
+            "description": f"{request.idempotency_key} {request.description}"[:100],
             "returnUrl": request.return_url,
             "secretKey": self._config.secret("secret_key"),
             "fee": "0",

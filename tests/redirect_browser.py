@@ -1,7 +1,7 @@
-"""A customer's browser on a redirect system's page, for the redirect harnesses: open the page
-(GET, or the auto-submitted form POST), press one of its buttons, and read where the system
-sends the customer back — without following it, since kassa's return address is not served in
-these tests."""
+"""Both ends of a redirect system for its tests: the customer's browser on the system's page
+(:func:`press`: open the page, press a button, read where the system sends the customer back —
+without following it, since kassa's return address is not served here) and kassa's callback
+address (:class:`Inbox`, which keeps what the system posts to it)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ from html import unescape
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from billing.payment_systems import IncomingRequest
 
 _FORM_ACTION = re.compile(r'<form[^>]*\baction="([^"]*)"', re.IGNORECASE)
 _BUTTON = re.compile(r'<button[^>]*\bname="([^"]*)"[^>]*\bvalue="([^"]*)"', re.IGNORECASE)
@@ -38,3 +44,23 @@ async def press(
         )
         assert answer.is_redirect, f"the system answered {answer.status_code}, not a redirect"
         return dict(parse_qsl(urlsplit(answer.headers["location"]).query))
+
+
+class Inbox:
+    """A callback address: every request posted to ``app`` is kept as kassa receives it."""
+
+    def __init__(self) -> None:
+        self.received: list[IncomingRequest] = []
+        self.app = Starlette(routes=[Route("/callbacks/{account}", self._keep, methods=["POST"])])
+
+    async def _keep(self, request: Request) -> Response:
+        self.received.append(
+            IncomingRequest(
+                request.method,
+                request.url.path,
+                {name.lower(): value for name, value in request.headers.items()},
+                await request.body(),
+                dict(request.query_params),
+            )
+        )
+        return Response(status_code=200)

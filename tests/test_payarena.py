@@ -5,6 +5,7 @@ code, NGN only, the status deciding every outcome, and no secret key in logs or 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from billing.processing import ChargeOutcome, ChargeRefused, ProcessorError, Pro
 from processors.fakes.payarena import MERCHANT_ID, SECRET_KEY, FakePayarena
 from processors.payarena import PayarenaProcessor
 from tests.bitcoin_chain import LiveServer, serving
-from tests.redirect_browser import press
+from tests.redirect_browser import Inbox, press
 from tests.redirect_contract import Choice, RedirectContract, RedirectHarness, request_for
 
 _BUTTONS = {Choice.APPROVE: "approve", Choice.CANCEL: "cancel", Choice.DECLINE: "decline"}
@@ -199,3 +200,22 @@ def test_the_processor_declares_a_redirect_without_refunds() -> None:
     processor = PayarenaProcessor(config=_config("http://127.0.0.1:9"))
     assert processor.name == "payarena" and processor.method_kinds == frozenset()
     assert {c.value for c in processor.capabilities} == {"REDIRECT", "NOTIFICATIONS", "STATUS_POLL"}
+
+
+async def test_the_callback_after_payment_asks_kassa_to_look() -> None:
+    inbox = Inbox()
+    with serving(inbox.app) as receiver:
+        fake = FakePayarena(callback_url=f"{receiver.url}/callbacks/4")
+        with serving(fake.app) as server:
+            harness = PayarenaHarness(fake, PayarenaProcessor(config=_config(server.url)))
+            start = await harness.processor.start_redirect(_request(harness))
+            await harness.pay(start, Choice.APPROVE)
+            for _ in range(100):
+                if inbox.received:
+                    break
+                await asyncio.sleep(0.02)
+            notification = harness.processor.parse_notification(inbox.received[0])
+            assert notification.kind == NotificationKind.CHECK_STATUS
+            assert notification.processor_reference == start.external_id
+            paid = await harness.processor.redirect_status(start)
+    assert paid.status == ChargeOutcome.SUCCEEDED

@@ -6,6 +6,7 @@ verification call (async and blocking), refunds, and no credential in logs or er
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -27,7 +28,7 @@ from billing.processing import ChargeOutcome, ChargeRefused, ProcessorError, Pro
 from processors.fakes.paypal import CLIENT_ID, CLIENT_SECRET, WEBHOOK_ID, FakePayPal
 from processors.paypal import PayPalProcessor, paypal_value
 from tests.bitcoin_chain import LiveServer, serving
-from tests.redirect_browser import press
+from tests.redirect_browser import Inbox, press
 from tests.redirect_contract import Choice, RedirectContract, RedirectHarness, request_for
 
 _EVENTS = {
@@ -416,3 +417,20 @@ def test_the_processor_declares_a_redirect_wallet() -> None:
     assert {c.value for c in processor.capabilities} == {
         "REDIRECT", "NOTIFICATIONS", "STATUS_POLL", "REFUND",
     }  # fmt: skip
+
+
+async def test_a_capture_is_announced_by_a_webhook_the_processor_accepts() -> None:
+    inbox = Inbox()
+    with serving(inbox.app) as receiver:
+        fake = FakePayPal(webhook_url=f"{receiver.url}/callbacks/3")
+        with serving(fake.app) as server:
+            harness = PayPalHarness(fake, PayPalProcessor(config=_config(server.url)), server.url)
+            request, _ = await _paid(harness)
+            for _ in range(100):
+                if inbox.received:
+                    break
+                await asyncio.sleep(0.02)
+            notification = await harness.processor.verify_notification(inbox.received[0])
+    assert fake.deliveries == [200]
+    assert notification.kind == NotificationKind.SUCCEEDED
+    assert (notification.idempotency_key, notification.amount) == (request.idempotency_key, 1250)

@@ -15,8 +15,8 @@ show Payarena's gateway (see that module for what is assumed):
   ``Declined`` or ``Canceled``; ``Expired`` once :meth:`FakePayarena.expire` (or ``POST
   /_fake/{id}/expire``) let it lapse unpaid.  An unknown id is a 404.
 
-:meth:`FakePayarena.callback` builds the unsigned callback (a form POST naming ``trxId``) the
-tests and the demo deliver; :meth:`FakePayarena.hang` makes the next call answer only after
+:meth:`FakePayarena.callback` builds the unsigned callback (a form POST naming ``trxId``), which
+the fake posts to ``callback_url`` (when set) after the customer acts; :meth:`FakePayarena.hang` makes the next call answer only after
 ``hang_seconds``.  Run it alone with ``uvicorn processors.fakes.payarena:app``.  Nothing here
 imports kassa's ``billing``.
 """
@@ -36,7 +36,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -56,7 +58,11 @@ class FakePayarena:
     """Payarena's transactions, and the switches tests and the demo pull."""
 
     hang_seconds: float = 2.0
+    #: Where the fake posts its unsigned callback after the customer acts; None: nowhere.
+    callback_url: str | None = None
     transactions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The HTTP status of each callback to ``callback_url``, in order.
+    deliveries: list[int] = field(default_factory=list)
     _hangs: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(7001))
@@ -79,6 +85,16 @@ class FakePayarena:
         """The unsigned callback Payarena posts about ``transaction_id``: headers and body."""
         body = urlencode({"trxId": transaction_id}).encode()
         return {"content-type": "application/x-www-form-urlencoded"}, body
+
+    async def _post_callback(self, transaction_id: str) -> None:
+        assert self.callback_url is not None
+        headers, body = self.callback(transaction_id)
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                reply = await client.post(self.callback_url, content=body, headers=headers)
+            self.deliveries.append(reply.status_code)
+        except httpx.TransportError:
+            self.deliveries.append(0)
 
     async def _hang_if_asked(self) -> None:
         with self._lock:
@@ -167,7 +183,10 @@ class FakePayarena:
                  "Approval Code": "A1B2C3" if status == "Approved" else ""}
             )  # fmt: skip
         target = f"{transaction['_return_url']}?{urlencode({'trxId': transaction_id})}"
-        return RedirectResponse(target, 303)
+        response = RedirectResponse(target, 303)
+        if self.callback_url is not None:
+            response.background = BackgroundTask(self._post_callback, transaction_id)
+        return response
 
     async def _expire(self, request: Request) -> Response:
         transaction_id = request.path_params["transaction"]

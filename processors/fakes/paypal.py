@@ -30,7 +30,9 @@ The buyer's page (the approval link, ``GET /checkoutnow?token=ORDER``) has three
 sandbox's negative testing, where a buyer's funding source fails at capture: PayPal then
 answers the capture ``INSTRUMENT_DECLINED``.
 
-Webhooks: :meth:`FakePayPal.webhook` builds an event delivery (headers and body) as PayPal sends
+Webhooks: with ``webhook_url`` set, each capture is announced there
+(``PAYMENT.CAPTURE.COMPLETED``, once, after the capture's answer).  :meth:`FakePayPal.webhook`
+builds an event delivery (headers and body) as PayPal sends
 it — ``paypal-transmission-id``, ``-time``, ``-sig``, ``paypal-cert-url`` and
 ``paypal-auth-algo``.  PayPal signs ``<transmission id>|<transmission time>|<webhook id>|<CRC32
 of the body, decimal>`` with its private key (``SHA256withRSA``); the fake signs the same string
@@ -63,7 +65,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -117,6 +121,10 @@ class FakePayPal:
     token_lifetime: int = 32400
     hang_seconds: float = 2.0
     webhook_id: str = WEBHOOK_ID
+    #: Where captures are announced (``PAYMENT.CAPTURE.COMPLETED``), signed; None: nowhere.
+    webhook_url: str | None = None
+    #: The HTTP status of each delivery to ``webhook_url``, in order.
+    deliveries: list[int] = field(default_factory=list)
     tokens: dict[str, float] = field(default_factory=dict)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     captures: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -227,6 +235,17 @@ class FakePayPal:
             "paypal-auth-algo": "HMACSHA256",
         }
         return headers, body
+
+    async def _deliver(self, event: Mapping[str, Any], base_url: str) -> None:
+        """POST ``event`` to :attr:`webhook_url` as PayPal would (once: no retries here)."""
+        assert self.webhook_url is not None
+        headers, body = self.webhook(event, base_url)
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                reply = await client.post(self.webhook_url, content=body, headers=headers)
+            self.deliveries.append(reply.status_code)
+        except httpx.TransportError:
+            self.deliveries.append(0)
 
     def _verify(self, payload: Mapping[str, Any]) -> bool:
         event = payload.get("webhook_event")
@@ -344,7 +363,7 @@ class FakePayPal:
             return _not_found(order_id)
         return JSONResponse(self._order_view(order))
 
-    def _capture(self, order_id: str) -> Response:
+    def _capture(self, request: Request, order_id: str) -> Response:
         order = self._found(order_id)
         if order is None:
             return _not_found(order_id)
@@ -373,7 +392,12 @@ class FakePayPal:
         self.captures[capture["id"]] = capture
         unit["payments"] = {"captures": [self._order_view(capture)]}
         order["status"] = "COMPLETED"
-        return JSONResponse(self._order_view(order), 201)
+        response = JSONResponse(self._order_view(order), 201)
+        if self.webhook_url is not None:
+            event = self.capture_event(order_id, "PAYMENT.CAPTURE.COMPLETED")
+            base = str(request.base_url).rstrip("/")
+            response.background = BackgroundTask(self._deliver, event, base)
+        return response
 
     def _get_capture(self, capture_id: str) -> Response:
         capture = self.captures.get(capture_id)
@@ -503,7 +527,7 @@ class FakePayPal:
                 Route("/v1/oauth2/token", self._token, methods=["POST"]),
                 Route("/v2/checkout/orders", self._endpoint(self._create_order), methods=["POST"]),
                 Route("/v2/checkout/orders/{order_id}", self._endpoint(get(self._get_order, "order_id")), methods=["GET"]),
-                Route("/v2/checkout/orders/{order_id}/capture", self._endpoint(get(self._capture, "order_id")), methods=["POST"]),
+                Route("/v2/checkout/orders/{order_id}/capture", self._endpoint(lambda request, body: self._capture(request, request.path_params["order_id"])), methods=["POST"]),
                 Route("/v2/payments/captures/{capture_id}", self._endpoint(get(self._get_capture, "capture_id")), methods=["GET"]),
                 Route("/v2/payments/captures/{capture_id}/refund", self._endpoint(post(self._refund, "capture_id")), methods=["POST"]),
                 Route("/v1/notifications/verify-webhook-signature", self._endpoint(lambda request, body: _verification(self._verify(body))), methods=["POST"]),
