@@ -185,6 +185,8 @@ def _method_kinds(
     info: payment_systems.ProcessorInfo, kinds: Sequence[MethodKind]
 ) -> list[MethodKind]:
     if not kinds:
+        if not info.method_kinds:  # a wallet or a terminal network: nothing to choose from
+            return []
         raise UserError("REQUIRED", "offer at least one payment method", "methodKinds")
     chosen = sorted(set(kinds))
     for kind in chosen:
