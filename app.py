@@ -1,5 +1,6 @@
 """The Starlette application: ``/graphql`` (:mod:`schema.http`), the portals, invoice PDF
-downloads (:mod:`resolvers.invoice_pdf_links`), ``/healthz`` and ``/metrics``.
+downloads (:mod:`resolvers.invoice_pdf_links`), payment systems' callbacks
+(:mod:`resolvers.callbacks`), ``/healthz`` and ``/metrics``.
 
 ``create_app(settings)`` is all a server needs (``kassa serve`` hands it to uvicorn).  The
 lifespan opens the :class:`~billing.db.Database` — unless the caller passes one, as the tests
@@ -31,7 +32,7 @@ from billing import jobs, logs, mailer, metrics, worker
 from billing.db import Database
 from billing.models import BitcoinAddress, BitcoinPayment, BitcoinPaymentState
 from processors import registry
-from resolvers import invoice_pdf_links
+from resolvers import callbacks, invoice_pdf_links
 from schema.http import GraphQLEndpoint
 from settings import Settings, from_env
 
@@ -216,6 +217,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             Route("/healthz", healthz),
             Route("/metrics", metrics_endpoint),
             *invoice_pdf_links.routes(),
+            *callbacks.routes(),
             *portals.routes(),
             *fake_chain,
         ],

@@ -16,6 +16,13 @@ A collection attempt, paying an invoice and topping up all charge a card the sam
    payment (UNKNOWN while it is open, then SUCCEEDED or FAILED).
 
 So a payment goes PENDING → COMPLETED | FAILED | UNKNOWN, and UNKNOWN → COMPLETED | FAILED.
+A charge the issuer wants the customer to confirm (3-D Secure, ``ACTION_REQUIRED``) stays
+PENDING with its ``action_url`` kept for the portal; its outcome arrives later by
+notification (:mod:`billing.payment_notifications`) or by the janitor's lookup.
+
+A card stored through a processor account (``PaymentMethod.processor_account_id``) is charged,
+looked up and refunded through that account's processor, made with the account's config
+(:func:`billing.processor_accounts.make_processor`); the payment records the account.
 
 4. **Janitor.**  A crash between 1 and 3 leaves the payment PENDING, a timeout UNKNOWN.  The
    singleton :data:`JANITOR_JOB` takes every open charge whose ``next_check_at`` has come and
@@ -50,7 +57,7 @@ from billing import (
     ledger,
     metrics,
     payment_labels,
-    processing,
+    processor_accounts,
     run_failures,
     settlement,
 )
@@ -66,7 +73,9 @@ from billing.models import (
     RunKind,
     TransactionKind,
 )
+from billing.payment_systems import ProcessorConfig
 from billing.processing import (
+    CardProcessor,
     ChargeOutcome,
     ChargeRefused,
     ChargeRequest,
@@ -110,6 +119,7 @@ _DECLINES: dict[str, tuple[str, str]] = {
 }
 _DECLINED = ("CARD_DECLINED", "The card was declined. Try another card or ask your bank why.")
 _AWAITING = "The card processor has not confirmed this payment yet; it is checked again shortly."
+_CONFIRM = "The card's issuer asks the customer to confirm this payment."
 
 
 def decline_words(decline_code: str | None) -> tuple[str, str]:
@@ -168,11 +178,13 @@ class Draft:
 
 @dataclass(frozen=True, slots=True)
 class Intent:
-    """A committed charge: the payment it is and the request to send for it."""
+    """A committed charge: the payment it is and the request to send for it, with the
+    config of the processor account its card was stored through (None: none)."""
 
     payment_id: int
     processor: str
     request: ChargeRequest
+    config: ProcessorConfig | None = None
 
 
 async def open_charges(
@@ -183,6 +195,15 @@ async def open_charges(
     if not drafts:
         return []
     first_check = next_check(now, now)
+    account_of: dict[int, int | None] = {
+        row.id: row.processor_account_id
+        for row in await session.execute(
+            select(PaymentMethod.id, PaymentMethod.processor_account_id).where(
+                PaymentMethod.id.in_({d.payment_method_id for d in drafts})
+            )
+        )
+    }
+    configs = await processor_accounts.configs_for(session, account_of.values())
     result = await session.execute(
         insert(Payment).returning(Payment.id, sort_by_parameter_order=True),
         [
@@ -198,6 +219,7 @@ async def open_charges(
                 "payment_method_id": d.payment_method_id,
                 "invoice_id": d.invoice_id,
                 "processor": d.processor,
+                "processor_account_id": account_of.get(d.payment_method_id),
                 "processor_key": d.key,
                 "next_check_at": first_check,
                 "processor_reference": None,
@@ -235,6 +257,7 @@ async def open_charges(
                 idempotency_key=key,
                 description=d.description or f"Payment {payment_id}",
             ),
+            configs.get(account_of.get(d.payment_method_id) or 0),
         )
         for d, payment_id, key in zip(drafts, payment_ids, keys, strict=True)
     ]
@@ -270,7 +293,8 @@ async def _charge(intent: Intent, semaphore: asyncio.Semaphore | None) -> Charge
     async with semaphore or nullcontext():
         try:
             async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
-                return await processing.processor_named(intent.processor).charge(request)
+                processor = processor_accounts.make_processor(intent.processor, intent.config)
+                return await processor.charge(request)
         except (ProcessorTimeout, TimeoutError, IdempotencyConflict):
             return None  # a charge may exist under the key: the janitor looks it up
         except ChargeRefused as refused:
@@ -374,6 +398,8 @@ async def record(
             changes.append(_change(payment, PaymentStatus.UNKNOWN, None, _AWAITING, now))
         elif result.status == ChargeOutcome.SUCCEEDED:
             succeeded.append((payment, result))
+        elif result.status == ChargeOutcome.ACTION_REQUIRED:
+            changes.append(_change(payment, PaymentStatus.PENDING, result, _CONFIRM, now))
         else:
             done.failed.append(payment.id)
             changes.append(
@@ -434,7 +460,7 @@ def _change(
     transaction_id: int | None = None,
 ) -> dict[str, Any]:
     """One payment's new state, and its attempt's (if a collection attempt made it)."""
-    still_open = status == PaymentStatus.UNKNOWN
+    still_open = status in OPEN_STATUSES
     return {
         "b_id": payment.id,
         "b_status": status,
@@ -442,6 +468,7 @@ def _change(
         "b_decline": result.decline_code if result else None,
         "b_message": message,
         "b_txn": transaction_id,
+        "b_action": (result.action_url if result else None) or payment.action_url,
         "b_next": payment.next_check_at if still_open else None,
         "b_attempt_status": AttemptStatus.UNKNOWN
         if still_open
@@ -467,6 +494,7 @@ async def _apply(session: AsyncSession, changes: list[dict[str, Any]]) -> None:
             decline_code=bindparam("b_decline"),
             message=bindparam("b_message"),
             transaction_id=bindparam("b_txn"),
+            action_url=bindparam("b_action"),
             next_check_at=bindparam("b_next"),
         ),
         changes,
@@ -572,6 +600,7 @@ async def run_janitor(
                     select(
                         Payment.id,
                         Payment.processor,
+                        Payment.processor_account_id,
                         Payment.processor_key,
                         Payment.amount,
                         Payment.currency,
@@ -588,11 +617,24 @@ async def run_janitor(
                     .limit(batch_size)
                 )
             ).all()
+            configs = await processor_accounts.configs_for(
+                session, (row.processor_account_id for row in rows)
+            )
         if not rows:
             break
         after = rows[-1].id
         found = await asyncio.gather(
-            *(_lookup(row.id, row.processor, row.processor_key, semaphore) for row in rows)
+            *(
+                _lookup(
+                    row.id,
+                    processor_accounts.make_processor(
+                        row.processor, configs.get(row.processor_account_id or 0)
+                    ),
+                    row.processor_key,
+                    semaphore,
+                )
+                for row in rows
+            )
         )
         report.looked_up += len(rows)
         answers: list[tuple[int, ChargeResult | None]] = []
@@ -610,6 +652,7 @@ async def run_janitor(
                             row.processor_key,
                             f"Payment {row.id}",
                         ),
+                        configs.get(row.processor_account_id or 0),
                     )
                 )
             else:
@@ -652,13 +695,13 @@ async def _next_janitor_run(session: AsyncSession) -> datetime | None:
 
 
 async def _lookup(
-    payment_id: int, processor: str, key: str, semaphore: asyncio.Semaphore
+    payment_id: int, processor: CardProcessor, key: str, semaphore: asyncio.Semaphore
 ) -> tuple[bool, ChargeResult | None]:
     """(asked, answer): the charge booked under ``key`` at ``processor``, None if never seen;
     ``asked`` is False when the processor could not be asked."""
     async with semaphore:
         try:
-            return True, await processing.processor_named(processor).lookup(key)
+            return True, await processor.lookup(key)
         except Exception:
             log.exception("payment %s: the lookup failed", payment_id)
             return False, None

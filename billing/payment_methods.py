@@ -14,12 +14,13 @@ from __future__ import annotations
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import clock
+from billing import clock, processor_accounts
 from billing.access import Viewer, require_self_or_staff, visible
 from billing.customers import get_customer, get_customer_for_update
 from billing.errors import NotFound
 from billing.models import PaymentMethod
-from billing.processing import CardDetails, default_card_processor
+from billing.payment_systems import CARD_BRAND_KINDS
+from billing.processing import CardDetails, card_brand, default_card_processor
 
 
 async def add_card(
@@ -31,18 +32,30 @@ async def add_card(
 ) -> PaymentMethod:
     """Tokenize ``card`` with the customer's processor and keep the token and display details.
 
+    The processor is the processor account the customer's owner routes this card's brand in
+    the customer's currency to (:func:`billing.processor_accounts.route`); when the owner
+    has configured none, the installation's default processor, as before accounts existed.
     The customer's first card becomes its default whatever ``make_default`` says, so a
     customer with cards always has one to charge.  An invalid card is the processor's
     :class:`~billing.errors.UserError`, which names the problem and never the digits.
     """
     customer = await get_customer_for_update(session, viewer, customer_id)
     require_self_or_staff(viewer, customer, write=True)
-    processor = default_card_processor()
+    account = await processor_accounts.route(
+        session, customer, customer.currency, CARD_BRAND_KINDS.get(card_brand(card.number))
+    )
+    if account is None:
+        processor = default_card_processor()
+    else:
+        processor = processor_accounts.make_processor(
+            account.processor, processor_accounts.config_of(session, account)
+        )
     token = await processor.tokenize(card)
     has_default = await default_payment_method(session, customer.id) is not None
     method = PaymentMethod(
         customer_id=customer.id,
         processor=processor.name,
+        processor_account_id=None if account is None else account.id,
         token=token.token,
         brand=token.brand,
         last4=token.last4,

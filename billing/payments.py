@@ -41,6 +41,7 @@ from billing import (
     payment_labels,
     payment_methods,
     processing,
+    processor_accounts,
     settlement,
     validation,
 )
@@ -63,6 +64,7 @@ from billing.models import (
     PaymentChannel,
     PaymentMethod,
     PaymentStatus,
+    ProcessorAccount,
     Role,
     TransactionKind,
 )
@@ -162,7 +164,7 @@ async def record_payment(
     it orders payments for settlement, while the ledger entry is dated when it is booked.
 
     A distributor records cash it took from one of its own customers: the payment remembers
-    it, and is booked with its payment commission (:func:`_complete`).
+    it, and is booked with its payment commission (:func:`book_received`).
     """
     if viewer.role == Role.DISTRIBUTOR:
         require_write(viewer)
@@ -208,7 +210,7 @@ async def record_payment(
     )
     session.add(payment)
     await session.flush()
-    await _complete(session, customer, payment, now)
+    await book_received(session, customer, payment, now)
     metrics.PAYMENTS.labels(method, "completed").inc()
     await _remember(session, viewer, idempotency_key, "record_payment", arguments, payment, now)
     return payment
@@ -266,22 +268,12 @@ async def refund_payment(
         )
     if payment.method == PaymentChannel.CARD:
         await _refund_at_processor(
-            customer, payment, refund, f"{viewer.idempotency_scope}:{idempotency_key}"
+            session, payment, refund, f"{viewer.idempotency_scope}:{idempotency_key}"
         )
     now = await clock.now(session)
-    await settlement.release_payment(session, payment, refund, now, customer.time_zone)
-    book = await _money_book(session, customer, payment.method)
-    await ledger.post(
-        session,
-        TransactionKind.REFUND,
-        [
-            ledger.Posting(customer.ledger_account_id, refund, customer.currency),
-            ledger.Posting(book, -refund, customer.currency),
-        ],
-        at=now,
-        description=f"Refund of {await payment_labels.label_of(session, payment)}: {reason}",
-        customer_id=customer.id,
-        reverses_id=payment.transaction_id,
+    label = await payment_labels.label_of(session, payment)
+    await give_back(
+        session, customer, payment, refund, TransactionKind.REFUND, f"Refund of {label}: {reason}"
     )
     payment.refunded_amount += refund
     payment.status = (
@@ -294,6 +286,39 @@ async def refund_payment(
     await settlement.apply_credit(session, customer, now)
     await _remember(session, viewer, idempotency_key, "refund_payment", arguments, payment, now)
     return payment
+
+
+async def give_back(
+    session: AsyncSession,
+    customer: Customer,
+    payment: Payment,
+    amount: int,
+    kind: TransactionKind,
+    description: str,
+) -> None:
+    """Undo ``amount`` of a settled payment's credit: the invoices it paid reopen (latest
+    first) and a new ``kind`` transaction takes the money back out of the book it went into
+    (customer +, cash/processor −), naming the payment's transaction as the one it reverses.
+
+    A refund gives money back this way, and so does a chargeback or return the processor
+    reports (:mod:`billing.payment_notifications`).  The caller holds the customer's lock and
+    sets the payment's status and refunded amount.
+    """
+    now = await clock.now(session)
+    await settlement.release_payment(session, payment, amount, now, customer.time_zone)
+    book = await _money_book(session, customer, payment.method)
+    await ledger.post(
+        session,
+        kind,
+        [
+            ledger.Posting(customer.ledger_account_id, amount, customer.currency),
+            ledger.Posting(book, -amount, customer.currency),
+        ],
+        at=now,
+        description=description,
+        customer_id=customer.id,
+        reverses_id=payment.transaction_id,
+    )
 
 
 async def void_payment(
@@ -380,6 +405,12 @@ async def pay_with_payment_method(
             card = await _card_to_charge(session, viewer, customer, payment_method_id)
             amount = await _amount_to_pay(session, customer, amount, invoice_id)
             processing.processor_named(card.processor)  # an unknown one is refused before writing
+            if card.processor_account_id is not None:
+                processor_accounts.check_minimum(
+                    await session.get(ProcessorAccount, card.processor_account_id),
+                    amount,
+                    customer.currency,
+                )
             now = await clock.now(session)
             [intent] = await card_charges.open_charges(
                 session,
@@ -432,7 +463,8 @@ async def _outcome_of(transaction: card_charges.Transactions, payment: Payment) 
     returned as it is after the wait, for the janitor to settle.
     """
     deadline = asyncio.get_running_loop().time() + REPLAY_WAIT.total_seconds()
-    while payment.status == PaymentStatus.PENDING:
+    # A charge waiting for the customer's confirmation (3-D Secure) has its answer already.
+    while payment.status == PaymentStatus.PENDING and payment.action_url is None:
         if asyncio.get_running_loop().time() >= deadline:
             break
         await asyncio.sleep(_REPLAY_POLL)
@@ -487,16 +519,19 @@ async def _lock_payment(
 
 
 async def _money_book(session: AsyncSession, customer: Customer, method: PaymentChannel) -> int:
-    """The system book holding received money: the processor's for cards, cash otherwise."""
-    card = method == PaymentChannel.CARD
-    kind = LedgerAccountKind.PROCESSOR if card else LedgerAccountKind.CASH
+    """The system book holding received money: the processor's for cards and for cash a
+    terminal network took (both are held by someone else until paid out), cash otherwise."""
+    held = method in (PaymentChannel.CARD, PaymentChannel.TERMINAL)
+    kind = LedgerAccountKind.PROCESSOR if held else LedgerAccountKind.CASH
     return await ledger.system_book(session, kind, customer.reseller_id, customer.currency)
 
 
-async def _complete(
+async def book_received(
     session: AsyncSession, customer: Customer, payment: Payment, now: datetime
 ) -> None:
-    """Book received money (customer −, cash/processor +) and settle invoices with it.
+    """Book received money (customer −, cash/processor +) and settle invoices with it: a
+    PENDING ``payment`` just added (flushed) for ``customer``, whose row the caller locked.
+    Staff's records and cash terminals' payments (:mod:`billing.terminals`) are booked here.
 
     Cash a distributor collected is booked in the same one transaction as its commission
     (customer −, distributor + net, commission +: :func:`billing.commissions.collect`), and
@@ -592,7 +627,7 @@ async def _amount_to_pay(
 
 
 async def _refund_at_processor(
-    customer: Customer, payment: Payment, amount: int, request_key: str
+    session: AsyncSession, payment: Payment, amount: int, request_key: str
 ) -> None:
     """Refund card money at the processor; a refusal is REFUND_FAILED and nothing is written.
 
@@ -602,10 +637,11 @@ async def _refund_at_processor(
     assert payment.processor_reference is not None
     key = f"payment-{payment.id}-refund-{idempotency.request_hash({'key': request_key})[:32]}"
     assert payment.processor is not None, "a card payment names its processor"
+    configs = await processor_accounts.configs_for(session, [payment.processor_account_id])
+    config = configs.get(payment.processor_account_id or 0)
     try:
-        result = await processing.processor_named(payment.processor).refund(
-            payment.processor_reference, amount, key
-        )
+        processor = processor_accounts.make_processor(payment.processor, config)
+        result = await processor.refund(payment.processor_reference, amount, key)
     except ProcessorError as error:
         result = RefundResult(False, None, error.message)
     if not result.succeeded:

@@ -124,6 +124,7 @@ async def test_only_token_brand_last4_and_expiry_are_stored(
         "id",
         "customer_id",
         "processor",
+        "processor_account_id",
         "token",
         "brand",
         "last4",
