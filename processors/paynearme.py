@@ -157,6 +157,10 @@ class PayNearMeProcessor:
 
         No answer in time is :class:`ProcessorTimeout`.  Messages name the call and PayNearMe's
         error text, never the request (the signature is derived from the secret)."""
+        if self._config.mode is Mode.LIVE and not self._api.startswith("https://"):
+            raise ProcessorError(
+                "INSECURE_URL", "a live PayNearMe account's API address must be HTTPS"
+            )
         body = {
             **params,
             "site_identifier": self._config.secret("site_identifier"),
@@ -359,16 +363,19 @@ def _callback_params(request: IncomingRequest) -> dict[str, str]:
 
 def _amount(params: Mapping[str, str]) -> tuple[int | None, str | None]:
     """``payment_amount``/``payment_currency`` in minor units (None when the callback names
-    no amount)."""
+    no amount); an amount that is not a positive decimal is unreadable, never credited."""
     if not params.get("payment_amount"):
         return None, None
     try:
         currency = validate_currency(params.get("payment_currency") or CURRENCY)
-        return parse_amount(params["payment_amount"], currency), currency
+        amount = parse_amount(params["payment_amount"], currency)
     except UserError:
+        currency, amount = CURRENCY, 0
+    if amount <= 0:
         raise ProcessorError(
             "MALFORMED_NOTIFICATION", "PayNearMe's callback has no readable amount"
-        ) from None
+        )
+    return amount, currency
 
 
 def _order_id(notification: Notification) -> str:

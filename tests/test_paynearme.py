@@ -190,6 +190,15 @@ async def test_wrong_credentials_are_the_accounts_configuration_error(
     assert refused.value.code == "PROCESSOR_AUTHENTICATION"
 
 
+async def test_a_live_account_talks_to_paynearme_over_https_only(
+    fake: FakePayNearMe, server: LiveServer
+) -> None:
+    calls = len(fake.calls)
+    with pytest.raises(ProcessorError) as refused:
+        await _processor(server.url, mode=Mode.LIVE).create_slip(PAYER, "USD", _reference())
+    assert refused.value.code == "INSECURE_URL" and len(fake.calls) == calls
+
+
 async def test_no_answer_in_time_is_a_timeout(
     fake: FakePayNearMe, processor: PayNearMeProcessor
 ) -> None:
@@ -296,6 +305,17 @@ async def test_a_callback_url_without_its_type_is_not_guessed(
     params = fake.callback_params(CONFIRMATION, order, "700000000005", "10.00")
     with pytest.raises(ProcessorError) as unreadable:
         processor.parse_notification(_incoming(params, None))
+    assert unreadable.value.code == "MALFORMED_NOTIFICATION"
+
+
+@pytest.mark.parametrize("amount", ["0.00", "-5.00", "1.005", "ten"])
+async def test_a_signed_callback_without_a_positive_amount_is_unreadable(
+    fake: FakePayNearMe, processor: PayNearMeProcessor, amount: str
+) -> None:
+    _, order = await _order(fake, processor)
+    params = fake.callback_params(CONFIRMATION, order, "700000000011", amount)
+    with pytest.raises(ProcessorError) as unreadable:
+        processor.parse_notification(_incoming(params, CONFIRMATION))
     assert unreadable.value.code == "MALFORMED_NOTIFICATION"
 
 
