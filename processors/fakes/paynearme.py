@@ -365,7 +365,7 @@ fake = FakePayNearMe()
 app = fake.app
 
 
-def serve(port: int = 12113, host: str = "127.0.0.1") -> None:
+def serve(port: int = 12116, host: str = "127.0.0.1") -> None:
     """Serve the module's fake (:data:`fake`) until interrupted."""
     import uvicorn
 
