@@ -298,7 +298,8 @@ class PayNearMeProcessor:
         """Raise :class:`ForgedNotification` unless the signature matches, the site is this
         account's and the timestamp is within :data:`CALLBACK_TOLERANCE` of now."""
         expected = signature(params, self._config.secret("secret_key"))
-        if not hmac.compare_digest(params.get("signature", "").lower(), expected):
+        given = params.get("signature", "").lower().encode()
+        if not hmac.compare_digest(given, expected.encode()):
             raise ForgedNotification()
         if params.get("site_identifier") != self._config.secret("site_identifier"):
             raise ForgedNotification("the callback is for another PayNearMe site")

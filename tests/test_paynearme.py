@@ -279,6 +279,7 @@ async def test_forged_tampered_stale_or_foreign_callbacks_are_refused(
         other_secret.callback_params(CONFIRMATION, order, "700000000004", "10.00"),
         {**good, "payment_amount": "1000.00"},  # changed after signing
         {k: v for k, v in good.items() if k != "signature"},
+        {**good, "signature": "ünïcödé"},
         fake.callback_params(
             CONFIRMATION, order, "700000000004", "10.00", timestamp=time.time() - 301
         ),

@@ -141,7 +141,8 @@ class FakePayNearMe:
             return _refusal("Unsupported version")
         if not body.get("timestamp", "").isdigit():
             return _refusal("Missing required parameter: timestamp")
-        if not hmac.compare_digest(body.get("signature", ""), sign(body, self.secret_key)):
+        given = body.get("signature", "").encode()
+        if not hmac.compare_digest(given, sign(body, self.secret_key).encode()):
             return _refusal("Invalid signature")
         missing = [name for name in _REQUIRED[call] if not body.get(name)]
         if missing:
