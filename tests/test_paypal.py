@@ -39,6 +39,9 @@ _EVENTS = {
 }
 _BUTTONS = {Choice.APPROVE: "approve", Choice.CANCEL: "cancel", Choice.DECLINE: "decline"}
 
+#: Past the slowest honest answer on a busy test machine, well short of the fake's hang.
+_TIMEOUT = 1.5
+
 
 def _config(url: str, **credentials: str) -> ProcessorConfig:
     return ProcessorConfig(
@@ -56,7 +59,7 @@ def _config(url: str, **credentials: str) -> ProcessorConfig:
 
 @pytest.fixture(scope="module")
 def fake() -> FakePayPal:
-    return FakePayPal(hang_seconds=1.5)
+    return FakePayPal(hang_seconds=4.0)
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +70,8 @@ def server(fake: FakePayPal) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def processor(server: LiveServer) -> PayPalProcessor:
-    """A quick timeout: the fake's hang must make a call give up within a second."""
-    return PayPalProcessor(config=_config(server.url), timeout=0.5)
+    """A short timeout, so a hang gives up quickly, yet long enough for a loaded machine."""
+    return PayPalProcessor(config=_config(server.url), timeout=_TIMEOUT)
 
 
 @dataclass
@@ -386,7 +389,7 @@ async def test_no_credential_or_token_in_logs_or_errors(
         await wrong.start_redirect(_request(harness))
     assert refused.value.code == "PROCESSOR_AUTHENTICATION"
     errors.append(refused.value)
-    right = PayPalProcessor(config=_config(server.url), timeout=0.5)
+    right = PayPalProcessor(config=_config(server.url), timeout=_TIMEOUT)
     harness = PayPalHarness(fake, right, server.url)
     start = await right.start_redirect(_request(harness))
     fake.hang()

@@ -437,15 +437,15 @@ class FakePayPal:
         with ``PayPal-Request-Id`` replay the first answer."""
 
         async def endpoint(request: Request) -> Response:
-            with self._lock:
-                hanging, self._hangs = self._hangs > 0, max(self._hangs - 1, 0)
-            if hanging:
-                await asyncio.sleep(self.hang_seconds)
             request_id = request.headers.get("paypal-request-id")
             self.requests.append(
                 RecordedRequest(request.method, request.url.path, request_id,
                                 request.headers.get("authorization", ""))
             )  # fmt: skip
+            with self._lock:  # recorded first: a hung call belongs to the moment it came
+                hanging, self._hangs = self._hangs > 0, max(self._hangs - 1, 0)
+            if hanging:
+                await asyncio.sleep(self.hang_seconds)
             if not self._authorized(request):
                 return JSONResponse(
                     {"error": "invalid_token",
