@@ -64,13 +64,19 @@ def server(fake: FakePayNearMe) -> Iterator[LiveServer]:
 
 
 def _processor(
-    url: str, *, mode: Mode = Mode.TEST, credentials: dict[str, str] | None = None
+    url: str,
+    *,
+    mode: Mode = Mode.TEST,
+    credentials: dict[str, str] | None = None,
+    timeout: float = 10.0,
 ) -> PayNearMeProcessor:
-    """The processor against the fake at ``url``, with ``credentials`` replacing the fake's."""
+    """The processor against the fake at ``url``, with ``credentials`` replacing the fake's;
+    ``timeout`` is short (below the fake's ``hang_seconds``) only where a test hangs the fake,
+    so a loaded machine does not time out the others."""
     config = ProcessorConfig(
         credentials={**_CREDENTIALS, **(credentials or {})}, base_url=url, mode=mode, account_id=3
     )
-    return PayNearMeProcessor(config=config, timeout=0.5)
+    return PayNearMeProcessor(config=config, timeout=timeout)
 
 
 @pytest.fixture
@@ -199,12 +205,10 @@ async def test_a_live_account_talks_to_paynearme_over_https_only(
     assert refused.value.code == "INSECURE_URL" and len(fake.calls) == calls
 
 
-async def test_no_answer_in_time_is_a_timeout(
-    fake: FakePayNearMe, processor: PayNearMeProcessor
-) -> None:
+async def test_no_answer_in_time_is_a_timeout(fake: FakePayNearMe, server: LiveServer) -> None:
     fake.hang()
     with pytest.raises(ProcessorTimeout):
-        await processor.create_slip(PAYER, "USD", _reference())
+        await _processor(server.url, timeout=0.5).create_slip(PAYER, "USD", _reference())
 
 
 # --- callbacks -------------------------------------------------------------------------------
@@ -496,7 +500,7 @@ async def test_secrets_never_reach_logs_or_errors(
     messages.append(f"{refused.value.code} {refused.value.message}")
     fake.hang()
     with pytest.raises(ProcessorTimeout) as timed_out:
-        await processor.create_slip(PAYER, "USD", _reference())
+        await _processor(server.url, timeout=0.5).create_slip(PAYER, "USD", _reference())
     messages.append(timed_out.value.message)
     _, order = await _order(fake, processor)
     forged = FakePayNearMe(secret_key="wrong-secret").callback_params(
