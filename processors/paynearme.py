@@ -108,6 +108,16 @@ _RECEIPT_LIMIT = 3000
 #: Words in PayNearMe's error text that mean the account's credentials are wrong.
 _CREDENTIAL_ERRORS = ("signature", "site_identifier")
 
+#: What each callback type means, and the message that goes with it.
+_CALLBACKS = {
+    AUTHORIZATION: (
+        NotificationKind.AUTHORIZATION,
+        "PayNearMe asks whether to accept a cash payment.",
+    ),
+    CONFIRMATION: (NotificationKind.SUCCEEDED, "Paid in cash with PayNearMe."),
+    REVERSAL: (NotificationKind.REVERSED, "A PayNearMe payment was reversed."),
+}
+
 ET.register_namespace("t", XML_NAMESPACE)
 ET.register_namespace("xsi", _XSI)
 
@@ -257,7 +267,7 @@ class PayNearMeProcessor:
         params = _callback_params(request)
         self._verify(params)
         callback = request.query.get(CALLBACK_PARAM, "")
-        if callback not in {AUTHORIZATION, CONFIRMATION, REVERSAL}:
+        if callback not in _CALLBACKS:
             raise ProcessorError(
                 "MALFORMED_NOTIFICATION",
                 f"register PayNearMe's callbacks with ?{CALLBACK_PARAM}=authorization, "
@@ -269,16 +279,7 @@ class PayNearMeProcessor:
             raise ProcessorError(
                 "MALFORMED_NOTIFICATION", "the callback names no PayNearMe payment and order"
             )
-        kind = {
-            AUTHORIZATION: NotificationKind.AUTHORIZATION,
-            CONFIRMATION: NotificationKind.SUCCEEDED,
-            REVERSAL: NotificationKind.REVERSED,
-        }[callback]
-        message = {
-            AUTHORIZATION: "PayNearMe asks whether to accept a cash payment.",
-            CONFIRMATION: "Paid in cash with PayNearMe.",
-            REVERSAL: "A PayNearMe payment was reversed.",
-        }[callback]
+        kind, message = _CALLBACKS[callback]
         if callback == CONFIRMATION and params.get("status", "").lower() == "decline":
             kind, message = NotificationKind.IGNORED, "PayNearMe declined the cash payment."
         if self._config.mode is Mode.LIVE and params.get("test", "").lower() == "true":
