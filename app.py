@@ -1,6 +1,7 @@
 """The Starlette application: ``/graphql`` (:mod:`schema.http`), the portals, invoice PDF
 downloads (:mod:`resolvers.invoice_pdf_links`), payment systems' callbacks
-(:mod:`resolvers.callbacks`), ``/healthz`` and ``/metrics``.
+(:mod:`resolvers.callbacks`), cash terminal networks' API (:mod:`resolvers.terminals`),
+``/healthz`` and ``/metrics``.
 
 ``create_app(settings)`` is all a server needs (``kassa serve`` hands it to uvicorn).  The
 lifespan opens the :class:`~billing.db.Database` — unless the caller passes one, as the tests
@@ -32,7 +33,7 @@ from billing import jobs, logs, mailer, metrics, worker
 from billing.db import Database
 from billing.models import BitcoinAddress, BitcoinPayment, BitcoinPaymentState
 from processors import registry
-from resolvers import callbacks, invoice_pdf_links
+from resolvers import callbacks, invoice_pdf_links, terminals
 from schema.http import GraphQLEndpoint
 from settings import Settings, from_env
 
@@ -218,6 +219,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             Route("/metrics", metrics_endpoint),
             *invoice_pdf_links.routes(),
             *callbacks.routes(),
+            *terminals.routes(),
             *portals.routes(),
             *fake_chain,
         ],

@@ -118,6 +118,9 @@ class PaymentChannel(StrEnum):
     CARD = "CARD"
     #: Paid to one of the customer's receiving addresses (:mod:`billing.bitcoin_payments`).
     BITCOIN = "BITCOIN"
+    #: Cash paid at a terminal network's machine, pushed in through ``/terminal/v1``
+    #: (:mod:`billing.terminals`).
+    TERMINAL = "TERMINAL"
 
 
 class PaymentStatus(StrEnum):
@@ -774,6 +777,37 @@ class ProcessorNotification(Base):
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), index=True)
     outcome: Mapped[str] = mapped_column(String(24))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TerminalRequest(Base):
+    """A signed request a cash terminal network made (:mod:`billing.terminals`): the unique
+    ``(processor_account_id, signature)`` refuses a replay of the same signed bytes.  Rows
+    are pruned once their ``signed_at`` is past the freshness window, when the timestamp
+    check alone refuses the request."""
+
+    __tablename__ = "terminal_requests"
+    __table_args__ = (
+        UniqueConstraint(
+            "processor_account_id", "signature", name="uq_terminal_requests_signature"
+        ),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    processor_account_id: Mapped[int] = mapped_column(ForeignKey("processor_accounts.id"))
+    signature: Mapped[str] = mapped_column(String(64))
+    #: The request's own timestamp (what the signature covers), for pruning.
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class TerminalPayment(Base):
+    """What a terminal network said about a payment it pushed in: its own transaction id
+    and time, for its status queries and the daily reconciliation.  The payment's
+    ``processor_key`` (``terminal:<account>:<transaction id>``) is what makes *pay*
+    idempotent."""
+
+    __tablename__ = "terminal_payments"
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), primary_key=True)
+    network_txn_id: Mapped[str] = mapped_column(String(64))
+    network_time: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class PaymentAllocation(Base):

@@ -21,6 +21,7 @@ _CHANNELS = {
     PaymentChannel.CHEQUE: "cheque",
     PaymentChannel.CARD: "card payment",
     PaymentChannel.BITCOIN: "bitcoin payment",
+    PaymentChannel.TERMINAL: "cash terminal payment",
 }
 
 
@@ -58,9 +59,12 @@ async def card_details(session: AsyncSession, method_ids: Iterable[int | None]) 
 
 
 async def label_of(session: AsyncSession, payment: Payment) -> str:
-    """The label of one payment: its card for card payments, its reference for the others."""
+    """The label of one payment: its card for card payments, its network and transaction
+    (the reference it was given) for a cash terminal's, its reference for the others."""
     if payment.method == PaymentChannel.CARD:
         cards = await card_details(session, [payment.payment_method_id])
         return payment_label(payment.method, cards.get(payment.payment_method_id or 0))
+    if payment.method == PaymentChannel.TERMINAL:
+        return payment_label(payment.method, payment.reference)
     reference = f"ref {payment.reference}" if payment.reference else None
     return payment_label(payment.method, reference)

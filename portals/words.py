@@ -48,6 +48,7 @@ NAMES: dict[str, str] = {
     "CHEQUE": "Cheque",
     "CARD": "Card",
     "BITCOIN": "Bitcoin",
+    "TERMINAL": "Cash terminal",
     # BitcoinPaymentState (PENDING above)
     "BELOW_MINIMUM": "Below the minimum",
     "CREDITED": "Credited",

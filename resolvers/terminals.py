@@ -1,0 +1,140 @@
+"""``/terminal/v1/…``: the API cash terminal networks call (:mod:`billing.terminals`; for
+integrators, ``docs/terminals.md``).
+
+Every operation is a signed ``POST`` with a JSON body, answered in JSON (the reconciliation
+in CSV), in one transaction: the signature is verified and recorded as used, then the
+operation runs; any refusal rolls everything back, so nothing is written.  Refusals are
+``{"error": {"code", "message", "field"}}`` with
+
+* 401 — a missing, wrong, stale (or future) or replayed signature;
+* 403 — a disabled network paying;
+* 404 — an unknown network;
+* 409 — a transaction id booked before with another customer, amount or currency;
+* 413 — a body over :data:`billing.terminals.MAX_BODY` bytes;
+* 422 — anything else the request got wrong (JSON, amount, currency, customer, time).
+
+Log lines name the network and the refusal's code, never the body or the signature.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from billing import clock, terminals
+from billing.db import Database
+from billing.errors import UserError
+from billing.models import ProcessorAccount
+from billing.payment_systems import IncomingRequest
+
+log = logging.getLogger("kassa.terminals")
+
+PREFIX = "/terminal/v1"
+
+#: An operation: the verified network and the request's JSON → the response.
+Operation = Callable[[AsyncSession, ProcessorAccount, dict[str, Any]], Awaitable[Response]]
+
+_STATUSES: list[tuple[type[UserError], int]] = [
+    (terminals.Unauthenticated, 401),
+    (terminals.NetworkDisabled, 403),
+    (terminals.UnknownNetwork, 404),
+    (terminals.TransactionIdReused, 409),
+    (UserError, 422),
+]
+
+
+def _refusal(error: UserError) -> JSONResponse:
+    code = next(status for kind, status in _STATUSES if isinstance(error, kind))
+    body = {"error": {"code": error.code, "message": error.message, "field": error.field}}
+    return JSONResponse(body, status_code=code)
+
+
+async def _check(
+    session: AsyncSession, account: ProcessorAccount, data: dict[str, Any]
+) -> Response:
+    return JSONResponse(await terminals.check(session, account, data))
+
+
+async def _pay(session: AsyncSession, account: ProcessorAccount, data: dict[str, Any]) -> Response:
+    paid = await terminals.pay(session, account, data, clock.wall_now())
+    return JSONResponse({**terminals.describe(paid), "duplicate": paid.duplicate})
+
+
+async def _status(
+    session: AsyncSession, account: ProcessorAccount, data: dict[str, Any]
+) -> Response:
+    return JSONResponse(await terminals.status(session, account, data))
+
+
+async def _reconciliation(
+    session: AsyncSession, account: ProcessorAccount, data: dict[str, Any]
+) -> Response:
+    day = terminals.reconciliation_day(data)
+    text = await terminals.reconciliation(session, account, day)
+    return PlainTextResponse(
+        text,
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="kassa-{account.id}-{day}.csv"'},
+    )
+
+
+async def _body(request: Request) -> bytes | None:
+    """The request's body, or None once it passes :data:`billing.terminals.MAX_BODY` bytes
+    (read no further than that, whatever Content-Length says)."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > terminals.MAX_BODY:
+            return None
+    return body
+
+
+def _endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
+    """The HTTP handler of ``operation``: authenticate, run, commit — or refuse, writing
+    nothing."""
+
+    async def handle(request: Request) -> Response:
+        database: Database = request.app.state.db
+        body = await _body(request)
+        if body is None:
+            message = f"the body is over {terminals.MAX_BODY} bytes"
+            error = {"code": "BODY_TOO_LARGE", "message": message, "field": "body"}
+            return JSONResponse({"error": error}, status_code=413)
+        incoming = IncomingRequest(
+            method=request.method,
+            path=request.url.path,
+            headers={name.lower(): value for name, value in request.headers.items()},
+            body=body,
+        )
+        network = incoming.headers.get(terminals.NETWORK_HEADER, "?")[:20]
+        try:
+            async with database.transaction() as session:
+                account = await terminals.authenticate(session, incoming, clock.wall_now())
+                return await operation(session, account, terminals.read_body(body))
+        except UserError as error:
+            log.warning(
+                "terminal network %s: %s refused: %s", network, request.url.path, error.code
+            )
+            return _refusal(error)
+
+    return handle
+
+
+def routes() -> list[BaseRoute]:
+    """The API's four operations."""
+    operations: dict[str, Operation] = {
+        "check": _check,
+        "pay": _pay,
+        "status": _status,
+        "reconciliation": _reconciliation,
+    }
+    return [
+        Route(f"{PREFIX}/{name}", _endpoint(operation), methods=["POST"], name=f"terminal_{name}")
+        for name, operation in operations.items()
+    ]
