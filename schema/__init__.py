@@ -46,6 +46,7 @@ from schema.letterheads import LetterheadMutations, LetterheadQueries
 from schema.operation_metrics import OperationMetrics
 from schema.payment_methods import PaymentMethodMutations
 from schema.payments import PaymentMutations, PaymentQueries
+from schema.processor_accounts import ProcessorAccountMutations, ProcessorAccountQueries
 from schema.request_rules import OperationNameRequired, SchemaVisibility
 from schema.run_failures import RunFailureQueries
 from settings import Settings
@@ -69,6 +70,7 @@ Query = merge_types(
         DistributorQueries,
         ExchangeRateQueries,
         ApiKeyQueries,
+        ProcessorAccountQueries,
     ),
 )
 Mutation = merge_types(
@@ -87,6 +89,7 @@ Mutation = merge_types(
         DistributorMutations,
         ExchangeRateMutations,
         ApiKeyMutations,
+        ProcessorAccountMutations,
     ),
 )
 

@@ -12,6 +12,7 @@ from billing.access import acts_for_customer
 from billing.errors import UserError
 from billing.payments import payment_error
 from resolvers import payments as resolve
+from resolvers import processor_accounts
 from resolvers.context import Info
 from schema.errors import UserErrorType, user_errors
 from schema.money import Money
@@ -54,6 +55,16 @@ class Payment:
     reference: str | None
     received_at: datetime
     processor: str | None = strawberry.field(permission_classes=[SeesBooks])
+    action_url: str | None = strawberry.field(
+        description="A card charge the issuer wants confirmed (3-D Secure): where the customer "
+        "confirms it while the payment is PENDING.",
+        permission_classes=[SeesBooks],
+    )
+    flagged_reason: str | None = strawberry.field(
+        description="Why a processor's notification about this payment was refused (its "
+        "amount or currency differed): never credited, for an administrator to look at.",
+        permission_classes=[SeesBooks],
+    )
     decline_code: str | None = strawberry.field(permission_classes=[SeesBooks])
     message: str | None = strawberry.field(
         description="Safe to show to the customer.", permission_classes=[SeesBooks]
@@ -63,6 +74,7 @@ class Payment:
     payment_method_id: strawberry.Private[int | None]
     recorded_by_distributor_id: strawberry.Private[int | None]
     commission: strawberry.Private[int | None]
+    processor_account_id: strawberry.Private[int | None]
 
     @classmethod
     def from_model(cls, row: models.Payment) -> Payment:
@@ -75,6 +87,8 @@ class Payment:
             reference=row.reference,
             received_at=row.received_at,
             processor=row.processor,
+            action_url=row.action_url,
+            flagged_reason=row.flagged_reason,
             decline_code=row.decline_code,
             message=row.message,
             customer_id=row.customer_id,
@@ -82,7 +96,18 @@ class Payment:
             payment_method_id=row.payment_method_id,
             recorded_by_distributor_id=row.recorded_by_distributor_id,
             commission=row.distributor_commission,
+            processor_account_id=row.processor_account_id,
         )
+
+    @strawberry.field(
+        description="The name of the processor account the charge went through (null: none, "
+        "as for payments made before processor accounts).",
+        permission_classes=[SeesBooks],
+    )
+    async def processor_account(self, info: Info) -> str | None:
+        if self.processor_account_id is None:
+            return None
+        return await processor_accounts.account_name(info.context, self.processor_account_id)
 
     @strawberry.field(
         description="What the distributor who recorded this cash kept of it, in the "

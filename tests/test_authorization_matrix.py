@@ -92,7 +92,10 @@ from billing.models import (
     RunKind,
 )
 from billing.payment_methods import add_card
+from billing.payment_systems import MethodKind
 from billing.payments import pay_with_payment_method, record_payment
+from billing.processor_accounts import AccountInput as ProcessorAccountInput
+from billing.processor_accounts import create_account as create_processor_account
 from billing.users import create_user
 from schema import schema as strawberry_schema
 from schema.relay import decode_id, encode_id
@@ -250,6 +253,9 @@ class Side:
     #: An API key of its distributor, made by the distributor's administrator (None for a
     #: side without one).
     distributor_key: str | None
+    #: A processor account of the side's owner (the provider's or its reseller's), made
+    #: after the side's card so the card went through the default processor.
+    processor_account: str
 
     def ids(self) -> set[str]:
         """Every global id of this side (what must not leak when the side is hidden)."""
@@ -301,6 +307,7 @@ def _ghost() -> Side:
         collected_payment=encode_id("Payment", missing + 4),
         distributor_failure=encode_id("RunFailure", missing + 1),
         distributor_key=encode_id("ApiKey", missing),
+        processor_account=encode_id("ProcessorAccount", missing),
     )
 
 
@@ -415,6 +422,18 @@ async def _make_side(
                 )
             )[0]
         )
+        processor_account = await create_processor_account(
+            session,
+            admin,
+            ProcessorAccountInput(
+                name=f"Matrix {label}",
+                processor="simulator",
+                credentials={"webhook_secret": f"secret-{label}"},
+                minimums=[("USD", "0")],
+                method_kinds=[MethodKind.VISA, MethodKind.MASTERCARD],
+            ),
+            None if reseller is None else reseller.id,
+        )
         collected = (
             None
             if distributor is None
@@ -455,6 +474,7 @@ async def _make_side(
         distributor_key=(
             None if distributor_key is None else encode_id("ApiKey", distributor_key.id)
         ),
+        processor_account=encode_id("ProcessorAccount", processor_account.id),
     )
 
 
@@ -907,7 +927,10 @@ DISTRIBUTOR_SEES: dict[str, Reach] = {
         "Customer",
         "payments(first: 100)",
         sees=_names("id method amount status reference receivedAt distributorCommission customer"),
-        refused=_names("refundedAmount processor declineCode message invoice paymentMethod"),
+        refused=_names(
+            "refundedAmount processor declineCode message invoice paymentMethod actionUrl "
+            "flaggedReason processorAccount"
+        ),
     ),
 }
 
@@ -1312,6 +1335,40 @@ OPERATIONS: tuple[Operation, ...] = (
         SELF_OR_STAFF,
         variant="bitcoin",
         expect=_contains(lambda scope: {scope.me.bitcoin_address}, lambda scope: scope.me.customer),
+    ),
+    query(
+        "processorAccounts",
+        "query { processorAccounts { id resellerId name processor mode baseUrl "
+        "minimumPayments { amount currency } methodKinds enabled credentialsSet callbackPath "
+        "createdAt updatedAt } }",
+        _no_variables,
+        STAFF,
+        against_others=False,
+        expect=lambda value, scope: (
+            None
+            if scope.me.processor_account in {a["id"] for a in value}
+            else f"own account missing from {value}"
+        ),
+    ),
+    query(
+        "processorAccounts",
+        "query($r: ID) { processorAccounts(resellerId: $r) { id resellerId name } }",
+        _letterhead_of,
+        STAFF,
+        variant="resellerId",
+    ),
+    query(
+        "processors",
+        "query { processors { name capabilities methodKinds } }",
+        _no_variables,
+        STAFF,
+        against_others=False,
+    ),
+    query(
+        "processorFallback",
+        "query($r: ID) { processorFallback(resellerId: $r) }",
+        _letterhead_of,
+        STAFF,
     ),
     query(
         "testClock",
@@ -1781,6 +1838,56 @@ OPERATIONS: tuple[Operation, ...] = (
         _id_of("distributor_key"),
         KEY_MANAGERS,
         result_is="distributor_key",
+    ),
+    # Processor accounts are their owner's administrators'; credentials are never readable
+    # (there is no field for a value), so only their names are asked for.
+    mutation(
+        "createProcessorAccount",
+        "processorAccount",
+        "id resellerId name credentialsSet",
+        lambda me, target, unique: {
+            "name": f"Created {unique}",
+            "processor": "simulator",
+            "credentials": [{"name": "webhook_secret", "value": "s"}],
+            "minimums": [{"currency": "USD", "amount": "1.00"}],
+            "methodKinds": ["VISA"],
+        },
+        STAFF_WRITE,
+        against_others=False,
+    ),
+    mutation(
+        "updateProcessorAccount",
+        "processorAccount",
+        "id name credentialsSet",
+        lambda me, target, unique: {
+            "id": target.processor_account,
+            "name": f"Renamed {unique}",
+            "processor": "simulator",
+            "minimums": [{"currency": "USD", "amount": "0"}],
+            "methodKinds": ["VISA", "MASTERCARD"],
+        },
+        STAFF_WRITE,
+        result_is="processor_account",
+    ),
+    mutation(
+        "disableProcessorAccount",
+        "processorAccount",
+        "id enabled",
+        _id_of("processor_account"),
+        STAFF_WRITE,
+        result_is="processor_account",
+    ),
+    # The provider has no one to fall back to: only a reseller is aimed at.
+    mutation(
+        "setProcessorFallback",
+        None,
+        "",
+        lambda me, target, unique: (
+            None
+            if target.reseller is None or (target is not me and target.reseller == me.reseller)
+            else {"resellerId": target.reseller, "allowed": True}
+        ),
+        STAFF_WRITE,
     ),
     # Last, because they end the caller's session: no row after them would be signed in.
     # An API key has no session of its own (another user's sessions: tests/test_sessions.py).

@@ -3,6 +3,7 @@ credentials sealed at rest and never shown, scope, and routing a customer to an 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -23,7 +24,9 @@ from billing.processor_accounts import (
     update_account,
 )
 from tests.factories import admin_viewer, make_customer, make_reseller, reseller_viewer
-from tests.graphql_support import table_contents
+from tests.graphql_support import Api, table_contents
+
+pytest_plugins = ["tests.graphql_fixtures"]
 
 SECRET = "whsec_do_not_show_me_42"
 
@@ -208,3 +211,50 @@ async def test_a_payment_below_the_minimum_is_refused(db: Database) -> None:
         check_minimum(account, 99, "USD")
     assert caught.value.code == "AMOUNT_BELOW_MINIMUM"
     assert "1.00 USD" in caught.value.message
+
+
+# --- through GraphQL ------------------------------------------------------------------------
+
+ACCOUNT_FIELDS = """processorAccount { id resellerId name processor mode baseUrl
+    minimumPayments { amount currency } methodKinds enabled credentialsSet callbackPath }"""
+
+
+async def test_graphql_creates_lists_and_never_shows_a_credential(api: Api, db: Database) -> None:
+    given = {
+        "name": "Cards",
+        "processor": "simulator",
+        "credentials": [{"name": "webhook_secret", "value": SECRET}],
+        "minimums": [{"currency": "usd", "amount": "1.50"}],
+        "methodKinds": ["VISA", "MAESTRO"],
+    }
+    payload = await api.mutate("createProcessorAccount", given, ACCOUNT_FIELDS)
+    assert payload["errors"] == []
+    made = payload["processorAccount"]
+    assert made["minimumPayments"] == [{"amount": "1.50", "currency": "USD"}]
+    assert (made["mode"], made["credentialsSet"], made["resellerId"]) == (
+        "TEST",
+        ["webhook_secret"],
+        None,
+    )
+    assert made["callbackPath"].startswith("/callbacks/")
+    listed = await api.run(f"{{ processorAccounts {{ {ACCOUNT_FIELDS.split('{', 1)[1]} }}")
+    assert listed["processorAccounts"] == [made]
+    processors = (await api.run("{ processors { name capabilities methodKinds } }"))["processors"]
+    simulator = next(p for p in processors if p["name"] == "simulator")
+    assert "TOKEN_CHARGE" in simulator["capabilities"] and "VISA" in simulator["methodKinds"]
+
+    refused = await api.mutate(
+        "updateProcessorAccount",
+        {**given, "id": made["id"], "methodKinds": ["ECHECK"], "credentials": None},
+        ACCOUNT_FIELDS,
+    )
+    assert refused["processorAccount"] is None
+    assert [(e["code"], e["field"]) for e in refused["errors"]] == [
+        ("METHOD_NOT_SUPPORTED", "methodKinds")
+    ]
+    disabled = await api.mutate(
+        "disableProcessorAccount", {"id": made["id"]}, "processorAccount { enabled }"
+    )
+    assert disabled["processorAccount"] == {"enabled": False}
+    everything = json.dumps([payload, listed, refused, disabled])
+    assert SECRET not in everything
