@@ -8,7 +8,8 @@ Unified Payments hands out at onboarding:
 
 * The gateway is ``https://test.payarena.com`` for test merchants and (assumed)
   ``https://payarena.com`` live; ``config.base_url`` points it at the local fake,
-  :mod:`processors.fakes.payarena`.
+  :mod:`processors.fakes.payarena` (a live account's address must be HTTPS: ``INSECURE_URL``
+  before any call otherwise).
 * Create a transaction: ``POST /{merchant_id}`` with JSON ``{"amount", "currency", "description",
   "returnUrl", "secretKey", "fee"}`` — the amount in naira as a decimal string (from kobo, never
   through a float), the currency as its ISO 4217 *numeric* code (``566``), the merchant's
@@ -110,6 +111,10 @@ class PayarenaProcessor:
     async def _call(
         self, method: str, path: str, body: Mapping[str, Any] | None = None
     ) -> httpx.Response:
+        if self._config.mode is Mode.LIVE and not self._base_url.startswith("https://"):
+            raise ProcessorError(
+                "INSECURE_URL", "a live Payarena account is reached over HTTPS only"
+            )
         try:
             async with httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout) as client:
                 return await client.request(

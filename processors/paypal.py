@@ -3,7 +3,8 @@
 :class:`billing.payment_systems.NotifiedProcessor`.
 
 The API is ``https://api-m.sandbox.paypal.com`` in test mode and ``https://api-m.paypal.com``
-live (``config.base_url`` points it at the local fake, :mod:`processors.fakes.paypal`).  It
+live (``config.base_url`` points it at the local fake, :mod:`processors.fakes.paypal`; a live
+account's address must be HTTPS, ``INSECURE_URL`` before any call otherwise).  It
 takes JSON, answers JSON, and is called with an OAuth 2.0 access token got by the
 client-credentials grant (``POST /v1/oauth2/token`` with the REST app's ``client_id`` and
 ``client_secret`` as HTTP Basic).  The token is cached for the process (processors are made per
@@ -177,6 +178,11 @@ class PayPalProcessor:
     # the async calls and the one blocking call (webhook verification from the synchronous
     # ``parse_notification``) share everything but the client that sends them.
 
+    def _require_https(self) -> None:
+        """A live account's credentials and tokens never travel unencrypted."""
+        if self._config.mode is Mode.LIVE and not self._base_url.startswith("https://"):
+            raise ProcessorError("INSECURE_URL", "a live PayPal account is reached over HTTPS only")
+
     def _token_request(self) -> httpx.Request:
         pair = f"{self._config.secret('client_id')}:{self._config.secret('client_secret')}"
         return httpx.Request(
@@ -251,6 +257,7 @@ class PayPalProcessor:
 
         Raises :class:`ProcessorTimeout` when PayPal does not answer.
         """
+        self._require_https()
         try:
             async with httpx.AsyncClient(timeout=self._timeout) as client:
                 for fresh in (False, True):
@@ -273,6 +280,7 @@ class PayPalProcessor:
 
     def _call_blocking(self, method: str, path: str, *, body: bytes) -> httpx.Response:
         """:meth:`_call` with a blocking client, for the synchronous ``parse_notification``."""
+        self._require_https()
         try:
             with httpx.Client(timeout=self._timeout) as client:
                 for fresh in (False, True):

@@ -222,3 +222,14 @@ async def test_the_callback_after_payment_asks_kassa_to_look() -> None:
             assert notification.processor_reference == start.external_id
             paid = await harness.processor.redirect_status(start)
     assert paid.status == ChargeOutcome.SUCCEEDED
+
+
+async def test_a_live_account_is_reached_over_https_only(
+    fake: FakePayarena, server: LiveServer
+) -> None:
+    live = PayarenaProcessor(config=replace(_config(server.url), mode=Mode.LIVE))
+    before = len(fake.transactions)
+    with pytest.raises(ProcessorError) as refused:
+        await live.start_redirect(_request(PayarenaHarness(fake, live)))
+    assert refused.value.code == "INSECURE_URL"
+    assert len(fake.transactions) == before

@@ -437,3 +437,14 @@ async def test_a_capture_is_announced_by_a_webhook_the_processor_accepts() -> No
     assert fake.deliveries == [200]
     assert notification.kind == NotificationKind.SUCCEEDED
     assert (notification.idempotency_key, notification.amount) == (request.idempotency_key, 1250)
+
+
+async def test_a_live_account_is_reached_over_https_only(
+    fake: FakePayPal, server: LiveServer
+) -> None:
+    live = PayPalProcessor(config=replace(_config(server.url), mode=Mode.LIVE))
+    seen, tokens = len(fake.requests), len(fake.tokens)
+    with pytest.raises(ProcessorError) as refused:
+        await live.start_redirect(_request(PayPalHarness(fake, live, server.url)))
+    assert refused.value.code == "INSECURE_URL"
+    assert (len(fake.requests), len(fake.tokens)) == (seen, tokens)
