@@ -27,6 +27,8 @@ the order and captures it.  A capture of an order the payer never approved fails
 until the order expires; ``INSTRUMENT_DECLINED`` is DECLINED; a ``COMPLETED`` capture is
 SUCCEEDED for the amount PayPal captured.  An order PayPal no longer knows (orders the payer did
 not approve are dropped after a few hours, and PayPal answers 404) is DECLINED ``expired``.
+:meth:`PayPalProcessor.redirect_status` (reconciliation) captures an order the payer approved
+but never came back from, under the same ``PayPal-Request-Id``.
 
 Webhooks (``PAYMENT.CAPTURE.COMPLETED`` / ``DENIED`` / ``REFUNDED`` / ``REVERSED``) are signed
 by PayPal; kassa asks PayPal whether the signature is good
@@ -344,18 +346,44 @@ class PayPalProcessor:
         log.info("paypal order %s for %s", body["id"], request.idempotency_key)
         return RedirectStart(url=str(url), external_id=str(body["id"]))
 
-    async def complete_return(self, start: RedirectStart, query: Mapping[str, str]) -> ChargeResult:
-        """Capture the order the customer says they approved; ``query`` is not read (PayPal
-        alone knows whether the order was approved)."""
+    async def _order(self, start: RedirectStart) -> dict[str, Any] | None:
+        """The order as PayPal has it now; None when PayPal no longer knows it."""
         response = await self._call("GET", f"/v2/checkout/orders/{start.external_id}")
         body = _json(response)
         if response.status_code == 404:
-            return _expired(start)
+            return None
         if response.status_code != 200:
             raise _failure(response, body, "get order")
-        if body.get("status") in ("COMPLETED", "VOIDED"):
-            return _order_result(body)
-        key = _custom_id(body) or start.external_id
+        return body
+
+    async def complete_return(self, start: RedirectStart, query: Mapping[str, str]) -> ChargeResult:
+        """Capture the order the customer says they approved; ``query`` is not read (PayPal
+        alone knows whether the order was approved)."""
+        order = await self._order(start)
+        if order is None:
+            return _expired(start)
+        if order.get("status") in ("COMPLETED", "VOIDED"):
+            return _order_result(order)
+        return await self._capture(start, order)
+
+    async def redirect_status(self, start: RedirectStart) -> ChargeResult:
+        """The order's state at PayPal; one it no longer knows has expired unpaid.
+
+        An order the payer approved but nobody captured (they closed the tab before coming
+        back) is captured here: the approval is their consent, and left alone the order would
+        lapse with the customer believing they paid.  The capture's ``PayPal-Request-Id`` is
+        the one :meth:`complete_return` uses, so the two never capture twice.
+        """
+        order = await self._order(start)
+        if order is None:
+            return _expired(start)
+        if order.get("status") == "APPROVED":
+            return await self._capture(start, order)
+        return _order_result(order)
+
+    async def _capture(self, start: RedirectStart, order: Mapping[str, Any]) -> ChargeResult:
+        """Capture ``order`` under ``<key>-capture``; PayPal's refusals as results."""
+        key = _custom_id(order) or start.external_id
         response = await self._call(
             "POST",
             f"/v2/checkout/orders/{start.external_id}/capture",
@@ -368,7 +396,7 @@ class PayPalProcessor:
         if response.status_code == 404:
             return _expired(start)
         issue = _issue(captured)
-        amount, currency = _order_amount(body)
+        amount, currency = _order_amount(order)
         if issue == "ORDER_NOT_APPROVED":
             return ChargeResult(
                 ChargeOutcome.UNKNOWN, start.external_id, None,
@@ -380,18 +408,9 @@ class PayPalProcessor:
                 "PayPal declined the payer's funding source.", amount, currency,
             )  # fmt: skip
         if issue == "ORDER_ALREADY_CAPTURED":
-            return await self.redirect_status(start)
+            again = await self._order(start)
+            return _expired(start) if again is None else _order_result(again)
         raise _failure(response, captured, "capture order")
-
-    async def redirect_status(self, start: RedirectStart) -> ChargeResult:
-        """The order as PayPal has it now; one it no longer knows has expired unpaid."""
-        response = await self._call("GET", f"/v2/checkout/orders/{start.external_id}")
-        body = _json(response)
-        if response.status_code == 404:
-            return _expired(start)
-        if response.status_code != 200:
-            raise _failure(response, body, "get order")
-        return _order_result(body)
 
     async def refund(
         self, processor_reference: str, amount: int, idempotency_key: str

@@ -448,3 +448,26 @@ async def test_a_live_account_is_reached_over_https_only(
         await live.start_redirect(_request(PayPalHarness(fake, live, server.url)))
     assert refused.value.code == "INSECURE_URL"
     assert (len(fake.requests), len(fake.tokens)) == (seen, tokens)
+
+
+async def test_an_order_approved_by_a_customer_who_never_came_back_is_captured_by_the_status(
+    harness: PayPalHarness,
+) -> None:
+    request = _request(harness)
+    start = await harness.processor.start_redirect(request)
+    await harness.pay(start, Choice.APPROVE)  # … and the tab is closed before the return
+    status = await harness.processor.redirect_status(start)
+    assert (status.status, status.amount) == (ChargeOutcome.SUCCEEDED, request.amount)
+    again = await harness.processor.complete_return(start, {"token": start.external_id})
+    assert again == status
+    captures = [r for r in harness.fake.requests if r.path.endswith(f"{start.external_id}/capture")]
+    assert [r.request_id for r in captures] == [f"{request.idempotency_key}-capture"]
+
+
+async def test_the_declining_buyer_stays_declined_on_reconciliation(
+    harness: PayPalHarness,
+) -> None:
+    start = await harness.processor.start_redirect(_request(harness))
+    await harness.pay(start, Choice.DECLINE)
+    status = await harness.processor.redirect_status(start)
+    assert (status.status, status.decline_code) == (ChargeOutcome.DECLINED, "instrument_declined")
