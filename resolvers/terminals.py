@@ -1,5 +1,6 @@
 """``/terminal/v1/…``: the API cash terminal networks call (:mod:`billing.terminals`; for
-integrators, ``docs/terminals.md``).
+integrators, ``docs/terminals.md``), and the administrators' copy of a network's daily
+reconciliation (GraphQL ``terminalReconciliation``).
 
 Every operation is a signed ``POST`` with a JSON body, answered in JSON (the reconciliation
 in CSV), in one transaction: the signature is verified and recorded as used, then the
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +34,8 @@ from billing.db import Database
 from billing.errors import UserError
 from billing.models import ProcessorAccount
 from billing.payment_systems import IncomingRequest
+from resolvers.context import Context
+from schema.relay import decode_id
 
 log = logging.getLogger("kassa.terminals")
 
@@ -138,3 +142,14 @@ def routes() -> list[BaseRoute]:
         Route(f"{PREFIX}/{name}", _endpoint(operation), methods=["POST"], name=f"terminal_{name}")
         for name, operation in operations.items()
     ]
+
+
+async def reconciliation_of(ctx: Context, account_id: str, day: date) -> str | None:
+    """``terminalReconciliation``: a network's CSV for an administrator of its owner (None
+    for an id out of reach or not a terminal network's)."""
+
+    async def work(session: AsyncSession) -> str:
+        network = decode_id(account_id, "ProcessorAccount", "accountId")
+        return await terminals.reconciliation_for_staff(session, ctx.viewer, network, day)
+
+    return await ctx.find(work)

@@ -49,6 +49,7 @@ from schema.payments import PaymentMutations, PaymentQueries
 from schema.processor_accounts import ProcessorAccountMutations, ProcessorAccountQueries
 from schema.request_rules import OperationNameRequired, SchemaVisibility
 from schema.run_failures import RunFailureQueries
+from schema.terminals import TerminalQueries
 from settings import Settings
 
 log = logging.getLogger("kassa.schema")
@@ -71,6 +72,7 @@ Query = merge_types(
         ExchangeRateQueries,
         ApiKeyQueries,
         ProcessorAccountQueries,
+        TerminalQueries,
     ),
 )
 Mutation = merge_types(

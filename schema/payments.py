@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 strawberry.enum(
     models.PaymentChannel,
     name="PaymentChannel",
-    description="How the money came: CASH, WIRE, CHEQUE or CARD.",
+    description="How the money came: CASH, WIRE, CHEQUE, CARD, BITCOIN, or TERMINAL (cash "
+    "paid at a terminal network's machine).",
 )
 strawberry.enum(models.PaymentStatus)
 

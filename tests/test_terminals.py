@@ -42,12 +42,15 @@ from billing.payment_systems import IncomingRequest, MethodKind
 from billing.processor_accounts import AccountInput, create_account, disable_account
 from processors import registry
 from processors.cash_terminal import CashTerminalProcessor
+from schema.relay import encode_id
 from settings import Settings
 from tests.bitcoin_chain import LiveServer, serving
 from tests.factories import (
     T0,
+    Login,
     Party,
     admin_viewer,
+    admin_with_login,
     balance_of,
     freeze_clock,
     invoices_of,
@@ -55,9 +58,10 @@ from tests.factories import (
     make_reseller,
     new_party,
 )
-from tests.graphql_support import table_contents
+from tests.graphql_support import signed_in_api, table_contents
+from tests.portal_support import Browser
 
-pytest_plugins = ["tests.graphql_fixtures"]
+pytest_plugins = ["tests.graphql_fixtures", "tests.portal_fixtures"]
 
 # Until pyproject.toml declares the entry point (then this registers the same class again).
 registry.register(CashTerminalProcessor.name, CashTerminalProcessor)
@@ -573,3 +577,49 @@ async def test_the_documented_curl_command_pays_at_a_terminal(
     async with db.session() as session:
         account = await session.get(ProcessorAccount, network)
         assert account is not None and account.processor == "cash_terminal"
+
+
+# --- what people see ------------------------------------------------------------------------
+
+
+async def test_a_terminal_payment_reads_well_on_the_customers_and_the_administrators_pages(
+    db: Database, browser: Browser, customer: Login, network: int
+) -> None:
+    async with db.transaction() as session:
+        account = await session.get(ProcessorAccount, network)
+        assert account is not None
+        await terminals.pay(session, account, payment_of(customer, "T-1001"), clock.wall_now())
+    shown = "Cash terminal, City Kiosks, txn T-1001"
+    await browser.sign_in()
+    page = await browser.open("/portal/payments")
+    assert shown in page.text
+    await browser.submit("/portal/sign-out")
+    admin_page = await browser.sign_in(await admin_with_login(db))
+    assert admin_page.url.path == "/admin"
+    page = await browser.open(f"/admin/customers/{encode_id('Customer', customer.id)}")
+    assert shown in page.text
+
+
+async def test_administrators_download_a_networks_reconciliation(
+    db: Database, http: httpx.AsyncClient, network: int
+) -> None:
+    party = await new_party(db, "555-0100")
+    await send(http, network, "pay", payment_of(party, "T-1"))
+    networks = await make_network(db, (reseller := await _reseller(db)), "Theirs", "s2")
+    query = "query($id: ID!, $date: Date!) { terminalReconciliation(accountId: $id, date: $date) }"
+    admin = await signed_in_api(http, await admin_with_login(db))
+    day = {"id": encode_id("ProcessorAccount", network), "date": "2026-03-16"}
+    csv_text = (await admin.run(query, day))["terminalReconciliation"]
+    assert csv_text == (await send(http, network, "reconciliation", {"date": "2026-03-16"})).text
+    # A reseller's administrator reaches only the reseller's own networks.
+    theirs = await signed_in_api(http, await admin_with_login(db, "r@x.test", reseller))
+    assert (await theirs.run(query, day))["terminalReconciliation"] is None
+    own = {"id": encode_id("ProcessorAccount", networks), "date": "2026-03-16"}
+    assert (await theirs.run(query, own))["terminalReconciliation"] == (
+        ",".join(terminals.CSV_COLUMNS) + "\n"
+    )
+
+
+async def _reseller(db: Database) -> int:
+    async with db.transaction() as session:
+        return (await make_reseller(session, "Reseller")).id
