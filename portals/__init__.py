@@ -33,9 +33,11 @@ from portals import (
     classes,
     customer,
     distributor,
+    payment_systems,
     rendering,
     review,
     run_failures,
+    terminal_reconciliation,
 )
 from portals.csrf import CSRFMiddleware
 from portals.navigation import ADMIN_HOME, CUSTOMER_HOME, DISTRIBUTOR_HOME
@@ -53,6 +55,8 @@ PORTALS: tuple[Callable[[], list[BaseRoute]], ...] = (
     classes.routes,
     admin_distributors.routes,
     bitcoin.routes,
+    payment_systems.routes,
+    terminal_reconciliation.routes,
     distributor.routes,
 )
 

@@ -42,6 +42,7 @@ _STAFF_NAVIGATION = (
     NavLink("Classes", f"{ADMIN_HOME}/classes"),
     NavLink("Run problems", f"{ADMIN_HOME}/run-failures"),
     NavLink("Bitcoin", f"{ADMIN_HOME}/bitcoin"),
+    NavLink("Payment systems", f"{ADMIN_HOME}/payment-systems"),
 )
 
 NAVIGATION: dict[str, tuple[NavLink, ...]] = {
