@@ -37,7 +37,6 @@ from portals import (
     rendering,
     review,
     run_failures,
-    terminal_reconciliation,
 )
 from portals.csrf import CSRFMiddleware
 from portals.navigation import ADMIN_HOME, CUSTOMER_HOME, DISTRIBUTOR_HOME
@@ -56,7 +55,6 @@ PORTALS: tuple[Callable[[], list[BaseRoute]], ...] = (
     admin_distributors.routes,
     bitcoin.routes,
     payment_systems.routes,
-    terminal_reconciliation.routes,
     distributor.routes,
 )
 
