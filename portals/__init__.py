@@ -37,6 +37,7 @@ from portals import (
     rendering,
     review,
     run_failures,
+    terminal_reconciliation,
 )
 from portals.csrf import CSRFMiddleware
 from portals.navigation import ADMIN_HOME, CUSTOMER_HOME, DISTRIBUTOR_HOME
@@ -55,6 +56,7 @@ PORTALS: tuple[Callable[[], list[BaseRoute]], ...] = (
     admin_distributors.routes,
     bitcoin.routes,
     payment_systems.routes,
+    terminal_reconciliation.routes,
     distributor.routes,
 )
 

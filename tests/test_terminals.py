@@ -623,3 +623,27 @@ async def test_administrators_download_a_networks_reconciliation(
 async def _reseller(db: Database) -> int:
     async with db.transaction() as session:
         return (await make_reseller(session, "Reseller")).id
+
+
+async def test_the_payment_systems_page_links_each_network_to_its_reconciliation(
+    db: Database, browser: Browser, network: int
+) -> None:
+    party = await new_party(db, "555-0100")
+    async with db.transaction() as session:
+        account = await session.get(ProcessorAccount, network)
+        assert account is not None
+        await terminals.pay(session, account, payment_of(party, "T-1"), clock.wall_now())
+    await browser.sign_in(await admin_with_login(db))
+    page = await browser.open("/admin/payment-systems")
+    action = f"/admin/payment-systems/{encode_id('ProcessorAccount', network)}/reconciliation"
+    assert f'action="{action}"' in page.text
+    download = await browser.open(f"{action}?date=2026-03-16")
+    assert download.status_code == 200
+    assert download.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(download.text)))
+    assert [(r["transaction_id"], r["amount"]) for r in rows] == [("T-1", "25.00")]
+    assert (await browser.open(f"{action}?date=yesterday")).status_code == 400
+    elsewhere = encode_id("ProcessorAccount", network + 1)
+    assert (
+        await browser.open(f"/admin/payment-systems/{elsewhere}/reconciliation")
+    ).status_code == 404
