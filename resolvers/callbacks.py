@@ -15,6 +15,7 @@ once, and the processor's :meth:`acknowledge` is the answer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from starlette.requests import Request
@@ -57,7 +58,9 @@ async def receive_callback(request: Request) -> Response:
     if not isinstance(processor, NotifiedProcessor):
         return PlainTextResponse("not found", status_code=404)
     try:
-        notification = processor.parse_notification(incoming)
+        # In a thread: some systems verify by calling back (PayPal's verify-webhook-signature),
+        # which must not hold up the event loop.
+        notification = await asyncio.to_thread(processor.parse_notification, incoming)
     except ForgedNotification:
         log.warning("processor account %s: a callback with a bad signature refused", account_id)
         return PlainTextResponse("forged", status_code=401)

@@ -40,7 +40,11 @@ class Choice(StrEnum):
 class RedirectHarness(Protocol):
     """A redirect processor wired to its fake, and a customer at the fake's page."""
 
-    processor: RedirectProcessor
+    @property
+    def processor(self) -> RedirectProcessor:
+        """The processor, configured against the fake."""
+        ...
+
     #: A currency the system takes and an amount above its minimum, in minor units.
     currency: str
     amount: int
