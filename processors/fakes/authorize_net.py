@@ -49,14 +49,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import itertools
 import json
 import os
 import re
 import secrets
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -264,6 +263,7 @@ class FakeAuthorizeNet:
         *,
         auto_settle: bool = True,
         hang_seconds: float = 3.0,
+        state_file: str | None = None,
     ) -> None:
         self.login, self.transaction_key = login, transaction_key
         self.signature_key, self.client_key = signature_key, client_key
@@ -276,8 +276,14 @@ class FakeAuthorizeNet:
         #: Off, the reporting calls answer E00011 (access denied), as for a merchant who has
         #: not enabled the Transaction Details API.
         self.transaction_details_api = True
-        self._ids = itertools.count(1)
+        self._issued = 0  # ids handed out so far (every kind counts from its own start)
         self._lock = threading.Lock()
+        #: A JSON file the gateway's records are kept in (loaded now, written after every
+        #: API call), so profiles the demo loader stored are still there for ``kassa serve``;
+        #: None: memory only.
+        self.state_file = state_file
+        if state_file is not None and os.path.exists(state_file):
+            self._load(state_file)
 
     @classmethod
     def from_env(cls) -> FakeAuthorizeNet:
@@ -312,7 +318,51 @@ class FakeAuthorizeNet:
         )
 
     def _id(self, start: int) -> str:
-        return str(start + next(self._ids))
+        self._issued += 1
+        return str(start + self._issued)
+
+    # --- state ------------------------------------------------------------------------------
+
+    def _load(self, path: str) -> None:
+        with open(path, encoding="utf-8") as file:
+            state = json.load(file)
+        self._issued = state["issued"]
+        self.opaque = {value: (a, b, c) for value, (a, b, c) in state["opaque"].items()}
+        for fields in state["profiles"]:
+            payment_profiles = fields.pop("payment_profiles")
+            profile = Profile(**fields)
+            profile.payment_profiles = {
+                key: PaymentProfile(**value) for key, value in payment_profiles.items()
+            }
+            self.profiles[profile.id] = profile
+        for fields in state["transactions"]:
+            transaction = Transaction(**fields)
+            transaction.amount, transaction.refunded = (
+                Decimal(fields["amount"]),
+                Decimal(fields["refunded"]),
+            )
+            transaction.submitted = datetime.fromisoformat(fields["submitted"])
+            self.transactions[transaction.trans_id] = transaction
+        for fields in state["batches"]:
+            batch = Batch(**fields)
+            batch.settled = datetime.fromisoformat(fields["settled"])
+            self.batches[batch.id] = batch
+
+    def _persist(self) -> None:
+        """Write the records to :attr:`state_file` (whole, then renamed into place)."""
+        if self.state_file is None:
+            return
+        state = {
+            "issued": self._issued,
+            "opaque": self.opaque,
+            "profiles": [asdict(p) for p in self.profiles.values()],
+            "transactions": [asdict(t) for t in self.transactions.values()],
+            "batches": [asdict(b) for b in self.batches.values()],
+        }
+        partial = f"{self.state_file}.partial"
+        with open(partial, "w", encoding="utf-8") as file:
+            json.dump(state, file, default=str)
+        os.replace(partial, self.state_file)
 
     # --- HTTP -----------------------------------------------------------------------------
 
@@ -339,6 +389,7 @@ class FakeAuthorizeNet:
                 )
             with self._lock:
                 answer, hang = handler(fields)
+                self._persist()
         except _Refused as refused:
             return self._answer(fields if isinstance(fields, dict) else {}, refused)
         if hang:
