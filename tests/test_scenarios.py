@@ -1,20 +1,23 @@
 """Issue 4's scenarios, "invoices that collect themselves", end to end over GraphQL.
 
 Each test drives the API only — a provider's partner key, the test clock (every job that
-falls due on the way runs: bill run, collection run, overdue marking, suspension) — and the
-simulator's test cards.  ``docs/scenarios.md`` lists the same operations, step by step.
+falls due on the way runs: bill run, collection run, overdue marking, suspension) — and a card
+network's test cards.  Each runs once per network (:mod:`tests.processor_networks`): the
+simulator, Stripe's fake and Authorize.Net's fake, the last two over HTTP through a processor
+account.  ``docs/scenarios.md`` lists the same operations, step by step.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from processors.simulator import SimulatorProcessor
 from tests import graphql_support as graphql
-from tests.factories import APPROVE, DECLINE, INSUFFICIENT
 from tests.graphql_support import Api
 
-pytest_plugins = ["tests.graphql_fixtures"]
+if TYPE_CHECKING:  # imported by pytest as a plugin, which it rewrites only if not imported yet
+    from tests.processor_networks import Network
+
+pytest_plugins = ["tests.graphql_fixtures", "tests.processor_networks"]
 
 INVOICE = """
     id kind status issueDate dueDate total { amount } amountPaid { amount }
@@ -50,7 +53,7 @@ async def create_class(api: Api, **fields: Any) -> str:
 
 
 async def create_customer(
-    api: Api, class_id: str, time_zone: str = "UTC", card: str | None = APPROVE
+    api: Api, class_id: str, card: str, time_zone: str = "UTC"
 ) -> tuple[str, str]:
     """A monthly customer on auto-payment with one account and a default card; returns the
     customer's and the account's ids."""
@@ -63,8 +66,7 @@ async def create_customer(
         billingPeriod="MONTHLY",
     )
     account = await graphql.create_account(api, customer["id"], f"ACC-{customer['id'][-6:]}")
-    if card is not None:
-        await add_card(api, customer["id"], card)
+    await add_card(api, customer["id"], card)
     return customer["id"], account["id"]
 
 
@@ -89,11 +91,6 @@ async def only_invoice(api: Api, customer_id: str) -> dict[str, Any]:
     return invoice
 
 
-def card_charges() -> list[str]:
-    """What the card network saw, as decimal amounts, oldest first."""
-    return [f"{c.amount / 100:.2f}" for c in SimulatorProcessor().charges()]
-
-
 def attempts(invoice: dict[str, Any]) -> list[tuple[Any, ...]]:
     return [
         (a["scheduledFor"], a["status"], (a["amount"] or {}).get("amount"), a["declineCode"])
@@ -108,12 +105,14 @@ def transitions(thing: dict[str, Any]) -> list[tuple[str | None, str, str]]:
 # --- 1. a partial payment shrinks the charge ------------------------------------------------
 
 
-async def test_1_a_wire_before_the_due_date_leaves_the_card_only_the_rest(api: Api) -> None:
+async def test_1_a_wire_before_the_due_date_leaves_the_card_only_the_rest(
+    api: Api, network: Network
+) -> None:
     await advance(api, "2029-08-10T12:00:00Z")
     class_id = await create_class(
         api, paymentTermsDays=14, regularInvoices={"cardCharging": "ON_DUE_DATE"}
     )
-    customer_id, account_id = await create_customer(api, class_id, "Europe/London")
+    customer_id, account_id = await create_customer(api, class_id, network.approve, "Europe/London")
     await post_charge(api, account_id, "30.00", "s1-charge")
 
     await advance(api, "2029-09-05T10:00:00Z")  # the bill run issued August's invoice on 1 Sep
@@ -146,7 +145,7 @@ async def test_1_a_wire_before_the_due_date_leaves_the_card_only_the_rest(api: A
     assert invoice["status"] == "PAID" and invoice["outstanding"] == {"amount": "0.00"}
     assert attempts(invoice) == [("2029-09-15", "SUCCEEDED", "10.00", None)]
     assert invoice["attempts"][0]["payment"] == {"method": "CARD", "amount": {"amount": "10.00"}}
-    assert card_charges() == ["10.00"]
+    assert network.charges() == ["10.00"]
     assert sorted((p["payment"]["method"], p["amount"]["amount"]) for p in invoice["payments"]) == [
         ("CARD", "10.00"),
         ("WIRE", "20.00"),
@@ -163,6 +162,7 @@ async def test_1_a_wire_before_the_due_date_leaves_the_card_only_the_rest(api: A
 
 async def test_2_a_failed_charge_upon_issue_is_retried_five_days_before_the_due_date(
     api: Api,
+    network: Network,
 ) -> None:
     await advance(api, "2029-03-05T12:00:00Z")
     class_id = await create_class(
@@ -171,7 +171,7 @@ async def test_2_a_failed_charge_upon_issue_is_retried_five_days_before_the_due_
         regularInvoices={"cardCharging": "ON_ISSUE", "attemptDaysBeforeDue": [5]},
     )
     customer_id, account_id = await create_customer(
-        api, class_id, "America/New_York", card=INSUFFICIENT
+        api, class_id, network.insufficient, "America/New_York"
     )
     await post_charge(api, account_id, "50.00", "s2-charge")
 
@@ -186,11 +186,11 @@ async def test_2_a_failed_charge_upon_issue_is_retried_five_days_before_the_due_
         ("2029-04-01", "FAILED", "50.00", "insufficient_funds"),
         ("2029-04-10", "SCHEDULED", None, None),
     ]
-    assert invoice["attempts"][0]["processorResponse"] == "The card has insufficient funds."
+    assert invoice["attempts"][0]["processorResponse"] == network.insufficient_words
     assert invoice["nextAttemptAt"] == "2029-04-10T13:00:00+00:00"  # 09:00 EDT
 
     # Told of the failure, the customer stores another card as the default.
-    await add_card(api, customer_id, APPROVE)
+    await add_card(api, customer_id, network.approve)
     await advance(api, "2029-04-10T18:00:00Z")
     invoice = await only_invoice(api, customer_id)
     assert invoice["status"] == "PAID"
@@ -198,7 +198,7 @@ async def test_2_a_failed_charge_upon_issue_is_retried_five_days_before_the_due_
         ("2029-04-01", "FAILED", "50.00", "insufficient_funds"),
         ("2029-04-10", "SUCCEEDED", "50.00", None),
     ]
-    assert card_charges() == ["50.00", "50.00"]  # one declined, one approved
+    assert network.charges() == ["50.00", "50.00"]  # one declined, one approved
 
 
 # --- 3. retries after the due date, overdue, suspension, reactivation ----------------------
@@ -206,6 +206,7 @@ async def test_2_a_failed_charge_upon_issue_is_retried_five_days_before_the_due_
 
 async def test_3_a_declining_card_is_tried_on_due_plus_3_and_plus_7_then_suspension(
     api: Api,
+    network: Network,
 ) -> None:
     await advance(api, "2029-08-10T12:00:00Z")
     class_id = await create_class(
@@ -214,7 +215,7 @@ async def test_3_a_declining_card_is_tried_on_due_plus_3_and_plus_7_then_suspens
         gracePeriodDays=10,
         regularInvoices={"cardCharging": "ON_DUE_DATE", "attemptDaysAfterDue": [0, 3, 7]},
     )
-    customer_id, account_id = await create_customer(api, class_id, card=DECLINE)
+    customer_id, account_id = await create_customer(api, class_id, network.decline)
     await post_charge(api, account_id, "30.00", "s3-charge")
 
     await advance(api, "2029-09-25T23:59:00Z")  # due 15 Sep; the grace period ends on the 25th
@@ -232,7 +233,7 @@ async def test_3_a_declining_card_is_tried_on_due_plus_3_and_plus_7_then_suspens
     state = await customer(api, customer_id)
     [invoice] = state["invoices"]
     assert state["status"] == "SUSPENDED"
-    assert len(invoice["attempts"]) == 3 and len(card_charges()) == 3  # none after +7
+    assert len(invoice["attempts"]) == 3 and len(network.charges()) == 3  # none after +7
     [suspension] = state["statusChanges"]
     assert (
         suspension["fromStatus"],
@@ -271,12 +272,13 @@ async def test_3_a_declining_card_is_tried_on_due_plus_3_and_plus_7_then_suspens
 
 async def test_4_two_unpaid_invoices_are_charged_separately_each_for_its_own_amount(
     api: Api,
+    network: Network,
 ) -> None:
     await advance(api, "2029-01-10T12:00:00Z")
     class_id = await create_class(
         api, paymentTermsDays=30, regularInvoices={"cardCharging": "ON_DUE_DATE"}
     )
-    customer_id, account_id = await create_customer(api, class_id)
+    customer_id, account_id = await create_customer(api, class_id, network.approve)
     await post_charge(api, account_id, "12.00", "s4-january")
     await advance(api, "2029-02-10T12:00:00Z")
     await post_charge(api, account_id, "34.00", "s4-february")
@@ -294,12 +296,12 @@ async def test_4_two_unpaid_invoices_are_charged_separately_each_for_its_own_amo
     await advance(api, "2029-03-03T12:00:00Z")  # January's due date: only its own amount
     february, january = (await customer(api, customer_id))["invoices"]
     assert (january["status"], february["status"]) == ("PAID", "UNPAID")
-    assert card_charges() == ["12.00"]
+    assert network.charges() == ["12.00"]
 
     await advance(api, "2029-03-31T12:00:00Z")
     february, january = (await customer(api, customer_id))["invoices"]
     assert (january["status"], february["status"]) == ("PAID", "PAID")
-    assert card_charges() == ["12.00", "34.00"]
+    assert network.charges() == ["12.00", "34.00"]
     assert [attempts(i) for i in (january, february)] == [
         [("2029-03-03", "SUCCEEDED", "12.00", None)],
         [("2029-03-31", "SUCCEEDED", "34.00", None)],
@@ -311,6 +313,7 @@ async def test_4_two_unpaid_invoices_are_charged_separately_each_for_its_own_amo
 
 async def test_5_nothing_is_charged_before_approval_and_approved_invoices_on_their_due_date(
     api: Api,
+    network: Network,
 ) -> None:
     await advance(api, "2029-08-10T12:00:00Z")
     class_id = await create_class(
@@ -318,8 +321,8 @@ async def test_5_nothing_is_charged_before_approval_and_approved_invoices_on_the
         paymentTermsDays=14,
         regularInvoices={"cardCharging": "ON_DUE_DATE", "reviewInvoices": True},
     )
-    approved_id, approved_account = await create_customer(api, class_id)
-    waiting_id, waiting_account = await create_customer(api, class_id)
+    approved_id, approved_account = await create_customer(api, class_id, network.approve)
+    waiting_id, waiting_account = await create_customer(api, class_id, network.approve)
     await post_charge(api, approved_account, "30.00", "s5-approved")
     await post_charge(api, waiting_account, "40.00", "s5-waiting")
 
@@ -330,7 +333,7 @@ async def test_5_nothing_is_charged_before_approval_and_approved_invoices_on_the
         [],
         None,
     )
-    assert card_charges() == []
+    assert network.charges() == []
 
     approved = await api.mutate(
         "approveInvoices", {"ids": [invoice["id"]]}, "invoices { id status nextAttemptAt }"
@@ -353,13 +356,15 @@ async def test_5_nothing_is_charged_before_approval_and_approved_invoices_on_the
     ]
     waiting = await only_invoice(api, waiting_id)  # never approved: never charged nor overdue
     assert (waiting["status"], waiting["attempts"]) == ("PENDING_REVIEW", [])
-    assert card_charges() == ["30.00"]
+    assert network.charges() == ["30.00"]
 
 
 # --- 6. out-of-turn invoices follow their own settings ---------------------------------------
 
 
-async def test_6_an_out_of_turn_invoice_follows_the_out_of_turn_settings(api: Api) -> None:
+async def test_6_an_out_of_turn_invoice_follows_the_out_of_turn_settings(
+    api: Api, network: Network
+) -> None:
     await advance(api, "2029-09-01T12:00:00Z")
     class_id = await create_class(
         api,
@@ -367,7 +372,7 @@ async def test_6_an_out_of_turn_invoice_follows_the_out_of_turn_settings(api: Ap
         regularInvoices={"cardCharging": "ON_DUE_DATE"},
         outOfTurnInvoices={"paymentTermsDays": 0, "cardCharging": "ON_ISSUE"},
     )
-    customer_id, account_id = await create_customer(api, class_id)
+    customer_id, account_id = await create_customer(api, class_id, network.approve)
     await post_charge(api, account_id, "25.00", "s6-early")
     await advance(api, "2029-09-10T12:00:00Z")
     closed = await api.mutate(
@@ -394,4 +399,4 @@ async def test_6_an_out_of_turn_invoice_follows_the_out_of_turn_settings(api: Ap
         "UNPAID",
     )  # regular terms: not charged upon issue
     assert attempts(regular) == [("2029-10-15", "SCHEDULED", None, None)]
-    assert card_charges() == ["25.00"]
+    assert network.charges() == ["25.00"]
