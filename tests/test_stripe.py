@@ -447,6 +447,8 @@ def test_any_of_several_signatures_may_verify_while_a_secret_is_rolled(
 @pytest.mark.parametrize(
     "signature",
     ["", "t=abc,v1=00", "v1=00", f"t={int(time.time())}", f"t={int(time.time())},v0=00"],
+    # Fixed ids: pytest-xdist's workers must collect the same names, not each its own time.
+    ids=["empty", "bad-time", "no-time", "time-only", "v0-only"],
 )
 def test_a_missing_or_malformed_signature_is_forged_before_the_body_is_read(
     processor: StripeProcessor, signature: str
