@@ -14,8 +14,11 @@ BIN := $(VENV)/bin
 # kassa needs to run, `make test` adds the test extra (pytest, Playwright, ruff, mypy …).
 INSTALLED := $(VENV)/.installed
 INSTALLED_TEST := $(VENV)/.installed-test
+# The payment systems' fakes are served under /fakes (docs/payments.md): works offline too.
+KASSA_FAKE_PROCESSORS ?= 1
 KASSA := KASSA_DATABASE_URL='$(KASSA_DATABASE_URL)' PORT='$(PORT)' \
-	KASSA_BITCOIN_WATCHER='$(KASSA_BITCOIN_WATCHER)' $(BIN)/kassa
+	KASSA_BITCOIN_WATCHER='$(KASSA_BITCOIN_WATCHER)' \
+	KASSA_FAKE_PROCESSORS='$(KASSA_FAKE_PROCESSORS)' $(BIN)/kassa
 
 .PHONY: run test lint install bench
 
@@ -24,12 +27,17 @@ run: $(INSTALLED)
 	$(KASSA) demo
 	$(KASSA) serve --port $(PORT)
 
+# pytest-xdist workers per run (one per core of the 2-core machines; 0 runs in one process).
+# Each worker has its own SQLite file or PostgreSQL database, live server and Chromium.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -n $(TEST_WORKERS) --durations=20
+
 test: lint
 	@[ -x /usr/bin/chromium ] || echo "browser tests: skipped (no /usr/bin/chromium)"
-	env -u KASSA_TEST_DATABASE_URL $(BIN)/pytest
+	env -u KASSA_TEST_DATABASE_URL $(PYTEST)
 	@if [ -n "$$KASSA_TEST_DATABASE_URL" ]; then \
 		echo "--- again on $$KASSA_TEST_DATABASE_URL"; \
-		$(BIN)/pytest; \
+		$(PYTEST); \
 	fi
 
 # The same checks the house rules ask of every commit (configured in pyproject.toml).

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from pathlib import Path
 
 from sqlalchemy import select, text
 from starlette.applications import Starlette
@@ -180,6 +181,17 @@ async def _rebuild_fake_chain(db: Database) -> None:
     fake_chain.rebuild(fake_chain.DEMO_CHAIN, outputs)
 
 
+def _fake_processors(settings: Settings) -> list[BaseRoute]:
+    """With ``KASSA_FAKE_PROCESSORS`` in development or the tests, every payment system's fake under
+    ``/fakes/<name>`` (:mod:`processors.fakes.mount`), where the demo's processor accounts
+    point; none else (production refuses the setting: ``settings.start_problems``)."""
+    if not settings.fake_processors or not settings.fakes_allowed:
+        return []
+    from processors.fakes import mount
+
+    return list(mount.routes(Path(settings.fake_state_dir)))
+
+
 def create_app(settings: Settings | None = None, database: Database | None = None) -> Starlette:
     """The whole web application.  Pass ``database`` to share one (tests); else the
     lifespan opens one from ``settings`` and disposes of it at shutdown."""
@@ -220,6 +232,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             *invoice_pdf_links.routes(),
             *callbacks.routes(),
             *terminals.routes(),
+            *_fake_processors(settings),
             *portals.routes(),
             *fake_chain,
         ],

@@ -111,10 +111,21 @@ class Settings:
     bitcoind_url: str | None = None
     bitcoind_user: str | None = None
     bitcoind_password: str | None = None
+    #: Serve every payment system's fake under ``/fakes/<name>`` (the demo's processor
+    #: accounts point there, so ``make run`` needs no internet).  Development (and the tests)
+    #: only: :func:`start_problems` refuses it anywhere else.
+    fake_processors: bool = False
+    #: Where the fakes keep what must outlive a restart (the cards the demo stored).
+    fake_state_dir: str = str(Path("var") / "fakes")
 
     @property
     def development(self) -> bool:
         return self.environment == "development"
+
+    @property
+    def fakes_allowed(self) -> bool:
+        """Whether the payment systems' fakes may be served: in development and the tests."""
+        return self.environment in ("development", "test")
 
     @property
     def is_sqlite(self) -> bool:
@@ -160,6 +171,8 @@ def from_env(environ: Mapping[str, str] | None = None, port: int | None = None) 
         bitcoind_url=env.get("KASSA_BITCOIND_URL") or None,
         bitcoind_user=env.get("KASSA_BITCOIND_USER") or None,
         bitcoind_password=env.get("KASSA_BITCOIND_PASSWORD") or None,
+        fake_processors=_bool(env.get("KASSA_FAKE_PROCESSORS"), False),
+        fake_state_dir=env.get("KASSA_FAKE_STATE_DIR") or Settings.fake_state_dir,
     )
 
 
@@ -222,6 +235,11 @@ def start_problems(settings: Settings) -> list[str]:
             + ", ".join(BITCOIN_NETWORKS)
         )
     problems += _watcher_problems(settings)
+    if settings.fake_processors and not settings.fakes_allowed:
+        problems.append(
+            "KASSA_FAKE_PROCESSORS is on: the payment systems' fakes are the demo's, "
+            "development only (they approve any card and hand out their secrets)"
+        )
     if settings.development:
         return problems
     if settings.secret_key == DEVELOPMENT_SECRET_KEY:

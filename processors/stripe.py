@@ -434,9 +434,10 @@ class StripeProcessor:
         raise ProcessorError("NOT_SUPPORTED", "Stripe accounts here take cards, not e-checks")
 
     def client_tokenization(self) -> ClientTokenization:
-        """Stripe.js and the publishable key it is started with."""
+        """Stripe.js (the account's ``stripe_js_url`` setting, as the demo's points at its
+        fake; else ``stripe_js_url``) and the publishable key it is started with."""
         return ClientTokenization(
-            script_url=self._stripe_js_url,
+            script_url=self._config.credentials.get("stripe_js_url") or self._stripe_js_url,
             public_settings={"publishable_key": self._config.secret("publishable_key")},
         )
 

@@ -1017,7 +1017,8 @@ class FakeAuthorizeNet:
     async def _accept_js(self, request: Request) -> Response:
         """A small Accept.js: ``Accept.dispatchData(secureData, callback)`` posts the card to
         this fake's securePaymentContainerRequest and hands back ``opaqueData``."""
-        endpoint = str(request.base_url) + "xml/v1/request.api"
+        root = str(request.scope.get("root_path", "")).rstrip("/")  # a Mount's prefix included
+        endpoint = f"{request.url.scheme}://{request.url.netloc}{root}/xml/v1/request.api"
         script = _ACCEPT_JS.replace("__ENDPOINT__", json.dumps(endpoint))
         return Response(script, media_type="application/javascript")
 
