@@ -88,6 +88,15 @@ async def _reconciliation(
     )
 
 
+def _network_id(given: str) -> str:
+    """``X-Terminal-Network`` as billing reads it: the processor account's number, given as
+    such or as the API's id of the account (what an administrator sees in GraphQL)."""
+    try:
+        return str(decode_id(given.strip(), "ProcessorAccount"))
+    except UserError:
+        return given
+
+
 async def _body(request: Request) -> bytes | None:
     """The request's body, or None once it passes :data:`billing.terminals.MAX_BODY` bytes
     (read no further than that, whatever Content-Length says)."""
@@ -110,20 +119,17 @@ def _endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
             message = f"the body is over {terminals.MAX_BODY} bytes"
             error = {"code": "BODY_TOO_LARGE", "message": message, "field": "body"}
             return JSONResponse({"error": error}, status_code=413)
-        incoming = IncomingRequest(
-            method=request.method,
-            path=request.url.path,
-            headers={name.lower(): value for name, value in request.headers.items()},
-            body=body,
-        )
-        network = incoming.headers.get(terminals.NETWORK_HEADER, "?")[:20]
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        network = _network_id(headers.get(terminals.NETWORK_HEADER, ""))
+        headers[terminals.NETWORK_HEADER] = network
+        incoming = IncomingRequest(request.method, request.url.path, headers, body)
         try:
             async with database.transaction() as session:
                 account = await terminals.authenticate(session, incoming, clock.wall_now())
                 return await operation(session, account, terminals.read_body(body))
         except UserError as error:
             log.warning(
-                "terminal network %s: %s refused: %s", network, request.url.path, error.code
+                "terminal network %s: %s refused: %s", network[:20], request.url.path, error.code
             )
             return _refusal(error)
 

@@ -647,3 +647,19 @@ async def test_the_payment_systems_page_links_each_network_to_its_reconciliation
     assert (
         await browser.open(f"/admin/payment-systems/{elsewhere}/reconciliation")
     ).status_code == 404
+
+
+async def test_an_administrator_sets_up_a_network_as_documented(
+    db: Database, http: httpx.AsyncClient
+) -> None:
+    party = await new_party(db, "555-0100")
+    mutation = _doc_block("graphql", "createProcessorAccount").replace("…", "doc-secret")
+    admin = await signed_in_api(http, await admin_with_login(db))
+    payload = (await admin.run(mutation))["createProcessorAccount"]
+    assert payload["errors"] == []
+    network_id = payload["processorAccount"]["id"]
+    path, body, headers = signed(0, "pay", payment_of(party, "T-1"), secret="doc-secret")
+    answer = await http.post(
+        path, content=body, headers={**headers, "X-Terminal-Network": network_id}
+    )
+    assert (answer.status_code, answer.json()["status"]) == (200, "CREDITED")
