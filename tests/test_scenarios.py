@@ -9,8 +9,13 @@ account.  ``docs/scenarios.md`` lists the same operations, step by step.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
+from processors import registry
+from processors.fakes.stripe import HANG_CARD
 from tests import graphql_support as graphql
 from tests.graphql_support import Api
 
@@ -400,3 +405,42 @@ async def test_6_an_out_of_turn_invoice_follows_the_out_of_turn_settings(
     )  # regular terms: not charged upon issue
     assert attempts(regular) == [("2029-10-15", "SCHEDULED", None, None)]
     assert network.charges() == ["25.00"]
+
+
+# --- a charge whose answer is lost is found again by its key (issue 12, over Stripe) ---------
+
+
+@pytest.fixture
+def short_stripe_calls() -> Iterator[None]:
+    """Stripe calls that give up after half a second, untried again: the fake's hang card
+    answers only after :data:`tests.processor_networks.HANG_SECONDS`."""
+    registry.configure("stripe", timeout=0.5, max_retries=0)
+    yield
+    registry.configure("stripe")
+
+
+@pytest.mark.parametrize("network", ["stripe"], indirect=True)
+@pytest.mark.usefixtures("short_stripe_calls")
+async def test_a_charge_whose_answer_is_lost_is_unknown_until_the_janitor_finds_it(
+    api: Api, network: Network
+) -> None:
+    await advance(api, "2029-08-10T12:00:00Z")
+    class_id = await create_class(
+        api, paymentTermsDays=14, regularInvoices={"cardCharging": "ON_DUE_DATE"}
+    )
+    customer_id, account_id = await create_customer(api, class_id, HANG_CARD)
+    await post_charge(api, account_id, "30.00", "lost-charge")
+
+    await advance(api, "2029-09-15T09:01:00Z")  # charged at 09:00; Stripe's answer never came
+    invoice = await only_invoice(api, customer_id)
+    assert invoice["status"] == "UNPAID"
+    assert attempts(invoice) == [("2029-09-15", "UNKNOWN", "30.00", None)]
+    assert network.charges() == ["30.00"]  # Stripe did charge
+
+    await advance(api, "2029-09-15T09:10:00Z")  # the janitor's first check, 5 minutes on
+    invoice = await only_invoice(api, customer_id)
+    assert invoice["status"] == "PAID"
+    assert attempts(invoice) == [("2029-09-15", "SUCCEEDED", "30.00", None)]
+    assert invoice["attempts"][0]["payment"] == {"method": "CARD", "amount": {"amount": "30.00"}}
+    assert network.charges() == ["30.00"]  # found by its key, not charged again
+    assert len(network.fake.payment_intents) == 1
