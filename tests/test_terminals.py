@@ -40,8 +40,6 @@ from billing.models import (
 )
 from billing.payment_systems import IncomingRequest, MethodKind
 from billing.processor_accounts import AccountInput, create_account, disable_account
-from processors import registry
-from processors.cash_terminal import CashTerminalProcessor
 from schema.relay import encode_id
 from settings import Settings
 from tests.bitcoin_chain import LiveServer, serving
@@ -62,9 +60,6 @@ from tests.graphql_support import signed_in_api, table_contents
 from tests.portal_support import Browser
 
 pytest_plugins = ["tests.graphql_fixtures", "tests.portal_fixtures"]
-
-# Until pyproject.toml declares the entry point (then this registers the same class again).
-registry.register(CashTerminalProcessor.name, CashTerminalProcessor)
 
 SECRET = "kiosk-secret-for-tests-0123456789"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "terminals.md"
