@@ -404,8 +404,11 @@ async def pay_with_payment_method(
         if replayed is None:
             card = await _card_to_charge(session, viewer, customer, payment_method_id)
             amount = await _amount_to_pay(session, customer, amount, invoice_id)
-            processing.processor_named(card.processor)  # an unknown one is refused before writing
-            if card.processor_account_id is not None:
+            if card.processor_account_id is None:
+                # An unknown processor is refused before writing.  A card stored through a
+                # processor account has its processor made from the account's config.
+                processing.processor_named(card.processor)
+            else:
                 processor_accounts.check_minimum(
                     await session.get(ProcessorAccount, card.processor_account_id),
                     amount,

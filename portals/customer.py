@@ -39,7 +39,7 @@ TIME_ZONES = [
 CARD = "fragment Card on PaymentMethod { id brand last4 expMonth expYear isDefault createdAt }"
 MONEY = "fragment Amount on Money { amount currency }"
 ERRORS = "errors { field code message }"
-PAYMENT_RESULT = f"payment {{ id status message amount {{ ...Amount }} }} {ERRORS}"
+PAYMENT_RESULT = f"payment {{ id status message actionUrl amount {{ ...Amount }} }} {ERRORS}"
 #: Pay with Bitcoin, on the dashboard and on an open invoice: the customer's newest address
 #: as a BIP21 URI and its QR code, what to expect, and the recent bitcoin payments.
 BITCOIN = """
@@ -187,7 +187,10 @@ PROFILE_FIELDS = ("name", "email", "phone", "address", "timeZone")
 PAYMENT_METHODS = (
     """
 query PortalPaymentMethods($customer: ID!) {
-  customer(id: $customer) { autoPayment paymentMethods { ...Card } }
+  customer(id: $customer) {
+    autoPayment paymentMethods { ...Card }
+    cardForm { processor scriptUrl publicSettings { name value } }
+  }
 }
 """
     + CARD
@@ -201,6 +204,11 @@ mutation PortalAddPaymentMethod($input: AddPaymentMethodInput!) {{
 SET_DEFAULT_PAYMENT_METHOD = f"""
 mutation PortalSetDefaultPaymentMethod($input: SetDefaultPaymentMethodInput!) {{
   setDefaultPaymentMethod(input: $input) {{ paymentMethod {{ brand last4 }} {ERRORS} }}
+}}
+"""
+ADOPT_PAYMENT_METHOD = f"""
+mutation PortalAdoptPaymentMethod($input: AdoptPaymentMethodInput!) {{
+  adoptPaymentMethod(input: $input) {{ paymentMethod {{ brand last4 }} {ERRORS} }}
 }}
 """
 REMOVE_PAYMENT_METHOD = f"""
@@ -535,12 +543,20 @@ async def _cards_page(
         ]
     )
     add = add or Form()
+    card_form = customer["cardForm"]
     return rendering.render(
         request,
         "payment_methods.html",
-        {"customer": customer, "add": add, "notice": notice},
+        {
+            "customer": customer,
+            "add": add,
+            "notice": notice,
+            "card_form": card_form,
+            "card_settings": {s["name"]: s["value"] for s in card_form["publicSettings"]},
+        },
         fragment="payment_methods",
         status_code=add.status_code,
+        script_from=card_form["scriptUrl"],
     )
 
 
@@ -558,6 +574,8 @@ async def add_payment_method(request: Request, visitor: Visitor) -> Response:
     """Store a card: the number goes to the card processor through the API, which keeps only
     the processor's token, the brand, the last four digits and the expiry."""
     values = await forms.read(request)
+    if "clientToken" in values:
+        return await _adopt_card(request, visitor, values)
     shown_again = {name: values.get(name, "") for name in CARD_FIELDS_SHOWN_AGAIN}
     local_errors: dict[str, str] = {}
     month = forms.whole_number(values, "expMonth", local_errors)
@@ -582,6 +600,24 @@ async def add_payment_method(request: Request, visitor: Visitor) -> Response:
             shown_again, payload["errors"], fields=CARD_FIELDS, aliases={"expiry": "expMonth"}
         )
         return await _cards_page(request, visitor, form)
+    added = _card_words(payload["paymentMethod"])
+    return await _cards_page(request, visitor, notice=f"{added} was added.")
+
+
+async def _adopt_card(request: Request, visitor: Visitor, values: dict[str, str]) -> Response:
+    """Store the card the processor's script tokenized in the browser (static/card-form.js):
+    only its token came here, never the number."""
+    payload = await graphql.mutate(
+        request,
+        ADOPT_PAYMENT_METHOD,
+        {
+            "customerId": visitor.customer_id,
+            "clientToken": values["clientToken"],
+            "makeDefault": values.get("makeDefault") == "on",
+        },
+    )
+    if payload["errors"]:
+        return await _cards_page(request, visitor, Form.with_errors({}, payload["errors"], fields=()))
     added = _card_words(payload["paymentMethod"])
     return await _cards_page(request, visitor, notice=f"{added} was added.")
 

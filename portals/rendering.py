@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -251,6 +252,27 @@ def _layout(request: Request) -> dict[str, Any]:
     }
 
 
+def security_headers(script_from: str | None = None) -> dict[str, str]:
+    """:data:`SECURITY_HEADERS`, letting the page load the script at ``script_from`` and let
+    it talk to and frame its own origin (where Stripe.js and Accept.js send the card, so the
+    number goes from the browser to the processor)."""
+    if not script_from:
+        return SECURITY_HEADERS
+    parts = urlsplit(script_from)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        return SECURITY_HEADERS
+    policy = (
+        SECURITY_HEADERS["Content-Security-Policy"]
+        .replace("script-src 'self'", f"script-src 'self' {origin}")
+        .replace(
+            "default-src 'self';",
+            f"default-src 'self'; connect-src 'self' {origin}; frame-src {origin};",
+        )
+    )
+    return {**SECURITY_HEADERS, "Content-Security-Policy": policy}
+
+
 def render(
     request: Request,
     template: str,
@@ -258,10 +280,13 @@ def render(
     *,
     fragment: str | None = None,
     status_code: int = 200,
+    script_from: str | None = None,
 ) -> Response:
     """The page, or only its block ``fragment`` when htmx asks for a part of the page.
 
     A history restore, a boosted request and a plain browser request get the whole page.
+    ``script_from`` is a payment processor's script the page loads (Stripe.js, Accept.js):
+    its origin alone is added to the Content-Security-Policy (:func:`security_headers`).
     """
     block = fragment if fragment is not None and htmx.wants_fragment(request) else None
     # The template is rendered here, inside TemplateResponse, so the filters see this locale.
@@ -272,7 +297,7 @@ def render(
             template,
             {**_layout(request), **context},
             status_code=status_code,
-            headers=SECURITY_HEADERS,
+            headers=security_headers(script_from),
             block_name=block,
         )
     finally:

@@ -14,6 +14,7 @@ from schema.relay import decode_id
 if TYPE_CHECKING:
     from schema.payment_methods import (
         AddPaymentMethodInput,
+        AdoptPaymentMethodInput,
         RemovePaymentMethodInput,
         SetDefaultPaymentMethodInput,
     )
@@ -42,6 +43,28 @@ async def add_payment_method(
             ctx.viewer,
             decode_id(input.customer_id, "Customer", "customerId"),
             card,
+            input.make_default,
+        ),
+        id_field="customerId",
+    )
+
+
+async def card_form(ctx: Context, customer_id: int) -> payment_methods.CardForm:
+    return await ctx.read(
+        lambda session: payment_methods.card_form(session, ctx.viewer, customer_id)
+    )
+
+
+async def adopt_payment_method(
+    ctx: Context, input: AdoptPaymentMethodInput
+) -> PaymentMethod | UserError:
+    """Only the processor's browser token comes in: the card number never reached us."""
+    return await ctx.attempt(
+        lambda session: payment_methods.adopt(
+            session,
+            ctx.viewer,
+            decode_id(input.customer_id, "Customer", "customerId"),
+            input.client_token,
             input.make_default,
         ),
         id_field="customerId",

@@ -23,7 +23,7 @@ from schema.collection import CollectionSettings, CollectionSettingsInput, Statu
 from schema.errors import UserErrorType, user_errors
 from schema.invoices import Invoice
 from schema.money import Money
-from schema.payment_methods import PaymentMethod
+from schema.payment_methods import CardForm, PaymentMethod
 from schema.payments import Payment
 from schema.permissions import IsAuthenticated, SeesBooks
 from schema.relay import DEFAULT_PAGE_SIZE, Connection, encode_id, page_size, paginate
@@ -238,6 +238,14 @@ class Customer:
     async def payment_methods(self, info: Info) -> list[PaymentMethod]:
         rows = await resolve_payment_methods.payment_methods_for(info.context, self.pk)
         return [PaymentMethod.from_model(row) for row in rows]
+
+    @strawberry.field(
+        description="How a new card is entered: the processor it goes to and, where the "
+        "processor tokenizes in the browser, its script and public settings.",
+        permission_classes=[SeesBooks],
+    )
+    async def card_form(self, info: Info) -> CardForm:
+        return CardForm.of(await resolve_payment_methods.card_form(info.context, self.pk))
 
     async def _bitcoin_addresses(self, info: Info) -> list[BitcoinAddress]:
         loaders = info.context.loaders

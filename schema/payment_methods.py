@@ -7,7 +7,7 @@ from datetime import datetime
 
 import strawberry
 
-from billing import models
+from billing import models, payment_methods
 from billing.errors import UserError
 from resolvers import payment_methods as resolve
 from resolvers.context import Info
@@ -41,6 +41,48 @@ class PaymentMethod:
             created_at=row.created_at,
             removed_at=row.removed_at,
         )
+
+
+@strawberry.type(description="A setting the processor's browser script is started with.")
+class PublicSetting:
+    name: str
+    value: str
+
+
+@strawberry.type(
+    description="How the customer's card form works.  With a scriptUrl the processor "
+    "tokenizes the card in the browser (Stripe.js, Accept.js): load the script, start it with "
+    "publicSettings and send only its token (adoptPaymentMethod); the card number never "
+    "reaches kassa.  Without one the card is sent to addPaymentMethod."
+)
+class CardForm:
+    processor: str
+    script_url: str | None
+    public_settings: list[PublicSetting]
+
+    @classmethod
+    def of(cls, form: payment_methods.CardForm) -> CardForm:
+        client = form.client
+        return cls(
+            processor=form.processor,
+            script_url=client.script_url if client else None,
+            public_settings=[
+                PublicSetting(name=name, value=value)
+                for name, value in sorted((client.public_settings if client else {}).items())
+            ],
+        )
+
+
+@strawberry.input
+class AdoptPaymentMethodInput:
+    customer_id: strawberry.ID
+    client_token: str = strawberry.field(
+        description="What the processor's script made of the card (a Stripe PaymentMethod "
+        "id; Accept.js's opaqueData as JSON)."
+    )
+    make_default: bool = strawberry.field(
+        default=False, description="The first card becomes the default anyway."
+    )
 
 
 @strawberry.input
@@ -88,6 +130,16 @@ class PaymentMethodMutations:
         self, info: Info, input: AddPaymentMethodInput
     ) -> PaymentMethodPayload:
         return PaymentMethodPayload.of(await resolve.add_payment_method(info.context, input))
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Store a card the processor's script tokenized in the browser "
+        "(Customer.cardForm).",
+    )
+    async def adopt_payment_method(
+        self, info: Info, input: AdoptPaymentMethodInput
+    ) -> PaymentMethodPayload:
+        return PaymentMethodPayload.of(await resolve.adopt_payment_method(info.context, input))
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
     async def remove_payment_method(
