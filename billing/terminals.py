@@ -115,6 +115,16 @@ class TransactionIdReused(UserError):
     """A transaction id already booked with another customer, amount or currency: 409."""
 
 
+def transaction_id_reused() -> TransactionIdReused:
+    """The refusal of a transaction id booked with other arguments (here, or by a request
+    that raced this one for another customer and won the unique processor key)."""
+    return TransactionIdReused(
+        "TRANSACTION_ID_REUSED",
+        "this transaction id was booked with another customer, amount or currency",
+        "transaction_id",
+    )
+
+
 def signing_string(method: str, path: str, timestamp: str, body: bytes) -> bytes:
     """What a request's signature covers: ``METHOD\\nPATH\\nTIMESTAMP\\n`` + the raw body."""
     return f"{method.upper()}\n{path}\n{timestamp}\n".encode() + body
@@ -345,12 +355,7 @@ async def pay(
             amount,
             currency,
         ):
-            raise TransactionIdReused(
-                "TRANSACTION_ID_REUSED",
-                f"transaction {transaction_id} was booked with another customer, amount or "
-                "currency",
-                "transaction_id",
-            )
+            raise transaction_id_reused()
         return Paid(payment, terminal, duplicate=True)
     if amount <= 0:
         raise UserError("AMOUNT_NOT_POSITIVE", "amount must be greater than zero", "amount")

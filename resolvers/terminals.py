@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -127,6 +128,10 @@ def _endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
             async with database.transaction() as session:
                 account = await terminals.authenticate(session, incoming, clock.wall_now())
                 return await operation(session, account, terminals.read_body(body))
+        except IntegrityError:
+            # Two payments under one transaction id for two customers at once: each waited
+            # only for its own customer's lock, so the unique processor key stops the second.
+            return _refusal(terminals.transaction_id_reused())
         except UserError as error:
             log.warning(
                 "terminal network %s: %s refused: %s", network[:20], request.url.path, error.code

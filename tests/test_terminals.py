@@ -658,3 +658,23 @@ async def test_an_administrator_sets_up_a_network_as_documented(
         path, content=body, headers={**headers, "X-Terminal-Network": network_id}
     )
     assert (answer.status_code, answer.json()["status"]) == (200, "CREDITED")
+
+
+async def test_deliveries_of_one_transaction_at_once_book_it_once(
+    db: Database, http: httpx.AsyncClient, network: int
+) -> None:
+    party = await new_party(db, "555-0100")
+    other = await new_party(db, "555-0200")
+    same = await asyncio.gather(
+        *(send(http, network, "pay", payment_of(party, "T-1")) for _ in range(3))
+    )
+    assert {answer.status_code for answer in same} == {200}
+    assert len({answer.json()["payment_id"] for answer in same}) == 1
+    assert sorted(answer.json()["duplicate"] for answer in same) == [False, True, True]
+    # One transaction id for two customers at once: one is booked, the other refused.
+    racing = await asyncio.gather(
+        send(http, network, "pay", payment_of(party, "T-2")),
+        send(http, network, "pay", payment_of(other, "T-2")),
+    )
+    assert sorted(answer.status_code for answer in racing) == [200, 409]
+    assert len(await terminal_payments(db)) == 2
