@@ -28,7 +28,10 @@ from billing.models import (
     Job,
     JobStatus,
     Payment,
+    PaymentMethod,
 )
+from billing.processor_accounts import list_accounts
+from tests.factories import admin_viewer
 
 #: Load dates that have broken date arithmetic before: today's month, the last minutes of a
 #: month (UTC already past midnight in Tokyo, not yet in Los Angeles), a leap day, the night
@@ -142,6 +145,16 @@ async def test_demo_loads_only_once(db: Database) -> None:
         assert await api_keys.authenticate_api_key(session, first.api_key) is not None
     counts = await _counts(db)
     assert counts["customers"] == 23 and counts["distributors"] == 1
+    # The administrator sees a configured payment system, and the demo's cards use it.
+    async with db.session() as session:
+        [account] = await list_accounts(session, admin_viewer())
+        cards = (await session.scalars(select(PaymentMethod.processor_account_id))).all()
+    assert (account.processor, account.enabled, account.credentials_set) == (
+        "simulator",
+        True,
+        ("webhook_secret",),
+    )
+    assert cards and set(cards) == {account.id}
 
     again = await load_demo(db)
     assert not again.loaded
