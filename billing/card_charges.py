@@ -407,7 +407,9 @@ async def record(
                     payment,
                     PaymentStatus.FAILED,
                     result,
-                    decline_words(result.decline_code)[1],
+                    decline_words(result.decline_code)[1]
+                    if payment.method == PaymentChannel.CARD
+                    else result.message or "The payment was not made.",
                     now,
                 )
             )
@@ -546,7 +548,10 @@ async def _book(
                 ],
                 payment_labels.sentence(
                     payment_labels.payment_label(
-                        PaymentChannel.CARD, cards.get(payment.payment_method_id or 0)
+                        payment.method,
+                        cards.get(payment.payment_method_id or 0)
+                        if payment.method == PaymentChannel.CARD
+                        else payment.reference,  # a redirect's: the processor account's name
                     )
                 ),
                 customer.id,

@@ -62,6 +62,7 @@ HANDLER_MODULES = (
     "billing.distributor_billing",
     "billing.invoices",
     "billing.card_charges",
+    "billing.redirect_payments",
     "billing.invoice_pdfs",
     "billing.collection_run",
     "billing.dunning",

@@ -121,6 +121,9 @@ class PaymentChannel(StrEnum):
     #: Cash paid at a terminal network's machine, pushed in through ``/terminal/v1``
     #: (:mod:`billing.terminals`).
     TERMINAL = "TERMINAL"
+    #: Paid on a redirect system's own page (PayPal, Skrill, Payarena, Remita); the reference
+    #: is the processor account's name (:mod:`billing.redirect_payments`).
+    REDIRECT = "REDIRECT"
 
 
 class PaymentStatus(StrEnum):
@@ -725,6 +728,9 @@ class Payment(Base):
     #: While a card charge's outcome is open (PENDING, UNKNOWN): when the janitor asks next.
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     processor_reference: Mapped[str | None] = mapped_column(String(200))
+    #: A redirect payment still PENDING: when the abandoned redirect stops being payable and
+    #: the expiry job asks the system about it (:mod:`billing.redirect_payments`).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     decline_code: Mapped[str | None] = mapped_column(String(64))
     message: Mapped[str | None] = mapped_column(String(500))
     transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))

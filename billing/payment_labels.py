@@ -22,6 +22,7 @@ _CHANNELS = {
     PaymentChannel.CARD: "card payment",
     PaymentChannel.BITCOIN: "bitcoin payment",
     PaymentChannel.TERMINAL: "cash terminal payment",
+    PaymentChannel.REDIRECT: "online payment",
 }
 
 
@@ -64,7 +65,7 @@ async def label_of(session: AsyncSession, payment: Payment) -> str:
     if payment.method == PaymentChannel.CARD:
         cards = await card_details(session, [payment.payment_method_id])
         return payment_label(payment.method, cards.get(payment.payment_method_id or 0))
-    if payment.method == PaymentChannel.TERMINAL:
+    if payment.method in (PaymentChannel.TERMINAL, PaymentChannel.REDIRECT):
         return payment_label(payment.method, payment.reference)
     reference = f"ref {payment.reference}" if payment.reference else None
     return payment_label(payment.method, reference)

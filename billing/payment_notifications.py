@@ -19,7 +19,10 @@ NotifiedProcessor`; a forged one never gets here) and hands the :class:`Notifica
    * REVERSED (chargeback, return) — a settled payment's remaining credit is undone in a new
      REVERSAL transaction and the invoices it paid reopen, as a refund does
      (:func:`billing.payments.give_back`); the payment becomes REVERSED;
-   * REFUNDED, IGNORED — nothing (kassa books its own refunds when it makes them).
+   * REFUNDED, IGNORED — nothing (kassa books its own refunds when it makes them);
+   * CHECK_STATUS (an unsigned "ask me": Payarena, Remita) — nothing is believed: the system
+     is asked for the redirect payment's status first and its answer is applied as a
+     SUCCEEDED or FAILED would be; while it has none, nothing is written at all.
 
    A notification whose amount or currency differs from the payment's
    (:func:`~billing.payment_systems.reject_mismatch`) is refused: the payment is left as it
@@ -32,6 +35,7 @@ DUPLICATE is only answered).  Log lines name the account, event and payment — 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -40,7 +44,14 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import card_charges, customers, payment_labels, payments, settlement
+from billing import (
+    card_charges,
+    customers,
+    payment_labels,
+    payments,
+    redirect_payments,
+    settlement,
+)
 from billing.models import (
     Customer,
     Payment,
@@ -124,6 +135,11 @@ async def apply(
     session: AsyncSession, account_id: int, notification: Notification, now: datetime
 ) -> Outcome:
     """Apply a verified notification once (see the module's docstring)."""
+    if notification.kind == NotificationKind.CHECK_STATUS:
+        asked = await _ask_status(session, account_id, notification)
+        if asked is None:
+            return Outcome.UNCHANGED
+        notification = asked
     row_id = await _first_time(session, account_id, notification, now)
     if row_id is None:
         log.info("account %s: event %s again, already applied", account_id, notification.event_id)
@@ -146,6 +162,33 @@ async def apply(
         outcome.value,
     )
     return outcome
+
+
+async def _ask_status(
+    session: AsyncSession, account_id: int, notification: Notification
+) -> Notification | None:
+    """An unsigned CHECK_STATUS proves nothing: the system is asked about the redirect payment
+    it names (:func:`billing.redirect_payments.status_of`) and its answer is what is applied,
+    as a SUCCEEDED or FAILED with the system's own amount.  None while the system has no final
+    answer (or cannot be asked): nothing is written, so a resent notification asks again.
+    One about no open payment is recorded as it is and changes nothing."""
+    payment = await _payment_of(session, account_id, notification)
+    if payment is None or payment.status not in card_charges.OPEN_STATUSES:
+        return notification
+    result = await redirect_payments.status_of(session, payment)
+    if result is None or result.status not in (ChargeOutcome.SUCCEEDED, ChargeOutcome.DECLINED):
+        return None
+    succeeded = result.status == ChargeOutcome.SUCCEEDED
+    return replace(
+        notification,
+        kind=NotificationKind.SUCCEEDED if succeeded else NotificationKind.FAILED,
+        idempotency_key=payment.processor_key,
+        processor_reference=result.processor_reference or payment.processor_reference,
+        amount=result.amount,
+        currency=result.currency,
+        decline_code=result.decline_code,
+        message=result.message,
+    )
 
 
 async def _act(

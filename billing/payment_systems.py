@@ -341,6 +341,16 @@ class RedirectProcessor(Protocol):
 
 
 @runtime_checkable
+class CheckedRedirect(Protocol):
+    """A redirect system that needs something of the payer or the amount (Remita: a phone,
+    an e-mail, 50 NGN) and can say so without a call, so billing refuses before it writes."""
+
+    def check_redirect(self, request: RedirectRequest) -> None:
+        """Raise :class:`~billing.errors.UserError` for what the customer must fix first."""
+        ...
+
+
+@runtime_checkable
 class AuthorizingProcessor(Protocol):
     """A system that asks kassa before it takes a payment (:attr:`NotificationKind.AUTHORIZATION`)."""
 

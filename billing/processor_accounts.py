@@ -439,6 +439,23 @@ async def route(
     )
 
 
+async def accounts_for(
+    session: AsyncSession, customer: Customer, currency: str, capability: Capability
+) -> list[ProcessorAccount]:
+    """Every enabled account ``customer`` may pay ``currency`` through with ``capability``, in
+    :func:`route`'s order: the choices a customer picks from (redirect systems)."""
+    chain = await _owner_chain(session, customer.reseller_id)
+    accounts = list(
+        await session.scalars(
+            select(ProcessorAccount)
+            .where(ProcessorAccount.owner_key.in_(chain), ProcessorAccount.enabled)
+            .order_by(ProcessorAccount.id)
+        )
+    )
+    accounts.sort(key=lambda a: chain.index(a.owner_key))
+    return [a for a in accounts if _fits(a, currency, None, capability)]
+
+
 def check_minimum(account: ProcessorAccount | None, amount: int, currency: str) -> None:
     """AMOUNT_BELOW_MINIMUM when ``amount`` is below the account's minimum in ``currency``
     (no account: no minimum beyond the processor's own)."""

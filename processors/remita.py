@@ -192,6 +192,10 @@ class RemitaProcessor:
             )
         return format_amount(request.amount, CURRENCY)
 
+    def check_redirect(self, request: RedirectRequest) -> None:
+        """What the customer must fix before Remita can be asked (CheckedRedirect)."""
+        self._check(request)
+
     async def start_redirect(self, request: RedirectRequest) -> RedirectStart:
         """Generate the RRR and send the customer to Remita's page with it."""
         amount = self._check(request)

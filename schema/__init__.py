@@ -47,6 +47,7 @@ from schema.operation_metrics import OperationMetrics
 from schema.payment_methods import PaymentMethodMutations
 from schema.payments import PaymentMutations, PaymentQueries
 from schema.processor_accounts import ProcessorAccountMutations, ProcessorAccountQueries
+from schema.redirect_payments import RedirectPaymentMutations, RedirectPaymentQueries
 from schema.request_rules import OperationNameRequired, SchemaVisibility
 from schema.run_failures import RunFailureQueries
 from schema.terminals import TerminalQueries
@@ -72,6 +73,7 @@ Query = merge_types(
         ExchangeRateQueries,
         ApiKeyQueries,
         ProcessorAccountQueries,
+        RedirectPaymentQueries,
         TerminalQueries,
     ),
 )
@@ -92,6 +94,7 @@ Mutation = merge_types(
         ExchangeRateMutations,
         ApiKeyMutations,
         ProcessorAccountMutations,
+        RedirectPaymentMutations,
     ),
 )
 

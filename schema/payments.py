@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 strawberry.enum(
     models.PaymentChannel,
     name="PaymentChannel",
-    description="How the money came: CASH, WIRE, CHEQUE, CARD, BITCOIN, or TERMINAL (cash "
-    "paid at a terminal network's machine).",
+    description="How the money came: CASH, WIRE, CHEQUE, CARD, BITCOIN, TERMINAL (cash "
+    "paid at a terminal network's machine), or REDIRECT (paid on a payment system's own page: "
+    "PayPal, Skrill, Payarena, Remita).",
 )
 strawberry.enum(models.PaymentStatus)
 

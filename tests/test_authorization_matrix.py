@@ -33,7 +33,7 @@ import hashlib
 import itertools
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -1380,6 +1380,14 @@ OPERATIONS: tuple[Operation, ...] = (
     # --- mutations, in an order in which every allowed own-side run can succeed ---
     mutation(
         "signIn",
+    # The side's account is a card processor's: its own paymentOptions are an empty list.
+    query(
+        "paymentOptions",
+        "query($c: ID!) { paymentOptions(customerId: $c) { processorAccountId name "
+        "processor minimum { amount currency } } }",
+        lambda me, target, unique: {"c": target.customer},
+        SELF_OR_STAFF,
+    ),
         "viewer",
         "authenticated role",
         lambda me, target, unique: {"email": SIGN_IN_EMAIL, "password": PASSWORD},
@@ -1688,6 +1696,37 @@ OPERATIONS: tuple[Operation, ...] = (
             "paymentMethodId": target.card,
             "idempotencyKey": f"matrix-{unique}",
         },
+    # A card processor's account is no redirect system: an allowed caller hears NOT_FOUND
+    # for it (tests/test_redirect_payments.py pays through real ones), the others as usual.
+    replace(
+        mutation(
+            "startRedirectPayment",
+            None,
+            "",
+            lambda me, target, unique: {
+                "customerId": target.customer,
+                "processorAccountId": me.processor_account,
+                "amount": "1.00",
+                "idempotencyKey": f"matrix-{unique}",
+            },
+            SELF_OR_STAFF_WRITE,
+            own_errors=("NOT_FOUND",),
+        ),
+        document="mutation($input: StartRedirectPaymentInput!) { startRedirectPayment("
+        "input: $input) { payment { id status } redirect { url method fields { name value } } "
+        "errors { field code message } } }",
+    ),
+    # The side's card payment is no redirect payment: NOT_FOUND to those allowed; a
+    # distributor does not see it at all.
+    mutation(
+        "completeRedirectPayment",
+        None,
+        "",
+        lambda me, target, unique: {"paymentId": target.card_payment, "query": "token=x"},
+        SELF_OR_STAFF_WRITE,
+        own_errors=("NOT_FOUND",),
+        not_found_for=DISTRIBUTORS_WRITE,
+    ),
         SELF_OR_STAFF_WRITE,
         variant="paymentMethodId",
     ),
