@@ -27,17 +27,12 @@ run: $(INSTALLED)
 	$(KASSA) demo
 	$(KASSA) serve --port $(PORT)
 
-# pytest-xdist workers per run (one per core of the 2-core machines; 0 runs in one process).
-# Each worker has its own SQLite file or PostgreSQL database, live server and Chromium.
-TEST_WORKERS ?= 2
-PYTEST := $(BIN)/pytest -n $(TEST_WORKERS) --durations=20
-
 test: lint
 	@[ -x /usr/bin/chromium ] || echo "browser tests: skipped (no /usr/bin/chromium)"
-	env -u KASSA_TEST_DATABASE_URL $(PYTEST)
+	env -u KASSA_TEST_DATABASE_URL $(BIN)/pytest
 	@if [ -n "$$KASSA_TEST_DATABASE_URL" ]; then \
 		echo "--- again on $$KASSA_TEST_DATABASE_URL"; \
-		$(PYTEST); \
+		$(BIN)/pytest; \
 	fi
 
 # The same checks the house rules ask of every commit (configured in pyproject.toml).
