@@ -121,6 +121,8 @@ class PaymentChannel(StrEnum):
     #: Cash paid at a terminal network's machine, pushed in through ``/terminal/v1``
     #: (:mod:`billing.terminals`).
     TERMINAL = "TERMINAL"
+    #: Cash paid at a store against the customer's PayNearMe slip (:mod:`billing.cash_slips`).
+    PAYNEARME = "PAYNEARME"
     #: Paid on a redirect system's own page (PayPal, Skrill, Payarena, Remita); the reference
     #: is the processor account's name (:mod:`billing.redirect_payments`).
     REDIRECT = "REDIRECT"
@@ -814,6 +816,22 @@ class TerminalPayment(Base):
     payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), primary_key=True)
     network_txn_id: Mapped[str] = mapped_column(String(64))
     network_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CashSlip(Base):
+    """A customer's standing PayNearMe slip (:mod:`billing.cash_slips`): one per customer,
+    opened through a processor account; ``payment_identifier`` is what the store scans and
+    the barcode carries, ``external_id`` PayNearMe's order id."""
+
+    __tablename__ = "cash_slips"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), unique=True)
+    processor_account_id: Mapped[int] = mapped_column(ForeignKey("processor_accounts.id"))
+    payment_identifier: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(100))
+    #: The store chains, as the processor listed them, one per line.
+    where_to_pay: Mapped[str] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class PaymentAllocation(Base):

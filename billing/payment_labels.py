@@ -23,6 +23,7 @@ _CHANNELS = {
     PaymentChannel.BITCOIN: "bitcoin payment",
     PaymentChannel.TERMINAL: "cash terminal payment",
     PaymentChannel.REDIRECT: "online payment",
+    PaymentChannel.PAYNEARME: "PayNearMe cash payment",
 }
 
 

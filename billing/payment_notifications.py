@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import (
     card_charges,
+    cash_slips,
     customers,
     payment_labels,
     payments,
@@ -86,6 +87,15 @@ async def account_by_id(session: AsyncSession, account_id: int) -> ProcessorAcco
     """The processor account a callback path names (disabled ones too: their payments still
     settle), or None."""
     return await session.get(ProcessorAccount, account_id)
+
+
+async def authorize(
+    session: AsyncSession, account_id: int, notification: Notification
+) -> cash_slips.Decision:
+    """Whether to take the payment an AUTHORIZATION asks about (a cash slip's: see
+    :func:`billing.cash_slips.authorize`); nothing is written, a resent question is
+    answered afresh."""
+    return await cash_slips.authorize(session, account_id, notification)
 
 
 async def _first_time(
@@ -148,6 +158,10 @@ async def apply(
     outcome = Outcome.NO_PAYMENT
     if payment is not None:
         outcome = await _act(session, payment, notification, now)
+    elif notification.kind == NotificationKind.SUCCEEDED:
+        # Cash paid against a standing slip: no payment waited for it, the slip names whose.
+        payment = await cash_slips.book(session, account_id, notification, now)
+        outcome = Outcome.NO_PAYMENT if payment is None else Outcome.APPLIED
     row = await session.get(ProcessorNotification, row_id)
     assert row is not None
     row.payment_id = None if payment is None else payment.id

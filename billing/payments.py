@@ -523,8 +523,8 @@ async def _lock_payment(
 
 async def _money_book(session: AsyncSession, customer: Customer, method: PaymentChannel) -> int:
     """The system book holding received money: the processor's for cards and for cash a
-    terminal network took (both are held by someone else until paid out), cash otherwise."""
-    held = method in (PaymentChannel.CARD, PaymentChannel.TERMINAL)
+    terminal network or PayNearMe took (held by someone else until paid out), cash otherwise."""
+    held = method in (PaymentChannel.CARD, PaymentChannel.TERMINAL, PaymentChannel.PAYNEARME)
     kind = LedgerAccountKind.PROCESSOR if held else LedgerAccountKind.CASH
     return await ledger.system_book(session, kind, customer.reseller_id, customer.currency)
 

@@ -30,6 +30,7 @@ from portals import (
     admin_invoice,
     auth_pages,
     bitcoin,
+    cash_slip,
     classes,
     customer,
     distributor,
@@ -48,6 +49,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 PORTALS: tuple[Callable[[], list[BaseRoute]], ...] = (
     auth_pages.routes,
     customer.routes,
+    cash_slip.routes,
     admin.routes,
     admin_invoice.routes,
     review.routes,

@@ -64,7 +64,7 @@ DASHBOARD = (
     """
 query PortalDashboard($customer: ID!, $invoice: ID) {
   customer(id: $customer) {
-    name status timeZone autoPayment nextBillAt
+    name status timeZone autoPayment nextBillAt cashSlipOffered
     ...Bitcoin
     customerClass {
       regularInvoices { cardCharging } outOfTurnInvoices { cardCharging }

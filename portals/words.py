@@ -49,6 +49,7 @@ NAMES: dict[str, str] = {
     "CARD": "Card",
     "BITCOIN": "Bitcoin",
     "TERMINAL": "Cash terminal",
+    "PAYNEARME": "PayNearMe cash",
     "REDIRECT": "Online payment",
     # BitcoinPaymentState (PENDING above)
     "BELOW_MINIMUM": "Below the minimum",

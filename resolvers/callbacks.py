@@ -1,4 +1,5 @@
-"""``POST /callbacks/{account_id}``: where payment systems tell kassa what happened.
+"""``GET``/``POST /callbacks/{account_id}``: where payment systems tell kassa what happened
+(PayNearMe calls back with GET, its signed parameters in the query string).
 
 The HTTP side of :mod:`billing.payment_notifications`: the raw request becomes an
 :class:`~billing.payment_systems.IncomingRequest` (headers lower-cased, the body as bytes,
@@ -10,7 +11,10 @@ once, and the processor's :meth:`acknowledge` is the answer.
 * a signature that does not verify, or cannot be checked (no secret configured): 401, nothing
   written, and a log line naming the account — never the body or its headers;
 * a verified body that cannot be read: 400;
-* a duplicate: acknowledged like the first, applied once.
+* a duplicate: acknowledged like the first, applied once;
+* an AUTHORIZATION (PayNearMe asking before it takes cash) is answered with billing's decision
+  (:func:`billing.payment_notifications.authorize`) through the processor's
+  ``answer_authorization``; nothing is written.
 """
 
 from __future__ import annotations
@@ -24,7 +28,13 @@ from starlette.routing import BaseRoute, Route
 
 from billing import clock, payment_notifications, processor_accounts
 from billing.db import Database
-from billing.payment_systems import ForgedNotification, IncomingRequest, NotifiedProcessor
+from billing.payment_systems import (
+    AuthorizingProcessor,
+    ForgedNotification,
+    IncomingRequest,
+    NotificationKind,
+    NotifiedProcessor,
+)
 from billing.processing import ProcessorError
 
 log = logging.getLogger("kassa.callbacks")
@@ -70,6 +80,19 @@ async def receive_callback(request: Request) -> Response:
     except (ValueError, KeyError, TypeError):
         log.warning("processor account %s: a verified callback could not be read", account_id)
         return PlainTextResponse("unreadable", status_code=400)
+    if notification.kind == NotificationKind.AUTHORIZATION and isinstance(
+        processor, AuthorizingProcessor
+    ):
+        async with database.session() as session:
+            decision = await payment_notifications.authorize(session, account_id, notification)
+        log.info(
+            "processor account %s: authorization %s %s",
+            account_id,
+            notification.event_id,
+            "accepted" if decision.accepted else "refused",
+        )
+        reply = processor.answer_authorization(notification, decision.accepted, decision.reason)
+        return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
     async with database.transaction() as session:
         await payment_notifications.apply(
             session, account_id, notification, await clock.now(session)
@@ -79,4 +102,4 @@ async def receive_callback(request: Request) -> Response:
 
 
 def routes() -> list[BaseRoute]:
-    return [Route(CALLBACK_PATH, receive_callback, methods=["POST"])]
+    return [Route(CALLBACK_PATH, receive_callback, methods=["GET", "POST"])]

@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from billing import clock, invoice_pdfs
 from billing.db import Database
+from resolvers import cash_slips
 from settings import Settings
 
 _SALT = "invoice-pdf"
@@ -97,4 +98,8 @@ async def download_invoice_pdf(request: Request) -> Response:
 
 
 def routes() -> list[BaseRoute]:
-    return [Route(INVOICE_PDF_PATH, download_invoice_pdf, methods=["GET"])]
+    return [
+        Route(INVOICE_PDF_PATH, download_invoice_pdf, methods=["GET"]),
+        # Cash slips' PDFs are documents behind signed links too (app.py mounts this list).
+        *cash_slips.routes(),
+    ]

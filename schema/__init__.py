@@ -34,6 +34,7 @@ from schema.accounts import AccountMutations, AccountQueries
 from schema.api_keys import ApiKeyMutations, ApiKeyQueries
 from schema.auth import AuthMutations, AuthQueries
 from schema.bitcoin import BitcoinMutations, BitcoinQueries
+from schema.cash_slips import CashSlipMutations
 from schema.charges import ChargeMutations
 from schema.clock import ClockMutations, ClockQueries
 from schema.cost import QueryCostLimiter
@@ -90,6 +91,7 @@ Mutation = merge_types(
         ClockMutations,
         LetterheadMutations,
         BitcoinMutations,
+        CashSlipMutations,
         DistributorMutations,
         ExchangeRateMutations,
         ApiKeyMutations,

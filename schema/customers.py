@@ -12,12 +12,14 @@ from billing.access import payments_recorded_by
 from billing.errors import UserError
 from billing.periods import BillingPeriod
 from resolvers import bitcoin as resolve_bitcoin
+from resolvers import cash_slips as resolve_cash_slips
 from resolvers import customers as resolve
 from resolvers import payment_methods as resolve_payment_methods
 from resolvers.context import Info
 from resolvers.loaders import LatestInvoices, LatestPayments
 from schema.accounts import Account
 from schema.bitcoin import BitcoinAddress, BitcoinPayment, BitcoinPaymentRequest
+from schema.cash_slips import CashSlip
 from schema.charges import Charge, charge_connection
 from schema.collection import CollectionSettings, CollectionSettingsInput, StatusChange
 from schema.errors import UserErrorType, user_errors
@@ -288,6 +290,23 @@ class Customer:
     ) -> BitcoinPaymentRequest | None:
         found = await resolve_bitcoin.payment_request(info.context, self.pk, invoice_id)
         return None if found is None else BitcoinPaymentRequest.of(found)
+
+    @strawberry.field(
+        description="The customer's standing cash slip (PayNearMe); null before "
+        "requestCashSlip made it.",
+        permission_classes=[SeesBooks],
+    )
+    async def cash_slip(self, info: Info) -> CashSlip | None:
+        found = await resolve_cash_slips.slip(info.context, self.pk)
+        return None if found is None else CashSlip.of(found)
+
+    @strawberry.field(
+        description="Whether the customer can pay in cash at a store with a slip: one was "
+        "made, or a payment system of the customer's owners makes them in its currency.",
+        permission_classes=[SeesBooks],
+    )
+    async def cash_slip_offered(self, info: Info) -> bool:
+        return await resolve_cash_slips.offered(info.context, self.pk)
 
     @strawberry.field(
         description="The customer's recent bitcoin payments, newest first, in every state.",

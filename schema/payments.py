@@ -29,8 +29,9 @@ strawberry.enum(
     models.PaymentChannel,
     name="PaymentChannel",
     description="How the money came: CASH, WIRE, CHEQUE, CARD, BITCOIN, TERMINAL (cash "
-    "paid at a terminal network's machine), or REDIRECT (paid on a payment system's own page: "
-    "PayPal, Skrill, Payarena, Remita).",
+    "paid at a terminal network's machine), PAYNEARME (cash paid at a store against the "
+    "customer's PayNearMe slip), or REDIRECT (paid on a payment system's own page: PayPal, "
+    "Skrill, Payarena, Remita).",
 )
 strawberry.enum(models.PaymentStatus)
 

@@ -879,7 +879,7 @@ DISTRIBUTOR_SEES: dict[str, Reach] = {
         ),
         refused=_names(
             "charges ledgerTransactions paymentMethods bitcoinAddress bitcoinAddresses "
-            "bitcoinPaymentRequest bitcoinPayments"
+            "bitcoinPaymentRequest bitcoinPayments cashSlip cashSlipOffered"
         ),
     ),
     "CustomerClass": Reach(
@@ -1336,6 +1336,16 @@ OPERATIONS: tuple[Operation, ...] = (
         variant="bitcoin",
         expect=_contains(lambda scope: {scope.me.bitcoin_address}, lambda scope: scope.me.customer),
     ),
+    # A cash slip is how the customer pays: the customer's and staff's, not a distributor's
+    # (the sides' accounts make no slips, so none is offered and none was made).
+    query(
+        "customer",
+        "query($id: ID!) { customer(id: $id) { id cashSlipOffered cashSlip { "
+        "paymentIdentifier whereToPay howToPay barcodeSvg pdfUrl amountDue { amount } } } }",
+        _id_of("customer"),
+        SELF_OR_STAFF,
+        variant="cashSlip",
+    ),
     query(
         "processorAccounts",
         "query { processorAccounts { id resellerId name processor mode baseUrl "
@@ -1370,6 +1380,14 @@ OPERATIONS: tuple[Operation, ...] = (
         _letterhead_of,
         STAFF,
     ),
+    # The side's account is a card processor's: its own paymentOptions are an empty list.
+    query(
+        "paymentOptions",
+        "query($c: ID!) { paymentOptions(customerId: $c) { processorAccountId name "
+        "processor minimum { amount currency } } }",
+        lambda me, target, unique: {"c": target.customer},
+        SELF_OR_STAFF,
+    ),
     query(
         "testClock",
         "query { testClock { now frozen running nextJobDueAt } }",
@@ -1380,14 +1398,6 @@ OPERATIONS: tuple[Operation, ...] = (
     # --- mutations, in an order in which every allowed own-side run can succeed ---
     mutation(
         "signIn",
-    # The side's account is a card processor's: its own paymentOptions are an empty list.
-    query(
-        "paymentOptions",
-        "query($c: ID!) { paymentOptions(customerId: $c) { processorAccountId name "
-        "processor minimum { amount currency } } }",
-        lambda me, target, unique: {"c": target.customer},
-        SELF_OR_STAFF,
-    ),
         "viewer",
         "authenticated role",
         lambda me, target, unique: {"email": SIGN_IN_EMAIL, "password": PASSWORD},
@@ -1686,16 +1696,6 @@ OPERATIONS: tuple[Operation, ...] = (
         variant="paymentMethodId",
     ),
     mutation("topUp", "payment", PAYMENT_FIELDS, _card(), SELF_OR_STAFF_WRITE),
-    mutation(
-        "topUp",
-        "payment",
-        PAYMENT_FIELDS,
-        lambda me, target, unique: {
-            "customerId": me.customer,
-            "amount": "1.00",
-            "paymentMethodId": target.card,
-            "idempotencyKey": f"matrix-{unique}",
-        },
     # A card processor's account is no redirect system: an allowed caller hears NOT_FOUND
     # for it (tests/test_redirect_payments.py pays through real ones), the others as usual.
     replace(
@@ -1727,6 +1727,16 @@ OPERATIONS: tuple[Operation, ...] = (
         own_errors=("NOT_FOUND",),
         not_found_for=DISTRIBUTORS_WRITE,
     ),
+    mutation(
+        "topUp",
+        "payment",
+        PAYMENT_FIELDS,
+        lambda me, target, unique: {
+            "customerId": me.customer,
+            "amount": "1.00",
+            "paymentMethodId": target.card,
+            "idempotencyKey": f"matrix-{unique}",
+        },
         SELF_OR_STAFF_WRITE,
         variant="paymentMethodId",
     ),
@@ -1786,6 +1796,16 @@ OPERATIONS: tuple[Operation, ...] = (
         "resellerId accountKey",
         _bitcoin_wallet_of,
         STAFF_WRITE,
+    ),
+    # No side's owner offers cash slips: an allowed caller hears CASH_SLIPS_NOT_OFFERED
+    # (tests/test_cash_slips.py makes real ones), the others are refused as usual.
+    mutation(
+        "requestCashSlip",
+        None,
+        "",
+        lambda me, target, unique: {"customerId": target.customer},
+        SELF_OR_STAFF_WRITE,
+        own_errors=("CASH_SLIPS_NOT_OFFERED",),
     ),
     mutation(
         "requestBitcoinAddress",
