@@ -61,14 +61,21 @@ def render(details: SlipDetails, payee: str) -> bytes:
     pdf.cell(width, 6, pdf_text("Where to pay"), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(FAMILY, "", 9)
     pdf.multi_cell(
-        width, 5, pdf_text(", ".join(where_to_pay(details.slip))), new_x="LMARGIN", new_y="NEXT"
+        width,
+        5,
+        pdf_text(", ".join(where_to_pay(details.slip))),
+        align="L",
+        new_x="LMARGIN",
+        new_y="NEXT",
     )
     pdf.ln(3)
     pdf.set_font(FAMILY, "B", 10)
     pdf.cell(width, 6, pdf_text("How to pay"), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(FAMILY, "", 9)
     for number, step in enumerate(HOW_TO_PAY, 1):
-        pdf.multi_cell(width, 5, pdf_text(f"{number}. {step}"), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(
+            width, 5, pdf_text(f"{number}. {step}"), align="L", new_x="LMARGIN", new_y="NEXT"
+        )
     pdf.ln(2)
     pdf.set_font(FAMILY, "", 8)
     pdf.multi_cell(
@@ -78,5 +85,6 @@ def render(details: SlipDetails, payee: str) -> bytes:
             "This slip is yours for good: use it for every payment. Any amount you pay is "
             "credited to your account."
         ),
+        align="L",
     )
     return bytes(pdf.output())

@@ -9,12 +9,16 @@ written."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from urllib.parse import urlencode
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import pytest
+import zxingcpp
+from PIL import Image
 from sqlalchemy import select, update
 
 from app import create_app
@@ -42,6 +46,7 @@ from processors.fakes.paynearme import (
     FakePayNearMe,
 )
 from processors.paynearme import PayNearMeProcessor
+from resolvers.cash_slips import pdf_url
 from settings import Settings
 from tests.bitcoin_chain import LiveServer, serving
 from tests.factories import (
@@ -224,3 +229,26 @@ async def test_a_forged_callback_gets_401_and_writes_nothing(
         )
     assert answer.status_code == 401
     assert await table_contents(db) == before
+
+
+async def test_the_pdf_behind_the_signed_link_scans_to_the_slip_s_identifier(
+    db: Database, settings: Settings, kassa: LiveServer, account_id: int, tmp_path: Path
+) -> None:
+    party = await new_party(db)
+    slip = await slip_of(db, party)
+    async with httpx.AsyncClient(base_url=kassa.url) as client:
+        answer = await client.get(urlsplit(pdf_url(settings, party.id)).path)
+        tampered = await client.get(urlsplit(pdf_url(settings, party.id)).path[:-6] + "x.pdf")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/pdf"
+    assert tampered.status_code == 404
+    (tmp_path / "slip.pdf").write_bytes(answer.content)
+    await asyncio.to_thread(
+        subprocess.run,
+        ["pdftoppm", "-png", "-r", "150", tmp_path / "slip.pdf", tmp_path / "page"],
+        check=True,
+    )
+    [page] = tmp_path.glob("page*.png")
+    codes = zxingcpp.read_barcodes(Image.open(page))
+    assert [(code.text, code.format) for code in codes] == [
+        (slip.payment_identifier, zxingcpp.BarcodeFormat.Code128)
+    ]
