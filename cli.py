@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 from alembic.migration import MigrationContext
@@ -205,11 +206,27 @@ def migrate() -> None:
 @app.command()
 def demo() -> None:
     """Load the demo data once; print where to go, the sign-ins and a new partner API key."""
-    from billing.demo import load_demo
+    from billing.demo import CARD_PEOPLE, CUSTOMER_PASSWORD, DEMO_TERMINAL_SECRET, load_demo
+    from processors.fakes import mount
 
     settings = from_env()
     asyncio.run(migrate_database(settings.database_url))
-    access = _with_database(settings, load_demo)
+    state_dir = Path(settings.fake_state_dir)
+    # The demo stores cards through the payment systems' fakes, which `kassa serve` mounts
+    # under /fakes on the same port: served alone here meanwhile, keeping the same state.
+    port = urlsplit(settings.public_url).port or 80
+    with mount.serving(state_dir, port):
+        access = _with_database(settings, load_demo)
+    if access.payment_systems:
+        # What each fake's merchant would register in the provider's dashboard.
+        mount.save_deliveries(
+            state_dir,
+            {
+                system.fake: f"{settings.public_url}/callbacks/{system.account_id}"
+                for system in access.payment_systems
+                if system.fake is not None
+            },
+        )
     typer.echo(
         "Demo data loaded."
         if access.loaded
@@ -222,6 +239,16 @@ def demo() -> None:
     for line in _columns(access.logins):
         typer.echo(line)
     typer.echo(f"Partner API key (new on each run): {access.api_key}")
+    typer.echo(
+        "Payment systems (/admin/payment-systems) talk to local fakes under /fakes: serve "
+        "with KASSA_FAKE_PROCESSORS=1 (make run does)."
+    )
+    for system in access.payment_systems:
+        typer.echo(f"  {system.name} ({system.processor}): /callbacks/{system.account_id}")
+    typer.echo("Customers with cards at Stripe's and Authorize.Net's fakes:")
+    for line in _columns([(name, email, CUSTOMER_PASSWORD) for name, email, _, _ in CARD_PEOPLE]):
+        typer.echo(line)
+    typer.echo(f"Cash terminal network City Kiosks signs with: {DEMO_TERMINAL_SECRET}")
 
 
 @app.command("create-admin")

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import api_keys, bitcoin_payments, clock, jobs, users
+from billing import api_keys, bitcoin_payments, clock, jobs, payment_systems, users
 from billing.access import Viewer
 from billing.accounts import account_query, create_account
 from billing.bitcoin import SeenOutput, WatchedAddress
@@ -37,7 +37,12 @@ from billing.bitcoin_wallets import WalletInput, set_wallet
 from billing.card_charges import within
 from billing.charges import ChargeInput, post_charge
 from billing.collection import SettingsInput
-from billing.customers import CustomerInput, create_customer, create_customer_class
+from billing.customers import (
+    CustomerInput,
+    create_customer,
+    create_customer_class,
+    create_reseller,
+)
 from billing.db import Database
 from billing.distributors import (
     DistributorInput,
@@ -65,6 +70,8 @@ from billing.periods import BillingPeriod, local_date, local_midnight_utc
 from billing.processing import CardDetails
 from billing.processor_accounts import AccountInput
 from billing.processor_accounts import create_account as create_processor_account
+from billing.processor_accounts import disable_account as disable_processor_account
+from billing.processor_accounts import list_accounts as list_processor_accounts
 
 ADMIN_LOGIN = ("admin@kassa.demo", "demo-admin-pass")
 CUSTOMER_PASSWORD = "demo-customer-pass"
@@ -604,6 +611,210 @@ def demo_plan(now: datetime) -> DemoPlan:
     return DemoPlan(start=start, steps=steps, first_scan=now + bitcoin_payments.POLL_EVERY)
 
 
+# --- payment systems --------------------------------------------------------------------------
+
+#: The fakes' public test credentials (``processors/fakes``; served under ``/fakes/<name>`` by
+#: ``KASSA_FAKE_PROCESSORS``), the demo's processor accounts are given: nothing here is secret.
+#: ``{fakes}`` is the fakes' address under the configured public URL.  Each entry: the fake's
+#: mount name (None: no fake), the account's name, its processor, whose it is, where its API
+#: is (``{fakes}``-relative, None: not called), its credentials, and (currency, minimum) pairs.
+DEMO_TERMINAL_SECRET = "demo-terminal-network-secret"
+DEMO_RESELLER = "Corner Telecom"
+PAYMENT_SYSTEMS: list[
+    tuple[str | None, str, str, str, str | None, dict[str, str], list[tuple[str, str]]]
+] = [
+    (
+        "stripe",
+        "Stripe",
+        "stripe",
+        "provider",
+        "{fakes}/stripe",
+        {
+            "secret_key": "sk_test_kassa_fake",
+            "publishable_key": "pk_test_kassa_fake",
+            "webhook_secret": "whsec_kassa_fake",
+            "stripe_js_url": "{fakes}/stripe/v3/",
+        },
+        [("USD", "0.50"), ("EUR", "0.50")],
+    ),
+    (
+        "authorize-net",
+        "Authorize.Net",
+        "authorize_net",
+        "reseller",
+        "{fakes}/authorize-net/xml/v1/request.api",
+        {
+            "api_login_id": "fake-login",
+            "transaction_key": "fake-transaction-key",
+            "signature_key": "FAKESIGNATUREKEY",
+            "client_key": "fake-client-key",
+            "accept_js_url": "{fakes}/authorize-net/v1/Accept.js",
+        },
+        [("USD", "0")],
+    ),
+    (
+        "paypal",
+        "PayPal",
+        "paypal",
+        "provider",
+        "{fakes}/paypal",
+        {
+            "client_id": "kassa-fake-client",
+            "client_secret": "kassa-fake-secret",
+            "webhook_id": "8PT597110X687430LKGECATA",
+        },
+        [("USD", "1.00"), ("EUR", "1.00")],
+    ),
+    (
+        "skrill",
+        "Skrill",
+        "skrill",
+        "provider",
+        "{fakes}/skrill",
+        {
+            "merchant_email": "merchant@kassa.test",
+            "merchant_id": "40009999",
+            "secret_word": "kassa-fake-secret",
+            "mqi_password": "kassa-fake-mqi",
+        },
+        [("EUR", "1.00"), ("USD", "1.00")],
+    ),
+    (
+        "payarena",
+        "Payarena",
+        "payarena",
+        "provider",
+        "{fakes}/payarena",
+        {"merchant_id": "UPSLTEST0001", "secret_key": "payarena-fake-secret-key"},
+        [("NGN", "100.00")],
+    ),
+    (
+        "remita",
+        "Remita",
+        "remita",
+        "provider",
+        "{fakes}/remita",
+        {"merchant_id": "2547916", "service_type_id": "4430731", "api_key": "1946"},
+        [("NGN", "50.00")],
+    ),
+    (
+        "paynearme",
+        "PayNearMe",
+        "paynearme",
+        "provider",
+        "{fakes}/paynearme",
+        {"site_identifier": "S9900000001", "secret_key": "kassa-fake-paynearme-secret"},
+        [("USD", "1.00")],
+    ),
+    (
+        None,
+        "City Kiosks",
+        "cash_terminal",
+        "provider",
+        None,
+        {"signing_secret": DEMO_TERMINAL_SECRET},
+        [("USD", "0"), ("NGN", "0")],
+    ),
+]
+#: The customers who store their cards through Stripe (the provider's) and Authorize.Net (the
+#: reseller's): name, e-mail, whose customer, plan fee.  Each has an invoice due in
+#: :data:`CARD_TERMS_DAYS` that the collection run charges on its due date.
+CARD_PEOPLE = [
+    ("Annie Easley", "annie@example.com", "provider", 3499),
+    ("Evelyn Boyd Granville", "evelyn@example.com", "reseller", 2799),
+]
+CARD_TERMS_DAYS = 14
+
+
+@dataclass(frozen=True)
+class PaymentSystem:
+    """A demo processor account: the fake it talks to (its mount name) and its id, whose
+    ``/callbacks/{id}`` the fake delivers to."""
+
+    fake: str | None
+    name: str
+    processor: str
+    account_id: int
+
+
+async def _payment_systems(db: Database) -> list[PaymentSystem]:
+    """Every installed processor's account, pointing at its fake; the two card customers
+    store a card each through their owner's account (over HTTP, to the fakes) and get an
+    invoice.  The simulator account is disabled first: it keeps charging the cards stored
+    through it, new cards go to Stripe."""
+    made: list[PaymentSystem] = []
+    async with db.transaction() as session:
+        fakes = f"{session.info['settings'].public_url}/fakes"
+        for account in await list_processor_accounts(session, ADMIN):
+            await disable_processor_account(session, ADMIN, account.id)
+        reseller = await create_reseller(session, ADMIN, DEMO_RESELLER, "billing@corner.example")
+        for fake, name, processor, owner, base, credentials, minimums in PAYMENT_SYSTEMS:
+            info = payment_systems.catalog().describe(processor)
+            if info is None:  # not installed here
+                continue
+            account = await create_processor_account(
+                session,
+                ADMIN,
+                AccountInput(
+                    name=name,
+                    processor=processor,
+                    credentials={k: v.format(fakes=fakes) for k, v in credentials.items()},
+                    base_url=None if base is None else base.format(fakes=fakes),
+                    minimums=minimums,
+                    method_kinds=sorted(info.method_kinds - {MethodKind.MAESTRO}),
+                ),
+                reseller.id if owner == "reseller" else None,
+            )
+            made.append(PaymentSystem(fake, name, processor, account.id))
+    for name, email, owner, fee in CARD_PEOPLE:
+        async with db.transaction() as session:
+            await _card_customer(
+                session, reseller.id if owner == "reseller" else None, name, email, fee
+            )
+    return made
+
+
+async def _card_customer(
+    session: AsyncSession, reseller_id: int | None, name: str, email: str, fee: int
+) -> None:
+    """A USD customer of ``reseller_id`` (None: the provider's) whose card goes through the
+    owner's account, with an invoice charged on its due date by the collection run."""
+    staff = Viewer(role=Role.ADMIN, user_id=0, reseller_id=reseller_id)
+    cls = await create_customer_class(
+        session,
+        staff,
+        "Card on file",
+        CARD_TERMS_DAYS,
+        7,
+        {InvoiceKind.OUT_OF_TURN: SettingsInput(card_charging=CardCharging.ON_DUE_DATE)},
+    )
+    customer = await create_customer(
+        session,
+        staff,
+        CustomerInput(
+            name=name,
+            email=email,
+            currency="USD",
+            time_zone="America/New_York",
+            class_id=cls.id,
+            credit_limit=50000,
+            auto_payment=True,
+            reseller_id=reseller_id,
+        ),
+    )
+    await create_account(session, staff, customer.id, f"+1555{customer.id:03d}9000", "Fibre 1000")
+    await users.create_user(
+        session, email, CUSTOMER_PASSWORD, Role.CUSTOMER, customer_id=customer.id
+    )
+    await add_card(
+        session,
+        staff,
+        customer.id,
+        CardDetails(number="4111111111111111", exp_month=12, exp_year=2031, cvc="123", holder=name),
+    )
+    await _invoice_at_once(session, customer, ChargeKind.ONE_OFF, f"{name}: installation", fee)
+
+
 @dataclass(frozen=True)
 class DemoAccess:
     """How to get into the demo: the logins (role, e-mail, password), a fresh API key, and
@@ -612,6 +823,8 @@ class DemoAccess:
     logins: list[tuple[str, str, str]]
     api_key: str
     loaded: bool
+    #: The processor accounts this load made (none when the demo was already there).
+    payment_systems: list[PaymentSystem] = field(default_factory=list)
 
 
 #: The provider's card processor account: the simulator, taking every demo currency (no
@@ -672,6 +885,7 @@ async def load_demo(db: Database, now: datetime | None = None) -> DemoAccess:
             continue
         async with db.transaction() as session:
             await step(session, customers)
+    systems = await _payment_systems(db)
     async with db.transaction() as session:
         await clock.run(session)
-    return DemoAccess(_logins(), await _new_api_key(db), loaded=True)
+    return DemoAccess(_logins(), await _new_api_key(db), loaded=True, payment_systems=systems)

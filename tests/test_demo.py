@@ -3,16 +3,19 @@ sound."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
+from starlette.applications import Starlette
 
-from billing import api_keys, clock
+from billing import api_keys, clock, jobs
 from billing.bitcoin_payments import BITCOIN_SCAN_JOB
 from billing.db import Database
-from billing.demo import PEOPLE, demo_plan, load_demo, month_start
+from billing.demo import CARD_PEOPLE, CARD_TERMS_DAYS, PEOPLE, demo_plan, load_demo, month_start
 from billing.distributors import commission_this_period
 from billing.models import (
     BitcoinPayment,
@@ -29,8 +32,11 @@ from billing.models import (
     JobStatus,
     Payment,
     PaymentMethod,
+    Reseller,
 )
 from billing.processor_accounts import list_accounts
+from processors.fakes import mount
+from tests.bitcoin_chain import serving
 from tests.factories import admin_viewer
 
 #: Load dates that have broken date arithmetic before: today's month, the last minutes of a
@@ -45,6 +51,17 @@ LOAD_DATES = [
     datetime(2027, 3, 1, 0, 15, tzinfo=UTC),
     datetime(2026, 11, 1, 8, 30, tzinfo=UTC),
 ]
+
+
+@pytest.fixture
+async def demo_db(db: Database, tmp_path: Path) -> AsyncIterator[Database]:
+    """The test database as the demo loader sees it: the payment systems' fakes served under
+    ``/fakes`` at its public address (as ``kassa demo`` serves them), their state in
+    ``tmp_path``."""
+    with serving(Starlette(routes=mount.routes(tmp_path))) as fakes:
+        database = Database(db.settings.with_(public_url=fakes.url))
+        yield database
+        await database.dispose()
 
 
 async def _counts(db: Database) -> dict[str, int]:
@@ -65,7 +82,8 @@ def test_month_start_counts_whole_months_back_across_years() -> None:
 
 
 @pytest.mark.parametrize("now", LOAD_DATES, ids=lambda at: at.strftime("%Y-%m-%dT%H:%M"))
-async def test_demo_tells_the_same_story_on_any_day(db: Database, now: datetime) -> None:
+async def test_demo_tells_the_same_story_on_any_day(demo_db: Database, now: datetime) -> None:
+    db = demo_db
     await load_demo(db, now)
     plan = demo_plan(now)
     assert plan.start < min(at for at, _ in plan.steps) and max(at for at, _ in plan.steps) == now
@@ -137,25 +155,46 @@ async def test_demo_tells_the_same_story_on_any_day(db: Database, now: datetime)
         assert await commission_this_period(session, distributor) == 200 + 100 + 25 + 75
 
 
-async def test_demo_loads_only_once(db: Database) -> None:
+async def test_demo_loads_only_once(demo_db: Database) -> None:
+    db = demo_db
     first = await load_demo(db, LOAD_DATES[0])
     assert first.loaded
     assert {role for role, _, _ in first.logins} == {"administrator", "customer", "distributor"}
     async with db.session() as session:
         assert await api_keys.authenticate_api_key(session, first.api_key) is not None
     counts = await _counts(db)
-    assert counts["customers"] == 23 and counts["distributors"] == 1
-    # The administrator sees a configured payment system, and the demo's cards use it.
+    assert counts["customers"] == 25 and counts["distributors"] == 1
+    # The administrator sees the configured payment systems: the simulator, kept (disabled)
+    # for the cards of the demo's history, and every installed processor at its fake.
     async with db.session() as session:
-        [account] = await list_accounts(session, admin_viewer())
-        cards = (await session.scalars(select(PaymentMethod.processor_account_id))).all()
-    assert (account.processor, account.enabled, account.credentials_set) == (
-        "simulator",
-        True,
-        ("webhook_secret",),
+        accounts = await list_accounts(session, admin_viewer())
+        for reseller in await session.scalars(select(Reseller)):
+            accounts += await list_accounts(session, admin_viewer(), reseller.id)
+        processors = set(await session.scalars(select(PaymentMethod.processor).distinct()))
+    by_processor = {account.processor: account for account in accounts}
+    simulator = by_processor.pop("simulator")
+    assert (simulator.enabled, simulator.credentials_set) == (False, ("webhook_secret",))
+    assert {system.processor for system in first.payment_systems} == set(by_processor)
+    assert {"stripe", "authorize_net"} <= set(by_processor)
+    assert all(account.enabled for account in by_processor.values())
+    assert by_processor["authorize_net"].reseller_id is not None
+    assert by_processor["stripe"].base_url == f"{db.settings.public_url}/fakes/stripe"
+    # Cards at the simulator (the history's), at Stripe's fake and at Authorize.Net's.
+    assert processors == {"simulator", "stripe", "authorize_net"}
+    # The collection run charges the two new cards on their invoices' due date.
+    card_customers = select(Customer.id).where(
+        Customer.email.in_([email for _, email, _, _ in CARD_PEOPLE])
     )
-    assert cards and set(cards) == {account.id}
+    due = select(Invoice.status).where(Invoice.customer_id.in_(card_customers))
+    async with db.session() as session:
+        assert list(await session.scalars(due)) == [InvoiceStatus.UNPAID] * 2
+    async with db.transaction() as session:  # stopped first: the demo leaves it running
+        await clock.freeze(session, await clock.now(session) + timedelta(seconds=1))
+    await jobs.advance_clock(db, LOAD_DATES[0] + timedelta(days=CARD_TERMS_DAYS, hours=16))
+    async with db.session() as session:
+        assert list(await session.scalars(due)) == [InvoiceStatus.PAID] * 2
 
+    counts = await _counts(db)
     again = await load_demo(db)
     assert not again.loaded
     assert again.logins == first.logins
