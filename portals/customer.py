@@ -617,7 +617,9 @@ async def _adopt_card(request: Request, visitor: Visitor, values: dict[str, str]
         },
     )
     if payload["errors"]:
-        return await _cards_page(request, visitor, Form.with_errors({}, payload["errors"], fields=()))
+        return await _cards_page(
+            request, visitor, Form.with_errors({}, payload["errors"], fields=())
+        )
     added = _card_words(payload["paymentMethod"])
     return await _cards_page(request, visitor, notice=f"{added} was added.")
 
