@@ -244,7 +244,7 @@ async def test_the_pdf_behind_the_signed_link_scans_to_the_slip_s_identifier(
     (tmp_path / "slip.pdf").write_bytes(answer.content)
     await asyncio.to_thread(
         subprocess.run,
-        ["pdftoppm", "-png", "-r", "150", tmp_path / "slip.pdf", tmp_path / "page"],
+        ["pdftoppm", "-png", "-r", "150", str(tmp_path / "slip.pdf"), str(tmp_path / "page")],
         check=True,
     )
     [page] = tmp_path.glob("page*.png")
