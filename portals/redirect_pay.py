@@ -2,9 +2,10 @@
 
 ``/portal/pay`` lists the payment systems the customer's owner offers (``paymentOptions``)
 with an amount — an open invoice's outstanding (``?invoice=<id>``) or a top-up — and a Pay
-button.  Paying runs ``startRedirectPayment`` as the visitor and sends the browser on: a 303
-to the system's page, or, for a system entered by a form POST (Remita), a page whose form
-submits itself (with a visible button for a browser without JavaScript).  What the customer
+button.  Paying runs ``startRedirectPayment`` as the visitor and sends the browser on to the
+system's page — by a page whose script follows the link, or submits the system's form for a
+system entered by a form POST (Remita), with a visible link or button for a browser without
+JavaScript (a 303 would be refused by the browser: see :func:`_leave`).  What the customer
 must fix first (Remita's phone or e-mail) comes back beside the form, with a link to the
 profile, before anyone is sent anywhere.
 
@@ -18,9 +19,10 @@ htmx.  It is a GET that is safe to reload: a payment is booked once, however oft
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from portals import forms, graphql, rendering
@@ -127,16 +129,25 @@ async def pay(request: Request, visitor: Visitor) -> Response:
             form.problems.append("This payment was already made; see your payments.")
         form.values["_codes"] = " ".join(error["code"] for error in payload["errors"])
         return await _page(request, visitor, form, invoice_id)
-    if redirect["method"] == "GET":
-        return _leave(request, redirect["url"])
-    return rendering.render(request, "redirect_pay_form.html", {"redirect": redirect})
+    return _leave(request, redirect)
 
 
-def _leave(request: Request, url: str) -> Response:
-    """A 303 to the system's page; through htmx, a full-page redirect (HX-Redirect)."""
-    if request.headers.get("hx-request"):
-        return Response(status_code=200, headers={"HX-Redirect": url})
-    return RedirectResponse(url, status_code=303)
+def _leave(request: Request, redirect: dict[str, Any]) -> Response:
+    """The page that sends the browser on: its script follows the link (GET) or submits the
+    form (POST), and a visible link or button does it without JavaScript.
+
+    Not a 303: the page's ``form-action 'self'`` forbids a form's submission to end up on
+    another site, redirects included, so the page allows the system's origin as a form target
+    only here, where the form is the system's own.
+    """
+    response = rendering.render(request, "redirect_pay_form.html", {"redirect": redirect})
+    parts = urlsplit(redirect["url"])
+    if redirect["method"] == "POST" and parts.scheme in ("http", "https") and parts.netloc:
+        policy = response.headers["content-security-policy"]
+        response.headers["content-security-policy"] = policy.replace(
+            "form-action 'self'", f"form-action 'self' {parts.scheme}://{parts.netloc}"
+        )
+    return response
 
 
 @requires(CUSTOMER)
