@@ -20,6 +20,7 @@ from billing.db import Database
 from billing.processor_accounts import AccountInput, create_account
 from processors.fakes.paynearme import SECRET_KEY, SITE_IDENTIFIER, FakePayNearMe
 from tests.bitcoin_chain import LiveServer, serving
+from tests.browser.accessibility import assert_accessible
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.support import sign_in
 from tests.factories import admin_viewer, customer_with_login, freeze_clock, issue_invoice
@@ -76,6 +77,7 @@ async def test_the_slip_barcode_decodes_to_the_identifier_beside_it(
     await expect(page.locator("#slip-where")).to_contain_text("7-Eleven, ACE Cash Express")
     await expect(page.get_by_role("button", name="Print the slip")).to_be_visible()
     assert await page.evaluate("() => document.documentElement.scrollWidth") <= width
+    await assert_accessible(page)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=ARTIFACTS / f"cash-slip-{width}.png", full_page=True)
 
