@@ -1,8 +1,8 @@
 """The PayNearMe cash slip in a real browser (issue 13): the slip page's barcode — a screenshot
 of the SVG element read by zxing-cpp, as a store's scanner reads the printed slip — decodes to
 exactly the payment identifier printed beside it, at a desktop's width and a phone's; the
-dashboard links to it; the print stylesheet prints the slip alone; the PDF link serves the
-slip."""
+dashboard links to it; the page passes the accessibility checks; the print stylesheet prints
+the slip alone; the PDF link serves the slip."""
 
 from __future__ import annotations
 
