@@ -413,18 +413,23 @@ async def route(
     """The processor account ``customer`` pays ``currency`` through by ``method_kind`` (any
     method when None) with ``capability``: see the module's docstring.
 
-    None when none of the customer's owners has an enabled account (use the default
-    processor, as before accounts existed); NO_PROCESSOR_ACCOUNT when they have accounts
-    but none fits.
+    None when none of the customer's owners has an enabled account with ``capability`` (use
+    the default processor, as before accounts existed: a provider offering only PayPal or a
+    terminal network still stores cards); NO_PROCESSOR_ACCOUNT when they have such accounts
+    but none fits the currency or method.
     """
     chain = await _owner_chain(session, customer.reseller_id)
-    accounts = list(
-        await session.scalars(
+    catalog = payment_systems.catalog()
+    accounts = [
+        account
+        for account in await session.scalars(
             select(ProcessorAccount)
             .where(ProcessorAccount.owner_key.in_(chain), ProcessorAccount.enabled)
             .order_by(ProcessorAccount.id)
         )
-    )
+        if (info := catalog.describe(account.processor)) is not None
+        and capability in info.capabilities
+    ]
     if not accounts:
         return None
     accounts.sort(key=lambda a: chain.index(a.owner_key))

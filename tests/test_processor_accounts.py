@@ -12,7 +12,7 @@ from sqlalchemy import text
 from billing.db import Database
 from billing.errors import NotFound, UserError
 from billing.models import ProcessorAccount
-from billing.payment_systems import MethodKind, Mode
+from billing.payment_systems import Capability, MethodKind, Mode
 from billing.processor_accounts import (
     AccountInput,
     check_minimum,
@@ -199,6 +199,27 @@ async def test_without_any_account_routing_keeps_the_default_processor(db: Datab
         resold = await make_customer(session, admin_viewer(reseller.id))
         # The reseller has none and does not fall back: as before accounts existed.
         assert await route(session, resold, "USD", MethodKind.VISA) is None
+
+
+async def test_accounts_that_cannot_store_cards_leave_cards_to_the_default_processor(
+    db: Database,
+) -> None:
+    async with db.transaction() as session:
+        await create_account(
+            session,
+            admin_viewer(),
+            account_input(
+                name="City Kiosks",
+                processor="cash_terminal",
+                credentials={"signing_secret": SECRET},
+                method_kinds=[],
+            ),
+        )
+        customer = await make_customer(session)
+        # A terminal network takes no card: cards go where they went before accounts.
+        assert await route(session, customer, "USD", MethodKind.VISA) is None
+        terminal = await route(session, customer, "USD", None, Capability.INBOUND)
+        assert terminal is not None and terminal.processor == "cash_terminal"
 
 
 async def test_a_payment_below_the_minimum_is_refused(db: Database) -> None:
