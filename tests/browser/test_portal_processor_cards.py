@@ -143,9 +143,10 @@ async def add_card_in_browser(
 
 def stripe_fill(number: str) -> Callable[[Page], Awaitable[None]]:
     async def fill(page: Page) -> None:
-        await page.get_by_label("Card number").fill(number)
-        await page.get_by_label("Expiry (MM/YY)").fill("12/31")
-        await page.get_by_label("Security code").fill("123")
+        # Stripe's inputs (the fake's stand-ins for its iframe), not their group's label.
+        await page.get_by_label("Card number", exact=True).fill(number)
+        await page.get_by_label("Expiry (MM/YY)", exact=True).fill("12/31")
+        await page.get_by_label("Security code", exact=True).fill("123")
 
     return fill
 
