@@ -119,13 +119,14 @@ async def _account(session: AsyncSession, customer: Customer) -> ProcessorAccoun
 
 
 async def offered(session: AsyncSession, viewer: Viewer, customer_id: int) -> bool:
-    """Whether the customer can have a cash slip (one made already, or an account to make it)."""
+    """Whether the customer can pay with a cash slip: not closed (its payments would be
+    refused at the register), and one was made already or an account can make it."""
     customer = await _customer(session, viewer, customer_id)
+    if customer.status == CustomerStatus.CLOSED:
+        return False
     if await _slip_row(session, customer.id) is not None:
         return True
-    return (
-        customer.status != CustomerStatus.CLOSED and await _account(session, customer) is not None
-    )
+    return await _account(session, customer) is not None
 
 
 async def _slip_row(session: AsyncSession, customer_id: int) -> CashSlip | None:

@@ -194,6 +194,8 @@ async def test_a_closed_or_unknown_customer_is_refused_at_the_register(
 ) -> None:
     party = await new_party(db)
     slip = await slip_of(db, party)
+    async with db.session() as session:
+        assert await cash_slips.offered(session, customer_viewer(party.id), party.id)
     async with db.transaction() as session:
         await session.execute(
             update(Customer).where(Customer.id == party.id).values(status=CustomerStatus.CLOSED)
@@ -201,6 +203,8 @@ async def test_a_closed_or_unknown_customer_is_refused_at_the_register(
     refused = await fake.pay_at_store(slip.payment_identifier, "10.00")
     assert refused["accepted"] is False
     assert "closed" in fake.deliveries[-1].reply
+    async with db.session() as session:  # nor does the portal offer the slip any more
+        assert not await cash_slips.offered(session, admin_viewer(), party.id)
 
     # An order kassa never made (another site's reference on the same PayNearMe site).
     stranger = PayNearMeProcessor(
