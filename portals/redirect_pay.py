@@ -30,6 +30,7 @@ from portals.customer import CUSTOMER, ERRORS, MONEY
 from portals.forms import Form
 from portals.graphql import Visitor
 from portals.session import requires
+from schema.relay import encode_id
 
 PAY_PATH = "/portal/pay"
 RETURN_PATH = "/portal/pay/return/{payment_id}"
@@ -153,7 +154,8 @@ def _leave(request: Request, redirect: dict[str, Any]) -> Response:
 @requires(CUSTOMER)
 async def returned(request: Request, visitor: Visitor) -> Response:
     """The outcome, as the system tells it (see the module's docstring)."""
-    payment_id = request.path_params["payment_id"]
+    # billing builds the address with the payment's own id (it knows no API ids).
+    payment_id = encode_id("Payment", request.path_params["payment_id"])
     query = request.url.query
     payload = await graphql.mutate(request, COMPLETE, {"paymentId": payment_id, "query": query})
     payment = graphql.found(payload["payment"])
@@ -183,5 +185,5 @@ def routes() -> list[BaseRoute]:
     return [
         Route(PAY_PATH, pay_page, methods=["GET"]),
         Route(PAY_PATH, pay, methods=["POST"]),
-        Route("/portal/pay/return/{payment_id}", returned, methods=["GET"]),
+        Route("/portal/pay/return/{payment_id:int}", returned, methods=["GET"]),
     ]

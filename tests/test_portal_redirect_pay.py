@@ -44,7 +44,7 @@ async def test_paying_an_invoice_through_paypal_and_coming_back(
     assert payment.status == PaymentStatus.PENDING and approve == payment.action_url
 
     query = await press(approve, "approve")
-    address = f"/portal/pay/return/{_gid(payment.id)}?{urlencode(query)}"
+    address = f"/portal/pay/return/{payment.id}?{urlencode(query)}"
     for _ in range(2):  # reloading changes nothing
         back = await signed_in.open(address)
         assert back.status_code == 200
@@ -64,10 +64,10 @@ async def test_a_cancel_is_shown_as_canceled(
     assert sent.status_code == 200
     payment = await _only_payment(db)
     # Back before paying: still waiting, and the page polls itself.
-    back = await browser.open(f"/portal/pay/return/{_gid(payment.id)}?trxId=x")
+    back = await browser.open(f"/portal/pay/return/{payment.id}?trxId=x")
     assert "outcome-waiting" in back.text and "poll=1" in back.text
     query = await press(_link(sent.text), "cancel")
-    back = await browser.open(f"/portal/pay/return/{_gid(payment.id)}?{urlencode(query)}")
+    back = await browser.open(f"/portal/pay/return/{payment.id}?{urlencode(query)}")
     assert "Nothing was charged" in text_of(back.text, "outcome-canceled")
     assert (await _only_payment(db)).status == PaymentStatus.FAILED
 
@@ -109,10 +109,6 @@ def _link(html: str) -> str:
     found = re.search(r'href="([^"]+)" id="redirect-link"', html)
     assert found is not None and found.group(1), "no link to the payment page"
     return unescape(found.group(1))
-
-
-def _gid(payment_id: int) -> str:
-    return str(encode_id("Payment", payment_id))
 
 
 async def _customer_id(db: Database) -> int:
