@@ -879,7 +879,7 @@ DISTRIBUTOR_SEES: dict[str, Reach] = {
         ),
         refused=_names(
             "charges ledgerTransactions paymentMethods bitcoinAddress bitcoinAddresses "
-            "bitcoinPaymentRequest bitcoinPayments cashSlip cashSlipOffered"
+            "bitcoinPaymentRequest bitcoinPayments cardForm cashSlip cashSlipOffered"
         ),
     ),
     "CustomerClass": Reach(
