@@ -33,7 +33,9 @@ def upgrade() -> None:
         sa.Column("processor", sa.String(32), nullable=False),
         sa.Column("credentials_sealed", sa.Text(), nullable=False),
         sa.Column(
-            "mode", sa.Enum("TEST", "LIVE", name="mode", native_enum=False, length=24), nullable=False
+            "mode",
+            sa.Enum("TEST", "LIVE", name="mode", native_enum=False, length=24),
+            nullable=False,
         ),
         sa.Column("base_url", sa.String(500), nullable=True),
         sa.Column("minimums", sa.JSON(), nullable=False),
@@ -44,9 +46,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_processor_accounts")),
         sa.UniqueConstraint("owner_key", "name", name="uq_processor_accounts_name"),
     )
-    op.create_index(
-        op.f("ix_processor_accounts_owner_key"), "processor_accounts", ["owner_key"]
-    )
+    op.create_index(op.f("ix_processor_accounts_owner_key"), "processor_accounts", ["owner_key"])
     op.create_table(
         "processor_notifications",
         sa.Column("id", _ID, nullable=False),
