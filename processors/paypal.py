@@ -357,14 +357,11 @@ class PayPalProcessor:
         return body
 
     async def complete_return(self, start: RedirectStart, query: Mapping[str, str]) -> ChargeResult:
-        """Capture the order the customer says they approved; ``query`` is not read (PayPal
-        alone knows whether the order was approved)."""
-        order = await self._order(start)
-        if order is None:
-            return _expired(start)
-        if order.get("status") in ("COMPLETED", "VOIDED"):
-            return _order_result(order)
-        return await self._capture(start, order)
+        """What became of the order when the customer came back; ``query`` is not read (PayPal
+        alone knows whether the order was approved).  Only an APPROVED order is captured: a
+        capture refused for an order not yet approved would be replayed under the same
+        ``PayPal-Request-Id`` after the payer approves, and the payment never captured."""
+        return await self.redirect_status(start)
 
     async def redirect_status(self, start: RedirectStart) -> ChargeResult:
         """The order's state at PayPal; one it no longer knows has expired unpaid.
