@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 import wallets
 from billing import ledger
@@ -38,6 +38,9 @@ async def _create_private_database(server_url: str) -> str:
         async with engine.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
             await conn.execute(text(f'CREATE DATABASE "{name}"'))
+            # A throw-away database need not wait for the disk at every commit (most of a
+            # test's time on PostgreSQL otherwise); what a commit makes visible is unchanged.
+            await conn.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
     finally:
         await engine.dispose()
     return url.set(database=name).render_as_string(hide_password=False)
@@ -83,6 +86,35 @@ async def _schema(settings: Settings) -> None:
     await reset_and_migrate(settings.database_url)
 
 
+async def _empty_tables(conn: AsyncConnection, *, is_sqlite: bool) -> None:
+    """Delete every row, children before parents, and restart the ids at 1.
+
+    On PostgreSQL only the tables that have rows are emptied, with DELETE, and only the
+    sequences that were used (all of them id columns') are restarted: a TRUNCATE of every
+    table, which makes new files for each table and index, took 0.6-0.8 s per test on the
+    loaded 2-core machine, this 0.003-0.04 s.  SQLite hands out max(id) + 1, so an empty
+    table starts again at 1 by itself.
+    """
+    names = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    if not is_sqlite:
+        probe = " UNION ALL ".join(
+            f"SELECT '{n}' WHERE EXISTS (SELECT 1 FROM \"{n}\")" for n in names
+        )
+        with_rows = {row[0] for row in await conn.execute(text(probe))}
+        names = [n for n in names if n in with_rows]
+    for name in names:
+        await conn.execute(text(f'DELETE FROM "{name}"'))
+    if not is_sqlite:
+        used = await conn.execute(
+            text(
+                "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename)"
+                " FROM pg_sequences WHERE last_value IS NOT NULL"
+            )
+        )
+        for (sequence,) in used.all():
+            await conn.execute(text("SELECT setval(:s, 1, false)"), {"s": sequence})
+
+
 @pytest.fixture
 async def db(
     settings: Settings, _schema: None, request: pytest.FixtureRequest
@@ -94,14 +126,7 @@ async def db(
     """
     database = Database(settings)
     async with database.engine.begin() as conn:
-        names = [t.name for t in reversed(Base.metadata.sorted_tables)]
-        if database.is_sqlite:
-            for name in names:
-                await conn.execute(text(f'DELETE FROM "{name}"'))
-        else:
-            await conn.execute(
-                text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE")
-            )
+        await _empty_tables(conn, is_sqlite=database.is_sqlite)
     yield database
     if request.node.get_closest_marker("tampers_ledger") is None:
         async with database.session() as session:
