@@ -256,6 +256,8 @@ class Side:
     #: A processor account of the side's owner (the provider's or its reseller's), made
     #: after the side's card so the card went through the default processor.
     processor_account: str
+    #: A cash-terminal network of the side's owner (a processor account that takes no card).
+    terminal_network: str
 
     def ids(self) -> set[str]:
         """Every global id of this side (what must not leak when the side is hidden)."""
@@ -308,6 +310,7 @@ def _ghost() -> Side:
         distributor_failure=encode_id("RunFailure", missing + 1),
         distributor_key=encode_id("ApiKey", missing),
         processor_account=encode_id("ProcessorAccount", missing),
+        terminal_network=encode_id("ProcessorAccount", missing + 1),
     )
 
 
@@ -434,6 +437,18 @@ async def _make_side(
             ),
             None if reseller is None else reseller.id,
         )
+        terminal_network = await create_processor_account(
+            session,
+            admin,
+            ProcessorAccountInput(
+                name=f"Kiosks {label}",
+                processor="cash_terminal",
+                credentials={"signing_secret": f"kiosk-secret-{label}"},
+                minimums=[("USD", "0")],
+                method_kinds=[],
+            ),
+            None if reseller is None else reseller.id,
+        )
         collected = (
             None
             if distributor is None
@@ -475,6 +490,7 @@ async def _make_side(
             None if distributor_key is None else encode_id("ApiKey", distributor_key.id)
         ),
         processor_account=encode_id("ProcessorAccount", processor_account.id),
+        terminal_network=encode_id("ProcessorAccount", terminal_network.id),
     )
 
 
@@ -1380,6 +1396,23 @@ OPERATIONS: tuple[Operation, ...] = (
         _letterhead_of,
         STAFF,
     ),
+    # How a card is entered: the side's card account is the simulator's, which tokenizes on
+    # the server (no script); a distributor is refused it like the cards themselves.
+    query(
+        "customer",
+        "query($id: ID!) { customer(id: $id) { id cardForm { processor scriptUrl "
+        "publicSettings { name value } } } }",
+        _id_of("customer"),
+        SELF_OR_STAFF,
+        variant="cardForm",
+    ),
+    # A terminal network's day, for its owner's administrators (empty CSV with its header).
+    query(
+        "terminalReconciliation",
+        'query($a: ID!) { terminalReconciliation(accountId: $a, date: "2026-01-15") }',
+        lambda me, target, unique: {"a": target.terminal_network},
+        STAFF,
+    ),
     # The side's account is a card processor's: its own paymentOptions are an empty list.
     query(
         "paymentOptions",
@@ -1752,6 +1785,17 @@ OPERATIONS: tuple[Operation, ...] = (
             "cvc": "123",
         },
         SELF_OR_STAFF_WRITE,
+    ),
+    # The side's card account (the simulator) tokenizes on the server: an allowed caller hears
+    # CLIENT_TOKENIZATION_NOT_OFFERED (tests/browser/test_portal_processor_cards.py adopts real
+    # ones), the others are refused as usual.
+    mutation(
+        "adoptPaymentMethod",
+        None,
+        "",
+        lambda me, target, unique: {"customerId": target.customer, "clientToken": "pm_matrix"},
+        SELF_OR_STAFF_WRITE,
+        own_errors=("CLIENT_TOKENIZATION_NOT_OFFERED",),
     ),
     mutation(
         "setDefaultPaymentMethod",
