@@ -39,17 +39,15 @@ from processors.fakes import mount
 from tests.bitcoin_chain import serving
 from tests.factories import admin_viewer
 
-#: Load dates that have broken date arithmetic before: today's month, the last minutes of a
-#: month (UTC already past midnight in Tokyo, not yet in Los Angeles), a leap day, the night
-#: Europe moves its clocks, the first minutes of a month, and the first days of one (before
-#: its charges are posted).
+#: Load dates that have broken date arithmetic before: the first days of a month, before its
+#: charges are posted (the day CI went red), the last minutes of a month (UTC already past
+#: midnight in Tokyo, not yet in Los Angeles), a leap day, and the night Europe moves its
+#: clocks.  Each is a whole demo load (a minute or more), so the list stays this short.
 LOAD_DATES = [
     datetime(2026, 12, 2, 18, 42, tzinfo=UTC),
     datetime(2027, 1, 31, 23, 30, tzinfo=UTC),
     datetime(2028, 2, 29, 12, 0, tzinfo=UTC),
     datetime(2026, 3, 29, 1, 30, tzinfo=UTC),
-    datetime(2027, 3, 1, 0, 15, tzinfo=UTC),
-    datetime(2026, 11, 1, 8, 30, tzinfo=UTC),
 ]
 
 
