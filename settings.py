@@ -115,7 +115,8 @@ class Settings:
     #: accounts point there, so ``make run`` needs no internet).  Development (and the tests)
     #: only: :func:`start_problems` refuses it anywhere else.
     fake_processors: bool = False
-    #: Where the fakes keep what must outlive a restart (the cards the demo stored).
+    #: Where the fakes keep what must outlive a restart (the cards the demo stored): beside
+    #: the SQLite database by default (:func:`default_fake_state_dir`).
     fake_state_dir: str = str(Path("var") / "fakes")
 
     @property
@@ -172,8 +173,19 @@ def from_env(environ: Mapping[str, str] | None = None, port: int | None = None) 
         bitcoind_user=env.get("KASSA_BITCOIND_USER") or None,
         bitcoind_password=env.get("KASSA_BITCOIND_PASSWORD") or None,
         fake_processors=_bool(env.get("KASSA_FAKE_PROCESSORS"), False),
-        fake_state_dir=env.get("KASSA_FAKE_STATE_DIR") or Settings.fake_state_dir,
+        fake_state_dir=env.get("KASSA_FAKE_STATE_DIR") or default_fake_state_dir(url),
     )
+
+
+def default_fake_state_dir(database_url: str) -> str:
+    """``fakes/`` beside a SQLite database file, so the fakes' state lives and goes with the
+    demo's data (and a command run elsewhere writes nothing into its working directory);
+    ``var/fakes`` for a server database."""
+    url = normalise_database_url(database_url)
+    prefix = "sqlite+aiosqlite:///"
+    if url.startswith(prefix) and ":memory:" not in url:
+        return str(Path(url.removeprefix(prefix).split("?", 1)[0]).parent / "fakes")
+    return Settings.fake_state_dir
 
 
 #: ``KASSA_BITCOIN_WATCHER``'s values, and the setting each needs.

@@ -46,3 +46,11 @@ async def test_every_fake_is_mounted_when_asked_for(
         transport=httpx.ASGITransport(off), base_url="http://kassa"
     ) as client:
         assert (await client.get("/fakes/stripe/v3/")).status_code == 404
+
+
+def test_the_fakes_keep_their_state_beside_the_sqlite_database() -> None:
+    beside = from_env({"KASSA_DATABASE_URL": "sqlite:////srv/demo/kassa.db"})
+    assert beside.fake_state_dir == "/srv/demo/fakes"
+    chosen = {"KASSA_DATABASE_URL": "sqlite:////srv/demo/kassa.db", "KASSA_FAKE_STATE_DIR": "/x"}
+    assert from_env(chosen).fake_state_dir == "/x"
+    assert from_env({"KASSA_DATABASE_URL": "postgresql://u@h/db"}).fake_state_dir == "var/fakes"
