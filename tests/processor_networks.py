@@ -33,7 +33,7 @@ from tests.bitcoin_chain import LiveServer, serving
 from tests.graphql_support import Api
 
 #: How long the fakes' "hang" cards keep their answer: longer than a short client timeout.
-HANG_SECONDS = 1.5
+HANG_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
