@@ -101,13 +101,13 @@ class Gateway:
 
     def processor(self, **credentials: str) -> AuthorizeNetProcessor:
         return AuthorizeNetProcessor(
-            config=self.config(**credentials), timeout=0.5, today=lambda: TODAY
+            config=self.config(**credentials), timeout=1.5, today=lambda: TODAY
         )
 
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[Gateway]:
-    fake = FakeAuthorizeNet(hang_seconds=1.0)
+    fake = FakeAuthorizeNet(hang_seconds=3.0)
     with serving(fake.app) as server:
         yield Gateway(fake, server)
 

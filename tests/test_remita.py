@@ -46,7 +46,7 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def fake() -> FakeRemita:
-    return FakeRemita(api_key=API_KEY, hang_seconds=1.5)
+    return FakeRemita(api_key=API_KEY, hang_seconds=3.0)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def _processor(url: str, clock: Clock, api_key: str = API_KEY) -> RemitaProcesso
         "api_key": api_key,
     }
     config = ProcessorConfig(credentials=credentials, base_url=url)
-    return RemitaProcessor(config=config, timeout=0.5, clock=clock)
+    return RemitaProcessor(config=config, timeout=1.5, clock=clock)
 
 
 @dataclass

@@ -62,7 +62,7 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def fake() -> FakeSkrill:
-    return FakeSkrill(hang_seconds=1.5)
+    return FakeSkrill(hang_seconds=3.0)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def server(fake: FakeSkrill) -> Iterator[LiveServer]:
 
 def _processor(url: str, clock: Clock, **credentials: str) -> SkrillProcessor:
     config = ProcessorConfig(credentials={**_CREDENTIALS, **credentials}, base_url=url)
-    return SkrillProcessor(config=config, timeout=0.5, clock=clock)
+    return SkrillProcessor(config=config, timeout=1.5, clock=clock)
 
 
 @dataclass

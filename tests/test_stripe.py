@@ -98,7 +98,7 @@ def _config(url: str, **changes: Any) -> ProcessorConfig:
 def _processor(url: str, **options: Any) -> StripeProcessor:
     """Quick timeouts: the fake's hang card must make a charge give up within a second."""
     return StripeProcessor(
-        _config(url), timeout=0.5, max_retries=1, today=lambda: date(2026, 12, 3), **options
+        _config(url), timeout=1.5, max_retries=1, today=lambda: date(2026, 12, 3), **options
     )
 
 
@@ -115,7 +115,7 @@ def _request(token: CardToken, amount: int = 1250, **changes: Any) -> ChargeRequ
 
 @pytest.fixture(scope="module")
 def fake() -> FakeStripe:
-    return FakeStripe(hang_seconds=1.5)
+    return FakeStripe(hang_seconds=3.0)
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +254,7 @@ async def test_a_refund_beyond_what_is_left_is_refused_as_a_result(
 
 async def test_a_wrong_secret_key_is_refused(fake: FakeStripe, server: LiveServer) -> None:
     config = _config(server.url, credentials={"secret_key": "sk_test_wrong"})
-    processor = StripeProcessor(config, timeout=0.5, max_retries=0)
+    processor = StripeProcessor(config, timeout=1.5, max_retries=0)
     with pytest.raises(ChargeRefused) as refused:
         await processor.charge(
             ChargeRequest("cus_x/pm_x", 100, "USD", idempotency_key=f"k-{uuid.uuid4()}")
@@ -752,7 +752,7 @@ async def test_without_a_public_url_an_off_session_authentication_is_a_decline(
     server: LiveServer,
 ) -> None:
     """No address to send the customer back to, so no authentication page to offer."""
-    processor = StripeProcessor(_config(server.url, public_url=None), timeout=0.5)
+    processor = StripeProcessor(_config(server.url, public_url=None), timeout=1.5)
     result = await processor.charge(_request(await processor.tokenize(_card(THREE_D_SECURE))))
     assert (result.status, result.decline_code, result.action_url) == (
         ChargeOutcome.DECLINED,
