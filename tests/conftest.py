@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -158,3 +159,19 @@ def _fresh_simulator() -> None:
     from processors import simulator
 
     simulator.reset()
+
+
+@pytest.fixture
+async def demo_db(db: Database, tmp_path: Path) -> AsyncIterator[Database]:
+    """The test database as the demo loader sees it: the payment systems' fakes served under
+    ``/fakes`` at its public address (as ``kassa demo`` serves them, since the demo stores
+    cards through them), their state in ``tmp_path``."""
+    from starlette.applications import Starlette
+
+    from processors.fakes import mount
+    from tests.bitcoin_chain import serving
+
+    with serving(Starlette(routes=mount.routes(tmp_path))) as fakes:
+        database = Database(db.settings.with_(public_url=fakes.url))
+        yield database
+        await database.dispose()

@@ -3,14 +3,11 @@ sound."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
-from starlette.applications import Starlette
 
 from billing import api_keys, clock, jobs
 from billing.bitcoin_payments import BITCOIN_SCAN_JOB
@@ -35,8 +32,6 @@ from billing.models import (
     Reseller,
 )
 from billing.processor_accounts import list_accounts
-from processors.fakes import mount
-from tests.bitcoin_chain import serving
 from tests.factories import admin_viewer
 
 #: Load dates that have broken date arithmetic before: the first days of a month, before its
@@ -49,17 +44,6 @@ LOAD_DATES = [
     datetime(2028, 2, 29, 12, 0, tzinfo=UTC),
     datetime(2026, 3, 29, 1, 30, tzinfo=UTC),
 ]
-
-
-@pytest.fixture
-async def demo_db(db: Database, tmp_path: Path) -> AsyncIterator[Database]:
-    """The test database as the demo loader sees it: the payment systems' fakes served under
-    ``/fakes`` at its public address (as ``kassa demo`` serves them), their state in
-    ``tmp_path``."""
-    with serving(Starlette(routes=mount.routes(tmp_path))) as fakes:
-        database = Database(db.settings.with_(public_url=fakes.url))
-        yield database
-        await database.dispose()
 
 
 async def _counts(db: Database) -> dict[str, int]:

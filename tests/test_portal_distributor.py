@@ -410,12 +410,12 @@ async def test_the_other_portals_are_not_the_distributors(signed_in: Browser) ->
 
 
 async def test_the_demo_distributor_lands_on_a_working_portal(
-    browser: Browser, db: Database
+    browser: Browser, demo_db: Database
 ) -> None:
     """``make run``'s distributor login: customers (two sold opening credit), and a sale,
     collections with commission and a payment to the provider — 10 % of 20.00 and 10.00
     sold, 5 % of 5.00 and 15.00 collected, 30.00 handed in: it owes 16.00, kept 4.00."""
-    await load_demo(db, datetime(2026, 12, 2, 18, 42, tzinfo=UTC))
+    await load_demo(demo_db, datetime(2026, 12, 2, 18, 42, tzinfo=UTC))
     page = await browser.sign_in(*DISTRIBUTOR_LOGIN)
     assert (page.status_code, page.url.path) == (200, "/distributor")
     assert text_of(page.text, "balance") == "16.00 USD"
