@@ -54,14 +54,12 @@ refunds, and voids carrying kassa's refund reference, are REFUNDED.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import json
 import logging
 import re
 import secrets
-import ssl
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -99,6 +97,7 @@ from billing.processing import (
     card_brand,
     validate_card,
 )
+from processors.http import tls
 
 log = logging.getLogger(__name__)
 
@@ -246,13 +245,6 @@ def _messages(data: Mapping[str, Any]) -> tuple[str, str, str]:
         str(first.get("code", "")),
         str(first.get("text", "")),
     )
-
-
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """The TLS context of every call, made once: making one loads the CA bundle, which costs
-    more (~70 ms) than a call to the fake, and is the same for every call."""
-    return httpx.create_ssl_context()
 
 
 def _utc_today() -> date:
@@ -935,7 +927,7 @@ class AuthorizeNetProcessor:
         }
         try:
             async with httpx.AsyncClient(
-                timeout=self._timeout, verify=_tls(), transport=self._transport
+                timeout=self._timeout, verify=tls(), transport=self._transport
             ) as client:
                 response = await client.post(self.endpoint, json=body)
         except httpx.TimeoutException:

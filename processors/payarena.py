@@ -68,6 +68,7 @@ from billing.processing import (
     ProcessorError,
     ProcessorTimeout,
 )
+from processors.http import require_https, tls
 
 log = logging.getLogger("kassa.processors.payarena")
 
@@ -111,12 +112,11 @@ class PayarenaProcessor:
     async def _call(
         self, method: str, path: str, body: Mapping[str, Any] | None = None
     ) -> httpx.Response:
-        if self._config.mode is Mode.LIVE and not self._base_url.startswith("https://"):
-            raise ProcessorError(
-                "INSECURE_URL", "a live Payarena account is reached over HTTPS only"
-            )
+        require_https(self._config.mode, self._base_url, "Payarena")
         try:
-            async with httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout) as client:
+            async with httpx.AsyncClient(
+                base_url=self._base_url, timeout=self._timeout, verify=tls()
+            ) as client:
                 return await client.request(
                     method, path, json=body, headers={"Accept": "application/json"}
                 )

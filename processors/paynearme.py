@@ -83,6 +83,7 @@ from billing.payment_systems import (
     Slip,
 )
 from billing.processing import ProcessorError, ProcessorTimeout
+from processors.http import require_https, tls
 
 log = logging.getLogger("kassa.processors.paynearme")
 
@@ -167,10 +168,7 @@ class PayNearMeProcessor:
 
         No answer in time is :class:`ProcessorTimeout`.  Messages name the call and PayNearMe's
         error text, never the request (the signature is derived from the secret)."""
-        if self._config.mode is Mode.LIVE and not self._api.startswith("https://"):
-            raise ProcessorError(
-                "INSECURE_URL", "a live PayNearMe account's API address must be HTTPS"
-            )
+        require_https(self._config.mode, self._api, "PayNearMe")
         body = {
             **params,
             "site_identifier": self._config.secret("site_identifier"),
@@ -179,7 +177,7 @@ class PayNearMeProcessor:
         }
         body["signature"] = signature(body, self._config.secret("secret_key"))
         try:
-            async with httpx.AsyncClient(timeout=self._timeout) as client:
+            async with httpx.AsyncClient(timeout=self._timeout, verify=tls()) as client:
                 response = await client.post(f"{self._api}/{call}", json=body)
         except httpx.TransportError as error:
             log.warning("paynearme %s: no answer (%s)", call, type(error).__name__)

@@ -81,6 +81,7 @@ from billing.processing import (
     ProcessorTimeout,
     RefundResult,
 )
+from processors.http import require_https, tls
 
 log = logging.getLogger("kassa.processors.paypal")
 
@@ -182,8 +183,7 @@ class PayPalProcessor:
 
     def _require_https(self) -> None:
         """A live account's credentials and tokens never travel unencrypted."""
-        if self._config.mode is Mode.LIVE and not self._base_url.startswith("https://"):
-            raise ProcessorError("INSECURE_URL", "a live PayPal account is reached over HTTPS only")
+        require_https(self._config.mode, self._base_url, "PayPal")
 
     def _token_request(self) -> httpx.Request:
         pair = f"{self._config.secret('client_id')}:{self._config.secret('client_secret')}"
@@ -261,7 +261,7 @@ class PayPalProcessor:
         """
         self._require_https()
         try:
-            async with httpx.AsyncClient(timeout=self._timeout) as client:
+            async with httpx.AsyncClient(timeout=self._timeout, verify=tls()) as client:
                 for fresh in (False, True):
                     token = None if fresh else self._cached_token()
                     if token is None:

@@ -77,6 +77,7 @@ from billing.processing import (
     ProcessorError,
     ProcessorTimeout,
 )
+from processors.http import tls
 
 log = logging.getLogger("kassa.processors.remita")
 
@@ -150,7 +151,9 @@ class RemitaProcessor:
             "Authorization": f"remitaConsumerKey={merchant},remitaConsumerToken={token}",
         }
         try:
-            async with httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout) as client:
+            async with httpx.AsyncClient(
+                base_url=self._base_url, timeout=self._timeout, verify=tls()
+            ) as client:
                 response = await client.request(method, path, headers=headers, **options)
         except httpx.TransportError as error:
             log.warning("remita %s: no answer (%s)", what, type(error).__name__)

@@ -61,6 +61,7 @@ from billing.payment_systems import (
     RedirectStart,
 )
 from billing.processing import ChargeOutcome, ChargeResult, ProcessorError, ProcessorTimeout
+from processors.http import tls
 
 log = logging.getLogger("kassa.processors.skrill")
 
@@ -144,7 +145,7 @@ class SkrillProcessor:
         """One form POST; no answer in time is :class:`ProcessorTimeout` (the URL and the
         form, which hold credentials, stay out of the message)."""
         try:
-            async with httpx.AsyncClient(timeout=self._timeout) as client:
+            async with httpx.AsyncClient(timeout=self._timeout, verify=tls()) as client:
                 return await client.post(url, data=dict(form))
         except httpx.TransportError as error:
             log.warning("skrill %s: no answer (%s)", what, type(error).__name__)

@@ -52,13 +52,11 @@ under the endpoint's secret (credential ``webhook_secret``), compared in constan
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import hmac
 import json
 import logging
 import re
-import ssl
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -99,6 +97,7 @@ from billing.processing import (
     card_brand,
     validate_card,
 )
+from processors.http import require_https, tls
 
 log = logging.getLogger("kassa.processors.stripe")
 
@@ -127,12 +126,6 @@ _TOKEN_RE = re.compile(r"^(?P<customer>cus_\w+)/(?P<method>pm_\w+)$")
 _CLIENT_TOKEN_RE = re.compile(r"^pm_\w{1,250}$")
 #: Status codes worth another try under the same idempotency key (Stripe's libraries agree).
 _RETRY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
-
-
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """One TLS context for every call: building one costs more than a call to the fake."""
-    return httpx.create_ssl_context()
 
 
 def _utc_today() -> date:
@@ -239,8 +232,7 @@ class StripeProcessor:
         account would move real money) or would travel unencrypted."""
         key = self._config.secret("secret_key")
         live = self._config.mode is Mode.LIVE
-        if live and not self._base_url.startswith("https://"):
-            raise ProcessorError("INSECURE_URL", "a live Stripe account is reached over HTTPS only")
+        require_https(self._config.mode, self._base_url, "Stripe")
         if key.startswith(("sk_test_", "rk_test_")) == live:
             raise ProcessorError(
                 "MODE_MISMATCH",
@@ -273,7 +265,7 @@ class StripeProcessor:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         why = "no attempt"
         async with httpx.AsyncClient(
-            base_url=self._base_url, timeout=self._timeout, verify=_tls()
+            base_url=self._base_url, timeout=self._timeout, verify=tls()
         ) as client:
             for attempt in range(self._max_retries + 1):
                 if attempt:
