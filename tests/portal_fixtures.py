@@ -8,7 +8,6 @@ provider's administrator signed in.  (The browser tests' Playwright browser is `
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -21,19 +20,13 @@ from settings import Settings
 from tests.factories import Login, admin_with_login, customer_with_login
 from tests.graphql_support import BASE_URL
 from tests.portal_support import Browser, Inbox, Mailbox
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.ports import free_port
 
 
 @pytest.fixture(scope="session")
 def _smtp_server() -> Iterator[Mailbox]:
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
     yield Mailbox("127.0.0.1", controller.port, inbox)
     controller.stop()

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import pytest
 from billing.db import Database
 from settings import Settings
 from tests.graphql_support import api_key
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The simulator's approving card and a CVC for it.
@@ -53,19 +53,12 @@ async def _api_key(settings: Settings) -> str:
         await database.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 def _serve(
     settings: Settings, log_format: str, output: Path
 ) -> tuple[subprocess.Popen[bytes], str]:
     """``kassa serve`` on a free port with its output going to ``output``; returns the
     process and its address once ``/healthz`` answers."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),

@@ -27,6 +27,7 @@ from settings import (
     sqlite_url,
     start_problems,
 )
+from tests.ports import free_port
 from tests.test_cli import kassa, query
 
 GOOD_SECRET = "k" * 32
@@ -195,20 +196,26 @@ def test_worker_once_says_how_many_jobs_ran(settings: Settings, db: Database) ->
         assert result.stdout == f"ran {ran} job{'' if ran == 1 else 's'}\n"
 
 
-def test_demo_says_where_to_go_and_whether_it_loaded(settings: Settings, db: Database) -> None:
-    first = kassa(settings, "demo", env={"PORT": "8123"})
+def test_demo_says_where_to_go_and_whether_it_loaded(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    # The demo serves the payment systems' fakes on its port meanwhile: a free one, with their
+    # state in tmp_path, so a run beside this one (the other database's) is not disturbed.
+    port = free_port()
+    env = {"PORT": str(port), "KASSA_FAKE_STATE_DIR": str(tmp_path)}
+    first = kassa(settings, "demo", env=env)
     assert first.exit_code == 0, first.output
     lines = first.stdout.splitlines()
     assert lines[0] == "Demo data loaded."
     for path in ("/graphql", "/portal", "/admin", "/distributor"):
-        assert any(line.startswith(f"  http://127.0.0.1:8123{path} ") for line in lines)
+        assert any(line.startswith(f"  http://127.0.0.1:{port}{path} ") for line in lines)
     sign_ins = lines[lines.index("Sign in with:") + 1 :][:3]
     assert [line.split()[0] for line in sign_ins] == ["administrator", "customer", "distributor"]
     # The e-mail addresses and the passwords each start in one column.
     for column in (1, 2):
         assert len({line.index(line.split()[column]) for line in sign_ins}) == 1, sign_ins
 
-    again = kassa(settings, "demo")
+    again = kassa(settings, "demo", env=env)
     assert again.exit_code == 0, again.output
     assert again.stdout.startswith("The demo was already there")
     assert "loaded" not in again.stdout.splitlines()[0]

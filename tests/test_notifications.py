@@ -3,7 +3,6 @@ server that is down (billing.notifications)."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -27,18 +26,11 @@ from billing.status_changes import Cause, Change
 from settings import Settings
 from tests.factories import T0, insert_invoice, make_customer, pay_cash
 from tests.portal_support import Mailbox
+from tests.ports import free_port
 
 pytest_plugins = ["tests.portal_fixtures"]
 
 ADA = "ada@example.test"
-
-
-def _unused_port() -> int:
-    """A port nobody listens on: an SMTP server that is down."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def _events(db: Database) -> dict[str, int]:
@@ -225,7 +217,7 @@ async def test_nothing_is_lost_while_the_smtp_server_is_down(
 ) -> None:
     await _events(mail_db)
     await _compose(mail_db)
-    down = Database(mail_db.settings.with_(smtp_port=_unused_port()))
+    down = Database(mail_db.settings.with_(smtp_port=free_port()))
     try:
         await notifications.start_jobs(down)
         await jobs.run_due(down)
