@@ -126,6 +126,9 @@ class PaymentChannel(StrEnum):
     #: Paid on a redirect system's own page (PayPal, Skrill, Payarena, Remita); the reference
     #: is the processor account's name (:mod:`billing.redirect_payments`).
     REDIRECT = "REDIRECT"
+    #: Collected by a direct-debit gateway through a one-off schedule kassa submitted
+    #: (:mod:`billing.gateway_billing`).
+    DIRECT_DEBIT = "DIRECT_DEBIT"
 
 
 class PaymentStatus(StrEnum):
@@ -832,6 +835,90 @@ class CashSlip(Base):
     #: The store chains, as the processor listed them, one per line.
     where_to_pay: Mapped[str] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class GatewaySettings(Base):
+    """What kassa keeps about a direct-debit gateway's processor account
+    (:mod:`billing.gateway_billing`): which gateway status counts as paid (``paid_on``:
+    CLEARED or SETTLED), the establishment fee and commission the portal shows before a
+    customer commits, and the status poll's cursor (the end date of the last window polled)
+    and last poll."""
+
+    __tablename__ = "gateway_settings"
+    processor_account_id: Mapped[int] = mapped_column(
+        ForeignKey("processor_accounts.id"), primary_key=True
+    )
+    paid_on: Mapped[str] = mapped_column(String(16))
+    establishment_fee: Mapped[int] = mapped_column(BigInteger)
+    fee_currency: Mapped[str] = mapped_column(String(3))
+    commission_basis_points: Mapped[int] = mapped_column(Integer)
+    poll_cursor: Mapped[date | None] = mapped_column(Date)
+    last_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_poll_seen: Mapped[int] = mapped_column(Integer, default=0)
+    last_poll_applied: Mapped[int] = mapped_column(Integer, default=0)
+    last_poll_error: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class GatewayEnrollment(Base):
+    """A customer on-boarded at a direct-debit gateway: the gateway's customer id and account
+    reference (all kassa keeps of the payment method), AWAITING_METHOD → ACTIVE, and STOPPED
+    by a payment stop until the method is replaced."""
+
+    __tablename__ = "gateway_enrollments"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), unique=True)
+    processor_account_id: Mapped[int] = mapped_column(ForeignKey("processor_accounts.id"))
+    gateway_customer_id: Mapped[str] = mapped_column(String(50))
+    account_reference: Mapped[str] = mapped_column(String(50))
+    payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"))
+    status: Mapped[str] = mapped_column(String(24))
+    stop_code: Mapped[str | None] = mapped_column(String(64))
+    stop_message: Mapped[str | None] = mapped_column(String(500))
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class GatewaySchedule(Base):
+    """A one-off schedule kassa submitted for a payment, under ``external_identifier`` (the
+    charge attempt's key, so a resubmission finds the first), with its latest status."""
+
+    __tablename__ = "gateway_schedules"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    processor_account_id: Mapped[int] = mapped_column(ForeignKey("processor_accounts.id"))
+    external_identifier: Mapped[str] = mapped_column(String(50), unique=True)
+    schedule_id: Mapped[str | None] = mapped_column(String(50))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    due_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(24))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    status_date: Mapped[date | None] = mapped_column(Date)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class GatewayScheduleStatus(Base):
+    """A status a poll saw for a schedule, once per (schedule, status, status date) however
+    many polls saw it (``times_seen``); ``outcome`` is what applying it did."""
+
+    __tablename__ = "gateway_schedule_statuses"
+    __table_args__ = (
+        UniqueConstraint(
+            "schedule_id", "status", "status_date", name="uq_gateway_schedule_statuses_seen"
+        ),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("gateway_schedules.id"))
+    status: Mapped[str] = mapped_column(String(24))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    status_date: Mapped[date] = mapped_column(Date)
+    outcome: Mapped[str] = mapped_column(String(24))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    times_seen: Mapped[int] = mapped_column(Integer)
 
 
 class PaymentAllocation(Base):
