@@ -24,7 +24,8 @@ counts only once the system itself says so.  The flow mirrors :mod:`billing.card
    :func:`settle` through :func:`billing.card_charges.record` — once, whichever comes first:
    SUCCEEDED → COMPLETED (ledger, the invoice first, then credit), DECLINED → FAILED; an
    answer for another amount or currency is flagged and never credited; still pending
-   changes nothing.
+   changes nothing.  A customer who came back through the cancel address while the system
+   says the payment is not made is FAILED ``canceled`` at once (:func:`_canceled`).
 4. **Expiry** (:data:`EXPIRY_JOB`).  A PENDING redirect payment past ``expires_at`` is asked
    about once more and becomes FAILED ``expired`` unless the system says it was paid; each
    payment is isolated (:func:`billing.run_failures.isolate`), so one customer's failure never
@@ -89,6 +90,11 @@ EXPIRY_JOB = "redirect_payment_expiry"
 EXPIRY_BATCH = 200
 #: What a payment whose start the system refused or never answered says.
 START_FAILED = "start_failed"
+#: The query parameter kassa's cancel address carries: the customer gave up on the system's
+#: page (systems with a cancel address of their own send them there, PayPal and Skrill).
+CANCEL_MARK = "canceled"
+#: The decline code of a payment its customer canceled.
+CANCELED = "canceled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,16 +245,41 @@ async def returned(
             return payment
         processor, redirect = await _asking(session, payment)
     try:
-        result = await processor.complete_return(redirect, query)
+        result: ChargeResult | None = await processor.complete_return(redirect, query)
     except ProcessorError as error:
         log.warning("payment %s: the return could not be confirmed: %s", payment_id, error)
         result = None
+    if result is not None and CANCEL_MARK in query:
+        result = _canceled(result)
     async with transaction() as session:
         if result is not None:
             await settle(session, payment_id, result, await clock.now(session))
         found = await session.get(Payment, payment_id, populate_existing=True)
         assert found is not None
         return found
+
+
+def _canceled(result: ChargeResult) -> ChargeResult:
+    """The system's answer for a customer who came back through the cancel address.
+
+    Systems with a cancel address (PayPal, Skrill) record nothing when the customer gives up:
+    the order stays unapproved, the session unpaid, and the status query says "not paid yet"
+    until the system's own deadline.  That answer, asked server to server just now, together
+    with the customer's cancel is final: nothing was paid, so the payment is FAILED
+    ``canceled`` at once instead of waiting for its expiry.  A success (paid in another tab, an
+    order approved before the cancel) or a decline is the system's and stands as it is; money
+    confirmed after the cancel is still credited (:func:`settle`).
+    """
+    if result.status != ChargeOutcome.UNKNOWN:
+        return result
+    return ChargeResult(
+        ChargeOutcome.DECLINED,
+        result.processor_reference,
+        CANCELED,
+        "You canceled the payment on the payment system's page.",
+        result.amount,
+        result.currency,
+    )
 
 
 async def redirect_payment(session: AsyncSession, viewer: Viewer, payment_id: int) -> Payment:
@@ -460,7 +491,7 @@ def _request(
         description=f"{what} for {customer.name}",
         payer=Payer(customer_id=customer.id, name=customer.name, email=customer.email),
         return_url=back,
-        cancel_url=f"{back}?canceled=1",
+        cancel_url=f"{back}?{CANCEL_MARK}=1",
         notify_url=f"{public_url}/callbacks/{account.id}",
         phone=customer.phone,
     )

@@ -497,7 +497,8 @@ class FakePayPal:
             return HTMLResponse("<h1>This payment is no longer available.</h1>", 404)
         choice = (await request.form()).get("choice")
         if choice == "cancel":
-            target = f"{order['_cancel_url']}?{urlencode({'token': order_id})}"
+            cancel = order["_cancel_url"]  # kassa's carries a query of its own
+            target = f"{cancel}{'&' if '?' in cancel else '?'}{urlencode({'token': order_id})}"
             return RedirectResponse(target, 303)
         if order["status"] in ("CREATED", "PAYER_ACTION_REQUIRED"):
             order["status"] = "APPROVED"
