@@ -14,14 +14,17 @@ NotifiedProcessor`; a forged one never gets here) and hands the :class:`Notifica
 3. **What happens**, under the customer's lock:
 
    * SUCCEEDED — a PENDING/UNKNOWN payment is booked exactly as an answered charge is
-     (:func:`billing.card_charges.record`: ledger credit, its invoice first, then credit);
+     (:func:`billing.card_charges.record`: ledger credit, its invoice first, then credit); so
+     is a redirect payment kassa had given up on (expired, canceled): money the system
+     confirms arrived is credited late, never dropped
+     (:func:`billing.redirect_payments.credit_late`);
    * FAILED — a PENDING/UNKNOWN payment becomes FAILED with the decline code;
    * REVERSED (chargeback, return) — a settled payment's remaining credit is undone in a new
      REVERSAL transaction and the invoices it paid reopen, as a refund does
      (:func:`billing.payments.give_back`); the payment becomes REVERSED;
    * REFUNDED, IGNORED — nothing (kassa books its own refunds when it makes them);
    * CHECK_STATUS (an unsigned "ask me": Payarena, Remita) — nothing is believed: the system
-     is asked for the redirect payment's status first and its answer is applied as a
+     is asked for the (open or given-up) redirect payment's status first and its answer is applied as a
      SUCCEEDED or FAILED would be; while it has none, nothing is written at all.
 
    A notification whose amount or currency differs from the payment's
@@ -187,7 +190,9 @@ async def _ask_status(
     answer (or cannot be asked): nothing is written, so a resent notification asks again.
     One about no open payment is recorded as it is and changes nothing."""
     payment = await _payment_of(session, account_id, notification)
-    if payment is None or payment.status not in card_charges.OPEN_STATUSES:
+    if payment is None or not (
+        payment.status in card_charges.OPEN_STATUSES or redirect_payments.given_up(payment)
+    ):
         return notification
     result = await redirect_payments.status_of(session, payment)
     if result is None or result.status not in (ChargeOutcome.SUCCEEDED, ChargeOutcome.DECLINED):
@@ -213,8 +218,10 @@ async def _act(
     await session.refresh(payment)
     kind = notification.kind
     opened = payment.status in card_charges.OPEN_STATUSES
+    late = kind == NotificationKind.SUCCEEDED and redirect_payments.given_up(payment)
     if not (
         (kind in (NotificationKind.SUCCEEDED, NotificationKind.FAILED) and opened)
+        or late
         or (kind == NotificationKind.REVERSED and payment.status in _REVERSIBLE)
     ):
         return Outcome.UNCHANGED
@@ -237,7 +244,10 @@ async def _act(
         payment.amount,
         payment.currency,
     )
-    await card_charges.record(session, [(payment.id, answer)], now)
+    if late:
+        await redirect_payments.credit_late(session, payment, answer, now)
+    else:
+        await card_charges.record(session, [(payment.id, answer)], now)
     return Outcome.APPLIED
 
 

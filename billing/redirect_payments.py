@@ -333,6 +333,44 @@ async def settle(
     return True
 
 
+def given_up(payment: Payment) -> bool:
+    """Whether ``payment`` is a redirect payment kassa stopped waiting for (expired, canceled,
+    declined, never started) that its system may yet confirm: see :func:`credit_late`."""
+    return payment.method == PaymentChannel.REDIRECT and payment.status == PaymentStatus.FAILED
+
+
+async def credit_late(
+    session: AsyncSession, payment: Payment, result: ChargeResult, now: datetime
+) -> None:
+    """Credit a verified success that arrived after kassa gave up on the payment.
+
+    Money the system confirms did reach the provider's account there, whatever kassa decided
+    meanwhile (the customer paid a Remita RRR at a bank after the deadline, Skrill confirmed a
+    session late): dropping it would leave the provider holding money the customer's balance
+    never shows.  So the FAILED payment is booked as any success is — COMPLETED, one PAYMENT
+    ledger transaction, its invoice first if still open, the rest credit on the balance (an
+    invoice paid another way meanwhile leaves the whole amount as credit, which the next
+    invoice uses or staff refund) — and its message says it came late, for the administrator
+    reading the payment.  The caller has verified the answer (a signed notification, or the
+    system's own status) and checked its amount; it holds the customer's lock.
+    """
+    was = payment.decline_code or "failed"
+    payment.status = PaymentStatus.PENDING  # reopened within this transaction only
+    await session.flush()
+    await card_charges.record(session, [(payment.id, result)], now)
+    await session.refresh(payment)
+    payment.message = (
+        f"The payment system confirmed this payment after it {_LATE_WORDS.get(was, 'failed')};"
+        " it was credited when the confirmation arrived."
+    )
+    await session.flush()
+    log.warning("payment %s: confirmed after it was %s; credited", payment.id, was)
+
+
+#: How a late payment's message words what had become of it, by its decline code.
+_LATE_WORDS = {"expired": "had expired", CANCELED: "was canceled"}
+
+
 # --- expiry ---------------------------------------------------------------------------------
 
 

@@ -8,12 +8,13 @@ is written or sent; an account the customer's routing does not offer is not foun
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
-from billing import clock, redirect_payments
+from billing import clock, invoices, ledger, redirect_payments
 from billing.card_charges import within
 from billing.db import Database
 from billing.errors import UserError
@@ -29,12 +30,16 @@ from billing.models import (
 from processors.fakes import payarena as payarena_fake
 from processors.fakes import paypal as paypal_fake
 from processors.fakes import remita as remita_fake
+from processors.fakes import skrill as skrill_fake
 from tests.bitcoin_chain import LiveServer
 from tests.factories import (
+    DAY_BEFORE_T0,
     Party,
+    admin_viewer,
     balance_of,
     customer_viewer,
     issue_invoice,
+    make_charge_at,
     make_reseller,
     new_party,
 )
@@ -340,3 +345,79 @@ async def test_abandoned_redirects_expire_unless_the_system_says_paid(
     assert again.asked == 0
     async with db.session() as session:
         assert await balance_of(session, party.id) == -120_000
+
+
+async def _expire_all(db: Database) -> None:
+    """Run the expiry job past every deadline (the systems say nothing was paid yet)."""
+    async with db.session() as session:
+        deadline = await session.scalar(select(func.max(Payment.expires_at)))
+    assert deadline is not None
+    report = await redirect_payments.run_expiry(db, deadline + timedelta(minutes=1))
+    assert report.expired >= 1 and report.paid == 0
+
+
+async def test_money_confirmed_after_expiry_is_credited_not_lost(
+    db: Database,
+    http: httpx.AsyncClient,
+    remita_account: int,
+    remita: remita_fake.FakeRemita,
+) -> None:
+    """The customer pays the RRR after kassa's deadline and after paying the invoice another
+    way: Remita's (unsigned) notification, confirmed by its status, credits the late money to
+    the balance — once — and the ledger stays balanced."""
+    party = await _naira_party(db)
+    async with db.transaction() as session:
+        await make_charge_at(session, party.account, 9000, DAY_BEFORE_T0, currency="NGN")
+        invoice = await invoices.close_period_out_of_turn(session, admin_viewer(), party.id)
+    late = await start(db, party, remita_account, None, invoice.id, key="late")
+    assert late.redirect is not None and late.redirect.form_fields is not None
+    await _expire_all(db)
+    assert (await current(db, late.payment.id)).decline_code == "expired"
+    other = await start(db, party, remita_account, None, invoice.id, key="other")
+    assert other.redirect is not None
+    query = await press(other.redirect.url, "approve", other.redirect.form_fields)
+    assert (await come_back(db, party, other.payment.id, query)).status == PaymentStatus.COMPLETED
+
+    await press(late.redirect.url, "approve", late.redirect.form_fields)
+    body = remita.notification_body(late.redirect.external_id)
+    headers = {"content-type": "application/json"}
+    for _ in range(2):  # resent: credited once
+        assert await post(http, remita_account, headers, body) == 200
+    credited = await current(db, late.payment.id)
+    assert credited.status == PaymentStatus.COMPLETED and credited.transaction_id is not None
+    assert "after it had expired" in (credited.message or "")
+    async with db.session() as session:
+        assert await balance_of(session, party.id) == -9000  # the invoice was paid: credit
+        assert (await session.get(Invoice, invoice.id)).status == InvoiceStatus.PAID  # type: ignore[union-attr]
+        assert await ledger.verify_balances(session) == []
+
+
+async def test_a_signed_confirmation_after_a_cancel_is_credited_and_a_wrong_amount_flagged(
+    db: Database,
+    http: httpx.AsyncClient,
+    skrill_account: int,
+    skrill: skrill_fake.FakeSkrill,
+) -> None:
+    """Skrill confirms (signed) a payment kassa had marked canceled: credited; a confirmation
+    of another given-up payment for another amount is flagged and credits nothing."""
+    party = await new_party(db)
+    paid_later = await start(db, party, skrill_account, 2500, key="a")
+    wrong = await start(db, party, skrill_account, 1500, key="b")
+    for started in (paid_later, wrong):
+        assert started.redirect is not None
+        query = await press(started.redirect.url, "cancel")
+        assert (await come_back(db, party, started.payment.id, query)).decline_code == "canceled"
+        await press(started.redirect.url, "approve")  # back in the other tab, and paid
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    key = wrong.payment.processor_key or ""
+    confirmations = [
+        skrill.notification_fields(paid_later.payment.processor_key or ""),
+        skrill.notification_fields(key, mb_amount="20.00"),
+    ]
+    for fields in confirmations:
+        assert await post(http, skrill_account, headers, urlencode(fields).encode()) == 200
+    assert (await current(db, paid_later.payment.id)).status == PaymentStatus.COMPLETED
+    flagged = await current(db, wrong.payment.id)
+    assert flagged.status == PaymentStatus.FAILED and flagged.flagged_reason
+    async with db.session() as session:
+        assert await balance_of(session, party.id) == -2500
