@@ -1,7 +1,8 @@
 """The customer portal's "Pay another way" (portals/redirect_pay.py) against the PayPal,
-Payarena and Remita fakes: the options and the invoice's amount, the 303 to the system's page,
-the return page (paid, still waiting with its polling, canceled) safe to reload, Remita's
-self-submitting form, and Remita's missing phone told before any redirect."""
+Skrill, Payarena and Remita fakes: the options and the invoice's amount, the page sending the
+browser to the system, the return page (paid, still waiting with its polling, canceled) safe to
+reload for each system, Remita's self-submitting form, and Remita's missing phone told before
+any redirect."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 from html import unescape
 from urllib.parse import urlencode
 
+import pytest
 from sqlalchemy import func, select
 
 from billing.db import Database
@@ -17,6 +19,7 @@ from schema.relay import encode_id
 from tests.factories import Party, balance_of, customer_with_login, issue_invoice
 from tests.portal_support import Browser, form_fields, text_of
 from tests.redirect_browser import press
+from tests.redirect_fixtures import RedirectSystem
 
 pytest_plugins = ["tests.portal_fixtures", "tests.redirect_fixtures"]
 
@@ -54,22 +57,41 @@ async def test_paying_an_invoice_through_paypal_and_coming_back(
         assert await session.scalar(select(func.count()).select_from(Payment)) == 1
 
 
-async def test_a_cancel_is_shown_as_canceled(
-    db: Database, browser: Browser, payarena_account: int
+@pytest.mark.parametrize("choice", ["approve", "cancel"])
+async def test_each_system_round_trip_through_the_portal(
+    db: Database, browser: Browser, redirect_system: RedirectSystem, choice: str
 ) -> None:
-    await customer_with_login(db, "ngozi@example.test", currency="NGN", phone="+2348012345678")
+    """PayPal, Skrill, Payarena and Remita alike: a top-up is sent to the system's page (a
+    link, or Remita's form), the return page waits (and polls) until the customer acts there,
+    then shows the payment received, or canceled with nothing charged."""
+    await customer_with_login(
+        db, "ngozi@example.test", currency=redirect_system.currency, phone="+2348012345678"
+    )
     await browser.sign_in("ngozi@example.test")
     await browser.open("/portal/pay")
     sent = await browser.submit("/portal/pay", {"amount": "1500.00"}, follow=False)
     assert sent.status_code == 200
     payment = await _only_payment(db)
-    # Back before paying: still waiting, and the page polls itself.
-    back = await browser.open(f"/portal/pay/return/{payment.id}?trxId=x")
+    assert payment.status == PaymentStatus.PENDING and payment.action_url
+    back = await browser.open(f"/portal/pay/return/{payment.id}")
     assert "outcome-waiting" in back.text and "poll=1" in back.text
-    query = await press(_link(sent.text), "cancel")
-    back = await browser.open(f"/portal/pay/return/{payment.id}?{urlencode(query)}")
-    assert "Nothing was charged" in text_of(back.text, "outcome-canceled")
-    assert (await _only_payment(db)).status == PaymentStatus.FAILED
+    if 'id="redirect-form"' in sent.text:
+        query = await press(payment.action_url, choice, form_fields(sent.text, payment.action_url))
+    else:
+        query = await press(_link(sent.text), choice)
+    address = f"/portal/pay/return/{payment.id}?{urlencode(query)}"
+    for _ in range(2):  # reloading changes nothing
+        back = await browser.open(address)
+        if choice == "approve":
+            assert "received" in text_of(back.text, "outcome-paid")
+        else:
+            assert "Nothing was charged" in text_of(back.text, "outcome-canceled")
+    paid = choice == "approve"
+    assert (await _only_payment(db)).status == (
+        PaymentStatus.COMPLETED if paid else PaymentStatus.FAILED
+    )
+    async with db.session() as session:
+        assert await balance_of(session, payment.customer_id) == (-150_000 if paid else 0)
 
 
 async def test_remita_without_a_phone_is_told_what_to_fill_in(
