@@ -20,6 +20,12 @@ A charge the issuer wants the customer to confirm (3-D Secure, ``ACTION_REQUIRED
 PENDING with its ``action_url`` kept for the portal; its outcome arrives later by
 notification (:mod:`billing.payment_notifications`) or by the janitor's lookup.
 
+A direct-debit gateway's "card" is the customer's account at the gateway: its charge submits a
+one-off schedule (a DIRECT_DEBIT payment) and answers SUBMITTED, which leaves the payment
+PENDING with no janitor check — the gateway's status poll settles it
+(:mod:`billing.gateway_billing`, told of every submission's answer here).  Only an UNKNOWN
+submission is the janitor's, looked up (and re-sent) under its key like any charge.
+
 A card stored through a processor account (``PaymentMethod.processor_account_id``) is charged,
 looked up and refunded through that account's processor, made with the account's config
 (:func:`billing.processor_accounts.make_processor`); the payment records the account.
@@ -45,7 +51,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
@@ -65,6 +71,7 @@ from billing.db import Database
 from billing.models import (
     AttemptStatus,
     CollectionAttempt,
+    Customer,
     LedgerAccountKind,
     Payment,
     PaymentChannel,
@@ -74,6 +81,7 @@ from billing.models import (
     TransactionKind,
 )
 from billing.payment_systems import ProcessorConfig
+from billing.periods import local_date
 from billing.processing import (
     CardProcessor,
     ChargeOutcome,
@@ -120,6 +128,7 @@ _DECLINES: dict[str, tuple[str, str]] = {
 _DECLINED = ("CARD_DECLINED", "The card was declined. Try another card or ask your bank why.")
 _AWAITING = "The card processor has not confirmed this payment yet; it is checked again shortly."
 _CONFIRM = "The card's issuer asks the customer to confirm this payment."
+_SUBMITTED = "Submitted to the direct-debit gateway; it is debited on the due date."
 
 
 def decline_words(decline_code: str | None) -> tuple[str, str]:
@@ -174,6 +183,10 @@ class Draft:
     #: The processor idempotency key; None for ``payment-<id>``.
     key: str | None = None
     description: str | None = None
+    #: DIRECT_DEBIT when the "card" is a direct-debit gateway's account.
+    channel: PaymentChannel = PaymentChannel.CARD
+    #: The customer's local day the money is due (a gateway's schedule is debited on it).
+    due_date: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +222,7 @@ async def open_charges(
         [
             {
                 "customer_id": d.customer_id,
-                "method": PaymentChannel.CARD,
+                "method": d.channel,
                 "amount": d.amount,
                 "currency": d.currency,
                 "refunded_amount": 0,
@@ -256,6 +269,7 @@ async def open_charges(
                 currency=d.currency,
                 idempotency_key=key,
                 description=d.description or f"Payment {payment_id}",
+                due_date=d.due_date,
             ),
             configs.get(account_of.get(d.payment_method_id) or 0),
         )
@@ -388,6 +402,7 @@ async def record(
     }
     succeeded: list[tuple[Payment, ChargeResult]] = []
     changes: list[dict[str, Any]] = []
+    debits = {p.id for p in open_payments.values() if p.method == PaymentChannel.DIRECT_DEBIT}
     for payment_id, result in answers:
         payment = open_payments.pop(payment_id, None)
         if payment is None:
@@ -400,6 +415,8 @@ async def record(
             succeeded.append((payment, result))
         elif result.status == ChargeOutcome.ACTION_REQUIRED:
             changes.append(_change(payment, PaymentStatus.PENDING, result, _CONFIRM, now))
+        elif result.status == ChargeOutcome.SUBMITTED:
+            changes.append(_change(payment, PaymentStatus.PENDING, result, _SUBMITTED, now))
         else:
             done.failed.append(payment.id)
             changes.append(
@@ -420,6 +437,16 @@ async def record(
         changes.append(_change(payment, PaymentStatus.COMPLETED, result, None, now, transaction_id))
     await _apply(session, changes)
     await _settle(session, locked, [payment for payment, _ in succeeded], now)
+    submissions = [
+        (payment_id, result)
+        for payment_id, result in answers
+        if payment_id in debits and (result is None or result.status != ChargeOutcome.SUCCEEDED)
+    ]
+    if submissions:
+        # Imported here: gateway billing books its polled outcomes through this module.
+        from billing import gateway_billing
+
+        await gateway_billing.note_submissions(session, submissions, now)
     return done
 
 
@@ -463,6 +490,8 @@ def _change(
 ) -> dict[str, Any]:
     """One payment's new state, and its attempt's (if a collection attempt made it)."""
     still_open = status in OPEN_STATUSES
+    # A submitted schedule is the gateway poll's to settle, not the janitor's to look up.
+    submitted = result is not None and result.status == ChargeOutcome.SUBMITTED
     return {
         "b_id": payment.id,
         "b_status": status,
@@ -471,7 +500,7 @@ def _change(
         "b_message": message,
         "b_txn": transaction_id,
         "b_action": (result.action_url if result else None) or payment.action_url,
-        "b_next": payment.next_check_at if still_open else None,
+        "b_next": payment.next_check_at if still_open and not submitted else None,
         "b_attempt_status": AttemptStatus.UNKNOWN
         if still_open
         else AttemptStatus.SUCCEEDED
@@ -535,6 +564,7 @@ async def _book(
     books: dict[tuple[int | None, str], int] = {}
     drafts = []
     cards = await payment_labels.card_details(session, (p.payment_method_id for p, _ in succeeded))
+    stored = (PaymentChannel.CARD, PaymentChannel.DIRECT_DEBIT)
     for payment, _ in succeeded:
         customer = locked[payment.customer_id]
         owner = (customer.reseller_id, payment.currency)
@@ -550,7 +580,7 @@ async def _book(
                     payment_labels.payment_label(
                         payment.method,
                         cards.get(payment.payment_method_id or 0)
-                        if payment.method == PaymentChannel.CARD
+                        if payment.method in stored
                         else payment.reference,  # a redirect's: the processor account's name
                     )
                 ),
@@ -611,8 +641,10 @@ async def run_janitor(
                         Payment.currency,
                         Payment.received_at,
                         PaymentMethod.token,
+                        Customer.time_zone,
                     )
                     .join(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
+                    .join(Customer, Customer.id == Payment.customer_id)
                     .where(
                         Payment.status.in_(OPEN_STATUSES),
                         Payment.next_check_at <= now,
@@ -656,6 +688,7 @@ async def run_janitor(
                             row.currency,
                             row.processor_key,
                             f"Payment {row.id}",
+                            due_date=local_date(now, row.time_zone),
                         ),
                         configs.get(row.processor_account_id or 0),
                     )

@@ -50,7 +50,7 @@ from sqlalchemy import Table, bindparam, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from billing import card_charges, clock, collection, jobs, run_failures
+from billing import card_charges, clock, collection, jobs, payment_systems, run_failures
 from billing.db import Database
 from billing.models import (
     AttemptStatus,
@@ -58,9 +58,12 @@ from billing.models import (
     Customer,
     Invoice,
     InvoiceStatus,
+    Payment,
+    PaymentChannel,
     PaymentMethod,
     RunKind,
 )
+from billing.periods import local_date
 from billing.processing import ChargeResult
 
 log = logging.getLogger("kassa.billing.collection_run")
@@ -166,9 +169,13 @@ async def next_run_at(session: AsyncSession, now: datetime) -> datetime | None:
             ~_waits_for_retry(now),
         )
     )
+    # A direct-debit schedule in flight waits for the gateway's poll, which reschedules the
+    # run when it settles; only charges the janitor is reconciling are looked after here.
     unknown = await session.scalar(
-        select(func.count(CollectionAttempt.id)).where(
-            CollectionAttempt.status == AttemptStatus.UNKNOWN
+        select(func.count(CollectionAttempt.id))
+        .join(Payment, Payment.id == CollectionAttempt.payment_id)
+        .where(
+            CollectionAttempt.status == AttemptStatus.UNKNOWN, Payment.next_check_at.is_not(None)
         )
     )
     retry = await run_failures.next_retry_at(session, RunKind.COLLECTION, now)
@@ -309,6 +316,7 @@ async def _decide(session: AsyncSession, chosen: Sequence[_Due], now: datetime) 
                     Invoice.currency,
                     Invoice.customer_id,
                     Customer.auto_payment,
+                    Customer.time_zone,
                 )
                 .join(Customer, Customer.id == Invoice.customer_id)
                 .where(Invoice.id.in_(invoice_ids))
@@ -367,6 +375,10 @@ async def _decide(session: AsyncSession, chosen: Sequence[_Due], now: datetime) 
                     invoice_id,
                     key=charge_key(attempt_id),
                     description=f"Invoice {invoice.number}",
+                    channel=PaymentChannel.DIRECT_DEBIT
+                    if payment_systems.collects_by_schedule(card.processor)
+                    else PaymentChannel.CARD,
+                    due_date=local_date(now, invoice.time_zone),
                 )
             )
     if canceled:

@@ -860,6 +860,15 @@ class GatewaySettings(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class GatewayBilledClass(Base):
+    """A customer class whose customers a direct-debit gateway bills, through which of its
+    processor accounts (:mod:`billing.gateway_billing`)."""
+
+    __tablename__ = "gateway_billed_classes"
+    class_id: Mapped[int] = mapped_column(ForeignKey("customer_classes.id"), primary_key=True)
+    processor_account_id: Mapped[int] = mapped_column(ForeignKey("processor_accounts.id"))
+
+
 class GatewayEnrollment(Base):
     """A customer on-boarded at a direct-debit gateway: the gateway's customer id and account
     reference (all kassa keeps of the payment method), AWAITING_METHOD → ACTIVE, and STOPPED
@@ -870,6 +879,9 @@ class GatewayEnrollment(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), unique=True)
     processor_account_id: Mapped[int] = mapped_column(ForeignKey("processor_accounts.id"))
     gateway_customer_id: Mapped[str] = mapped_column(String(50))
+    #: The id the gateway's API addresses the account by; ``account_reference`` is the one
+    #: it shows people.
+    gateway_account_id: Mapped[str] = mapped_column(String(50))
     account_reference: Mapped[str] = mapped_column(String(50))
     payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"))
     status: Mapped[str] = mapped_column(String(24))

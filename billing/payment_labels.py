@@ -24,6 +24,7 @@ _CHANNELS = {
     PaymentChannel.TERMINAL: "cash terminal payment",
     PaymentChannel.REDIRECT: "online payment",
     PaymentChannel.PAYNEARME: "PayNearMe cash payment",
+    PaymentChannel.DIRECT_DEBIT: "direct debit",
 }
 
 
@@ -63,7 +64,7 @@ async def card_details(session: AsyncSession, method_ids: Iterable[int | None]) 
 async def label_of(session: AsyncSession, payment: Payment) -> str:
     """The label of one payment: its card for card payments, its network and transaction
     (the reference it was given) for a cash terminal's, its reference for the others."""
-    if payment.method == PaymentChannel.CARD:
+    if payment.method in (PaymentChannel.CARD, PaymentChannel.DIRECT_DEBIT):
         cards = await card_details(session, [payment.payment_method_id])
         return payment_label(payment.method, cards.get(payment.payment_method_id or 0))
     if payment.method in (PaymentChannel.TERMINAL, PaymentChannel.REDIRECT):

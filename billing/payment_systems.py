@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
@@ -36,6 +36,7 @@ from billing.processing import (
     CardDetails,
     CardProcessor,
     CardToken,
+    ChargeRefused,
     ChargeResult,
     ProcessorError,
 )
@@ -65,6 +66,10 @@ class Capability(StrEnum):
     STATUS_POLL = "STATUS_POLL"
     #: Completed payments can be refunded through the processor.
     REFUND = "REFUND"
+    #: A direct-debit gateway (Debitsuccess): kassa on-boards the customer, submits one-off
+    #: schedules when money is due and polls their statuses by date range
+    #: (:class:`ScheduleGateway`, :mod:`billing.gateway_billing`).
+    SCHEDULES = "SCHEDULES"
 
 
 class MethodKind(StrEnum):
@@ -399,6 +404,86 @@ def reject_mismatch(notification: Notification, amount: int, currency: str) -> s
 
 
 @dataclass(frozen=True, slots=True)
+class GatewayAccount:
+    """A customer's account at a direct-debit gateway: the gateway's customer id, the
+    account id its API addresses (kept as the payment method's token) and the account
+    reference it shows people."""
+
+    customer_id: str
+    account_id: str
+    account_reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentForm:
+    """The gateway's hosted form for entering a payment method, usable once until
+    ``valid_to`` (minutes, not hours)."""
+
+    url: str
+    valid_to: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayMethod:
+    """What the gateway says of the account's payment method: never more than its kind
+    (``bank_account`` or ``card``) and last four digits."""
+
+    kind: str
+    last4: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleStatus:
+    """One schedule's status as a status poll reported it.  ``status`` is the gateway's own
+    name (Unattempted, Pending, Retry, InRetry, Failed, Cleared, Settled, Unbillable);
+    ``external_identifier`` is kassa's key the schedule was submitted under."""
+
+    external_identifier: str
+    schedule_id: str
+    status: str
+    status_date: date
+    amount: int
+    error_code: str | None = None
+
+
+class ScheduleRefused(ChargeRefused):
+    """The gateway refused a schedule at submission because the account cannot be debited
+    (a payment stop: a lost or stolen card, a closed account, no authority).  Nothing more is
+    submitted for the customer until the payment method is replaced."""
+
+
+@runtime_checkable
+class ScheduleGateway(Protocol):
+    """A direct-debit gateway (:attr:`Capability.SCHEDULES`).  Its ``charge`` submits a
+    one-off schedule for ``request.due_date`` under ``request.idempotency_key`` to the account
+    in ``request.token`` and answers :attr:`~billing.processing.ChargeOutcome.SUBMITTED`
+    (or raises :class:`ScheduleRefused`); its ``lookup`` finds a schedule by that key."""
+
+    async def enroll(self, payer: Payer, starts: date) -> GatewayAccount:
+        """Create the customer and its account at the gateway, the account's external
+        reference being kassa's customer id."""
+        ...
+
+    async def payment_form(self, account_id: str, return_url: str) -> PaymentForm:
+        """A one-time token's hosted form where the customer enters a payment method and is
+        sent back to ``return_url``."""
+        ...
+
+    async def payment_method(self, account_id: str) -> GatewayMethod | None:
+        """The account's payment method as the gateway holds it; None when it has none."""
+        ...
+
+    async def payment_statuses(self, start: date, end: date) -> list[ScheduleStatus]:
+        """Every schedule whose status changed between ``start`` and ``end`` (at most
+        :data:`MAX_POLL_DAYS` apart), with its current status."""
+        ...
+
+
+#: The longest date range a status poll may ask for (Debitsuccess: within 31 days; 30 here).
+MAX_POLL_DAYS = 30
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessorInfo:
     """What an installed processor declares: its registry name, the flows it supports and
     the payment methods it can take.  Billing checks a processor account against it (an
@@ -437,6 +522,14 @@ def use_catalog(catalog: ProcessorCatalog) -> None:
     _catalog = catalog
 
 
+def collects_by_schedule(processor: str) -> bool:
+    """Whether ``processor`` is a direct-debit gateway (:attr:`Capability.SCHEDULES`): its
+    payments are DIRECT_DEBIT one-off schedules settled by a status poll.  False when no
+    catalog was handed over (a process that only charges the default processor)."""
+    info = _catalog.describe(processor) if _catalog is not None else None
+    return info is not None and Capability.SCHEDULES in info.capabilities
+
+
 def catalog() -> ProcessorCatalog:
     """The catalog the entry point handed over."""
     if _catalog is None:
@@ -446,11 +539,14 @@ def catalog() -> ProcessorCatalog:
 
 __all__ = [
     "CARD_BRAND_KINDS",
+    "MAX_POLL_DAYS",
     "AuthorizingProcessor",
     "BankAccountDetails",
     "Capability",
     "ClientTokenization",
     "ForgedNotification",
+    "GatewayAccount",
+    "GatewayMethod",
     "IncomingRequest",
     "MethodKind",
     "Mode",
@@ -459,6 +555,7 @@ __all__ = [
     "NotificationReply",
     "NotifiedProcessor",
     "Payer",
+    "PaymentForm",
     "ProcessorCatalog",
     "ProcessorConfig",
     "ProcessorInfo",
@@ -466,9 +563,13 @@ __all__ = [
     "RedirectProcessor",
     "RedirectRequest",
     "RedirectStart",
+    "ScheduleGateway",
+    "ScheduleRefused",
+    "ScheduleStatus",
     "Slip",
     "VoucherProcessor",
     "catalog",
+    "collects_by_schedule",
     "reject_mismatch",
     "use_catalog",
 ]

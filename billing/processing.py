@@ -44,6 +44,10 @@ class ChargeOutcome(StrEnum):
     #: they complete it at ``ChargeResult.action_url``; the outcome then arrives by
     #: notification or lookup.
     ACTION_REQUIRED = "ACTION_REQUIRED"
+    #: A direct-debit gateway accepted the request (a one-off schedule): nothing has moved
+    #: yet, and the outcome arrives by the gateway's status poll
+    #: (:mod:`billing.gateway_billing`), not by the card-charge janitor.
+    SUBMITTED = "SUBMITTED"
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -96,6 +100,9 @@ class ChargeRequest:
     #: The customer is at the keyboard (their Pay button) rather than kassa collecting on its
     #: own; processors that distinguish them (Stripe's off-session PaymentIntents) use it.
     on_session: bool = False
+    #: The customer's local day the money is due (a direct-debit gateway's one-off schedule
+    #: is debited on it); None for processors that charge at once.
+    due_date: date | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,10 @@ statuses.
 * ``gateway_settings`` — per processor account of a gateway: which status counts as paid
   (CLEARED or SETTLED, the operator's choice), the establishment fee and the commission the
   portal shows before a customer commits, and the poll's persisted cursor and last poll.
-* ``gateway_enrollments`` — a customer on-boarded at the gateway: the gateway's customer id
-  and account reference (the only thing kept of the payment method), its state (AWAITING_METHOD,
+* ``gateway_billed_classes`` — the customer classes billed through a gateway, and through
+  which of its processor accounts.
+* ``gateway_enrollments`` — a customer on-boarded at the gateway: the gateway's customer id,
+  account id and account reference (the only things kept of the payment method), its state (AWAITING_METHOD,
   ACTIVE, STOPPED) and why it was stopped (a payment stop).
 * ``gateway_schedules`` — each one-off schedule kassa submitted, one per payment, under its
   unique identifier (the charge attempt's key), with its latest gateway status.
@@ -59,11 +61,28 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("processor_account_id", name=op.f("pk_gateway_settings")),
     )
     op.create_table(
+        "gateway_billed_classes",
+        sa.Column("class_id", _ID, nullable=False),
+        sa.Column("processor_account_id", _ID, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["class_id"],
+            ["customer_classes.id"],
+            name=op.f("fk_gateway_billed_classes_class_id_customer_classes"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["processor_account_id"],
+            ["processor_accounts.id"],
+            name=op.f("fk_gateway_billed_classes_processor_account_id_processor_accounts"),
+        ),
+        sa.PrimaryKeyConstraint("class_id", name=op.f("pk_gateway_billed_classes")),
+    )
+    op.create_table(
         "gateway_enrollments",
         sa.Column("id", _ID, nullable=False),
         sa.Column("customer_id", _ID, nullable=False),
         sa.Column("processor_account_id", _ID, nullable=False),
         sa.Column("gateway_customer_id", sa.String(50), nullable=False),
+        sa.Column("gateway_account_id", sa.String(50), nullable=False),
         sa.Column("account_reference", sa.String(50), nullable=False),
         sa.Column("payment_method_id", _ID, nullable=True),
         sa.Column("status", sa.String(24), nullable=False),
@@ -155,4 +174,5 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_gateway_schedules_customer_id"), table_name="gateway_schedules")
     op.drop_table("gateway_schedules")
     op.drop_table("gateway_enrollments")
+    op.drop_table("gateway_billed_classes")
     op.drop_table("gateway_settings")

@@ -27,7 +27,16 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.types import ASGIApp
 
-from processors.fakes import authorize_net, payarena, paynearme, paypal, remita, skrill, stripe
+from processors.fakes import (
+    authorize_net,
+    debitsuccess,
+    payarena,
+    paynearme,
+    paypal,
+    remita,
+    skrill,
+    stripe,
+)
 
 #: The path the fakes are mounted under in kassa's app.
 PREFIX = "/fakes"
@@ -54,6 +63,9 @@ FAKES: Mapping[str, Maker] = {
     "payarena": lambda _, url: payarena.FakePayarena(callback_url=url).app,
     "remita": lambda _, url: remita.FakeRemita(notification_url=url).app,
     "paynearme": lambda _, url: paynearme.FakePayNearMe(callback_url=url or "").app,
+    "debitsuccess": lambda state_dir, _: (
+        debitsuccess.FakeDebitsuccess(state_file=str(state_dir / "debitsuccess.json")).app
+    ),
 }
 
 

@@ -1,0 +1,430 @@
+"""Direct-debit gateway billing (:mod:`billing.gateway_billing`) over the test clock, against
+the fake Debitsuccess (:mod:`processors.fakes.debitsuccess`) served over real HTTP, with the
+real adapter (:mod:`processors.debitsuccess`): on-boarding through the fake's hosted form, a
+schedule submitted when the invoice falls due and settled by a later poll, a payment stop that
+flags the customer and stops submissions until the method is replaced, a failure followed by
+kassa's own retry, a lost answer reconciled by the schedule's identifier with no second
+schedule, the same status seen by three polls applied once, the poll's windows and cursor,
+Cleared or Settled as the operator's choice, and bad settings refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from billing import gateway_billing, jobs
+from billing.db import Database
+from billing.errors import UserError
+from billing.gateway_billing import PaidOn, SettingsInput
+from billing.models import (
+    AttemptStatus,
+    CardCharging,
+    CollectionAttempt,
+    GatewayEnrollment,
+    GatewaySchedule,
+    GatewayScheduleStatus,
+    GatewaySettings,
+    Invoice,
+    InvoiceStatus,
+    LedgerTransaction,
+    OutboxMessage,
+    Payment,
+    PaymentChannel,
+    PaymentMethod,
+    PaymentStatus,
+    Role,
+    TransactionKind,
+)
+from billing.payment_systems import MAX_POLL_DAYS, MethodKind
+from billing.processor_accounts import AccountInput, create_account
+from processors import registry
+from processors.fakes.debitsuccess import BUSINESS_ID, PASSWORD, USERNAME, FakeDebitsuccess
+from tests.bitcoin_chain import LiveServer, serving
+from tests.factories import (
+    Party,
+    admin_viewer,
+    customer_class,
+    customer_viewer,
+    issue_invoice,
+    ledger_problems,
+    new_party,
+    user_with_login,
+)
+
+CREDENTIALS = {"username": USERNAME, "password": PASSWORD, "business_id": BUSINESS_ID}
+#: The fake's "hang" outlasts the adapter's timeout in these tests.
+HANG_SECONDS = 3.0
+RETURN_URL = "http://kassa.test/portal/direct-debit/return"
+
+
+class _Current:
+    """Hands each request to the fake of the test now running: kassa's keys (``attempt-1``…)
+    restart with each test's database and must not meet an earlier test's schedules."""
+
+    def __init__(self) -> None:
+        self.fake = FakeDebitsuccess()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app: ASGIApp = self.fake.app
+        await app(scope, receive, send)
+
+
+@pytest.fixture(scope="module")
+def _server() -> Iterator[tuple[_Current, LiveServer]]:
+    current = _Current()
+    with serving(current) as server:
+        yield current, server
+
+
+@pytest.fixture
+def fake(_server: tuple[_Current, LiveServer]) -> FakeDebitsuccess:
+    current, _ = _server
+    current.fake = FakeDebitsuccess(hang_seconds=HANG_SECONDS)
+    return current.fake
+
+
+@pytest.fixture
+def short_timeout() -> Iterator[None]:
+    """Calls give up after 1.5 s, below the fake's hang."""
+    registry.configure("debitsuccess", timeout=1.5)
+    yield
+    registry.configure("debitsuccess")
+
+
+@pytest.fixture
+async def account_id(db: Database, fake: FakeDebitsuccess, _server: tuple[_Current, LiveServer]) -> int:
+    """The provider's Debitsuccess account against the fake."""
+    async with db.transaction() as session:
+        made = await create_account(
+            session,
+            admin_viewer(),
+            AccountInput(
+                name="Debitsuccess",
+                processor="debitsuccess",
+                credentials=CREDENTIALS,
+                base_url=_server[1].url,
+                minimums=[("USD", "1.00")],
+                method_kinds=[MethodKind.DIRECT_DEBIT],
+            ),
+        )
+    return made.id
+
+
+@pytest.fixture
+async def party(db: Database, account_id: int) -> Party:
+    """A customer of a class billed through the gateway, charged on the due date and 3 days
+    after it."""
+    class_id = await customer_class(
+        db,
+        "Direct debit",
+        card_charging=CardCharging.ON_DUE_DATE,
+        attempt_days_after_due=[0, 3],
+    )
+    async with db.transaction() as session:
+        await gateway_billing.bill_class_through(session, admin_viewer(), class_id, account_id)
+    return await new_party(db, class_id=class_id, email="ada@example.test")
+
+
+async def onboard(db: Database, party: Party, number: str = "0212345678901") -> PaymentMethod:
+    """Through the fake's hosted form, as the customer's browser would."""
+    async with db.transaction() as session:
+        form = await gateway_billing.start_enrollment(
+            session, customer_viewer(party.id), party.id, RETURN_URL
+        )
+    async with httpx.AsyncClient() as client:
+        page = await client.get(form.url)
+        assert page.status_code == 200 and "accountNumber" in page.text
+        back = await client.post(form.url, data={"accountHolder": "A Lovelace", "accountNumber": number})
+    assert back.status_code == 303
+    assert back.headers["location"].startswith(RETURN_URL + "?status=Success")
+    async with db.transaction() as session:
+        return await gateway_billing.complete_enrollment(session, customer_viewer(party.id), party.id)
+
+
+async def due_invoice(db: Database, party: Party, amount: int = 5000) -> tuple[int, datetime]:
+    """An invoice (out of turn, net 14) and the instant its first attempt falls due."""
+    invoice = await issue_invoice(db, party, amount)
+    return invoice.id, datetime.combine(invoice.due_date, datetime.min.time(), UTC) + timedelta(hours=9)
+
+
+async def status_of(db: Database, invoice_id: int) -> InvoiceStatus:
+    async with db.session() as session:
+        invoice = await session.get(Invoice, invoice_id)
+    assert invoice is not None
+    return invoice.status
+
+
+async def rows(db: Database, model: type, **where: object) -> list:
+    async with db.session() as session:
+        query = select(model).filter_by(**where).order_by(model.id)
+        return list((await session.scalars(query)).all())
+
+
+async def test_a_full_cycle_from_on_boarding_to_a_settled_payment(
+    db: Database, fake: FakeDebitsuccess, party: Party
+) -> None:
+    method = await onboard(db, party)
+    assert (method.brand, method.last4, method.processor) == ("bank account", "8901", "debitsuccess")
+    [enrollment] = await rows(db, GatewayEnrollment)
+    assert enrollment.status == "ACTIVE" and enrollment.account_reference.startswith("DEA")
+    account = fake.account_by_reference(str(party.id))
+    assert account is not None and account["accountReferenceNo"] == enrollment.account_reference
+
+    invoice_id, due_at = await due_invoice(db, party)
+    await jobs.advance_clock(db, due_at + timedelta(minutes=1))
+    [schedule] = await rows(db, GatewaySchedule)
+    assert (schedule.status, schedule.amount, schedule.external_identifier) == (
+        "SUBMITTED",
+        5000,
+        "attempt-1",
+    )
+    [payment] = await rows(db, Payment, id=schedule.payment_id)
+    assert (payment.method, payment.status, payment.next_check_at) == (
+        PaymentChannel.DIRECT_DEBIT,
+        PaymentStatus.PENDING,
+        None,
+    )
+    assert [s["dueDate"] for s in fake.schedules.values()] == [schedule.due_date.isoformat()]
+
+    await jobs.advance_clock(db, due_at + timedelta(days=2))  # Cleared: not yet paid
+    assert await status_of(db, invoice_id) != InvoiceStatus.PAID
+    await jobs.advance_clock(db, due_at + timedelta(days=5))  # Settled
+    assert await status_of(db, invoice_id) == InvoiceStatus.PAID
+    [payment] = await rows(db, Payment, id=schedule.payment_id)
+    assert payment.status == PaymentStatus.COMPLETED
+    history = [s.status for s in await rows(db, GatewayScheduleStatus)]
+    assert history[-1] == "Settled" and "Cleared" in history
+    [attempt] = [a for a in await rows(db, CollectionAttempt) if a.payment_id == payment.id]
+    assert attempt.status == AttemptStatus.SUCCEEDED
+    async with db.session() as session:
+        assert await ledger_problems(session) == []
+        settings = await session.get(GatewaySettings, schedule.processor_account_id)
+    assert settings is not None and settings.poll_cursor is not None and settings.last_poll_error is None
+    assert await db_scalar(db, select(func.count()).select_from(GatewaySchedule)) == 1
+
+
+async def db_scalar(db: Database, query: object) -> object:
+    async with db.session() as session:
+        return await session.scalar(query)  # type: ignore[call-overload]
+
+
+async def test_cleared_counts_as_paid_when_the_operator_says_so(
+    db: Database, fake: FakeDebitsuccess, party: Party, account_id: int
+) -> None:
+    async with db.transaction() as session:
+        await gateway_billing.save_settings(
+            session, admin_viewer(), account_id, SettingsInput(PaidOn.CLEARED, "0", "USD", "0")
+        )
+    await onboard(db, party)
+    invoice_id, due_at = await due_invoice(db, party)
+    await jobs.advance_clock(db, due_at + timedelta(days=2, hours=12))  # Cleared, not Settled
+    assert await status_of(db, invoice_id) == InvoiceStatus.PAID
+    await jobs.advance_clock(db, due_at + timedelta(days=6))  # Settled changes nothing more
+    async with db.session() as session:
+        paid = await session.scalar(
+            select(func.count()).select_from(LedgerTransaction).where(
+                LedgerTransaction.kind == TransactionKind.PAYMENT
+            )
+        )
+        assert paid == 1 and await ledger_problems(session) == []
+
+
+async def test_a_payment_stop_flags_the_customer_and_stops_submissions_until_replaced(
+    db: Database, fake: FakeDebitsuccess, party: Party
+) -> None:
+    await user_with_login(db, "boss@kassa.test", Role.ADMIN)
+    await onboard(db, party)
+    enrollment = (await rows(db, GatewayEnrollment))[0]
+    fake.stop(enrollment.gateway_account_id, "LostOrStolenCard")
+    _, due_at = await due_invoice(db, party)
+    await jobs.advance_clock(db, due_at + timedelta(minutes=1))
+    [schedule] = await rows(db, GatewaySchedule)
+    assert schedule.status == "REJECTED"
+    [attempt] = [a for a in await rows(db, CollectionAttempt) if a.payment_id is not None]
+    assert attempt.status == AttemptStatus.FAILED and "LostOrStolenCard" in (attempt.message or "")
+    [enrollment] = await rows(db, GatewayEnrollment)
+    assert enrollment.status == "STOPPED" and enrollment.stop_code == "lostorstolencard"
+    mail = [m for m in await rows(db, OutboxMessage) if m.to == "boss@kassa.test"]
+    assert len(mail) == 1 and "Direct debit stopped" in mail[0].subject
+
+    # The retry three days on submits nothing: there is no method to debit.
+    await jobs.advance_clock(db, due_at + timedelta(days=3, hours=1))
+    assert len(fake.schedules) == 0 and len(await rows(db, GatewaySchedule)) == 1
+    later = [a for a in await rows(db, CollectionAttempt) if a.id != attempt.id]
+    assert [a.reason for a in later] == ["NO_PAYMENT_METHOD"]
+
+    # A new method through the hosted form lifts the stop; the next invoice is debited.
+    await onboard(db, party, number="0299999999001")
+    [enrollment] = await rows(db, GatewayEnrollment)
+    assert enrollment.status == "ACTIVE" and enrollment.stop_code is None
+    _, due_at = await due_invoice(db, party, 1200)
+    await jobs.advance_clock(db, due_at + timedelta(minutes=1))
+    assert [s.status for s in await rows(db, GatewaySchedule)] == ["REJECTED", "SUBMITTED"]
+
+
+async def test_a_failure_is_followed_by_kassas_own_retry(
+    db: Database, fake: FakeDebitsuccess, party: Party
+) -> None:
+    await onboard(db, party)
+    enrollment = (await rows(db, GatewayEnrollment))[0]
+    fake.plan(enrollment.gateway_account_id, "fail")
+    invoice_id, due_at = await due_invoice(db, party)
+    await jobs.advance_clock(db, due_at + timedelta(days=2, hours=12))  # Failed on day 2
+    first = (await rows(db, GatewaySchedule))[0]
+    assert (first.status, first.error_code) == ("Failed", "InsufficientFunds")
+    [failed] = [a for a in await rows(db, CollectionAttempt) if a.payment_id == first.payment_id]
+    assert failed.status == AttemptStatus.FAILED and failed.decline_code == "InsufficientFunds"
+    await jobs.advance_clock(db, due_at + timedelta(days=8))  # retry on day 3, settled on day 7
+    schedules = await rows(db, GatewaySchedule)
+    assert [s.status for s in schedules] == ["Failed", "Settled"]
+    assert schedules[1].external_identifier != schedules[0].external_identifier
+    assert await status_of(db, invoice_id) == InvoiceStatus.PAID
+    async with db.session() as session:
+        assert await ledger_problems(session) == []
+
+
+async def test_a_lost_answer_is_reconciled_by_the_identifier_without_a_second_schedule(
+    db: Database, fake: FakeDebitsuccess, party: Party, short_timeout: None
+) -> None:
+    await onboard(db, party)
+    fake.hang()  # the schedule is made, the answer comes too late
+    invoice_id, due_at = await due_invoice(db, party)
+    await jobs.advance_clock(db, due_at + timedelta(minutes=1))
+    [schedule] = await rows(db, GatewaySchedule)
+    assert schedule.status == "UNKNOWN"
+    [payment] = await rows(db, Payment, id=schedule.payment_id)
+    assert payment.status == PaymentStatus.UNKNOWN
+    assert len(fake.schedules) == 1
+
+    await jobs.advance_clock(db, due_at + timedelta(minutes=10))  # the janitor looks it up
+    [schedule] = await rows(db, GatewaySchedule)
+    assert schedule.status == "SUBMITTED" and schedule.schedule_id is not None
+    assert len(fake.schedules) == 1
+    assert fake.calls.count("POST oneOffSchedules") == 1
+    await jobs.advance_clock(db, due_at + timedelta(days=5))
+    assert await status_of(db, invoice_id) == InvoiceStatus.PAID
+    assert len(fake.schedules) == 1
+
+
+async def test_a_5xx_before_the_schedule_is_made_is_sent_again_under_the_same_key(
+    db: Database, fake: FakeDebitsuccess, party: Party
+) -> None:
+    await onboard(db, party)
+    fake.fail_next(503)
+    _, due_at = await due_invoice(db, party)
+    await jobs.advance_clock(db, due_at + timedelta(minutes=1))
+    assert len(fake.schedules) == 0
+    await jobs.advance_clock(db, due_at + timedelta(minutes=10))
+    [made] = fake.schedules.values()
+    assert made["externalScheduleIdentifier"] == "attempt-1"
+    assert [s.status for s in await rows(db, GatewaySchedule)] == ["SUBMITTED"]
+
+
+async def test_the_same_status_seen_in_three_polls_is_applied_once(
+    db: Database, fake: FakeDebitsuccess, party: Party, account_id: int
+) -> None:
+    await onboard(db, party)
+    _, due_at = await due_invoice(db, party)
+    await jobs.advance_clock(db, due_at + timedelta(minutes=1))
+    settled_at = due_at + timedelta(days=4, hours=1)
+    for hours in (0, 1, 2):  # three polls whose windows all hold the Settled status
+        async with db.transaction() as session:
+            await _freeze(session, settled_at + timedelta(hours=hours))
+        await gateway_billing.poll_account(db, account_id, settled_at + timedelta(hours=hours))
+    [settled] = await rows(db, GatewayScheduleStatus, status="Settled")
+    assert settled.times_seen == 3 and settled.outcome == "COMPLETED"
+    async with db.session() as session:
+        payments = await session.scalar(
+            select(func.count()).select_from(LedgerTransaction).where(
+                LedgerTransaction.kind == TransactionKind.PAYMENT
+            )
+        )
+        assert payments == 1 and await ledger_problems(session) == []
+
+
+async def _freeze(session: object, at: datetime) -> None:
+    from billing import clock
+
+    await clock.freeze(session, at)  # type: ignore[arg-type]
+
+
+def test_poll_windows_are_at_most_30_days_and_overlap() -> None:
+    found = gateway_billing.windows(date(2026, 1, 1), date(2026, 3, 20))
+    assert all((end - start).days <= MAX_POLL_DAYS for start, end in found)
+    assert found[0][0] == date(2026, 1, 1) - gateway_billing.OVERLAP
+    assert found[-1][1] == date(2026, 3, 20)
+    for (_, end), (start, _) in zip(found, found[1:], strict=False):
+        assert start == end - gateway_billing.OVERLAP
+    assert gateway_billing.windows(date(2026, 3, 20), date(2026, 3, 20)) == [
+        (date(2026, 3, 18), date(2026, 3, 20))
+    ]
+
+
+async def test_a_failed_poll_keeps_the_cursor(
+    db: Database, fake: FakeDebitsuccess, party: Party, account_id: int
+) -> None:
+    await onboard(db, party)
+    _, due_at = await due_invoice(db, party)
+    await jobs.advance_clock(db, due_at + timedelta(hours=7))
+    async with db.session() as session:
+        before = (await session.get(GatewaySettings, account_id)).poll_cursor  # type: ignore[union-attr]
+    fake.fail_next(503)
+    report = await gateway_billing.poll_account(db, account_id, due_at + timedelta(days=3))
+    assert report.error is not None and report.windows == 0
+    async with db.session() as session:
+        after = await session.get(GatewaySettings, account_id)
+    assert after is not None and after.poll_cursor == before and after.last_poll_error
+
+
+async def test_bad_settings_and_classes_are_refused(db: Database, account_id: int) -> None:
+    cases = [
+        (SettingsInput(PaidOn.SETTLED, "-1.00", "USD", "0"), "NEGATIVE_FEE"),
+        (SettingsInput(PaidOn.SETTLED, "1.001", "USD", "0"), "TOO_MANY_DECIMALS"),
+        (SettingsInput(PaidOn.SETTLED, "1.00", "USD", "101"), "OUT_OF_RANGE"),
+        (SettingsInput(PaidOn.SETTLED, "1.00", "XXQ", "2"), "INVALID_CURRENCY"),
+    ]
+    for data, code in cases:
+        async with db.transaction() as session:
+            with pytest.raises(UserError) as refused:
+                await gateway_billing.save_settings(session, admin_viewer(), account_id, data)
+        assert refused.value.code == code, data
+    async with db.transaction() as session:
+        cards = await create_account(
+            session,
+            admin_viewer(),
+            AccountInput(name="Cards", processor="simulator", minimums=[("USD", "0")],
+                         method_kinds=[MethodKind.VISA]),
+        )  # fmt: skip
+    class_id = await customer_class(db, "Cards")
+    async with db.transaction() as session:
+        with pytest.raises(UserError) as refused:
+            await gateway_billing.bill_class_through(session, admin_viewer(), class_id, cards.id)
+    assert refused.value.code == "NOT_A_GATEWAY"
+    party = await new_party(db)
+    async with db.transaction() as session:
+        with pytest.raises(UserError) as refused:
+            await gateway_billing.start_enrollment(
+                session, customer_viewer(party.id), party.id, RETURN_URL
+            )
+    assert refused.value.code == "NOT_GATEWAY_BILLED"
+
+
+async def test_returning_before_the_form_was_filled_in_keeps_nothing(
+    db: Database, party: Party
+) -> None:
+    async with db.transaction() as session:
+        await gateway_billing.start_enrollment(
+            session, customer_viewer(party.id), party.id, RETURN_URL
+        )
+    async with db.transaction() as session:
+        with pytest.raises(UserError) as refused:
+            await gateway_billing.complete_enrollment(
+                session, customer_viewer(party.id), party.id
+            )
+    assert refused.value.code == "NO_PAYMENT_METHOD_YET"
+    assert await rows(db, PaymentMethod) == []
