@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 
 from starlette.requests import Request
@@ -31,6 +32,10 @@ CSRF_COOKIE = "kassa_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Addresses another site POSTs the browser to: a payment system's return (Payarena's
+#: post-back), whose handler only answers a 303 to the same address's GET, reading and
+#: writing nothing (:func:`portals.redirect_pay.posted_back`); so there is nothing to forge.
+CROSS_SITE_RETURNS = re.compile(r"/portal/pay/return/\d+")
 #: Portal forms are a few fields; a bigger body is refused before it is read into memory.
 MAX_FORM_BYTES = 64 * 1024
 
@@ -76,7 +81,9 @@ class CSRFMiddleware:
                 ]
             await send(message)
 
-        if request.method not in SAFE_METHODS:
+        if request.method not in SAFE_METHODS and not CROSS_SITE_RETURNS.fullmatch(
+            request.url.path
+        ):
             body = await self._read_body(receive)
             if body is None:
                 refusal = await error_page(request, 413)

@@ -10,7 +10,8 @@ must fix first (Remita's phone or e-mail) comes back beside the form, with a lin
 profile, before anyone is sent anywhere.
 
 ``/portal/pay/return/{payment}`` is where the system sends the customer back (and where it
-sends them when they cancel).  It runs ``completeRedirectPayment``, which asks the system —
+sends them when they cancel); a system that POSTs the browser back (Payarena) is turned into
+a GET of the same address (:func:`posted_back`).  It runs ``completeRedirectPayment``, which asks the system —
 the return alone proves nothing — and shows the outcome: paid, failed or canceled, or still
 waiting for the system's confirmation, in which case the page polls itself a few times with
 htmx.  It is a GET that is safe to reload: a payment is booked once, however often it runs.
@@ -19,10 +20,10 @@ htmx.  It is a GET that is safe to reload: a payment is booked once, however oft
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from portals import forms, graphql, rendering
@@ -174,6 +175,21 @@ async def returned(request: Request, visitor: Visitor) -> Response:
     return rendering.render(request, "redirect_pay_return.html", context, fragment="outcome")
 
 
+async def posted_back(request: Request) -> Response:
+    """A system that sends the browser back by a POST (Payarena posts ``trxId``, ``status``
+    and ``approved``) lands here: the fields become the query of a 303 to the outcome page.
+
+    Nothing is read or written here, so the request needs neither a session nor a CSRF token
+    (:data:`portals.csrf.CROSS_SITE_RETURNS`) — which it could not have: another site's POST
+    carries no SameSite=Lax cookie.  The GET that follows is a top-level navigation, which
+    does, and it asks the system as every return does.
+    """
+    fields = await forms.read(request)
+    query = urlencode([(k, v) for k, v in fields.items() if k != "csrf_token"])
+    target = request.url.path + (f"?{query}" if query else "")
+    return RedirectResponse(target, status_code=303)
+
+
 def _again(request: Request, poll: int) -> str:
     """This page's address with the poll count ``poll`` (the system's query kept)."""
     kept = [(k, v) for k, v in request.query_params.multi_items() if k != "poll"]
@@ -186,4 +202,5 @@ def routes() -> list[BaseRoute]:
         Route(PAY_PATH, pay_page, methods=["GET"]),
         Route(PAY_PATH, pay, methods=["POST"]),
         Route("/portal/pay/return/{payment_id:int}", returned, methods=["GET"]),
+        Route("/portal/pay/return/{payment_id:int}", posted_back, methods=["POST"]),
     ]

@@ -2,34 +2,40 @@
 PayAttitude, implementing :class:`billing.payment_systems.RedirectProcessor` and (for its
 unsigned callbacks) :class:`billing.payment_systems.NotifiedProcessor`.
 
-Payarena publishes no public API reference; this adapter follows what its merchant
-integrations show, and every assumption below is one to confirm against the merchant pack
-Unified Payments hands out at onboarding:
+The API is the one Unified Payments documents in its *Web Merchant Integration Guide*
+(``github.com/up-eplatform/Merchant-Payment-Gateway``, "Appendix A" to "Appendix E"; the
+merchant pack handed out at onboarding says the same):
 
-* The gateway is ``https://test.payarena.com`` for test merchants and (assumed)
-  ``https://payarena.com`` live; ``config.base_url`` points it at the local fake,
-  :mod:`processors.fakes.payarena` (a live account's address must be HTTPS: ``INSECURE_URL``
-  before any call otherwise).
-* Create a transaction: ``POST /{merchant_id}`` with JSON ``{"amount", "currency", "description",
-  "returnUrl", "secretKey", "fee"}`` — the amount in naira as a decimal string (from kobo, never
-  through a float), the currency as its ISO 4217 *numeric* code (``566``), the merchant's
-  secret key (credential ``secret_key``; ``merchant_id`` is the other) in the body, as
-  Payarena wants it.  The answer is the transaction id (a JSON string).
-* The customer is sent (GET) to ``/{transaction id}``, pays there, and is sent back to
-  ``returnUrl`` with the transaction id (``trxId``).  Payarena has one return address, so the
-  request's ``cancel_url`` is not used: a cancel comes back the same way and reads as canceled
-  from the status.
-* Nothing Payarena sends is signed, so nothing it sends counts: the return and any callback
-  are only a cue to ask ``GET /Status/{transaction id}``, whose JSON names ``Status``
-  (``Approved``, ``Declined``, ``Canceled``, ``Expired``, ``Pending`` — read
-  case-insensitively; anything unrecognised stays pending), ``Amount`` (naira),
-  ``Currency`` (numeric), ``Order Id``, ``StatusDescription`` and masked card details kassa
-  does not keep.  A transaction Payarena no longer knows (404) counts as expired.  Callbacks
-  therefore parse to :attr:`~billing.payment_systems.NotificationKind.CHECK_STATUS`.
+* The gateway is ``https://test.payarena.com`` for test merchants; the production address
+  comes with the go-live parameters (merchant plugins use
+  ``https://cipa.unifiedpaymentsnigeria.com``, :data:`LIVE_URL`).  ``config.base_url``
+  points it at the local fake, :mod:`processors.fakes.payarena` (a live account's address must
+  be HTTPS: ``INSECURE_URL`` before any call otherwise).
+* Create an order (Appendix A): ``POST /{merchant_id}`` with ``Accept: application/json`` and
+  JSON ``{"amount", "currency", "description", "returnUrl", "secretKey", "fee"}`` — the amount
+  a decimal(18,2) number in naira (written from kobo, never through a float), the currency
+  ISO 4217's *number* (``566``), a description of at most 150 characters (kassa's key goes in
+  it as ``^REF:<key>``, as the guide suggests, so Payarena's reports name the payment), the
+  merchant's cryptographic key (credential ``secret_key``; ``merchant_id`` is the other) and
+  fee 0.  The answer is the transaction id (Appendix B).
+* The customer is sent (GET) to ``/{transaction id}`` (Appendix C), pays there, and is sent
+  back to ``returnUrl`` by an HTTP **POST** of ``trxId``, ``status`` and ``approved``
+  (Appendix E; the portal's return address takes that POST and shows the outcome).  There is
+  one return address, so the request's ``cancel_url`` is not used: a cancel comes back the
+  same way and reads as canceled from the status.
+* The post-back is unsigned, and the guide says to query the status (Appendix E, 3–5), so
+  nothing Payarena sends counts: ``GET /Status/{transaction id}`` answers ``Order Id``,
+  ``Amount`` (naira, two decimals), ``Currency`` (numeric), ``Status``, ``StatusDescription``,
+  ``Approval Code``, ``TranDateTime`` and masked card details kassa does not keep.  Statuses
+  (table 2.0, read case-insensitively): ``Approved`` / ``Approved Successful`` pays;
+  ``Declined`` and ``Cancelled`` end the payment; ``Initiated`` (not paid yet, or abandoned)
+  stays pending until kassa's own deadline.  A transaction Payarena no longer knows (404)
+  counts as expired.  The guide documents no server-to-server notification; a callback naming
+  ``trxId`` is still accepted as a cue to ask (:attr:`~billing.payment_systems.
+  NotificationKind.CHECK_STATUS`).
 * The create call takes no merchant reference or idempotency key, so a start that timed out
-  cannot be found again; it leaves at most a transaction nobody is sent to, which expires
-  unpaid (no money moves without the customer on Payarena's page).  kassa's key goes in the
-  description so Payarena's reports still name the payment.
+  cannot be found again; it leaves at most a transaction nobody is sent to, which stays
+  unpaid (no money moves without the customer on Payarena's page).
 * Only NGN (kobo) is offered.
 
 Timeouts and connection failures raise :class:`~billing.processing.ProcessorTimeout`.  The
@@ -73,10 +79,12 @@ from processors.http import require_https, tls
 log = logging.getLogger("kassa.processors.payarena")
 
 TEST_URL = "https://test.payarena.com"
-LIVE_URL = "https://payarena.com"
+LIVE_URL = "https://cipa.unifiedpaymentsnigeria.com"
 CURRENCY = "NGN"
 #: ISO 4217's numeric code for the naira, the form Payarena takes and answers.
-NAIRA_NUMERIC = "566"
+NAIRA_NUMERIC = 566
+#: The longest description Payarena keeps (Appendix A, table 1.0).
+DESCRIPTION_LENGTH = 150
 
 #: Payarena's statuses (lower-cased) that end a payment, and kassa's decline code for each.
 _DECLINED = {
@@ -109,17 +117,16 @@ class PayarenaProcessor:
         self._base_url = (config.base_url or default).rstrip("/")
         self._timeout = timeout
 
-    async def _call(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None
-    ) -> httpx.Response:
+    async def _call(self, method: str, path: str, body: bytes | None = None) -> httpx.Response:
         require_https(self._config.mode, self._base_url, "Payarena")
         try:
             async with httpx.AsyncClient(
                 base_url=self._base_url, timeout=self._timeout, verify=tls()
             ) as client:
-                return await client.request(
-                    method, path, json=body, headers={"Accept": "application/json"}
-                )
+                headers = {"Accept": "application/json"}
+                if body is not None:
+                    headers["Content-Type"] = "application/json"
+                return await client.request(method, path, content=body, headers=headers)
         except httpx.TransportError as error:  # timeouts included
             log.warning("payarena %s %s: no answer (%s)", method, path, type(error).__name__)
             raise ProcessorTimeout(
@@ -135,14 +142,19 @@ class PayarenaProcessor:
         if request.amount <= 0:
             raise UserError("INVALID_AMOUNT", "the amount must be greater than zero", "amount")
         merchant = self._config.secret("merchant_id")
-        body = {
-            "amount": format_amount(request.amount, CURRENCY),
+        reference = f"^REF:{request.idempotency_key}"
+        description = request.description[: DESCRIPTION_LENGTH - len(reference)] + reference
+        rest = {
             "currency": NAIRA_NUMERIC,
-            "description": f"{request.idempotency_key} {request.description}"[:100],
+            "description": description,
             "returnUrl": request.return_url,
             "secretKey": self._config.secret("secret_key"),
-            "fee": "0",
+            "fee": 0,
         }
+        # The amount is a JSON number with two decimals, written from kobo as text: json
+        # would go through a float.
+        amount = format_amount(request.amount, CURRENCY)
+        body = f'{{"amount": {amount}, {json.dumps(rest)[1:]}'.encode()
         response = await self._call("POST", f"/{merchant}", body)
         if response.status_code in (401, 403):
             raise ChargeRefused(
@@ -227,7 +239,7 @@ def _status_result(transaction: str, status: Mapping[str, Any]) -> ChargeResult:
     """Payarena's status answer as kassa's result."""
     state = str(status.get("Status") or "").strip().lower()
     description = str(status.get("StatusDescription") or status.get("Status") or "")
-    if str(status.get("Currency") or NAIRA_NUMERIC) not in (NAIRA_NUMERIC, CURRENCY):
+    if str(status.get("Currency") or NAIRA_NUMERIC) not in (str(NAIRA_NUMERIC), CURRENCY):
         raise ProcessorError("CURRENCY_MISMATCH", "Payarena reports a currency other than NGN")
     try:
         amount = parse_amount(str(status.get("Amount") or "0"), CURRENCY)
@@ -235,7 +247,7 @@ def _status_result(transaction: str, status: Mapping[str, Any]) -> ChargeResult:
         raise ProcessorError(
             "MALFORMED_ANSWER", "Payarena's status has no readable amount"
         ) from None
-    if state in ("approved", "successful", "success"):
+    if state.startswith("approved") or state in ("successful", "success"):
         return ChargeResult(ChargeOutcome.SUCCEEDED, transaction, None,
                             description or "Paid with Payarena.", amount, CURRENCY)  # fmt: skip
     if state in _DECLINED:

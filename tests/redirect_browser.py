@@ -19,6 +19,7 @@ from starlette.routing import Route
 from billing.payment_systems import IncomingRequest
 
 _FORM_ACTION = re.compile(r'<form[^>]*\baction="([^"]*)"', re.IGNORECASE)
+_HIDDEN = re.compile(r'<input type="hidden" name="([^"]*)" value="([^"]*)"', re.IGNORECASE)
 _BUTTON = re.compile(r'<button[^>]*\bname="([^"]*)"[^>]*\bvalue="([^"]*)"', re.IGNORECASE)
 
 
@@ -26,7 +27,8 @@ async def press(
     url: str, button: str, form_fields: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """Open ``url`` and press the page's button whose value is ``button``; return the query
-    of the address the system redirects the customer to."""
+    of the address the system redirects the customer to — or, for a system that POSTs the
+    browser back (Payarena), the fields of the form that does it."""
     async with httpx.AsyncClient(follow_redirects=False, timeout=5.0) as browser:
         if form_fields is None:
             page = await browser.get(url)
@@ -42,8 +44,12 @@ async def press(
         answer = await browser.post(
             urljoin(str(page.url), unescape(action.group(1))), data={buttons[button]: button}
         )
-        assert answer.is_redirect, f"the system answered {answer.status_code}, not a redirect"
-        return dict(parse_qsl(urlsplit(answer.headers["location"]).query))
+        if answer.is_redirect:
+            return dict(parse_qsl(urlsplit(answer.headers["location"]).query))
+        assert answer.status_code == 200, f"the system answered {answer.status_code}"
+        fields = _HIDDEN.findall(answer.text)
+        assert fields, "the system neither redirected nor posted the browser back"
+        return {unescape(name): unescape(value) for name, value in fields}
 
 
 class Inbox:

@@ -24,6 +24,7 @@ from billing.payment_systems import (
     RedirectStart,
 )
 from billing.processing import ChargeOutcome, ChargeRefused, ProcessorError, ProcessorTimeout
+from processors import payarena
 from processors.fakes.payarena import MERCHANT_ID, SECRET_KEY, FakePayarena
 from processors.payarena import PayarenaProcessor
 from tests.bitcoin_chain import LiveServer, serving
@@ -114,7 +115,7 @@ async def test_the_transaction_is_created_in_naira_with_the_numeric_currency(
     start = await harness.processor.start_redirect(request)
     transaction = harness.fake.transactions[start.external_id]
     assert (transaction["Amount"], transaction["Currency"]) == ("1234.56", "566")
-    assert request.idempotency_key in transaction["_description"]
+    assert transaction["_description"].endswith(f"^REF:{request.idempotency_key}")
     assert transaction["_return_url"] == request.return_url
     assert start.url.endswith(f"/{start.external_id}") and start.form_fields is None
 
@@ -137,8 +138,11 @@ async def test_a_cancel_or_decline_reads_from_the_status(
 ) -> None:
     start = await harness.processor.start_redirect(_request(harness))
     query = await harness.pay(start, choice)
-    assert query == {"trxId": start.external_id}  # the same return whatever happened
-    result = await harness.processor.complete_return(start, query)
+    assert query["trxId"] == start.external_id  # posted back to the one return address
+    # The post-back is unsigned: what it says is not read, the status is.
+    result = await harness.processor.complete_return(
+        start, {**query, "status": "APPROVED", "approved": "true"}
+    )
     assert (result.status, result.decline_code) == (ChargeOutcome.DECLINED, code)
 
 
@@ -233,3 +237,29 @@ async def test_a_live_account_is_reached_over_https_only(
         await live.start_redirect(_request(PayarenaHarness(fake, live)))
     assert refused.value.code == "INSECURE_URL"
     assert len(fake.transactions) == before
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        ("Approved", ChargeOutcome.SUCCEEDED),
+        ("Approved Successful", ChargeOutcome.SUCCEEDED),
+        ("APPROVED", ChargeOutcome.SUCCEEDED),
+        ("Initiated", ChargeOutcome.UNKNOWN),
+        ("Cancelled", ChargeOutcome.DECLINED),
+        ("Declined", ChargeOutcome.DECLINED),
+    ],
+)
+def test_the_guides_statuses(status: str, outcome: ChargeOutcome) -> None:
+    """Table 2.0 of Unified Payments' guide: an abandoned transaction stays Initiated."""
+    answer = {"Order Id": "1", "Amount": "1500.00", "Currency": "566", "Status": status}
+    assert payarena._status_result("1", answer).status == outcome
+
+
+async def test_a_long_description_keeps_kassas_reference_within_150_characters(
+    harness: PayarenaHarness,
+) -> None:
+    request = _request(harness, description="Invoice " + "x" * 300)
+    start = await harness.processor.start_redirect(request)
+    description = harness.fake.transactions[start.external_id]["_description"]
+    assert len(description) == 150 and description.endswith(f"^REF:{request.idempotency_key}")

@@ -1,24 +1,28 @@
 """A fake Payarena (Unified Payments' hosted payment page) for the tests and the demo, served
-by a Starlette app.  It speaks what :mod:`processors.payarena` sends, as merchant integrations
-show Payarena's gateway (see that module for what is assumed):
+by a Starlette app.  It speaks Unified Payments' *Web Merchant Integration Guide* (see
+:mod:`processors.payarena`):
 
-* ``POST /{merchant_id}`` — JSON ``{"amount": "1500.00", "currency": "566", "description",
-  "returnUrl", "secretKey", "fee"}``; a wrong merchant id or secret key is a 401, a currency
-  other than 566 or an amount that is not a positive naira amount with at most two decimals a
-  400.  The answer is the new transaction's id as a JSON string.
+* ``POST /{merchant_id}`` (``Accept: application/json``) — JSON ``{"amount": 1500.00,
+  "currency": 566, "description", "returnUrl", "secretKey", "fee": 0}``; a wrong merchant id
+  or secret key is a 401, a currency other than 566 or an amount that is not a positive naira
+  amount with at most two decimals a 400.  The answer is the new transaction's id as a JSON
+  string.
 * ``GET /{transaction id}`` — the customer's payment page, with buttons *Pay* (approved),
-  *Cancel* and *Pay with the declined test card*; each sends the customer back (303) to
-  ``returnUrl?trxId=…``, the same address whatever the outcome, as Payarena does.
+  *Cancel* and *Pay with the declined test card*; each sends the browser back to
+  ``returnUrl`` by an HTTP POST of ``trxId``, ``status`` and ``approved`` (a form that submits
+  itself), the same address whatever the outcome, as the guide's Appendix E says.
 * ``GET /Status/{transaction id}`` — ``{"Order Id", "Amount", "Currency", "Status",
   "StatusDescription", "Card Holder", "PAN" (masked), "Scheme", "Approval Code",
-  "TranDateTime"}``; ``Status`` is ``Pending`` until the customer acts, then ``Approved``,
-  ``Declined`` or ``Canceled``; ``Expired`` once :meth:`FakePayarena.expire` (or ``POST
-  /_fake/{id}/expire``) let it lapse unpaid.  An unknown id is a 404.
+  "TranDateTime"}``; ``Status`` is ``Initiated`` until the customer acts (and stays so for an
+  abandoned transaction), then ``APPROVED`` (described ``Approved Successful``), ``Declined``
+  or ``Cancelled``.  :meth:`FakePayarena.expire` (or ``POST /_fake/{id}/expire``) forgets an
+  unpaid transaction; an unknown id is a 404.
 
-:meth:`FakePayarena.callback` builds the unsigned callback (a form POST naming ``trxId``), which
-the fake posts to ``callback_url`` (when set) after the customer acts; :meth:`FakePayarena.hang` makes the next call answer only after
-``hang_seconds``.  Run it alone with ``uvicorn processors.fakes.payarena:app``.  Nothing here
-imports kassa's ``billing``.
+:meth:`FakePayarena.callback` builds an unsigned server-to-server callback naming ``trxId``
+(the guide documents none; kassa accepts one as a cue to ask), which the fake posts to
+``callback_url`` (when set: the demo) after the customer acts; :meth:`FakePayarena.hang` makes
+the next call answer only after ``hang_seconds``.  Run it alone with ``uvicorn
+processors.fakes.payarena:app``.  Nothing here imports kassa's ``billing``.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -40,15 +44,15 @@ import httpx
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 MERCHANT_ID = "UPSLTEST0001"
 SECRET_KEY = "payarena-fake-secret-key"
 
 _OUTCOMES = {
-    "approve": ("Approved", "Transaction approved"),
-    "cancel": ("Canceled", "Transaction canceled by the customer"),
+    "approve": ("APPROVED", "Approved Successful"),
+    "cancel": ("Cancelled", "Transaction cancelled by the customer"),
     "decline": ("Declined", "Insufficient funds"),
 }
 
@@ -76,10 +80,10 @@ class FakePayarena:
             self._hangs += calls
 
     def expire(self, transaction_id: str) -> None:
-        """Let an unpaid transaction lapse (a paid one stays paid)."""
-        transaction = self.transactions[transaction_id]
-        if transaction["Status"] == "Pending":
-            transaction.update(Status="Expired", StatusDescription="Transaction expired")
+        """Let an unpaid transaction lapse: Payarena forgets it (its status answers 404); a
+        paid one stays."""
+        if self.transactions[transaction_id]["Status"] == "Initiated":
+            del self.transactions[transaction_id]
 
     def callback(self, transaction_id: str) -> tuple[dict[str, str], bytes]:
         """The unsigned callback Payarena posts about ``transaction_id``: headers and body."""
@@ -111,7 +115,7 @@ class FakePayarena:
 
     async def _create(self, request: Request) -> Response:
         try:
-            body = json.loads(await request.body())
+            body = json.loads(await request.body(), parse_float=Decimal)
         except ValueError:
             return JSONResponse({"message": "The request is invalid."}, 400)
         if not isinstance(body, dict):
@@ -121,13 +125,11 @@ class FakePayarena:
             str(body.get("secretKey", "")), SECRET_KEY
         ):
             return JSONResponse({"message": "Authorization has been denied."}, 401)
-        amount = str(body.get("amount", ""))
-        try:
-            value = Decimal(amount)
-        except InvalidOperation:
-            value = Decimal(0)
+        # Table 1.0's types: the amount a decimal number, the currency an integer.
+        amount = body.get("amount")
+        value = amount if isinstance(amount, Decimal) else Decimal(0)
         whole_kobo = value.is_finite() and value == value.quantize(Decimal("0.01"))
-        if str(body.get("currency")) != "566" or not whole_kobo or value <= 0:
+        if body.get("currency") != 566 or not whole_kobo or value <= 0:
             return JSONResponse({"message": "Invalid amount or currency."}, 400)
         if not str(body.get("returnUrl", "")).startswith(("http://", "https://")):
             return JSONResponse({"message": "returnUrl is required."}, 400)
@@ -136,8 +138,8 @@ class FakePayarena:
             "Order Id": transaction_id,
             "Amount": f"{value:.2f}",
             "Currency": "566",
-            "Status": "Pending",
-            "StatusDescription": "Awaiting the customer",
+            "Status": "Initiated",
+            "StatusDescription": "Transaction initiated",
             "Card Holder": "",
             "PAN": "",
             "Scheme": "",
@@ -157,7 +159,7 @@ class FakePayarena:
     async def _page(self, request: Request) -> Response:
         transaction_id = request.path_params["transaction"]
         transaction = self.transactions.get(transaction_id)
-        if transaction is None or transaction["Status"] != "Pending":
+        if transaction is None or transaction["Status"] != "Initiated":
             return HTMLResponse("<h1>This transaction can no longer be paid.</h1>", 404)
         page = f"""<!doctype html><html><head><title>Payarena (fake)</title></head><body>
 <h1>Pay NGN {html.escape(transaction["Amount"])}</h1>
@@ -172,7 +174,7 @@ class FakePayarena:
     async def _choose(self, request: Request) -> Response:
         transaction_id = request.path_params["transaction"]
         transaction = self.transactions.get(transaction_id)
-        if transaction is None or transaction["Status"] != "Pending":
+        if transaction is None or transaction["Status"] != "Initiated":
             return HTMLResponse("<h1>This transaction can no longer be paid.</h1>", 404)
         choice = str((await request.form()).get("choice"))
         status, description = _OUTCOMES.get(choice, _OUTCOMES["cancel"])
@@ -182,8 +184,11 @@ class FakePayarena:
                 {"Card Holder": "ADA OBI", "PAN": "539983******8543", "Scheme": "Verve",
                  "Approval Code": "A1B2C3" if status == "Approved" else ""}
             )  # fmt: skip
-        target = f"{transaction['_return_url']}?{urlencode({'trxId': transaction_id})}"
-        response = RedirectResponse(target, 303)
+        approved = "true" if status == "APPROVED" else "false"
+        response = _post_back(
+            transaction["_return_url"],
+            {"trxId": transaction_id, "status": status.upper(), "approved": approved},
+        )
         if self.callback_url is not None:
             response.background = BackgroundTask(self._post_callback, transaction_id)
         return response
@@ -213,6 +218,21 @@ class FakePayarena:
                 Route("/{transaction}", self._post, methods=["POST"]),
             ]
         )
+
+
+def _post_back(url: str, fields: dict[str, str]) -> HTMLResponse:
+    """The page that POSTs the customer's browser back to the merchant's ``returnUrl`` with
+    ``fields``, as Payarena's gateway does (a form that submits itself; its button is there
+    for a browser without JavaScript)."""
+    inputs = "".join(
+        f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+        for k, v in fields.items()
+    )
+    return HTMLResponse(
+        f"""<!doctype html><html><head><title>Payarena (fake)</title></head>
+<body onload="document.forms[0].submit()"><form method="post" action="{html.escape(url)}">
+{inputs}<button>Return to the merchant</button></form></body></html>"""
+    )
 
 
 #: The fake with the module's credentials, for ``uvicorn processors.fakes.payarena:app``.
