@@ -118,6 +118,9 @@ class Settings:
     #: Where the fakes keep what must outlive a restart (the cards the demo stored): beside
     #: the SQLite database by default (:func:`default_fake_state_dir`).
     fake_state_dir: str = str(Path("var") / "fakes")
+    #: Signed requests a cash terminal network may make per minute to ``/terminal/v1``
+    #: (``KASSA_TERMINAL_RATE_LIMIT``; counted by each kassa process; 0: no limit).
+    terminal_rate_limit: int = 120
 
     @property
     def development(self) -> bool:
@@ -174,6 +177,9 @@ def from_env(environ: Mapping[str, str] | None = None, port: int | None = None) 
         bitcoind_password=env.get("KASSA_BITCOIND_PASSWORD") or None,
         fake_processors=_bool(env.get("KASSA_FAKE_PROCESSORS"), False),
         fake_state_dir=env.get("KASSA_FAKE_STATE_DIR") or default_fake_state_dir(url),
+        terminal_rate_limit=int(
+            env.get("KASSA_TERMINAL_RATE_LIMIT") or Settings.terminal_rate_limit
+        ),
     )
 
 

@@ -12,7 +12,12 @@ operation runs; any refusal rolls everything back, so nothing is written.  Refus
 * 404 — an unknown network;
 * 409 — a transaction id booked before with another customer, amount or currency;
 * 413 — a body over :data:`billing.terminals.MAX_BODY` bytes;
-* 422 — anything else the request got wrong (JSON, amount, currency, customer, time).
+* 422 — anything else the request got wrong (JSON, amount, currency, customer, time);
+* 429 — the network made more than ``Settings.terminal_rate_limit`` signed requests in the
+  last minute (:class:`resolvers.rate_limits.SlidingWindow`, per process), with
+  ``Retry-After`` in seconds.  Only requests whose signature verified count, so nobody can
+  spend a network's allowance by naming it; the refused request is not run and, like every
+  refusal, writes nothing (its signature is not recorded as used).
 
 Log lines name the network and the refusal's code, never the body or the signature.
 """
@@ -36,7 +41,9 @@ from billing.errors import UserError
 from billing.models import ProcessorAccount
 from billing.payment_systems import IncomingRequest
 from resolvers.context import Context
+from resolvers.rate_limits import SlidingWindow
 from schema.relay import decode_id
+from settings import Settings
 
 log = logging.getLogger("kassa.terminals")
 
@@ -109,9 +116,27 @@ async def _body(request: Request) -> bytes | None:
     return body
 
 
-def _endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
-    """The HTTP handler of ``operation``: authenticate, run, commit — or refuse, writing
-    nothing."""
+class _RateLimited(Exception):
+    """Raised inside the request's transaction, so it rolls back."""
+
+    def __init__(self, network: int, retry_after: int) -> None:
+        self.network, self.retry_after = network, retry_after
+
+
+def _too_many(network: int, retry_after: int) -> JSONResponse:
+    log.warning("terminal network %s: over its rate limit", network)
+    message = f"too many requests: try again in {retry_after} s"
+    error = {"code": "RATE_LIMITED", "message": message, "field": None}
+    return JSONResponse(
+        {"error": error}, status_code=429, headers={"Retry-After": str(retry_after)}
+    )
+
+
+def _endpoint(
+    operation: Operation, limits: SlidingWindow
+) -> Callable[[Request], Awaitable[Response]]:
+    """The HTTP handler of ``operation``: authenticate, count against the network's rate
+    limit, run, commit — or refuse, writing nothing."""
 
     async def handle(request: Request) -> Response:
         database: Database = request.app.state.db
@@ -127,7 +152,13 @@ def _endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
         try:
             async with database.transaction() as session:
                 account = await terminals.authenticate(session, incoming, clock.wall_now())
+                settings: Settings = request.app.state.settings
+                wait = limits.admit(account.id, settings.terminal_rate_limit)
+                if wait:
+                    raise _RateLimited(account.id, wait)
                 return await operation(session, account, terminals.read_body(body))
+        except _RateLimited as limited:
+            return _too_many(limited.network, limited.retry_after)
         except IntegrityError:
             # Two payments under one transaction id for two customers at once: each waited
             # only for its own customer's lock, so the unique processor key stops the second.
@@ -142,15 +173,21 @@ def _endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
 
 
 def routes() -> list[BaseRoute]:
-    """The API's four operations."""
+    """The API's four operations, sharing one rate limit per network."""
     operations: dict[str, Operation] = {
         "check": _check,
         "pay": _pay,
         "status": _status,
         "reconciliation": _reconciliation,
     }
+    limits = SlidingWindow()
     return [
-        Route(f"{PREFIX}/{name}", _endpoint(operation), methods=["POST"], name=f"terminal_{name}")
+        Route(
+            f"{PREFIX}/{name}",
+            _endpoint(operation, limits),
+            methods=["POST"],
+            name=f"terminal_{name}",
+        )
         for name, operation in operations.items()
     ]
 

@@ -16,6 +16,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from billing.models import (
 )
 from billing.payment_systems import IncomingRequest, MethodKind
 from billing.processor_accounts import AccountInput, create_account, disable_account
+from resolvers.rate_limits import SlidingWindow
 from schema.relay import encode_id
 from settings import Settings
 from tests.bitcoin_chain import LiveServer, serving
@@ -678,3 +680,42 @@ async def test_deliveries_of_one_transaction_at_once_book_it_once(
     )
     assert sorted(answer.status_code for answer in racing) == [200, 409]
     assert len(await terminal_payments(db)) == 2
+
+
+# --- rate limit -----------------------------------------------------------------------------
+
+
+async def test_a_network_over_its_rate_limit_is_told_to_wait_and_nothing_is_written(
+    db: Database, settings: Settings, network: int
+) -> None:
+    """Three signed requests a minute (``KASSA_TERMINAL_RATE_LIMIT=3``): the fourth is 429
+    with Retry-After and is not run; requests that do not verify spend nothing of the
+    network's allowance; another network has its own."""
+    party = await new_party(db, "555-0100")
+    other = await make_network(db, name="Metro Kiosks")
+    app = create_app(replace(settings, terminal_rate_limit=3), database=db)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kassa.test") as http:
+        for _ in range(5):  # someone naming the network without its secret
+            forged = await send(http, network, "check", {"account": "555-0100"}, secret="x" * 32)
+            assert forged.status_code == 401
+        for _ in range(3):
+            assert (await send(http, network, "check", {"account": "555-0100"})).status_code == 200
+        refused = await send(http, network, "pay", payment_of(party, "T-429"))
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "RATE_LIMITED"
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        assert (await send(http, other, "check", {"account": "555-0100"})).status_code == 200
+    assert await terminal_payments(db) == []
+
+
+def test_the_window_lets_requests_in_again_as_old_ones_age_out() -> None:
+    now = [1000.0]
+    window = SlidingWindow(clock=lambda: now[0])
+    assert [window.admit("a", 2) for _ in range(2)] == [0, 0]
+    now[0] += 15
+    assert window.admit("a", 2) == 45  # the first ages out 45 s from now
+    assert window.admit("b", 2) == 0
+    now[0] += 45
+    assert window.admit("a", 2) == 0
+    assert all(window.admit("c", 0) == 0 for _ in range(500))  # 0: no limit
