@@ -69,6 +69,7 @@ HANDLER_MODULES = (
     "billing.notifications",
     "billing.bitcoin_payments",
     "billing.bitcoin_prices",
+    "billing.gateway_billing",
 )
 
 

@@ -51,6 +51,7 @@ NAMES: dict[str, str] = {
     "TERMINAL": "Cash terminal",
     "PAYNEARME": "PayNearMe cash",
     "REDIRECT": "Online payment",
+    "DIRECT_DEBIT": "Direct debit",
     # BitcoinPaymentState (PENDING above)
     "BELOW_MINIMUM": "Below the minimum",
     "CREDITED": "Credited",

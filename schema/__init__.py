@@ -47,6 +47,7 @@ from schema.letterheads import LetterheadMutations, LetterheadQueries
 from schema.operation_metrics import OperationMetrics
 from schema.payment_methods import PaymentMethodMutations
 from schema.payments import PaymentMutations, PaymentQueries
+from schema.gateway_billing import GatewayBillingMutations, GatewayBillingQueries
 from schema.processor_accounts import ProcessorAccountMutations, ProcessorAccountQueries
 from schema.redirect_payments import RedirectPaymentMutations, RedirectPaymentQueries
 from schema.request_rules import OperationNameRequired, SchemaVisibility
@@ -74,6 +75,7 @@ Query = merge_types(
         ExchangeRateQueries,
         ApiKeyQueries,
         ProcessorAccountQueries,
+        GatewayBillingQueries,
         RedirectPaymentQueries,
         TerminalQueries,
     ),
@@ -96,6 +98,7 @@ Mutation = merge_types(
         ExchangeRateMutations,
         ApiKeyMutations,
         ProcessorAccountMutations,
+        GatewayBillingMutations,
         RedirectPaymentMutations,
     ),
 )

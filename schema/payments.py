@@ -30,8 +30,9 @@ strawberry.enum(
     name="PaymentChannel",
     description="How the money came: CASH, WIRE, CHEQUE, CARD, BITCOIN, TERMINAL (cash "
     "paid at a terminal network's machine), PAYNEARME (cash paid at a store against the "
-    "customer's PayNearMe slip), or REDIRECT (paid on a payment system's own page: PayPal, "
-    "Skrill, Payarena, Remita).",
+    "customer's PayNearMe slip), REDIRECT (paid on a payment system's own page: PayPal, "
+    "Skrill, Payarena, Remita), or DIRECT_DEBIT (a one-off schedule a direct-debit gateway "
+    "such as Debitsuccess collected).",
 )
 strawberry.enum(models.PaymentStatus)
 

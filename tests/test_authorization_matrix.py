@@ -1396,6 +1396,31 @@ OPERATIONS: tuple[Operation, ...] = (
         _letterhead_of,
         STAFF,
     ),
+    # Direct-debit gateway billing: the sides' accounts are no gateways (none is listed, no
+    # customer has enrolled) and no class is gateway-billed (no offer).
+    query(
+        "gatewayBillingAccounts",
+        "query { gatewayBillingAccounts { processorAccountId name paidOn pollCursor "
+        "lastPollAt lastPollError } }",
+        _no_variables,
+        STAFF,
+        against_others=False,
+    ),
+    query(
+        "gatewayEnrollments",
+        "query { gatewayEnrollments { customerId accountReference status stopCode schedules "
+        "{ externalIdentifier status history { status outcome timesSeen } } } }",
+        _no_variables,
+        STAFF,
+        against_others=False,
+    ),
+    query(
+        "directDebitOffer",
+        "query($c: ID!) { directDebitOffer(customerId: $c) { billedByGateway gateway "
+        "establishmentFee { amount currency } commissionPercent status } }",
+        lambda me, target, unique: {"c": target.customer},
+        SELF_OR_STAFF,
+    ),
     # How a card is entered: the side's card account is the simulator's, which tokenizes on
     # the server (no script); a distributor is refused it like the cards themselves.
     query(
@@ -1991,6 +2016,49 @@ OPERATIONS: tuple[Operation, ...] = (
             else {"resellerId": target.reseller, "allowed": True}
         ),
         STAFF_WRITE,
+    ),
+    # Gateway billing's settings are for gateways only (the sides' accounts are not one);
+    # a class is taken off gateway billing (it was on none); on-boarding needs a
+    # gateway-billed class and completing it an enrollment.
+    mutation(
+        "saveGatewaySettings",
+        None,
+        "",
+        lambda me, target, unique: {
+            "processorAccountId": target.processor_account,
+            "paidOn": "SETTLED",
+            "establishmentFee": "0",
+            "feeCurrency": "USD",
+            "commissionPercent": "0",
+        },
+        STAFF_WRITE,
+        own_errors=("NOT_A_GATEWAY",),
+    ),
+    mutation(
+        "billClassThroughGateway",
+        None,
+        "",
+        lambda me, target, unique: {"classId": target.customer_class},
+        STAFF_WRITE,
+    ),
+    mutation(
+        "startDirectDebit",
+        None,
+        "",
+        lambda me, target, unique: {
+            "customerId": target.customer,
+            "returnUrl": "https://kassa.test/back",
+        },
+        SELF_OR_STAFF_WRITE,
+        own_errors=("NOT_GATEWAY_BILLED",),
+    ),
+    mutation(
+        "completeDirectDebit",
+        None,
+        "",
+        lambda me, target, unique: {"customerId": target.customer},
+        SELF_OR_STAFF_WRITE,
+        own_errors=("NOT_ENROLLED",),
     ),
     # Last, because they end the caller's session: no row after them would be signed in.
     # An API key has no session of its own (another user's sessions: tests/test_sessions.py).

@@ -9,8 +9,10 @@ Cleared or Settled as the operator's choice, and bad settings refused."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -97,7 +99,9 @@ def short_timeout() -> Iterator[None]:
 
 
 @pytest.fixture
-async def account_id(db: Database, fake: FakeDebitsuccess, _server: tuple[_Current, LiveServer]) -> int:
+async def account_id(
+    db: Database, fake: FakeDebitsuccess, _server: tuple[_Current, LiveServer]
+) -> int:
     """The provider's Debitsuccess account against the fake."""
     async with db.transaction() as session:
         made = await create_account(
@@ -139,17 +143,23 @@ async def onboard(db: Database, party: Party, number: str = "0212345678901") -> 
     async with httpx.AsyncClient() as client:
         page = await client.get(form.url)
         assert page.status_code == 200 and "accountNumber" in page.text
-        back = await client.post(form.url, data={"accountHolder": "A Lovelace", "accountNumber": number})
+        back = await client.post(
+            form.url, data={"accountHolder": "A Lovelace", "accountNumber": number}
+        )
     assert back.status_code == 303
     assert back.headers["location"].startswith(RETURN_URL + "?status=Success")
     async with db.transaction() as session:
-        return await gateway_billing.complete_enrollment(session, customer_viewer(party.id), party.id)
+        return await gateway_billing.complete_enrollment(
+            session, customer_viewer(party.id), party.id
+        )
 
 
 async def due_invoice(db: Database, party: Party, amount: int = 5000) -> tuple[int, datetime]:
     """An invoice (out of turn, net 14) and the instant its first attempt falls due."""
     invoice = await issue_invoice(db, party, amount)
-    return invoice.id, datetime.combine(invoice.due_date, datetime.min.time(), UTC) + timedelta(hours=9)
+    return invoice.id, datetime.combine(invoice.due_date, datetime.min.time(), UTC) + timedelta(
+        hours=9
+    )
 
 
 async def status_of(db: Database, invoice_id: int) -> InvoiceStatus:
@@ -159,7 +169,7 @@ async def status_of(db: Database, invoice_id: int) -> InvoiceStatus:
     return invoice.status
 
 
-async def rows(db: Database, model: type, **where: object) -> list:
+async def rows(db: Database, model: Any, **where: object) -> list[Any]:
     async with db.session() as session:
         query = select(model).filter_by(**where).order_by(model.id)
         return list((await session.scalars(query)).all())
@@ -169,7 +179,11 @@ async def test_a_full_cycle_from_on_boarding_to_a_settled_payment(
     db: Database, fake: FakeDebitsuccess, party: Party
 ) -> None:
     method = await onboard(db, party)
-    assert (method.brand, method.last4, method.processor) == ("bank account", "8901", "debitsuccess")
+    assert (method.brand, method.last4, method.processor) == (
+        "bank account",
+        "8901",
+        "debitsuccess",
+    )
     [enrollment] = await rows(db, GatewayEnrollment)
     assert enrollment.status == "ACTIVE" and enrollment.account_reference.startswith("DEA")
     account = fake.account_by_reference(str(party.id))
@@ -204,7 +218,11 @@ async def test_a_full_cycle_from_on_boarding_to_a_settled_payment(
     async with db.session() as session:
         assert await ledger_problems(session) == []
         settings = await session.get(GatewaySettings, schedule.processor_account_id)
-    assert settings is not None and settings.poll_cursor is not None and settings.last_poll_error is None
+    assert (
+        settings is not None
+        and settings.poll_cursor is not None
+        and settings.last_poll_error is None
+    )
     assert await db_scalar(db, select(func.count()).select_from(GatewaySchedule)) == 1
 
 
@@ -227,9 +245,9 @@ async def test_cleared_counts_as_paid_when_the_operator_says_so(
     await jobs.advance_clock(db, due_at + timedelta(days=6))  # Settled changes nothing more
     async with db.session() as session:
         paid = await session.scalar(
-            select(func.count()).select_from(LedgerTransaction).where(
-                LedgerTransaction.kind == TransactionKind.PAYMENT
-            )
+            select(func.count())
+            .select_from(LedgerTransaction)
+            .where(LedgerTransaction.kind == TransactionKind.PAYMENT)
         )
         assert paid == 1 and await ledger_problems(session) == []
 
@@ -340,9 +358,9 @@ async def test_the_same_status_seen_in_three_polls_is_applied_once(
     assert settled.times_seen == 3 and settled.outcome == "COMPLETED"
     async with db.session() as session:
         payments = await session.scalar(
-            select(func.count()).select_from(LedgerTransaction).where(
-                LedgerTransaction.kind == TransactionKind.PAYMENT
-            )
+            select(func.count())
+            .select_from(LedgerTransaction)
+            .where(LedgerTransaction.kind == TransactionKind.PAYMENT)
         )
         assert payments == 1 and await ledger_problems(session) == []
 
@@ -358,7 +376,7 @@ def test_poll_windows_are_at_most_30_days_and_overlap() -> None:
     assert all((end - start).days <= MAX_POLL_DAYS for start, end in found)
     assert found[0][0] == date(2026, 1, 1) - gateway_billing.OVERLAP
     assert found[-1][1] == date(2026, 3, 20)
-    for (_, end), (start, _) in zip(found, found[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(found):
         assert start == end - gateway_billing.OVERLAP
     assert gateway_billing.windows(date(2026, 3, 20), date(2026, 3, 20)) == [
         (date(2026, 3, 18), date(2026, 3, 20))
@@ -423,8 +441,6 @@ async def test_returning_before_the_form_was_filled_in_keeps_nothing(
         )
     async with db.transaction() as session:
         with pytest.raises(UserError) as refused:
-            await gateway_billing.complete_enrollment(
-                session, customer_viewer(party.id), party.id
-            )
+            await gateway_billing.complete_enrollment(session, customer_viewer(party.id), party.id)
     assert refused.value.code == "NO_PAYMENT_METHOD_YET"
     assert await rows(db, PaymentMethod) == []
