@@ -33,6 +33,7 @@ from portals import (
     cash_slip,
     classes,
     customer,
+    direct_debit,
     distributor,
     payment_systems,
     redirect_pay,
@@ -60,6 +61,7 @@ PORTALS: tuple[Callable[[], list[BaseRoute]], ...] = (
     admin_distributors.routes,
     bitcoin.routes,
     payment_systems.routes,
+    direct_debit.routes,
     terminal_reconciliation.routes,
     distributor.routes,
 )

@@ -43,6 +43,7 @@ _STAFF_NAVIGATION = (
     NavLink("Run problems", f"{ADMIN_HOME}/run-failures"),
     NavLink("Bitcoin", f"{ADMIN_HOME}/bitcoin"),
     NavLink("Payment systems", f"{ADMIN_HOME}/payment-systems"),
+    NavLink("Direct debit", f"{ADMIN_HOME}/direct-debit"),
 )
 
 NAVIGATION: dict[str, tuple[NavLink, ...]] = {

@@ -52,6 +52,10 @@ NAMES: dict[str, str] = {
     "PAYNEARME": "PayNearMe cash",
     "REDIRECT": "Online payment",
     "DIRECT_DEBIT": "Direct debit",
+    # Direct-debit gateway billing (enrollments, what a polled status did)
+    "AWAITING_METHOD": "Waiting for payment details",
+    "STOPPED": "Payment stop",
+    "FLAGGED": "Flagged for review",
     # BitcoinPaymentState (PENDING above)
     "BELOW_MINIMUM": "Below the minimum",
     "CREDITED": "Credited",

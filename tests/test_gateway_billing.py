@@ -47,6 +47,7 @@ from billing.processor_accounts import AccountInput, create_account
 from processors import registry
 from processors.fakes.debitsuccess import BUSINESS_ID, PASSWORD, USERNAME, FakeDebitsuccess
 from tests.bitcoin_chain import LiveServer, serving
+from tests.portal_support import Browser, text_of
 from tests.factories import (
     Party,
     admin_viewer,
@@ -57,6 +58,8 @@ from tests.factories import (
     new_party,
     user_with_login,
 )
+
+pytest_plugins = ["tests.portal_fixtures"]
 
 CREDENTIALS = {"username": USERNAME, "password": PASSWORD, "business_id": BUSINESS_ID}
 #: The fake's "hang" outlasts the adapter's timeout in these tests.
@@ -444,3 +447,17 @@ async def test_returning_before_the_form_was_filled_in_keeps_nothing(
             await gateway_billing.complete_enrollment(session, customer_viewer(party.id), party.id)
     assert refused.value.code == "NO_PAYMENT_METHOD_YET"
     assert await rows(db, PaymentMethod) == []
+
+
+async def test_the_administrators_page_shows_the_schedule_history(
+    db: Database, fake: FakeDebitsuccess, party: Party, admin: Browser
+) -> None:
+    await onboard(db, party)
+    _, due_at = await due_invoice(db, party)
+    await jobs.advance_clock(db, due_at + timedelta(days=5))
+    page = await admin.open("/admin/direct-debit")
+    assert page.status_code == 200
+    assert 'href="/admin/direct-debit"' in page.text  # in the navigation
+    text = text_of(page.text, "customers-title") + page.text
+    assert "attempt-1" in text and "Settled" in text and "Completed" in text
+    assert "DEA" in text and "Polled up to" in text
