@@ -47,7 +47,6 @@ from billing.processor_accounts import AccountInput, create_account
 from processors import registry
 from processors.fakes.debitsuccess import BUSINESS_ID, PASSWORD, USERNAME, FakeDebitsuccess
 from tests.bitcoin_chain import LiveServer, serving
-from tests.portal_support import Browser, text_of
 from tests.factories import (
     Party,
     admin_viewer,
@@ -58,6 +57,7 @@ from tests.factories import (
     new_party,
     user_with_login,
 )
+from tests.portal_support import Browser, text_of
 
 pytest_plugins = ["tests.portal_fixtures"]
 
