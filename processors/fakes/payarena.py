@@ -47,6 +47,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from processors.fakes.urls import base
+
 MERCHANT_ID = "UPSLTEST0001"
 SECRET_KEY = "payarena-fake-secret-key"
 
@@ -164,7 +166,7 @@ class FakePayarena:
         page = f"""<!doctype html><html><head><title>Payarena (fake)</title></head><body>
 <h1>Pay NGN {html.escape(transaction["Amount"])}</h1>
 <p>{html.escape(transaction["_description"])}</p>
-<form method="post" action="/{html.escape(transaction_id)}">
+<form method="post" action="{html.escape(base(request))}/{html.escape(transaction_id)}">
 <button name="choice" value="approve">Pay</button>
 <button name="choice" value="cancel">Cancel</button>
 <button name="choice" value="decline">Pay with the declined test card</button>

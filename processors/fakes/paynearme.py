@@ -45,6 +45,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from processors.fakes.urls import base
+
 log = logging.getLogger("kassa.fakes.paynearme")
 
 #: The site the module-level :data:`app` serves.
@@ -159,11 +161,11 @@ class FakePayNearMe:
         if reference and any(o["site_order_identifier"] == reference for o in self.orders.values()):
             return _refusal("site_order_identifier has already been used")
         order_id = str(next(self._order_ids))
-        base = str(request.base_url).rstrip("/")
+        here = base(request)
         slip = {
             "full_encoding": f"8850{order_id}",
-            "slip_url": f"{base}/slip/{order_id}",
-            "slip_pdf_url": f"{base}/slip/{order_id}?format=pdf",
+            "slip_url": f"{here}/slip/{order_id}",
+            "slip_pdf_url": f"{here}/slip/{order_id}?format=pdf",
         }
         order: dict[str, Any] = {
             "site_identifier": self.site_identifier,
@@ -174,7 +176,7 @@ class FakePayNearMe:
             "order_currency": "USD",
             "order_type": body["order_type"],
             "order_is_standing": body["order_is_standing"] == "true",
-            "order_tracking_url": f"{base}/slip/{order_id}",
+            "order_tracking_url": f"{here}/slip/{order_id}",
             "customer": {
                 "pnm_customer_identifier": f"U{order_id[-10:]}",
                 "site_customer_identifier": body["site_customer_identifier"],

@@ -72,6 +72,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from processors.fakes.urls import base
+
 CLIENT_ID = "kassa-fake-client"
 CLIENT_SECRET = "kassa-fake-secret"
 #: The id of the webhook endpoint registered at the fake (kassa's ``webhook_id`` credential).
@@ -328,7 +330,7 @@ class FakePayPal:
             return _error(422, "UNPROCESSABLE_ENTITY", "MISSING_REQUIRED_PARAMETER",
                           "return_url and cancel_url are required for a redirect.")  # fmt: skip
         order_id = self._id("5O")
-        base = str(request.base_url).rstrip("/")
+        here = base(request)
         order = {
             "id": order_id,
             "intent": body["intent"],
@@ -346,7 +348,7 @@ class FakePayPal:
             "links": [
                 {"href": f"{base}/v2/checkout/orders/{order_id}", "rel": "self", "method": "GET"},
                 {
-                    "href": f"{base}/checkoutnow?token={order_id}",
+                    "href": f"{here}/checkoutnow?token={order_id}",
                     "rel": "payer-action" if experience else "approve",
                     "method": "GET",
                 },
@@ -395,8 +397,7 @@ class FakePayPal:
         response = JSONResponse(self._order_view(order), 201)
         if self.webhook_url is not None:
             event = self.capture_event(order_id, "PAYMENT.CAPTURE.COMPLETED")
-            base = str(request.base_url).rstrip("/")
-            response.background = BackgroundTask(self._deliver, event, base)
+            response.background = BackgroundTask(self._deliver, event, base(request))
         return response
 
     def _get_capture(self, capture_id: str) -> Response:
@@ -483,7 +484,7 @@ class FakePayPal:
         amount = f"{unit['amount']['value']} {unit['amount']['currency_code']}"
         page = f"""<!doctype html><html><head><title>Pay with PayPal (fake)</title></head><body>
 <h1>Pay {html.escape(amount)}</h1><p>{html.escape(unit.get("description") or "")}</p>
-<form method="post" action="/checkoutnow/{html.escape(order_id)}">
+<form method="post" action="{html.escape(base(request))}/checkoutnow/{html.escape(order_id)}">
 <button name="choice" value="approve">Pay</button>
 <button name="choice" value="cancel">Cancel and return</button>
 <button name="choice" value="decline">Pay as the declining test buyer</button>

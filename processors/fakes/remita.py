@@ -47,6 +47,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from processors.fakes.urls import base
+
 log = logging.getLogger("kassa.fakes.remita")
 
 #: Remita's public demo merchant (its documentation's test credentials).
@@ -194,7 +196,8 @@ class FakeRemita:
         return HTMLResponse(
             f"<h1>Remita (fake)</h1><p>RRR {html.escape(rrr)}: pay "
             f"NGN {html.escape(payment['amount'])}</p>"
-            f'<form method="post" action="/_fake/pay/{html.escape(rrr)}">{buttons}</form>'
+            f'<form method="post" action="{html.escape(base(request))}/_fake/pay/{html.escape(rrr)}">'
+            f"{buttons}</form>"
         )
 
     async def _pay(self, request: Request) -> Response:

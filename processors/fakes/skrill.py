@@ -46,6 +46,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from processors.fakes.urls import base
+
 log = logging.getLogger("kassa.fakes.skrill")
 
 #: The merchant the module-level :data:`app` serves.
@@ -186,7 +188,7 @@ class FakeSkrill:
         return HTMLResponse(
             f"<h1>Skrill (fake)</h1><p>Pay {html.escape(session['amount'])} "
             f"{html.escape(session['currency'])} to {html.escape(self.merchant_email)}</p>"
-            f'<form method="post" action="/_fake/pay/{sid}">{buttons}</form>'
+            f'<form method="post" action="{html.escape(base(request))}/_fake/pay/{sid}">{buttons}</form>'
         )
 
     async def _pay(self, request: Request) -> Response:
