@@ -172,10 +172,15 @@ async def _new_api_key(db: Database) -> str:
     return token
 
 
+#: A customer billed in naira signs in too (Payarena and Remita take NGN only).
+NAIRA_LOGIN = "ngozi@example.com"
+
+
 def _logins() -> list[tuple[str, str, str]]:
     return [
         ("administrator", *ADMIN_LOGIN),
         ("customer", PEOPLE[0][1], CUSTOMER_PASSWORD),
+        ("customer", NAIRA_LOGIN, CUSTOMER_PASSWORD),
         ("distributor", *DISTRIBUTOR_LOGIN),
     ]
 
@@ -260,9 +265,11 @@ async def _create_parties(session: AsyncSession) -> list[Customer]:
                 ),
             )
         customers.append(customer)
-    await users.create_user(
-        session, PEOPLE[0][1], CUSTOMER_PASSWORD, Role.CUSTOMER, customer_id=customers[0].id
-    )
+    for email in (PEOPLE[0][1], NAIRA_LOGIN):
+        [customer] = [c for c in customers if c.email == email]
+        await users.create_user(
+            session, email, CUSTOMER_PASSWORD, Role.CUSTOMER, customer_id=customer.id
+        )
     return customers
 
 
