@@ -46,7 +46,8 @@ the operator's "paid" status), nothing moves: the payment is flagged for an admi
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -83,7 +84,7 @@ from billing.payment_systems import (
     catalog,
 )
 from billing.periods import local_date
-from billing.processing import ChargeOutcome, ChargeResult, ProcessorError
+from billing.processing import ChargeOutcome, ChargeResult, ProcessorError, ProcessorTimeout
 
 log = logging.getLogger("kassa.billing.gateway_billing")
 
@@ -307,9 +308,12 @@ async def start_enrollment(
     now = await clock.now(session)
     enrollment = await enrollment_of(session, customer.id)
     if enrollment is None:
-        at_gateway = await gateway.enroll(
-            Payer(customer.id, customer.name, customer.email), local_date(now, customer.time_zone)
-        )
+        # Retry-safe: the adapter finds what a try whose answer was lost made.
+        with _asking(account):
+            at_gateway = await gateway.enroll(
+                Payer(customer.id, customer.name, customer.email),
+                local_date(now, customer.time_zone),
+            )
         enrollment = GatewayEnrollment(
             customer_id=customer.id,
             processor_account_id=account.id,
@@ -322,8 +326,26 @@ async def start_enrollment(
         )
         session.add(enrollment)
         await session.flush()
-    form = await gateway.payment_form(enrollment.gateway_account_id, return_url)
+    with _asking(account):
+        form = await gateway.payment_form(enrollment.gateway_account_id, return_url)
     return FormStart(form.url, form.valid_to)
+
+
+@contextmanager
+def _asking(account: ProcessorAccount) -> Iterator[None]:
+    """A gateway call made for a customer: a fault is a UserError the portal can show (the
+    transaction is rolled back; trying again is safe)."""
+    try:
+        yield
+    except ProcessorTimeout:
+        raise UserError(
+            "GATEWAY_UNAVAILABLE",
+            f"{account.name} did not answer in time. Nothing was changed: try again in a "
+            "few minutes.",
+            "customerId",
+        ) from None
+    except ProcessorError as error:
+        raise UserError("GATEWAY_REFUSED", error.message, "customerId") from None
 
 
 async def complete_enrollment(
@@ -340,11 +362,13 @@ async def complete_enrollment(
     account = await session.get(ProcessorAccount, enrollment.processor_account_id)
     assert account is not None
     account_id = enrollment.gateway_account_id
-    held = await _gateway(session, account).payment_method(account_id)
+    with _asking(account):
+        held = await _gateway(session, account).payment_method(account_id)
     if held is None:
         raise UserError(
             "NO_PAYMENT_METHOD_YET",
-            "the gateway has no payment details for this account yet",
+            f"{account.name} holds no payment details for you yet: the form was not "
+            "completed, or its link had expired (it lasts a few minutes). Start again.",
             "paymentMethod",
         )
     now = await clock.now(session)

@@ -6,7 +6,8 @@ The adapter speaks Debitsuccess's Customer Services REST API (its local fake is
 documentation is silent):
 
 * :meth:`DebitsuccessProcessor.enroll` creates the customer, then a gateway account (no term,
-  no recurring schedule) whose ``externalAccountReferenceNo`` is kassa's customer id.
+  no recurring schedule) whose ``externalAccountReferenceNo`` is kassa's customer id; each is
+  looked up by that reference first, so a retry after a lost answer makes no duplicate.
 * :meth:`payment_form` asks for a one-time payment token; the customer enters the payment
   method on Debitsuccess's hosted form, so no account or card number reaches kassa.
 * :meth:`charge` submits a one-off schedule under the request's idempotency key
@@ -137,30 +138,61 @@ class DebitsuccessProcessor:
     # --- on-boarding ---------------------------------------------------------------------
 
     async def enroll(self, payer: Payer, starts: date) -> GatewayAccount:
-        first, _, last = payer.name.strip().partition(" ")
-        _, customer = await self._call(
-            "POST",
-            "/customers",
-            body={
-                "firstName": first[:40],
-                "lastName": last[:40] or None,
-                "emailAddress": payer.email,
-                "externalCustomerReference": str(payer.customer_id),
-            },
-        )
-        _, account = await self._call(
+        """The payer's customer and account at Debitsuccess, made once.
+
+        Each is looked up by kassa's reference before it is made, and a duplicate account
+        (409: a first try whose answer was lost made it) is fetched, so trying again after
+        a timeout finishes the on-boarding instead of being refused or making twins."""
+        reference = str(payer.customer_id)
+        account = await self._find("accounts", "externalAccountReferenceNo", reference)
+        if account is not None:
+            return _enrolled(account)
+        customer = await self._find("customers", "externalCustomerReference", reference)
+        if customer is None:
+            first, _, last = payer.name.strip().partition(" ")
+            _, customer = await self._call(
+                "POST",
+                "/customers",
+                body={
+                    "firstName": first[:40],
+                    "lastName": last[:40] or None,
+                    "emailAddress": payer.email,
+                    "externalCustomerReference": reference,
+                },
+            )
+        status, account = await self._call(
             "POST",
             "/accounts",
             body={
                 "customerId": customer["id"],
-                "externalAccountReferenceNo": str(payer.customer_id),
+                "externalAccountReferenceNo": reference,
                 "dateAccountStarted": starts.isoformat(),
                 "term": 0,
                 "termType": "Payments",
                 "fixedTerm": False,
             },
+            accept=(409,),
         )
-        return GatewayAccount(customer["id"], account["id"], account["accountReferenceNo"])
+        if status == 409:
+            found = await self._find("accounts", "externalAccountReferenceNo", reference)
+            if found is None:
+                raise ProcessorError(
+                    "DEBITSUCCESS_REFUSED",
+                    "Debitsuccess has an account for this customer but does not show it",
+                )
+            account = found
+        return _enrolled(account)
+
+    async def _find(self, kind: str, key: str, reference: str) -> dict[str, Any] | None:
+        """The business's first ``kind`` ("customers", "accounts") whose ``key`` is
+        ``reference``, or None."""
+        _, answer = await self._call(
+            "GET",
+            f"/businesses/{self._config.secret('business_id')}/{kind}",
+            params={key: reference},
+        )
+        found = answer.get(kind) or []
+        return found[0] if found and isinstance(found[0], dict) else None
 
     async def payment_form(self, account_id: str, return_url: str) -> PaymentForm:
         _, answer = await self._call(
@@ -178,7 +210,9 @@ class DebitsuccessProcessor:
     async def payment_method(self, account_id: str) -> GatewayMethod | None:
         _, account = await self._call("GET", f"/accounts/{account_id}")
         method = account.get("paymentMethod")
-        if not isinstance(method, dict):
+        # Under a payment stop the method held is the one refused: none usable until the
+        # customer enters a new one on the hosted form (which lifts the stop).
+        if not isinstance(method, dict) or account.get("paymentStop"):
             return None
         return GatewayMethod(
             _METHOD_KINDS.get(str(method.get("type")), "bank_account"), str(method["last4"])
@@ -278,6 +312,12 @@ class DebitsuccessProcessor:
         return RefundResult(
             False, None, "Debitsuccess gateway payments are refunded outside kassa's API"
         )
+
+
+def _enrolled(account: dict[str, Any]) -> GatewayAccount:
+    return GatewayAccount(
+        str(account["customerId"]), str(account["id"]), str(account["accountReferenceNo"])
+    )
 
 
 def _minor(amount: str, currency: str | None) -> int:

@@ -461,3 +461,57 @@ async def test_the_administrators_page_shows_the_schedule_history(
     text = text_of(page.text, "customers-title") + page.text
     assert "attempt-1" in text and "Settled" in text and "Completed" in text
     assert "DEA" in text and "Polled up to" in text
+
+
+@pytest.mark.parametrize("lost", ["POST customers", "POST accounts", "POST paymentTokens"])
+async def test_on_boarding_again_after_a_lost_answer_makes_nothing_twice(
+    db: Database, fake: FakeDebitsuccess, party: Party, short_timeout: None, lost: str
+) -> None:
+    """The gateway did the work but its answer came too late: kassa kept nothing, and the
+    customer's second try finds the customer and account instead of being refused as a
+    duplicate (or making a second customer)."""
+    fake.hang(lost)
+    with pytest.raises(UserError) as refused:
+        async with db.transaction() as session:
+            await gateway_billing.start_enrollment(
+                session, customer_viewer(party.id), party.id, RETURN_URL
+            )
+    assert refused.value.code == "GATEWAY_UNAVAILABLE"
+    assert "did not answer in time" in refused.value.message
+    assert await rows(db, GatewayEnrollment) == []
+    method = await onboard(db, party)
+    assert (len(fake.customers), len(fake.accounts)) == (1, 1)
+    account = fake.account_by_reference(str(party.id))
+    [enrollment] = await rows(db, GatewayEnrollment)
+    assert account is not None and enrollment.gateway_account_id == account["id"]
+    assert method.token == account["id"]
+
+
+async def test_a_gateway_refusal_on_boarding_reads_as_a_user_error(
+    db: Database, fake: FakeDebitsuccess, party: Party
+) -> None:
+    fake.password = "changed at the gateway"
+    with pytest.raises(UserError) as refused:
+        async with db.transaction() as session:
+            await gateway_billing.start_enrollment(
+                session, customer_viewer(party.id), party.id, RETURN_URL
+            )
+    assert refused.value.code == "GATEWAY_REFUSED"
+    assert "credentials" in refused.value.message
+
+
+async def test_coming_back_without_a_new_method_after_a_payment_stop_keeps_it_stopped(
+    db: Database, fake: FakeDebitsuccess, party: Party
+) -> None:
+    """The gateway still holds the refused method: it is not taken back as a usable one."""
+    await onboard(db, party)
+    [enrollment] = await rows(db, GatewayEnrollment)
+    fake.stop(enrollment.gateway_account_id, "AccountClosed")
+    async with db.transaction() as session:
+        await gateway_billing.start_enrollment(
+            session, customer_viewer(party.id), party.id, RETURN_URL
+        )
+    with pytest.raises(UserError) as refused:
+        async with db.transaction() as session:
+            await gateway_billing.complete_enrollment(session, customer_viewer(party.id), party.id)
+    assert refused.value.code == "NO_PAYMENT_METHOD_YET"

@@ -19,6 +19,11 @@ by date range.  The paths and fields follow Debitsuccess's documentation:
   refuses it with the stop's code (``LostOrStolenCard``, ``AccountClosed``, …).  The
   documentation does not say what a second schedule under the same identifier does: here it
   is refused (409) with the first schedule in the answer, so the client can tell it exists.
+* ``GET /CustomerServices/v1.0/businesses/{businessId}/customers?externalCustomerReference=``
+  and ``…/accounts?externalAccountReferenceNo=`` — find what a client made under its own
+  reference, so an on-boarding whose answer was lost is not made twice (a second account
+  under the same reference is refused, 409).  Like the schedule look-up below, these paths
+  are the fake's (and the adapter's) choice where the documentation is silent.
 * ``GET /CustomerServices/v1.0/businesses/{businessId}/oneOffSchedules?externalScheduleIdentifier=``
   — finds a schedule by the client's identifier alone (kassa knows the identifier of a
   submission whose answer was lost, not always more).  The documentation is silent on looking
@@ -66,6 +71,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from processors.fakes import urls
+
 USERNAME = "kassa-fake-ds-user"
 PASSWORD = "kassa-fake-ds-password"
 BUSINESS_ID = "B10001"
@@ -106,7 +113,7 @@ class FakeDebitsuccess:
     plans: dict[str, list[str]] = field(default_factory=dict)
     #: The API calls made, as "METHOD path-name" (never their bodies).
     calls: list[str] = field(default_factory=list)
-    _hang_next: bool = False
+    _hang_next: bool | str = False
     _fail_next: int | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000001))
@@ -142,6 +149,16 @@ class FakeDebitsuccess:
                     methods=["GET"],
                 ),
                 Route(
+                    f"{api}/businesses/{{business_id}}/customers",
+                    self._find_customers,
+                    methods=["GET"],
+                ),
+                Route(
+                    f"{api}/businesses/{{business_id}}/accounts",
+                    self._find_accounts,
+                    methods=["GET"],
+                ),
+                Route(
                     f"{api}/businesses/{{business_id}}/paymentstatuses",
                     self._payment_statuses,
                     methods=["GET"],
@@ -169,9 +186,10 @@ class FakeDebitsuccess:
             self.accounts[account_id]["paymentStop"] = code
             self._persist()
 
-    def hang(self) -> None:
-        """Do the next API call's work but answer only after ``hang_seconds``."""
-        self._hang_next = True
+    def hang(self, call: str | None = None) -> None:
+        """Do the next API call's work — or the next call named ``call`` (as in
+        :attr:`calls`: "POST accounts") — but answer only after ``hang_seconds``."""
+        self._hang_next = call or True
 
     def fail_next(self, status: int = 503) -> None:
         """Answer the next API call with ``status`` without doing anything."""
@@ -216,7 +234,7 @@ class FakeDebitsuccess:
         return None
 
     async def _leave(self, response: Response) -> Response:
-        if self._hang_next:
+        if self._hang_next is True or self._hang_next == self.calls[-1]:
             self._hang_next = False
             await asyncio.sleep(self.hang_seconds)
         return response
@@ -241,6 +259,7 @@ class FakeDebitsuccess:
                 "firstName": body["firstName"],
                 "lastName": body.get("lastName"),
                 "emailAddress": body["emailAddress"],
+                "externalCustomerReference": str(body.get("externalCustomerReference") or ""),
             }
             self.customers[customer["id"]] = customer
             self._persist()
@@ -281,6 +300,34 @@ class FakeDebitsuccess:
             return _error(404, "08", "There is no record found with this criteria")
         return await self._leave(JSONResponse(_shown(account)))
 
+    async def _find_customers(self, request: Request) -> Response:
+        """Customers by the client's ``externalCustomerReference``."""
+        return await self._find(request, "findCustomers", self.customers,
+                                "externalCustomerReference", "customers", dict)  # fmt: skip
+
+    async def _find_accounts(self, request: Request) -> Response:
+        """Accounts by the client's ``externalAccountReferenceNo``."""
+        return await self._find(request, "findAccounts", self.accounts,
+                                "externalAccountReferenceNo", "accounts", _shown)  # fmt: skip
+
+    async def _find(
+        self,
+        request: Request,
+        name: str,
+        store: dict[str, dict[str, Any]],
+        key: str,
+        answer: str,
+        shown: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> Response:
+        if refused := await self._enter(request, name):
+            return refused
+        if request.path_params["business_id"] != self.business_id:
+            return _error(404, "08", "There is no record found with this criteria")
+        wanted = request.query_params.get(key)
+        with self._lock:
+            found = [shown(row) for row in store.values() if wanted and row.get(key) == wanted]
+        return await self._leave(JSONResponse({answer: found}))
+
     # --- the hosted form -----------------------------------------------------------------
 
     async def _payment_token(self, request: Request) -> Response:
@@ -302,7 +349,7 @@ class FakeDebitsuccess:
                 "validTo": valid_to,
                 "used": False,
             }
-        form_url = f"{str(request.base_url).rstrip('/')}/paynow/{token}"
+        form_url = f"{urls.base(request)}/paynow/{token}"
         return await self._leave(
             JSONResponse(
                 {
