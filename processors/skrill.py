@@ -174,7 +174,9 @@ class SkrillProcessor:
         if request.payer.email:
             form["pay_from_email"] = request.payer.email
         prepared_at = self._clock()
-        response = await self._post(self._pay_url, form, "session preparation")
+        # The root's own path ("/"): the same address at Skrill, and a fake mounted under a
+        # path (the demo's /fakes/skrill) is reached without a redirect.
+        response = await self._post(f"{self._pay_url}/", form, "session preparation")
         sid = response.text.strip()
         if response.status_code != 200 or not sid.isalnum():
             raise ProcessorError("SKRILL_REFUSED", _refusal(response))

@@ -18,7 +18,7 @@ from billing.models import Account, Customer, Payment, PaymentStatus
 from schema.relay import encode_id
 from tests.factories import Party, balance_of, customer_with_login, issue_invoice
 from tests.portal_support import Browser, form_fields, text_of
-from tests.redirect_browser import press
+from tests.redirect_browser import press, round_trip
 from tests.redirect_fixtures import RedirectSystem
 
 pytest_plugins = ["tests.portal_fixtures", "tests.redirect_fixtures"]
@@ -76,21 +76,13 @@ async def test_each_system_round_trip_through_the_portal(
     assert payment.status == PaymentStatus.PENDING and payment.action_url
     back = await browser.open(f"/portal/pay/return/{payment.id}")
     assert "outcome-waiting" in back.text and "poll=1" in back.text
-    if 'id="redirect-form"' in sent.text:
-        query = await press(payment.action_url, choice, form_fields(sent.text, payment.action_url))
-    else:
-        query = await press(_link(sent.text), choice)
-    address = f"/portal/pay/return/{payment.id}?{urlencode(query)}"
-    if redirect_system.name == "payarena":  # posts the browser back, with no CSRF token
-        posted = await browser.http.post(f"/portal/pay/return/{payment.id}", data=query)
-        assert posted.status_code == 303 and "trxId=" in posted.headers["location"]
-        address = posted.headers["location"]
+    back = await round_trip(browser, sent, payment.id, choice)
     for _ in range(2):  # reloading changes nothing
-        back = await browser.open(address)
         if choice == "approve":
             assert "received" in text_of(back.text, "outcome-paid")
         else:
             assert "Nothing was charged" in text_of(back.text, "outcome-canceled")
+        back = await browser.open(str(back.url))
     paid = choice == "approve"
     assert (await _only_payment(db)).status == (
         PaymentStatus.COMPLETED if paid else PaymentStatus.FAILED
