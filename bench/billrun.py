@@ -1,65 +1,124 @@
-"""Bill-run benchmark: N customers with C uninvoiced charges each, invoiced in one run.
+"""Bill-run benchmark: N customers with C uninvoiced charges each, invoiced by W workers.
 
-    .venv/bin/python -m bench.billrun --customers 100000 --charges 10 [--database-url URL]
+    .venv/bin/python -m bench.billrun --customers 100000 --charges 10 --workers 1 2 \\
+        --rounds 3 [--database-url URL] [--batch-size 1000]
 
-Seeding is bulk Core inserts through the bulk factories of ``tests/factories.py`` (it is not
-what is measured); the figure is the wall time of ``run_bill_run`` closing every customer's
-period, on a freshly migrated database.  The charges are seeded without their ledger
-entries: the bill run does not read the ledger.
+The database is seeded once (bulk inserts; the charges in one INSERT … SELECT per chunk of
+customers, without their ledger entries: the bill run does not read the ledger) and copied
+afresh for every measurement — a PostgreSQL database made from it as a template, an SQLite
+file copied — so each run starts from the same state.  Rounds alternate the order of the
+worker counts, so 1 and 2 workers see the same machine.
+
+A measurement freezes the clock just after the customers' periods end, schedules the
+``bill_run`` job and starts W worker processes, each importing everything and connecting
+before the start signal; each then runs due jobs (:func:`billing.jobs.run_due`, what
+``kassa worker`` runs every second), looking again every 10 ms when nothing is due.  The
+figure is the wall time from the start signal until the run is planned and every batch is
+done (the benchmark looks every 10 ms); then the workers are stopped.  Every customer must have been invoiced exactly once, every charge
+put on a line.  On PostgreSQL the database size (``pg_database_size``) is reported after
+the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
+import shutil
+import statistics
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, String, column, func, insert, literal, select, text, true, values
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.scratch import fresh_database
-from billing import billrun
+from billing import billrun, clock, jobs
 from billing.db import Database
 from billing.models import (
     Account,
     Charge,
     ChargeKind,
+    ChargeStatus,
+    Customer,
     Invoice,
     InvoiceLine,
+    Job,
+    JobStatus,
     LedgerTransaction,
     TransactionKind,
+    UTCDateTime,
+    table_of,
 )
 from settings import Settings, normalise_database_url, sqlite_url
-from tests.factories import BULK_CHUNK, insert_customers, insert_rows
+from tests.factories import insert_customers, insert_rows
 
 PERIOD_START = date(2026, 10, 1)
 PERIOD_END_UTC = datetime(2026, 11, 1, tzinfo=UTC)
+#: The instant every measured run happens at: just after the periods end.
+RUN_AT = PERIOD_END_UTC + timedelta(minutes=1)
+#: Customers seeded per chunk (each chunk its own transactions).
+SEED_CHUNK = 50_000
+#: How often a worker with nothing to claim looks again while batches are still pending.
+WORKER_POLL_SECONDS = 0.01
+
+
+async def _seed_charges(db: Database, first: int, last: int, charges: int) -> None:
+    """``charges`` usage charges for each customer ``first``..``last``, in one statement."""
+    created = datetime(2026, 10, 1, tzinfo=UTC)
+    per_customer = values(
+        column("description", String),
+        column("amount", Integer),
+        column("service_at", UTCDateTime),
+        name="per_customer",
+    ).data(
+        [(f"Usage {n}", 100 + n, created + timedelta(days=n % 28, hours=n)) for n in range(charges)]
+    )
+    customers = table_of(Customer)
+    charge_table = table_of(Charge)
+    async with db.transaction() as session:
+        await session.execute(
+            insert(charge_table).from_select(
+                [
+                    "customer_id",
+                    "account_id",
+                    "kind",
+                    "description",
+                    "amount",
+                    "currency",
+                    "service_at",
+                    "posted_at",
+                    "status",
+                    "transaction_id",
+                ],
+                select(
+                    customers.c.id,
+                    customers.c.id,
+                    literal(ChargeKind.USAGE, charge_table.c.kind.type),
+                    per_customer.c.description,
+                    per_customer.c.amount,
+                    literal("USD"),
+                    per_customer.c.service_at,
+                    literal(created, UTCDateTime()),
+                    literal(ChargeStatus.POSTED, charge_table.c.status.type),
+                    literal(1),
+                )
+                .select_from(customers.join(per_customer, true()))
+                .where(customers.c.id.between(first, last))
+                .order_by(customers.c.id),
+            )
+        )
 
 
 async def seed(db: Database, customers: int, charges: int) -> None:
+    """Monthly UTC customers ``1..customers``, one account each (same id) and ``charges``
+    uninvoiced charges each, all due at :data:`PERIOD_END_UTC`."""
     created = datetime(2026, 10, 1, tzinfo=UTC)
-    ids = range(1, customers + 1)
-    await insert_customers(
-        db, ids, PERIOD_START, PERIOD_END_UTC, created, email=lambda i: f"c{i}@example.com"
-    )
-    await insert_rows(
-        db,
-        Account,
-        [
-            {
-                "id": i,
-                "customer_id": i,
-                "number": f"+1555{i:07d}",
-                "product": "Mobile",
-                "status": "ACTIVE",
-                "created_at": created,
-            }
-            for i in ids
-        ],
-    )
     await insert_rows(
         db,
         LedgerTransaction,
@@ -72,27 +131,27 @@ async def seed(db: Database, customers: int, charges: int) -> None:
             }
         ],
     )
-    rows = []
-    for customer in ids:
-        for n in range(charges):
-            rows.append(
+    for first in range(1, customers + 1, SEED_CHUNK):
+        ids = range(first, min(first + SEED_CHUNK, customers + 1))
+        await insert_customers(
+            db, ids, PERIOD_START, PERIOD_END_UTC, created, email=lambda i: f"c{i}@example.com"
+        )
+        await insert_rows(
+            db,
+            Account,
+            [
                 {
-                    "customer_id": customer,
-                    "account_id": customer,
-                    "kind": ChargeKind.USAGE,
-                    "description": f"Usage {n}",
-                    "amount": 100 + n,
-                    "currency": "USD",
-                    "service_at": created + timedelta(days=n % 28, hours=n),
-                    "posted_at": created,
-                    "status": "POSTED",
-                    "transaction_id": 1,
+                    "id": i,
+                    "customer_id": i,
+                    "number": f"+1555{i:07d}",
+                    "product": "Mobile",
+                    "status": "ACTIVE",
+                    "created_at": created,
                 }
-            )
-        if len(rows) >= BULK_CHUNK * 4:
-            await insert_rows(db, Charge, rows)
-            rows = []
-    await insert_rows(db, Charge, rows)
+                for i in ids
+            ],
+        )
+        await _seed_charges(db, ids[0], ids[-1], charges)
     if db.engine.dialect.name == "postgresql":
         async with db.engine.begin() as conn:
             for table in ("ledger_accounts", "customers", "accounts", "ledger_transactions"):
@@ -100,40 +159,181 @@ async def seed(db: Database, customers: int, charges: int) -> None:
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                     f"(SELECT max(id) FROM {table}))"
                 )
-            await conn.exec_driver_sql("ANALYZE")
+    async with db.engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.exec_driver_sql("ANALYZE" if db.is_sqlite else "VACUUM ANALYZE")
 
 
-async def main(database_url: str, customers: int, charges: int) -> None:
+async def _seeded(database_url: str, customers: int, charges: int) -> str:
+    """Make the database to copy for each run; returns its backend's name."""
     await fresh_database(database_url)
     db = Database(Settings(database_url=database_url, run_worker=False))
-    started = time.perf_counter()
     await seed(db, customers, charges)
-    seeded = time.perf_counter() - started
-    started = time.perf_counter()
+    await db.dispose()
+    return db.engine.dialect.name
+
+
+async def _copy(seed_url: str, run_url: str) -> None:
+    """Make ``run_url`` a fresh copy of the seeded database."""
+    seed, run = make_url(seed_url), make_url(run_url)
+    if seed.get_backend_name() != "postgresql":
+        assert seed.database and run.database
+        shutil.copyfile(seed.database, run.database)
+        return
+    server = create_async_engine(seed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        async with server.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{run.database}"'))
+            await conn.execute(text(f'CREATE DATABASE "{run.database}" TEMPLATE "{seed.database}"'))
+    finally:
+        await server.dispose()
+
+
+async def _work(database_url: str, start: Event) -> None:
+    """A worker: run due jobs, looking again every few milliseconds, until stopped."""
+    db = Database(Settings(database_url=database_url, run_worker=False))
+    jobs.load_handlers()
+    async with db.session() as session:  # connected before the start signal
+        await session.execute(select(1))
+    start.wait()
+    while True:
+        if not await jobs.run_due(db):
+            await asyncio.sleep(WORKER_POLL_SECONDS)
+
+
+def _worker_process(database_url: str, start: Event) -> None:
+    asyncio.run(_work(database_url, start))
+
+
+async def _wait_for_the_run(database_url: str) -> None:
+    """Return once the run is planned and its every batch done (looking every 10 ms)."""
+    db = Database(Settings(database_url=database_url, run_worker=False))
+    left = select(func.count(Job.id)).where(
+        Job.status == JobStatus.PENDING,
+        (
+            (Job.kind == billrun.BATCH_JOB)
+            | ((Job.kind == billrun.BILL_RUN_JOB) & (Job.due_at <= RUN_AT))
+        ),
+    )
+    while True:
+        async with db.session() as session:
+            if not await session.scalar(left):
+                break
+        await asyncio.sleep(WORKER_POLL_SECONDS)
+    await db.dispose()
+
+
+async def _prepare_run(database_url: str, batch_size: int) -> None:
+    db = Database(Settings(database_url=database_url, run_worker=False))
     async with db.transaction() as session:
-        invoices = await billrun.run_bill_run(session, PERIOD_END_UTC + timedelta(minutes=1))
-    elapsed = time.perf_counter() - started
+        await clock.freeze(session, RUN_AT)
+        await jobs.schedule(
+            session,
+            billrun.BILL_RUN_JOB,
+            RUN_AT,
+            {"batch_size": batch_size},
+            unique_key=billrun.BILL_RUN_JOB,
+        )
+    await db.dispose()
+
+
+async def _check(database_url: str, customers: int, charges: int) -> int | None:
+    """Assert the run invoiced every customer once; the database size on PostgreSQL."""
+    db = Database(Settings(database_url=database_url, run_worker=False))
     async with db.session() as session:
         made = await session.scalar(select(func.count()).select_from(Invoice))
+        per_customer = await session.scalar(select(func.count(func.distinct(Invoice.customer_id))))
         lines = await session.scalar(select(func.count()).select_from(InvoiceLine))
+        size = (
+            await session.scalar(text("SELECT pg_database_size(current_database())"))
+            if not db.is_sqlite
+            else None
+        )
     await db.dispose()
-    backend = db.engine.dialect.name
+    assert made == per_customer == customers, (made, per_customer, customers)
+    assert lines == customers * charges, (lines, customers * charges)
+    return size
+
+
+def measure(database_url: str, workers: int, batch_size: int) -> float:
+    """One run by ``workers`` processes; its wall time in seconds."""
+    asyncio.run(_prepare_run(database_url, batch_size))
+    spawn = multiprocessing.get_context("spawn")
+    start = spawn.Event()
+    processes = [
+        spawn.Process(target=_worker_process, args=(database_url, start)) for _ in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    time.sleep(3)  # every worker imported and connected
+    started = time.perf_counter()
+    start.set()
+    asyncio.run(_wait_for_the_run(database_url))
+    elapsed = time.perf_counter() - started
+    for process in processes:
+        process.terminate()
+        process.join()
+    return elapsed
+
+
+def _urls(database_url: str | None) -> tuple[str, str]:
+    """The seeded database's URL and the measured copy's."""
+    if database_url is None:
+        folder = Path(tempfile.mkdtemp())
+        return sqlite_url(folder / "seed.db"), sqlite_url(folder / "run.db")
+    url = make_url(normalise_database_url(database_url))
+    if url.get_backend_name() == "postgresql":
+        seed = url.set(database=f"{url.database}_seed")
+        return seed.render_as_string(hide_password=False), url.render_as_string(hide_password=False)
+    assert url.database
+    return str(url.set(database=url.database + ".seed")), str(url)
+
+
+def main(args: argparse.Namespace) -> None:
+    seed_url, run_url = _urls(args.database_url)
+    started = time.perf_counter()
+    backend = asyncio.run(_seeded(seed_url, args.customers, args.charges))
     print(
-        f"bill run [{backend}]: {customers} customers x {charges} charges "
-        f"(seeded in {seeded:.1f} s)"
+        f"bill run [{backend}]: {args.customers:,} customers x {args.charges} charges, "
+        f"batches of {args.batch_size} (seeded in {time.perf_counter() - started:.0f} s)",
+        flush=True,
     )
-    print(f"  invoices {made} (reported {invoices}), lines {lines}")
-    print(
-        f"  elapsed {elapsed:.1f} s = {customers / elapsed:,.0f} customers/s, "
-        f"{customers * charges / elapsed:,.0f} charges/s"
-    )
+    timings: dict[int, list[float]] = {w: [] for w in args.workers}
+    for round_ in range(args.rounds):
+        order = args.workers if round_ % 2 == 0 else list(reversed(args.workers))
+        for workers in order:
+            asyncio.run(_copy(seed_url, run_url))
+            elapsed = measure(run_url, workers, args.batch_size)
+            size = asyncio.run(_check(run_url, args.customers, args.charges))
+            timings[workers].append(elapsed)
+            grown = f", database {size / 2**30:.2f} GiB after the run" if size else ""
+            print(
+                f"  round {round_ + 1}, {workers} worker(s): {elapsed:.1f} s = "
+                f"{args.customers / elapsed:,.0f} customers/s{grown}",
+                flush=True,
+            )
+    medians = {w: statistics.median(t) for w, t in timings.items()}
+    for workers, median in medians.items():
+        print(
+            f"  median of {args.rounds}, {workers} worker(s): {median:.1f} s = "
+            f"{args.customers / median:,.0f} customers/s, "
+            f"{args.customers * args.charges / median:,.0f} charges/s"
+        )
+    if len(medians) > 1:
+        fewest, most = min(medians), max(medians)
+        print(
+            f"  speed-up {fewest} -> {most} workers: {medians[fewest] / medians[most]:.2f}x "
+            f"(median of the per-round ratios: "
+            f"{statistics.median(a / b for a, b in zip(timings[fewest], timings[most], strict=True)):.2f}x)"
+        )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--charges", type=int, default=10)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=billrun.BATCH_SIZE)
     parser.add_argument("--database-url", default=os.environ.get("KASSA_BENCH_DATABASE_URL"))
-    args = parser.parse_args()
-    url = args.database_url or sqlite_url(Path(tempfile.mkdtemp()) / "bench.db")
-    asyncio.run(main(normalise_database_url(url), args.customers, args.charges))
+    main(parser.parse_args())

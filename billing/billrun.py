@@ -1,14 +1,27 @@
 """The bill run: close every billing period that has ended, in each customer's time zone, once.
 
 The work list is ``customers.next_bill_at <= now`` (the UTC instant the open period ends in
-the customer's zone).  Customers are taken in batches of :data:`BATCH_SIZE`, in id order and
-locked; for each batch the elapsed periods are worked out in Python, all their invoices are
-made by the set-based :func:`billing.invoices.issue_invoices`, and one executemany moves
-the customers on to their open period.
+the customer's zone).  The run is split into batch jobs that any number of workers share:
+
+* The singleton :data:`BILL_RUN_JOB` plans a run: one query cuts the work list into ranges
+  of :data:`BATCH_SIZE` customer ids (a window function, so a million customers cost one
+  statement) and one insert schedules a :data:`BATCH_JOB` per range, due now.  It schedules
+  itself again at the same instant, after the batches (jobs run in due-time, then id
+  order), to plan the next wake-up once they are done.  While batches are still pending it
+  plans nothing — a range is never worked twice at once — and looks again later.
+* Each :data:`BATCH_JOB` closes its range in the job's own transaction (:mod:`billing.jobs`):
+  the range's due customers are locked, their elapsed periods worked out in Python, all their
+  invoices made by the set-based :func:`billing.invoices.issue_invoices`, and one statement
+  moves them on to their open period.  Workers claim batches with ``FOR UPDATE SKIP
+  LOCKED`` on PostgreSQL (on SQLite one worker runs), so no lock is held across the run, a
+  batch that fails as a whole is retried alone, and a worker that dies mid-batch leaves its
+  batch pending — its transaction rolled back — for the next worker: the run resumes where
+  it stopped.
 
 Exactly once: a customer's ``period_start``/``next_bill_at`` move in the same transaction as
-its invoices, so a second run at the same instant finds nothing to do, and the unique index
-``uq_invoices_regular_period`` refuses a second REGULAR invoice for a period outright.
+its invoices and the batch job's completion, so a batch run again finds nothing to do, and
+the unique index ``uq_invoices_regular_period`` refuses a second REGULAR invoice for a
+period outright.
 
 A customer several periods behind (the job was late, the test clock jumped) gets one invoice
 per elapsed period, each with its own period's charges.  CLOSED customers get no invoices,
@@ -26,23 +39,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import invoices, jobs, run_failures
-from billing.models import Customer, CustomerStatus, InvoiceKind, RunKind, table_of
+from billing.models import Customer, CustomerStatus, InvoiceKind, Job, JobStatus, RunKind, table_of
 from billing.periods import BillingPeriod, Period, next_period, period_containing
 
 log = logging.getLogger("kassa.billing.billrun")
 
-#: The singleton job that runs the bill run (its handler is :func:`bill_run_job`).
+#: The singleton job that plans the bill run (its handler is :func:`bill_run_job`).
 BILL_RUN_JOB = "bill_run"
-#: Customers per batch: large enough to amortise each statement, small enough for the locks
-#: and the bind-parameter limits.
+#: The job that closes one range of customers (:func:`bill_run_batch_job`).
+BATCH_JOB = "bill_run_batch"
+#: Customers per batch: large enough to amortise each statement, small enough for the locks,
+#: the bind-parameter limits and the work a failed batch redoes.  A ``bill_run`` job's
+#: payload may ask for another size (``batch_size``).
 BATCH_SIZE = 1000
+#: How soon the planner looks again while another worker is still running a batch.
+RUN_POLL = timedelta(seconds=5)
 
 
 def elapsed_periods(
@@ -62,22 +80,46 @@ def elapsed_periods(
     return ended, period
 
 
-def _not_waiting(now: datetime) -> Any:
-    """Customers that are not waiting for the retry of an earlier failure."""
-    return ~run_failures.waiting(RunKind.BILL_RUN, now, Customer.id)
+def _due(now: datetime) -> Any:
+    """Customers whose open period has ended, but not those whose last failure waits for
+    its retry."""
+    return (Customer.next_bill_at <= now) & ~run_failures.waiting(
+        RunKind.BILL_RUN, now, Customer.id
+    )
 
 
-async def _due_customers(session: AsyncSession, now: datetime, after_id: int) -> list[Row[Any]]:
-    """The next batch of customers whose open period has ended, locked against other writers
-    (those whose last failure waits for its retry are passed over)."""
+async def _due_ranges(
+    session: AsyncSession, now: datetime, batch_size: int
+) -> list[tuple[int, int]]:
+    """The work list cut into ranges of ``batch_size`` due customers, as (first id, last id),
+    in one statement."""
+    numbered = (
+        select(
+            Customer.id,
+            ((func.row_number().over(order_by=Customer.id) - 1) // batch_size).label("batch"),
+        )
+        .where(_due(now))
+        .subquery()
+    )
+    rows = await session.execute(
+        select(func.min(numbered.c.id), func.max(numbered.c.id))
+        .group_by(numbered.c.batch)
+        .order_by(numbered.c.batch)
+    )
+    return [(int(first), int(last)) for first, last in rows.all()]
+
+
+async def _due_customers(
+    session: AsyncSession, now: datetime, first: int, last: int
+) -> list[Row[Any]]:
+    """The range's customers whose open period has ended, locked against other writers."""
     query = (
         invoices.billee_query()
         .add_columns(
             Customer.status, Customer.billing_period, Customer.billing_anchor, Customer.period_start
         )
-        .where(Customer.next_bill_at <= now, Customer.id > after_id, _not_waiting(now))
+        .where(Customer.id.between(first, last), _due(now))
         .order_by(Customer.id)
-        .limit(BATCH_SIZE)
     )
     if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
         query = query.with_for_update(of=Customer)
@@ -120,6 +162,22 @@ async def _close_batch(session: AsyncSession, rows: Sequence[Row[Any]], now: dat
     return len(issued)
 
 
+async def close_range(session: AsyncSession, first: int, last: int, now: datetime) -> int:
+    """Close the ended periods of the due customers with ids ``first`` to ``last``; returns
+    how many invoices were made.  A customer whose closing fails is skipped and recorded (see
+    the module docstring)."""
+    closed = await run_failures.isolate(
+        session,
+        RunKind.BILL_RUN,
+        await _due_customers(session, now, first, last),
+        lambda row: run_failures.Subject(row.id),
+        lambda chunk: _close_batch(session, chunk, now),
+        now,
+        log,
+    )
+    return sum(closed.results)
+
+
 async def wake_at(session: AsyncSession, at: datetime) -> None:
     """Have the bill run wake by ``at`` (a customer's open period ends then); a wake-up
     already planned earlier stays."""
@@ -129,36 +187,55 @@ async def wake_at(session: AsyncSession, at: datetime) -> None:
 async def _schedule_next_run(session: AsyncSession, now: datetime) -> None:
     """Wake the bill run again when the earliest open period ends, or for the first retry
     of a customer that failed, whichever comes first."""
-    first = await session.scalar(select(func.min(Customer.next_bill_at)).where(_not_waiting(now)))
+    first = await session.scalar(
+        select(func.min(Customer.next_bill_at)).where(
+            ~run_failures.waiting(RunKind.BILL_RUN, now, Customer.id)
+        )
+    )
     retry = await run_failures.next_retry_at(session, RunKind.BILL_RUN, now)
     wake = min((at for at in (first, retry) if at is not None), default=None)
     if wake is not None:
         await wake_at(session, wake)
 
 
-async def run_bill_run(session: AsyncSession, now: datetime) -> int:
-    """Close every period that has ended by ``now``; returns how many invoices were made.
-
-    A customer whose closing fails is skipped and recorded (see the module docstring)."""
+async def run_bill_run(session: AsyncSession, now: datetime, batch_size: int = BATCH_SIZE) -> int:
+    """The whole run in the caller's transaction, batch after batch (tests and benchmarks;
+    the worker runs it as jobs): close every period that has ended by ``now``; returns how
+    many invoices were made."""
     issued = 0
-    after_id = 0
-    while rows := await _due_customers(session, now, after_id):
-        after_id = rows[-1].id
-        closed = await run_failures.isolate(
-            session,
-            RunKind.BILL_RUN,
-            rows,
-            lambda row: run_failures.Subject(row.id),
-            lambda chunk: _close_batch(session, chunk, now),
-            now,
-            log,
-        )
-        issued += sum(closed.results)
+    for first, last in await _due_ranges(session, now, batch_size):
+        issued += await close_range(session, first, last, now)
     await _schedule_next_run(session, now)
     return issued
 
 
+async def _first_pending_batch(session: AsyncSession) -> datetime | None:
+    """When the earliest batch still to run falls due (it may be running now), if any."""
+    return await session.scalar(
+        select(func.min(Job.due_at)).where(Job.status == JobStatus.PENDING, Job.kind == BATCH_JOB)
+    )
+
+
 @jobs.handler(BILL_RUN_JOB)
 async def bill_run_job(session: AsyncSession, payload: dict[str, Any], now: datetime) -> None:
-    """The singleton ``bill_run`` job: idempotent, since closed periods leave the work list."""
-    await run_bill_run(session, now)
+    """The singleton ``bill_run`` job: plan the run's batches, or once they are done, the next
+    wake-up.  Idempotent, since closed periods leave the work list."""
+    pending = await _first_pending_batch(session)
+    if pending is not None:  # a run is under way: look again once its batches may be done
+        await wake_at(session, max(pending, now + RUN_POLL))
+        return
+    ranges = await _due_ranges(session, now, int(payload.get("batch_size", BATCH_SIZE)))
+    if not ranges:
+        await _schedule_next_run(session, now)
+        return
+    await jobs.schedule_many(
+        session, BATCH_JOB, now, [{"first": first, "last": last} for first, last in ranges]
+    )
+    await wake_at(session, now)  # after the batches: they were scheduled first
+    log.info("bill run planned: %d batch(es)", len(ranges))
+
+
+@jobs.handler(BATCH_JOB)
+async def bill_run_batch_job(session: AsyncSession, payload: dict[str, Any], now: datetime) -> None:
+    """One batch of the bill run: idempotent, since closed periods leave the work list."""
+    await close_range(session, int(payload["first"]), int(payload["last"]), now)

@@ -32,13 +32,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import clock, logs, metrics
 from billing.db import Database
-from billing.models import Job, JobStatus
+from billing.models import Job, JobStatus, table_of
 
 log = logging.getLogger("kassa.billing.jobs")
 
@@ -133,6 +133,27 @@ async def schedule(
     except IntegrityError:
         # Another transaction scheduled the same unique job first: that one will do.
         pass
+
+
+async def schedule_many(
+    session: AsyncSession, kind: str, due_at: datetime, payloads: list[dict[str, Any]]
+) -> None:
+    """Add one job of ``kind`` per payload, all due at ``due_at``, in one insert (a run's
+    batches); they run in the order given."""
+    request_id = logs.request_id.get()
+    extra = {} if request_id is None else {REQUEST_ID_KEY: request_id}
+    await session.execute(
+        insert(table_of(Job)),
+        [
+            {
+                "kind": kind,
+                "payload": json.dumps({**extra, **payload}),
+                "due_at": due_at,
+                "status": JobStatus.PENDING,
+            }
+            for payload in payloads
+        ],
+    )
 
 
 async def reschedule(
