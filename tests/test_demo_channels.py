@@ -142,7 +142,7 @@ async def _pay_by_redirect(
 async def test_every_channel_without_a_stored_card_pays_in_the_demo(demo: Demo) -> None:
     # PayPal and Skrill (USD): Annie Easley's invoice, a part each.
     annie = await _customer(demo.db, "annie@example.com")
-    browser = await demo.browser(annie.email)
+    browser = await demo.browser("annie@example.com")
     invoice = await _open_invoice(demo.db, annie)
     before = await _balance(browser)
     rest = f"{Decimal(invoice.total - 1000) / 100:.2f}"
@@ -157,7 +157,7 @@ async def test_every_channel_without_a_stored_card_pays_in_the_demo(demo: Demo) 
 
     # Payarena and Remita (NGN): Ngozi Okonjo's invoice, a part each.
     ngozi = await _customer(demo.db, "ngozi@example.com")
-    browser = await demo.browser(ngozi.email)
+    browser = await demo.browser("ngozi@example.com")
     invoice = await _open_invoice(demo.db, ngozi)
     before = await _balance(browser)
     await _pay_by_redirect(demo, browser, ngozi, "Payarena", invoice, "500.00")
@@ -168,7 +168,7 @@ async def test_every_channel_without_a_stored_card_pays_in_the_demo(demo: Demo) 
 
     # PayNearMe: Ada Lovelace's slip, paid in cash at the fake's store.
     ada = await _customer(demo.db, "ada@example.com")
-    browser = await demo.browser(ada.email)
+    browser = await demo.browser("ada@example.com")
     before = await _balance(browser)
     slip = await browser.open("/portal/slip")
     identifier = text_of(slip.text, "slip-identifier").replace(" ", "")
