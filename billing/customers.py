@@ -38,6 +38,7 @@ from billing.models import (
     CustomerStatus,
     Distributor,
     InvoiceKind,
+    LedgerAccount,
     LedgerAccountKind,
     LedgerEntry,
     LedgerTransaction,
@@ -81,6 +82,27 @@ async def get_customer(session: AsyncSession, viewer: Viewer, customer_id: int) 
     if customer is None or not may_see_customer(viewer, customer):
         raise NotFound("customer")
     return customer
+
+
+async def get_customer_with_balance(
+    session: AsyncSession, viewer: Viewer, customer_id: int
+) -> tuple[Customer, int]:
+    """:func:`get_customer` and its balance, in one statement.
+
+    The balance is read as a column, never from the identity map: the ledger moves it with
+    ``UPDATE … balance + delta``, which loaded objects do not see.  One statement instead of
+    two is what a customer's page (the API dashboard, the portal) opens with.
+    """
+    found = (
+        await session.execute(
+            select(Customer, LedgerAccount.balance)
+            .join(LedgerAccount, LedgerAccount.id == Customer.ledger_account_id)
+            .where(Customer.id == customer_id)
+        )
+    ).one_or_none()
+    if found is None or not may_see_customer(viewer, found[0]):
+        raise NotFound("customer")
+    return found[0], found[1]
 
 
 async def get_customer_for_update(

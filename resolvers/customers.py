@@ -29,9 +29,18 @@ def _optional_amount(text: str | None, currency: str, field: str) -> int | None:
 
 
 async def customer(ctx: Context, id: str) -> Customer | None:
-    return await ctx.find(
-        lambda session: customers.get_customer(session, ctx.viewer, decode_id(id, "Customer"))
+    """The customer, with its balance read in the same statement and handed to the balance
+    loader, so ``balance`` and ``availableFunds`` cost no statement of their own."""
+    found = await ctx.find(
+        lambda session: customers.get_customer_with_balance(
+            session, ctx.viewer, decode_id(id, "Customer")
+        )
     )
+    if found is None:
+        return None
+    row, balance = found
+    ctx.loaders.balances.prime(row.ledger_account_id, balance)
+    return row
 
 
 def customer_list(

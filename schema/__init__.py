@@ -37,7 +37,7 @@ from schema.bitcoin import BitcoinMutations, BitcoinQueries
 from schema.cash_slips import CashSlipMutations
 from schema.charges import ChargeMutations
 from schema.clock import ClockMutations, ClockQueries
-from schema.cost import QueryCostLimiter
+from schema.cost import CostCache, QueryCostLimiter
 from schema.customers import CustomerMutations, CustomerQueries
 from schema.distributors import DistributorMutations, DistributorQueries
 from schema.errors import DomainErrorCodes, is_internal
@@ -114,6 +114,7 @@ def _extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
+    costs = CostCache()  # shared by the requests, as the parser and validation caches are
     extensions: list[Callable[[], SchemaExtension]] = [
         OperationMetrics,  # first in, last out: it counts the errors as the client sees them
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
@@ -121,7 +122,7 @@ def _extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
         lambda: AddValidationRules(limits),
         ValidationCache,
         OperationNameRequired,  # after the validation cache, which it adds to
-        lambda: QueryCostLimiter(max_cost=settings.max_query_cost),  # after validation
+        lambda: QueryCostLimiter(settings.max_query_cost, costs),  # after validation
         DomainErrorCodes,
         lambda: SchemaVisibility(settings),
     ]

@@ -17,6 +17,8 @@ runs, with ``QUERY_TOO_COSTLY`` and the cost and limit in the error's ``extensio
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -73,6 +75,8 @@ class _Estimate:
             if v.default_value is not None
         }
         self.variables = {**defaults, **variables}
+        #: The variables whose values the estimate read: it depends on nothing else.
+        self.consulted: set[str] = set()
         # A fragment costs the same wherever it is spread, so it is costed once: a chain of
         # fragments each spreading the next twice stays linear to estimate.
         self.fragment_costs: dict[str, int] = {}
@@ -132,6 +136,7 @@ class _Estimate:
         for argument in node.arguments or ():
             if argument.name.value == "first":
                 if isinstance(argument.value, VariableNode):
+                    self.consulted.add(argument.value.name.value)
                     value = self.variables.get(argument.value.name.value)
                 else:
                     value = value_from_ast_untyped(argument.value)
@@ -149,6 +154,16 @@ def estimate_cost(
 ) -> int:
     """The nodes the operation ``operation_name`` of ``document`` may return (see the module
     docstring).  Without a name, the costliest operation counts."""
+    return _estimate(schema, document, variables or {}, operation_name)[0]
+
+
+def _estimate(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    variables: Mapping[str, Any],
+    operation_name: str | None,
+) -> tuple[int, frozenset[str]]:
+    """:func:`estimate_cost`, and the names of the variables the cost depends on."""
     operations = [
         d
         for d in document.definitions
@@ -156,12 +171,60 @@ def estimate_cost(
         and (operation_name is None or (d.name is not None and d.name.value == operation_name))
     ]
     costs = [0]
+    consulted: set[str] = set()
     for operation in operations:
         root = schema.get_root_type(operation.operation)
         if root is not None:
-            estimate = _Estimate(schema, document, operation, variables or {})
+            estimate = _Estimate(schema, document, operation, variables)
             costs.append(estimate.selections(operation.selection_set, root))
-    return max(costs)
+            consulted |= estimate.consulted
+    return max(costs), frozenset(consulted)
+
+
+class CostCache:
+    """Estimates already made, by query text, operation and the values of the variables the
+    estimate read (its ``first`` arguments) — so a partner's dashboard query, sent again
+    and again for other customers, is walked once, not on every request.
+
+    Bounded: the least recently used entries go first.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        #: Which variables decide a query's cost (learnt from its first estimate).
+        self._deciding: OrderedDict[tuple[str, str | None], frozenset[str]] = OrderedDict()
+        self._costs: OrderedDict[tuple[str, str | None, str], int] = OrderedDict()
+
+    def cost(
+        self,
+        schema: GraphQLSchema,
+        query: str,
+        document: DocumentNode,
+        variables: Mapping[str, Any],
+        operation_name: str | None,
+    ) -> int:
+        deciding = self._deciding.get((query, operation_name))
+        if deciding is not None:
+            key = (query, operation_name, _values_of(variables, deciding))
+            if key in self._costs:
+                self._costs.move_to_end(key)
+                return self._costs[key]
+        cost, deciding = _estimate(schema, document, variables, operation_name)
+        _remember(self._deciding, (query, operation_name), deciding, self.size)
+        key = (query, operation_name, _values_of(variables, deciding))
+        _remember(self._costs, key, cost, self.size)
+        return cost
+
+
+def _values_of(variables: Mapping[str, Any], names: frozenset[str]) -> str:
+    return json.dumps({name: variables.get(name) for name in sorted(names)}, default=repr)
+
+
+def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any, size: int) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
 
 
 class QueryCostLimiter(SchemaExtension):
@@ -172,8 +235,9 @@ class QueryCostLimiter(SchemaExtension):
     an error set here is answered like any validation error, before execution.
     """
 
-    def __init__(self, max_cost: int) -> None:
+    def __init__(self, max_cost: int, cache: CostCache | None = None) -> None:
         self.max_cost = max_cost
+        self.cache = cache or CostCache()
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
@@ -183,7 +247,10 @@ class QueryCostLimiter(SchemaExtension):
             if context.pre_execution_errors is None:
                 context.pre_execution_errors = validate(schema, document, context.validation_rules)
             if not context.pre_execution_errors:
-                cost = estimate_cost(schema, document, context.variables, context.operation_name)
+                cost = self.cache.cost(
+                    schema, context.query or "", document, context.variables or {},
+                    context.operation_name,
+                )
                 if cost > self.max_cost:
                     context.pre_execution_errors = [too_costly(cost, self.max_cost)]
         yield

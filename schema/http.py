@@ -22,6 +22,7 @@ from contextlib import suppress
 from typing import Any
 
 from cross_web import HTTPException
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -173,6 +174,22 @@ def with_lower_case_media_type(headers: list[tuple[bytes, bytes]]) -> list[tuple
     ]
 
 
+async def read_without_transaction(session: AsyncSession) -> None:
+    """On PostgreSQL, let the request's reads run outside a transaction.
+
+    Each statement of a read then costs one round trip, not the BEGIN before the first and
+    the ROLLBACK after the last (a dashboard's whole answer is a handful of statements, so
+    those two were a third of its round trips).  Nothing is lost: under READ COMMITTED,
+    PostgreSQL's default, every statement already reads its own snapshot.  A mutation
+    still gets a real transaction: :meth:`~resolvers.context.Context.transaction` ends this
+    one first, which hands the connection back to the pool (where its isolation level is
+    reset) and begins on a fresh one.  Not on SQLite: there the transaction is what gives a
+    request's reads one snapshot.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 class GraphQLEndpoint(GraphQL[Context, None]):
     """Strawberry's ASGI view with kassa's context, one database session per request,
     GraphQL-over-HTTP media types and status codes, and the offline GraphiQL page."""
@@ -191,6 +208,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         database: Database = scope["app"].state.db
         scope["headers"] = with_lower_case_media_type(scope["headers"])
         async with database.session() as session:
+            await read_without_transaction(session)
             state = scope.setdefault("state", {})
             state["db_session"] = session
             try:
