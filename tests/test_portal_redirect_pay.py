@@ -82,6 +82,7 @@ async def test_each_system_round_trip_through_the_portal(
             assert "received" in text_of(back.text, "outcome-paid")
         else:
             assert "Nothing was charged" in text_of(back.text, "outcome-canceled")
+            assert 'href="/portal/pay" id="pay-again"' in back.text
         back = await browser.open(str(back.url))
     paid = choice == "approve"
     assert (await _only_payment(db)).status == (
