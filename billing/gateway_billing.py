@@ -371,6 +371,10 @@ async def complete_enrollment(
             "completed, or its link had expired (it lasts a few minutes). Start again.",
             "paymentMethod",
         )
+    kind, last4 = held.kind.replace("_", " "), held.last4[-4:]
+    kept = await method_in_use(session, enrollment)
+    if kept is not None and (kept.brand, kept.last4) == (kind, last4):
+        return kept  # completed already (the return page reloaded): one method
     now = await clock.now(session)
     await _retire_method(session, enrollment, now)
     await session.execute(
@@ -384,8 +388,8 @@ async def complete_enrollment(
         processor=account.processor,
         processor_account_id=account.id,
         token=account_id,
-        brand=held.kind.replace("_", " "),
-        last4=held.last4[-4:],
+        brand=kind,
+        last4=last4,
         exp_month=0,
         exp_year=0,
         is_default=True,
@@ -401,6 +405,16 @@ async def complete_enrollment(
     customer.auto_payment = True
     await session.flush()
     return method
+
+
+async def method_in_use(
+    session: AsyncSession, enrollment: GatewayEnrollment
+) -> PaymentMethod | None:
+    """The active enrollment's payment method, unless it was removed since."""
+    if enrollment.status != EnrollmentStatus.ACTIVE or enrollment.payment_method_id is None:
+        return None
+    method = await session.get(PaymentMethod, enrollment.payment_method_id)
+    return None if method is None or method.removed_at is not None else method
 
 
 async def _retire_method(

@@ -191,6 +191,7 @@ query PortalPaymentMethods($customer: ID!) {
     autoPayment paymentMethods { ...Card }
     cardForm { processor scriptUrl publicSettings { name value } }
   }
+  directDebitOffer(customerId: $customer) { billedByGateway gateway status }
 }
 """
     + CARD
@@ -537,11 +538,8 @@ async def update_profile(request: Request, visitor: Visitor) -> Response:
 async def _cards_page(
     request: Request, visitor: Visitor, add: Form | None = None, notice: str | None = None
 ) -> Response:
-    customer = found(
-        (await graphql.execute(request, PAYMENT_METHODS, {"customer": visitor.customer_id}))[
-            "customer"
-        ]
-    )
+    data = await graphql.execute(request, PAYMENT_METHODS, {"customer": visitor.customer_id})
+    customer = found(data["customer"])
     add = add or Form()
     card_form = customer["cardForm"]
     return rendering.render(
@@ -549,6 +547,7 @@ async def _cards_page(
         "payment_methods.html",
         {
             "customer": customer,
+            "direct_debit": data["directDebitOffer"],
             "add": add,
             "notice": notice,
             "card_form": card_form,

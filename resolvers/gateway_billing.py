@@ -75,13 +75,17 @@ async def enrollments(ctx: Context) -> list[EnrollmentView]:
     return await ctx.read(work)
 
 
-async def offer(ctx: Context, customer_id: str) -> tuple[Offer | None] | None:
-    """(the offer, or None when the class is not gateway-billed); None for a customer out of
-    reach, answered as for one that does not exist."""
+async def offer(ctx: Context, customer_id: str) -> tuple[Offer | None, PaymentMethod | None] | None:
+    """(the offer, or None when the class is not gateway-billed; the enrollment's payment
+    method still in use, if any); None for a customer out of reach, answered as for one that
+    does not exist."""
 
-    async def work(session: AsyncSession) -> tuple[Offer | None]:
+    async def work(session: AsyncSession) -> tuple[Offer | None, PaymentMethod | None]:
         customer = decode_id(customer_id, "Customer", "customerId")
-        return (await gateway_billing.offer(session, ctx.viewer, customer),)
+        found = await gateway_billing.offer(session, ctx.viewer, customer)
+        if found is None or found.enrollment is None:
+            return found, None
+        return found, await gateway_billing.method_in_use(session, found.enrollment)
 
     return await ctx.find(work)
 

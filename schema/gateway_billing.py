@@ -25,12 +25,16 @@ from billing.models import (
     GatewaySettings,
     ProcessorAccount,
 )
+from billing.models import (
+    PaymentMethod as MethodRow,
+)
 from billing.money import format_percent
 from resolvers import gateway_billing as resolve
 from resolvers.context import Info
 from resolvers.gateway_billing import EnrollmentView
 from schema.errors import UserErrorType, user_errors
 from schema.money import Money
+from schema.payment_methods import PaymentMethod
 from schema.permissions import IsAuthenticated
 from schema.relay import encode_id
 
@@ -169,9 +173,14 @@ class DirectDebitOffer:
     )
     account_reference: str | None = None
     stop_message: str | None = None
+    payment_method: PaymentMethod | None = strawberry.field(
+        default=None,
+        description="The gateway's account kept as the customer's payment method: null until "
+        "the set-up is completed, and after a payment stop until it is replaced.",
+    )
 
     @classmethod
-    def of(cls, offer: Offer | None) -> DirectDebitOffer:
+    def of(cls, offer: Offer | None, method: MethodRow | None = None) -> DirectDebitOffer:
         if offer is None:
             return cls(billed_by_gateway=False)
         enrollment = offer.enrollment
@@ -183,6 +192,7 @@ class DirectDebitOffer:
             status=None if enrollment is None else enrollment.status,
             account_reference=None if enrollment is None else enrollment.account_reference,
             stop_message=None if enrollment is None else enrollment.stop_message,
+            payment_method=None if method is None else PaymentMethod.from_model(method),
         )
 
 
@@ -268,7 +278,7 @@ class GatewayBillingQueries:
         self, info: Info, customer_id: strawberry.ID
     ) -> DirectDebitOffer | None:
         found = await resolve.offer(info.context, customer_id)
-        return None if found is None else DirectDebitOffer.of(found[0])
+        return None if found is None else DirectDebitOffer.of(*found)
 
 
 @strawberry.type

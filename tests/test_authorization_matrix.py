@@ -1417,7 +1417,8 @@ OPERATIONS: tuple[Operation, ...] = (
     query(
         "directDebitOffer",
         "query($c: ID!) { directDebitOffer(customerId: $c) { billedByGateway gateway "
-        "establishmentFee { amount currency } commissionPercent status } }",
+        "establishmentFee { amount currency } commissionPercent status "
+        "paymentMethod { id last4 } } }",
         lambda me, target, unique: {"c": target.customer},
         SELF_OR_STAFF,
     ),

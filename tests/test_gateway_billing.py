@@ -10,6 +10,7 @@ Cleared or Settled as the operator's choice, and bad settings refused."""
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -515,3 +516,59 @@ async def test_coming_back_without_a_new_method_after_a_payment_stop_keeps_it_st
         async with db.transaction() as session:
             await gateway_billing.complete_enrollment(session, customer_viewer(party.id), party.id)
     assert refused.value.code == "NO_PAYMENT_METHOD_YET"
+
+
+async def test_the_portal_shows_the_fees_then_sends_the_customer_to_the_form_and_back(
+    db: Database, fake: FakeDebitsuccess, party: Party, account_id: int, browser: Browser
+) -> None:
+    async with db.transaction() as session:
+        await gateway_billing.save_settings(
+            session, admin_viewer(), account_id, SettingsInput(PaidOn.SETTLED, "25", "USD", "1.5")
+        )
+    email = await user_with_login(db, "direct@example.test", Role.CUSTOMER, customer_id=party.id)
+    await browser.sign_in(email)
+    page = await browser.open("/portal/direct-debit")
+    fees = text_of(page.text, "fees")
+    assert "25.00 USD" in fees and "1.50 %" in fees
+    assert fake.customers == {}  # nothing is made at the gateway before the customer agrees
+
+    refused = await browser.submit("/portal/direct-debit", {})
+    assert refused.status_code == 422 and "Tick the box" in refused.text
+    assert fake.customers == {}
+
+    leaving = await browser.submit("/portal/direct-debit", {"agree": "on"})
+    [form_url] = re.findall(r'href="([^"]+/paynow/[0-9a-f]+)"', leaving.text)
+    async with httpx.AsyncClient() as widget:
+        back = await widget.post(
+            form_url, data={"accountHolder": "A Lovelace", "accountNumber": "0212345678901"}
+        )
+    location = back.headers["location"]
+    assert location.startswith("https://kassa.test/portal/direct-debit/return?status=Success")
+    done = await browser.open(location.removeprefix("https://kassa.test"))
+    assert done.status_code == 200
+    assert "Direct debit is set up" in text_of(done.text, "set-up-done")
+    assert "ending 8901" in text_of(done.text, "current")
+    again = await browser.open(location.removeprefix("https://kassa.test"))  # a reload
+    assert again.status_code == 200 and len(await rows(db, PaymentMethod)) == 1
+    methods = await browser.open("/portal/payment-methods")
+    assert "Bank account ending 8901" in methods.text and "by direct debit" in methods.text
+
+
+async def test_the_portal_says_so_when_the_gateway_does_not_answer(
+    db: Database, fake: FakeDebitsuccess, party: Party, browser: Browser
+) -> None:
+    email = await user_with_login(db, "direct@example.test", Role.CUSTOMER, customer_id=party.id)
+    await browser.sign_in(email)
+    await browser.open("/portal/direct-debit")
+    fake.fail_next(503)
+    page = await browser.submit("/portal/direct-debit", {"agree": "on"})
+    assert page.status_code == 422 and "did not answer in time" in page.text
+    assert await rows(db, GatewayEnrollment) == []
+
+    # Trying again works; coming back without filling the form in (its link expired, say)
+    # reads clearly and keeps nothing.
+    leaving = await browser.submit("/portal/direct-debit", {"agree": "on"})
+    assert "/paynow/" in leaving.text
+    back = await browser.open("/portal/direct-debit/return?status=Success")
+    assert back.status_code == 422 and "holds no payment details for you yet" in back.text
+    assert await rows(db, PaymentMethod) == []
