@@ -12,15 +12,10 @@ call kassa back over real HTTP.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
 import re
-import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,8 +32,7 @@ from tests.bitcoin_chain import serving
 from tests.graphql_support import BASE_URL
 from tests.portal_support import Browser, text_of
 from tests.redirect_browser import round_trip
-
-DOC = Path(__file__).resolve().parent.parent / "docs" / "terminals.md"
+from tests.terminal_docs import documented_pay
 
 
 @dataclass
@@ -189,7 +183,8 @@ async def test_every_channel_without_a_stored_card_pays_in_the_demo(demo: Demo) 
     # A cash terminal: docs/terminals.md's curl command, with the demo network's secret.
     before = await _balance(browser)
     account = await _one(demo.db, select(Account.number).where(Account.customer_id == ada.id))
-    answer = await _documented_terminal_pay(demo, account)
+    network = await _account_id(demo, "cash_terminal")
+    answer = await documented_pay(demo.kassa_url, network, DEMO_TERMINAL_SECRET, account)
     assert (answer["status"], answer["amount"]) == ("CREDITED", "25.00"), answer
     assert await _balance(browser) == before - Decimal("25.00")
     await _shown(demo, ada, browser, "Cash terminal")
@@ -207,32 +202,3 @@ async def _account_id(demo: Demo, processor: str) -> int:
             ),
         )
     )
-
-
-async def _documented_terminal_pay(demo: Demo, account: str) -> dict[str, str]:
-    """docs/terminals.md's shell function and its *pay* line as an integrator runs them, for
-    the demo's network (its id, its printed secret) and a demo customer's account."""
-    text = DOC.read_text()
-    function = re.search(r"```sh\n(terminal\(\) \{.*?\n\})\n```", text, re.DOTALL)
-    command = next(line for line in text.splitlines() if line.startswith("terminal pay "))
-    assert function is not None
-    documented = json.loads(command.removeprefix("terminal pay '").removesuffix("'"))
-    command = command.replace(documented["account"], account)
-    network = await _account_id(demo, "cash_terminal")
-    environment = {
-        **os.environ,
-        "KASSA": demo.kassa_url,
-        "NETWORK": str(network),
-        "SECRET": DEMO_TERMINAL_SECRET,
-    }
-    done = await asyncio.to_thread(
-        subprocess.run,
-        ["bash", "-c", f"{function.group(1)}\n{command}"],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    result: dict[str, str] = json.loads(done.stdout)
-    return result

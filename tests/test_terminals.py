@@ -11,14 +11,10 @@ import asyncio
 import csv
 import io
 import json
-import os
-import re
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -60,11 +56,11 @@ from tests.factories import (
 )
 from tests.graphql_support import signed_in_api, table_contents
 from tests.portal_support import Browser
+from tests.terminal_docs import DOC, doc_block, documented_pay
 
 pytest_plugins = ["tests.graphql_fixtures", "tests.portal_fixtures"]
 
 SECRET = "kiosk-secret-for-tests-0123456789"
-DOC = Path(__file__).resolve().parent.parent / "docs" / "terminals.md"
 
 
 async def make_network(
@@ -523,17 +519,12 @@ def live(settings: Settings, db: Database) -> Iterator[LiveServer]:
         yield server
 
 
-def _doc_block(language: str, containing: str) -> str:
-    blocks: list[str] = re.findall(rf"```{language}\n(.*?)```", DOC.read_text(), flags=re.S)
-    return next(block for block in blocks if containing in block)
-
-
 async def test_the_documented_python_example_signs_as_kassa_checks(
     db: Database, live: LiveServer, network: int
 ) -> None:
     party = await new_party(db, "555-0100")
     example: dict[str, Any] = {"__name__": "terminal_example"}
-    exec(compile(_doc_block("python", "def call("), str(DOC), "exec"), example)
+    exec(compile(doc_block("python", "def call("), str(DOC), "exec"), example)
     call = example["call"]
     status, text = call(live.url, str(network), SECRET, "check", {"account": "555-0100"})
     assert (status, json.loads(text)["exists"]) == (200, True)
@@ -548,21 +539,7 @@ async def test_the_documented_curl_command_pays_at_a_terminal(
 ) -> None:
     party = await new_party(db, "555-0100")
     await issue_invoice(db, party, 2500)
-    function = _doc_block("sh", "terminal() {")
-    command = next(
-        line for line in DOC.read_text().splitlines() if line.startswith("terminal pay ")
-    )
-    environment = {**os.environ, "KASSA": live.url, "NETWORK": str(network), "SECRET": SECRET}
-    done = await asyncio.to_thread(
-        subprocess.run,
-        ["bash", "-c", f"{function}\n{command}"],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    answer = json.loads(done.stdout)
+    answer = await documented_pay(live.url, network, SECRET)
     assert (answer["status"], answer["amount"], answer["transaction_id"]) == (
         "CREDITED",
         "25.00",
@@ -650,7 +627,7 @@ async def test_an_administrator_sets_up_a_network_as_documented(
     db: Database, http: httpx.AsyncClient
 ) -> None:
     party = await new_party(db, "555-0100")
-    mutation = _doc_block("graphql", "createProcessorAccount").replace("…", "doc-secret")
+    mutation = doc_block("graphql", "createProcessorAccount").replace("…", "doc-secret")
     admin = await signed_in_api(http, await admin_with_login(db))
     payload = (await admin.run(mutation))["createProcessorAccount"]
     assert payload["errors"] == []
