@@ -157,9 +157,9 @@ async def _close_batch(session: AsyncSession, rows: Sequence[Row[Any]], now: dat
                 "b_ends": open_period.end_utc(row.time_zone),
             }
         )
-    issued = await invoices.issue_invoices(session, closings, now)
     await _move_on(session, moves, now)
-    return len(issued)
+    # Last, as it numbers the invoices: the number sequence stays locked until the commit.
+    return len(await invoices.issue_invoices(session, closings, now))
 
 
 async def close_range(session: AsyncSession, first: int, last: int, now: datetime) -> int:

@@ -10,7 +10,8 @@ transaction; voiding one does (the charges are reversed).
 :func:`issue_invoices` is set-based because the bill run closes tens of thousands of periods
 at a time: a handful of statements per batch of customers (one read of their uninvoiced
 charges, one of their payments, one INSERT … RETURNING of the invoices, one UPDATE per period
-rank attaching the charges, one INSERT … SELECT of the lines), never a round trip per charge.
+rank attaching the charges, one INSERT … SELECT of the lines, and last the numbers, so that the
+lock on the number sequence is held only at the end), never a round trip per charge.
 Those bulk statements bypass the session's identity map; reload objects read before them.
 
 The figures on an invoice (see :func:`statement_figures`) are derived from the ledger at
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import groupby
 from typing import Any, TypeVar
+from uuid import uuid4
 
 from sqlalchemy import Row, Select, bindparam, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -364,26 +366,14 @@ def _draft_customer(
     return drafts
 
 
-async def _numbered_rows(
-    session: AsyncSession, drafts: list[_Draft], now: datetime
-) -> list[dict[str, Any]]:
-    """Invoice rows for ``drafts``, numbered per owner in draft order."""
-    numbers: dict[int, str] = {}
-    by_owner = groupby(
-        sorted(range(len(drafts)), key=lambda i: drafts[i].closing.billee.owner_key),
-        key=lambda i: drafts[i].closing.billee.owner_key,
-    )
-    for owner_key, indexes in by_owner:
-        positions = list(indexes)
-        for position, number in zip(
-            positions, await next_invoice_numbers(session, owner_key, len(positions)), strict=True
-        ):
-            numbers[position] = number
+def _invoice_rows(drafts: list[_Draft], now: datetime) -> list[dict[str, Any]]:
+    """Invoice rows for ``drafts``, each under a provisional number of its own that
+    :func:`_number` replaces before the transaction ends (no one else ever sees it)."""
     return [
         {
             "customer_id": d.closing.billee.id,
             "owner_key": d.closing.billee.owner_key,
-            "number": numbers[i],
+            "number": uuid4().hex,  # 32 characters, the column's width
             "kind": d.closing.kind,
             "currency": d.closing.billee.currency,
             "period_start": d.closing.period.start,
@@ -398,8 +388,37 @@ async def _numbered_rows(
             "created_at": now,
             "voided_at": None,
         }
-        for i, d in enumerate(drafts)
+        for d in drafts
     ]
+
+
+async def _number(session: AsyncSession, drafts: list[_Draft], ids: list[int]) -> None:
+    """Give the new invoices their numbers, per owner in draft order, in one executemany.
+
+    Taking a number locks the owner's sequence row until the transaction ends (so that no
+    number is lost or given twice), which makes concurrent issuers — the bill run's batches
+    on several workers — wait for one another; numbering last keeps that wait to the end of
+    each transaction instead of all its writes.
+    """
+    numbered = []
+    by_owner = groupby(
+        sorted(zip(drafts, ids, strict=True), key=lambda p: p[0].closing.billee.owner_key),
+        key=lambda p: p[0].closing.billee.owner_key,
+    )
+    for owner_key, owned in by_owner:
+        pairs = list(owned)
+        numbers = await next_invoice_numbers(session, owner_key, len(pairs))
+        numbered += [
+            {"b_id": invoice_id, "b_number": number}
+            for (_, invoice_id), number in zip(pairs, numbers, strict=True)
+        ]
+    invoices = table_of(Invoice)
+    await session.execute(
+        update(invoices)
+        .where(invoices.c.id == bindparam("b_id"))
+        .values(number=bindparam("b_number")),
+        numbered,
+    )
 
 
 async def _attach_charges(session: AsyncSession, drafts: list[_Draft], ids: list[int]) -> None:
@@ -530,9 +549,9 @@ async def issue_invoices(
         drafts += _draft_customer(list(own), charges[customer_id], payments[customer_id], now)
     if not drafts:
         return []
-    rows = await _numbered_rows(session, drafts, now)
     result = await session.execute(
-        insert(Invoice).returning(Invoice.id, sort_by_parameter_order=True), rows
+        insert(Invoice).returning(Invoice.id, sort_by_parameter_order=True),
+        _invoice_rows(drafts, now),
     )
     ids = [int(i) for i in result.scalars().all()]
     await _attach_charges(session, drafts, ids)
@@ -559,6 +578,7 @@ async def issue_invoices(
         first_overdue = min(overdue_from(d.due_date, d.closing.billee.time_zone) for d in unpaid)
         await jobs.schedule(session, OVERDUE_JOB, first_overdue, unique_key=OVERDUE_JOB)
     await invoice_pdfs.schedule_pdf_rendering(session, now)
+    await _number(session, drafts, ids)
     return ids
 
 
