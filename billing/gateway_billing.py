@@ -853,6 +853,18 @@ async def gateway_accounts(
     return found
 
 
+async def billed_classes(session: AsyncSession, account_ids: Sequence[int]) -> dict[int, list[int]]:
+    """The customer classes each of these gateway accounts bills, by account id."""
+    found: dict[int, list[int]] = {i: [] for i in account_ids}
+    for class_id, account_id in await session.execute(
+        select(GatewayBilledClass.class_id, GatewayBilledClass.processor_account_id)
+        .where(GatewayBilledClass.processor_account_id.in_(list(account_ids)))
+        .order_by(GatewayBilledClass.class_id)
+    ):
+        found[account_id].append(class_id)
+    return found
+
+
 async def get_enrollment(
     session: AsyncSession, viewer: Viewer, customer_id: int
 ) -> GatewayEnrollment:

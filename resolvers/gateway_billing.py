@@ -43,8 +43,19 @@ class EnrollmentView:
     schedules: list[tuple[GatewaySchedule, list[GatewayScheduleStatus]]]
 
 
-async def gateway_accounts(ctx: Context) -> list[tuple[ProcessorAccount, GatewaySettings]]:
-    return await ctx.read(lambda session: gateway_billing.gateway_accounts(session, ctx.viewer))
+async def gateway_accounts(
+    ctx: Context,
+) -> list[tuple[ProcessorAccount, GatewaySettings, list[int]]]:
+    """Each gateway account the viewer administers, its settings and the classes it bills."""
+
+    async def work(
+        session: AsyncSession,
+    ) -> list[tuple[ProcessorAccount, GatewaySettings, list[int]]]:
+        found = await gateway_billing.gateway_accounts(session, ctx.viewer)
+        classes = await gateway_billing.billed_classes(session, [a.id for a, _ in found])
+        return [(account, row, classes[account.id]) for account, row in found]
+
+    return await ctx.read(work)
 
 
 async def enrollments(ctx: Context) -> list[EnrollmentView]:

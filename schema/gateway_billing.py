@@ -59,9 +59,14 @@ class GatewayBillingAccount:
     last_poll_seen: int = strawberry.field(description="Statuses the last window reported.")
     last_poll_applied: int = strawberry.field(description="Of those, seen for the first time.")
     last_poll_error: str | None
+    billed_class_ids: list[strawberry.ID] = strawberry.field(
+        description="The customer classes whose customers this gateway bills."
+    )
 
     @classmethod
-    def of(cls, account: ProcessorAccount, row: GatewaySettings) -> GatewayBillingAccount:
+    def of(
+        cls, account: ProcessorAccount, row: GatewaySettings, class_ids: list[int]
+    ) -> GatewayBillingAccount:
         return cls(
             processor_account_id=encode_id("ProcessorAccount", account.id),
             name=account.name,
@@ -73,6 +78,7 @@ class GatewayBillingAccount:
             last_poll_seen=row.last_poll_seen or 0,
             last_poll_applied=row.last_poll_applied or 0,
             last_poll_error=row.last_poll_error,
+            billed_class_ids=[encode_id("CustomerClass", i) for i in class_ids],
         )
 
 
@@ -259,7 +265,7 @@ class GatewayBillingQueries:
     )
     async def gateway_billing_accounts(self, info: Info) -> list[GatewayBillingAccount]:
         found = await resolve.gateway_accounts(info.context)
-        return [GatewayBillingAccount.of(account, row) for account, row in found]
+        return [GatewayBillingAccount.of(*each) for each in found]
 
     @strawberry.field(
         permission_classes=[IsAuthenticated],
@@ -294,10 +300,10 @@ class GatewayBillingMutations:
         result = await resolve.save_settings(info.context, input)
         if not isinstance(result, GatewaySettings):
             return GatewaySettingsPayload(errors=user_errors(result))
-        found = dict((a.id, (a, s)) for a, s in await resolve.gateway_accounts(info.context))[
-            result.processor_account_id
-        ]
-        return GatewaySettingsPayload(gateway_account=GatewayBillingAccount.of(*found))
+        found = {each[0].id: each for each in await resolve.gateway_accounts(info.context)}
+        return GatewaySettingsPayload(
+            gateway_account=GatewayBillingAccount.of(*found[result.processor_account_id])
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],

@@ -47,6 +47,7 @@ from billing.payment_systems import MAX_POLL_DAYS, MethodKind
 from billing.processor_accounts import AccountInput, create_account
 from processors import registry
 from processors.fakes.debitsuccess import BUSINESS_ID, PASSWORD, USERNAME, FakeDebitsuccess
+from schema.relay import encode_id
 from tests.bitcoin_chain import LiveServer, serving
 from tests.factories import (
     Party,
@@ -58,7 +59,7 @@ from tests.factories import (
     new_party,
     user_with_login,
 )
-from tests.portal_support import Browser, text_of
+from tests.portal_support import Browser, form_fields, text_of
 
 pytest_plugins = ["tests.portal_fixtures"]
 
@@ -572,3 +573,45 @@ async def test_the_portal_says_so_when_the_gateway_does_not_answer(
     back = await browser.open("/portal/direct-debit/return?status=Success")
     assert back.status_code == 422 and "holds no payment details for you yet" in back.text
     assert await rows(db, PaymentMethod) == []
+
+
+async def test_administrators_set_the_gateway_and_its_classes_on_the_page(
+    db: Database, account_id: int, admin: Browser
+) -> None:
+    class_id = await customer_class(db, "Fibre by direct debit")
+    page = await admin.open("/admin/direct-debit")
+    assert "No customer class is billed by direct debit yet." in page.text
+    refused = await admin.submit(
+        "/admin/direct-debit/settings",
+        {"establishmentFee": "-5", "feeCurrency": "USD", "commissionPercent": "2"},
+    )
+    assert refused.status_code == 422
+    assert "cannot be negative" in refused.text and 'aria-invalid="true"' in refused.text
+    saved = await admin.submit(
+        "/admin/direct-debit/settings",
+        {"paidOn": "CLEARED", "establishmentFee": "19.90", "feeCurrency": "USD",
+         "commissionPercent": "2.5"},
+    )  # fmt: skip
+    assert saved.status_code == 200
+    assert text_of(saved.text, "notice") == "Debitsuccess's settings saved."
+    async with db.session() as session:
+        row = await session.get(GatewaySettings, account_id)
+    assert row is not None and (row.paid_on, row.establishment_fee) == ("CLEARED", 1990)
+    assert row.commission_basis_points == 250
+
+    fields = form_fields(saved.text, "/admin/direct-debit/classes")
+    billed = await admin.submit(
+        "/admin/direct-debit/classes",
+        {"classId": encode_id("CustomerClass", class_id),
+         "processorAccountId": encode_id("ProcessorAccount", account_id)},
+    )  # fmt: skip
+    assert billed.status_code == 200 and "is now billed by direct debit" in billed.text
+    assert "Fibre by direct debit: through Debitsuccess" in text_of(billed.text, "billed-classes")
+    assert "csrf_token" in fields
+    forged = await admin.http.post(
+        "/admin/direct-debit/classes",
+        data={"classId": encode_id("CustomerClass", class_id), "processorAccountId": ""},
+    )
+    assert forged.status_code == 403  # no CSRF token
+    bad = await admin.submit("/admin/direct-debit/classes", {"classId": "not-an-id"})
+    assert bad.status_code == 422
