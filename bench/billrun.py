@@ -33,7 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
-from sqlalchemy import Integer, String, column, func, insert, literal, select, text, true, values
+from sqlalchemy import func, insert, literal, select, text, true, union_all
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -71,14 +71,18 @@ WORKER_POLL_SECONDS = 0.01
 async def _seed_charges(db: Database, first: int, last: int, charges: int) -> None:
     """``charges`` usage charges for each customer ``first``..``last``, in one statement."""
     created = datetime(2026, 10, 1, tzinfo=UTC)
-    per_customer = values(
-        column("description", String),
-        column("amount", Integer),
-        column("service_at", UTCDateTime),
-        name="per_customer",
-    ).data(
-        [(f"Usage {n}", 100 + n, created + timedelta(days=n % 28, hours=n)) for n in range(charges)]
-    )
+    per_customer = union_all(  # a VALUES list SQLite can name the columns of
+        *(
+            select(
+                literal(f"Usage {n}").label("description"),
+                literal(100 + n).label("amount"),
+                literal(created + timedelta(days=n % 28, hours=n), UTCDateTime()).label(
+                    "service_at"
+                ),
+            )
+            for n in range(charges)
+        )
+    ).subquery("per_customer")
     customers = table_of(Customer)
     charge_table = table_of(Charge)
     async with db.transaction() as session:
