@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import api_keys, bitcoin_payments, clock, jobs, payment_systems, users
+from billing import api_keys, bitcoin_payments, clock, gateway_billing, jobs, payment_systems, users
 from billing.access import Viewer
 from billing.accounts import account_query, create_account
 from billing.bitcoin import SeenOutput, WatchedAddress
@@ -61,6 +62,7 @@ from billing.models import (
     InvoiceKind,
     InvoiceStatus,
     PaymentChannel,
+    ProcessorAccount,
     Role,
 )
 from billing.payment_methods import add_card
@@ -614,6 +616,9 @@ def demo_plan(now: datetime) -> DemoPlan:
     # and a payment still waiting for its confirmation from just before the load.
     steps.append((start + timedelta(hours=12), OnDatabase(_demo_customer_bitcoin_credited)))
     steps.append((now - timedelta(minutes=30), OnDatabase(_demo_customer_bitcoin_pending)))
+    # Direct debit: on-boarded early enough that her invoice's schedule is settled and seen
+    # by a poll before the load's "now".
+    steps.append((now - DIRECT_DEBIT_BACK, OnDatabase(_direct_debit_customer)))
     steps.sort(key=lambda step: step[0])
     return DemoPlan(start=start, steps=steps, first_scan=now + bitcoin_payments.POLL_EVERY)
 
@@ -753,7 +758,8 @@ async def _payment_systems(db: Database) -> list[PaymentSystem]:
     async with db.transaction() as session:
         fakes = f"{session.info['settings'].public_url}/fakes"
         for account in await list_processor_accounts(session, ADMIN):
-            await disable_processor_account(session, ADMIN, account.id)
+            if account.processor == "simulator":  # not the history's direct-debit gateway
+                await disable_processor_account(session, ADMIN, account.id)
         reseller = await create_reseller(session, ADMIN, DEMO_RESELLER, "billing@corner.example")
         for fake, name, processor, owner, base, credentials, minimums in PAYMENT_SYSTEMS:
             info = payment_systems.catalog().describe(processor)
@@ -820,6 +826,101 @@ async def _card_customer(
         CardDetails(number="4111111111111111", exp_month=12, exp_year=2031, cvc="123", holder=name),
     )
     await _invoice_at_once(session, customer, ChargeKind.ONE_OFF, f"{name}: installation", fee)
+
+
+# --- direct debit (docs/gateway-billing.md) -------------------------------------------------
+
+#: Debitsuccess's fake's public test credentials (``processors/fakes/debitsuccess``).
+DIRECT_DEBIT_CREDENTIALS = {
+    "username": "kassa-fake-ds-user",
+    "password": "kassa-fake-ds-password",
+    "business_id": "B10001",
+}
+#: The customer billed through the gateway: name, e-mail, the bank account she enters on
+#: its hosted form, and her installation fee (cents), invoiced with these payment terms.
+DIRECT_DEBIT_PERSON = ("Mary Jackson", "mary@example.com", "0212345678901", 4900)
+DIRECT_DEBIT_TERMS_DAYS = 2
+#: How long before the load she is on-boarded: her invoice falls due two days later, and the
+#: fake reports its schedule Settled four days after that.
+DIRECT_DEBIT_BACK = timedelta(days=9)
+
+
+async def _direct_debit_customer(db: Database, customers: list[Customer], at: datetime) -> None:
+    """A customer of a class billed through Debitsuccess's fake, on-boarded through its
+    hosted form over HTTP (as her browser would), with an installation invoice that the
+    collection run submits as a one-off schedule on its due date and a later poll settles."""
+    name, email, bank_account, fee = DIRECT_DEBIT_PERSON
+    async with db.transaction() as session:
+        public_url = session.info["settings"].public_url
+        gateway = await create_processor_account(
+            session,
+            ADMIN,
+            AccountInput(
+                name="Debitsuccess",
+                processor="debitsuccess",
+                credentials=DIRECT_DEBIT_CREDENTIALS,
+                base_url=f"{public_url}/fakes/debitsuccess",
+                minimums=[("USD", "1.00")],
+                method_kinds=[MethodKind.DIRECT_DEBIT],
+            ),
+        )
+        await gateway_billing.save_settings(
+            session,
+            ADMIN,
+            gateway.id,
+            gateway_billing.SettingsInput(gateway_billing.PaidOn.SETTLED, "25.00", "USD", "1.5"),
+        )
+        cls = await create_customer_class(
+            session,
+            ADMIN,
+            "Direct debit",
+            DIRECT_DEBIT_TERMS_DAYS,
+            7,
+            {InvoiceKind.OUT_OF_TURN: SettingsInput(card_charging=CardCharging.ON_DUE_DATE)},
+        )
+        await gateway_billing.bill_class_through(session, ADMIN, cls.id, gateway.id)
+        customer = await create_customer(
+            session,
+            ADMIN,
+            CustomerInput(
+                name=name,
+                email=email,
+                currency="USD",
+                time_zone="America/New_York",
+                class_id=cls.id,
+                credit_limit=50000,
+                auto_payment=True,
+                # No regular period closes before the load's "now": no empty statement.
+                billing_period=BillingPeriod.MONTHLY_ANNIVERSARY,
+            ),
+        )
+        await create_account(
+            session, ADMIN, customer.id, f"+1555{customer.id:03d}7000", "Fibre 500"
+        )
+        await users.create_user(
+            session, email, CUSTOMER_PASSWORD, Role.CUSTOMER, customer_id=customer.id
+        )
+        form = await gateway_billing.start_enrollment(
+            session, ADMIN, customer.id, f"{public_url}/portal/direct-debit/return"
+        )
+    async with httpx.AsyncClient(timeout=10) as browser:
+        entered = await browser.post(
+            form.url, data={"accountHolder": name, "accountNumber": bank_account}
+        )
+        if not entered.is_redirect:  # the form sends her back to kassa when it took them
+            raise RuntimeError(f"Debitsuccess's form refused the demo's bank account: {entered}")
+    async with db.transaction() as session:
+        await gateway_billing.complete_enrollment(session, ADMIN, customer.id)
+        await _invoice_at_once(session, customer, ChargeKind.ONE_OFF, f"{name}: installation", fee)
+
+
+async def _direct_debit_systems(db: Database) -> list[PaymentSystem]:
+    """The gateway account :func:`_direct_debit_customer` made (no callbacks: it is polled)."""
+    async with db.session() as session:
+        found = await session.scalars(
+            select(ProcessorAccount).where(ProcessorAccount.processor == "debitsuccess")
+        )
+        return [PaymentSystem(None, a.name, a.processor, a.id) for a in found]
 
 
 @dataclass(frozen=True)
@@ -892,7 +993,7 @@ async def load_demo(db: Database, now: datetime | None = None) -> DemoAccess:
             continue
         async with db.transaction() as session:
             await step(session, customers)
-    systems = await _payment_systems(db)
+    systems = await _payment_systems(db) + await _direct_debit_systems(db)
     async with db.transaction() as session:
         await clock.run(session)
     return DemoAccess(_logins(), await _new_api_key(db), loaded=True, payment_systems=systems)

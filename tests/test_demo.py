@@ -9,10 +9,18 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from billing import api_keys, clock, jobs
+from billing import api_keys, clock, gateway_billing, jobs
 from billing.bitcoin_payments import BITCOIN_SCAN_JOB
 from billing.db import Database
-from billing.demo import CARD_PEOPLE, CARD_TERMS_DAYS, PEOPLE, demo_plan, load_demo, month_start
+from billing.demo import (
+    CARD_PEOPLE,
+    CARD_TERMS_DAYS,
+    DIRECT_DEBIT_PERSON,
+    PEOPLE,
+    demo_plan,
+    load_demo,
+    month_start,
+)
 from billing.distributors import commission_this_period
 from billing.models import (
     BitcoinPayment,
@@ -21,6 +29,7 @@ from billing.models import (
     Customer,
     CustomerStatus,
     Distributor,
+    GatewaySchedule,
     Invoice,
     InvoiceKind,
     InvoiceLine,
@@ -28,6 +37,7 @@ from billing.models import (
     Job,
     JobStatus,
     Payment,
+    PaymentChannel,
     PaymentMethod,
     Reseller,
 )
@@ -76,7 +86,7 @@ async def test_demo_tells_the_same_story_on_any_day(demo_db: Database, now: date
         statuses = set((await session.scalars(select(Invoice.status).distinct())).all())
         assert statuses == set(InvoiceStatus)
         methods = set((await session.scalars(select(Payment.method).distinct())).all())
-        assert len(methods) == 5  # card, cash, wire, cheque and bitcoin
+        assert len(methods) == 6  # card, cash, wire, cheque, bitcoin and direct debit
 
         ada = await session.scalar(select(Customer).where(Customer.email == PEOPLE[0][1]))
         assert ada is not None and ada.status == CustomerStatus.ACTIVE
@@ -123,6 +133,9 @@ async def test_demo_tells_the_same_story_on_any_day(demo_db: Database, now: date
                 select(func.count(func.distinct(Charge.customer_id))).where(
                     Charge.service_at >= month_start(now, months_back),
                     Charge.service_at < month_start(now, months_back - 1),
+                    Charge.customer_id.in_(
+                        select(Customer.id).where(Customer.email.in_([p[1] for p in PEOPLE]))
+                    ),
                 )
             )
             assert charged == len(PEOPLE), f"month -{months_back}"
@@ -136,6 +149,23 @@ async def test_demo_tells_the_same_story_on_any_day(demo_db: Database, now: date
         assert distributor.balance == 1800 + 900 + 475 + 1425 - 3000
         assert await commission_this_period(session, distributor) == 200 + 100 + 25 + 75
 
+        # Direct debit: her installation invoice was collected by a one-off schedule that a
+        # poll saw Settled, each status once, with the poll's cursor kept.
+        mary = select(Customer.id).where(Customer.email == DIRECT_DEBIT_PERSON[1])
+        [(invoice_status, payment_method)] = (
+            await session.execute(
+                select(Invoice.status, Payment.method)
+                .join(Payment, Payment.invoice_id == Invoice.id)
+                .where(Invoice.customer_id.in_(mary))
+            )
+        ).all()
+        assert (invoice_status, payment_method) == (InvoiceStatus.PAID, PaymentChannel.DIRECT_DEBIT)
+        [schedule] = await session.scalars(select(GatewaySchedule))
+        seen = (await gateway_billing.history_of(session, [schedule.id]))[schedule.id]
+        assert schedule.status == "Settled"
+        assert [s.status for s in seen] == ["Unattempted", "Pending", "Cleared", "Settled"]
+        assert seen[-1].outcome == "COMPLETED"
+
 
 async def test_demo_loads_only_once(demo_db: Database) -> None:
     db = demo_db
@@ -145,7 +175,7 @@ async def test_demo_loads_only_once(demo_db: Database) -> None:
     async with db.session() as session:
         assert await api_keys.authenticate_api_key(session, first.api_key) is not None
     counts = await _counts(db)
-    assert counts["customers"] == 25 and counts["distributors"] == 1
+    assert counts["customers"] == 26 and counts["distributors"] == 1
     # The administrator sees the configured payment systems: the simulator, kept (disabled)
     # for the cards of the demo's history, and every installed processor at its fake.
     async with db.session() as session:
@@ -162,7 +192,7 @@ async def test_demo_loads_only_once(demo_db: Database) -> None:
     assert by_processor["authorize_net"].reseller_id is not None
     assert by_processor["stripe"].base_url == f"{db.settings.public_url}/fakes/stripe"
     # Cards at the simulator (the history's), at Stripe's fake and at Authorize.Net's.
-    assert processors == {"simulator", "stripe", "authorize_net"}
+    assert processors == {"simulator", "stripe", "authorize_net", "debitsuccess"}
     # The collection run charges the two new cards on their invoices' due date.
     card_customers = select(Customer.id).where(
         Customer.email.in_([email for _, email, _, _ in CARD_PEOPLE])
