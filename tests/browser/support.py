@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 
 from billing.db import Database
+from tests.browser.conftest import LiveServer
 from tests.factories import PASSWORD
 from tests.graphql_support import api_key
 
@@ -83,3 +84,18 @@ async def assert_same_document(page: Page) -> None:
     assert await page.evaluate("() => window.__kassaSameDocument === true"), (
         "the page was reloaded: the change was not made in place"
     )
+
+
+async def back_to_kassa(page: Page, server: LiveServer) -> None:
+    """A payment system sends the customer back to kassa's public address: here that is the
+    live server."""
+    public = server.settings.public_url.rstrip("/")
+    if public == server.url:
+        return
+
+    async def rewrite(route: Route) -> None:
+        parts = urlsplit(route.request.url)
+        target = f"{server.url}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+        await route.fulfill(status=302, headers={"location": target})
+
+    await page.route(f"{public}/**", rewrite)

@@ -52,7 +52,13 @@ async def test_no_customer_page_scrolls_sideways_on_a_phone(page: Page, db: Data
     invoice = await issue_invoice(db, ada, 1_500)
     await page.set_viewport_size(PHONE)
     await sign_in(page, ada.email)
-    for path in ("/portal", "/portal/payments", "/portal/accounts", "/portal/profile"):
+    for path in (
+        "/portal",
+        "/portal/payments",
+        "/portal/accounts",
+        "/portal/profile",
+        "/portal/direct-debit",
+    ):
         await page.goto(path)
         assert await page.evaluate(OVERFLOW) <= 0, path
     await page.goto("/portal/invoices")

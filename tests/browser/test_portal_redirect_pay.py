@@ -9,10 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Page, Route, expect
+from playwright.async_api import Page, expect
 
 from billing.db import Database
 from processors.fakes import paypal as paypal_fake
@@ -20,7 +19,7 @@ from schema.relay import encode_id
 from tests.bitcoin_chain import LiveServer as FakeServer
 from tests.bitcoin_chain import serving
 from tests.browser.conftest import LiveServer
-from tests.browser.support import sign_in
+from tests.browser.support import back_to_kassa, sign_in
 from tests.factories import customer_with_login, issue_invoice
 from tests.redirect_fixtures import make_redirect_account
 
@@ -31,20 +30,6 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 def paypal_server() -> Iterator[FakeServer]:
     with serving(paypal_fake.FakePayPal().app) as live:
         yield live
-
-
-async def _back_to_kassa(page: Page, server: LiveServer) -> None:
-    """PayPal sends the customer to kassa's public address; here that is the live server."""
-    public = server.settings.public_url.rstrip("/")
-    if public == server.url:
-        return
-
-    async def rewrite(route: Route) -> None:
-        parts = urlsplit(route.request.url)
-        target = f"{server.url}{parts.path}" + (f"?{parts.query}" if parts.query else "")
-        await route.fulfill(status=302, headers={"location": target})
-
-    await page.route(f"{public}/**", rewrite)
 
 
 async def test_paypal_round_trip_pays_the_invoice(
@@ -58,7 +43,7 @@ async def test_paypal_round_trip_pays_the_invoice(
     await make_redirect_account(db, "paypal", paypal_server.url, credentials, [("USD", "1.00")])
     login = await customer_with_login(db)
     invoice = await issue_invoice(db, login, 4000)
-    await _back_to_kassa(page, server)
+    await back_to_kassa(page, server)
     await sign_in(page, login.email)
     await page.goto(f"/portal/invoices/{encode_id('Invoice', invoice.id)}")
     await page.get_by_role("link", name="Pay another way").click()
