@@ -51,6 +51,7 @@ async def post_charge(session: AsyncSession, viewer: Viewer, data: ChargeInput) 
         assert charge is not None
         return charge
     account = await get_account(session, viewer, data.account_id)
+    now = await clock.now(session)  # read before the customer's lock: it needs none
     customer = await get_customer_for_update(session, viewer, account.customer_id)
     description = validation.required_text(data.description, "description", 500)
     if data.amount <= 0:
@@ -59,14 +60,16 @@ async def post_charge(session: AsyncSession, viewer: Viewer, data: ChargeInput) 
         raise UserError(
             "CURRENCY_MISMATCH", f"the customer is billed in {customer.currency}", "currency"
         )
-    now = await clock.now(session)
     service_at = data.service_at or now
     if service_at.tzinfo is None:
         raise UserError("INVALID_TIME", "serviceAt must include a UTC offset", "serviceAt")
     revenue = await ledger.system_book(
         session, LedgerAccountKind.REVENUE, customer.reseller_id, customer.currency
     )
-    txn = await ledger.post(
+    # The charge and its idempotency record are written inside the posting, before the
+    # balances move: the revenue book, shared by every customer, is locked only from there
+    # to the commit (see ledger.posting).
+    async with ledger.posting(
         session,
         TransactionKind.CHARGE,
         [
@@ -76,23 +79,23 @@ async def post_charge(session: AsyncSession, viewer: Viewer, data: ChargeInput) 
         at=now,
         description=description,
         customer_id=customer.id,
-    )
-    charge = Charge(
-        customer_id=customer.id,
-        account_id=account.id,
-        kind=data.kind,
-        description=description,
-        amount=data.amount,
-        currency=customer.currency,
-        service_at=service_at,
-        posted_at=now,
-        transaction_id=txn.id,
-    )
-    session.add(charge)
-    await session.flush()
-    await idempotency.remember(
-        session, scope, data.idempotency_key, "charge", arguments, charge.id, now
-    )
+    ) as txn:
+        charge = Charge(
+            customer_id=customer.id,
+            account_id=account.id,
+            kind=data.kind,
+            description=description,
+            amount=data.amount,
+            currency=customer.currency,
+            service_at=service_at,
+            posted_at=now,
+            transaction_id=txn.id,
+        )
+        session.add(charge)
+        await session.flush()
+        await idempotency.remember(
+            session, scope, data.idempotency_key, "charge", arguments, charge.id, now
+        )
     return charge
 
 

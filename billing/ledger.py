@@ -3,14 +3,17 @@
 Cached balances (``ledger_accounts.balance``) move in the same database transaction as their
 entries, with an atomic ``balance = balance + :delta`` so concurrent writers never lose an
 update.  A movement that would take a book past :data:`~billing.money.MAX_BALANCE` either way
-is refused with a :class:`~billing.errors.UserError` before anything is written, so balances
-stay exact 64-bit integers on every database.  :func:`verify_balances` is what
+is refused with a :class:`~billing.errors.UserError` before any balance moves (the caller's
+transaction then rolls back whatever else it wrote), so balances stay exact 64-bit integers
+on every database.  :func:`verify_balances` is what
 ``kassa check`` runs.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -85,13 +88,16 @@ async def _lock_books_within_range(session: AsyncSession, deltas: dict[int, int]
         query = query.with_for_update()
     for book, currency, balance in (await session.execute(query)).all():
         if not -MAX_BALANCE <= balance + deltas[book] <= MAX_BALANCE:
-            limit = format_amount(MAX_BALANCE, currency)
-            raise UserError(
-                "BALANCE_OUT_OF_RANGE",
-                f"this would take a balance past ±{limit} {currency}, "
-                "beyond what kassa keeps exact",
-                "amount",
-            )
+            raise _out_of_range(currency)
+
+
+def _out_of_range(currency: str) -> UserError:
+    limit = format_amount(MAX_BALANCE, currency)
+    return UserError(
+        "BALANCE_OUT_OF_RANGE",
+        f"this would take a balance past ±{limit} {currency}, beyond what kassa keeps exact",
+        "amount",
+    )
 
 
 def system_owner_key(reseller_id: int | None) -> str:
@@ -134,7 +140,8 @@ async def open_party_book(
     return book
 
 
-async def post(
+@asynccontextmanager
+async def posting(
     session: AsyncSession,
     kind: TransactionKind,
     postings: list[Posting],
@@ -144,16 +151,22 @@ async def post(
     customer_id: int | None = None,
     reverses_id: int | None = None,
     distributor_id: int | None = None,
-) -> LedgerTransaction:
-    """Record one balanced transaction and move the cached balances with it.
+) -> AsyncIterator[LedgerTransaction]:
+    """Record one balanced transaction, let the block write what points at it (a charge, an
+    idempotency record), then move the cached balances.
 
-    A movement that would take a book out of range raises ``BALANCE_OUT_OF_RANGE`` before
-    anything is written.  ``distributor_id`` names the distributor whose book it moves, so
-    its transactions are one indexed lookup (:mod:`billing.distributors`).
+    The balances move last because moving one locks its book's row to the commit, and a
+    system book (revenue, cash) is shared by every customer of its owner: locked first, it
+    would make every other customer's posting wait through all of this one's statements.
+    Each book moves with one ``UPDATE … balance + delta`` (in id order, so concurrent
+    postings never deadlock) that takes the row lock and refuses to leave the exact range
+    (``±MAX_BALANCE``) in the same statement.  A refusal raises ``BALANCE_OUT_OF_RANGE``
+    after the transaction's rows were written: the caller's transaction (or savepoint)
+    rolls back on it, as on any UserError.  When the block raises, no balance moves.
+    ``distributor_id`` names the distributor whose book it moves, so its transactions are
+    one indexed lookup (:mod:`billing.distributors`).
     """
     check_balanced(postings)
-    deltas = _book_deltas(postings)
-    await _lock_books_within_range(session, deltas)
     txn = LedgerTransaction(
         kind=kind,
         customer_id=customer_id,
@@ -177,13 +190,48 @@ async def post(
             for p in postings
         ],
     )
-    for book, delta in sorted(deltas.items()):  # fixed order: no lock-order deadlocks
-        await session.execute(
+    yield txn
+    currencies = {p.book: p.currency for p in postings}
+    for book, delta in sorted(_book_deltas(postings).items()):
+        if abs(delta) > 2 * MAX_BALANCE:  # out of range from any balance; and SQL would overflow
+            raise _out_of_range(currencies[book])
+        moved = await session.execute(
             update(LedgerAccount)
-            .where(LedgerAccount.id == book)
+            .where(
+                LedgerAccount.id == book,
+                (LedgerAccount.balance + delta).between(-MAX_BALANCE, MAX_BALANCE),
+            )
             .values(balance=LedgerAccount.balance + delta)
             .execution_options(synchronize_session=False)
         )
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
+            raise _out_of_range(currencies[book])
+
+
+async def post(
+    session: AsyncSession,
+    kind: TransactionKind,
+    postings: list[Posting],
+    *,
+    at: datetime,
+    description: str = "",
+    customer_id: int | None = None,
+    reverses_id: int | None = None,
+    distributor_id: int | None = None,
+) -> LedgerTransaction:
+    """Record one balanced transaction and move the cached balances with it (:func:`posting`
+    with nothing in between)."""
+    async with posting(
+        session,
+        kind,
+        postings,
+        at=at,
+        description=description,
+        customer_id=customer_id,
+        reverses_id=reverses_id,
+        distributor_id=distributor_id,
+    ) as txn:
+        pass
     return txn
 
 
