@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import secrets
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import clock, validation
@@ -84,13 +84,18 @@ async def create_api_key(
     return key, f"{TOKEN_PREFIX}_{prefix}_{secret}"
 
 
+#: Built once: every partner request runs it, and building a statement costs more than
+#: running this one.
+_KEY_BY_PREFIX = select(ApiKey).where(ApiKey.prefix == bindparam("prefix"))
+
+
 async def authenticate_api_key(session: AsyncSession, token: str) -> ApiKey | None:
     """The live key a bearer token belongs to, or None (malformed, unknown, wrong or revoked)."""
     parsed = _parse(token)
     if parsed is None:
         return None
     prefix, secret = parsed
-    key = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    key = await session.scalar(_KEY_BY_PREFIX, {"prefix": prefix})
     # Compare even when the prefix is unknown, so timing does not tell which prefixes exist.
     expected = key.secret_hash if key is not None else _hash_secret("")
     matches = hmac.compare_digest(_hash_secret(secret), expected)

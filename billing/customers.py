@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from uuid import uuid4
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import (
@@ -84,6 +84,14 @@ async def get_customer(session: AsyncSession, viewer: Viewer, customer_id: int) 
     return customer
 
 
+#: :func:`get_customer_with_balance`'s statement, built once (it runs on every dashboard).
+_WITH_BALANCE = (
+    select(Customer, LedgerAccount.balance)
+    .join(LedgerAccount, LedgerAccount.id == Customer.ledger_account_id)
+    .where(Customer.id == bindparam("customer_id"))
+)
+
+
 async def get_customer_with_balance(
     session: AsyncSession, viewer: Viewer, customer_id: int
 ) -> tuple[Customer, int]:
@@ -93,13 +101,7 @@ async def get_customer_with_balance(
     ``UPDATE … balance + delta``, which loaded objects do not see.  One statement instead of
     two is what a customer's page (the API dashboard, the portal) opens with.
     """
-    found = (
-        await session.execute(
-            select(Customer, LedgerAccount.balance)
-            .join(LedgerAccount, LedgerAccount.id == Customer.ledger_account_id)
-            .where(Customer.id == customer_id)
-        )
-    ).one_or_none()
+    found = (await session.execute(_WITH_BALANCE, {"customer_id": customer_id})).one_or_none()
     if found is None or not may_see_customer(viewer, found[0]):
         raise NotFound("customer")
     return found[0], found[1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -561,14 +561,24 @@ class Invoice(Base):
 
     @property
     def outstanding(self) -> int:
-        if self.status == InvoiceStatus.VOID:
-            return 0
-        return self.total - self.amount_paid
+        return invoice_outstanding(self)
 
     @property
     def balance_due(self) -> int:
-        """Everything owed as of this invoice: previous balance − payments + this period."""
-        return self.previous_balance - self.payments_in_period + self.total
+        return invoice_balance_due(self)
+
+
+def invoice_outstanding(invoice: Any) -> int:
+    """What an invoice (the object, or a row of its columns) still needs: nothing once void."""
+    if invoice.status == InvoiceStatus.VOID:
+        return 0
+    return int(invoice.total - invoice.amount_paid)
+
+
+def invoice_balance_due(invoice: Any) -> int:
+    """Everything owed as of an invoice (the object, or a row of its columns): previous
+    balance − payments + this period."""
+    return int(invoice.previous_balance - invoice.payments_in_period + invoice.total)
 
 
 class DistributorInvoiceStatus(StrEnum):

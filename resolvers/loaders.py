@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import ColumnElement, Row, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 from strawberry.dataloader import DataLoader
 
 from billing import bitcoin_payments, collection, invoices, status_changes
@@ -84,24 +83,47 @@ def _latest_per_parent(
     with_status: bool = False,
     with_recorder: bool = False,
 ) -> Select[Any]:
-    """The newest ``:first`` rows per parent in ``:parent_ids``, as one query (ROW_NUMBER).
+    """The newest ``:first`` rows per parent in ``:parent_ids``, as one query (ROW_NUMBER),
+    as rows of the table's columns (see :data:`_ACCOUNTS_BY_CUSTOMER`).  ``with_status``:
+    the newest ``:first`` of each status in ``:statuses`` per parent, so a page listing a
+    customer's unpaid, partly paid and overdue invoices reads them in one statement.
 
     Built once per shape and cached, with the ids, page size, status and recording
     distributor as bound parameters:
     constructing a windowed subquery costs more than running it, and this is on the
     dashboard's hot path.
     """
-    parent = getattr(model, parent_column)
-    criteria = [parent.in_(bindparam("parent_ids", expanding=True))]
+    table = model.__table__
+    parent = table.c[parent_column]
+    criteria: list[ColumnElement[bool]] = [parent.in_(bindparam("parent_ids", expanding=True))]
+    partition = [parent]
     if with_status:
-        criteria.append(model.status == bindparam("status"))
+        criteria.append(table.c.status.in_(bindparam("statuses", expanding=True)))
+        partition.append(table.c.status)
     if with_recorder:
         assert model is Payment
-        criteria.append(Payment.recorded_by_distributor_id == bindparam("recorded_by"))
-    rank = func.row_number().over(partition_by=parent, order_by=model.id.desc()).label("rank")
-    ranked = select(model, rank).where(*criteria).subquery()
-    row = aliased(model, ranked)
-    return select(row).where(ranked.c.rank <= bindparam("first")).order_by(row.id.desc())
+        criteria.append(table.c.recorded_by_distributor_id == bindparam("recorded_by"))
+    rank = func.row_number().over(partition_by=partition, order_by=table.c.id.desc()).label("rank")
+    ranked = select(*table.c, rank).where(*criteria).subquery()
+    columns = [ranked.c[column.name] for column in table.c]
+    return select(*columns).where(ranked.c.rank <= bindparam("first")).order_by(ranked.c.id.desc())
+
+
+@cache
+def _by_ids(model: type[Model]) -> Select[Any]:
+    """``model``'s rows whose id is in ``:ids``; built once per model (see
+    :func:`_latest_per_parent` for why)."""
+    return select(model).where(model.id.in_(bindparam("ids", expanding=True)))
+
+
+#: Customers' accounts as rows of the table's columns, not ORM objects: a customer's page
+#: only reads them, and the ORM's identity map and instances cost more than the query
+#: (the same goes for the newest invoices and payments, :func:`_latest_per_parent`).
+_ACCOUNTS_BY_CUSTOMER = (
+    select(*Account.__table__.c)
+    .where(Account.__table__.c.customer_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Account.__table__.c.id)
+)
 
 
 class Loaders:
@@ -119,13 +141,13 @@ class Loaders:
             self._by_id(PaymentMethod)
         )
         self.balances: DataLoader[int, int] = DataLoader(self._load_balances)
-        self.accounts_by_customer: DataLoader[int, list[Account]] = DataLoader(
+        self.accounts_by_customer: DataLoader[int, list[Row[Any]]] = DataLoader(
             self._load_accounts_by_customer
         )
-        self.latest_invoices: DataLoader[LatestInvoices, list[Invoice]] = DataLoader(
+        self.latest_invoices: DataLoader[LatestInvoices, list[Row[Any]]] = DataLoader(
             self._load_latest_invoices
         )
-        self.latest_payments: DataLoader[LatestPayments, list[Payment]] = DataLoader(
+        self.latest_payments: DataLoader[LatestPayments, list[Row[Any]]] = DataLoader(
             self._load_latest_payments
         )
         self.lines_by_invoice: DataLoader[int, list[InvoiceLine]] = DataLoader(
@@ -158,15 +180,27 @@ class Loaders:
         )
 
     async def _rows(self, query: Select[Any], **params: Any) -> Sequence[Any]:
+        """ORM objects of ``query``'s single entity."""
+
         async def run(session: AsyncSession) -> Sequence[Any]:
             return (await session.scalars(query, params)).all()
 
         result: Sequence[Any] = await self._read(run)
         return result
 
+    async def _column_rows(self, query: Select[Any], **params: Any) -> Sequence[Row[Any]]:
+        """Rows of ``query``'s columns."""
+
+        async def run(session: AsyncSession) -> Sequence[Row[Any]]:
+            rows: Sequence[Row[Any]] = (await session.execute(query, params)).all()
+            return rows
+
+        result: Sequence[Row[Any]] = await self._read(run)
+        return result
+
     def _by_id(self, model: type[Model]) -> Callable[[list[int]], Awaitable[list[Model | None]]]:
         async def load(ids: list[int]) -> list[Model | None]:
-            rows = await self._rows(select(model).where(model.id.in_(ids)))
+            rows = await self._rows(_by_ids(model), ids=ids)
             found = {row.id: row for row in rows}
             return [found.get(pk) for pk in ids]
 
@@ -190,10 +224,8 @@ class Loaders:
         balances: dict[int, int] = await self._read(run)
         return [balances.get(pk, 0) for pk in book_ids]
 
-    async def _load_accounts_by_customer(self, customer_ids: list[int]) -> list[list[Account]]:
-        rows = await self._rows(
-            select(Account).where(Account.customer_id.in_(customer_ids)).order_by(Account.id)
-        )
+    async def _load_accounts_by_customer(self, customer_ids: list[int]) -> list[list[Row[Any]]]:
+        rows = await self._column_rows(_ACCOUNTS_BY_CUSTOMER, ids=customer_ids)
         return _group(rows, "customer_id", customer_ids)
 
     async def _load_bitcoin_addresses_by_customer(
@@ -210,19 +242,24 @@ class Loaders:
         found = await self._read(lambda s: bitcoin_payments.payments_of(s, customer_ids))
         return [found[c] for c in customer_ids]
 
-    async def _load_latest_invoices(self, keys: list[LatestInvoices]) -> list[list[Invoice]]:
-        results: dict[LatestInvoices, list[Invoice]] = {}
-        for (first, status), group in _grouped_keys(keys, lambda k: (k.first, k.status)).items():
-            ids = [k.customer_id for k in group]
-            query = _latest_per_parent(Invoice, "customer_id", with_status=status is not None)
-            params = {} if status is None else {"status": status}
-            rows = await self._rows(query, parent_ids=ids, first=first, **params)
-            for key, children in zip(group, _group(rows, "customer_id", ids), strict=True):
-                results[key] = children
+    async def _load_latest_invoices(self, keys: list[LatestInvoices]) -> list[list[Row[Any]]]:
+        results: dict[LatestInvoices, list[Row[Any]]] = {}
+        shapes = _grouped_keys(keys, lambda k: (k.first, k.status is not None))
+        for (first, by_status), group in shapes.items():
+            ids = sorted({k.customer_id for k in group})
+            query = _latest_per_parent(Invoice, "customer_id", with_status=by_status)
+            statuses = sorted({k.status for k in group if k.status is not None})
+            params = {"statuses": statuses} if by_status else {}
+            rows = await self._column_rows(query, parent_ids=ids, first=first, **params)
+            found: dict[tuple[int, InvoiceStatus | None], list[Row[Any]]] = defaultdict(list)
+            for row in rows:
+                found[row.customer_id, row.status if by_status else None].append(row)
+            for key in group:
+                results[key] = found.get((key.customer_id, key.status), [])
         return [results[key] for key in keys]
 
-    async def _load_latest_payments(self, keys: list[LatestPayments]) -> list[list[Payment]]:
-        results: dict[LatestPayments, list[Payment]] = {}
+    async def _load_latest_payments(self, keys: list[LatestPayments]) -> list[list[Row[Any]]]:
+        results: dict[LatestPayments, list[Row[Any]]] = {}
         shapes = _grouped_keys(keys, lambda k: (k.first, k.recorded_by))
         for (first, recorded_by), group in shapes.items():
             ids = [k.customer_id for k in group]
@@ -230,7 +267,7 @@ class Loaders:
                 Payment, "customer_id", with_recorder=recorded_by is not None
             )
             params = {} if recorded_by is None else {"recorded_by": recorded_by}
-            rows = await self._rows(query, parent_ids=ids, first=first, **params)
+            rows = await self._column_rows(query, parent_ids=ids, first=first, **params)
             for key, children in zip(group, _group(rows, "customer_id", ids), strict=True):
                 results[key] = children
         return [results[key] for key in keys]

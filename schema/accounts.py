@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from sqlalchemy import Row
 
 from billing import models
 from billing.errors import UserError
@@ -34,7 +35,8 @@ class Account:
     customer_id: strawberry.Private[int]
 
     @classmethod
-    def from_model(cls, row: models.Account) -> Account:
+    def from_model(cls, row: models.Account | Row[Any]) -> Account:
+        """From the ORM object or a row of the account's columns (the dashboard's loader)."""
         return cls(
             id=encode_id("Account", row.id),
             number=row.number,

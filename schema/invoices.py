@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from sqlalchemy import Row
 
 from billing import collection, models
 from billing.errors import UserError
@@ -94,7 +95,9 @@ class Invoice:
     customer_id: strawberry.Private[int]
 
     @classmethod
-    def from_model(cls, row: models.Invoice) -> Invoice:
+    def from_model(cls, row: models.Invoice | Row[Any]) -> Invoice:
+        """From the ORM object or a row of the invoice's columns (the dashboard's loader)."""
+
         def money(minor: int) -> Money:
             return Money.of(minor, row.currency)
 
@@ -112,8 +115,8 @@ class Invoice:
             payments_in_period=money(row.payments_in_period),
             total=money(row.total),
             amount_paid=money(row.amount_paid),
-            outstanding=money(row.outstanding),
-            balance_due=money(row.balance_due),
+            outstanding=money(models.invoice_outstanding(row)),
+            balance_due=money(models.invoice_balance_due(row)),
             created_at=row.created_at,
             voided_at=row.voided_at,
             void_reason=row.void_reason,

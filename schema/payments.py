@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from sqlalchemy import Row
 
 from billing import models
 from billing.access import acts_for_customer
@@ -81,7 +82,8 @@ class Payment:
     processor_account_id: strawberry.Private[int | None]
 
     @classmethod
-    def from_model(cls, row: models.Payment) -> Payment:
+    def from_model(cls, row: models.Payment | Row[Any]) -> Payment:
+        """From the ORM object or a row of the payment's columns (the dashboard's loader)."""
         return cls(
             id=encode_id("Payment", row.id),
             method=row.method,
