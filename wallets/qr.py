@@ -6,6 +6,8 @@ and carries no script or external reference: safe to inline under the portals' C
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import qrcode
 import qrcode.constants
 import qrcode.image.svg
@@ -14,8 +16,14 @@ import qrcode.image.svg
 BORDER = 4
 
 
+@lru_cache(maxsize=256)
 def svg(data: str) -> str:
-    """``data`` as an inline ``<svg>`` element (no XML declaration)."""
+    """``data`` as an inline ``<svg>`` element (no XML declaration).
+
+    Remembered for the last few hundred URIs: drawing one costs ~10-15 ms of CPU, a third
+    of a customer's dashboard render, and a customer's address (and so its URI) stays the
+    same from one page view to the next.
+    """
     code = qrcode.QRCode(
         error_correction=qrcode.constants.ERROR_CORRECT_M,
         border=BORDER,
