@@ -25,7 +25,7 @@ import time
 import httpx
 from sqlalchemy import select
 
-from bench.api import DASHBOARD
+from bench.api import DASHBOARD, DATABASE_URL
 from billing.api_keys import create_api_key
 from billing.db import Database
 from billing.models import ApiKeyScope, Customer
@@ -86,12 +86,7 @@ async def run(database_url: str, count: int, profile: bool) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "KASSA_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/kassa_bench"
-        ),
-    )
+    parser.add_argument("--database-url", default=DATABASE_URL)
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import secrets
 import statistics
 import tempfile
 import time
@@ -29,9 +30,10 @@ from pathlib import Path
 import httpx
 
 from app import create_app
+from bench.demo_load import load_demo_with_fakes
 from bench.scratch import fresh_database
 from billing.db import Database
-from billing.demo import ADMIN_LOGIN, CUSTOMER_PASSWORD, PEOPLE, load_demo
+from billing.demo import ADMIN_LOGIN, CUSTOMER_PASSWORD, PEOPLE
 from settings import Settings, normalise_database_url, sqlite_url
 from tests.portal_support import Browser
 
@@ -88,10 +90,13 @@ async def run(database_url: str, requests: int) -> list[Figures]:
         run_worker=False,
         graphiql=False,
         secret_key="bench",
+        # Production wants its own key to seal the demo's processor credentials with: one
+        # for this run, whose database is thrown away after it.
+        encryption_key=secrets.token_urlsafe(32),
     )
     db = Database(settings)
     try:
-        await load_demo(db)
+        await load_demo_with_fakes(db)
         app = create_app(settings, database=db)
         transport = httpx.ASGITransport(app=app)
         async with (
