@@ -42,15 +42,15 @@ from schema.customers import CustomerMutations, CustomerQueries
 from schema.distributors import DistributorMutations, DistributorQueries
 from schema.errors import DomainErrorCodes, is_internal
 from schema.exchange_rates import ExchangeRateMutations, ExchangeRateQueries
+from schema.gateway_billing import GatewayBillingMutations, GatewayBillingQueries
 from schema.invoices import InvoiceMutations, InvoiceQueries
 from schema.letterheads import LetterheadMutations, LetterheadQueries
 from schema.operation_metrics import OperationMetrics
 from schema.payment_methods import PaymentMethodMutations
 from schema.payments import PaymentMutations, PaymentQueries
-from schema.gateway_billing import GatewayBillingMutations, GatewayBillingQueries
 from schema.processor_accounts import ProcessorAccountMutations, ProcessorAccountQueries
 from schema.redirect_payments import RedirectPaymentMutations, RedirectPaymentQueries
-from schema.request_rules import OperationNameRequired, SchemaVisibility
+from schema.request_rules import NulCharactersRefused, OperationNameRequired, SchemaVisibility
 from schema.run_failures import RunFailureQueries
 from schema.terminals import TerminalQueries
 from settings import Settings
@@ -122,6 +122,7 @@ def _extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
         lambda: AddValidationRules(limits),
         ValidationCache,
         OperationNameRequired,  # after the validation cache, which it adds to
+        NulCharactersRefused,  # likewise
         lambda: QueryCostLimiter(settings.max_query_cost, costs),  # after validation
         DomainErrorCodes,
         lambda: SchemaVisibility(settings),

@@ -4,6 +4,9 @@ schema its caller may learn.
 * A document holding several operations must say which to run (``operationName``), as the
   GraphQL spec's GetOperation and GraphQL over HTTP require; running the first one instead
   would run something the client may not have meant.
+* No string the request carries (in the document or its variables) holds a NUL character:
+  PostgreSQL's text cannot store one and refuses the whole statement, which would surface
+  as an internal error instead of the client's.
 * Introspection and the "did you mean …?" hints in error messages describe the schema.
   Outside development an anonymous caller gets neither (a partner signs in or sends its API
   key first, and GraphiQL works once signed in); ``KASSA_INTROSPECTION=false`` turns both
@@ -14,8 +17,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
-from graphql import GraphQLError, OperationDefinitionNode
+from graphql import GraphQLError, OperationDefinitionNode, StringValueNode, visit
+from graphql.language import Visitor
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
 
@@ -88,3 +93,51 @@ class OperationNameRequired(SchemaExtension):
                 )
                 context.pre_execution_errors = [*(context.pre_execution_errors or []), error]
         yield
+
+
+class NulCharactersRefused(SchemaExtension):
+    """A NUL character in any string of the request is a request error (``INVALID_TEXT``).
+
+    Must come after the validation cache among the extensions, as
+    :class:`OperationNameRequired` does.  A document carries NUL raw or as an escape
+    (``\\u0000``, ``\\u{0}``), so it is walked only when its text holds either.
+    """
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        query = context.query or ""
+        suspect = "\x00" in query or "\\u" in query
+        in_document = document is not None and suspect and _nul_in(document)
+        if in_document or _holds_nul(context.variables):
+            error = GraphQLError(
+                "Text may not contain the NUL character (U+0000).",
+                extensions={"code": "INVALID_TEXT"},
+            )
+            context.pre_execution_errors = [*(context.pre_execution_errors or []), error]
+        yield
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a variables value (JSON: dicts, lists, strings, numbers) holds a NUL anywhere."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
+class _NulFinder(Visitor):
+    found = False
+
+    def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
+        if "\x00" in node.value:
+            self.found = True
+
+
+def _nul_in(document: Any) -> bool:
+    finder = _NulFinder()
+    visit(document, finder)
+    return finder.found

@@ -162,3 +162,36 @@ async def test_a_search_is_text_not_a_pattern(api: Api, search: str, names: list
         {"s": search},
     )
     assert sorted(edge["node"]["name"] for edge in found["customers"]["edges"]) == names
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        # In a variable, at any depth of an input object.
+        (
+            "mutation($input: SetLetterheadInput!) { setLetterhead(input: $input) { errors { code } } }",
+            {"input": {"name": "USD", "address": "\x00"}},
+        ),
+        # As an escape in the document, in either of GraphQL's forms, and raw.
+        ('mutation { setLetterhead(input: {name: "A\\u0000B"}) { errors { code } } }', None),
+        ('mutation { setLetterhead(input: {name: "A\\u{0}B"}) { errors { code } } }', None),
+        ('mutation { setLetterhead(input: {name: "A\x00B"}) { errors { code } } }', None),
+        ('query { customers(search: "\\u0000") { totalCount } }', None),
+    ],
+)
+async def test_a_nul_character_is_refused_wherever_it_is_sent(
+    api: Api, db: Database, query: str, variables: dict[str, Any] | None
+) -> None:
+    """PostgreSQL cannot store U+0000 and would refuse the statement as an internal error."""
+    before = await table_contents(db)
+    response = await api.post(query, variables)
+    body = response.json()
+    assert "data" not in body, body  # a request error: nothing ran
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["INVALID_TEXT"]
+    assert await table_contents(db) == before
+
+
+async def test_an_escaped_character_other_than_nul_is_kept(api: Api) -> None:
+    """The NUL check walks a document with escapes; other escapes mean what they say."""
+    body = await api.run('query { customers(search: "\\u00e9\\u{1F600}") { totalCount } }')
+    assert body == {"customers": {"totalCount": 0}}
