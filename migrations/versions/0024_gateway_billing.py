@@ -144,9 +144,7 @@ def upgrade() -> None:
             "external_identifier", name=op.f("uq_gateway_schedules_external_identifier")
         ),
     )
-    op.create_index(
-        op.f("ix_gateway_schedules_customer_id"), "gateway_schedules", ["customer_id"]
-    )
+    op.create_index(op.f("ix_gateway_schedules_customer_id"), "gateway_schedules", ["customer_id"])
     op.create_table(
         "gateway_schedule_statuses",
         sa.Column("id", _ID, nullable=False),
