@@ -12,6 +12,7 @@ the web server.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import logging
 import time
@@ -212,9 +213,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         jobs_task = (
             asyncio.create_task(worker.run_forever(app.state.db)) if settings.run_worker else None
         )
+        # What start-up made (the schema, the mappers, the templates) lives as long as the
+        # process: frozen, it is no longer walked by the collector's full passes, which
+        # every request's garbage sets off (a sixth of a dashboard request's CPU under load,
+        # docs/benchmarks.md).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             if jobs_task is not None:
                 jobs_task.cancel()
                 with suppress(asyncio.CancelledError):
