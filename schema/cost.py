@@ -248,7 +248,10 @@ class QueryCostLimiter(SchemaExtension):
                 context.pre_execution_errors = validate(schema, document, context.validation_rules)
             if not context.pre_execution_errors:
                 cost = self.cache.cost(
-                    schema, context.query or "", document, context.variables or {},
+                    schema,
+                    context.query or "",
+                    document,
+                    context.variables or {},
                     context.operation_name,
                 )
                 if cost > self.max_cost:
