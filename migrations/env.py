@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from billing.db import make_engine
@@ -46,10 +47,19 @@ def _database_url() -> str:
     return str(url)
 
 
+#: The PostgreSQL advisory lock migrations hold (any fixed number; "kassa" in ASCII).
+MIGRATION_LOCK = 0x6B61737361
+
+
 def do_run_migrations(connection: Connection) -> None:
     # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
     _configure(connection=connection, render_as_batch=connection.dialect.name == "sqlite")
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several processes starting at once (`kassa serve` migrates at start) upgrade one
+            # after another: the next reads the version only once the first has committed,
+            # and finds nothing left to do.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 

@@ -30,10 +30,10 @@ registry.serve_billing()
 wallets.serve_billing()
 
 
-async def _create_private_database(server_url: str) -> str:
+async def _create_private_database(server_url: str, purpose: str = "test") -> str:
     """A fresh PostgreSQL database for this test process, so parallel runs never collide."""
     url = make_url(server_url)
-    name = f"kassa_test_{os.getpid()}"
+    name = f"kassa_{purpose}_{os.getpid()}"
     engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as conn:
@@ -78,6 +78,19 @@ async def settings(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Se
     )
     if server_url:
         await _drop_private_database(server_url, url)
+
+
+@pytest.fixture
+async def scratch_postgres() -> AsyncIterator[str]:
+    """The URL of an empty PostgreSQL database of its own, for a test that must start from
+    nothing (no tables, not even Alembic's); skipped when the suite runs on SQLite."""
+    server_url = os.environ.get("KASSA_TEST_DATABASE_URL")
+    if not server_url:
+        pytest.skip("PostgreSQL only")
+    server_url = normalise_database_url(server_url)
+    url = await _create_private_database(server_url, purpose="scratch")
+    yield url
+    await _drop_private_database(server_url, url)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from pathlib import Path
+from subprocess import PIPE, STDOUT
 from typing import Any
 
 import pytest
@@ -67,6 +70,34 @@ async def test_migrate_again_inside_a_running_loop_is_a_no_op(
     async with db.engine.connect() as conn:
         versions = set(await conn.scalars(text("SELECT version_num FROM alembic_version")))
     assert versions == _heads()
+
+
+async def test_processes_migrating_at_once_upgrade_one_after_another(
+    scratch_postgres: str,
+) -> None:
+    """Several ``kassa migrate`` (or ``kassa serve``, which migrates at start) starting
+    together on an empty database all succeed: they take turns (an advisory lock), so none
+    fails on a table another has just made.  Processes, as in production: Alembic's
+    ``context`` is one per process, so threads could not show it."""
+    kassa = Path(sys.executable).parent / "kassa"
+    env = {**os.environ, "KASSA_DATABASE_URL": scratch_postgres}
+    runs = [
+        await asyncio.create_subprocess_exec(
+            str(kassa), "migrate", env=env, stdout=PIPE, stderr=STDOUT
+        )
+        for _ in range(3)
+    ]
+    for run in runs:
+        output, _ = await run.communicate()
+        assert run.returncode == 0, output.decode()
+    engine = make_engine(scratch_postgres)
+    try:
+        async with engine.connect() as conn:
+            versions = set(await conn.scalars(text("SELECT version_num FROM alembic_version")))
+            assert versions == _heads()
+            assert await conn.run_sync(_differences) == []
+    finally:
+        await engine.dispose()
 
 
 def test_migrations_ship_with_the_package() -> None:
