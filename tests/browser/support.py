@@ -99,3 +99,21 @@ async def back_to_kassa(page: Page, server: LiveServer) -> None:
         await route.fulfill(status=302, headers={"location": target})
 
     await page.route(f"{public}/**", rewrite)
+
+
+#: True once htmx has taken up the page's content: new content is marked ``htmx-added``
+#: until htmx has processed it (its triggers bound), which happens a moment after the swap.
+_HTMX_SETTLED = (
+    "() => window.htmx !== undefined"
+    " && !document.querySelector('.htmx-added, .htmx-settling, .htmx-swapping, .htmx-request')"
+)
+
+
+async def htmx_settled(page: Page) -> None:
+    """Wait until the page is loaded and htmx has bound the triggers of what it swapped in.
+
+    Typing into a field whose ``hx-trigger`` is not bound yet fires nothing (a preview stays
+    empty): a person cannot type that fast, a test can, so it waits first.
+    """
+    await page.wait_for_load_state()
+    await page.wait_for_function(_HTMX_SETTLED)

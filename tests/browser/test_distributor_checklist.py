@@ -21,7 +21,7 @@ from playwright.async_api import Page, ViewportSize, expect
 from billing.db import Database
 from tests.browser.accessibility import assert_accessible
 from tests.browser.conftest import ARTIFACTS
-from tests.browser.support import graphql_as_visitor, sign_in
+from tests.browser.support import graphql_as_visitor, htmx_settled, sign_in
 from tests.factories import PASSWORD, admin_with_login
 
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
@@ -94,6 +94,7 @@ async def test_the_distributor_checklist(page: Page, db: Database) -> None:
     await expect(page.locator("#accounts")).to_contain_text("+234 803 999 0000")
 
     # Cash: the commission and what it will owe show as the amount is typed, before saving.
+    await htmx_settled(page)
     await page.get_by_label("Amount taken (USD)").fill("10.00")
     preview = page.locator("#payment-preview")
     await expect(preview).to_contain_text("You keep 1.00 USD (10.00 %)")
@@ -111,6 +112,7 @@ async def test_the_distributor_checklist(page: Page, db: Database) -> None:
 
     # A prepaid customer sold 10.00 of credit, the sale previewed as it is typed.
     await page.get_by_role("navigation").get_by_role("link", name="Customers").click()
+    await htmx_settled(page)
     await page.get_by_label("Name", exact=True).fill("Bola Ade")
     await page.get_by_label("Plan").select_option("PREPAID")
     await page.get_by_label("Credit sold (USD)").fill("10.00")
