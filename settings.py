@@ -73,6 +73,9 @@ class Settings:
     #: The most nodes one operation may ask for (``schema.cost``: the product of ``first``
     #: down each path of lists, summed).
     max_query_cost: int = 50_000
+    #: Queries in the subset ``schema.compiled`` supports run without graphql-core's
+    #: executor (same resolvers, same rules); off: every operation runs through Strawberry.
+    compiled_reads: bool = True
     #: Where outgoing mail (password reset links) is handed over: an SMTP server, which
     #: aiosmtplib upgrades with STARTTLS whenever the server offers it.
     smtp_host: str = "localhost"
@@ -157,6 +160,7 @@ def from_env(environ: Mapping[str, str] | None = None, port: int | None = None) 
         test_mode=_bool(env.get("KASSA_TEST_MODE"), development),
         graphiql=_bool(env.get("KASSA_GRAPHIQL"), development),
         introspection=_bool(env.get("KASSA_INTROSPECTION"), True),
+        compiled_reads=_bool(env.get("KASSA_COMPILED_READS"), True),
         run_worker=_bool(env.get("KASSA_RUN_WORKER"), True),
         smtp_host=env.get("KASSA_SMTP_HOST") or Settings.smtp_host,
         smtp_port=int(env.get("KASSA_SMTP_PORT") or Settings.smtp_port),

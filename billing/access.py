@@ -8,9 +8,9 @@ as "not found", exactly like an object that does not exist.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar, TypeVarTuple
+from typing import Any, TypeVar, TypeVarTuple
 
-from sqlalchemy import Select, false, select
+from sqlalchemy import Row, Select, false, select
 
 from billing.errors import Forbidden
 from billing.models import ApiKeyScope, Customer, Distributor, Payment, Role
@@ -159,8 +159,9 @@ def visible_payments(viewer: Viewer) -> Select[Payment]:
     return query
 
 
-def may_see_customer(viewer: Viewer, customer: Customer) -> bool:
-    """The same rule as :func:`scope_customers`, for an object already loaded."""
+def may_see_customer(viewer: Viewer, customer: Customer | Row[*tuple[Any, ...]]) -> bool:
+    """The same rule as :func:`scope_customers`, for a customer already read (the object, or
+    a row of its columns)."""
     if viewer.role == Role.ADMIN and viewer.reseller_id is None:
         return True
     if viewer.role in (Role.ADMIN, Role.RESELLER):

@@ -69,6 +69,12 @@ GRAPHQL_ERRORS = Counter(
     "Top-level GraphQL errors (authorisation, bad requests, bugs), by extensions.code.",
     ["code"],
 )
+GRAPHQL_COMPILED_READS = Counter(
+    "kassa_graphql_compiled_reads",
+    "Query operations by how they ran: compiled (schema.compiled), fallback (compiled, "
+    "but Strawberry answered this request: an error to report), unsupported (Strawberry).",
+    ["outcome"],
+)
 GRAPHQL_USER_ERRORS = Counter(
     "kassa_graphql_user_errors",
     "Expected failures returned in mutation payloads (errors: [UserError!]!), by code.",

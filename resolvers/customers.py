@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select
+from sqlalchemy import Row, Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import collection, customers
@@ -28,7 +28,7 @@ def _optional_amount(text: str | None, currency: str, field: str) -> int | None:
     return None if text is None else parse_amount(text, currency, field)
 
 
-async def customer(ctx: Context, id: str) -> Customer | None:
+async def customer(ctx: Context, id: str) -> Row[*tuple[Any, ...]] | None:
     """The customer, with its balance read in the same statement and handed to the balance
     loader, so ``balance`` and ``availableFunds`` cost no statement of their own."""
     found = await ctx.find(

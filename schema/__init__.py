@@ -37,6 +37,7 @@ from schema.bitcoin import BitcoinMutations, BitcoinQueries
 from schema.cash_slips import CashSlipMutations
 from schema.charges import ChargeMutations
 from schema.clock import ClockMutations, ClockQueries
+from schema.compiled import CompiledReads, PlanCache
 from schema.cost import CostCache, QueryCostLimiter
 from schema.customers import CustomerMutations, CustomerQueries
 from schema.distributors import DistributorMutations, DistributorQueries
@@ -127,6 +128,9 @@ def _extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
         DomainErrorCodes,
         lambda: SchemaVisibility(settings),
     ]
+    if settings.compiled_reads:
+        plans = PlanCache()  # shared by the requests, as the cost cache is
+        extensions.append(lambda: CompiledReads(plans))  # after every rule
     if not settings.development:
         extensions.append(lambda: MaskErrors(should_mask_error=is_internal))
     return extensions

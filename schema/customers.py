@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
+from sqlalchemy import Row
 
 from billing import collection, models
 from billing.access import payments_recorded_by
@@ -131,7 +132,8 @@ class Customer:
     credit_limit_minor: strawberry.Private[int]
 
     @classmethod
-    def from_model(cls, row: models.Customer) -> Customer:
+    def from_model(cls, row: models.Customer | Row[*tuple[Any, ...]]) -> Customer:
+        """From the ORM object or a row of the customer's columns (``customer(id)``)."""
         return cls(
             id=encode_id("Customer", row.id),
             name=row.name,
