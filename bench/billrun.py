@@ -47,7 +47,6 @@ from billing.models import (
     ChargeStatus,
     Customer,
     Invoice,
-    InvoiceLine,
     Job,
     JobStatus,
     LedgerTransaction,
@@ -84,6 +83,7 @@ async def _seed_charges(db: Database, first: int, last: int, charges: int) -> No
         )
     ).subquery("per_customer")
     customers = table_of(Customer)
+    accounts = table_of(Account)
     charge_table = table_of(Charge)
     async with db.transaction() as session:
         await session.execute(
@@ -91,6 +91,7 @@ async def _seed_charges(db: Database, first: int, last: int, charges: int) -> No
                 [
                     "customer_id",
                     "account_id",
+                    "account_number",
                     "kind",
                     "description",
                     "amount",
@@ -102,7 +103,8 @@ async def _seed_charges(db: Database, first: int, last: int, charges: int) -> No
                 ],
                 select(
                     customers.c.id,
-                    customers.c.id,
+                    accounts.c.id,
+                    accounts.c.number,
                     literal(ChargeKind.USAGE, charge_table.c.kind.type),
                     per_customer.c.description,
                     per_customer.c.amount,
@@ -112,7 +114,11 @@ async def _seed_charges(db: Database, first: int, last: int, charges: int) -> No
                     literal(ChargeStatus.POSTED, charge_table.c.status.type),
                     literal(1),
                 )
-                .select_from(customers.join(per_customer, true()))
+                .select_from(
+                    customers.join(accounts, accounts.c.id == customers.c.id).join(
+                        per_customer, true()
+                    )
+                )
                 .where(customers.c.id.between(first, last))
                 .order_by(customers.c.id),
             )
@@ -247,7 +253,9 @@ async def _check(database_url: str, customers: int, charges: int) -> int | None:
     async with db.session() as session:
         made = await session.scalar(select(func.count()).select_from(Invoice))
         per_customer = await session.scalar(select(func.count(func.distinct(Invoice.customer_id))))
-        lines = await session.scalar(select(func.count()).select_from(InvoiceLine))
+        lines = await session.scalar(
+            select(func.count()).select_from(Charge).where(Charge.invoice_id.is_not(None))
+        )
         size = (
             await session.scalar(text("SELECT pg_database_size(current_database())"))
             if not db.is_sqlite

@@ -83,6 +83,7 @@ async def post_charge(session: AsyncSession, viewer: Viewer, data: ChargeInput) 
         charge = Charge(
             customer_id=customer.id,
             account_id=account.id,
+            account_number=account.number,
             kind=data.kind,
             description=description,
             amount=data.amount,

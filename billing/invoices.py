@@ -10,8 +10,9 @@ transaction; voiding one does (the charges are reversed).
 :func:`issue_invoices` is set-based because the bill run closes tens of thousands of periods
 at a time: a handful of statements per batch of customers (one read of their uninvoiced
 charges, one of their payments, one INSERT … RETURNING of the invoices, one UPDATE per period
-rank attaching the charges, one INSERT … SELECT of the lines, and last the numbers, so that the
-lock on the number sequence is held only at the end), never a round trip per charge.
+rank pointing the charges at their invoices — an invoice's lines are its charges, not copies —
+and last the numbers, so that the lock on the number sequence is held only at the end), never
+a round trip per charge.
 Those bulk statements bypass the session's identity map; reload objects read before them.
 
 The figures on an invoice (see :func:`statement_figures`) are derived from the ledger at
@@ -51,7 +52,6 @@ from billing import (
 from billing.access import Viewer, require_staff, visible
 from billing.errors import NotFound, UserError
 from billing.models import (
-    Account,
     Charge,
     ChargeStatus,
     CollectionSettings,
@@ -59,7 +59,6 @@ from billing.models import (
     CustomerClass,
     Invoice,
     InvoiceKind,
-    InvoiceLine,
     InvoiceSequence,
     InvoiceStatus,
     LedgerAccount,
@@ -422,11 +421,14 @@ async def _number(session: AsyncSession, drafts: list[_Draft], ids: list[int]) -
 
 
 async def _attach_charges(session: AsyncSession, drafts: list[_Draft], ids: list[int]) -> None:
-    """Point each period's charges at its invoice: one executemany per period rank.
+    """Point each period's charges at its invoice — they are its lines: one executemany per
+    period rank.
 
     Each invoice takes the still-uninvoiced charges served before its period ends; running the
     ranks oldest first leaves the later periods exactly the charges the drafts counted for
-    them (the customer rows are locked, so no charge can arrive in between).
+    them (the customer rows are locked, so no charge can arrive in between).  The count is
+    checked against the drafts: an invoice whose lines disagree with its total must never be
+    committed.
     """
     charges = table_of(Charge)
     attach = (
@@ -439,6 +441,7 @@ async def _attach_charges(session: AsyncSession, drafts: list[_Draft], ids: list
         )
         .values(invoice_id=bindparam("b_invoice"))
     )
+    attached = 0
     for _, ranked in groupby(
         sorted(zip(drafts, ids, strict=True), key=lambda p: p[0].rank), key=lambda p: p[0].rank
     ):
@@ -452,48 +455,10 @@ async def _attach_charges(session: AsyncSession, drafts: list[_Draft], ids: list
             if d.line_count
         ]
         if params:
-            await session.execute(attach, params)
-
-
-async def _copy_lines(session: AsyncSession, drafts: list[_Draft], ids: list[int]) -> None:
-    """Copy the attached charges into invoice lines in the database (INSERT … SELECT).
-
-    Filtering on the invoices' customers as well lets the charges index find the rows.  The
-    line count is checked against the drafts: an invoice whose lines disagree with its total
-    must never be committed.
-    """
-    copied = 0
-    for chunk in _chunks(list(zip(ids, drafts, strict=True)), _IDS_PER_STATEMENT):
-        result = await session.execute(
-            insert(table_of(InvoiceLine)).from_select(
-                [
-                    "invoice_id",
-                    "charge_id",
-                    "account_number",
-                    "description",
-                    "service_at",
-                    "amount",
-                ],
-                select(
-                    Charge.invoice_id,
-                    Charge.id,
-                    Account.number,
-                    Charge.description,
-                    Charge.service_at,
-                    Charge.amount,
-                )
-                .join(Account, Account.id == Charge.account_id)
-                .where(
-                    Charge.customer_id.in_({d.closing.billee.id for _, d in chunk}),
-                    Charge.invoice_id.in_([invoice_id for invoice_id, _ in chunk]),
-                )
-                .order_by(Charge.invoice_id, Charge.service_at, Charge.id),
-            )
-        )
-        copied += result.rowcount  # type: ignore[attr-defined]
+            attached += (await session.execute(attach, params)).rowcount  # type: ignore[attr-defined]
     expected = sum(d.line_count for d in drafts)
-    if copied != expected:
-        raise RuntimeError(f"invoiced {copied} charges, expected {expected}")
+    if attached != expected:
+        raise RuntimeError(f"invoiced {attached} charges, expected {expected}")
 
 
 async def _customers_with_credit(session: AsyncSession, customer_ids: list[int]) -> list[int]:
@@ -555,7 +520,6 @@ async def issue_invoices(
     )
     ids = [int(i) for i in result.scalars().all()]
     await _attach_charges(session, drafts, ids)
-    await _copy_lines(session, drafts, ids)
     await record_many(
         session,
         [
@@ -631,7 +595,11 @@ async def _reverse_charges(
     per_account = (
         await session.execute(
             select(Charge.account_id, func.sum(Charge.amount))
-            .where(Charge.invoice_id == invoice.id, Charge.status == ChargeStatus.POSTED)
+            .where(
+                Charge.customer_id == invoice.customer_id,
+                Charge.invoice_id == invoice.id,
+                Charge.status == ChargeStatus.POSTED,
+            )
             .group_by(Charge.account_id)
             .order_by(Charge.account_id)
         )
@@ -657,7 +625,10 @@ async def _reverse_charges(
     )
     await session.execute(
         update(table_of(Charge))
-        .where(table_of(Charge).c.invoice_id == invoice.id)
+        .where(
+            table_of(Charge).c.customer_id == invoice.customer_id,
+            table_of(Charge).c.invoice_id == invoice.id,
+        )
         .values(status=ChargeStatus.VOIDED)
     )
 
@@ -899,14 +870,26 @@ def invoice_query(
 
 async def invoice_lines(
     session: AsyncSession, invoice_ids: Sequence[int]
-) -> dict[int, list[InvoiceLine]]:
-    """The lines of many invoices in one query (for DataLoaders), in line order."""
-    lines: dict[int, list[InvoiceLine]] = {invoice_id: [] for invoice_id in invoice_ids}
+) -> dict[int, list[Charge]]:
+    """The lines of many invoices — their charges — in one query (for DataLoaders), in
+    service order.
+
+    Joining the invoice gives its customer, so the charges' (customer, invoice) index finds
+    them: no index of its own on ``charges.invoice_id`` for every charge write to keep up.
+    """
+    lines: dict[int, list[Charge]] = {invoice_id: [] for invoice_id in invoice_ids}
     for chunk in _chunks(list(invoice_ids), _IDS_PER_STATEMENT):
         rows = await session.scalars(
-            select(InvoiceLine).where(InvoiceLine.invoice_id.in_(chunk)).order_by(InvoiceLine.id)
+            select(Charge)
+            .join(
+                Invoice,
+                (Invoice.customer_id == Charge.customer_id) & (Invoice.id == Charge.invoice_id),
+            )
+            .where(Invoice.id.in_(chunk))
+            .order_by(Charge.invoice_id, Charge.service_at, Charge.id)
         )
         for line in rows.all():
+            assert line.invoice_id is not None
             lines[line.invoice_id].append(line)
     return lines
 

@@ -492,13 +492,17 @@ class LedgerEntry(Base):
 
 
 class Charge(Base):
-    """A pre-rated charge posted to an account."""
+    """A pre-rated charge posted to an account; once invoiced (``invoice_id``), one of its
+    invoice's lines — the bill run points charges at their invoice instead of copying them."""
 
     __tablename__ = "charges"
     __table_args__ = (Index("ix_charges_uninvoiced", "customer_id", "invoice_id", "service_at"),)
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    #: The account's number when the charge was posted: what its invoice line prints, even
+    #: if the account is renumbered later.
+    account_number: Mapped[str] = mapped_column(String(64))
     kind: Mapped[ChargeKind] = mapped_column(_enum(ChargeKind))
     description: Mapped[str] = mapped_column(String(500))
     amount: Mapped[int] = mapped_column(BigInteger)
@@ -554,10 +558,6 @@ class Invoice(Base):
     void_reason: Mapped[str | None] = mapped_column(String(400))
     #: Why collection last passed the invoice by (``billing.collection.NotCharged``).
     not_charged_reason: Mapped[str | None] = mapped_column(String(32))
-
-    lines: Mapped[list[InvoiceLine]] = relationship(
-        lazy="raise", order_by="InvoiceLine.id", viewonly=True
-    )
 
     @property
     def outstanding(self) -> int:
@@ -633,17 +633,6 @@ class DistributorInvoice(Base):
     status: Mapped[DistributorInvoiceStatus] = mapped_column(_enum(DistributorInvoiceStatus))
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class InvoiceLine(Base):
-    __tablename__ = "invoice_lines"
-    id: Mapped[int] = mapped_column(Id, primary_key=True)
-    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
-    charge_id: Mapped[int] = mapped_column(ForeignKey("charges.id"), unique=True)
-    account_number: Mapped[str] = mapped_column(String(64))
-    description: Mapped[str] = mapped_column(String(500))
-    service_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    amount: Mapped[int] = mapped_column(BigInteger)
 
 
 class InvoicePdf(Base):

@@ -27,6 +27,7 @@ from billing.models import (
     BitcoinAddress,
     BitcoinPayment,
     BitcoinWallet,
+    Charge,
     CollectionAttempt,
     CollectionSettings,
     Customer,
@@ -34,7 +35,6 @@ from billing.models import (
     Distributor,
     Invoice,
     InvoiceKind,
-    InvoiceLine,
     InvoiceStatus,
     LedgerAccount,
     Payment,
@@ -52,6 +52,7 @@ Model = TypeVar(
     PaymentMethod,
     Payment,
     BitcoinWallet,
+    Charge,
     Distributor,
 )
 Reader = Callable[[Callable[[AsyncSession], Awaitable[Any]]], Awaitable[Any]]
@@ -150,7 +151,7 @@ class Loaders:
         self.latest_payments: DataLoader[LatestPayments, list[Row[Any]]] = DataLoader(
             self._load_latest_payments
         )
-        self.lines_by_invoice: DataLoader[int, list[InvoiceLine]] = DataLoader(
+        self.lines_by_invoice: DataLoader[int, list[Charge]] = DataLoader(
             self._load_lines_by_invoice
         )
         self.payments: DataLoader[int, Payment | None] = DataLoader(self._by_id(Payment))
@@ -302,8 +303,8 @@ class Loaders:
             for pk in class_ids
         ]
 
-    async def _load_lines_by_invoice(self, invoice_ids: list[int]) -> list[list[InvoiceLine]]:
-        lines: dict[int, list[InvoiceLine]] = await self._read(
+    async def _load_lines_by_invoice(self, invoice_ids: list[int]) -> list[list[Charge]]:
+        lines: dict[int, list[Charge]] = await self._read(
             lambda session: invoices.invoice_lines(session, invoice_ids)
         )
         return [lines[pk] for pk in invoice_ids]

@@ -36,7 +36,8 @@ class InvoiceLine:
     amount: Money
 
     @classmethod
-    def from_model(cls, row: models.InvoiceLine, currency: str) -> InvoiceLine:
+    def from_model(cls, row: models.Charge, currency: str) -> InvoiceLine:
+        """A line is one of the invoice's charges, so its id is the charge's."""
         return cls(
             id=encode_id("InvoiceLine", row.id),
             account_number=row.account_number,

@@ -29,7 +29,6 @@ from billing.models import (
     Charge,
     Customer,
     Invoice,
-    InvoiceLine,
     Job,
     JobStatus,
     LedgerAccount,
@@ -173,8 +172,8 @@ async def test_a_worker_killed_mid_run_leaves_every_customer_invoiced_exactly_on
         assert numbers == [f"INV-{n:06d}" for n in range(1, CUSTOMERS + 1)]
         lines = (
             await session.execute(
-                select(Charge.customer_id, func.count(InvoiceLine.id))
-                .join(InvoiceLine, InvoiceLine.charge_id == Charge.id)
+                select(Charge.customer_id, func.count(Charge.id))
+                .where(Charge.invoice_id.is_not(None))
                 .group_by(Charge.customer_id)
             )
         ).all()

@@ -32,7 +32,6 @@ from billing.models import (
     GatewaySchedule,
     Invoice,
     InvoiceKind,
-    InvoiceLine,
     InvoiceStatus,
     Job,
     JobStatus,
@@ -123,7 +122,7 @@ async def test_demo_tells_the_same_story_on_any_day(demo_db: Database, now: date
         empty = await session.scalar(
             select(func.count(Invoice.id)).where(
                 Invoice.kind == InvoiceKind.REGULAR,
-                ~select(InvoiceLine.id).where(InvoiceLine.invoice_id == Invoice.id).exists(),
+                ~select(Charge.id).where(Charge.invoice_id == Invoice.id).exists(),
             )
         )
         assert empty == 0

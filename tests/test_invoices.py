@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from billing import jobs
+from billing.accounts import update_account
 from billing.collection import DEFAULT_PAYMENT_TERMS_DAYS, SettingsInput
 from billing.customers import create_customer_class
 from billing.db import Database
@@ -28,7 +29,6 @@ from billing.models import (
     ChargeStatus,
     Invoice,
     InvoiceKind,
-    InvoiceLine,
     InvoiceStatus,
     LedgerEntry,
     LedgerTransaction,
@@ -58,7 +58,7 @@ APRIL = datetime(2026, 4, 10, 12, tzinfo=UTC)
 MAY_1 = datetime(2026, 5, 1, 1, tzinfo=UTC)
 
 
-async def _lines(db: Database, invoice_id: int) -> list[InvoiceLine]:
+async def _lines(db: Database, invoice_id: int) -> list[Charge]:
     async with db.session() as session:
         return (await invoice_lines(session, [invoice_id]))[invoice_id]
 
@@ -164,6 +164,26 @@ async def test_lines_come_from_the_period_charges_and_later_ones_go_to_the_next_
             select(func.count(Charge.id)).where(Charge.invoice_id.is_(None))
         )
     assert uninvoiced == 0
+
+
+async def test_a_line_prints_the_account_number_its_charge_was_posted_under(db: Database) -> None:
+    """An invoice's lines are its charges; renumbering the account later changes no line."""
+    customer = await new_party(db, account_number="+1 555 0100")
+    await post_usage(db, customer, 1000, MARCH, "Before the new number")
+    async with db.transaction() as session:
+        await update_account(session, admin_viewer(), customer.account.id, number="+1 555 0199")
+    await post_usage(db, customer, 300, MARCH, "After the new number")
+    await jobs.advance_clock(db, APRIL_1)
+    async with db.transaction() as session:
+        await update_account(session, admin_viewer(), customer.account.id, number="+1 555 0142")
+
+    [march] = await invoices_of(db, customer.id)
+    assert sorted(
+        (line.description, line.account_number) for line in await _lines(db, march.id)
+    ) == [
+        ("After the new number", "+1 555 0199"),
+        ("Before the new number", "+1 555 0100"),
+    ]
 
 
 # --- figures ------------------------------------------------------------------------------

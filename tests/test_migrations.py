@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from subprocess import PIPE, STDOUT
 from typing import Any
@@ -17,10 +18,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
+from billing import jobs
 from billing.db import Database, make_engine
 from billing.models import Base
 from migrations.migrate import MIGRATIONS_DIR, alembic_config, migrate, reset_and_migrate
 from settings import Settings, sqlite_url
+from tests.factories import T0, new_party, post_usage
 
 PARTIAL_UNIQUE_INDEXES = {
     "uq_jobs_pending_key": "status = 'PENDING'",
@@ -126,3 +129,35 @@ async def test_downgrade_to_base_and_upgrade_again(tmp_path: Path) -> None:
 @pytest.mark.parametrize("url", ["sqlite:///var/x.db", "postgresql://u@h/d"])
 def test_config_normalises_urls_to_async_drivers(url: str) -> None:
     assert "+" in alembic_config(url).attributes["database_url"]
+
+
+async def test_lines_become_charges_keeping_the_printed_account_number(tmp_path: Path) -> None:
+    """0025 folds invoice_lines into charges: each invoiced charge keeps the account number its
+    line printed, an uninvoiced one takes its account's; going back makes the lines again."""
+    url = sqlite_url(tmp_path / "lines.db")
+    await reset_and_migrate(url)
+    db = Database(Settings(database_url=url, run_worker=False))
+    try:
+        party = await new_party(db, account_number="+1 555 0100")
+        await post_usage(db, party, 1000, T0, "Invoiced")
+        await jobs.advance_clock(db, datetime(2026, 4, 1, 1, tzinfo=UTC))
+        await post_usage(db, party, 300, datetime(2026, 4, 2, tzinfo=UTC), "Not yet invoiced")
+        await db.engine.dispose()
+        await asyncio.to_thread(command.downgrade, alembic_config(url), "0024")
+        async with db.engine.begin() as conn:
+            lines = (await conn.execute(text("SELECT description FROM invoice_lines"))).all()
+            assert lines == [("Invoiced",)]
+            # As if the account had been renumbered after the invoice was printed.
+            await conn.execute(text("UPDATE invoice_lines SET account_number = '+1 555 0001'"))
+        await db.engine.dispose()
+        await migrate(url)
+        async with db.engine.connect() as conn:
+            charges = await conn.execute(
+                text("SELECT description, account_number FROM charges ORDER BY id")
+            )
+            assert charges.all() == [
+                ("Invoiced", "+1 555 0001"),
+                ("Not yet invoiced", "+1 555 0100"),
+            ]
+    finally:
+        await db.dispose()
