@@ -106,6 +106,8 @@ class Field:
     #: Scalars and enums: their output coercion.  Objects: the selection on them.
     leaf: GraphQLLeafType | None
     selection: tuple[Field, ...]
+    #: A field read straight off its object (no resolver, no permission): the attribute.
+    attribute: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +148,7 @@ def _selection(parent: GraphQLObjectType, selections: Iterable[SelectionNode]) -
 def _field(parent: GraphQLObjectType, key: str, nodes: list[FieldNode]) -> Field:
     name = nodes[0].name.value
     if name == "__typename":
-        return Field(key, parent.name, None, None, None, (), False, None, None, ())
+        return Field(key, parent.name, None, None, None, (), False, None, None, (), None)
     definition = parent.fields.get(name)  # None: introspection (__schema, __type)
     if definition is None:
         raise Unsupported
@@ -190,6 +192,7 @@ def _field(parent: GraphQLObjectType, key: str, nodes: list[FieldNode]) -> Field
         items_nullable,
         leaf,
         selection,
+        field.python_name if field.base_resolver is None and not permissions else None,
     )
 
 
@@ -204,64 +207,77 @@ class Runner:
     async def object(self, selection: tuple[Field, ...], source: Any) -> dict[str, Any]:
         answer: dict[str, Any] = {}
         for field in selection:
-            answer[field.key] = (
-                field.typename if field.typename is not None else await self.field(field, source)
-            )
+            if field.typename is not None:
+                answer[field.key] = field.typename
+                continue
+            if field.attribute is not None:  # most fields: no resolver, no permission
+                value = getattr(source, field.attribute)
+            else:
+                value = await self.resolve(field, source)
+            if value is None:
+                if not field.nullable:
+                    raise Unsupported
+                answer[field.key] = None
+            elif field.leaf is not None and field.list_items_nullable is None:
+                answer[field.key] = leaf(field.leaf, value)
+            elif field.list_items_nullable is None:
+                answer[field.key] = await self.object(field.selection, value)
+            else:
+                items: list[Any] = []
+                for item in value:
+                    if item is None:
+                        if not field.list_items_nullable:
+                            raise Unsupported
+                        items.append(None)
+                    else:
+                        items.append(await self.complete(field, item))
+                answer[field.key] = items
         return answer
 
-    async def field(self, field: Field, source: Any) -> Any:
+    async def resolve(self, field: Field, source: Any) -> Any:
+        """The field's value from its resolver (or attribute) once its permissions allow."""
         assert field.definition is not None and field.field is not None and field.node is not None
         arguments = (
             get_argument_values(field.definition, field.node, self.variables)
             if field.definition.args
             else {}
         )
-        if field.field.base_resolver is None and not field.permissions:
-            value = getattr(source, field.field.python_name)
-        else:
-            args, kwargs = get_arguments(
-                field=field.field,
-                source=source,
-                info=self.info,  # type: ignore[arg-type]  # all the resolvers here read
-                kwargs=arguments,
-                config=self.schema.config,
-                scalar_registry=self.schema.schema_converter.scalar_registry,
-            )
-            for permission in field.permissions:  # with the arguments Strawberry gives them
-                allowed = permission.has_permission(source, self.info, **arguments)  # type: ignore[arg-type]
-                if inspect.isawaitable(allowed):
-                    allowed = await allowed
-                if allowed is not True:  # refused: the error is Strawberry's to report
-                    raise Unsupported
-            try:
-                value = field.field.get_result(source, self.info, args, kwargs)  # type: ignore[arg-type]
-                if inspect.isawaitable(value):
-                    value = await value
-            except Exception as error:  # its error is Strawberry's to report
-                raise Unsupported from error
-        if value is None:
-            if not field.nullable:
+        for permission in field.permissions:  # with the arguments Strawberry gives them
+            allowed = permission.has_permission(source, self.info, **arguments)  # type: ignore[arg-type]
+            if inspect.isawaitable(allowed):
+                allowed = await allowed
+            if allowed is not True:  # refused: the error is Strawberry's to report
                 raise Unsupported
-            return None
-        if field.list_items_nullable is None:
-            return await self.complete(field, value)
-        answer: list[Any] = []
-        for item in value:
-            if item is None:
-                if not field.list_items_nullable:
-                    raise Unsupported
-                answer.append(None)
-            else:
-                answer.append(await self.complete(field, item))
-        return answer
+        if field.field.base_resolver is None:
+            return getattr(source, field.field.python_name)
+        args, kwargs = get_arguments(
+            field=field.field,
+            source=source,
+            info=self.info,  # type: ignore[arg-type]  # all the resolvers here read
+            kwargs=arguments,
+            config=self.schema.config,
+            scalar_registry=self.schema.schema_converter.scalar_registry,
+        )
+        try:
+            value = field.field.get_result(source, self.info, args, kwargs)  # type: ignore[arg-type]
+            if inspect.isawaitable(value):
+                value = await value
+        except Exception as error:  # its error is Strawberry's to report
+            raise Unsupported from error
+        return value
 
     async def complete(self, field: Field, value: Any) -> Any:
         if field.leaf is None:
             return await self.object(field.selection, value)
-        coerced = field.leaf.coerce_output_value(value)
-        if coerced is None or coerced is Undefined:
-            raise Unsupported
-        return coerced
+        return leaf(field.leaf, value)
+
+
+def leaf(kind: GraphQLLeafType, value: Any) -> Any:
+    """A scalar's or enum's value as GraphQL puts it in the response."""
+    coerced = kind.coerce_output_value(value)
+    if coerced is None or coerced is Undefined:
+        raise Unsupported
+    return coerced
 
 
 async def run(plan: Plan, schema: Any, context: Context, variables: dict[str, Any]) -> Any:
