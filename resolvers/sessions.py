@@ -19,7 +19,10 @@ is wrong (or revoked), not asked to sign in.
 
 from __future__ import annotations
 
+from typing import Any
+
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
@@ -82,7 +85,7 @@ def viewer_for_user(user: User) -> Viewer:
     )
 
 
-def viewer_for_api_key(key: ApiKey) -> Viewer:
+def viewer_for_api_key(key: ApiKey | Row[*tuple[Any, ...]]) -> Viewer:
     """A partner key acts as an administrator of its reseller (or of the provider); a
     distributor's key as the distributor :func:`viewer_for_user` makes of its login (role and
     distributor, nothing else), so every rule in :mod:`billing.access` treats the two alike."""
