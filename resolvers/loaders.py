@@ -10,13 +10,27 @@ children (a distributor's own payments of a customer, :class:`LatestPayments`).
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Row, Select, bindparam, func, select
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    FromClause,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
@@ -83,6 +97,7 @@ def _latest_per_parent(
     parent_column: str,
     with_status: bool = False,
     with_recorder: bool = False,
+    prefix: str = "",
 ) -> Select[Any]:
     """The newest ``:first`` rows per parent in ``:parent_ids``, as one query (ROW_NUMBER),
     as rows of the table's columns (see :data:`_ACCOUNTS_BY_CUSTOMER`).  ``with_status``:
@@ -92,22 +107,26 @@ def _latest_per_parent(
     Built once per shape and cached, with the ids, page size, status and recording
     distributor as bound parameters:
     constructing a windowed subquery costs more than running it, and this is on the
-    dashboard's hot path.
+    dashboard's hot path.  ``prefix`` goes before every parameter's name, so two of these
+    can share a statement (:func:`_customer_lists`).
     """
     table = model.__table__
     parent = table.c[parent_column]
-    criteria: list[ColumnElement[bool]] = [parent.in_(bindparam("parent_ids", expanding=True))]
+    criteria: list[ColumnElement[bool]] = [
+        parent.in_(bindparam(f"{prefix}parent_ids", expanding=True))
+    ]
     partition = [parent]
     if with_status:
-        criteria.append(table.c.status.in_(bindparam("statuses", expanding=True)))
+        criteria.append(table.c.status.in_(bindparam(f"{prefix}statuses", expanding=True)))
         partition.append(table.c.status)
     if with_recorder:
         assert model is Payment
-        criteria.append(table.c.recorded_by_distributor_id == bindparam("recorded_by"))
+        criteria.append(table.c.recorded_by_distributor_id == bindparam(f"{prefix}recorded_by"))
     rank = func.row_number().over(partition_by=partition, order_by=table.c.id.desc()).label("rank")
     ranked = select(*table.c, rank).where(*criteria).subquery()
     columns = [ranked.c[column.name] for column in table.c]
-    return select(*columns).where(ranked.c.rank <= bindparam("first")).order_by(ranked.c.id.desc())
+    newest = ranked.c.rank <= bindparam(f"{prefix}first")
+    return select(*columns).where(newest).order_by(ranked.c.id.desc())
 
 
 @cache
@@ -125,6 +144,63 @@ _ACCOUNTS_BY_CUSTOMER = (
     .where(Account.__table__.c.customer_id.in_(bindparam("ids", expanding=True)))
     .order_by(Account.__table__.c.id)
 )
+
+#: The tables :func:`_customer_lists` reads, in the order of their columns in its rows.
+_ACCOUNTS, _INVOICES, _PAYMENTS = (
+    cast(Table, model.__table__) for model in (Account, Invoice, Payment)
+)
+_LIST_TABLES = (_ACCOUNTS, _INVOICES, _PAYMENTS)
+#: A row of one of them, as :func:`_customer_lists` hands it out: the table's columns by name,
+#: as the rows of the loaders' own statements have them.
+_LIST_ROWS: dict[str, Any] = {
+    table.name: namedtuple(f"{table.name}_row", table.c.keys()) for table in _LIST_TABLES
+}
+
+
+@cache
+def _customer_lists(
+    accounts: bool, invoices: bool, by_status: bool, payments: bool, with_recorder: bool
+) -> CompoundSelect[Any]:
+    """One customer's accounts, newest invoices and newest payments — those asked for — in
+    one statement (``UNION ALL``): each row is named by ``list_name`` and carries the
+    columns of all three tables, those of the other two null.
+
+    The invoices and payments are :func:`_latest_per_parent`'s (parameters prefixed
+    ``invoice_`` and ``payment_``), the accounts :data:`_ACCOUNTS_BY_CUSTOMER`'s (parameter
+    ``customer_id``); rows come in each list's own order.  Built once per shape.
+    """
+
+    def branch(name: str, source: FromClause, sort_key: ColumnElement[Any]) -> Select[Any]:
+        columns: list[ColumnElement[Any]] = [literal(name).label("list_name"), sort_key]
+        for table in _LIST_TABLES:
+            for column in table.c:
+                value = source.c[column.name] if table.name == name else null().cast(column.type)
+                columns.append(value.label(f"{table.name}_{column.name}"))
+        return select(*columns).select_from(source)
+
+    branches = []
+    if accounts:
+        branches.append(
+            branch(_ACCOUNTS.name, _ACCOUNTS, _ACCOUNTS.c.id.label("sort_key")).where(
+                _ACCOUNTS.c.customer_id == bindparam("customer_id")
+            )
+        )
+    newest = []
+    if invoices:
+        newest.append(
+            (_INVOICES, _latest_per_parent(Invoice, "customer_id", by_status, False, "invoice_"))
+        )
+    if payments:
+        newest.append(
+            (
+                _PAYMENTS,
+                _latest_per_parent(Payment, "customer_id", False, with_recorder, "payment_"),
+            )
+        )
+    for table, query in newest:
+        ranked = query.order_by(None).subquery()
+        branches.append(branch(table.name, ranked, (-ranked.c.id).label("sort_key")))
+    return union_all(*branches).order_by(literal_column("list_name"), literal_column("sort_key"))
 
 
 class Loaders:
@@ -189,7 +265,9 @@ class Loaders:
         result: Sequence[Any] = await self._read(run)
         return result
 
-    async def _column_rows(self, query: Select[Any], **params: Any) -> Sequence[Row[Any]]:
+    async def _column_rows(
+        self, query: Select[Any] | CompoundSelect[Any], **params: Any
+    ) -> Sequence[Row[Any]]:
         """Rows of ``query``'s columns."""
 
         async def run(session: AsyncSession) -> Sequence[Row[Any]]:
@@ -224,6 +302,53 @@ class Loaders:
 
         balances: dict[int, int] = await self._read(run)
         return [balances.get(pk, 0) for pk in book_ids]
+
+    async def prime_customer_lists(
+        self,
+        customer_id: int,
+        accounts: bool,
+        invoices: LatestInvoices | None,
+        payments: LatestPayments | None,
+    ) -> None:
+        """Read the customer's accounts (if ``accounts``) and the invoices and payments of the
+        keys given in one statement (:func:`_customer_lists`), and prime their loaders with
+        them, so resolving the three lists afterwards costs no statement of its own.
+
+        For compiled reads (``schema.compiled``), which know every list a customer's
+        selection asks for before resolving any: the loaders, batching what fields ask for
+        together, would read each list with a statement of its own.
+        """
+        query = _customer_lists(
+            accounts,
+            invoices is not None,
+            invoices is not None and invoices.status is not None,
+            payments is not None,
+            payments is not None and payments.recorded_by is not None,
+        )
+        params: dict[str, Any] = {"customer_id": customer_id}
+        if invoices is not None:
+            params |= {"invoice_parent_ids": [customer_id], "invoice_first": invoices.first}
+            if invoices.status is not None:
+                params["invoice_statuses"] = [invoices.status]
+        if payments is not None:
+            params |= {"payment_parent_ids": [customer_id], "payment_first": payments.first}
+            if payments.recorded_by is not None:
+                params["payment_recorded_by"] = payments.recorded_by
+        found: dict[str, list[Any]] = {table.name: [] for table in _LIST_TABLES}
+        start = 2  # after list_name and sort_key
+        spans = {}
+        for table in _LIST_TABLES:
+            spans[table.name] = (start, start + len(table.c))
+            start += len(table.c)
+        for row in await self._column_rows(query, **params):
+            first, last = spans[row.list_name]
+            found[row.list_name].append(_LIST_ROWS[row.list_name]._make(row[first:last]))
+        if accounts:
+            self.accounts_by_customer.prime(customer_id, found[_ACCOUNTS.name])
+        if invoices is not None:
+            self.latest_invoices.prime(invoices, found[_INVOICES.name])
+        if payments is not None:
+            self.latest_payments.prime(payments, found[_PAYMENTS.name])
 
     async def _load_accounts_by_customer(self, customer_ids: list[int]) -> list[list[Row[Any]]]:
         rows = await self._column_rows(_ACCOUNTS_BY_CUSTOMER, ids=customer_ids)

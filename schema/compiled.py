@@ -58,6 +58,7 @@ from graphql.execution.values import VariableValues, get_argument_values, get_va
 from strawberry.extensions import SchemaExtension
 from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.schema.schema_converter import GraphQLCoreConverter, get_arguments
+from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
 from billing import metrics
@@ -108,6 +109,8 @@ class Field:
     selection: tuple[Field, ...]
     #: A field read straight off its object (no resolver, no permission): the attribute.
     attribute: str | None
+    #: Objects whose type prefetches (``PREFETCHED``): the fields of the selection it reads.
+    prefetched: tuple[Field, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +175,7 @@ def _field(parent: GraphQLObjectType, key: str, nodes: list[FieldNode]) -> Field
         output = output.of_type if isinstance(output, GraphQLNonNull) else output
     leaf: GraphQLLeafType | None = None
     selection: tuple[Field, ...] = ()
+    prefetched: tuple[Field, ...] = ()
     if is_leaf_type(output):
         leaf = output
     elif isinstance(output, GraphQLObjectType):
@@ -179,6 +183,7 @@ def _field(parent: GraphQLObjectType, key: str, nodes: list[FieldNode]) -> Field
             child for node in nodes if node.selection_set for child in node.selection_set.selections
         ]
         selection = _selection(output, children)
+        prefetched = _prefetched(output, selection)
     else:  # interfaces, unions, lists of lists
         raise Unsupported
     return Field(
@@ -193,7 +198,19 @@ def _field(parent: GraphQLObjectType, key: str, nodes: list[FieldNode]) -> Field
         leaf,
         selection,
         field.python_name if field.base_resolver is None and not permissions else None,
+        prefetched,
     )
+
+
+def _prefetched(kind: GraphQLObjectType, selection: tuple[Field, ...]) -> tuple[Field, ...]:
+    """The fields of ``selection`` its type's ``prefetch`` reads (the first of each name)."""
+    definition = kind.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    names: frozenset[str] = getattr(getattr(definition, "origin", None), "PREFETCHED", frozenset())
+    found: dict[str, Field] = {}
+    for field in selection:
+        if field.field is not None and field.field.python_name in names:
+            found.setdefault(field.field.python_name, field)
+    return tuple(found.values())
 
 
 class Runner:
@@ -204,7 +221,11 @@ class Runner:
         self.info = Info(context)
         self.variables = variables
 
-    async def object(self, selection: tuple[Field, ...], source: Any) -> dict[str, Any]:
+    async def object(
+        self, selection: tuple[Field, ...], source: Any, prefetched: tuple[Field, ...] = ()
+    ) -> dict[str, Any]:
+        if prefetched:
+            await self.prefetch(prefetched, source)
         answer: dict[str, Any] = {}
         for field in selection:
             if field.typename is not None:
@@ -221,7 +242,7 @@ class Runner:
             elif field.leaf is not None and field.list_items_nullable is None:
                 answer[field.key] = leaf(field.leaf, value)
             elif field.list_items_nullable is None:
-                answer[field.key] = await self.object(field.selection, value)
+                answer[field.key] = await self.object(field.selection, value, field.prefetched)
             else:
                 items: list[Any] = []
                 for item in value:
@@ -234,14 +255,33 @@ class Runner:
                 answer[field.key] = items
         return answer
 
+    async def prefetch(self, fields: tuple[Field, ...], source: Any) -> None:
+        """Let the object read what ``fields`` will need, before they are resolved."""
+        selected = {}
+        for field in fields:
+            assert field.field is not None
+            selected[field.field.python_name] = convert_arguments(
+                self.arguments(field),
+                field.field.arguments,
+                scalar_registry=self.schema.schema_converter.scalar_registry,
+                config=self.schema.config,
+            )
+        try:
+            await source.prefetch(self.info, selected)
+        except Exception as error:  # a read that fails: Strawberry's to report
+            raise Unsupported from error
+
+    def arguments(self, field: Field) -> dict[str, Any]:
+        """The field's arguments as graphql-core coerces them (its variables and defaults)."""
+        assert field.definition is not None and field.node is not None
+        if not field.definition.args:
+            return {}
+        return get_argument_values(field.definition, field.node, self.variables)
+
     async def resolve(self, field: Field, source: Any) -> Any:
         """The field's value from its resolver (or attribute) once its permissions allow."""
-        assert field.definition is not None and field.field is not None and field.node is not None
-        arguments = (
-            get_argument_values(field.definition, field.node, self.variables)
-            if field.definition.args
-            else {}
-        )
+        assert field.definition is not None and field.field is not None
+        arguments = self.arguments(field)
         for permission in field.permissions:  # with the arguments Strawberry gives them
             allowed = permission.has_permission(source, self.info, **arguments)  # type: ignore[arg-type]
             if inspect.isawaitable(allowed):
@@ -268,7 +308,7 @@ class Runner:
 
     async def complete(self, field: Field, value: Any) -> Any:
         if field.leaf is None:
-            return await self.object(field.selection, value)
+            return await self.object(field.selection, value, field.prefetched)
         return leaf(field.leaf, value)
 
 

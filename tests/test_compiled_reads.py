@@ -282,8 +282,9 @@ async def test_the_dashboard_takes_the_compiled_path(
     assert after == {**before, "compiled": before["compiled"] + 1}
     assert answer == await plain.run(DASHBOARD, variables)
     assert answer["customer"]["invoices"] and answer["customer"]["payments"]
-    # The key, the customer with its balance, its accounts, invoices and payments.
-    assert len(seen) <= 5, seen
+    # The key, the customer with its balance, then its accounts, invoices and payments in
+    # one statement (Strawberry's executor reads the three lists with one statement each).
+    assert len(seen) == 3, seen
     # And Strawberry's own run of it is not counted as compiled.
     await plain.run(DASHBOARD, variables)
     assert compiled_count("compiled") == after["compiled"]
