@@ -11,8 +11,10 @@ the schema built from default settings; its SDL is exported to ``schema/schema.g
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -24,7 +26,6 @@ from strawberry.extensions import (
     ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
@@ -51,7 +52,12 @@ from schema.payment_methods import PaymentMethodMutations
 from schema.payments import PaymentMutations, PaymentQueries
 from schema.processor_accounts import ProcessorAccountMutations, ProcessorAccountQueries
 from schema.redirect_payments import RedirectPaymentMutations, RedirectPaymentQueries
-from schema.request_rules import NulCharactersRefused, OperationNameRequired, SchemaVisibility
+from schema.request_rules import (
+    NulCharactersRefused,
+    OperationNameRequired,
+    SchemaVisibility,
+    ValidationCache,
+)
 from schema.run_failures import RunFailureQueries
 from schema.terminals import TerminalQueries
 from settings import Settings
@@ -59,6 +65,8 @@ from settings import Settings
 log = logging.getLogger("kassa.schema")
 
 SDL_PATH = Path(__file__).resolve().parent / "schema.graphql"
+#: Validation results kept (by query text and rules), as Strawberry's own cache kept them.
+VALIDATIONS_KEPT = 128
 
 Query = merge_types(
     "Query",
@@ -116,12 +124,13 @@ def _extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
     costs = CostCache()  # shared by the requests, as the parser and validation caches are
+    validations: OrderedDict[tuple[str, Any], list[GraphQLError]] = OrderedDict()
     extensions: list[Callable[[], SchemaExtension]] = [
         OperationMetrics,  # first in, last out: it counts the errors as the client sees them
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         ParserCache,
         lambda: AddValidationRules(limits),
-        ValidationCache,
+        lambda: ValidationCache(validations, VALIDATIONS_KEPT),
         OperationNameRequired,  # after the validation cache, which it adds to
         NulCharactersRefused,  # likewise
         lambda: QueryCostLimiter(settings.max_query_cost, costs),  # after validation

@@ -230,7 +230,7 @@ def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any, size: int) -> 
 class QueryCostLimiter(SchemaExtension):
     """Refuse, before it runs, an operation whose estimated cost is over ``max_cost``.
 
-    It hooks validation, after :class:`~strawberry.extensions.ValidationCache` has
+    It hooks validation, after :class:`~schema.request_rules.ValidationCache` has
     validated the document (or validates it itself): only a valid document is costed, and
     an error set here is answered like any validation error, before execution.
     """

@@ -16,6 +16,7 @@ schema its caller may learn.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,7 @@ from graphql import GraphQLError, OperationDefinitionNode, StringValueNode, visi
 from graphql.language import Visitor
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 
 from billing.access import ANONYMOUS, Viewer
 from resolvers.context import Context
@@ -69,6 +71,42 @@ class SchemaVisibility(SchemaExtension):
         if hidden and result is not None:
             for error in result.errors or ():
                 error.message = without_suggestions(error.message)
+
+
+class ValidationCache(SchemaExtension):
+    """Strawberry's ``ValidationCache``, keyed by the query's text rather than its parsed
+    document.
+
+    graphql-core's documents are frozen dataclasses whose hash walks the whole tree on every
+    lookup (a twentieth of a dashboard request's CPU); the text's hash is computed once per
+    string.  The parser cache turns one text into one document, so the text and the rules
+    decide the errors as the document and the rules did.  Shared by the requests (one per
+    schema, the factory hands each request's extension the same ``cache``); bounded, the
+    least recently used entries going first.  A request built from a document without text
+    is validated by Strawberry itself.
+    """
+
+    def __init__(self, cache: OrderedDict[tuple[str, Any], list[GraphQLError]], size: int) -> None:
+        super().__init__()
+        self.cache = cache
+        self.size = size
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.query is not None and context.graphql_document is not None:
+            key = (context.query, tuple(context.validation_rules))
+            errors = self.cache.get(key)
+            if errors is None:
+                errors = validate_document(
+                    context.schema._schema, context.graphql_document, context.validation_rules
+                )
+                self.cache[key] = errors
+                while len(self.cache) > self.size:
+                    self.cache.popitem(last=False)
+            else:
+                self.cache.move_to_end(key)
+            context.pre_execution_errors = errors
+        yield
 
 
 class OperationNameRequired(SchemaExtension):
