@@ -33,8 +33,8 @@ from settings import Settings
 def _statement_key(statement: str) -> str:
     """A statement's first words and the table it names: enough to tell them apart."""
     words = re.sub(r"\s+", " ", statement).strip()
-    match = re.match(r"(\w+(?: \w+)?)\D*?(?:FROM|INTO|UPDATE|JOIN) (\w+)", words, re.IGNORECASE)
-    return f"{match.group(1)} {match.group(2)}" if match else words[:40]
+    table = re.search(r"\b(?:INTO|UPDATE|FROM) (\w+)", words, re.IGNORECASE)
+    return f"{words.split(' ')[0]} {table.group(1)}" if table else words[:40]
 
 
 async def run(database_url: str, batches: int, profile: bool) -> None:

@@ -40,13 +40,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, select, update
+from sqlalchemy import BigInteger, Date, Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import invoices, jobs, run_failures
-from billing.models import Customer, CustomerStatus, InvoiceKind, Job, JobStatus, RunKind, table_of
+from billing import bulk, invoices, jobs, run_failures
+from billing.models import (
+    Customer,
+    CustomerStatus,
+    InvoiceKind,
+    Job,
+    JobStatus,
+    RunKind,
+    UTCDateTime,
+    table_of,
+)
 from billing.periods import BillingPeriod, Period, next_period, period_containing
 
 log = logging.getLogger("kassa.billing.billrun")
@@ -63,21 +73,23 @@ BATCH_SIZE = 1000
 RUN_POLL = timedelta(seconds=5)
 
 
+@lru_cache(maxsize=4096)
 def elapsed_periods(
     kind: BillingPeriod, anchor: date, period_start: date, time_zone: str, now: datetime
-) -> tuple[list[Period], Period]:
+) -> tuple[tuple[Period, ...], Period]:
     """The periods from ``period_start`` that have ended by ``now`` (oldest first), and the
     period that is open at ``now``.
 
     A period ends at local midnight of its end date in ``time_zone``, so two customers with
-    the same dates in Auckland and Los Angeles close almost a day apart.
+    the same dates in Auckland and Los Angeles close almost a day apart.  Cached: the
+    customers of a bill-run batch mostly share their period, zone and run instant.
     """
     period = period_containing(kind, period_start, anchor)
     ended = []
     while period.end_utc(time_zone) <= now:
         ended.append(period)
         period = next_period(kind, period, anchor)
-    return ended, period
+    return tuple(ended), period
 
 
 def _due(now: datetime) -> Any:
@@ -126,16 +138,18 @@ async def _due_customers(
     return list((await session.execute(query)).all())
 
 
-async def _move_on(session: AsyncSession, moves: list[dict[str, Any]], now: datetime) -> None:
-    """Set each customer's open period (first day, end instant) in one executemany."""
+async def _move_on(
+    session: AsyncSession, moves: list[tuple[int, date, datetime]], now: datetime
+) -> None:
+    """Set each customer's open period (id, first day, end instant) in one UPDATE."""
     customers = table_of(Customer)
+    move = bulk.rows_table(
+        session, "move", [("id", BigInteger()), ("start", Date()), ("ends", UTCDateTime())], moves
+    )
     await session.execute(
         update(customers)
-        .where(customers.c.id == bindparam("b_id"))
-        .values(
-            period_start=bindparam("b_start"), next_bill_at=bindparam("b_ends"), updated_at=now
-        ),
-        moves,
+        .where(customers.c.id == move.c.id)
+        .values(period_start=move.c.start, next_bill_at=move.c.ends, updated_at=now)
     )
 
 
@@ -150,13 +164,7 @@ async def _close_batch(session: AsyncSession, rows: Sequence[Row[Any]], now: dat
         if row.status != CustomerStatus.CLOSED:
             billee = invoices.billee_from_row(row)
             closings += [invoices.Closing(billee, period, InvoiceKind.REGULAR) for period in ended]
-        moves.append(
-            {
-                "b_id": row.id,
-                "b_start": open_period.start,
-                "b_ends": open_period.end_utc(row.time_zone),
-            }
-        )
+        moves.append((row.id, open_period.start, open_period.end_utc(row.time_zone)))
     await _move_on(session, moves, now)
     # Last, as it numbers the invoices: the number sequence stays locked until the commit.
     return len(await invoices.issue_invoices(session, closings, now))

@@ -313,12 +313,16 @@ def attempt_schedule(
 # --- planning and canceling -------------------------------------------------------------------
 
 
-async def plan_attempts(session: AsyncSession, invoice_ids: Sequence[int], now: datetime) -> int:
-    """Plan the attempts of newly issued (or just approved) invoices; returns how many.
+async def plan_attempts(
+    session: AsyncSession, invoice_ids: Sequence[int], now: datetime
+) -> list[int]:
+    """Plan the attempts of newly issued (or just approved) invoices; returns those the
+    class never charges, for the caller to mark (:func:`mark_never_charged`) — the bill run
+    does it in the statement that numbers its invoices, saving a second write of each.
 
     Set-based for the bill run: one read of the invoices with their customers' settings,
-    one INSERT of the attempts, one UPDATE marking the invoices the class never charges.
-    Invoices waiting for review, void or already paid get nothing.
+    one INSERT of the attempts.  Invoices waiting for review, void or already paid get
+    nothing.
     """
     rows: list[dict[str, Any]] = []
     never: list[int] = []
@@ -368,13 +372,6 @@ async def plan_attempts(session: AsyncSession, invoice_ids: Sequence[int], now: 
                         "created_at": now,
                     }
                 )
-    if never:
-        for start in range(0, len(never), _IDS_PER_STATEMENT):
-            await session.execute(
-                update(_INVOICES)
-                .where(_INVOICES.c.id.in_(never[start : start + _IDS_PER_STATEMENT]))
-                .values(not_charged_reason=NotCharged.CHARGING_OFF.value)
-            )
     if rows:
         # Imported here: the run (and the card-charge flow under it) builds on this module's
         # rules, and its job's name lives beside its handler (issue 7).
@@ -387,7 +384,17 @@ async def plan_attempts(session: AsyncSession, invoice_ids: Sequence[int], now: 
             min(r["scheduled_at"] for r in rows),
             unique_key=collection_run.COLLECTION_RUN_JOB,
         )
-    return len(rows)
+    return never
+
+
+async def mark_never_charged(session: AsyncSession, invoice_ids: Sequence[int]) -> None:
+    """Record on each invoice that its class never charges cards (``CHARGING_OFF``)."""
+    for start in range(0, len(invoice_ids), _IDS_PER_STATEMENT):
+        await session.execute(
+            update(_INVOICES)
+            .where(_INVOICES.c.id.in_(invoice_ids[start : start + _IDS_PER_STATEMENT]))
+            .values(not_charged_reason=NotCharged.CHARGING_OFF.value)
+        )
 
 
 async def cancel_pending(

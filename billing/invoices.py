@@ -32,13 +32,27 @@ from itertools import groupby
 from typing import Any, TypeVar
 from uuid import uuid4
 
-from sqlalchemy import Row, Select, bindparam, func, insert, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Row,
+    Select,
+    String,
+    and_,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 # ``customers`` as a module: it wakes the bill run, whose module imports this one.
 from billing import (
+    bulk,
     clock,
     collection,
     customers,
@@ -68,6 +82,7 @@ from billing.models import (
     StatusChange,
     StatusSubject,
     TransactionKind,
+    UTCDateTime,
     table_of,
 )
 from billing.periods import Period, due_date_for, local_date, local_midnight_utc
@@ -267,6 +282,10 @@ class _Draft:
 
     closing: Closing
     rank: int  # 0 for a customer's first closing in this call, 1 for the next, …
+    #: The charges it takes: uninvoiced, served from ``since`` (None: any time before) until
+    #: its period's end.
+    since: datetime | None
+    until: datetime
     line_count: int
     figures: StatementFigures
     issue_date: date
@@ -274,23 +293,61 @@ class _Draft:
     status: InvoiceStatus
 
 
-async def _uninvoiced_charges(
-    session: AsyncSession, customer_ids: list[int]
-) -> dict[int, list[tuple[datetime, int]]]:
-    """Each customer's uninvoiced posted charges as (service time, amount), earliest first."""
-    rows = await session.execute(
-        select(Charge.customer_id, Charge.service_at, Charge.amount)
-        .where(
-            Charge.customer_id.in_(customer_ids),
-            Charge.invoice_id.is_(None),
-            Charge.status == ChargeStatus.POSTED,
-        )
-        .order_by(Charge.customer_id, Charge.service_at, Charge.id)
+def _spans(closings: list[Closing]) -> list[tuple[datetime | None, datetime | None]]:
+    """The service times each of one customer's closings (oldest first) takes charges from,
+    as (since, until): a charge goes on the first invoice whose period ends after it; then
+    the span after the last closing, whose charges wait for a later invoice."""
+    ends = [c.period.end_utc(c.billee.time_zone) for c in closings]
+    return list(zip([None, *ends], [*ends, None], strict=True))
+
+
+def _within(charges: Any, span: Any) -> Any:
+    """The uninvoiced posted charges of ``span``'s customer served within it."""
+    return and_(
+        charges.c.customer_id == span.c.customer_id,
+        charges.c.invoice_id.is_(None),
+        charges.c.status == ChargeStatus.POSTED,
+        or_(span.c.since.is_(None), charges.c.service_at >= span.c.since),
+        or_(span.c.until.is_(None), charges.c.service_at < span.c.until),
     )
-    charges: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
-    for customer_id, service_at, amount in rows.all():
-        charges[customer_id].append((service_at, int(amount)))
-    return charges
+
+
+async def _uninvoiced_sums(
+    session: AsyncSession, closings: list[Closing]
+) -> dict[int, dict[int, tuple[int, int]]]:
+    """The customers' uninvoiced posted charges summed per span (:func:`_spans`): customer →
+    rank → (total, count), the rank after a customer's last closing holding what waits.
+
+    Summed in the database, so a batch reads a row per span, not one per charge.
+    """
+    spans = []
+    for customer_id, own in groupby(closings, key=lambda c: c.billee.id):
+        spans += [
+            (customer_id, rank, since, until)
+            for rank, (since, until) in enumerate(_spans(list(own)))
+        ]
+    span = bulk.rows_table(
+        session,
+        "span",
+        [
+            ("customer_id", BigInteger()),
+            ("rank", Integer()),
+            ("since", UTCDateTime()),
+            ("until", UTCDateTime()),
+        ],
+        spans,
+    )
+    charges = table_of(Charge)
+    rows = await session.execute(
+        select(span.c.customer_id, span.c.rank, func.sum(charges.c.amount), func.count())
+        .select_from(span)
+        .join(charges, _within(charges, span))
+        .group_by(span.c.customer_id, span.c.rank)
+    )
+    sums: dict[int, dict[int, tuple[int, int]]] = defaultdict(dict)
+    for customer_id, rank, total, count in rows.all():
+        sums[customer_id][rank] = (int(total), int(count))
+    return sums
 
 
 async def _settled_payments(
@@ -314,32 +371,32 @@ async def _settled_payments(
 
 def _draft_customer(
     closings: list[Closing],
-    charges: list[tuple[datetime, int]],
+    sums: dict[int, tuple[int, int]],
     payments: list[tuple[datetime, int]],
     now: datetime,
 ) -> list[_Draft]:
-    """Drafts for one customer's closings (oldest first), each taking its period's charges.
+    """Drafts for one customer's closings (oldest first), each taking its span's charges
+    (``sums``: rank → total and count, see :func:`_uninvoiced_sums`).
 
     A charge goes on the first invoice whose period ends after its service time: late charges
     for an already invoiced period land on the next invoice, early ones wait for theirs.  An
     empty closing (:func:`is_empty`) gets no draft unless the class asks for empty invoices.
     """
     drafts = []
-    taken = 0
-    for rank, closing in enumerate(closings):
+    for rank, (closing, (since, until)) in enumerate(
+        zip(closings, _spans(closings), strict=False)  # the last span follows every closing
+    ):
+        assert until is not None  # only the span after the last closing is open-ended
         tz = closing.billee.time_zone
-        starts, ends = closing.period.start_utc(tz), closing.period.end_utc(tz)
-        first = taken
-        while taken < len(charges) and charges[taken][0] < ends:
-            taken += 1
+        starts = closing.period.start_utc(tz)
+        total, line_count = sums.get(rank, (0, 0))
         figures = statement_figures(
             balance=closing.billee.balance,
-            total=sum(amount for _, amount in charges[first:taken]),
-            uninvoiced_after=sum(amount for _, amount in charges[taken:]),
-            payments_in_period=sum(net for at, net in payments if starts <= at < ends),
-            payments_after=sum(net for at, net in payments if at >= ends),
+            total=total,
+            uninvoiced_after=sum(t for later, (t, _) in sums.items() if later > rank),
+            payments_in_period=sum(net for at, net in payments if starts <= at < until),
+            payments_after=sum(net for at, net in payments if at >= until),
         )
-        line_count = taken - first
         if is_empty(figures, line_count) and not closing.billee.issue_empty_invoices:
             continue
         today = local_date(now, tz)
@@ -355,6 +412,8 @@ def _draft_customer(
             _Draft(
                 closing=closing,
                 rank=rank,
+                since=since,
+                until=until,
                 line_count=line_count,
                 figures=figures,
                 issue_date=issue_date,
@@ -391,8 +450,11 @@ def _invoice_rows(drafts: list[_Draft], now: datetime) -> list[dict[str, Any]]:
     ]
 
 
-async def _number(session: AsyncSession, drafts: list[_Draft], ids: list[int]) -> None:
-    """Give the new invoices their numbers, per owner in draft order, in one executemany.
+async def _number(
+    session: AsyncSession, drafts: list[_Draft], ids: list[int], never_charged: set[int]
+) -> None:
+    """Give the new invoices their numbers, per owner in draft order, in one UPDATE — which
+    also marks those whose class never charges (see :func:`billing.collection.plan_attempts`).
 
     Taking a number locks the owner's sequence row until the transaction ends (so that no
     number is lost or given twice), which makes concurrent issuers — the bill run's batches
@@ -408,57 +470,60 @@ async def _number(session: AsyncSession, drafts: list[_Draft], ids: list[int]) -
         pairs = list(owned)
         numbers = await next_invoice_numbers(session, owner_key, len(pairs))
         numbered += [
-            {"b_id": invoice_id, "b_number": number}
+            (
+                invoice_id,
+                number,
+                collection.NotCharged.CHARGING_OFF.value if invoice_id in never_charged else None,
+            )
             for (_, invoice_id), number in zip(pairs, numbers, strict=True)
         ]
     invoices = table_of(Invoice)
+    numbering = bulk.rows_table(
+        session,
+        "numbering",
+        [("id", BigInteger()), ("number", String()), ("not_charged", String())],
+        numbered,
+    )
     await session.execute(
         update(invoices)
-        .where(invoices.c.id == bindparam("b_id"))
-        .values(number=bindparam("b_number")),
-        numbered,
+        .where(invoices.c.id == numbering.c.id)
+        .values(number=numbering.c.number, not_charged_reason=numbering.c.not_charged)
     )
 
 
 async def _attach_charges(session: AsyncSession, drafts: list[_Draft], ids: list[int]) -> None:
-    """Point each period's charges at its invoice — they are its lines: one executemany per
-    period rank.
+    """Point each invoice's charges at it — they are its lines — in one UPDATE over the
+    drafts' spans (customer, since, until, invoice) as a table.
 
-    Each invoice takes the still-uninvoiced charges served before its period ends; running the
-    ranks oldest first leaves the later periods exactly the charges the drafts counted for
-    them (the customer rows are locked, so no charge can arrive in between).  The count is
-    checked against the drafts: an invoice whose lines disagree with its total must never be
+    The customer rows are locked, so the charges are those the drafts counted; the count is
+    checked all the same: an invoice whose lines disagree with its total must never be
     committed.
     """
-    charges = table_of(Charge)
-    attach = (
-        update(charges)
-        .where(
-            charges.c.customer_id == bindparam("b_customer"),
-            charges.c.invoice_id.is_(None),
-            charges.c.status == ChargeStatus.POSTED,
-            charges.c.service_at < bindparam("b_until"),
-        )
-        .values(invoice_id=bindparam("b_invoice"))
+    spans = [
+        (d.closing.billee.id, d.since, d.until, invoice_id)
+        for d, invoice_id in zip(drafts, ids, strict=True)
+        if d.line_count
+    ]
+    if not spans:
+        return
+    span = bulk.rows_table(
+        session,
+        "span",
+        [
+            ("customer_id", BigInteger()),
+            ("since", UTCDateTime()),
+            ("until", UTCDateTime()),
+            ("invoice_id", BigInteger()),
+        ],
+        spans,
     )
-    attached = 0
-    for _, ranked in groupby(
-        sorted(zip(drafts, ids, strict=True), key=lambda p: p[0].rank), key=lambda p: p[0].rank
-    ):
-        params = [
-            {
-                "b_customer": d.closing.billee.id,
-                "b_until": d.closing.period.end_utc(d.closing.billee.time_zone),
-                "b_invoice": invoice_id,
-            }
-            for d, invoice_id in ranked
-            if d.line_count
-        ]
-        if params:
-            attached += (await session.execute(attach, params)).rowcount  # type: ignore[attr-defined]
+    charges = table_of(Charge)
+    result = await session.execute(
+        update(charges).where(_within(charges, span)).values(invoice_id=span.c.invoice_id)
+    )
     expected = sum(d.line_count for d in drafts)
-    if attached != expected:
-        raise RuntimeError(f"invoiced {attached} charges, expected {expected}")
+    if result.rowcount != expected:  # type: ignore[attr-defined]
+        raise RuntimeError(f"invoiced {result.rowcount} charges, expected {expected}")  # type: ignore[attr-defined]
 
 
 async def _customers_with_credit(session: AsyncSession, customer_ids: list[int]) -> list[int]:
@@ -502,16 +567,15 @@ async def issue_invoices(
     """
     if not closings:
         return []
+    closings = sorted(closings, key=lambda c: c.billee.id)  # stable: each one's oldest first
     customer_ids = sorted({c.billee.id for c in closings})
-    charges = await _uninvoiced_charges(session, customer_ids)
+    sums = await _uninvoiced_sums(session, closings)
     payments = await _settled_payments(
         session, customer_ids, min(c.period.start_utc(c.billee.time_zone) for c in closings)
     )
     drafts: list[_Draft] = []
-    for customer_id, own in groupby(
-        sorted(closings, key=lambda c: c.billee.id), key=lambda c: c.billee.id
-    ):
-        drafts += _draft_customer(list(own), charges[customer_id], payments[customer_id], now)
+    for customer_id, own in groupby(closings, key=lambda c: c.billee.id):
+        drafts += _draft_customer(list(own), sums[customer_id], payments[customer_id], now)
     if not drafts:
         return []
     result = await session.execute(
@@ -536,13 +600,13 @@ async def issue_invoices(
         now,
     )
     await _apply_existing_credit(session, customer_ids, now)
-    await collection.plan_attempts(session, ids, now)
+    never_charged = set(await collection.plan_attempts(session, ids, now))
     unpaid = [d for d in drafts if d.status == InvoiceStatus.UNPAID]
     if unpaid:
         first_overdue = min(overdue_from(d.due_date, d.closing.billee.time_zone) for d in unpaid)
         await jobs.schedule(session, OVERDUE_JOB, first_overdue, unique_key=OVERDUE_JOB)
     await invoice_pdfs.schedule_pdf_rendering(session, now)
-    await _number(session, drafts, ids)
+    await _number(session, drafts, ids, never_charged)
     return ids
 
 
@@ -753,7 +817,10 @@ async def approve_invoices(
         await session.flush()
         await settlement.apply_credit(session, customer, now)
         approved.append(invoice)
-    await collection.plan_attempts(session, [invoice.id for invoice in approved], now)
+    await collection.mark_never_charged(
+        session,
+        await collection.plan_attempts(session, [invoice.id for invoice in approved], now),
+    )
     await schedule_overdue_check(session)
     await dunning.schedule_suspension_check(session)
     await invoice_pdfs.schedule_pdf_rendering(session, now)

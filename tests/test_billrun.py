@@ -61,10 +61,10 @@ def test_elapsed_periods_are_the_ended_ones_oldest_first_and_then_the_open_one()
         "UTC",
         datetime(2026, 3, 15, tzinfo=UTC),
     )
-    assert ended == [
+    assert ended == (
         Period(date(2026, 1, 1), date(2026, 2, 1)),
         Period(date(2026, 2, 1), date(2026, 3, 1)),
-    ]
+    )
     assert open_period == Period(date(2026, 3, 1), date(2026, 4, 1))
 
 

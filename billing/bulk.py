@@ -1,0 +1,66 @@
+"""Many rows of parameters as one table in one statement: how bulk work joins its own data.
+
+Set-based work (the bill run, above all) has a value per customer or per invoice to write —
+the period a customer moves on to, the number an invoice takes, the invoice a customer's
+charges go on.  An ``executemany`` runs one statement per row (a thousand executor start-ups
+for a batch, and no row count on asyncpg); a single ``UPDATE … FROM`` over the rows as a
+table does the same work in one statement and says how many rows it changed.
+
+On PostgreSQL the rows travel as one array per column, unnested side by side: a handful of
+bind parameters however many rows there are, so the statement compiles once and costs
+nothing to render.  On SQLite, which has no arrays (nor names for a ``VALUES`` list's
+columns), they are one JSON parameter read back with ``json_each``, each value first put in
+the form the column's type stores it in, so comparisons with stored values hold.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import FromClause, bindparam, func, literal_column, select, type_coerce
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
+
+
+def rows_table(
+    session: AsyncSession,
+    name: str,
+    columns: Sequence[tuple[str, TypeEngine[Any]]],
+    rows: Sequence[Sequence[Any]],
+) -> FromClause:
+    """``rows`` (each a tuple in the order of ``columns``: name and type) as a table called
+    ``name``, to join in a statement on the session's database."""
+    dialect = session.bind.dialect  # type: ignore[union-attr]
+    if dialect.name == "postgresql":
+        by_column = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+        return select(
+            *(
+                func.unnest(
+                    bindparam(f"{name}_{column_name}", list(cells), type_=ARRAY(column_type))
+                ).label(column_name)
+                for (column_name, column_type), cells in zip(columns, by_column, strict=True)
+            )
+        ).subquery(name)
+    processors = [t.dialect_impl(dialect).bind_processor(dialect) for _, t in columns]
+    stored = [
+        [
+            cell if process is None else process(cell)
+            for cell, process in zip(row, processors, strict=True)
+        ]
+        for row in rows
+    ]
+    return (
+        select(
+            *(
+                type_coerce(
+                    func.json_extract(literal_column("value"), f"$[{i}]"), column_type
+                ).label(column_name)
+                for i, (column_name, column_type) in enumerate(columns)
+            )
+        )
+        .select_from(func.json_each(bindparam(f"{name}_rows", json.dumps(stored))))
+        .subquery(name)
+    )
