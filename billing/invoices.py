@@ -301,9 +301,15 @@ def _spans(closings: list[Closing]) -> list[tuple[datetime | None, datetime | No
     return list(zip([None, *ends], [*ends, None], strict=True))
 
 
-def _within(charges: Any, span: Any) -> Any:
-    """The uninvoiced posted charges of ``span``'s customer served within it."""
+def _within(charges: Any, span: Any, customer_ids: Sequence[int]) -> Any:
+    """The uninvoiced posted charges of ``span``'s customer served within it.
+
+    ``customer_ids`` are the spans' customers: their range, stated as well, lets the planner
+    read just their part of the charges index however many rows the spans are — left to
+    itself, it hashes every uninvoiced charge in the table for a join of a thousand spans.
+    """
     return and_(
+        charges.c.customer_id.between(min(customer_ids), max(customer_ids)),
         charges.c.customer_id == span.c.customer_id,
         charges.c.invoice_id.is_(None),
         charges.c.status == ChargeStatus.POSTED,
@@ -341,7 +347,7 @@ async def _uninvoiced_sums(
     rows = await session.execute(
         select(span.c.customer_id, span.c.rank, func.sum(charges.c.amount), func.count())
         .select_from(span)
-        .join(charges, _within(charges, span))
+        .join(charges, _within(charges, span, [customer_id for customer_id, *_ in spans]))
         .group_by(span.c.customer_id, span.c.rank)
     )
     sums: dict[int, dict[int, tuple[int, int]]] = defaultdict(dict)
@@ -486,7 +492,7 @@ async def _number(
     )
     await session.execute(
         update(invoices)
-        .where(invoices.c.id == numbering.c.id)
+        .where(invoices.c.id.between(min(ids), max(ids)), invoices.c.id == numbering.c.id)
         .values(number=numbering.c.number, not_charged_reason=numbering.c.not_charged)
     )
 
@@ -519,7 +525,9 @@ async def _attach_charges(session: AsyncSession, drafts: list[_Draft], ids: list
     )
     charges = table_of(Charge)
     result = await session.execute(
-        update(charges).where(_within(charges, span)).values(invoice_id=span.c.invoice_id)
+        update(charges)
+        .where(_within(charges, span, [customer_id for customer_id, *_ in spans]))
+        .values(invoice_id=span.c.invoice_id)
     )
     expected = sum(d.line_count for d in drafts)
     if result.rowcount != expected:  # type: ignore[attr-defined]
