@@ -17,9 +17,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import FromClause, bindparam, func, literal_column, select, type_coerce
+from sqlalchemy import (
+    FromClause,
+    Insert,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
@@ -64,3 +75,18 @@ def rows_table(
         .select_from(func.json_each(bindparam(f"{name}_rows", json.dumps(stored))))
         .subquery(name)
     )
+
+
+def insert_from_rows(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> Insert:
+    """An INSERT of ``rows`` (dicts with the same keys, named for ``table``'s columns) that
+    selects them from :func:`rows_table`: one statement with a bind parameter per column
+    rather than per value; add ``.returning(...)`` to read the new rows back."""
+    names = list(rows[0])
+    cells = itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+    source = rows_table(
+        session,
+        f"new_{table.name}",
+        [(name, table.c[name].type) for name in names],
+        [cells(row) for row in rows],
+    )
+    return insert(table).from_select(names, select(*(source.c[name] for name in names)))

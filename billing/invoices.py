@@ -586,11 +586,13 @@ async def issue_invoices(
         drafts += _draft_customer(list(own), sums[customer_id], payments[customer_id], now)
     if not drafts:
         return []
-    result = await session.execute(
-        insert(Invoice).returning(Invoice.id, sort_by_parameter_order=True),
-        _invoice_rows(drafts, now),
+    rows = _invoice_rows(drafts, now)
+    invoices = table_of(Invoice)
+    inserted = await session.execute(
+        bulk.insert_from_rows(session, invoices, rows).returning(invoices.c.id, invoices.c.number)
     )
-    ids = [int(i) for i in result.scalars().all()]
+    by_number = {number: int(invoice_id) for invoice_id, number in inserted.all()}
+    ids = [by_number[row["number"]] for row in rows]  # the provisional numbers are unique
     await _attach_charges(session, drafts, ids)
     await record_many(
         session,

@@ -20,7 +20,8 @@ from enum import StrEnum
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.models import StatusChange, StatusSubject
+from billing import bulk
+from billing.models import StatusChange, StatusSubject, table_of
 
 
 class Cause(StrEnum):
@@ -73,7 +74,7 @@ async def record_many(session: AsyncSession, changes: Sequence[Change], at: date
     """Write a batch of transitions in one INSERT (unchanged statuses are skipped)."""
     rows = [_row(c, at) for c in changes if c.from_status != c.to_status]
     if rows:
-        await session.execute(insert(StatusChange), rows)
+        await session.execute(bulk.insert_from_rows(session, table_of(StatusChange), rows))
 
 
 async def history(
