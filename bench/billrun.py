@@ -14,9 +14,11 @@ A measurement freezes the clock just after the customers' periods end, schedules
 before the start signal; each then runs due jobs (:func:`billing.jobs.run_due`, what
 ``kassa worker`` runs every second), looking again every 10 ms when nothing is due.  The
 figure is the wall time from the start signal until the run is planned and every batch is
-done (the benchmark looks every 10 ms); then the workers are stopped.  Every customer must have been invoiced exactly once, every charge
-put on a line.  On PostgreSQL the database size (``pg_database_size``) is reported after
-the run.
+done (the benchmark looks every 10 ms); then the workers are stopped.  It prints the CPU
+seconds the workers and, on PostgreSQL, the database's server processes spent (``/proc``:
+the database must run on this machine), so a run says which of the two bounds it.  Every customer must have been invoiced exactly
+once, every charge put on an invoice.  On PostgreSQL the database size
+(``pg_database_size``) is reported after the run.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from multiprocessing.synchronize import Event
 from pathlib import Path
@@ -267,8 +270,42 @@ async def _check(database_url: str, customers: int, charges: int) -> int | None:
     return size
 
 
-def measure(database_url: str, workers: int, batch_size: int) -> float:
-    """One run by ``workers`` processes; its wall time in seconds."""
+def _cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU time so far (``/proc``); 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _backend_pids(database_url: str) -> list[int]:
+    """The PostgreSQL server processes serving ``database_url`` (the workers' connections)."""
+    db = Database(Settings(database_url=database_url, run_worker=False))
+    async with db.session() as session:
+        pids = await session.scalars(
+            text(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+        found = [int(pid) for pid in pids.all()]
+    await db.dispose()
+    return found
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One run: its wall time, and the CPU seconds its workers and (on PostgreSQL) the
+    database's server processes spent — which of the two bounds the run."""
+
+    elapsed: float
+    workers_cpu: float
+    database_cpu: float | None
+
+
+def measure(database_url: str, workers: int, batch_size: int) -> Measurement:
+    """One run by ``workers`` processes."""
     asyncio.run(_prepare_run(database_url, batch_size))
     spawn = multiprocessing.get_context("spawn")
     start = spawn.Event()
@@ -278,14 +315,22 @@ def measure(database_url: str, workers: int, batch_size: int) -> float:
     for process in processes:
         process.start()
     time.sleep(3)  # every worker imported and connected
+    on_postgresql = make_url(database_url).get_backend_name() == "postgresql"
+    backends = asyncio.run(_backend_pids(database_url)) if on_postgresql else []
+    before = {pid: _cpu_seconds(pid) for pid in [p.pid for p in processes if p.pid] + backends}
     started = time.perf_counter()
     start.set()
     asyncio.run(_wait_for_the_run(database_url))
     elapsed = time.perf_counter() - started
+    spent = {pid: _cpu_seconds(pid) - cpu for pid, cpu in before.items()}
     for process in processes:
         process.terminate()
         process.join()
-    return elapsed
+    return Measurement(
+        elapsed,
+        sum(spent[p.pid] for p in processes if p.pid),
+        sum(spent[pid] for pid in backends) if on_postgresql else None,
+    )
 
 
 def _urls(database_url: str | None) -> tuple[str, str]:
@@ -315,13 +360,17 @@ def main(args: argparse.Namespace) -> None:
         order = args.workers if round_ % 2 == 0 else list(reversed(args.workers))
         for workers in order:
             asyncio.run(_copy(seed_url, run_url))
-            elapsed = measure(run_url, workers, args.batch_size)
+            run = measure(run_url, workers, args.batch_size)
             size = asyncio.run(_check(run_url, args.customers, args.charges))
-            timings[workers].append(elapsed)
+            timings[workers].append(run.elapsed)
             grown = f", database {size / 2**30:.2f} GiB after the run" if size else ""
+            database_cpu = (
+                f", PostgreSQL {run.database_cpu:.1f} s" if run.database_cpu is not None else ""
+            )
             print(
-                f"  round {round_ + 1}, {workers} worker(s): {elapsed:.1f} s = "
-                f"{args.customers / elapsed:,.0f} customers/s{grown}",
+                f"  round {round_ + 1}, {workers} worker(s): {run.elapsed:.1f} s = "
+                f"{args.customers / run.elapsed:,.0f} customers/s{grown}; CPU: workers "
+                f"{run.workers_cpu:.1f} s{database_cpu}",
                 flush=True,
             )
     medians = {w: statistics.median(t) for w, t in timings.items()}
