@@ -4,15 +4,17 @@ NULLs and the stored forms of dates and instants included, so joins compare like
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Date, String, select, update
+from sqlalchemy.types import TypeEngine
 
 from billing.bulk import rows_table
 from billing.db import Database
 from billing.models import Customer, UTCDateTime, table_of
 from tests.factories import freeze_clock, new_party
 
-COLUMNS = [
+COLUMNS: list[tuple[str, TypeEngine[Any]]] = [
     ("id", BigInteger()),
     ("day", Date()),
     ("at", UTCDateTime()),
