@@ -317,6 +317,11 @@ def measure(database_url: str, workers: int, batch_size: int) -> Measurement:
     time.sleep(3)  # every worker imported and connected
     on_postgresql = make_url(database_url).get_backend_name() == "postgresql"
     backends = asyncio.run(_backend_pids(database_url)) if on_postgresql else []
+    for _ in range(60):  # more workers than cores take longer to start
+        if not on_postgresql or len(backends) >= workers:
+            break
+        time.sleep(1)
+        backends = asyncio.run(_backend_pids(database_url))
     before = {pid: _cpu_seconds(pid) for pid in [p.pid for p in processes if p.pid] + backends}
     started = time.perf_counter()
     start.set()
