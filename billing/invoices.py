@@ -34,6 +34,7 @@ from uuid import uuid4
 
 from sqlalchemy import (
     BigInteger,
+    FromClause,
     Integer,
     Row,
     Select,
@@ -49,6 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
 
 # ``customers`` as a module: it wakes the bill run, whose module imports this one.
 from billing import (
@@ -301,6 +303,23 @@ def _spans(closings: list[Closing]) -> list[tuple[datetime | None, datetime | No
     return list(zip([None, *ends], [*ends, None], strict=True))
 
 
+def _span_table(
+    session: AsyncSession, spans: list[tuple[Any, ...]], key: tuple[str, TypeEngine[Any]]
+) -> FromClause:
+    """Spans (customer, since, until, and ``key``: what each stands for) as a table."""
+    return bulk.rows_table(
+        session,
+        "span",
+        [
+            ("customer_id", BigInteger()),
+            ("since", UTCDateTime()),
+            ("until", UTCDateTime()),
+            key,
+        ],
+        spans,
+    )
+
+
 def _within(charges: Any, span: Any, customer_ids: Sequence[int]) -> Any:
     """The uninvoiced posted charges of ``span``'s customer served within it.
 
@@ -329,20 +348,10 @@ async def _uninvoiced_sums(
     spans = []
     for customer_id, own in groupby(closings, key=lambda c: c.billee.id):
         spans += [
-            (customer_id, rank, since, until)
+            (customer_id, since, until, rank)
             for rank, (since, until) in enumerate(_spans(list(own)))
         ]
-    span = bulk.rows_table(
-        session,
-        "span",
-        [
-            ("customer_id", BigInteger()),
-            ("rank", Integer()),
-            ("since", UTCDateTime()),
-            ("until", UTCDateTime()),
-        ],
-        spans,
-    )
+    span = _span_table(session, spans, ("rank", Integer()))
     charges = table_of(Charge)
     rows = await session.execute(
         select(span.c.customer_id, span.c.rank, func.sum(charges.c.amount), func.count())
@@ -512,17 +521,7 @@ async def _attach_charges(session: AsyncSession, drafts: list[_Draft], ids: list
     ]
     if not spans:
         return
-    span = bulk.rows_table(
-        session,
-        "span",
-        [
-            ("customer_id", BigInteger()),
-            ("since", UTCDateTime()),
-            ("until", UTCDateTime()),
-            ("invoice_id", BigInteger()),
-        ],
-        spans,
-    )
+    span = _span_table(session, spans, ("invoice_id", BigInteger()))
     charges = table_of(Charge)
     result = await session.execute(
         update(charges)
