@@ -141,18 +141,14 @@ async def _due_customers(
 async def _move_on(
     session: AsyncSession, moves: list[tuple[int, date, datetime]], now: datetime
 ) -> None:
-    """Set each customer's open period (id, first day, end instant) in one UPDATE (the ids'
-    range stated too, so that the planner reads the primary key rather than the table)."""
+    """Set each customer's open period (id, first day, end instant) in one UPDATE."""
     customers = table_of(Customer)
     move = bulk.rows_table(
         session, "move", [("id", BigInteger()), ("start", Date()), ("ends", UTCDateTime())], moves
     )
     await session.execute(
         update(customers)
-        .where(
-            customers.c.id.between(min(m[0] for m in moves), max(m[0] for m in moves)),
-            customers.c.id == move.c.id,
-        )
+        .where(bulk.matching(customers.c.id, move.c.id, [m[0] for m in moves]))
         .values(period_start=move.c.start, next_bill_at=move.c.ends, updated_at=now)
     )
 

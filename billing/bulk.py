@@ -24,6 +24,7 @@ from sqlalchemy import (
     FromClause,
     Insert,
     Table,
+    and_,
     bindparam,
     func,
     insert,
@@ -75,6 +76,17 @@ def rows_table(
         .select_from(func.json_each(bindparam(f"{name}_rows", json.dumps(stored))))
         .subquery(name)
     )
+
+
+def matching(column: Any, key: Any, keys: Sequence[Any]) -> Any:
+    """``column`` joined to a rows table's ``key`` column, whose values are ``keys``.
+
+    Their range is stated as well: given only the join, PostgreSQL estimates a thousand
+    unnested rows as many and hashes the whole target table for each statement — the cost
+    then grows with the table, not with the rows.  The range makes it read just their part
+    of the index.
+    """
+    return and_(column.between(min(keys), max(keys)), column == key)
 
 
 def insert_from_rows(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> Insert:

@@ -321,15 +321,10 @@ def _span_table(
 
 
 def _within(charges: Any, span: Any, customer_ids: Sequence[int]) -> Any:
-    """The uninvoiced posted charges of ``span``'s customer served within it.
-
-    ``customer_ids`` are the spans' customers: their range, stated as well, lets the planner
-    read just their part of the charges index however many rows the spans are — left to
-    itself, it hashes every uninvoiced charge in the table for a join of a thousand spans.
-    """
+    """The uninvoiced posted charges of ``span``'s customer served within it
+    (``customer_ids``: the spans' customers, see :func:`billing.bulk.matching`)."""
     return and_(
-        charges.c.customer_id.between(min(customer_ids), max(customer_ids)),
-        charges.c.customer_id == span.c.customer_id,
+        bulk.matching(charges.c.customer_id, span.c.customer_id, customer_ids),
         charges.c.invoice_id.is_(None),
         charges.c.status == ChargeStatus.POSTED,
         or_(span.c.since.is_(None), charges.c.service_at >= span.c.since),
@@ -501,7 +496,7 @@ async def _number(
     )
     await session.execute(
         update(invoices)
-        .where(invoices.c.id.between(min(ids), max(ids)), invoices.c.id == numbering.c.id)
+        .where(bulk.matching(invoices.c.id, numbering.c.id, ids))
         .values(number=numbering.c.number, not_charged_reason=numbering.c.not_charged)
     )
 
