@@ -38,7 +38,6 @@ from billing.payment_systems import (
     ForgedNotification,
     IncomingRequest,
     MethodKind,
-    Mode,
     Notification,
     NotificationKind,
     NotificationReply,
@@ -58,6 +57,7 @@ from billing.processing import (
     card_brand,
     validate_card,
 )
+from processors.http import require_https
 
 #: How far a message's timestamp may be from now, either way (clocks drift a little).
 TOLERANCE_SECONDS = 300
@@ -153,9 +153,8 @@ class ExternalModuleProcessor:
     def __init__(self, *, config: ProcessorConfig, timeout: float = 10.0) -> None:
         if not config.base_url:
             raise ProcessorError("MISSING_BASE_URL", "the processor account needs the module's URL")
-        if config.mode is Mode.LIVE and httpx.URL(config.base_url).scheme != "https":
-            # /tokenize carries card numbers: never over plain HTTP with real money.
-            raise ProcessorError("INSECURE_MODULE_URL", "a live module must be reached by HTTPS")
+        # /tokenize carries card numbers: never over plain HTTP with real money.
+        require_https(config.mode, config.base_url, "payment module")
         self._base_url = config.base_url.rstrip("/")
         self._secret = config.secret("shared_secret")
         self._callback_url = (

@@ -395,7 +395,7 @@ def test_an_account_needs_the_module_address_its_secret_and_https_when_live() ->
         (ProcessorConfig(base_url="https://module.example"), "MISSING_CREDENTIAL"),
         (
             ProcessorConfig(credentials=secret, mode=Mode.LIVE, base_url="http://module.example"),
-            "INSECURE_MODULE_URL",
+            "INSECURE_URL",
         ),
     ):
         with pytest.raises(ProcessorError) as refused:
