@@ -181,10 +181,6 @@ class PayPalProcessor:
     # the async calls and the one blocking call (webhook verification from the synchronous
     # ``parse_notification``) share everything but the client that sends them.
 
-    def _require_https(self) -> None:
-        """A live account's credentials and tokens never travel unencrypted."""
-        require_https(self._config.mode, self._base_url, "PayPal")
-
     def _token_request(self) -> httpx.Request:
         pair = f"{self._config.secret('client_id')}:{self._config.secret('client_secret')}"
         return httpx.Request(
@@ -259,7 +255,7 @@ class PayPalProcessor:
 
         Raises :class:`ProcessorTimeout` when PayPal does not answer.
         """
-        self._require_https()
+        require_https(self._config.mode, self._base_url, "PayPal")
         try:
             async with httpx.AsyncClient(timeout=self._timeout, verify=tls()) as client:
                 for fresh in (False, True):
@@ -282,7 +278,7 @@ class PayPalProcessor:
 
     def _call_blocking(self, method: str, path: str, *, body: bytes) -> httpx.Response:
         """:meth:`_call` with a blocking client, for the synchronous ``parse_notification``."""
-        self._require_https()
+        require_https(self._config.mode, self._base_url, "PayPal")
         try:
             with httpx.Client(timeout=self._timeout) as client:
                 for fresh in (False, True):
