@@ -10,7 +10,6 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any, cast
 
 import pytest
 
@@ -20,7 +19,6 @@ from billing.payment_systems import (
     Mode,
     NotificationKind,
     ProcessorConfig,
-    RedirectRequest,
     RedirectStart,
 )
 from billing.processing import ChargeOutcome, ChargeRefused, ProcessorError, ProcessorTimeout
@@ -28,10 +26,9 @@ from processors import payarena
 from processors.fakes.payarena import MERCHANT_ID, SECRET_KEY, FakePayarena
 from processors.payarena import PayarenaProcessor
 from tests.bitcoin_chain import LiveServer, serving
-from tests.redirect_browser import Inbox, press
-from tests.redirect_contract import Choice, RedirectContract, RedirectHarness, request_for
-
-_BUTTONS = {Choice.APPROVE: "approve", Choice.CANCEL: "cancel", Choice.DECLINE: "decline"}
+from tests.redirect_browser import Inbox
+from tests.redirect_contract import Choice, RedirectContract
+from tests.redirect_harness import FakeHarness, request_with
 
 #: Past the slowest honest answer on a busy test machine, well short of the fake's hang.
 _TIMEOUT = 1.5
@@ -58,32 +55,17 @@ def server(fake: FakePayarena) -> Iterator[LiveServer]:
 
 
 @dataclass
-class PayarenaHarness:
-    fake: FakePayarena
-    processor: PayarenaProcessor
+class PayarenaHarness(FakeHarness[FakePayarena, PayarenaProcessor]):
     currency: str = "NGN"
     amount: int = 150_000  # ₦1,500.00
     signs_notifications: bool = False
 
-    async def pay(self, start: RedirectStart, choice: Choice) -> dict[str, str]:
-        return await press(start.url, _BUTTONS[choice], start.form_fields)
-
-    def hang(self) -> None:
-        self.fake.hang()
-
     def expire(self, start: RedirectStart) -> None:
         self.fake.expire(start.external_id)
 
-    def notification(
-        self,
-        start: RedirectStart,
-        request: RedirectRequest,
-        kind: NotificationKind,
-        *,
-        amount: int | None = None,
-        event_id: str = "evt_1",
-    ) -> IncomingRequest:
-        """Payarena's callback names the transaction and nothing else worth trusting."""
+    def notification(self, start: RedirectStart, *_: object, **__: object) -> IncomingRequest:
+        """Payarena's callback names the transaction and nothing else worth trusting: the
+        payment's request, ``kind`` and ``amount`` cannot be expressed."""
         headers, body = self.fake.callback(start.external_id)
         return IncomingRequest("POST", "/callbacks/4", headers, body)
 
@@ -102,16 +84,10 @@ class TestPayarenaContract(RedirectContract):
     """The redirect contract, with the module's ``harness``."""
 
 
-def _request(harness: PayarenaHarness, **changes: Any) -> RedirectRequest:
-    """The contract's payment (mypy holds the protocol's settable ``processor`` attribute to
-    its exact type, which a Payarena harness narrows)."""
-    return replace(request_for(cast(RedirectHarness, harness)), **changes)
-
-
 async def test_the_transaction_is_created_in_naira_with_the_numeric_currency(
     harness: PayarenaHarness,
 ) -> None:
-    request = _request(harness, amount=123_456)
+    request = request_with(harness, amount=123_456)
     start = await harness.processor.start_redirect(request)
     transaction = harness.fake.transactions[start.external_id]
     assert (transaction["Amount"], transaction["Currency"]) == ("1234.56", "566")
@@ -125,7 +101,7 @@ async def test_only_naira_is_taken_and_nothing_is_sent_for_another_currency(
 ) -> None:
     before = len(harness.fake.transactions)
     with pytest.raises(UserError) as refused:
-        await harness.processor.start_redirect(_request(harness, currency="USD"))
+        await harness.processor.start_redirect(request_with(harness, currency="USD"))
     assert refused.value.code == "UNSUPPORTED_CURRENCY"
     assert len(harness.fake.transactions) == before
 
@@ -136,7 +112,7 @@ async def test_only_naira_is_taken_and_nothing_is_sent_for_another_currency(
 async def test_a_cancel_or_decline_reads_from_the_status(
     harness: PayarenaHarness, choice: Choice, code: str
 ) -> None:
-    start = await harness.processor.start_redirect(_request(harness))
+    start = await harness.processor.start_redirect(request_with(harness))
     query = await harness.pay(start, choice)
     assert query["trxId"] == start.external_id  # posted back to the one return address
     # The post-back is unsigned: what it says is not read, the status is.
@@ -147,7 +123,7 @@ async def test_a_cancel_or_decline_reads_from_the_status(
 
 
 async def test_a_callback_only_asks_and_the_status_answers(harness: PayarenaHarness) -> None:
-    request = _request(harness)
+    request = request_with(harness)
     start = await harness.processor.start_redirect(request)
     callback = harness.notification(start, request, NotificationKind.SUCCEEDED)
     notification = harness.processor.parse_notification(callback)
@@ -178,7 +154,7 @@ async def test_a_transaction_payarena_does_not_know_has_expired(
 
 
 async def test_a_status_query_that_hangs_is_a_timeout(harness: PayarenaHarness) -> None:
-    start = await harness.processor.start_redirect(_request(harness))
+    start = await harness.processor.start_redirect(request_with(harness))
     harness.hang()
     with pytest.raises(ProcessorTimeout):
         await harness.processor.complete_return(start, {"trxId": start.external_id})
@@ -191,13 +167,13 @@ async def test_no_secret_key_in_logs_or_errors(
     wrong = PayarenaProcessor(config=_config(server.url, secret_key="sekrit-wrong-key"))
     harness = PayarenaHarness(fake, wrong)
     with pytest.raises(ChargeRefused) as refused:
-        await wrong.start_redirect(_request(harness))
+        await wrong.start_redirect(request_with(harness))
     assert refused.value.code == "PROCESSOR_AUTHENTICATION"
     right = PayarenaHarness(fake, PayarenaProcessor(config=_config(server.url), timeout=_TIMEOUT))
-    await right.processor.start_redirect(_request(right))
+    await right.processor.start_redirect(request_with(right))
     fake.hang()
     with pytest.raises(ProcessorTimeout) as timeout:
-        await right.processor.start_redirect(_request(right))
+        await right.processor.start_redirect(request_with(right))
     assert caplog.records
     for text in [caplog.text, *(f"{e!s} {e!r}" for e in (refused.value, timeout.value))]:
         assert "sekrit-wrong-key" not in text and SECRET_KEY not in text
@@ -215,7 +191,7 @@ async def test_the_callback_after_payment_asks_kassa_to_look() -> None:
         fake = FakePayarena(callback_url=f"{receiver.url}/callbacks/4")
         with serving(fake.app) as server:
             harness = PayarenaHarness(fake, PayarenaProcessor(config=_config(server.url)))
-            start = await harness.processor.start_redirect(_request(harness))
+            start = await harness.processor.start_redirect(request_with(harness))
             await harness.pay(start, Choice.APPROVE)
             for _ in range(100):
                 if inbox.received:
@@ -234,7 +210,7 @@ async def test_a_live_account_is_reached_over_https_only(
     live = PayarenaProcessor(config=replace(_config(server.url), mode=Mode.LIVE))
     before = len(fake.transactions)
     with pytest.raises(ProcessorError) as refused:
-        await live.start_redirect(_request(PayarenaHarness(fake, live)))
+        await live.start_redirect(request_with(PayarenaHarness(fake, live)))
     assert refused.value.code == "INSECURE_URL"
     assert len(fake.transactions) == before
 
@@ -259,7 +235,7 @@ def test_the_guides_statuses(status: str, outcome: ChargeOutcome) -> None:
 async def test_a_long_description_keeps_kassas_reference_within_150_characters(
     harness: PayarenaHarness,
 ) -> None:
-    request = _request(harness, description="Invoice " + "x" * 300)
+    request = request_with(harness, description="Invoice " + "x" * 300)
     start = await harness.processor.start_redirect(request)
     description = harness.fake.transactions[start.external_id]["_description"]
     assert len(description) == 150 and description.endswith(f"^REF:{request.idempotency_key}")

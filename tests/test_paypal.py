@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import pytest
@@ -28,8 +28,9 @@ from billing.processing import ChargeOutcome, ChargeRefused, ProcessorError, Pro
 from processors.fakes.paypal import CLIENT_ID, CLIENT_SECRET, WEBHOOK_ID, FakePayPal
 from processors.paypal import PayPalProcessor, paypal_value
 from tests.bitcoin_chain import LiveServer, serving
-from tests.redirect_browser import Inbox, press
-from tests.redirect_contract import Choice, RedirectContract, RedirectHarness, request_for
+from tests.redirect_browser import Inbox
+from tests.redirect_contract import Choice, RedirectContract
+from tests.redirect_harness import FakeHarness, request_with
 
 _EVENTS = {
     NotificationKind.SUCCEEDED: "PAYMENT.CAPTURE.COMPLETED",
@@ -37,7 +38,6 @@ _EVENTS = {
     NotificationKind.REFUNDED: "PAYMENT.CAPTURE.REFUNDED",
     NotificationKind.REVERSED: "PAYMENT.CAPTURE.REVERSED",
 }
-_BUTTONS = {Choice.APPROVE: "approve", Choice.CANCEL: "cancel", Choice.DECLINE: "decline"}
 
 #: Past the slowest honest answer on a busy test machine, well short of the fake's hang.
 _TIMEOUT = 1.5
@@ -75,19 +75,11 @@ def processor(server: LiveServer) -> PayPalProcessor:
 
 
 @dataclass
-class PayPalHarness:
-    fake: FakePayPal
-    processor: PayPalProcessor
+class PayPalHarness(FakeHarness[FakePayPal, PayPalProcessor]):
     server_url: str
     currency: str = "USD"
     amount: int = 1250
     signs_notifications: bool = True
-
-    async def pay(self, start: RedirectStart, choice: Choice) -> dict[str, str]:
-        return await press(start.url, _BUTTONS[choice], start.form_fields)
-
-    def hang(self) -> None:
-        self.fake.hang()
 
     def expire(self, start: RedirectStart) -> None:
         self.fake.expire(start.external_id)
@@ -122,15 +114,9 @@ class TestPayPalContract(RedirectContract):
     """The redirect contract, with the module's ``harness``."""
 
 
-def _request(harness: PayPalHarness, **changes: Any) -> RedirectRequest:
-    """The contract's payment (mypy holds the protocol's settable ``processor`` attribute to
-    its exact type, which a PayPal harness narrows)."""
-    return replace(request_for(cast(RedirectHarness, harness)), **changes)
-
-
 async def _paid(harness: PayPalHarness, **changes: Any) -> tuple[RedirectRequest, RedirectStart]:
     """A payment approved on the fake's page and captured by the processor."""
-    request = _request(harness, **changes)
+    request = request_with(harness, **changes)
     start = await harness.processor.start_redirect(request)
     query = await harness.pay(start, Choice.APPROVE)
     result = await harness.processor.complete_return(start, query)
@@ -154,7 +140,7 @@ async def test_the_create_and_the_capture_carry_their_own_paypal_request_ids(
 
 
 async def test_a_second_start_under_the_same_key_is_the_same_order(harness: PayPalHarness) -> None:
-    request = _request(harness)
+    request = request_with(harness)
     first = await harness.processor.start_redirect(request)
     again = await harness.processor.start_redirect(request)
     assert again.external_id == first.external_id
@@ -171,7 +157,7 @@ async def test_coming_back_twice_captures_once(harness: PayPalHarness) -> None:
 
 
 async def test_the_order_names_the_key_and_both_return_addresses(harness: PayPalHarness) -> None:
-    request = _request(harness)
+    request = request_with(harness)
     start = await harness.processor.start_redirect(request)
     order = harness.fake.orders[start.external_id]
     unit = order["purchase_units"][0]
@@ -194,9 +180,9 @@ async def test_the_access_token_is_shared_and_reused_until_it_expires() -> None:
             return PayPalProcessor(config=_config(server.url), timeout=2.0, clock=lambda: now[0])
 
         harness = PayPalHarness(fake, processor(), server.url)
-        start = await harness.processor.start_redirect(_request(harness))
+        start = await harness.processor.start_redirect(request_with(harness))
         await processor().redirect_status(start)
-        await processor().start_redirect(_request(harness))
+        await processor().start_redirect(request_with(harness))
         assert len(fake.tokens) == 1
         assert len({r.authorization for r in fake.requests}) == 1
         now[0] += fake.token_lifetime  # past expires_in: a new token before the next call
@@ -208,7 +194,7 @@ async def test_the_access_token_is_shared_and_reused_until_it_expires() -> None:
 async def test_a_token_paypal_stopped_taking_is_replaced_once(
     fake: FakePayPal, processor: PayPalProcessor, harness: PayPalHarness
 ) -> None:
-    start = await processor.start_redirect(_request(harness))
+    start = await processor.start_redirect(request_with(harness))
     fake.tokens.clear()  # revoked at PayPal before its expiry
     status = await processor.redirect_status(start)
     assert status.status == ChargeOutcome.UNKNOWN
@@ -221,7 +207,7 @@ async def test_a_token_paypal_stopped_taking_is_replaced_once(
 async def test_a_capture_of_an_order_nobody_approved_is_not_a_success(
     harness: PayPalHarness,
 ) -> None:
-    start = await harness.processor.start_redirect(_request(harness))
+    start = await harness.processor.start_redirect(request_with(harness))
     seen = len(harness.fake.requests)
     result = await harness.processor.complete_return(
         start, {"token": start.external_id, "PayerID": "ATTACKER"}
@@ -235,7 +221,7 @@ async def test_a_capture_of_an_order_nobody_approved_is_not_a_success(
 async def test_an_early_return_does_not_stop_the_capture_after_approval(
     harness: PayPalHarness,
 ) -> None:
-    start = await harness.processor.start_redirect(_request(harness))
+    start = await harness.processor.start_redirect(request_with(harness))
     early = await harness.processor.complete_return(start, {"token": start.external_id})
     assert early.status == ChargeOutcome.UNKNOWN
     query = await harness.pay(start, Choice.APPROVE)
@@ -246,7 +232,7 @@ async def test_an_early_return_does_not_stop_the_capture_after_approval(
 async def test_the_declining_test_buyer_is_declined_with_paypals_issue(
     harness: PayPalHarness,
 ) -> None:
-    start = await harness.processor.start_redirect(_request(harness))
+    start = await harness.processor.start_redirect(request_with(harness))
     query = await harness.pay(start, Choice.DECLINE)
     assert query["token"] == start.external_id and query["PayerID"]
     result = await harness.processor.complete_return(start, query)
@@ -264,14 +250,14 @@ async def test_a_captured_payment_reports_the_capture_and_its_amount(
 
 
 async def test_an_expired_order_is_declined_as_expired(harness: PayPalHarness) -> None:
-    start = await harness.processor.start_redirect(_request(harness))
+    start = await harness.processor.start_redirect(request_with(harness))
     harness.expire(start)
     result = await harness.processor.complete_return(start, {"token": start.external_id})
     assert (result.status, result.decline_code) == (ChargeOutcome.DECLINED, "expired")
 
 
 async def test_a_hang_is_a_timeout(harness: PayPalHarness) -> None:
-    start = await harness.processor.start_redirect(_request(harness))
+    start = await harness.processor.start_redirect(request_with(harness))
     harness.hang()
     with pytest.raises(ProcessorTimeout):
         await harness.processor.redirect_status(start)
@@ -396,12 +382,12 @@ async def test_no_credential_or_token_in_logs_or_errors(
     wrong = PayPalProcessor(config=_config(server.url, client_secret="sekrit-wrong-value"))
     harness = PayPalHarness(fake, wrong, server.url)
     with pytest.raises(ChargeRefused) as refused:
-        await wrong.start_redirect(_request(harness))
+        await wrong.start_redirect(request_with(harness))
     assert refused.value.code == "PROCESSOR_AUTHENTICATION"
     errors.append(refused.value)
     right = PayPalProcessor(config=_config(server.url), timeout=_TIMEOUT)
     harness = PayPalHarness(fake, right, server.url)
-    start = await right.start_redirect(_request(harness))
+    start = await right.start_redirect(request_with(harness))
     fake.hang()
     with pytest.raises(ProcessorTimeout) as timeout:
         await right.redirect_status(start)
@@ -455,7 +441,7 @@ async def test_a_live_account_is_reached_over_https_only(
     live = PayPalProcessor(config=replace(_config(server.url), mode=Mode.LIVE))
     seen, tokens = len(fake.requests), len(fake.tokens)
     with pytest.raises(ProcessorError) as refused:
-        await live.start_redirect(_request(PayPalHarness(fake, live, server.url)))
+        await live.start_redirect(request_with(PayPalHarness(fake, live, server.url)))
     assert refused.value.code == "INSECURE_URL"
     assert (len(fake.requests), len(fake.tokens)) == (seen, tokens)
 
@@ -463,7 +449,7 @@ async def test_a_live_account_is_reached_over_https_only(
 async def test_an_order_approved_by_a_customer_who_never_came_back_is_captured_by_the_status(
     harness: PayPalHarness,
 ) -> None:
-    request = _request(harness)
+    request = request_with(harness)
     start = await harness.processor.start_redirect(request)
     await harness.pay(start, Choice.APPROVE)  # … and the tab is closed before the return
     status = await harness.processor.redirect_status(start)
@@ -477,7 +463,7 @@ async def test_an_order_approved_by_a_customer_who_never_came_back_is_captured_b
 async def test_the_declining_buyer_stays_declined_on_reconciliation(
     harness: PayPalHarness,
 ) -> None:
-    start = await harness.processor.start_redirect(_request(harness))
+    start = await harness.processor.start_redirect(request_with(harness))
     await harness.pay(start, Choice.DECLINE)
     status = await harness.processor.redirect_status(start)
     assert (status.status, status.decline_code) == (ChargeOutcome.DECLINED, "instrument_declined")

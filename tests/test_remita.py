@@ -10,7 +10,6 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import cast
 
 import pytest
 
@@ -20,28 +19,17 @@ from billing.payment_systems import (
     NotificationKind,
     Payer,
     ProcessorConfig,
-    RedirectRequest,
     RedirectStart,
 )
 from billing.processing import ChargeOutcome, IdempotencyConflict, ProcessorError
 from processors.fakes.remita import MERCHANT_ID, SERVICE_TYPE_ID, FakeRemita
 from processors.remita import RemitaProcessor, sha512
 from tests.bitcoin_chain import LiveServer, serving
-from tests.redirect_browser import press
-from tests.redirect_contract import Choice, RedirectContract, RedirectHarness, request_for
+from tests.redirect_contract import Choice, RedirectContract
+from tests.redirect_harness import Clock, FakeHarness, request_with
 
 #: A key no RRR or date can contain by chance, so the log check means something.
 API_KEY = "kassa-remita-key-7f3a"
-
-
-class Clock:
-    """The processor's clock, moved by the tests (to let an RRR expire)."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -66,33 +54,17 @@ def _processor(url: str, clock: Clock, api_key: str = API_KEY) -> RemitaProcesso
 
 
 @dataclass
-class RemitaHarness:
-    fake: FakeRemita
-    processor: RemitaProcessor
+class RemitaHarness(FakeHarness[FakeRemita, RemitaProcessor]):
     clock: Clock
     currency: str = "NGN"
     amount: int = 10_000
     signs_notifications: bool = False
 
-    async def pay(self, start: RedirectStart, choice: Choice) -> dict[str, str]:
-        return await press(start.url, choice.lower(), start.form_fields)
-
-    def hang(self) -> None:
-        self.fake.hang()
-
     def expire(self, start: RedirectStart) -> None:
-        assert start.expires_at is not None
-        self.clock.now = start.expires_at
+        """kassa reads an RRR still unpaid at ``expires_at`` as expired: the clock moves there."""
+        self.clock.move_to_expiry(start)
 
-    def notification(
-        self,
-        start: RedirectStart,
-        request: RedirectRequest,
-        kind: NotificationKind,
-        *,
-        amount: int | None = None,
-        event_id: str = "evt_1",
-    ) -> IncomingRequest:
+    def notification(self, start: RedirectStart, *_: object, **__: object) -> IncomingRequest:
         """Remita's notification names the RRR and nothing signed: ``kind`` and ``amount``
         cannot be expressed (anyone could claim them)."""
         return _incoming(self.fake.notification_body(start.external_id))
@@ -103,12 +75,6 @@ class RemitaHarness:
 
 def _incoming(body: bytes) -> IncomingRequest:
     return IncomingRequest("POST", "/callbacks/3", {"content-type": "application/json"}, body)
-
-
-def _request(harness: RemitaHarness, amount: int | None = None) -> RedirectRequest:
-    """The contract's payment (``RemitaHarness.processor`` is the concrete class, which the
-    contract's protocol, declaring a settable attribute, does not accept as is)."""
-    return request_for(cast(RedirectHarness, harness), amount)
 
 
 @pytest.fixture
@@ -137,7 +103,7 @@ class TestRemitaContract(RedirectContract):
 async def test_what_the_customer_must_fix_is_refused_before_anything_is_sent(
     harness: RemitaHarness, change: dict[str, object], code: str, field: str
 ) -> None:
-    request = replace(_request(harness), **change)  # type: ignore[arg-type]
+    request = request_with(harness, **change)
     calls = len(harness.fake.calls)
     with pytest.raises(UserError) as refused:
         await harness.processor.start_redirect(request)
@@ -146,7 +112,7 @@ async def test_what_the_customer_must_fix_is_refused_before_anything_is_sent(
 
 
 async def test_fifty_naira_is_enough(harness: RemitaHarness) -> None:
-    start = await harness.processor.start_redirect(_request(harness, amount=5_000))
+    start = await harness.processor.start_redirect(request_with(harness, amount=5_000))
     assert harness.fake.payments[start.external_id]["amount"] == "50.00"
 
 
@@ -159,7 +125,7 @@ async def test_the_rrr_is_asked_for_with_the_documented_hash(
         "8208515e394dc93dc4c8f3058e938b13c1cd450008fd87c6f6d5d41b1b468bb5"
         "2770519ab2b790cbe19e662b3432c15b84b0a4d63542ce99a0ec08b96c38b94e"
     )
-    request = replace(_request(harness), idempotency_key="payment-42", amount=10_000)
+    request = request_with(harness, idempotency_key="payment-42", amount=10_000)
     start = await harness.processor.start_redirect(request)
     assert harness.fake.calls[-1].authorized  # the fake computed the same token itself
     payment = harness.fake.payments[start.external_id]
@@ -180,7 +146,7 @@ async def test_the_rrr_is_asked_for_with_the_documented_hash(
 async def test_a_second_start_reuses_the_rrr_of_the_first(harness: RemitaHarness) -> None:
     """Remita's order status finds the RRR made under the payment's key (as after a start
     whose answer was lost), so one payment never becomes two RRRs."""
-    request = _request(harness)
+    request = request_with(harness)
     first = await harness.processor.start_redirect(request)
     again = await harness.processor.start_redirect(request)
     assert again.external_id == first.external_id
@@ -193,7 +159,7 @@ async def test_a_second_start_reuses_the_rrr_of_the_first(harness: RemitaHarness
 async def test_a_forged_paid_notification_does_not_count(harness: RemitaHarness) -> None:
     """Anyone can post "this RRR was paid": the notification only makes kassa ask, and
     Remita's answer is that it was not."""
-    start = await harness.processor.start_redirect(_request(harness))
+    start = await harness.processor.start_redirect(request_with(harness))
     forged = _incoming(harness.fake.notification_body(start.external_id, amount="100.00"))
     notification = harness.processor.parse_notification(forged)
     assert notification.kind == NotificationKind.CHECK_STATUS
@@ -203,7 +169,7 @@ async def test_a_forged_paid_notification_does_not_count(harness: RemitaHarness)
 
 
 async def test_a_paid_rrr_is_notified_and_confirmed_by_the_status(harness: RemitaHarness) -> None:
-    request = _request(harness)
+    request = request_with(harness)
     start = await harness.processor.start_redirect(request)
     query = await harness.pay(start, Choice.APPROVE)
     assert query["RRR"] == start.external_id and query["orderID"] == request.idempotency_key
@@ -220,7 +186,7 @@ async def test_a_paid_rrr_is_notified_and_confirmed_by_the_status(harness: Remit
 
 
 async def test_an_aborted_payment_is_canceled(harness: RemitaHarness) -> None:
-    start = await harness.processor.start_redirect(_request(harness))
+    start = await harness.processor.start_redirect(request_with(harness))
     result = await harness.processor.complete_return(start, await harness.pay(start, Choice.CANCEL))
     assert (result.status, result.decline_code) == (ChargeOutcome.DECLINED, "canceled")
 
@@ -237,7 +203,7 @@ async def test_a_wrong_api_key_never_reads_as_a_declined_payment(
     """A status query Remita refuses raises; and neither the key nor anything else secret
     reaches the logs or the errors."""
     caplog.set_level(logging.DEBUG)
-    start = await harness.processor.start_redirect(_request(harness))
+    start = await harness.processor.start_redirect(request_with(harness))
     wrong = _processor(server.url, harness.clock, api_key="not-the-key")
     errors: list[str] = []
     with pytest.raises(ProcessorError) as failed:
@@ -246,7 +212,7 @@ async def test_a_wrong_api_key_never_reads_as_a_declined_payment(
     errors.append(failed.value.message)
     harness.hang()
     with pytest.raises(ProcessorError) as timed_out:
-        await harness.processor.start_redirect(_request(harness))
+        await harness.processor.start_redirect(request_with(harness))
     errors.append(timed_out.value.message)
     text = caplog.text + " ".join(errors) + repr(harness.processor._config)
     assert API_KEY not in text and "not-the-key" not in text

@@ -8,8 +8,7 @@ import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import cast
+from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
@@ -34,8 +33,8 @@ from processors.fakes.skrill import (
 )
 from processors.skrill import SkrillProcessor, md5sig, sha2sig
 from tests.bitcoin_chain import LiveServer, serving
-from tests.redirect_browser import press
-from tests.redirect_contract import Choice, RedirectContract, RedirectHarness, request_for
+from tests.redirect_contract import Choice, RedirectContract
+from tests.redirect_harness import Clock, FakeHarness, request_with
 
 _STATUS = {
     NotificationKind.SUCCEEDED: "2",
@@ -48,16 +47,6 @@ _CREDENTIALS = {
     "secret_word": SECRET_WORD,
     "mqi_password": MQI_PASSWORD,
 }
-
-
-class Clock:
-    """The processor's clock, moved by the tests (to let a session expire)."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -77,24 +66,15 @@ def _processor(url: str, clock: Clock, **credentials: str) -> SkrillProcessor:
 
 
 @dataclass
-class SkrillHarness:
-    fake: FakeSkrill
-    processor: SkrillProcessor
+class SkrillHarness(FakeHarness[FakeSkrill, SkrillProcessor]):
     clock: Clock
     currency: str = "EUR"
     amount: int = 1250
     signs_notifications: bool = True
 
-    async def pay(self, start: RedirectStart, choice: Choice) -> dict[str, str]:
-        return await press(start.url, choice.lower(), start.form_fields)
-
-    def hang(self) -> None:
-        self.fake.hang()
-
     def expire(self, start: RedirectStart) -> None:
         self.fake.expire(start.external_id)
-        assert start.expires_at is not None
-        self.clock.now = start.expires_at
+        self.clock.move_to_expiry(start)
 
     def notification(
         self,
@@ -129,12 +109,6 @@ class SkrillHarness:
         for name in ("md5sig", "sha2sig"):
             fields.pop(name)
         return _incoming(FakeSkrill(secret_word="someone else's").signed(fields))
-
-
-def _request(harness: SkrillHarness, amount: int | None = None) -> RedirectRequest:
-    """The contract's payment (``SkrillHarness.processor`` is the concrete class, which the
-    contract's protocol, declaring a settable attribute, does not accept as is)."""
-    return request_for(cast(RedirectHarness, harness), amount)
 
 
 def _incoming(fields: dict[str, str]) -> IncomingRequest:
@@ -185,7 +159,7 @@ def test_md5sig_is_the_documented_formula_worked_by_hand() -> None:
 
 
 async def test_a_chargeback_is_a_reversal(harness: SkrillHarness, server: LiveServer) -> None:
-    request = _request(harness)
+    request = request_with(harness)
     start = await harness.processor.start_redirect(request)
     await harness.pay(start, Choice.APPROVE)
     async with httpx.AsyncClient() as client:
@@ -201,7 +175,7 @@ async def test_a_chargeback_is_a_reversal(harness: SkrillHarness, server: LiveSe
 
 
 async def test_a_pending_payment_is_neither_paid_nor_failed(harness: SkrillHarness) -> None:
-    request = _request(harness)
+    request = request_with(harness)
     start = await harness.processor.start_redirect(request)
     pending = harness.notification(start, request, NotificationKind.SUCCEEDED)
     fields = dict(parse_qsl(pending.body.decode()))
@@ -215,7 +189,7 @@ async def test_a_pending_payment_is_neither_paid_nor_failed(harness: SkrillHarne
 async def test_a_decline_names_skrills_reason_and_each_status_is_its_own_event(
     harness: SkrillHarness,
 ) -> None:
-    request = _request(harness)
+    request = request_with(harness)
     start = await harness.processor.start_redirect(request)
     query = await harness.pay(start, Choice.DECLINE)
     assert query == {"transaction_id": request.idempotency_key}  # no msid on a failure
@@ -228,7 +202,7 @@ async def test_a_decline_names_skrills_reason_and_each_status_is_its_own_event(
 
 
 async def test_a_canceled_session_stays_open_until_it_expires(harness: SkrillHarness) -> None:
-    start = await harness.processor.start_redirect(_request(harness))
+    start = await harness.processor.start_redirect(request_with(harness))
     query = await harness.pay(start, Choice.CANCEL)
     result = await harness.processor.complete_return(start, query)
     assert result.status == ChargeOutcome.UNKNOWN  # a cancel return proves nothing either
@@ -241,7 +215,7 @@ async def test_a_canceled_session_stays_open_until_it_expires(harness: SkrillHar
 async def test_the_session_is_prepared_with_a_decimal_amount_and_kassas_addresses(
     harness: SkrillHarness,
 ) -> None:
-    request = _request(harness, amount=100_005)
+    request = request_with(harness, amount=100_005)
     start = await harness.processor.start_redirect(request)
     sid = dict(parse_qsl(urlsplit(start.url).query))["sid"]
     session = harness.fake.sessions[sid]
@@ -255,7 +229,7 @@ async def test_the_session_is_prepared_with_a_decimal_amount_and_kassas_addresse
 
 
 async def test_a_paid_transaction_cannot_be_prepared_again(harness: SkrillHarness) -> None:
-    request = _request(harness)
+    request = request_with(harness)
     start = await harness.processor.start_redirect(request)
     await harness.pay(start, Choice.APPROVE)
     with pytest.raises(ProcessorError) as refused:
@@ -264,7 +238,7 @@ async def test_a_paid_transaction_cannot_be_prepared_again(harness: SkrillHarnes
 
 
 async def test_a_notification_for_another_merchant_is_refused(harness: SkrillHarness) -> None:
-    request = _request(harness)
+    request = request_with(harness)
     start = await harness.processor.start_redirect(request)
     fields = dict(
         parse_qsl(harness.notification(start, request, NotificationKind.SUCCEEDED).body.decode())
@@ -283,9 +257,9 @@ async def test_credentials_never_reach_logs_or_errors(
     errors: list[str] = []
     wrong = _processor(server.url, harness.clock, merchant_email="nobody@kassa.test")
     wrong_mqi = _processor(server.url, harness.clock, mqi_password="not-it")
-    start = await harness.processor.start_redirect(_request(harness))
+    start = await harness.processor.start_redirect(request_with(harness))
     for call in (
-        lambda: wrong.start_redirect(_request(harness)),
+        lambda: wrong.start_redirect(request_with(harness)),
         lambda: wrong_mqi.redirect_status(start),
     ):
         with pytest.raises(ProcessorError) as failed:
@@ -294,7 +268,7 @@ async def test_credentials_never_reach_logs_or_errors(
     assert "PROCESSOR_AUTHENTICATION" in errors[1]
     harness.hang()
     with pytest.raises(ProcessorError) as timed_out:
-        await harness.processor.start_redirect(_request(harness))
+        await harness.processor.start_redirect(request_with(harness))
     errors.append(f"{timed_out.value.code} {timed_out.value.message}")
     text = caplog.text + " ".join(errors) + repr(harness.processor._config)
     for secret in (SECRET_WORD, MQI_PASSWORD, "not-it"):
