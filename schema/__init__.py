@@ -50,6 +50,7 @@ from schema.letterheads import LetterheadMutations, LetterheadQueries
 from schema.operation_metrics import OperationMetrics
 from schema.payment_methods import PaymentMethodMutations
 from schema.payments import PaymentMutations, PaymentQueries
+from schema.prepared import PreparedReads
 from schema.processor_accounts import ProcessorAccountMutations, ProcessorAccountQueries
 from schema.redirect_payments import RedirectPaymentMutations, RedirectPaymentQueries
 from schema.request_rules import (
@@ -113,7 +114,9 @@ Mutation = merge_types(
 )
 
 
-def _extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
+def _extensions(
+    settings: Settings, costs: CostCache, prepared: PreparedReads | None
+) -> list[Callable[[], SchemaExtension]]:
     """Extension factories (strawberry makes one set per request).
 
     The depth and alias rules are built once here, not per request: the validation cache
@@ -123,7 +126,6 @@ def _extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
-    costs = CostCache()  # shared by the requests, as the parser and validation caches are
     validations: OrderedDict[tuple[str, Any], list[GraphQLError]] = OrderedDict()
     extensions: list[Callable[[], SchemaExtension]] = [
         OperationMetrics,  # first in, last out: it counts the errors as the client sees them
@@ -137,15 +139,19 @@ def _extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
         DomainErrorCodes,
         lambda: SchemaVisibility(settings),
     ]
-    if settings.compiled_reads:
+    if prepared is not None:
         plans = PlanCache()  # shared by the requests, as the cost cache is
-        extensions.append(lambda: CompiledReads(plans))  # after every rule
+        extensions.append(lambda: CompiledReads(plans, prepared))  # after every rule
     if not settings.development:
         extensions.append(lambda: MaskErrors(should_mask_error=is_internal))
     return extensions
 
 
 class KassaSchema(strawberry.Schema):
+    #: Documents compiled reads have answered, for ``GraphQLEndpoint`` to answer again
+    #: without Strawberry's view (:mod:`schema.prepared`); None with compiled reads off.
+    prepared: PreparedReads | None = None
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -167,12 +173,16 @@ class KassaSchema(strawberry.Schema):
                 log.info("GraphQL %s: %s", error.path, error.message)
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
-    return KassaSchema(
+def build_schema(settings: Settings) -> KassaSchema:
+    costs = CostCache()  # shared by the requests, as the parser and validation caches are
+    prepared = PreparedReads(settings.max_query_cost, costs) if settings.compiled_reads else None
+    built = KassaSchema(
         query=Query,
         mutation=Mutation,
-        extensions=_extensions(settings),
+        extensions=_extensions(settings, costs, prepared),
     )
+    built.prepared = prepared
+    return built
 
 
 schema = build_schema(Settings())

@@ -41,7 +41,7 @@ import inspect
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphql import (
     ExecutionResult,
@@ -69,6 +69,9 @@ from strawberry.types.field import StrawberryField
 
 from billing import metrics
 from resolvers.context import Context
+
+if TYPE_CHECKING:
+    from schema.prepared import PreparedReads
 
 #: Fields with a resolver of their own that compiled reads may call: each reads only
 #: ``info.context`` (its viewer, DataLoaders and session) and its arguments, and only
@@ -367,9 +370,10 @@ class CompiledReads(SchemaExtension):
     after every extension that checks the request (they run in ``on_validate`` and before).
     """
 
-    def __init__(self, plans: PlanCache) -> None:
+    def __init__(self, plans: PlanCache, prepared: PreparedReads) -> None:
         super().__init__()
         self.plans = plans
+        self.prepared = prepared
 
     async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context
@@ -392,5 +396,6 @@ class CompiledReads(SchemaExtension):
                 else:
                     context.result = ExecutionResult(data=data)
                     outcome = "compiled"
+                    self.prepared.remember(context, plan)
             metrics.GRAPHQL_COMPILED_READS.labels(outcome).inc()
         yield

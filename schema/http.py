@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import json
 from contextlib import suppress
-from typing import Any
+from typing import Any, cast
 
 from cross_web import HTTPException
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import InvalidOperationTypeError
@@ -35,7 +35,8 @@ from strawberry.types import ExecutionResult
 from billing.db import Database
 from resolvers import sessions
 from resolvers.context import Context
-from schema import build_schema
+from schema import KassaSchema, build_schema
+from schema.prepared import PreparedReads
 from settings import Settings
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -174,6 +175,27 @@ def with_lower_case_media_type(headers: list[tuple[bytes, bytes]]) -> list[tuple
     ]
 
 
+def is_json_post(scope: Scope) -> bool:
+    """Whether the request is a POST of JSON (a GraphQL request a prepared read may answer)."""
+    content_type = Headers(scope=scope).get("content-type")
+    return scope["method"] == "POST" and media_type(content_type) == JSON
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """``receive`` for a request whose body has been read: the body once, then ``receive``'s
+    own messages (a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 async def read_without_transaction(session: AsyncSession) -> None:
     """On PostgreSQL, let the request's reads run outside a transaction.
 
@@ -195,12 +217,14 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     GraphQL-over-HTTP media types and status codes, and the offline GraphiQL page."""
 
     def __init__(self, settings: Settings) -> None:
+        schema = build_schema(settings)
         super().__init__(
-            build_schema(settings),
+            schema,
             graphql_ide="graphiql" if settings.graphiql else None,
             subscription_protocols=(),
         )
         self.settings = settings
+        self.prepared = schema.prepared
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The session lives until the response has been sent, and is closed even when the
@@ -212,6 +236,11 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             state = scope.setdefault("state", {})
             state["db_session"] = session
             try:
+                if self.prepared is not None and is_json_post(scope):
+                    body = await Request(scope, receive).body()
+                    receive = replaying(body, receive)
+                    if await self.answer_prepared(self.prepared, scope, body, receive, send):
+                        return
                 await super().__call__(scope, receive, send)
             except UnreadableJson as refused:
                 await refusal(scope, 400, str(refused), "BAD_REQUEST")(scope, receive, send)
@@ -224,6 +253,40 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 context: Context | None = state.get("graphql_context")
                 if context is not None:  # no reads may outlive the session
                     await context.settle()
+
+    async def answer_prepared(
+        self, prepared: PreparedReads, scope: Scope, body: bytes, receive: Receive, send: Send
+    ) -> bool:
+        """Answer a request for a prepared document (:mod:`schema.prepared`) without
+        Strawberry's view; False, having sent nothing, when Strawberry must answer it."""
+        try:
+            decoded = decode_request_json(body)
+        except (ValueError, UnreadableJson):  # Strawberry's to refuse, as it words it
+            return False
+        if not isinstance(decoded, dict):
+            return False
+        query, name = decoded.get("query"), decoded.get("operationName")
+        variables, extensions = decoded.get("variables"), decoded.get("extensions")
+        if not (
+            isinstance(query, str)
+            and isinstance(name, str | None)
+            and isinstance(variables, dict | None)
+            and isinstance(extensions, dict | None)
+        ):
+            return False
+        found = prepared.find(query, name)
+        if found is None:
+            return False
+        request = Request(scope, receive)
+        sub_response = await self.get_sub_response(request)
+        context = await self.get_context(request, sub_response)
+        schema = cast(KassaSchema, self.schema)
+        data = await prepared.answer(schema, query, found, context, variables or {})
+        if data is None:
+            await context.settle()  # Strawberry's run makes a context of its own
+            return False
+        await self.create_response({"data": data}, sub_response)(scope, receive, send)
+        return True
 
     def decode_json(self, data: str | bytes) -> object:
         return decode_request_json(data)

@@ -147,7 +147,7 @@ class NulCharactersRefused(SchemaExtension):
         query = context.query or ""
         suspect = "\x00" in query or "\\u" in query
         in_document = document is not None and suspect and _nul_in(document)
-        if in_document or _holds_nul(context.variables):
+        if in_document or holds_nul(context.variables):
             error = GraphQLError(
                 "Text may not contain the NUL character (U+0000).",
                 extensions={"code": "INVALID_TEXT"},
@@ -156,14 +156,14 @@ class NulCharactersRefused(SchemaExtension):
         yield
 
 
-def _holds_nul(value: Any) -> bool:
+def holds_nul(value: Any) -> bool:
     """Whether a variables value (JSON: dicts, lists, strings, numbers) holds a NUL anywhere."""
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+        return any(holds_nul(k) or holds_nul(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_holds_nul(item) for item in value)
+        return any(holds_nul(item) for item in value)
     return False
 
 

@@ -262,7 +262,7 @@ def statements(db: Database) -> Iterator[list[str]]:
         event.remove(db.engine.sync_engine, "before_cursor_execute", note)
 
 
-async def test_the_dashboard_takes_the_compiled_path(
+async def test_the_dashboard_takes_the_compiled_path_then_the_prepared_one(
     http: httpx.AsyncClient, strawberry_http: httpx.AsyncClient, db: Database
 ) -> None:
     world = await build_world(db)
@@ -272,22 +272,72 @@ async def test_the_dashboard_takes_the_compiled_path(
         if found[0] == Caller.RESELLER_KEY
     ]
     variables = {"id": world.sides["A1"].customer}
-    await compiled.run(DASHBOARD, variables)  # plans and statements cached
-    before = {
-        outcome: compiled_count(outcome) for outcome in ("compiled", "fallback", "unsupported")
-    }
+    outcomes = ("compiled", "prepared", "fallback", "unsupported")
+    before = {outcome: compiled_count(outcome) for outcome in outcomes}
+    first = await compiled.run(DASHBOARD, variables)  # through Strawberry's pipeline
+    after_first = {outcome: compiled_count(outcome) for outcome in outcomes}
+    assert after_first == {**before, "compiled": before["compiled"] + 1}
     with statements(db) as seen:
-        answer = await compiled.run(DASHBOARD, variables)
-    after = {outcome: compiled_count(outcome) for outcome in before}
-    assert after == {**before, "compiled": before["compiled"] + 1}
-    assert answer == await plain.run(DASHBOARD, variables)
+        answer = await compiled.run(DASHBOARD, variables)  # prepared: past Strawberry's view
+    after = {outcome: compiled_count(outcome) for outcome in outcomes}
+    assert after == {**after_first, "prepared": after_first["prepared"] + 1}
+    assert answer == first == await plain.run(DASHBOARD, variables)
     assert answer["customer"]["invoices"] and answer["customer"]["payments"]
     # The key, the customer with its balance, then its accounts, invoices and payments in
     # one statement (Strawberry's executor reads the three lists with one statement each).
     assert len(seen) == 3, seen
-    # And Strawberry's own run of it is not counted as compiled.
+    # And Strawberry's own run of it is counted as neither.
     await plain.run(DASHBOARD, variables)
-    assert compiled_count("compiled") == after["compiled"]
+    assert {outcome: compiled_count(outcome) for outcome in outcomes} == after
+
+
+async def test_a_prepared_document_meets_the_rules_that_read_the_request(
+    http: httpx.AsyncClient, strawberry_http: httpx.AsyncClient, db: Database
+) -> None:
+    """Once prepared, a document's requests still meet every rule that depends on the
+    request rather than the text: the caller's key, NUL in the variables, the cost its
+    variables give it, variables that do not coerce, the operation named.  Each is
+    answered as Strawberry answers it, and none counts as prepared."""
+    world = await build_world(db)
+    ((_, compiled, plain),) = [
+        found
+        for found in await callers(http, strawberry_http, db, world)
+        if found[0] == Caller.RESELLER_KEY
+    ]
+    customer = world.sides["A1"].customer
+    paged = (
+        "query Q($id: ID!, $first: Int!) { customer(id: $id) { "
+        "invoices(first: $first) { id } payments(first: $first) { id } } }"
+    )
+    for document, variables in (
+        (DASHBOARD, {"id": customer}),
+        (paged, {"id": customer, "first": 2}),
+    ):
+        await compiled.run(document, variables)
+        before = compiled_count("prepared")
+        await compiled.run(document, variables)
+        assert compiled_count("prepared") == before + 1  # prepared from here on
+    requests: list[tuple[str, dict[str, Any] | None, str | None]] = [
+        (DASHBOARD, {"id": customer + "\x00"}, None),
+        (DASHBOARD, {"id": None}, None),
+        (DASHBOARD, None, None),
+        (paged, {"id": customer, "first": 1_000_000}, None),  # over the cost limit
+        (paged, {"id": customer, "first": "ten"}, None),
+        (paged, {"id": customer, "first": 101}, None),
+        (DASHBOARD, {"id": customer}, "Other"),
+    ]
+    key = {"authorization": f"Bearer {compiled.token}"}
+    before = compiled_count("prepared")
+    for document, variables, name in requests:
+        body = {"query": document, "variables": variables, "operationName": name}
+        first = await http.post("/graphql", json=body, headers=key)
+        second = await strawberry_http.post("/graphql", json=body, headers=key)
+        assert (first.status_code, first.text) == (second.status_code, second.text)
+        assert first.status_code != 200 or "errors" in first.json(), (variables, first.text)
+    stranger = {"authorization": "Bearer kassa_nope_nothing"}
+    body = {"query": DASHBOARD, "variables": {"id": customer}}
+    assert (await http.post("/graphql", json=body, headers=stranger)).status_code == 401
+    assert compiled_count("prepared") == before
 
 
 def test_the_supported_resolvers_exist() -> None:
