@@ -20,6 +20,6 @@ def tls() -> ssl.SSLContext:
 
 def require_https(mode: Mode, url: str, system: str) -> None:
     """A live account's credentials and tokens never travel unencrypted: ``INSECURE_URL``
-    before any call when ``url`` is not HTTPS."""
-    if mode is Mode.LIVE and not url.startswith("https://"):
+    before any call when ``url`` is not HTTPS (the scheme read as URLs read it, in any case)."""
+    if mode is Mode.LIVE and httpx.URL(url).scheme != "https":
         raise ProcessorError("INSECURE_URL", f"a live {system} account is reached over HTTPS only")

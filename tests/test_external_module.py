@@ -401,8 +401,9 @@ def test_an_account_needs_the_module_address_its_secret_and_https_when_live() ->
         with pytest.raises(ProcessorError) as refused:
             ExternalModuleProcessor(config=config)
         assert refused.value.code == code
-    live = ProcessorConfig(credentials=secret, mode=Mode.LIVE, base_url="https://module.example")
-    assert ExternalModuleProcessor(config=live).name == "external_module"
+    for address in ("https://module.example", "HTTPS://Module.Example"):  # schemes: any case
+        live = ProcessorConfig(credentials=secret, mode=Mode.LIVE, base_url=address)
+        assert ExternalModuleProcessor(config=live).name == "external_module"
 
 
 def _doc_blocks(fence: str) -> list[str]:
