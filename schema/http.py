@@ -10,6 +10,10 @@ vendored under ``static/vendor/`` and started by ``static/graphiql.js``: Strawbe
 loads React and GraphiQL from a CDN, which is a blank page offline or behind a firewall.  The
 page's Content-Security-Policy lets it load and ask nothing outside this server.
 
+A POST of JSON for a document compiled reads have already answered is answered again
+without Strawberry's view (:mod:`schema.prepared`), with the same context, viewer and
+response; anything else, and any such request that meets an error, is Strawberry's.
+
 A request body (or ``variables`` parameter) nested deeper than :data:`MAX_JSON_DEPTH` is
 refused with a 400 and a GraphQL-style error before anything walks it: Python's JSON parser
 and everything after it recurse, and ``[[[[…]]]]`` 100,000 deep would otherwise be a 500.
