@@ -71,9 +71,10 @@ GRAPHQL_ERRORS = Counter(
 )
 GRAPHQL_COMPILED_READS = Counter(
     "kassa_graphql_compiled_reads",
-    "GraphQL operations by how they ran: compiled (schema.compiled), fallback (compiled, "
-    "but Strawberry answered this request: an error to report), unsupported (Strawberry's "
-    "executor: mutations, and queries outside the compiled subset).",
+    "GraphQL operations by how they ran: compiled (schema.compiled), prepared (compiled, "
+    "past Strawberry's view: schema.prepared), fallback (compiled, but Strawberry answered "
+    "this request: an error to report), unsupported (Strawberry's executor: mutations, and "
+    "queries outside the compiled subset).",
     ["outcome"],
 )
 GRAPHQL_USER_ERRORS = Counter(
