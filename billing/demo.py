@@ -57,6 +57,7 @@ from billing.models import (
     CardCharging,
     ChargeKind,
     Customer,
+    CustomerClass,
     Distributor,
     Invoice,
     InvoiceKind,
@@ -798,14 +799,45 @@ async def _card_customer(
     """A USD customer of ``reseller_id`` (None: the provider's) whose card goes through the
     owner's account, with an invoice charged on its due date by the collection run."""
     staff = Viewer(role=Role.ADMIN, user_id=0, reseller_id=reseller_id)
-    cls = await create_customer_class(
+    cls = await _due_date_class(session, staff, "Card on file", CARD_TERMS_DAYS)
+    customer = await _portal_customer(session, staff, cls.id, name, email, ("9000", "Fibre 1000"))
+    await add_card(
         session,
         staff,
-        "Card on file",
-        CARD_TERMS_DAYS,
+        customer.id,
+        CardDetails(number="4111111111111111", exp_month=12, exp_year=2031, cvc="123", holder=name),
+    )
+    await _invoice_at_once(session, customer, ChargeKind.ONE_OFF, f"{name}: installation", fee)
+
+
+async def _due_date_class(
+    session: AsyncSession, staff: Viewer, name: str, terms_days: int
+) -> CustomerClass:
+    """A class whose invoices closed early are collected on their due date: by the card on
+    file, or through the gateway the class is billed by (the card and direct-debit
+    customers' classes)."""
+    return await create_customer_class(
+        session,
+        staff,
+        name,
+        terms_days,
         7,
         {InvoiceKind.OUT_OF_TURN: SettingsInput(card_charging=CardCharging.ON_DUE_DATE)},
     )
+
+
+async def _portal_customer(
+    session: AsyncSession,
+    staff: Viewer,
+    class_id: int,
+    name: str,
+    email: str,
+    line: tuple[str, str],
+    billing_period: BillingPeriod | None = None,
+) -> Customer:
+    """A USD customer in New York on auto-payment who signs in to the portal with the demo
+    customer password, with one line: ``line`` is its number's last four digits and its
+    product.  The customer of ``staff``'s reseller when it acts for one."""
     customer = await create_customer(
         session,
         staff,
@@ -814,23 +846,19 @@ async def _card_customer(
             email=email,
             currency="USD",
             time_zone="America/New_York",
-            class_id=cls.id,
+            class_id=class_id,
             credit_limit=50000,
             auto_payment=True,
-            reseller_id=reseller_id,
+            reseller_id=staff.reseller_id,
+            billing_period=billing_period,
         ),
     )
-    await create_account(session, staff, customer.id, f"+1555{customer.id:03d}9000", "Fibre 1000")
+    digits, product = line
+    await create_account(session, staff, customer.id, f"+1555{customer.id:03d}{digits}", product)
     await users.create_user(
         session, email, CUSTOMER_PASSWORD, Role.CUSTOMER, customer_id=customer.id
     )
-    await add_card(
-        session,
-        staff,
-        customer.id,
-        CardDetails(number="4111111111111111", exp_month=12, exp_year=2031, cvc="123", holder=name),
-    )
-    await _invoice_at_once(session, customer, ChargeKind.ONE_OFF, f"{name}: installation", fee)
+    return customer
 
 
 # --- direct debit (docs/gateway-billing.md) -------------------------------------------------
@@ -875,35 +903,17 @@ async def _direct_debit_customer(db: Database, customers: list[Customer], at: da
             gateway.id,
             gateway_billing.SettingsInput(gateway_billing.PaidOn.SETTLED, "25.00", "USD", "1.5"),
         )
-        cls = await create_customer_class(
-            session,
-            ADMIN,
-            "Direct debit",
-            DIRECT_DEBIT_TERMS_DAYS,
-            7,
-            {InvoiceKind.OUT_OF_TURN: SettingsInput(card_charging=CardCharging.ON_DUE_DATE)},
-        )
+        cls = await _due_date_class(session, ADMIN, "Direct debit", DIRECT_DEBIT_TERMS_DAYS)
         await gateway_billing.bill_class_through(session, ADMIN, cls.id, gateway.id)
-        customer = await create_customer(
+        customer = await _portal_customer(
             session,
             ADMIN,
-            CustomerInput(
-                name=name,
-                email=email,
-                currency="USD",
-                time_zone="America/New_York",
-                class_id=cls.id,
-                credit_limit=50000,
-                auto_payment=True,
-                # No regular period closes before the load's "now": no empty statement.
-                billing_period=BillingPeriod.MONTHLY_ANNIVERSARY,
-            ),
-        )
-        await create_account(
-            session, ADMIN, customer.id, f"+1555{customer.id:03d}7000", "Fibre 500"
-        )
-        await users.create_user(
-            session, email, CUSTOMER_PASSWORD, Role.CUSTOMER, customer_id=customer.id
+            cls.id,
+            name,
+            email,
+            ("7000", "Fibre 500"),
+            # No regular period closes before the load's "now": no empty statement.
+            billing_period=BillingPeriod.MONTHLY_ANNIVERSARY,
         )
         form = await gateway_billing.start_enrollment(
             session, ADMIN, customer.id, f"{public_url}/portal/direct-debit/return"
