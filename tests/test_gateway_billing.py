@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from billing import gateway_billing, jobs
 from billing.db import Database
 from billing.errors import UserError
-from billing.gateway_billing import PaidOn, SettingsInput
+from billing.gateway_billing import FormStart, PaidOn, SettingsInput
 from billing.models import (
     AttemptStatus,
     CardCharging,
@@ -139,12 +139,38 @@ async def party(db: Database, account_id: int) -> Party:
     return await new_party(db, class_id=class_id, email="ada@example.test")
 
 
-async def onboard(db: Database, party: Party, number: str = "0212345678901") -> PaymentMethod:
-    """Through the fake's hosted form, as the customer's browser would."""
+@pytest.fixture
+async def party_browser(db: Database, party: Party, browser: Browser) -> Browser:
+    """The browser signed in to the portal as :func:`party`."""
+    email = await user_with_login(db, "direct@example.test", Role.CUSTOMER, customer_id=party.id)
+    await browser.sign_in(email)
+    return browser
+
+
+async def save_settings(db: Database, account_id: int, settings: SettingsInput) -> None:
     async with db.transaction() as session:
-        form = await gateway_billing.start_enrollment(
+        await gateway_billing.save_settings(session, admin_viewer(), account_id, settings)
+
+
+async def start(db: Database, party: Party) -> FormStart:
+    """The customer starts the set-up (on-boarded at the gateway first), in its own transaction."""
+    async with db.transaction() as session:
+        return await gateway_billing.start_enrollment(
             session, customer_viewer(party.id), party.id, RETURN_URL
         )
+
+
+async def complete(db: Database, party: Party) -> PaymentMethod:
+    """The customer is back from the gateway's form, in its own transaction."""
+    async with db.transaction() as session:
+        return await gateway_billing.complete_enrollment(
+            session, customer_viewer(party.id), party.id
+        )
+
+
+async def onboard(db: Database, party: Party, number: str = "0212345678901") -> PaymentMethod:
+    """Through the fake's hosted form, as the customer's browser would."""
+    form = await start(db, party)
     async with httpx.AsyncClient() as client:
         page = await client.get(form.url)
         assert page.status_code == 200 and "accountNumber" in page.text
@@ -153,18 +179,26 @@ async def onboard(db: Database, party: Party, number: str = "0212345678901") -> 
         )
     assert back.status_code == 303
     assert back.headers["location"].startswith(RETURN_URL + "?status=Success")
-    async with db.transaction() as session:
-        return await gateway_billing.complete_enrollment(
-            session, customer_viewer(party.id), party.id
-        )
+    return await complete(db, party)
 
 
-async def due_invoice(db: Database, party: Party, amount: int = 5000) -> tuple[int, datetime]:
-    """An invoice (out of turn, net 14) and the instant its first attempt falls due."""
+async def enrolled(db: Database, party: Party) -> GatewayEnrollment:
+    """:func:`onboard` ``party``; its enrollment."""
+    await onboard(db, party)
+    enrollment: GatewayEnrollment
+    [enrollment] = await rows(db, GatewayEnrollment)
+    return enrollment
+
+
+async def due_invoice(
+    db: Database, party: Party, after: timedelta = timedelta(minutes=1), amount: int = 5000
+) -> tuple[int, datetime]:
+    """An invoice (out of turn, net 14) and the instant its first attempt falls due, with the
+    clock moved on to ``after`` that instant (by default: just past the first attempt)."""
     invoice = await issue_invoice(db, party, amount)
-    return invoice.id, datetime.combine(invoice.due_date, datetime.min.time(), UTC) + timedelta(
-        hours=9
-    )
+    due_at = datetime.combine(invoice.due_date, datetime.min.time(), UTC) + timedelta(hours=9)
+    await jobs.advance_clock(db, due_at + after)
+    return invoice.id, due_at
 
 
 async def status_of(db: Database, invoice_id: int) -> InvoiceStatus:
@@ -178,6 +212,27 @@ async def rows(db: Database, model: Any, **where: object) -> list[Any]:
     async with db.session() as session:
         query = select(model).filter_by(**where).order_by(model.id)
         return list((await session.scalars(query)).all())
+
+
+async def settings_of(db: Database, account_id: int) -> GatewaySettings | None:
+    async with db.session() as session:
+        return await session.get(GatewaySettings, account_id)
+
+
+async def payments_in_ledger(db: Database) -> int:
+    """How many payment transactions the ledger holds."""
+    async with db.session() as session:
+        found = await session.scalar(
+            select(func.count())
+            .select_from(LedgerTransaction)
+            .where(LedgerTransaction.kind == TransactionKind.PAYMENT)
+        )
+    return found or 0
+
+
+async def ledger_problems_in(db: Database) -> list[object]:
+    async with db.session() as session:
+        return await ledger_problems(session)
 
 
 async def test_a_full_cycle_from_on_boarding_to_a_settled_payment(
@@ -195,7 +250,6 @@ async def test_a_full_cycle_from_on_boarding_to_a_settled_payment(
     assert account is not None and account["accountReferenceNo"] == enrollment.account_reference
 
     invoice_id, due_at = await due_invoice(db, party)
-    await jobs.advance_clock(db, due_at + timedelta(minutes=1))
     [schedule] = await rows(db, GatewaySchedule)
     assert (schedule.status, schedule.amount, schedule.external_identifier) == (
         "SUBMITTED",
@@ -220,9 +274,8 @@ async def test_a_full_cycle_from_on_boarding_to_a_settled_payment(
     assert history[-1] == "Settled" and "Cleared" in history
     [attempt] = [a for a in await rows(db, CollectionAttempt) if a.payment_id == payment.id]
     assert attempt.status == AttemptStatus.SUCCEEDED
-    async with db.session() as session:
-        assert await ledger_problems(session) == []
-        settings = await session.get(GatewaySettings, schedule.processor_account_id)
+    assert await ledger_problems_in(db) == []
+    settings = await settings_of(db, schedule.processor_account_id)
     assert (
         settings is not None
         and settings.poll_cursor is not None
@@ -239,33 +292,22 @@ async def db_scalar(db: Database, query: object) -> object:
 async def test_cleared_counts_as_paid_when_the_operator_says_so(
     db: Database, fake: FakeDebitsuccess, party: Party, account_id: int
 ) -> None:
-    async with db.transaction() as session:
-        await gateway_billing.save_settings(
-            session, admin_viewer(), account_id, SettingsInput(PaidOn.CLEARED, "0", "USD", "0")
-        )
+    await save_settings(db, account_id, SettingsInput(PaidOn.CLEARED, "0", "USD", "0"))
     await onboard(db, party)
-    invoice_id, due_at = await due_invoice(db, party)
-    await jobs.advance_clock(db, due_at + timedelta(days=2, hours=12))  # Cleared, not Settled
+    # Cleared, not Settled:
+    invoice_id, due_at = await due_invoice(db, party, timedelta(days=2, hours=12))
     assert await status_of(db, invoice_id) == InvoiceStatus.PAID
     await jobs.advance_clock(db, due_at + timedelta(days=6))  # Settled changes nothing more
-    async with db.session() as session:
-        paid = await session.scalar(
-            select(func.count())
-            .select_from(LedgerTransaction)
-            .where(LedgerTransaction.kind == TransactionKind.PAYMENT)
-        )
-        assert paid == 1 and await ledger_problems(session) == []
+    assert await payments_in_ledger(db) == 1 and await ledger_problems_in(db) == []
 
 
 async def test_a_payment_stop_flags_the_customer_and_stops_submissions_until_replaced(
     db: Database, fake: FakeDebitsuccess, party: Party
 ) -> None:
     await user_with_login(db, "boss@kassa.test", Role.ADMIN)
-    await onboard(db, party)
-    enrollment = (await rows(db, GatewayEnrollment))[0]
+    enrollment = await enrolled(db, party)
     fake.stop(enrollment.gateway_account_id, "LostOrStolenCard")
     _, due_at = await due_invoice(db, party)
-    await jobs.advance_clock(db, due_at + timedelta(minutes=1))
     [schedule] = await rows(db, GatewaySchedule)
     assert schedule.status == "REJECTED"
     [attempt] = [a for a in await rows(db, CollectionAttempt) if a.payment_id is not None]
@@ -285,19 +327,17 @@ async def test_a_payment_stop_flags_the_customer_and_stops_submissions_until_rep
     await onboard(db, party, number="0299999999001")
     [enrollment] = await rows(db, GatewayEnrollment)
     assert enrollment.status == "ACTIVE" and enrollment.stop_code is None
-    _, due_at = await due_invoice(db, party, 1200)
-    await jobs.advance_clock(db, due_at + timedelta(minutes=1))
+    await due_invoice(db, party, amount=1200)
     assert [s.status for s in await rows(db, GatewaySchedule)] == ["REJECTED", "SUBMITTED"]
 
 
 async def test_a_failure_is_followed_by_kassas_own_retry(
     db: Database, fake: FakeDebitsuccess, party: Party
 ) -> None:
-    await onboard(db, party)
-    enrollment = (await rows(db, GatewayEnrollment))[0]
+    enrollment = await enrolled(db, party)
     fake.plan(enrollment.gateway_account_id, "fail")
-    invoice_id, due_at = await due_invoice(db, party)
-    await jobs.advance_clock(db, due_at + timedelta(days=2, hours=12))  # Failed on day 2
+    # Failed on day 2:
+    invoice_id, due_at = await due_invoice(db, party, timedelta(days=2, hours=12))
     first = (await rows(db, GatewaySchedule))[0]
     assert (first.status, first.error_code) == ("Failed", "InsufficientFunds")
     [failed] = [a for a in await rows(db, CollectionAttempt) if a.payment_id == first.payment_id]
@@ -307,8 +347,7 @@ async def test_a_failure_is_followed_by_kassas_own_retry(
     assert [s.status for s in schedules] == ["Failed", "Settled"]
     assert schedules[1].external_identifier != schedules[0].external_identifier
     assert await status_of(db, invoice_id) == InvoiceStatus.PAID
-    async with db.session() as session:
-        assert await ledger_problems(session) == []
+    assert await ledger_problems_in(db) == []
 
 
 async def test_a_lost_answer_is_reconciled_by_the_identifier_without_a_second_schedule(
@@ -317,7 +356,6 @@ async def test_a_lost_answer_is_reconciled_by_the_identifier_without_a_second_sc
     await onboard(db, party)
     fake.hang()  # the schedule is made, the answer comes too late
     invoice_id, due_at = await due_invoice(db, party)
-    await jobs.advance_clock(db, due_at + timedelta(minutes=1))
     [schedule] = await rows(db, GatewaySchedule)
     assert schedule.status == "UNKNOWN"
     [payment] = await rows(db, Payment, id=schedule.payment_id)
@@ -340,7 +378,6 @@ async def test_a_5xx_before_the_schedule_is_made_is_sent_again_under_the_same_ke
     await onboard(db, party)
     fake.fail_next(503)
     _, due_at = await due_invoice(db, party)
-    await jobs.advance_clock(db, due_at + timedelta(minutes=1))
     assert len(fake.schedules) == 0
     await jobs.advance_clock(db, due_at + timedelta(minutes=10))
     [made] = fake.schedules.values()
@@ -353,7 +390,6 @@ async def test_the_same_status_seen_in_three_polls_is_applied_once(
 ) -> None:
     await onboard(db, party)
     _, due_at = await due_invoice(db, party)
-    await jobs.advance_clock(db, due_at + timedelta(minutes=1))
     settled_at = due_at + timedelta(days=4, hours=1)
     for hours in (0, 1, 2):  # three polls whose windows all hold the Settled status
         async with db.transaction() as session:
@@ -361,13 +397,7 @@ async def test_the_same_status_seen_in_three_polls_is_applied_once(
         await gateway_billing.poll_account(db, account_id, settled_at + timedelta(hours=hours))
     [settled] = await rows(db, GatewayScheduleStatus, status="Settled")
     assert settled.times_seen == 3 and settled.outcome == "COMPLETED"
-    async with db.session() as session:
-        payments = await session.scalar(
-            select(func.count())
-            .select_from(LedgerTransaction)
-            .where(LedgerTransaction.kind == TransactionKind.PAYMENT)
-        )
-        assert payments == 1 and await ledger_problems(session) == []
+    assert await payments_in_ledger(db) == 1 and await ledger_problems_in(db) == []
 
 
 async def _freeze(session: object, at: datetime) -> None:
@@ -392,15 +422,12 @@ async def test_a_failed_poll_keeps_the_cursor(
     db: Database, fake: FakeDebitsuccess, party: Party, account_id: int
 ) -> None:
     await onboard(db, party)
-    _, due_at = await due_invoice(db, party)
-    await jobs.advance_clock(db, due_at + timedelta(hours=7))
-    async with db.session() as session:
-        before = (await session.get(GatewaySettings, account_id)).poll_cursor  # type: ignore[union-attr]
+    _, due_at = await due_invoice(db, party, timedelta(hours=7))
+    before = (await settings_of(db, account_id)).poll_cursor  # type: ignore[union-attr]
     fake.fail_next(503)
     report = await gateway_billing.poll_account(db, account_id, due_at + timedelta(days=3))
     assert report.error is not None and report.windows == 0
-    async with db.session() as session:
-        after = await session.get(GatewaySettings, account_id)
+    after = await settings_of(db, account_id)
     assert after is not None and after.poll_cursor == before and after.last_poll_error
 
 
@@ -412,9 +439,8 @@ async def test_bad_settings_and_classes_are_refused(db: Database, account_id: in
         (SettingsInput(PaidOn.SETTLED, "1.00", "XXQ", "2"), "INVALID_CURRENCY"),
     ]
     for data, code in cases:
-        async with db.transaction() as session:
-            with pytest.raises(UserError) as refused:
-                await gateway_billing.save_settings(session, admin_viewer(), account_id, data)
+        with pytest.raises(UserError) as refused:
+            await save_settings(db, account_id, data)
         assert refused.value.code == code, data
     async with db.transaction() as session:
         cards = await create_account(
@@ -429,22 +455,16 @@ async def test_bad_settings_and_classes_are_refused(db: Database, account_id: in
             await gateway_billing.bill_class_through(session, admin_viewer(), class_id, cards.id)
     assert refused.value.code == "NOT_A_GATEWAY"
     party = await new_party(db)
-    async with db.transaction() as session:
-        with pytest.raises(UserError) as refused:
-            await gateway_billing.start_enrollment(
-                session, customer_viewer(party.id), party.id, RETURN_URL
-            )
+    with pytest.raises(UserError) as refused:
+        await start(db, party)
     assert refused.value.code == "NOT_GATEWAY_BILLED"
 
 
 async def test_returning_before_the_form_was_filled_in_keeps_nothing(
     db: Database, party: Party
 ) -> None:
-    async with db.transaction() as session:
-        await gateway_billing.start_enrollment(
-            session, customer_viewer(party.id), party.id, RETURN_URL
-        )
-    async with db.transaction() as session:
+    await start(db, party)
+    async with db.transaction() as session:  # committed: the refusal itself keeps nothing
         with pytest.raises(UserError) as refused:
             await gateway_billing.complete_enrollment(session, customer_viewer(party.id), party.id)
     assert refused.value.code == "NO_PAYMENT_METHOD_YET"
@@ -455,8 +475,7 @@ async def test_the_administrators_page_shows_the_schedule_history(
     db: Database, fake: FakeDebitsuccess, party: Party, admin: Browser
 ) -> None:
     await onboard(db, party)
-    _, due_at = await due_invoice(db, party)
-    await jobs.advance_clock(db, due_at + timedelta(days=5))
+    await due_invoice(db, party, timedelta(days=5))
     page = await admin.open("/admin/direct-debit")
     assert page.status_code == 200
     assert 'href="/admin/direct-debit"' in page.text  # in the navigation
@@ -474,10 +493,7 @@ async def test_on_boarding_again_after_a_lost_answer_makes_nothing_twice(
     duplicate (or making a second customer)."""
     fake.hang(lost)
     with pytest.raises(UserError) as refused:
-        async with db.transaction() as session:
-            await gateway_billing.start_enrollment(
-                session, customer_viewer(party.id), party.id, RETURN_URL
-            )
+        await start(db, party)
     assert refused.value.code == "GATEWAY_UNAVAILABLE"
     assert "did not answer in time" in refused.value.message
     assert await rows(db, GatewayEnrollment) == []
@@ -494,10 +510,7 @@ async def test_a_gateway_refusal_on_boarding_reads_as_a_user_error(
 ) -> None:
     fake.password = "changed at the gateway"
     with pytest.raises(UserError) as refused:
-        async with db.transaction() as session:
-            await gateway_billing.start_enrollment(
-                session, customer_viewer(party.id), party.id, RETURN_URL
-            )
+        await start(db, party)
     assert refused.value.code == "GATEWAY_REFUSED"
     assert "credentials" in refused.value.message
 
@@ -506,38 +519,28 @@ async def test_coming_back_without_a_new_method_after_a_payment_stop_keeps_it_st
     db: Database, fake: FakeDebitsuccess, party: Party
 ) -> None:
     """The gateway still holds the refused method: it is not taken back as a usable one."""
-    await onboard(db, party)
-    [enrollment] = await rows(db, GatewayEnrollment)
+    enrollment = await enrolled(db, party)
     fake.stop(enrollment.gateway_account_id, "AccountClosed")
-    async with db.transaction() as session:
-        await gateway_billing.start_enrollment(
-            session, customer_viewer(party.id), party.id, RETURN_URL
-        )
+    await start(db, party)
     with pytest.raises(UserError) as refused:
-        async with db.transaction() as session:
-            await gateway_billing.complete_enrollment(session, customer_viewer(party.id), party.id)
+        await complete(db, party)
     assert refused.value.code == "NO_PAYMENT_METHOD_YET"
 
 
 async def test_the_portal_shows_the_fees_then_sends_the_customer_to_the_form_and_back(
-    db: Database, fake: FakeDebitsuccess, party: Party, account_id: int, browser: Browser
+    db: Database, fake: FakeDebitsuccess, account_id: int, party_browser: Browser
 ) -> None:
-    async with db.transaction() as session:
-        await gateway_billing.save_settings(
-            session, admin_viewer(), account_id, SettingsInput(PaidOn.SETTLED, "25", "USD", "1.5")
-        )
-    email = await user_with_login(db, "direct@example.test", Role.CUSTOMER, customer_id=party.id)
-    await browser.sign_in(email)
-    page = await browser.open("/portal/direct-debit")
+    await save_settings(db, account_id, SettingsInput(PaidOn.SETTLED, "25", "USD", "1.5"))
+    page = await party_browser.open("/portal/direct-debit")
     fees = text_of(page.text, "fees")
     assert "25.00 USD" in fees and "1.50 %" in fees
     assert fake.customers == {}  # nothing is made at the gateway before the customer agrees
 
-    refused = await browser.submit("/portal/direct-debit", {})
+    refused = await party_browser.submit("/portal/direct-debit", {})
     assert refused.status_code == 422 and "Tick the box" in refused.text
     assert fake.customers == {}
 
-    leaving = await browser.submit("/portal/direct-debit", {"agree": "on"})
+    leaving = await party_browser.submit("/portal/direct-debit", {"agree": "on"})
     [form_url] = re.findall(r'href="([^"]+/paynow/[0-9a-f]+)"', leaving.text)
     async with httpx.AsyncClient() as widget:
         back = await widget.post(
@@ -545,32 +548,30 @@ async def test_the_portal_shows_the_fees_then_sends_the_customer_to_the_form_and
         )
     location = back.headers["location"]
     assert location.startswith("https://kassa.test/portal/direct-debit/return?status=Success")
-    done = await browser.open(location.removeprefix("https://kassa.test"))
+    done = await party_browser.open(location.removeprefix("https://kassa.test"))
     assert done.status_code == 200
     assert "Direct debit is set up" in text_of(done.text, "set-up-done")
     assert "ending 8901" in text_of(done.text, "current")
-    again = await browser.open(location.removeprefix("https://kassa.test"))  # a reload
+    again = await party_browser.open(location.removeprefix("https://kassa.test"))  # a reload
     assert again.status_code == 200 and len(await rows(db, PaymentMethod)) == 1
-    methods = await browser.open("/portal/payment-methods")
+    methods = await party_browser.open("/portal/payment-methods")
     assert "Bank account ending 8901" in methods.text and "by direct debit" in methods.text
 
 
 async def test_the_portal_says_so_when_the_gateway_does_not_answer(
-    db: Database, fake: FakeDebitsuccess, party: Party, browser: Browser
+    db: Database, fake: FakeDebitsuccess, party_browser: Browser
 ) -> None:
-    email = await user_with_login(db, "direct@example.test", Role.CUSTOMER, customer_id=party.id)
-    await browser.sign_in(email)
-    await browser.open("/portal/direct-debit")
+    await party_browser.open("/portal/direct-debit")
     fake.fail_next(503)
-    page = await browser.submit("/portal/direct-debit", {"agree": "on"})
+    page = await party_browser.submit("/portal/direct-debit", {"agree": "on"})
     assert page.status_code == 422 and "did not answer in time" in page.text
     assert await rows(db, GatewayEnrollment) == []
 
     # Trying again works; coming back without filling the form in (its link expired, say)
     # reads clearly and keeps nothing.
-    leaving = await browser.submit("/portal/direct-debit", {"agree": "on"})
+    leaving = await party_browser.submit("/portal/direct-debit", {"agree": "on"})
     assert "/paynow/" in leaving.text
-    back = await browser.open("/portal/direct-debit/return?status=Success")
+    back = await party_browser.open("/portal/direct-debit/return?status=Success")
     assert back.status_code == 422 and "holds no payment details for you yet" in back.text
     assert await rows(db, PaymentMethod) == []
 
@@ -594,8 +595,7 @@ async def test_administrators_set_the_gateway_and_its_classes_on_the_page(
     )  # fmt: skip
     assert saved.status_code == 200
     assert text_of(saved.text, "notice") == "Debitsuccess's settings saved."
-    async with db.session() as session:
-        row = await session.get(GatewaySettings, account_id)
+    row = await settings_of(db, account_id)
     assert row is not None and (row.paid_on, row.establishment_fee) == ("CLEARED", 1990)
     assert row.commission_basis_points == 250
 
