@@ -57,7 +57,6 @@ from billing.models import (
     CardCharging,
     ChargeKind,
     Customer,
-    CustomerClass,
     Distributor,
     Invoice,
     InvoiceKind,
@@ -799,8 +798,8 @@ async def _card_customer(
     """A USD customer of ``reseller_id`` (None: the provider's) whose card goes through the
     owner's account, with an invoice charged on its due date by the collection run."""
     staff = Viewer(role=Role.ADMIN, user_id=0, reseller_id=reseller_id)
-    cls = await _due_date_class(session, staff, "Card on file", CARD_TERMS_DAYS)
-    customer = await _portal_customer(session, staff, cls.id, name, email, ("9000", "Fibre 1000"))
+    class_id = await _due_date_class(session, staff, "Card on file", CARD_TERMS_DAYS)
+    customer = await _portal_customer(session, staff, class_id, name, email, ("9000", "Fibre 1000"))
     await add_card(
         session,
         staff,
@@ -810,13 +809,11 @@ async def _card_customer(
     await _invoice_at_once(session, customer, ChargeKind.ONE_OFF, f"{name}: installation", fee)
 
 
-async def _due_date_class(
-    session: AsyncSession, staff: Viewer, name: str, terms_days: int
-) -> CustomerClass:
+async def _due_date_class(session: AsyncSession, staff: Viewer, name: str, terms_days: int) -> int:
     """A class whose invoices closed early are collected on their due date: by the card on
     file, or through the gateway the class is billed by (the card and direct-debit
-    customers' classes)."""
-    return await create_customer_class(
+    customers' classes).  Returns its id."""
+    made = await create_customer_class(
         session,
         staff,
         name,
@@ -824,6 +821,7 @@ async def _due_date_class(
         7,
         {InvoiceKind.OUT_OF_TURN: SettingsInput(card_charging=CardCharging.ON_DUE_DATE)},
     )
+    return made.id
 
 
 async def _portal_customer(
@@ -903,12 +901,12 @@ async def _direct_debit_customer(db: Database, customers: list[Customer], at: da
             gateway.id,
             gateway_billing.SettingsInput(gateway_billing.PaidOn.SETTLED, "25.00", "USD", "1.5"),
         )
-        cls = await _due_date_class(session, ADMIN, "Direct debit", DIRECT_DEBIT_TERMS_DAYS)
-        await gateway_billing.bill_class_through(session, ADMIN, cls.id, gateway.id)
+        class_id = await _due_date_class(session, ADMIN, "Direct debit", DIRECT_DEBIT_TERMS_DAYS)
+        await gateway_billing.bill_class_through(session, ADMIN, class_id, gateway.id)
         customer = await _portal_customer(
             session,
             ADMIN,
-            cls.id,
+            class_id,
             name,
             email,
             ("7000", "Fibre 500"),
