@@ -63,13 +63,18 @@ mutation AdminBillClassThroughGateway($input: BillClassThroughGatewayInput!) {
 """
 
 
+def class_form_key(class_id: str) -> str:
+    """The key of a class's billing form among the page's forms."""
+    return f"class-{class_id}"
+
+
 async def _page(
     request: Request,
     forms_shown: dict[str, Form] | None = None,
     notice: str | None = None,
 ) -> Response:
     """The page; ``forms_shown`` holds a refused form by its key (a gateway account's id,
-    or "classes"), drawn again with its errors."""
+    or :func:`class_form_key`), drawn again with its errors."""
     data = await graphql.execute(request, DIRECT_DEBIT, {})
     accounts = data["gatewayBillingAccounts"]
     shown = dict(forms_shown or {})
@@ -86,8 +91,21 @@ async def _page(
             ),
         )
     classes = [edge["node"] for edge in data["customerClasses"]["edges"]]
-    billed_by = {c: a["name"] for a in accounts for c in a["billedClassIds"]}
-    shown.setdefault("classes", Form())
+    billed_by = {c: a for a in accounts for c in a["billedClassIds"]}
+    for cls in classes:  # each class's form shows how it is billed now
+        through = billed_by.get(cls["id"])
+        shown.setdefault(
+            class_form_key(cls["id"]),
+            Form(
+                values={
+                    "processorAccountId": through["processorAccountId"] if through else NO_GATEWAY
+                }
+            ),
+        )
+    listed = {class_form_key(cls["id"]) for cls in classes}
+    unlisted = [key for key in shown if key.startswith("class-") and key not in listed]
+    # A refused class the page does not list (a forged id): its problems above every form.
+    shown["classes"] = shown.pop(unlisted[0]) if unlisted else Form()
     return rendering.render(
         request,
         "admin/direct_debit.html",
@@ -96,8 +114,7 @@ async def _page(
             "enrollments": data["gatewayEnrollments"],
             "forms": shown,
             "classes": classes,
-            "billed_by": billed_by,
-            "class_options": [(c["id"], c["name"]) for c in classes],
+            "billed_by": {c: a["name"] for c, a in billed_by.items()},
             "gateway_options": [(NO_GATEWAY, "Not by direct debit")]
             + [(a["processorAccountId"], f"By direct debit through {a['name']}") for a in accounts],
             "notice": notice,
@@ -140,8 +157,8 @@ async def bill_class(request: Request, visitor: Visitor) -> Response:
         {"classId": values.get("classId", ""), "processorAccountId": account_id or None},
     )
     if payload["errors"]:
-        form = Form.with_errors(values, payload["errors"], fields=("classId", "processorAccountId"))
-        return await _page(request, {"classes": form})
+        form = Form.with_errors(values, payload["errors"], fields=("processorAccountId",))
+        return await _page(request, {class_form_key(values.get("classId", "")): form})
     done = "is now billed by direct debit" if account_id else "is no longer billed by direct debit"
     return await _page(request, notice=f"The class {done}.")
 

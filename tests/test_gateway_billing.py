@@ -59,7 +59,7 @@ from tests.factories import (
     new_party,
     user_with_login,
 )
-from tests.portal_support import Browser, form_fields, text_of
+from tests.portal_support import Browser, form_fields, parse, text_of
 
 pytest_plugins = ["tests.portal_fixtures"]
 
@@ -233,6 +233,16 @@ async def payments_in_ledger(db: Database) -> int:
 async def ledger_problems_in(db: Database) -> list[object]:
     async with db.session() as session:
         return await ledger_problems(session)
+
+
+def class_billing(html: str) -> dict[str, str]:
+    """Each customer class's billing form on the direct-debit page: the gateway it shows
+    chosen ("" for none), by class id."""
+    return {
+        fields["classId"]: fields["processorAccountId"]
+        for action, fields in parse(html).forms
+        if action == "/admin/direct-debit/classes"
+    }
 
 
 async def test_a_full_cycle_from_on_boarding_to_a_settled_payment(
@@ -599,14 +609,17 @@ async def test_administrators_set_the_gateway_and_its_classes_on_the_page(
     assert row is not None and (row.paid_on, row.establishment_fee) == ("CLEARED", 1990)
     assert row.commission_basis_points == 250
 
+    gid = encode_id("CustomerClass", class_id)
+    gateway = encode_id("ProcessorAccount", account_id)
     fields = form_fields(saved.text, "/admin/direct-debit/classes")
+    assert class_billing(saved.text) == {gid: ""}  # each class's form shows how it is billed
     billed = await admin.submit(
-        "/admin/direct-debit/classes",
-        {"classId": encode_id("CustomerClass", class_id),
-         "processorAccountId": encode_id("ProcessorAccount", account_id)},
-    )  # fmt: skip
+        "/admin/direct-debit/classes", {"classId": gid, "processorAccountId": gateway}
+    )
     assert billed.status_code == 200 and "is now billed by direct debit" in billed.text
     assert "Fibre by direct debit: through Debitsuccess" in text_of(billed.text, "billed-classes")
+    assert class_billing(billed.text) == {gid: gateway}
+    assert class_billing((await admin.open("/admin/direct-debit")).text) == {gid: gateway}
     assert "csrf_token" in fields
     forged = await admin.http.post(
         "/admin/direct-debit/classes",
@@ -614,4 +627,10 @@ async def test_administrators_set_the_gateway_and_its_classes_on_the_page(
     )
     assert forged.status_code == 403  # no CSRF token
     bad = await admin.submit("/admin/direct-debit/classes", {"classId": "not-an-id"})
-    assert bad.status_code == 422
+    assert bad.status_code == 422 and 'role="alert"' in bad.text
+    assert class_billing(bad.text) == {gid: gateway}  # the listed class's form as it was
+    stopped = await admin.submit(
+        "/admin/direct-debit/classes", {"classId": gid, "processorAccountId": ""}
+    )
+    assert "is no longer billed by direct debit" in stopped.text
+    assert class_billing(stopped.text) == {gid: ""}
