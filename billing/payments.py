@@ -50,10 +50,11 @@ from billing.access import (
     require_self_or_staff,
     require_staff,
     require_write,
+    sees_books,
     visible_payments,
 )
 from billing.customers import get_customer_for_update
-from billing.errors import NotFound, UserError
+from billing.errors import Forbidden, NotFound, UserError
 from billing.models import (
     Customer,
     Invoice,
@@ -96,9 +97,22 @@ def payment_query(
     received_from: datetime | None = None,
     received_to: datetime | None = None,
     status: PaymentStatus | None = None,
+    flagged: bool | None = None,
 ) -> Select:  # type: ignore[type-arg]
-    """Payments the viewer may see, filtered; ``received_to`` is exclusive, so periods abut."""
+    """Payments the viewer may see, filtered; ``received_to`` is exclusive, so periods abut.
+
+    ``flagged``: only those flagged for an administrator (a notification whose amount or
+    currency differed, a failure after the payment counted as paid: ``flagged_reason``), or
+    only the others.  Whether a payment is flagged is part of the books, which a
+    distributor does not see (:func:`~billing.access.sees_books`), so it may not filter on it.
+    """
+    if flagged is not None and not sees_books(viewer):
+        raise Forbidden("a distributor does not see which payments are flagged")
     query = visible_payments(viewer)
+    if flagged is not None:
+        query = query.where(
+            Payment.flagged_reason.is_not(None) if flagged else Payment.flagged_reason.is_(None)
+        )
     if customer_id is not None:
         query = query.where(Payment.customer_id == customer_id)
     if method is not None:

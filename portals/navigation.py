@@ -41,6 +41,7 @@ _STAFF_NAVIGATION = (
     NavLink("Distributors", f"{ADMIN_HOME}/distributors"),
     NavLink("Classes", f"{ADMIN_HOME}/classes"),
     NavLink("Run problems", f"{ADMIN_HOME}/run-failures"),
+    NavLink("Flagged payments", f"{ADMIN_HOME}/flagged-payments"),
     NavLink("Bitcoin", f"{ADMIN_HOME}/bitcoin"),
     NavLink("Payment systems", f"{ADMIN_HOME}/payment-systems"),
     NavLink("Direct debit", f"{ADMIN_HOME}/direct-debit"),

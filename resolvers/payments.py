@@ -33,6 +33,7 @@ def payment_list(
     method: PaymentChannel | None,
     received_from: datetime | None,
     received_to: datetime | None,
+    flagged: bool | None = None,
 ) -> Select[Any]:
     return payments.payment_query(
         ctx.viewer,
@@ -40,6 +41,7 @@ def payment_list(
         method=method,
         received_from=received_from,
         received_to=received_to,
+        flagged=flagged,
     )
 
 

@@ -66,8 +66,10 @@ class Payment:
         permission_classes=[SeesBooks],
     )
     flagged_reason: str | None = strawberry.field(
-        description="Why a processor's notification about this payment was refused (its "
-        "amount or currency differed): never credited, for an administrator to look at.",
+        description="Why this payment is flagged for an administrator to look at: a "
+        "processor's notification whose amount or currency differed, a cash slip paid in "
+        "another currency, a direct debit reported failed after it counted as paid. kassa "
+        "moved no money on the notice that flagged it.",
         permission_classes=[SeesBooks],
     )
     decline_code: str | None = strawberry.field(permission_classes=[SeesBooks])
@@ -244,7 +246,9 @@ class PaymentQueries:
     @strawberry.field(
         permission_classes=[IsAuthenticated],
         description="Payments in your scope, newest first; receivedTo exclusive. A "
-        "distributor's scope is the payments it recorded itself.",
+        "distributor's scope is the payments it recorded itself. flagged: true for only "
+        "those flagged for an administrator (flaggedReason), false for only the others; not "
+        "for distributors.",
     )
     async def payments(
         self,
@@ -255,8 +259,11 @@ class PaymentQueries:
         method: models.PaymentChannel | None = None,
         received_from: datetime | None = None,
         received_to: datetime | None = None,
+        flagged: bool | None = None,
     ) -> Connection[Payment]:
-        query = resolve.payment_list(info.context, customer_id, method, received_from, received_to)
+        query = resolve.payment_list(
+            info.context, customer_id, method, received_from, received_to, flagged
+        )
         return await paginate(info, query, models.Payment.id, first, after, Payment.from_model)
 
 
