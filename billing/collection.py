@@ -41,7 +41,6 @@ from sqlalchemy import Table, and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import jobs
-from billing.bulk import matching, rows_table
 from billing.errors import UserError
 from billing.models import (
     AttemptStatus,
@@ -325,13 +324,11 @@ async def plan_attempts(
     one INSERT of the attempts.  Invoices waiting for review, void or already paid get
     nothing.
     """
-    if not invoice_ids:
-        return []
-    planned = rows_table(
-        session, "planned", [("id", _INVOICES.c.id.type)], [(i,) for i in invoice_ids]
-    )
-    found = (
-        await session.execute(
+    rows: list[dict[str, Any]] = []
+    never: list[int] = []
+    for start in range(0, len(invoice_ids), _IDS_PER_STATEMENT):
+        chunk = list(invoice_ids[start : start + _IDS_PER_STATEMENT])
+        found = await session.execute(
             select(
                 Invoice.id,
                 Invoice.customer_id,
@@ -341,68 +338,44 @@ async def plan_attempts(
                 Customer.time_zone,
                 CustomerClass.payment_terms_days,
                 CustomerClass.grace_period_days,
-                CollectionSettings.id.label("settings_id"),
+                CollectionSettings,
             )
-            # The ids' range as well (bulk.matching): the planner then reads these invoices
-            # by their key rather than every open invoice by status (the bill run adds
-            # thousands a second, faster than the table's statistics follow).
-            .join(planned, matching(Invoice.id, planned.c.id, invoice_ids))
             .join(Customer, Customer.id == Invoice.customer_id)
             .outerjoin(CustomerClass, CustomerClass.id == Customer.class_id)
             .outerjoin(CollectionSettings, settings_join(Invoice.kind))
             .where(
+                # The range as well: the planner then reads these invoices by their key
+                # rather than every open invoice by status (the bill run adds thousands a
+                # second, faster than the table's statistics follow).
+                Invoice.id.between(min(chunk), max(chunk)),
+                Invoice.id.in_(chunk),
                 Invoice.status.in_(
                     (InvoiceStatus.UNPAID, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.OVERDUE)
                 ),
                 Invoice.amount_paid < Invoice.total,
             )
         )
-    ).all()
-    # A batch's thousand invoices share a handful of classes and dates: each settings row
-    # is read once, and each policy and schedule worked out once.
-    settings_ids = {row.settings_id for row in found if row.settings_id is not None}
-    settings = {
-        row.id: row
-        for row in (
-            await session.scalars(
-                select(CollectionSettings).where(CollectionSettings.id.in_(settings_ids))
+        for row in found.all():
+            policy = resolve_policy(
+                row.payment_terms_days, row.grace_period_days, row.CollectionSettings
             )
-            if settings_ids
-            else ()
-        )
-    }
-    policies: dict[tuple[int | None, int | None, int | None], CollectionPolicy] = {}
-    schedules: dict[tuple[CollectionPolicy, date, date, str], list[tuple[date, datetime]]] = {}
-    rows: list[dict[str, Any]] = []
-    never: list[int] = []
-    for row in found:
-        terms = (row.payment_terms_days, row.grace_period_days, row.settings_id)
-        policy = policies.get(terms)
-        if policy is None:
-            policy = policies[terms] = resolve_policy(
-                row.payment_terms_days, row.grace_period_days, settings.get(row.settings_id)
-            )
-        if policy.card_charging == CardCharging.NEVER:
-            never.append(row.id)
-            continue
-        dates = (policy, row.issue_date, row.due_date, row.time_zone)
-        schedule = schedules.get(dates)
-        if schedule is None:
-            schedule = schedules[dates] = attempt_schedule(
+            if policy.card_charging == CardCharging.NEVER:
+                never.append(row.id)
+                continue
+            for day, at in attempt_schedule(
                 policy, row.issue_date, row.due_date, now, row.time_zone
-            )
-        for day, at in schedule:
-            rows.append(
-                {
-                    "invoice_id": row.id,
-                    "customer_id": row.customer_id,
-                    "scheduled_for": day,
-                    "scheduled_at": at,
-                    "status": AttemptStatus.SCHEDULED,
-                    "currency": row.currency,
-                    "created_at": now,
-                }
-            )
+            ):
+                rows.append(
+                    {
+                        "invoice_id": row.id,
+                        "customer_id": row.customer_id,
+                        "scheduled_for": day,
+                        "scheduled_at": at,
+                        "status": AttemptStatus.SCHEDULED,
+                        "currency": row.currency,
+                        "created_at": now,
+                    }
+                )
     if rows:
         # Imported here: the run (and the card-charge flow under it) builds on this module's
         # rules, and its job's name lives beside its handler (issue 7).
