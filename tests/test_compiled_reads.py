@@ -299,7 +299,7 @@ async def test_a_prepared_document_meets_the_rules_that_read_the_request(
     variables give it, variables that do not coerce, the operation named.  Each is
     answered as Strawberry answers it, and none counts as prepared."""
     world = await build_world(db)
-    ((_, compiled, plain),) = [
+    ((_, compiled, _),) = [
         found
         for found in await callers(http, strawberry_http, db, world)
         if found[0] == Caller.RESELLER_KEY
@@ -328,12 +328,12 @@ async def test_a_prepared_document_meets_the_rules_that_read_the_request(
     ]
     key = {"authorization": f"Bearer {compiled.token}"}
     before = compiled_count("prepared")
-    for document, variables, name in requests:
-        body = {"query": document, "variables": variables, "operationName": name}
-        first = await http.post("/graphql", json=body, headers=key)
-        second = await strawberry_http.post("/graphql", json=body, headers=key)
+    for document, values, name in requests:
+        sent = {"query": document, "variables": values, "operationName": name}
+        first = await http.post("/graphql", json=sent, headers=key)
+        second = await strawberry_http.post("/graphql", json=sent, headers=key)
         assert (first.status_code, first.text) == (second.status_code, second.text)
-        assert first.status_code != 200 or "errors" in first.json(), (variables, first.text)
+        assert first.status_code != 200 or "errors" in first.json(), (values, first.text)
     stranger = {"authorization": "Bearer kassa_nope_nothing"}
     body = {"query": DASHBOARD, "variables": {"id": customer}}
     assert (await http.post("/graphql", json=body, headers=stranger)).status_code == 401
