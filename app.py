@@ -213,12 +213,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         jobs_task = (
             asyncio.create_task(worker.run_forever(app.state.db)) if settings.run_worker else None
         )
-        # What start-up made (the schema, the mappers, the templates) lives as long as the
-        # process: frozen, it is no longer walked by the collector's full passes, which
-        # every request's garbage sets off (a sixth of a dashboard request's CPU under load,
-        # docs/benchmarks.md).
-        gc.collect()
-        gc.freeze()
+        worker.freeze_startup_objects()
         try:
             yield
         finally:

@@ -189,6 +189,7 @@ def worker(
         ran = _with_database(settings, logged(job_worker.run_once))
         typer.echo(f"ran {ran} job{'' if ran == 1 else 's'}")
         return
+    job_worker.freeze_startup_objects()
     try:
         _with_database(settings, logged(job_worker.run_forever))
     except KeyboardInterrupt:

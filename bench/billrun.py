@@ -41,7 +41,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.scratch import fresh_database
-from billing import billrun, clock, jobs
+from billing import billrun, clock, jobs, worker
 from billing.db import Database
 from billing.models import (
     Account,
@@ -206,6 +206,7 @@ async def _work(database_url: str, start: Event) -> None:
     """A worker: run due jobs, looking again every few milliseconds, until stopped."""
     db = Database(Settings(database_url=database_url, run_worker=False))
     jobs.load_handlers()
+    worker.freeze_startup_objects()  # as ``kassa worker`` does
     async with db.session() as session:  # connected before the start signal
         await session.execute(select(1))
     start.wait()
