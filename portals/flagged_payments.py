@@ -15,14 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from portals import graphql, rendering
 from portals.admin import STAFF
 from portals.graphql import Visitor
+from portals.listing import listing
 from portals.navigation import ADMIN_HOME
 from portals.session import requires
 
 FLAGGED_PAYMENTS_PATH = f"{ADMIN_HOME}/flagged-payments"
-PAGE_SIZE = 50
 
 FLAGGED_PAYMENTS = """
 query AdminFlaggedPayments($first: Int!, $after: String) {
@@ -44,15 +43,13 @@ query AdminFlaggedPayments($first: Int!, $after: String) {
 @requires(*STAFF)
 async def flagged_payments(request: Request, visitor: Visitor) -> Response:
     """Flagged payments, newest first."""
-    data = await graphql.execute(
+    return await listing(
         request,
         FLAGGED_PAYMENTS,
-        {"first": PAGE_SIZE, "after": request.query_params.get("after") or None},
-    )
-    return rendering.render(
-        request,
+        "payments",
         "admin/flagged_payments.html",
-        {"payments": data["payments"], "path": FLAGGED_PAYMENTS_PATH},
+        "payments",
+        FLAGGED_PAYMENTS_PATH,
     )
 
 

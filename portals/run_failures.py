@@ -15,14 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from portals import graphql, rendering
 from portals.admin import STAFF
 from portals.graphql import Visitor
+from portals.listing import listing
 from portals.navigation import ADMIN_HOME
 from portals.session import requires
 
 RUN_FAILURES_PATH = f"{ADMIN_HOME}/run-failures"
-PAGE_SIZE = 50
 
 RUN_FAILURES = """
 query AdminRunFailures($first: Int!, $after: String) {
@@ -43,15 +42,13 @@ query AdminRunFailures($first: Int!, $after: String) {
 @requires(*STAFF)
 async def run_failures(request: Request, visitor: Visitor) -> Response:
     """Open run failures, newest first."""
-    data = await graphql.execute(
+    return await listing(
         request,
         RUN_FAILURES,
-        {"first": PAGE_SIZE, "after": request.query_params.get("after") or None},
-    )
-    return rendering.render(
-        request,
+        "runFailures",
         "admin/run_failures.html",
-        {"failures": data["runFailures"], "path": RUN_FAILURES_PATH},
+        "failures",
+        RUN_FAILURES_PATH,
         fragment="run_failures",
     )
 
