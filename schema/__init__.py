@@ -11,7 +11,6 @@ the schema built from default settings; its SDL is exported to ``schema/schema.g
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from schema.exchange_rates import ExchangeRateMutations, ExchangeRateQueries
 from schema.gateway_billing import GatewayBillingMutations, GatewayBillingQueries
 from schema.invoices import InvoiceMutations, InvoiceQueries
 from schema.letterheads import LetterheadMutations, LetterheadQueries
+from schema.lru import LeastRecentlyUsed
 from schema.operation_metrics import OperationMetrics
 from schema.payment_methods import PaymentMethodMutations
 from schema.payments import PaymentMutations, PaymentQueries
@@ -126,13 +126,15 @@ def _extensions(
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
-    validations: OrderedDict[tuple[str, Any], list[GraphQLError]] = OrderedDict()
+    validations: LeastRecentlyUsed[tuple[str, Any], list[GraphQLError]] = LeastRecentlyUsed(
+        VALIDATIONS_KEPT
+    )
     extensions: list[Callable[[], SchemaExtension]] = [
         OperationMetrics,  # first in, last out: it counts the errors as the client sees them
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         ParserCache,
         lambda: AddValidationRules(limits),
-        lambda: ValidationCache(validations, VALIDATIONS_KEPT),
+        lambda: ValidationCache(validations),
         OperationNameRequired,  # after the validation cache, which it adds to
         NulCharactersRefused,  # likewise
         lambda: QueryCostLimiter(settings.max_query_cost, costs),  # after validation

@@ -38,7 +38,6 @@ two answers document by document.
 from __future__ import annotations
 
 import inspect
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -69,6 +68,7 @@ from strawberry.types.field import StrawberryField
 
 from billing import metrics
 from resolvers.context import Context
+from schema.lru import LeastRecentlyUsed
 
 if TYPE_CHECKING:
     from schema.prepared import PreparedReads
@@ -346,21 +346,16 @@ class PlanCache:
     """
 
     def __init__(self, size: int = 256) -> None:
-        self.size = size
-        self._plans: OrderedDict[tuple[str, str | None], Plan | None] = OrderedDict()
+        self._plans: LeastRecentlyUsed[tuple[str, str | None], Plan | None] = LeastRecentlyUsed(
+            size
+        )
 
     def plan(
         self, schema: GraphQLSchema, query: str, document: Any, operation_name: str | None
     ) -> Plan | None:
-        key = (query, operation_name)
-        if key in self._plans:
-            self._plans.move_to_end(key)
-            return self._plans[key]
-        plan = compile_operation(schema, document, operation_name)
-        self._plans[key] = plan
-        while len(self._plans) > self.size:
-            self._plans.popitem(last=False)
-        return plan
+        return self._plans.get_or_make(
+            (query, operation_name), lambda: compile_operation(schema, document, operation_name)
+        )
 
 
 class CompiledReads(SchemaExtension):

@@ -18,7 +18,6 @@ runs, with ``QUERY_TOO_COSTLY`` and the cost and limit in the error's ``extensio
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -46,6 +45,7 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
+from schema.lru import LeastRecentlyUsed
 from schema.relay import DEFAULT_PAGE_SIZE
 
 #: The nodes a list without ``first`` is taken to hold: an invoice has a handful of lines,
@@ -190,10 +190,11 @@ class CostCache:
     """
 
     def __init__(self, size: int = 1024) -> None:
-        self.size = size
         #: Which variables decide a query's cost (learnt from its first estimate).
-        self._deciding: OrderedDict[tuple[str, str | None], frozenset[str]] = OrderedDict()
-        self._costs: OrderedDict[tuple[str, str | None, str], int] = OrderedDict()
+        self._deciding: LeastRecentlyUsed[tuple[str, str | None], frozenset[str]] = (
+            LeastRecentlyUsed(size)
+        )
+        self._costs: LeastRecentlyUsed[tuple[str, str | None, str], int] = LeastRecentlyUsed(size)
 
     def cost(
         self,
@@ -205,26 +206,17 @@ class CostCache:
     ) -> int:
         deciding = self._deciding.get((query, operation_name))
         if deciding is not None:
-            key = (query, operation_name, _values_of(variables, deciding))
-            if key in self._costs:
-                self._costs.move_to_end(key)
-                return self._costs[key]
+            known = self._costs.get((query, operation_name, _values_of(variables, deciding)))
+            if known is not None:
+                return known
         cost, deciding = _estimate(schema, document, variables, operation_name)
-        _remember(self._deciding, (query, operation_name), deciding, self.size)
-        key = (query, operation_name, _values_of(variables, deciding))
-        _remember(self._costs, key, cost, self.size)
+        self._deciding.put((query, operation_name), deciding)
+        self._costs.put((query, operation_name, _values_of(variables, deciding)), cost)
         return cost
 
 
 def _values_of(variables: Mapping[str, Any], names: frozenset[str]) -> str:
     return json.dumps({name: variables.get(name) for name in sorted(names)}, default=repr)
-
-
-def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any, size: int) -> None:
-    cache[key] = value
-    cache.move_to_end(key)
-    while len(cache) > size:
-        cache.popitem(last=False)
 
 
 class QueryCostLimiter(SchemaExtension):

@@ -26,7 +26,6 @@ extension would.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +37,7 @@ from billing import metrics
 from resolvers.context import Context
 from schema.compiled import Plan, Unsupported, run
 from schema.cost import CostCache
+from schema.lru import LeastRecentlyUsed
 from schema.operation_metrics import count_operation
 from schema.request_rules import holds_nul
 
@@ -62,8 +62,9 @@ class PreparedReads:
     def __init__(self, max_cost: int, costs: CostCache, size: int = 256) -> None:
         self.max_cost = max_cost
         self.costs = costs
-        self.size = size
-        self._prepared: OrderedDict[tuple[str, str | None], Prepared] = OrderedDict()
+        self._prepared: LeastRecentlyUsed[tuple[str, str | None], Prepared] = LeastRecentlyUsed(
+            size
+        )
 
     def remember(self, execution: ExecutionContext, plan: Plan) -> None:
         """Keep a document that ``plan`` has just answered after every rule passed."""
@@ -72,16 +73,12 @@ class PreparedReads:
         # The name as sent, not Strawberry's fallback to the first operation's: whether a
         # name was needed is one of the verdicts kept (OperationNameRequired).
         key = (execution.query, execution._provided_operation_name)
-        self._prepared[key] = Prepared(plan, execution.graphql_document, execution.operation_name)
-        self._prepared.move_to_end(key)
-        while len(self._prepared) > self.size:
-            self._prepared.popitem(last=False)
+        self._prepared.put(
+            key, Prepared(plan, execution.graphql_document, execution.operation_name)
+        )
 
     def find(self, query: str, operation_name: str | None) -> Prepared | None:
-        prepared = self._prepared.get((query, operation_name))
-        if prepared is not None:
-            self._prepared.move_to_end((query, operation_name))
-        return prepared
+        return self._prepared.get((query, operation_name))
 
     async def answer(
         self,

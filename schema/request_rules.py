@@ -16,7 +16,6 @@ schema its caller may learn.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +27,7 @@ from strawberry.schema.schema import validate_document
 
 from billing.access import ANONYMOUS, Viewer
 from resolvers.context import Context
+from schema.lru import LeastRecentlyUsed
 from settings import Settings
 
 #: graphql-core's hint (``pyutils.did_you_mean``), always at the end of a message:
@@ -86,26 +86,18 @@ class ValidationCache(SchemaExtension):
     is validated by Strawberry itself.
     """
 
-    def __init__(self, cache: OrderedDict[tuple[str, Any], list[GraphQLError]], size: int) -> None:
+    def __init__(self, cache: LeastRecentlyUsed[tuple[str, Any], list[GraphQLError]]) -> None:
         super().__init__()
         self.cache = cache
-        self.size = size
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         if context.query is not None and context.graphql_document is not None:
-            key = (context.query, tuple(context.validation_rules))
-            errors = self.cache.get(key)
-            if errors is None:
-                errors = validate_document(
-                    context.schema._schema, context.graphql_document, context.validation_rules
-                )
-                self.cache[key] = errors
-                while len(self.cache) > self.size:
-                    self.cache.popitem(last=False)
-            else:
-                self.cache.move_to_end(key)
-            context.pre_execution_errors = errors
+            document, rules = context.graphql_document, context.validation_rules
+            context.pre_execution_errors = self.cache.get_or_make(
+                (context.query, tuple(rules)),
+                lambda: validate_document(context.schema._schema, document, rules),
+            )
         yield
 
 
