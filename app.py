@@ -42,6 +42,8 @@ from settings import Settings, from_env
 log = logging.getLogger("kassa.app")
 #: One line per request (:class:`RequestObserver`); uvicorn's own access log is off.
 access_log = logging.getLogger("kassa.access")
+#: How long a shutdown waits for the in-process worker's job in hand before cancelling it.
+WORKER_STOP_SECONDS = 10.0
 
 # --- every request: its id, its access-log line, its metrics ---------------------------------
 
@@ -210,8 +212,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.db = Database(settings) if own_database else database
         if fake_chain:
             await _rebuild_fake_chain(app.state.db)
+        stop_worker = asyncio.Event()
         jobs_task = (
-            asyncio.create_task(worker.run_forever(app.state.db)) if settings.run_worker else None
+            asyncio.create_task(worker.run_forever(app.state.db, stop=stop_worker))
+            if settings.run_worker
+            else None
         )
         worker.freeze_startup_objects()
         try:
@@ -219,9 +224,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         finally:
             gc.unfreeze()
             if jobs_task is not None:
-                jobs_task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await jobs_task
+                # The job in hand finishes (and commits) first; one that will not is cancelled.
+                stop_worker.set()
+                with suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(jobs_task, WORKER_STOP_SECONDS)
             await mailer.drain()
             if own_database:
                 await app.state.db.dispose()

@@ -22,6 +22,7 @@ request's (:mod:`billing.logs`).  Each run is counted and timed by kind
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import logging
@@ -317,11 +318,13 @@ async def _run_detached(
                 await schedule(session, kind, now + DETACHED_RETRY, payload, unique_key=unique_key)
 
 
-async def run_due(db: Database, limit: int = 100_000) -> int:
-    """Run jobs until none is due (handlers may schedule more for now).  Returns the count."""
+async def run_due(db: Database, limit: int = 100_000, stop: asyncio.Event | None = None) -> int:
+    """Run jobs until none is due (handlers may schedule more for now), or until ``stop`` is
+    set — checked between jobs, so a stopping worker ends with the job in hand done.  Returns
+    the count."""
     load_handlers()
     count = 0
-    while count < limit and await run_one(db):
+    while count < limit and not (stop and stop.is_set()) and await run_one(db):
         count += 1
     return count
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from contextlib import suppress
 
 from billing import jobs, notifications
 from billing.db import Database
@@ -34,25 +35,34 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-async def run_once(database: Database) -> int:
+async def run_once(database: Database, stop: asyncio.Event | None = None) -> int:
     """Run every job due now (and those they make due); returns how many ran.
 
     The e-mail jobs poll the outbox by rescheduling themselves: they are started here first,
     so a fresh database sends mail without anyone scheduling them.
     """
     await notifications.start_jobs(database)
-    return await jobs.run_due(database)
+    return await jobs.run_due(database, stop=stop)
 
 
-async def run_forever(database: Database, interval: float = INTERVAL_SECONDS) -> None:
-    """Run due jobs every ``interval`` seconds until cancelled."""
+async def run_forever(
+    database: Database, interval: float = INTERVAL_SECONDS, stop: asyncio.Event | None = None
+) -> None:
+    """Run due jobs every ``interval`` seconds until cancelled, or until ``stop`` is set.
+
+    ``stop`` ends the loop between rounds, never inside one: a server shutting down lets the
+    job in hand commit instead of cancelling it half-way, which could leave its connection
+    holding SQLite's write lock after the pool was disposed.
+    """
+    stop = stop or asyncio.Event()
     started = False
-    while True:
+    while not stop.is_set():
         try:
-            ran = await (jobs.run_due(database) if started else run_once(database))
+            ran = await (jobs.run_due(database, stop=stop) if started else run_once(database, stop))
             started = True
             if ran:
                 log.info("ran %d job(s)", ran)
         except Exception:
             log.exception("job worker round failed")
-        await asyncio.sleep(interval)
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)

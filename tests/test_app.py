@@ -228,6 +228,35 @@ async def test_lifespan_opens_the_database_and_runs_the_worker(
         assert job is not None and job.status == JobStatus.DONE
 
 
+#: A job that is still running when the server is told to stop (the handler below).
+SLOW_JOB = "test_app_slow"
+_slow_started = asyncio.Event()
+
+
+@jobs.handler(SLOW_JOB)
+async def _slow(session: object, payload: dict[str, object], now: datetime) -> None:
+    _slow_started.set()
+    await asyncio.sleep(0.3)
+
+
+async def test_shutdown_lets_the_job_in_hand_finish(settings: Settings, db: Database) -> None:
+    """Stopping the server ends the worker between jobs: the job it is running commits (a
+    cancelled one would be rolled back, and on SQLite could leave its connection holding the
+    write lock past the pool's disposal), the next due job waits for the next worker."""
+    at = datetime(2027, 1, 1, tzinfo=UTC)
+    async with db.transaction() as session:
+        await clock.freeze(session, at)
+        for key in ("first", "second"):
+            await jobs.schedule(session, SLOW_JOB, at, {}, unique_key=key)
+    _slow_started.clear()
+    app = create_app(settings.with_(run_worker=True))
+    async with app.router.lifespan_context(app):
+        await asyncio.wait_for(_slow_started.wait(), 30)
+    async with db.session() as session:
+        statuses = (await session.scalars(select(Job.status).where(Job.kind == SLOW_JOB))).all()
+    assert sorted(statuses) == sorted([JobStatus.DONE, JobStatus.PENDING])
+
+
 async def test_no_worker_unless_configured(settings: Settings, db: Database) -> None:
     at = datetime(2027, 1, 1, tzinfo=UTC)
     async with db.transaction() as session:
