@@ -63,9 +63,13 @@ mutation AdminBillClassThroughGateway($input: BillClassThroughGatewayInput!) {
 """
 
 
+#: What a class's billing form key starts with (:func:`class_form_key`).
+CLASS_FORM_PREFIX = "class-"
+
+
 def class_form_key(class_id: str) -> str:
     """The key of a class's billing form among the page's forms."""
-    return f"class-{class_id}"
+    return f"{CLASS_FORM_PREFIX}{class_id}"
 
 
 async def _page(
@@ -103,7 +107,7 @@ async def _page(
             ),
         )
     listed = {class_form_key(cls["id"]) for cls in classes}
-    unlisted = [key for key in shown if key.startswith("class-") and key not in listed]
+    unlisted = [key for key in shown if key.startswith(CLASS_FORM_PREFIX) and key not in listed]
     # A refused class the page does not list (a forged id): its problems above every form.
     shown["classes"] = shown.pop(unlisted[0]) if unlisted else Form()
     return rendering.render(
