@@ -726,6 +726,9 @@ class Payment(Base):
     #: Why a notification about this payment was refused (amount or currency mismatch): for
     #: an administrator to look at; such a notification never credits anything.
     flagged_reason: Mapped[str | None] = mapped_column(String(500))
+    #: A flagged payment an administrator has looked into: when, and what they found.
+    flag_reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    flag_review_note: Mapped[str | None] = mapped_column(String(500))
     #: For card payments: the idempotency key the charge is sent under, committed with the
     #: intent before the processor is called (see ``billing.card_charges``).
     processor_key: Mapped[str | None] = mapped_column(String(200), index=True, unique=True)

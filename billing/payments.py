@@ -98,20 +98,29 @@ def payment_query(
     received_to: datetime | None = None,
     status: PaymentStatus | None = None,
     flagged: bool | None = None,
+    flag_reviewed: bool | None = None,
 ) -> Select:  # type: ignore[type-arg]
     """Payments the viewer may see, filtered; ``received_to`` is exclusive, so periods abut.
 
     ``flagged``: only those flagged for an administrator (a notification whose amount or
     currency differed, a failure after the payment counted as paid: ``flagged_reason``), or
-    only the others.  Whether a payment is flagged is part of the books, which a
-    distributor does not see (:func:`~billing.access.sees_books`), so it may not filter on it.
+    only the others.  ``flag_reviewed``: only flagged payments someone has (or has not yet)
+    looked into (:func:`review_flag`).  Whether a payment is flagged is part of the books,
+    which a distributor does not see (:func:`~billing.access.sees_books`), so it may not
+    filter on either.
     """
-    if flagged is not None and not sees_books(viewer):
+    if (flagged is not None or flag_reviewed is not None) and not sees_books(viewer):
         raise Forbidden("a distributor does not see which payments are flagged")
     query = visible_payments(viewer)
     if flagged is not None:
         query = query.where(
             Payment.flagged_reason.is_not(None) if flagged else Payment.flagged_reason.is_(None)
+        )
+    if flag_reviewed is not None:
+        reviewed = Payment.flag_reviewed_at
+        query = query.where(
+            Payment.flagged_reason.is_not(None),
+            reviewed.is_not(None) if flag_reviewed else reviewed.is_(None),
         )
     if customer_id is not None:
         query = query.where(Payment.customer_id == customer_id)
@@ -333,6 +342,28 @@ async def give_back(
         customer_id=customer.id,
         reverses_id=payment.transaction_id,
     )
+
+
+async def review_flag(session: AsyncSession, viewer: Viewer, payment_id: int, note: str) -> Payment:
+    """Mark a flagged payment as looked into (staff), with what was found.
+
+    kassa moved no money on the notice that flagged it, and this moves none either: whatever
+    the administrator found is put right by the usual means (a payment recorded, a refund),
+    and the note says so.  A payment is reviewed once; the flag itself stays, as history.
+    """
+    require_staff(viewer, write=True)
+    payment, _ = await _lock_payment(session, viewer, payment_id)
+    note = validation.required_text(note, "note", 500)
+    if payment.flagged_reason is None:
+        raise UserError("NOT_FLAGGED", "this payment is not flagged", "paymentId")
+    if payment.flag_reviewed_at is not None:
+        raise UserError(
+            "ALREADY_REVIEWED", "this flagged payment was reviewed already", "paymentId"
+        )
+    payment.flag_reviewed_at = await clock.now(session)
+    payment.flag_review_note = note
+    await session.flush()
+    return payment
 
 
 async def void_payment(

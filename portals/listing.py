@@ -7,6 +7,9 @@ query of one connection drawn by one template; this is what they share.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -24,10 +27,26 @@ async def listing(
     name: str,
     path: str,
     fragment: str | None = None,
+    variables: Mapping[str, Any] | None = None,
+    context: Mapping[str, Any] | None = None,
+    status_code: int = 200,
 ) -> Response:
-    """``query`` (taking ``$first`` and ``$after``) run as the visitor, and its connection
-    ``field`` drawn by ``template`` as ``name``, with the page's ``path`` for its links."""
+    """``query`` (taking ``$first`` and ``$after``, and any other ``variables``) run as the
+    visitor, and its connection ``field`` drawn by ``template`` as ``name``, with the page's
+    ``path`` for its links and whatever else ``context`` gives the template."""
     data = await graphql.execute(
-        request, query, {"first": PAGE_SIZE, "after": request.query_params.get("after") or None}
+        request,
+        query,
+        {
+            **(variables or {}),
+            "first": PAGE_SIZE,
+            "after": request.query_params.get("after") or None,
+        },
     )
-    return rendering.render(request, template, {name: data[field], "path": path}, fragment=fragment)
+    return rendering.render(
+        request,
+        template,
+        {**(context or {}), name: data[field], "path": path},
+        fragment=fragment,
+        status_code=status_code,
+    )

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         PayInvoiceInput,
         RecordPaymentInput,
         RefundPaymentInput,
+        ReviewFlaggedPaymentInput,
         TopUpInput,
         VoidPaymentInput,
     )
@@ -34,6 +35,7 @@ def payment_list(
     received_from: datetime | None,
     received_to: datetime | None,
     flagged: bool | None = None,
+    flag_reviewed: bool | None = None,
 ) -> Select[Any]:
     return payments.payment_query(
         ctx.viewer,
@@ -42,6 +44,7 @@ def payment_list(
         received_from=received_from,
         received_to=received_to,
         flagged=flagged,
+        flag_reviewed=flag_reviewed,
     )
 
 
@@ -92,6 +95,16 @@ async def void_payment(ctx: Context, input: VoidPaymentInput) -> Payment | UserE
             ctx.viewer,
             decode_id(input.payment_id, "Payment", "paymentId"),
             input.reason,
+        )
+    )
+
+
+async def review_flagged_payment(
+    ctx: Context, input: ReviewFlaggedPaymentInput
+) -> Payment | UserError:
+    return await ctx.attempt(
+        lambda session: payments.review_flag(
+            session, ctx.viewer, decode_id(input.payment_id, "Payment", "paymentId"), input.note
         )
     )
 

@@ -72,6 +72,15 @@ class Payment:
         "moved no money on the notice that flagged it.",
         permission_classes=[SeesBooks],
     )
+    flag_reviewed_at: datetime | None = strawberry.field(
+        description="When an administrator marked this flagged payment as looked into "
+        "(reviewFlaggedPayment); null while it waits.",
+        permission_classes=[SeesBooks],
+    )
+    flag_review_note: str | None = strawberry.field(
+        description="What the administrator who reviewed the flag found.",
+        permission_classes=[SeesBooks],
+    )
     decline_code: str | None = strawberry.field(permission_classes=[SeesBooks])
     message: str | None = strawberry.field(
         description="Safe to show to the customer.", permission_classes=[SeesBooks]
@@ -97,6 +106,8 @@ class Payment:
             processor=row.processor,
             action_url=row.action_url,
             flagged_reason=row.flagged_reason,
+            flag_reviewed_at=row.flag_reviewed_at,
+            flag_review_note=row.flag_review_note,
             decline_code=row.decline_code,
             message=row.message,
             customer_id=row.customer_id,
@@ -197,6 +208,12 @@ class VoidPaymentInput:
 
 
 @strawberry.input
+class ReviewFlaggedPaymentInput:
+    payment_id: strawberry.ID
+    note: str = strawberry.field(description="What was found, up to 500 characters.")
+
+
+@strawberry.input
 class PayInvoiceInput:
     invoice_id: strawberry.ID
     idempotency_key: str = strawberry.field(description=_IDEMPOTENCY_KEY)
@@ -247,8 +264,9 @@ class PaymentQueries:
         permission_classes=[IsAuthenticated],
         description="Payments in your scope, newest first; receivedTo exclusive. A "
         "distributor's scope is the payments it recorded itself. flagged: true for only "
-        "those flagged for an administrator (flaggedReason), false for only the others; not "
-        "for distributors.",
+        "those flagged for an administrator (flaggedReason), false for only the others; "
+        "flagReviewed: true for only flagged payments someone has reviewed "
+        "(reviewFlaggedPayment), false for only those still waiting; neither for distributors.",
     )
     async def payments(
         self,
@@ -260,9 +278,10 @@ class PaymentQueries:
         received_from: datetime | None = None,
         received_to: datetime | None = None,
         flagged: bool | None = None,
+        flag_reviewed: bool | None = None,
     ) -> Connection[Payment]:
         query = resolve.payment_list(
-            info.context, customer_id, method, received_from, received_to, flagged
+            info.context, customer_id, method, received_from, received_to, flagged, flag_reviewed
         )
         return await paginate(info, query, models.Payment.id, first, after, Payment.from_model)
 
@@ -286,6 +305,16 @@ class PaymentMutations:
     )
     async def void_payment(self, info: Info, input: VoidPaymentInput) -> PaymentPayload:
         return PaymentPayload.of(await resolve.void_payment(info.context, input))
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Mark a flagged payment as looked into, with what was found (staff). "
+        "Moves no money; the flag stays as history.",
+    )
+    async def review_flagged_payment(
+        self, info: Info, input: ReviewFlaggedPaymentInput
+    ) -> PaymentPayload:
+        return PaymentPayload.of(await resolve.review_flagged_payment(info.context, input))
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated], description="Pay an invoice with a stored card."

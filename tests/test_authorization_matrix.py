@@ -206,6 +206,7 @@ BLIND_TO: dict[Caller, tuple[str, ...]] = dict.fromkeys(
         "card",
         "card_payment",
         "voidable_payment",
+        "flagged_payment",
         "bitcoin_address",
         "bitcoin_payment",
         "bitcoin_payment_record",
@@ -238,6 +239,8 @@ class Side:
     card: str
     card_payment: str
     voidable_payment: str
+    #: A payment kassa flagged for an administrator, not yet reviewed.
+    flagged_payment: str
     run_failure: str
     #: The customer's receiving address (a string, not an id, but just as private).
     bitcoin_address: str
@@ -274,6 +277,7 @@ class Side:
             self.cash_payment,
             self.card_payment,
             self.voidable_payment,
+            self.flagged_payment,
             self.bitcoin_payment_record,
         }
         return recorded if self.collected_payment is None else recorded | {self.collected_payment}
@@ -302,6 +306,7 @@ def _ghost() -> Side:
         card=encode_id("PaymentMethod", missing),
         card_payment=encode_id("Payment", missing + 1),
         voidable_payment=encode_id("Payment", missing + 2),
+        flagged_payment=encode_id("Payment", missing + 5),
         run_failure=encode_id("RunFailure", missing),
         bitcoin_address="tb1qghost",
         bitcoin_payment=encode_id("BitcoinPayment", missing),
@@ -378,6 +383,10 @@ async def _make_side(
             PaymentChannel.CASH,
             f"world-{label}-voidable",
         )
+        flagged = await record_payment(
+            session, admin, customer.id, 100, "USD", PaymentChannel.WIRE, f"world-{label}-flagged"
+        )
+        flagged.flagged_reason = "the bank reported another amount"
         waiting = await post_charge(
             session,
             admin,
@@ -478,6 +487,7 @@ async def _make_side(
         card=encode_id("PaymentMethod", card.id),
         card_payment=encode_id("Payment", card_payment.id),
         voidable_payment=encode_id("Payment", voidable.id),
+        flagged_payment=encode_id("Payment", flagged.id),
         run_failure=encode_id("RunFailure", failure.id),
         bitcoin_address=bitcoin_address.address,
         bitcoin_payment=encode_id("BitcoinPayment", bitcoin_payment.id),
@@ -945,7 +955,7 @@ DISTRIBUTOR_SEES: dict[str, Reach] = {
         sees=_names("id method amount status reference receivedAt distributorCommission customer"),
         refused=_names(
             "refundedAmount processor declineCode message invoice paymentMethod actionUrl "
-            "flaggedReason processorAccount"
+            "flaggedReason flagReviewedAt flagReviewNote processorAccount"
         ),
     ),
 }
@@ -1729,6 +1739,14 @@ OPERATIONS: tuple[Operation, ...] = (
         lambda me, target, unique: {"paymentId": target.voidable_payment, "reason": "Matrix"},
         STAFF_WRITE,
         result_is="voidable_payment",
+    ),
+    mutation(
+        "reviewFlaggedPayment",
+        "payment",
+        "id flagReviewedAt flagReviewNote",
+        lambda me, target, unique: {"paymentId": target.flagged_payment, "note": "Matrix"},
+        STAFF_WRITE,
+        result_is="flagged_payment",
     ),
     mutation(
         "payInvoice",

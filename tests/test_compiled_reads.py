@@ -207,7 +207,7 @@ def random_selection(rng: random.Random, depth: int = 0) -> str:
         ],
         "payments": [
             *["id", "method", "status", "reference", "receivedAt", "processor", "actionUrl"],
-            *["flaggedReason", "declineCode", "message"],
+            *["flaggedReason", "flagReviewedAt", "flagReviewNote", "declineCode", "message"],
             f"amount {money}",
             f"refundedAmount {money}",
         ],

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import update
 
+from billing import ledger
 from billing.db import Database
 from billing.models import Payment, Role
-from schema.relay import decode_id
+from schema.relay import decode_id, encode_id
 from tests.factories import (
     admin_viewer,
     admin_with_login,
@@ -26,8 +27,10 @@ from tests.portal_support import Browser, text_of
 pytest_plugins = ["tests.portal_fixtures"]
 
 PAYMENTS = """
-query Flagged($flagged: Boolean) {
-  payments(first: 50, flagged: $flagged) { edges { node { id flaggedReason } } }
+query Flagged($flagged: Boolean, $reviewed: Boolean) {
+  payments(first: 50, flagged: $flagged, flagReviewed: $reviewed) {
+    edges { node { id flaggedReason } }
+  }
 }
 """
 
@@ -66,8 +69,8 @@ async def payments(db: Database) -> Payments:
     return Payments(reseller.id, own.id, own_flagged.id, own_plain.id, theirs_flagged.id)
 
 
-async def listed(api: Api, flagged: bool | None) -> set[int]:
-    data = await api.run(PAYMENTS, {"flagged": flagged})
+async def listed(api: Api, flagged: bool | None, reviewed: bool | None = None) -> set[int]:
+    data = await api.run(PAYMENTS, {"flagged": flagged, "reviewed": reviewed})
     return {decode_id(edge["node"]["id"], "Payment") for edge in data["payments"]["edges"]}
 
 
@@ -157,3 +160,137 @@ def _links(html: str) -> list[str]:
         found.append(html[start + len(marker) : end])
         start = html.find(marker, end)
     return found
+
+
+REVIEW = """
+mutation Review($input: ReviewFlaggedPaymentInput!) {
+  reviewFlaggedPayment(input: $input) {
+    payment { id flagReviewedAt flagReviewNote flaggedReason }
+    errors { field code }
+  }
+}
+"""
+
+
+async def review(api: Api, payment_id: int, note: str) -> dict[str, object]:
+    data = await api.run(
+        REVIEW, {"input": {"paymentId": encode_id("Payment", payment_id), "note": note}}
+    )
+    payload: dict[str, object] = data["reviewFlaggedPayment"]
+    return payload
+
+
+async def waiting(api: Api, reviewed: bool) -> set[int]:
+    """Flagged payments not yet reviewed (or, with ``reviewed``, those reviewed)."""
+    return await listed(api, None, reviewed)
+
+
+async def test_staff_review_a_flagged_payment_once_within_their_scope(
+    browser: Browser, db: Database
+) -> None:
+    made = await payments(db)
+    provider = Api(browser.http, await api_key(db))
+    assert await waiting(provider, False) == {made.own_flagged, made.theirs_flagged}
+    assert await waiting(provider, True) == set()
+    async with db.session() as session:
+        balances_before = await ledger.verify_balances(session)
+
+    done = await review(provider, made.own_flagged, "  The bank sent 12.50 after all.  ")
+    assert done["errors"] == []
+    payment = done["payment"]
+    assert isinstance(payment, dict)
+    assert payment["flagReviewNote"] == "The bank sent 12.50 after all."
+    assert payment["flagReviewedAt"] is not None
+    assert payment["flaggedReason"] == "the notification said 12.00 <b>EUR</b>"  # kept
+    assert await waiting(provider, False) == {made.theirs_flagged}
+    assert await waiting(provider, True) == {made.own_flagged}
+    assert await listed(provider, True) == {made.own_flagged, made.theirs_flagged}  # still flagged
+
+    refusals = {
+        "again": (made.own_flagged, "Twice"),
+        "plain": (made.own_plain, "Nothing to see"),
+        "empty note": (made.theirs_flagged, "   "),
+        "long note": (made.theirs_flagged, "x" * 501),
+    }
+    codes = {}
+    for name, (payment_id, note) in refusals.items():
+        answer = await review(provider, payment_id, note)
+        assert answer["payment"] is None
+        codes[name] = answer["errors"]
+    assert codes == {
+        "again": [{"field": "paymentId", "code": "ALREADY_REVIEWED"}],
+        "plain": [{"field": "paymentId", "code": "NOT_FLAGGED"}],
+        "empty note": [{"field": "note", "code": "REQUIRED"}],
+        "long note": [{"field": "note", "code": "TOO_LONG"}],
+    }
+    assert await waiting(provider, False) == {made.theirs_flagged}  # nothing half-written
+
+    # A reseller reviews its own customer's, and hears NOT_FOUND for the provider's.
+    reseller = Api(browser.http, await api_key(db, reseller_id=made.reseller_id))
+    unseen = await review(reseller, made.own_flagged, "Not mine")
+    assert unseen["errors"] == [{"field": "paymentId", "code": "NOT_FOUND"}]
+    assert (await review(reseller, made.theirs_flagged, "Refunded by the bank"))["errors"] == []
+    assert await waiting(reseller, True) == {made.theirs_flagged}
+    # Reviewing moves no money.
+    async with db.session() as session:
+        assert await ledger.verify_balances(session) == balances_before == []
+
+
+async def test_a_customer_and_a_distributor_may_not_review(browser: Browser, db: Database) -> None:
+    made = await payments(db)
+    email = await user_with_login(
+        db, "grace@example.com", Role.CUSTOMER, customer_id=made.own_customer
+    )
+    customer = await signed_in_api(browser.http, email)
+    variables = {"input": {"paymentId": encode_id("Payment", made.own_flagged), "note": "Fine"}}
+    answer = (await customer.post(REVIEW, variables)).json()
+    assert [error["extensions"]["code"] for error in answer["errors"]] == ["FORBIDDEN"]
+    browser.http.cookies.clear()
+    async with db.transaction() as session:
+        distributor = await make_distributor(session)
+    email = await user_with_login(
+        db, "kiosk@example.com", Role.DISTRIBUTOR, distributor_id=distributor.id
+    )
+    kiosk = await signed_in_api(browser.http, email)
+    answer = (await kiosk.post(PAYMENTS, {"reviewed": False})).json()
+    assert [error["extensions"]["code"] for error in answer["errors"]] == ["FORBIDDEN"]
+    provider = Api(browser.http, await api_key(db))
+    assert await waiting(provider, True) == set()
+
+
+async def test_the_page_marks_a_payment_reviewed_and_lists_it_apart(
+    browser: Browser, db: Database
+) -> None:
+    made = await payments(db)
+    await browser.sign_in(await admin_with_login(db))
+    await browser.open("/admin/flagged-payments")
+    own = encode_id("Payment", made.own_flagged)
+
+    refused = await browser.submit("/admin/flagged-payments/review", {"paymentId": own, "note": ""})
+    assert refused.status_code == 422
+    assert "Note" in " ".join(refused.text.split()) and 'role="alert"' in refused.text
+    assert text_of(refused.text, "flagged-title") == "2 flagged payments"
+
+    done = await browser.submit(
+        "/admin/flagged-payments/review", {"paymentId": own, "note": "Refunded <i>by hand</i>"}
+    )
+    assert done.status_code == 200
+    assert text_of(done.text, "notice") == "Marked as reviewed."
+    assert text_of(done.text, "flagged-title") == "1 flagged payment"
+    assert "Grace Hopper" not in text_of(done.text, "flagged-payment-list")
+
+    page = await browser.open("/admin/flagged-payments?reviewed=1")
+    assert text_of(page.text, "flagged-title") == "1 reviewed payment"
+    rows = text_of(page.text, "flagged-payment-list")
+    assert "Grace Hopper" in rows and "Katherine Johnson" not in rows
+    assert "Refunded <i>by hand</i>" in rows and "<i>by hand</i>" not in page.text  # escaped
+    assert 'action="/admin/flagged-payments/review"' not in page.text  # nothing left to mark
+
+    # Without the CSRF token the form is refused and nothing changes.
+    forged = await browser.http.post(
+        "/admin/flagged-payments/review",
+        data={"paymentId": encode_id("Payment", made.theirs_flagged), "note": "Forged"},
+    )
+    assert forged.status_code == 403
+    provider = Api(browser.http, await api_key(db))
+    assert await waiting(provider, False) == {made.theirs_flagged}
