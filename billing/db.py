@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -42,6 +43,29 @@ def make_engine(database_url: str, **kwargs: object) -> AsyncEngine:
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
     return create_async_engine(database_url, **kwargs)
+
+
+#: ``session.info`` key of the objects a request's session holds on to (:func:`keep_loaded`).
+_KEPT = "kassa.kept"
+
+
+@event.listens_for(Session, "loaded_as_persistent")
+def _hold(session: Session, instance: object) -> None:
+    kept = session.info.get(_KEPT)
+    if kept is not None:
+        kept.append(instance)
+
+
+def keep_loaded(session: AsyncSession) -> None:
+    """Have ``session`` hold on to every object it loads until the session ends.
+
+    The session's identity map only references its objects weakly: a customer one service
+    loaded and the resolver dropped is gone by the time the next service asks for it, and
+    ``session.get`` reads it again — four times on a customer's dashboard.  Held, it is
+    answered from the identity map.  For a request's session (short, and reading a few
+    dozen objects), not for a job's, which may load thousands.
+    """
+    session.sync_session.info[_KEPT] = []
 
 
 async def lock_for_writing(session: AsyncSession) -> None:

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
+from billing.access import Viewer
 from resolvers import sessions
 from resolvers.context import Context
 
@@ -71,12 +73,13 @@ async def execute(
     """Run one operation as the visitor and return its ``data``.
 
     Each operation gets its own database session and its own Context, as an HTTP request
-    to ``/graphql`` would; a mutation commits before this returns.
+    to ``/graphql`` would; a mutation commits before this returns.  Who the visitor is is
+    read from the session cookie once per page (:func:`_viewer`), not once per operation.
     """
     app = request.app
     async with app.state.db.session() as session:
         try:
-            viewer = await sessions.viewer_from_request(session, app.state.settings, request)
+            viewer = await _viewer(request, session)
         except sessions.InvalidApiKey as refused:  # pages are for browsers, signed in
             raise SignInRequired([GraphQLError(str(refused))]) from None
         context = Context(
@@ -92,6 +95,9 @@ async def execute(
             )
         finally:
             await context.settle()  # no reads may outlive the session
+            if document.lstrip().startswith("mutation"):
+                # It may have signed the visitor in or out, or ended sessions: ask again.
+                request.state.viewer = None
     if result.errors:
         failure = OperationFailed(result.errors)
         if "UNAUTHENTICATED" in failure.codes:
@@ -102,6 +108,16 @@ async def execute(
     data: dict[str, Any] | None = result.data
     assert data is not None
     return data
+
+
+async def _viewer(request: Request, session: AsyncSession) -> Viewer:
+    """Who the request's session cookie names, looked up by the page's first operation and
+    kept on ``request.state`` for the others (a page runs two to four)."""
+    known: Viewer | None = getattr(request.state, "viewer", None)
+    if known is None:
+        known = await sessions.viewer_from_request(session, request.app.state.settings, request)
+        request.state.viewer = known
+    return known
 
 
 async def mutate(request: Request, document: str, input: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from billing.access import Viewer
-from billing.db import Database, lock_for_writing
+from billing.db import Database, keep_loaded, lock_for_writing
 from billing.errors import NotFound, UserError
 from resolvers.loaders import Loaders
 from settings import Settings
@@ -51,6 +51,7 @@ class Context:
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.read)
+        keep_loaded(self.session)
 
     async def read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run ``work`` on the request's session, never alongside another field's query.

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import event
 
 from app import create_app
 from bench.api import DASHBOARD
@@ -30,6 +28,7 @@ from billing.db import Database
 from schema.compiled import RESOLVERS
 from settings import Settings
 from tests.graphql_support import BASE_URL, Api
+from tests.statements import statements
 from tests.test_authorization_matrix import GHOST, Caller, World, build_world, sign_in_as
 
 pytest_plugins = ["tests.graphql_fixtures"]
@@ -246,20 +245,6 @@ async def test_random_selections_answer_as_strawberry_does(
                 f"#{number} {caller} {target.label} {document}\n{first.text}\n{second.text}"
             )
     assert not failures, "\n\n".join(failures[:3]) + f"\n\n({len(failures)} in all)"
-
-
-@contextmanager
-def statements(db: Database) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def note(*args: Any) -> None:
-        seen.append(args[2])
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", note)
 
 
 async def test_the_dashboard_takes_the_compiled_path_then_the_prepared_one(

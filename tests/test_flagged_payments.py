@@ -23,6 +23,7 @@ from tests.factories import (
 )
 from tests.graphql_support import Api, api_key, signed_in_api
 from tests.portal_support import Browser, text_of
+from tests.statements import statements
 
 pytest_plugins = ["tests.portal_fixtures"]
 
@@ -271,9 +272,13 @@ async def test_the_page_marks_a_payment_reviewed_and_lists_it_apart(
     assert "Note" in " ".join(refused.text.split()) and 'role="alert"' in refused.text
     assert text_of(refused.text, "flagged-title") == "2 flagged payments"
 
-    done = await browser.submit(
-        "/admin/flagged-payments/review", {"paymentId": own, "note": "Refunded <i>by hand</i>"}
-    )
+    with statements(db) as seen:
+        done = await browser.submit(
+            "/admin/flagged-payments/review", {"paymentId": own, "note": "Refunded <i>by hand</i>"}
+        )
+    # Who the visitor is: asked by the page's first operation, and again after the mutation
+    # (a mutation may sign the visitor in or out), not by every operation.
+    assert sum("user_sessions" in statement for statement in seen) == 2
     assert done.status_code == 200
     assert text_of(done.text, "notice") == "Marked as reviewed."
     assert text_of(done.text, "flagged-title") == "1 flagged payment"

@@ -4,11 +4,13 @@ mutation, and a UserError rolls back everything the mutation wrote."""
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing import customers
 from billing.db import Database
 from billing.errors import NotFound, UserError
 from billing.models import Reseller, Role
@@ -17,6 +19,7 @@ from schema.relay import encode_id
 from settings import Settings
 from tests.factories import admin_viewer, make_customer, make_distributor, user_with_login
 from tests.graphql_support import signed_in_api
+from tests.statements import statements
 
 pytest_plugins = ["tests.graphql_fixtures"]
 
@@ -147,3 +150,27 @@ async def test_a_refused_field_leaves_no_read_behind(http: httpx.AsyncClient, db
         assert body["data"] == {"customer": None}
         assert {error["extensions"]["code"] for error in body["errors"]} == {"FORBIDDEN"}
         assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_requests_session_holds_what_it_loaded(settings: Settings, db: Database) -> None:
+    """The identity map references objects weakly: without the request's session holding
+    them, a customer one service loaded and dropped is read again by the next."""
+    async with db.transaction() as session:
+        customer_id = (await make_customer(session)).id
+    viewer = admin_viewer()
+
+    async def load(session: AsyncSession) -> None:
+        await customers.get_customer(session, viewer, customer_id)
+        gc.collect()  # nothing else references it now
+
+    async with db.session() as session:
+        ctx = Context(settings=settings, db=db, session=session, viewer=viewer)
+        with statements(db) as seen:
+            for _ in range(3):
+                await ctx.read(load)
+        assert len(seen) == 1
+    async with db.session() as session:  # a job's session: not held
+        with statements(db) as seen:
+            for _ in range(2):
+                await load(session)
+        assert len(seen) == 2

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
-
-from sqlalchemy import event
 
 from billing.db import Database
 from tests.factories import insert_invoice, make_account, make_customer
 from tests.graphql_support import Api
+from tests.statements import statements
 
 pytest_plugins = ["tests.graphql_fixtures"]
 
@@ -35,22 +32,8 @@ async def _customers(db: Database, count: int) -> None:
                 )
 
 
-@contextmanager
-def _statements(db: Database) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def note(*args: object) -> None:  # (conn, cursor, statement, parameters, …)
-        seen.append(str(args[2]))
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", note)
-
-
 async def _page_statements(api: Api, db: Database, count: int) -> int:
-    with _statements(db) as seen:
+    with statements(db) as seen:
         data = await api.run(PAGE, {"first": count})
     nodes = [edge["node"] for edge in data["customers"]["edges"]]
     assert len(nodes) == count

@@ -13,6 +13,7 @@ from billing.models import InvoiceStatus
 from portals.csrf import CSRF_COOKIE
 from tests.factories import Party, issue_invoice
 from tests.portal_support import HTMX, Browser, csrf_token, text_of
+from tests.statements import statements
 
 pytest_plugins = ["tests.portal_fixtures"]
 
@@ -183,3 +184,12 @@ async def test_a_foreign_cursor_is_a_400_page(signed_in: Browser) -> None:
 async def test_a_trailing_slash_is_dropped(signed_in: Browser) -> None:
     response = await signed_in.open("/portal/")
     assert (response.status_code, response.url.path) == (200, "/portal")
+
+
+async def test_a_page_asks_who_the_visitor_is_once(signed_in: Browser, db: Database) -> None:
+    """A page runs several operations (who the visitor is, whose letterhead, the page's
+    own); the session cookie is looked up for the first and remembered for the rest."""
+    with statements(db) as seen:
+        page = await signed_in.open("/portal")
+    assert page.status_code == 200
+    assert sum("user_sessions" in statement for statement in seen) == 1
