@@ -62,10 +62,16 @@ def keep_loaded(session: AsyncSession) -> None:
     The session's identity map only references its objects weakly: a customer one service
     loaded and the resolver dropped is gone by the time the next service asks for it, and
     ``session.get`` reads it again — four times on a customer's dashboard.  Held, it is
-    answered from the identity map.  For a request's session (short, and reading a few
-    dozen objects), not for a job's, which may load thousands.
+    answered from the identity map.  For a request's session while it only reads (short,
+    and reading a few dozen objects), not for a job's, which may load thousands.
     """
     session.sync_session.info[_KEPT] = []
+
+
+def let_go(session: AsyncSession) -> None:
+    """Stop :func:`keep_loaded`'s holding: what the session loaded is referenced weakly
+    again, as by any session, and read afresh once let go."""
+    session.sync_session.info.pop(_KEPT, None)
 
 
 async def lock_for_writing(session: AsyncSession) -> None:

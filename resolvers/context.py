@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from billing.access import Viewer
-from billing.db import Database, keep_loaded, lock_for_writing
+from billing.db import Database, keep_loaded, let_go, lock_for_writing
 from billing.errors import NotFound, UserError
 from resolvers.loaders import Loaders
 from settings import Settings
@@ -100,8 +100,15 @@ class Context:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """The request's session inside a transaction of its own (see the module docstring)."""
+        """The request's session inside a transaction of its own (see the module docstring).
+
+        From the first one on, the session no longer holds what it loaded (``let_go``):
+        a mutation's own transactions, and the jobs some run in sessions of their own
+        (``advanceTestClock``), change rows the request read before, which must then be
+        read again.
+        """
         async with self._lock:
+            let_go(self.session)
             if self.session.in_transaction():
                 # Only reads happened since the last commit: there is nothing to keep.
                 await self.session.rollback()
