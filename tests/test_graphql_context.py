@@ -174,3 +174,23 @@ async def test_a_requests_session_holds_what_it_loaded(settings: Settings, db: D
             for _ in range(2):
                 await load(session)
         assert len(seen) == 2
+
+
+async def test_a_request_that_writes_reads_afresh(settings: Settings, db: Database) -> None:
+    """Once a request writes, what it held may be out of date (its own transactions, or
+    jobs run in sessions of their own, changed it): it is read again."""
+    async with db.transaction() as session:
+        customer_id = (await make_customer(session, name="Before")).id
+    viewer = admin_viewer()
+
+    async def name(session: AsyncSession) -> str:
+        return (await customers.get_customer(session, viewer, customer_id)).name
+
+    async with db.session() as session:
+        ctx = Context(settings=settings, db=db, session=session, viewer=viewer)
+        async with ctx.transaction() as writing:  # a first mutation, committed
+            assert await name(writing) == "Before"
+        async with db.transaction() as elsewhere:  # as advanceTestClock's jobs do
+            (await customers.get_customer(elsewhere, viewer, customer_id)).name = "After"
+        async with ctx.transaction() as writing:
+            assert await name(writing) == "After"
