@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from graphql import GraphQLError
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
-from billing.access import Viewer
 from resolvers import sessions
 from resolvers.context import Context
 
@@ -74,12 +72,13 @@ async def execute(
 
     Each operation gets its own database session and its own Context, as an HTTP request
     to ``/graphql`` would; a mutation commits before this returns.  Who the visitor is is
-    read from the session cookie once per page (:func:`_viewer`), not once per operation.
+    read from the session cookie once per page (``sessions.remembered_viewer``), not once per
+    operation.
     """
     app = request.app
     async with app.state.db.session() as session:
         try:
-            viewer = await _viewer(request, session)
+            viewer = await sessions.remembered_viewer(session, app.state.settings, request)
         except sessions.InvalidApiKey as refused:  # pages are for browsers, signed in
             raise SignInRequired([GraphQLError(str(refused))]) from None
         context = Context(
@@ -97,7 +96,7 @@ async def execute(
             await context.settle()  # no reads may outlive the session
             if document.lstrip().startswith("mutation"):
                 # It may have signed the visitor in or out, or ended sessions: ask again.
-                request.state.viewer = None
+                sessions.forget_viewer(request)
     if result.errors:
         failure = OperationFailed(result.errors)
         if "UNAUTHENTICATED" in failure.codes:
@@ -108,16 +107,6 @@ async def execute(
     data: dict[str, Any] | None = result.data
     assert data is not None
     return data
-
-
-async def _viewer(request: Request, session: AsyncSession) -> Viewer:
-    """Who the request's session cookie names, looked up by the page's first operation and
-    kept on ``request.state`` for the others (a page runs two to four)."""
-    known: Viewer | None = getattr(request.state, "viewer", None)
-    if known is None:
-        known = await sessions.viewer_from_request(session, request.app.state.settings, request)
-        request.state.viewer = known
-    return known
 
 
 async def mutate(request: Request, document: str, input: Mapping[str, Any]) -> dict[str, Any]:

@@ -138,6 +138,24 @@ async def viewer_from_request(
     return ANONYMOUS if user is None else viewer_for_user(user)
 
 
+async def remembered_viewer(
+    session: AsyncSession, settings: Settings, request: HTTPConnection
+) -> Viewer:
+    """:func:`viewer_from_request`, looked up by a page's first GraphQL operation and kept on
+    ``request.state`` for its others (a portal page runs two to four)."""
+    known: Viewer | None = getattr(request.state, "viewer", None)
+    if known is None:
+        known = await viewer_from_request(session, settings, request)
+        request.state.viewer = known
+    return known
+
+
+def forget_viewer(request: HTTPConnection) -> None:
+    """Have the next operation look the viewer up again (after a mutation, which may have
+    signed the visitor in or out)."""
+    request.state.viewer = None
+
+
 def client_address(connection: HTTPConnection | None) -> str:
     """The client's address as the HTTP server reports it (sign-in throttling's key)."""
     if connection is None or connection.client is None:
