@@ -350,7 +350,9 @@ def processors() -> None:
 
 @app.command()
 def check() -> None:
-    """Verify the ledger: cached balances equal their entries, every transaction sums to zero."""
+    """Verify the ledger: cached balances equal their entries, every transaction sums to zero,
+    every invoiced charge is on an invoice of its own customer."""
+    from billing.invoices import misfiled_charges
     from billing.ledger import unbalanced_transactions, verify_balances
 
     async def run(db: Database) -> tuple[list[str], int, int]:
@@ -363,6 +365,10 @@ def check() -> None:
             problems += [
                 f"transaction {txn}: {currency} entries sum to {total}, not 0"
                 for txn, currency, total in await unbalanced_transactions(session)
+            ]
+            problems += [
+                f"charge {charge}: on invoice {invoice}, which is not its customer's"
+                for charge, invoice in await misfiled_charges(session)
             ]
             books = await session.scalar(select(func.count()).select_from(LedgerAccount))
             txns = await session.scalar(select(func.count()).select_from(LedgerTransaction))

@@ -985,3 +985,22 @@ async def payments_for_invoice(session: AsyncSession, invoice_id: int) -> list[t
 def _chunks(items: list[_T], size: int) -> Iterator[list[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+# --- integrity ----------------------------------------------------------------------------
+
+
+async def misfiled_charges(session: AsyncSession) -> list[tuple[int, int]]:
+    """Invoiced charges whose invoice does not exist or is another customer's, as (charge,
+    invoice) — empty when healthy.  ``kassa check`` runs it: ``charges.invoice_id`` has no
+    foreign key (migration 0027), and this proves more than one would."""
+    rows = await session.execute(
+        select(Charge.id, Charge.invoice_id)
+        .outerjoin(Invoice, Invoice.id == Charge.invoice_id)
+        .where(
+            Charge.invoice_id.is_not(None),
+            or_(Invoice.id.is_(None), Invoice.customer_id != Charge.customer_id),
+        )
+        .order_by(Charge.id)
+    )
+    return [(charge, invoice) for charge, invoice in rows.tuples() if invoice is not None]

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 import wallets
-from billing import ledger
+from billing import invoices, ledger
 from billing.db import Database
 from billing.models import Base
 from processors import registry
@@ -146,6 +146,7 @@ async def db(
         async with database.session() as session:
             assert await ledger.verify_balances(session) == [], "cached balances drifted"
             assert await ledger.unbalanced_transactions(session) == [], "unbalanced entries"
+            assert await invoices.misfiled_charges(session) == [], "charges on a wrong invoice"
     await database.dispose()
 
 

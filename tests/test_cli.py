@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from typer.testing import CliRunner, Result
 
 import cli
-from billing import jobs, ledger
+from billing import clock, jobs, ledger
 from billing.api_keys import authenticate_api_key
 from billing.db import Database
 from billing.models import (
     ApiKeyScope,
+    Charge,
     Job,
     JobStatus,
     LedgerAccount,
@@ -32,6 +33,7 @@ from billing.models import (
     User,
 )
 from settings import Settings
+from tests.factories import insert_invoice, make_account, make_charge_at, make_customer
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 T = TypeVar("T")
@@ -107,6 +109,37 @@ def test_check_fails_and_names_a_tampered_balance(settings: Settings, tampered_b
     assert f"book {tampered_book} (CUSTOMER" in result.output
     assert "cached balance 499, entries sum to 500" in result.output
     assert "ledger OK" not in result.output
+
+
+@pytest.fixture
+async def misfiled_charges(db: Database) -> tuple[int, int]:
+    """Two invoiced charges of one customer: one on another customer's invoice, one on an
+    invoice that does not exist (nothing in the schema refuses either since migration 0027)."""
+    async with db.transaction() as session:
+        await clock.freeze(session, AT)
+        mine, theirs = [await make_customer(session) for _ in range(2)]
+        invoice = await insert_invoice(session, theirs, 500, AT.date())
+        account = await make_account(session, mine)
+        wrong, missing = [(await make_charge_at(session, account, 500, AT)).id for _ in range(2)]
+        await session.execute(
+            update(Charge).where(Charge.id == wrong).values(invoice_id=invoice.id)
+        )
+        await session.execute(
+            update(Charge).where(Charge.id == missing).values(invoice_id=invoice.id + 1000)
+        )
+    return wrong, missing
+
+
+@pytest.mark.tampers_ledger
+def test_check_fails_and_names_charges_on_a_wrong_invoice(
+    settings: Settings, misfiled_charges: tuple[int, int]
+) -> None:
+    wrong, missing = misfiled_charges
+    result = kassa(settings, "check")
+    assert result.exit_code == 1
+    assert f"charge {wrong}: on invoice" in result.output
+    assert f"charge {missing}: on invoice" in result.output
+    assert "ledger NOT OK: 2 problem(s)" in result.output
 
 
 def test_migrate_command_is_a_no_op_on_a_migrated_database(
@@ -271,19 +304,12 @@ def test_worker_once_runs_due_jobs_and_exits(
 @pytest.fixture
 async def invoice_to_charge(db: Database) -> int:
     """An invoice charged upon issue whose attempt is due: what ``kassa collect`` charges."""
-    from billing import clock
     from billing.collection import SettingsInput
     from billing.customers import create_customer_class
     from billing.invoices import close_period_out_of_turn
     from billing.models import CardCharging, InvoiceKind
     from billing.payment_methods import add_card
-    from tests.factories import (
-        admin_viewer,
-        card_details,
-        make_account,
-        make_charge_at,
-        make_customer,
-    )
+    from tests.factories import admin_viewer, card_details
 
     async with db.transaction() as session:
         await clock.freeze(session, AT)
