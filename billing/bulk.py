@@ -21,10 +21,12 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     FromClause,
     Insert,
     Table,
     and_,
+    any_,
     bindparam,
     func,
     insert,
@@ -76,6 +78,22 @@ def rows_table(
         .select_from(func.json_each(bindparam(f"{name}_rows", json.dumps(stored))))
         .subquery(name)
     )
+
+
+def among(session: AsyncSession, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN values`` for many values — a batch's thousand customers or invoices.
+
+    On PostgreSQL it is ``column = ANY(:array)``: one bind parameter, so the statement
+    compiles once and is cached, where an ``IN`` list renders a parameter per value on every
+    execution (a tenth of the bill run's Python time, measured) and PostgreSQL parses them
+    all.  SQLite has no arrays: a plain ``IN`` there.
+    """
+    condition: ColumnElement[bool]
+    if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
+        condition = column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    else:
+        condition = column.in_(values)
+    return condition
 
 
 def matching(column: Any, key: Any, keys: Sequence[Any]) -> Any:

@@ -40,7 +40,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import jobs
+from billing import bulk, jobs
 from billing.errors import UserError
 from billing.models import (
     AttemptStatus,
@@ -348,7 +348,7 @@ async def plan_attempts(
                 # rather than every open invoice by status (the bill run adds thousands a
                 # second, faster than the table's statistics follow).
                 Invoice.id.between(min(chunk), max(chunk)),
-                Invoice.id.in_(chunk),
+                bulk.among(session, Invoice.id, chunk),
                 Invoice.status.in_(
                     (InvoiceStatus.UNPAID, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.OVERDUE)
                 ),

@@ -368,7 +368,7 @@ async def _settled_payments(
         select(
             Payment.customer_id, Payment.received_at, Payment.amount - Payment.refunded_amount
         ).where(
-            Payment.customer_id.in_(customer_ids),
+            bulk.among(session, Payment.customer_id, customer_ids),
             Payment.status.in_(settlement.SETTLED_PAYMENT_STATUSES),
             Payment.received_at >= since,
         )
@@ -539,7 +539,7 @@ async def _customers_with_credit(session: AsyncSession, customer_ids: list[int])
         select(Payment.customer_id)
         .distinct()
         .where(
-            Payment.customer_id.in_(customer_ids),
+            bulk.among(session, Payment.customer_id, customer_ids),
             Payment.status.in_(settlement.SETTLED_PAYMENT_STATUSES),
             Payment.amount - Payment.refunded_amount - allocated > 0,
         )

@@ -38,6 +38,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from billing import bulk
 from billing.access import Viewer, require_staff, scope_customers, scope_distributors
 from billing.errors import UserError
 from billing.models import Customer, Distributor, RunFailure, RunKind, table_of
@@ -151,7 +152,10 @@ async def _open_failures(
         select(RunFailure).where(
             RunFailure.kind == kind,
             RunFailure.resolved_at.is_(None),
-            or_(RunFailure.customer_id.in_(customers), RunFailure.distributor_id.in_(distributors)),
+            or_(
+                bulk.among(session, RunFailure.customer_id, customers),
+                bulk.among(session, RunFailure.distributor_id, distributors),
+            ),
         )
     )
     return {Subject(row.customer_id, row.invoice_id, row.distributor_id): row for row in rows}
