@@ -12,13 +12,15 @@ worker counts, so 1 and 2 workers see the same machine.
 A measurement freezes the clock just after the customers' periods end, schedules the
 ``bill_run`` job and starts W worker processes, each importing everything and connecting
 before the start signal; each then runs due jobs (:func:`billing.jobs.run_due`, what
-``kassa worker`` runs every second), looking again every 10 ms when nothing is due.  The
+``kassa worker`` runs every second), looking again every 10 ms when nothing is due — all but
+rendering the invoices' PDFs, which they leave for later (``bench.pdf`` measures it; it
+would queue behind the batches all the same, its job being scheduled after them).  The
 figure is the wall time from the start signal until the last job of the run finished, as
 the workers note it; the benchmark looks whether every batch is done five times a second
 (its own queries kept off the cores it measures), then stops the workers.  It prints the CPU
 seconds the workers and, on PostgreSQL, the database's server processes spent (``/proc``:
-the database must run on this machine), so a run says which of the two bounds it.  Every customer must have been invoiced exactly
-once, every charge put on an invoice.  On PostgreSQL the database size
+the database must run on this machine), so a run says which of the two bounds it.  Every
+customer must have been invoiced exactly once, every charge put on an invoice.  On PostgreSQL the database size
 (``pg_database_size``) is reported after the run.
 """
 
@@ -37,13 +39,14 @@ from datetime import UTC, date, datetime, timedelta
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, insert, literal, select, text, true, union_all
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from bench.scratch import fresh_database
-from billing import billrun, clock, jobs, worker
+from billing import billrun, clock, invoice_pdfs, jobs, worker
 from billing.db import Database
 from billing.models import (
     Account,
@@ -208,28 +211,48 @@ async def _copy(seed_url: str, run_url: str) -> None:
         await server.dispose()
 
 
-async def _work(database_url: str, start: Event, finished: Synchronized[float]) -> None:
-    """A worker: run due jobs, looking again every few milliseconds, until stopped; after
-    each round that ran jobs, note when (``time.monotonic``: one clock for every process)."""
+@dataclass(frozen=True)
+class _Signals:
+    """What one worker process tells the benchmark, in shared memory."""
+
+    #: When its last round that ran jobs ended (``time.monotonic``: one clock for every
+    #: process).
+    finished: Synchronized[float]
+    #: 1 while it is inside a round: it may be running the run's last job, so the queue
+    #: being empty does not yet mean the run is over.
+    busy: Synchronized[int]
+
+
+async def _render_later(session: AsyncSession, payload: dict[str, Any], now: datetime) -> None:
+    """The invoices' PDFs are left for later: ``bench.pdf`` measures their rendering."""
+
+
+async def _work(database_url: str, start: Event, signals: _Signals) -> None:
+    """A worker: run due jobs, looking again every few milliseconds, until stopped."""
     db = Database(Settings(database_url=database_url, run_worker=False))
     jobs.load_handlers()
+    jobs.handler(invoice_pdfs.RENDER_JOB)(_render_later)
     worker.freeze_startup_objects()  # as ``kassa worker`` does
     async with db.session() as session:  # connected before the start signal
         await session.execute(select(1))
     start.wait()
     while True:
-        if await jobs.run_due(db):
-            finished.value = time.monotonic()
-        else:
+        signals.busy.value = 1
+        ran = await jobs.run_due(db)
+        if ran:
+            signals.finished.value = time.monotonic()
+        signals.busy.value = 0
+        if not ran:
             await asyncio.sleep(WORKER_POLL_SECONDS)
 
 
-def _worker_process(database_url: str, start: Event, finished: Synchronized[float]) -> None:
-    asyncio.run(_work(database_url, start, finished))
+def _worker_process(database_url: str, start: Event, signals: _Signals) -> None:
+    asyncio.run(_work(database_url, start, signals))
 
 
-async def _wait_for_the_run(database_url: str) -> None:
-    """Return once the run is planned and its every batch done."""
+async def _wait_for_the_run(database_url: str, signals: list[_Signals]) -> None:
+    """Return once the run is planned, its every batch done and every worker out of its
+    round (a worker notes when it finished only then)."""
     db = Database(Settings(database_url=database_url, run_worker=False))
     left = select(func.count(Job.id)).where(
         Job.status == JobStatus.PENDING,
@@ -240,7 +263,7 @@ async def _wait_for_the_run(database_url: str) -> None:
     )
     while True:
         async with db.session() as session:
-            if not await session.scalar(left):
+            if not await session.scalar(left) and not any(s.busy.value for s in signals):
                 break
         await asyncio.sleep(DONE_POLL_SECONDS)
     await db.dispose()
@@ -319,9 +342,9 @@ def measure(database_url: str, workers: int, batch_size: int) -> Measurement:
     asyncio.run(_prepare_run(database_url, batch_size))
     spawn = multiprocessing.get_context("spawn")
     start = spawn.Event()
-    finished = [spawn.Value("d", 0.0) for _ in range(workers)]
+    signals = [_Signals(spawn.Value("d", 0.0), spawn.Value("b", 0)) for _ in range(workers)]
     processes = [
-        spawn.Process(target=_worker_process, args=(database_url, start, done)) for done in finished
+        spawn.Process(target=_worker_process, args=(database_url, start, own)) for own in signals
     ]
     for process in processes:
         process.start()
@@ -336,9 +359,9 @@ def measure(database_url: str, workers: int, batch_size: int) -> Measurement:
     before = {pid: _cpu_seconds(pid) for pid in [p.pid for p in processes if p.pid] + backends}
     started = time.monotonic()
     start.set()
-    asyncio.run(_wait_for_the_run(database_url))
+    asyncio.run(_wait_for_the_run(database_url, signals))
     spent = {pid: _cpu_seconds(pid) - cpu for pid, cpu in before.items()}
-    elapsed = max(done.value for done in finished) - started
+    elapsed = max(own.finished.value for own in signals) - started
     for process in processes:
         process.terminate()
         process.join()
