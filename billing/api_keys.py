@@ -27,6 +27,7 @@ from billing import clock, validation
 from billing.access import Viewer, require_write, scope_distributors
 from billing.distributors import get_distributor
 from billing.errors import Forbidden, NotFound, UserError
+from billing.fixed_reads import FixedRead
 from billing.models import ApiKey, ApiKeyScope, Distributor, Reseller, Role
 
 TOKEN_PREFIX = "kassa"
@@ -88,7 +89,9 @@ async def create_api_key(
 #: Built once: every partner request runs it, and building a statement costs more than
 #: running this one.  The key's columns, not an ORM object: the request only reads them,
 #: and building the object cost more than the statement.
-_KEY_BY_PREFIX = select(*ApiKey.__table__.c).where(ApiKey.__table__.c.prefix == bindparam("prefix"))
+_KEY_BY_PREFIX = FixedRead(
+    select(*ApiKey.__table__.c).where(ApiKey.__table__.c.prefix == bindparam("prefix"))
+)
 
 
 async def authenticate_api_key(session: AsyncSession, token: str) -> Row[*tuple[Any, ...]] | None:
@@ -98,7 +101,9 @@ async def authenticate_api_key(session: AsyncSession, token: str) -> Row[*tuple[
     if parsed is None:
         return None
     prefix, secret = parsed
-    key = (await session.execute(_KEY_BY_PREFIX, {"prefix": prefix})).one_or_none()
+    key: Row[*tuple[Any, ...]] | None = await _KEY_BY_PREFIX.one_or_none(
+        session, {"prefix": prefix}
+    )
     # Compare even when the prefix is unknown, so timing does not tell which prefixes exist.
     expected = key.secret_hash if key is not None else _hash_secret("")
     matches = hmac.compare_digest(_hash_secret(secret), expected)

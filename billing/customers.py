@@ -33,6 +33,7 @@ from billing.access import (
     scope_customers,
 )
 from billing.errors import Forbidden, NotFound, UserError
+from billing.fixed_reads import FixedRead
 from billing.models import (
     Customer,
     CustomerClass,
@@ -88,7 +89,7 @@ async def get_customer(session: AsyncSession, viewer: Viewer, customer_id: int) 
 #: :func:`get_customer_with_balance`'s statement, built once (it runs on every dashboard): the
 #: customer's columns, not an ORM object — a customer's page only reads it, and building the
 #: ORM instance cost more than the statement.
-_WITH_BALANCE = (
+_WITH_BALANCE = FixedRead(
     select(*Customer.__table__.c, LedgerAccount.__table__.c.balance.label("ledger_balance"))
     .join_from(
         Customer.__table__,
@@ -109,7 +110,7 @@ async def get_customer_with_balance(
     ``UPDATE … balance + delta``, which loaded objects do not see.  One statement instead of
     two is what a customer's page (the API dashboard, the portal) opens with.
     """
-    found = (await session.execute(_WITH_BALANCE, {"customer_id": customer_id})).one_or_none()
+    found = await _WITH_BALANCE.one_or_none(session, {"customer_id": customer_id})
     if found is None or not may_see_customer(viewer, found):
         raise NotFound("customer")
     return found, int(found.ledger_balance)

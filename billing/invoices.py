@@ -1003,4 +1003,4 @@ async def misfiled_charges(session: AsyncSession) -> list[tuple[int, int]]:
         )
         .order_by(Charge.id)
     )
-    return [(charge, invoice) for charge, invoice in rows.tuples() if invoice is not None]
+    return [(charge, invoice) for charge, invoice in rows if invoice is not None]

@@ -18,7 +18,6 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
-    CompoundSelect,
     FromClause,
     Row,
     Select,
@@ -36,6 +35,7 @@ from strawberry.dataloader import DataLoader
 
 from billing import bitcoin_payments, collection, invoices, status_changes
 from billing.bitcoin_addresses import addresses_of
+from billing.fixed_reads import FixedRead
 from billing.models import (
     Account,
     BitcoinAddress,
@@ -139,7 +139,7 @@ def _by_ids(model: type[Model]) -> Select[Any]:
 #: Customers' accounts as rows of the table's columns, not ORM objects: a customer's page
 #: only reads them, and the ORM's identity map and instances cost more than the query
 #: (the same goes for the newest invoices and payments, :func:`_latest_per_parent`).
-_ACCOUNTS_BY_CUSTOMER = (
+_ACCOUNTS_BY_CUSTOMER = FixedRead(
     select(*Account.__table__.c)
     .where(Account.__table__.c.customer_id.in_(bindparam("ids", expanding=True)))
     .order_by(Account.__table__.c.id)
@@ -158,9 +158,17 @@ _LIST_ROWS: dict[str, Any] = {
 
 
 @cache
+def _latest_read(
+    model: type[Invoice] | type[Payment], with_status: bool = False, with_recorder: bool = False
+) -> FixedRead:
+    """A customer's newest invoices or payments (:func:`_latest_per_parent`) as a fixed read."""
+    return FixedRead(_latest_per_parent(model, "customer_id", with_status, with_recorder))
+
+
+@cache
 def _customer_lists(
     accounts: bool, invoices: bool, by_status: bool, payments: bool, with_recorder: bool
-) -> CompoundSelect[Any]:
+) -> FixedRead:
     """One customer's accounts, newest invoices and newest payments — those asked for — in
     one statement (``UNION ALL``): each row is named by ``list_name`` and carries the
     columns of all three tables, those of the other two null.
@@ -200,7 +208,9 @@ def _customer_lists(
     for table, query in newest:
         ranked = query.order_by(None).subquery()
         branches.append(branch(table.name, ranked, (-ranked.c.id).label("sort_key")))
-    return union_all(*branches).order_by(literal_column("list_name"), literal_column("sort_key"))
+    return FixedRead(
+        union_all(*branches).order_by(literal_column("list_name"), literal_column("sort_key"))
+    )
 
 
 class Loaders:
@@ -300,13 +310,11 @@ class Loaders:
         result: Sequence[Any] = await self._read(run)
         return result
 
-    async def _column_rows(
-        self, query: Select[Any] | CompoundSelect[Any], **params: Any
-    ) -> Sequence[Row[Any]]:
+    async def _column_rows(self, query: FixedRead, **params: Any) -> Sequence[Row[Any]]:
         """Rows of ``query``'s columns."""
 
         async def run(session: AsyncSession) -> Sequence[Row[Any]]:
-            rows: Sequence[Row[Any]] = (await session.execute(query, params)).all()
+            rows: Sequence[Row[Any]] = await query.rows(session, params)
             return rows
 
         result: Sequence[Row[Any]] = await self._read(run)
@@ -408,7 +416,7 @@ class Loaders:
         shapes = _grouped_keys(keys, lambda k: (k.first, k.status is not None))
         for (first, by_status), group in shapes.items():
             ids = sorted({k.customer_id for k in group})
-            query = _latest_per_parent(Invoice, "customer_id", with_status=by_status)
+            query = _latest_read(Invoice, with_status=by_status)
             statuses = sorted({k.status for k in group if k.status is not None})
             params = {"statuses": statuses} if by_status else {}
             rows = await self._column_rows(query, parent_ids=ids, first=first, **params)
@@ -424,9 +432,7 @@ class Loaders:
         shapes = _grouped_keys(keys, lambda k: (k.first, k.recorded_by))
         for (first, recorded_by), group in shapes.items():
             ids = [k.customer_id for k in group]
-            query = _latest_per_parent(
-                Payment, "customer_id", with_recorder=recorded_by is not None
-            )
+            query = _latest_read(Payment, with_recorder=recorded_by is not None)
             params = {} if recorded_by is None else {"recorded_by": recorded_by}
             rows = await self._column_rows(query, parent_ids=ids, first=first, **params)
             for key, children in zip(group, _group(rows, "customer_id", ids), strict=True):

@@ -1,0 +1,118 @@
+"""Fixed reads: a hot read statement, built once, run on PostgreSQL by asyncpg itself.
+
+A statement executed through the session costs ~200 µs of CPU before PostgreSQL sees it —
+the session, the execution context, the greenlet that carries asyncpg's coroutine through
+SQLAlchemy's synchronous core, the cursor's adaptation, the result's metadata — against
+~100 µs for asyncpg's own ``fetch`` of the same text (``bench.api_profile``'s process,
+2,000 of each).  The API dashboard runs three such statements a request (the key, the
+customer, its lists), each the same text every time, so :class:`FixedRead` compiles one
+once and, where it may, hands the text to asyncpg straight, with the parameters and the
+rows passed through the very bind and result processors of the statement's types that
+SQLAlchemy would apply: an enum comes back an enum, a UTC timestamp aware, as before.
+
+"Where it may" is a connection outside any transaction (``AUTOCOMMIT``: a request's reads
+on PostgreSQL, see :func:`schema.http.read_without_transaction`), where asyncpg's
+statements and SQLAlchemy's see the same state by construction.  Everywhere else — SQLite,
+a transaction (whose ``BEGIN`` SQLAlchemy issues lazily, so a statement of asyncpg's
+might run before it) — the statement goes through the session as any other.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import CompoundSelect, Select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import MultipleResultsFound
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.compiler import SQLCompiler
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """The statement compiled for asyncpg, with what turns values into parameters and
+    records into rows."""
+
+    compiled: SQLCompiler
+    #: Bind processors by parameter name (an expanding parameter's is applied per element).
+    binds: dict[str, tuple[Callable[[Any], Any], bool]]
+    #: Result processors by column position, only those columns that have one.
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]
+    #: The rows' class: a named tuple of the statement's column keys.
+    row: Any
+
+
+class FixedRead:
+    """A read statement built once (module level) and run many times with new parameters."""
+
+    def __init__(self, statement: Select[Any] | CompoundSelect[Any]) -> None:
+        self.statement = statement
+        self._asyncpg: _Compiled | None = None
+
+    async def rows(self, session: AsyncSession, params: Mapping[str, Any]) -> Sequence[Any]:
+        """The statement's rows for ``params``: named tuples read by asyncpg where it may
+        (see the module docstring), the session's ``Row`` objects elsewhere — both read by
+        attribute, position and slice alike."""
+        connection = await session.connection()
+        options = connection.sync_connection.get_execution_options()  # type: ignore[union-attr]
+        if connection.dialect.driver != "asyncpg" or options.get("isolation_level") != "AUTOCOMMIT":
+            found: Sequence[Any] = (await session.execute(self.statement, params)).all()
+            return found
+        compiled = self._asyncpg or self._compile(connection.dialect)
+        processed = {name: _bind(compiled.binds.get(name), value) for name, value in params.items()}
+        expanded = compiled.compiled.construct_expanded_state(processed)
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None  # the session's connection is open
+        records = await self._fetch(driver, expanded.statement, expanded.positional_parameters)
+        if not compiled.results:
+            return [compiled.row._make(record) for record in records]
+        rows = []
+        for record in records:
+            values = list(record)
+            for position, process in compiled.results:
+                values[position] = process(values[position])
+            rows.append(compiled.row._make(values))
+        return rows
+
+    @staticmethod
+    async def _fetch(driver: Any, statement: str, parameters: Sequence[Any]) -> Sequence[Any]:
+        """asyncpg's ``fetch``: the one place a fixed read leaves SQLAlchemy's sight
+        (``tests/statements.py`` counts the statements sent here too)."""
+        records: Sequence[Any] = await driver.fetch(statement, *parameters)
+        return records
+
+    async def one_or_none(self, session: AsyncSession, params: Mapping[str, Any]) -> Any:
+        """The one row for ``params``, or None; more than one is an error, as with
+        :meth:`sqlalchemy.engine.Result.one_or_none`."""
+        rows = await self.rows(session, params)
+        if len(rows) > 1:
+            raise MultipleResultsFound("a fixed read that expects one row found several")
+        return rows[0] if rows else None
+
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        compiled = self.statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        binds: dict[str, tuple[Callable[[Any], Any], bool]] = {}
+        for name, bind in compiled.binds.items():
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                binds[name] = (process, bool(bind.expanding))
+        columns = self.statement.selected_columns
+        results = tuple(
+            (position, process)
+            for position, column in enumerate(columns)
+            if (process := column.type.dialect_impl(dialect).result_processor(dialect, None))
+        )
+        row = namedtuple("Row", columns.keys())  # type: ignore[misc]
+        self._asyncpg = _Compiled(compiled, binds, results, row)
+        return self._asyncpg
+
+
+def _bind(processor: tuple[Callable[[Any], Any], bool] | None, value: Any) -> Any:
+    if processor is None:
+        return value
+    process, expanding = processor
+    return [process(item) for item in value] if expanding else process(value)
