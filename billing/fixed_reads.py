@@ -56,16 +56,13 @@ class FixedRead:
         """The statement's rows for ``params``: named tuples read by asyncpg where it may
         (see the module docstring), the session's ``Row`` objects elsewhere — both read by
         attribute, position and slice alike."""
-        connection = await session.connection()
-        options = connection.sync_connection.get_execution_options()  # type: ignore[union-attr]
-        if connection.dialect.driver != "asyncpg" or options.get("isolation_level") != "AUTOCOMMIT":
+        driver = await _driver(session)
+        if driver is None:
             found: Sequence[Any] = (await session.execute(self.statement, params)).all()
             return found
-        compiled = self._asyncpg or self._compile(connection.dialect)
+        compiled = self._asyncpg or self._compile(session.get_bind().dialect)
         processed = {name: _bind(compiled.binds.get(name), value) for name, value in params.items()}
         expanded = compiled.compiled.construct_expanded_state(processed)
-        driver = (await connection.get_raw_connection()).driver_connection
-        assert driver is not None  # the session's connection is open
         records = await self._fetch(driver, expanded.statement, expanded.positional_parameters)
         if not compiled.results:
             return [compiled.row._make(record) for record in records]
@@ -73,7 +70,8 @@ class FixedRead:
         for record in records:
             values = list(record)
             for position, process in compiled.results:
-                values[position] = process(values[position])
+                if (value := values[position]) is not None:  # NULL is None for every type
+                    values[position] = process(value)
             rows.append(compiled.row._make(values))
         return rows
 
@@ -109,6 +107,30 @@ class FixedRead:
         row = namedtuple("Row", columns.keys())  # type: ignore[misc]
         self._asyncpg = _Compiled(compiled, binds, results, row)
         return self._asyncpg
+
+
+#: ``session.info`` key of :func:`_driver`'s answer and the transaction it holds for.
+_DRIVER = "kassa.fixed_read_driver"
+
+
+async def _driver(session: AsyncSession) -> Any:
+    """The asyncpg connection a fixed read may use, or None (see the module docstring).
+
+    Asked once per transaction of the session (a request's reads are one): finding the
+    connection through the session costs two trips through SQLAlchemy's greenlet, a
+    third of what a fixed read saves.
+    """
+    transaction = session.sync_session.get_transaction()
+    held = session.info.get(_DRIVER)
+    if held is not None and transaction is not None and held[0] is transaction:
+        return held[1]
+    connection = await session.connection()
+    options = connection.sync_connection.get_execution_options()  # type: ignore[union-attr]
+    driver = None
+    if connection.dialect.driver == "asyncpg" and options.get("isolation_level") == "AUTOCOMMIT":
+        driver = (await connection.get_raw_connection()).driver_connection
+    session.info[_DRIVER] = (session.sync_session.get_transaction(), driver)
+    return driver
 
 
 def _bind(processor: tuple[Callable[[Any], Any], bool] | None, value: Any) -> Any:

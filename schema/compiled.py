@@ -45,17 +45,24 @@ from typing import TYPE_CHECKING, Any
 from graphql import (
     ExecutionResult,
     FieldNode,
+    GraphQLError,
     GraphQLField,
+    GraphQLID,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
+    GraphQLString,
+    ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionNode,
     Undefined,
+    ValueNode,
+    VariableNode,
     get_operation_ast,
     is_leaf_type,
 )
@@ -120,6 +127,9 @@ class Field:
     attribute: str | None
     #: Objects whose type prefetches (``PREFETCHED``): the fields of the selection it reads.
     prefetched: tuple[Field, ...] = ()
+    #: The arguments as coerced once at compile time, when the field's node uses no
+    #: variable (``first: 10``): they are then the same on every request.
+    constant_arguments: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +218,28 @@ def _field(parent: GraphQLObjectType, key: str, nodes: list[FieldNode]) -> Field
         selection,
         field.python_name if field.base_resolver is None and not permissions else None,
         prefetched,
+        _constant_arguments(definition, nodes[0]),
     )
+
+
+def _constant_arguments(definition: GraphQLField, node: FieldNode) -> dict[str, Any] | None:
+    """The field's arguments if no variable is among them (see :attr:`Field.constant_arguments`)."""
+
+    def uses_variables(value: ValueNode) -> bool:
+        if isinstance(value, VariableNode):
+            return True
+        if isinstance(value, ListValueNode):
+            return any(uses_variables(item) for item in value.values)
+        if isinstance(value, ObjectValueNode):
+            return any(uses_variables(item.value) for item in value.fields)
+        return False
+
+    if any(uses_variables(argument.value) for argument in node.arguments or ()):
+        return None
+    try:
+        return get_argument_values(definition, node, None)
+    except GraphQLError:  # left for each request to meet (and Strawberry to report)
+        return None
 
 
 def _prefetched(kind: GraphQLObjectType, selection: tuple[Field, ...]) -> tuple[Field, ...]:
@@ -285,6 +316,8 @@ class Runner:
         assert field.definition is not None and field.node is not None
         if not field.definition.args:
             return {}
+        if field.constant_arguments is not None:
+            return dict(field.constant_arguments)
         return get_argument_values(field.definition, field.node, self.variables)
 
     async def resolve(self, field: Field, source: Any) -> Any:
@@ -322,7 +355,14 @@ class Runner:
 
 
 def leaf(kind: GraphQLLeafType, value: Any) -> Any:
-    """A scalar's or enum's value as GraphQL puts it in the response."""
+    """A scalar's or enum's value as GraphQL puts it in the response.
+
+    A ``str`` for a ``String`` or an ``ID`` is itself (graphql-core's serializers return it
+    unchanged), so it skips them: most of a dashboard's ~130 leaves are the two strings of
+    an amount.
+    """
+    if type(value) is str and (kind is GraphQLString or kind is GraphQLID):
+        return value
     coerced = kind.coerce_output_value(value)
     if coerced is None or coerced is Undefined:
         raise Unsupported

@@ -112,3 +112,28 @@ async def test_one_or_none(db: Database, is_postgres: bool) -> None:
             await INVOICES.one_or_none(session, PARAMS | {"customer_ids": [first]})
     assert none is None
     assert again is not None and again.total == 700
+
+
+async def test_a_transaction_begun_after_the_reads_reads_through_the_session(
+    db: Database, is_postgres: bool, through_the_session: _Statements
+) -> None:
+    """What a mutation does (``Context.transaction``): reads outside a transaction, then a
+    transaction of its own on the same session, where a fixed read must be one of its
+    statements."""
+    first, _ = await _invoices(db)
+    params = PARAMS | {"customer_ids": [first]}
+    async with db.session() as session:
+        if is_postgres:
+            await _autocommit(session)
+        outside = through_the_session.count
+        await INVOICES.rows(session, params)
+        await INVOICES.rows(session, params)
+        outside = through_the_session.count - outside
+        await session.rollback()
+        async with session.begin():
+            inside = through_the_session.count
+            rows = await INVOICES.rows(session, params)
+            inside = through_the_session.count - inside
+    assert outside == (0 if is_postgres else 2)
+    assert inside == 1
+    assert [r.total for r in rows] == [500, 700]
