@@ -45,6 +45,7 @@ from starlette.routing import Route
 from app import create_app
 from billing import clock
 from billing.db import Database
+from billing.errors import UserError
 from billing.idempotency import request_hash
 from billing.ledger import system_owner_key
 from billing.money import MAX_BALANCE, format_amount, parse_amount, validate_currency
@@ -102,7 +103,7 @@ WHERE c.id = :customer_id
 """)
 
 LOCK_CUSTOMER = text("""
-SELECT c.id, c.currency, c.ledger_account_id, c.reseller_id
+SELECT c.id, c.currency, c.ledger_account_id, c.reseller_id, a.number AS account_number
 FROM accounts a JOIN customers c ON c.id = a.customer_id
 WHERE a.id = :account_id
   AND (CAST(:reseller_id AS BIGINT) IS NULL OR c.reseller_id = :reseller_id)
@@ -131,10 +132,10 @@ WITH txn AS (
     AND balance + leg.amount BETWEEN -CAST(:max AS BIGINT) AND CAST(:max AS BIGINT)
   RETURNING ledger_accounts.id
 ), charge AS (
-  INSERT INTO charges (customer_id, account_id, kind, description, amount, currency,
-                       service_at, posted_at, status, transaction_id)
-  SELECT :customer_id, :account_id, 'ONE_OFF', :description, :amount, :currency,
-         :now, :now, 'POSTED', txn.id FROM txn
+  INSERT INTO charges (customer_id, account_id, account_number, kind, description, amount,
+                       currency, service_at, posted_at, status, transaction_id)
+  SELECT :customer_id, :account_id, :account_number, 'ONE_OFF', :description, :amount,
+         :currency, :now, :now, 'POSTED', txn.id FROM txn
   RETURNING id
 ), remembered AS (
   INSERT INTO idempotency_records (scope, key, request_hash, result_kind, result_id,
@@ -298,6 +299,7 @@ def plain_app() -> Starlette:
                         {
                             "customer_id": customer.id,
                             "account_id": account_id,
+                            "account_number": customer.account_number,
                             "customer_book": customer.ledger_account_id,
                             "revenue_book": revenue,
                             "amount": amount,
@@ -329,7 +331,10 @@ def plain_app() -> Starlette:
 
     async def charges(request: Request) -> Response:
         account_id = int(request.path_params["account_id"])
-        body = json.loads(await request.body())
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return JSONResponse({"error": "BAD_JSON"}, status_code=400)
         async with db.engine.connect() as connection:
             try:
                 charge_id, amount, currency = await post_charge(
@@ -337,6 +342,10 @@ def plain_app() -> Starlette:
                 )
             except Refused as refused:
                 return JSONResponse({"error": refused.code}, status_code=refused.status)
+            except UserError as refused:  # an amount or currency kassa would refuse
+                return JSONResponse({"error": refused.code}, status_code=400)
+            except (KeyError, TypeError, AttributeError):  # a field missing or not a string
+                return JSONResponse({"error": "BAD_INPUT"}, status_code=400)
         charge = {"id": encode_id("Charge", charge_id), "amount": _money(amount, currency)}
         return JSONResponse({"data": {"postCharge": {"charge": charge, "errors": []}}})
 
