@@ -120,6 +120,8 @@ async def _driver(session: AsyncSession) -> Any:
     connection through the session costs two trips through SQLAlchemy's greenlet, a
     third of what a fixed read saves.
     """
+    if session.get_bind().dialect.driver != "asyncpg":  # SQLite: no trip to the connection
+        return None
     transaction = session.sync_session.get_transaction()
     held = session.info.get(_DRIVER)
     if held is not None and transaction is not None and held[0] is transaction:
@@ -127,7 +129,7 @@ async def _driver(session: AsyncSession) -> Any:
     connection = await session.connection()
     options = connection.sync_connection.get_execution_options()  # type: ignore[union-attr]
     driver = None
-    if connection.dialect.driver == "asyncpg" and options.get("isolation_level") == "AUTOCOMMIT":
+    if options.get("isolation_level") == "AUTOCOMMIT":
         driver = (await connection.get_raw_connection()).driver_connection
     session.info[_DRIVER] = (session.sync_session.get_transaction(), driver)
     return driver
