@@ -13,7 +13,7 @@ from billing.customers import (
     require_distributor_sells_credit,
 )
 from billing.errors import NotFound, UserError
-from billing.models import Account, AccountStatus, Role
+from billing.models import Account, AccountStatus, Customer, Role
 
 
 async def get_account(session: AsyncSession, viewer: Viewer, account_id: int) -> Account:
@@ -21,6 +21,23 @@ async def get_account(session: AsyncSession, viewer: Viewer, account_id: int) ->
     if account is None:
         raise NotFound("account")
     return account
+
+
+async def get_account_and_lock_customer(
+    session: AsyncSession, viewer: Viewer, account_id: int
+) -> tuple[Account, Customer]:
+    """The account and its customer, the customer's row locked to the end of the transaction
+    and read afresh, as :func:`billing.customers.get_customer_for_update` leaves it — in one
+    statement, for writes that start from an account (a charge: one of its few statements).
+    NOT_FOUND for an account the viewer may not see."""
+    query = visible(Account, viewer).add_columns(Customer).where(Account.id == account_id)
+    if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
+        query = query.with_for_update(of=Customer)
+    found = (await session.execute(query.execution_options(populate_existing=True))).one_or_none()
+    if found is None:
+        raise NotFound("account")
+    account, customer = found
+    return account, customer
 
 
 def account_query(viewer: Viewer, customer_id: int | None = None) -> Select:  # type: ignore[type-arg]

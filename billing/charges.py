@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import clock, idempotency, ledger, validation
 from billing.access import Viewer, require_staff, visible
-from billing.accounts import get_account
-from billing.customers import get_customer_for_update
+from billing.accounts import get_account_and_lock_customer
 from billing.errors import NotFound, UserError
 from billing.models import Account, Charge, ChargeKind, LedgerAccountKind, TransactionKind
 from billing.money import validate_currency
@@ -50,9 +49,8 @@ async def post_charge(session: AsyncSession, viewer: Viewer, data: ChargeInput) 
         charge = await session.get(Charge, previous)
         assert charge is not None
         return charge
-    account = await get_account(session, viewer, data.account_id)
-    now = await clock.now(session)  # read before the customer's lock: it needs none
-    customer = await get_customer_for_update(session, viewer, account.customer_id)
+    account, customer = await get_account_and_lock_customer(session, viewer, data.account_id)
+    now = await clock.now(session)
     description = validation.required_text(data.description, "description", 500)
     if data.amount <= 0:
         raise UserError("AMOUNT_NOT_POSITIVE", "amount must be greater than zero", "amount")
