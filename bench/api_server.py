@@ -344,7 +344,7 @@ def plain_app() -> Starlette:
                 return JSONResponse({"error": refused.code}, status_code=refused.status)
             except UserError as refused:  # an amount or currency kassa would refuse
                 return JSONResponse({"error": refused.code}, status_code=400)
-            except (KeyError, TypeError, AttributeError):  # a field missing or not a string
+            except (KeyError, TypeError):  # a field missing, or a body that is no object
                 return JSONResponse({"error": "BAD_INPUT"}, status_code=400)
         charge = {"id": encode_id("Charge", charge_id), "amount": _money(amount, currency)}
         return JSONResponse({"data": {"postCharge": {"charge": charge, "errors": []}}})

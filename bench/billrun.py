@@ -20,8 +20,8 @@ the workers note it; the benchmark looks whether every batch is done five times 
 (its own queries kept off the cores it measures), then stops the workers.  It prints the CPU
 seconds the workers and, on PostgreSQL, the database's server processes spent (``/proc``:
 the database must run on this machine), so a run says which of the two bounds it.  Every
-customer must have been invoiced exactly once, every charge put on an invoice.  On PostgreSQL the database size
-(``pg_database_size``) is reported after the run.
+customer must have been invoiced exactly once, every charge put on an invoice.  On
+PostgreSQL the database size (``pg_database_size``) is reported after the run.
 """
 
 from __future__ import annotations

@@ -49,8 +49,8 @@ async def post_charge(session: AsyncSession, viewer: Viewer, data: ChargeInput) 
         charge = await session.get(Charge, previous)
         assert charge is not None
         return charge
+    now = await clock.now(session)  # read before the customer's lock: it needs none
     account, customer = await get_account_and_lock_customer(session, viewer, data.account_id)
-    now = await clock.now(session)
     description = validation.required_text(data.description, "description", 500)
     if data.amount <= 0:
         raise UserError("AMOUNT_NOT_POSITIVE", "amount must be greater than zero", "amount")
