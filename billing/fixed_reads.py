@@ -43,6 +43,10 @@ class _Compiled:
     results: tuple[tuple[int, Callable[[Any], Any]], ...]
     #: The rows' class: a named tuple of the statement's column keys.
     row: Any
+    #: The parameters' names in the order the statement's text takes them, when it takes
+    #: them as they are (no list to expand into ``IN (…)``): then the text is the compiled
+    #: text every time, and expanding it per request (~20 µs) is spared.
+    positional: tuple[str, ...] | None
 
 
 class FixedRead:
@@ -62,8 +66,8 @@ class FixedRead:
             return found
         compiled = self._asyncpg or self._compile(session.get_bind().dialect)
         processed = {name: _bind(compiled.binds.get(name), value) for name, value in params.items()}
-        expanded = compiled.compiled.construct_expanded_state(processed)
-        records = await self._fetch(driver, expanded.statement, expanded.positional_parameters)
+        text, parameters = _statement(compiled, processed)
+        records = await self._fetch(driver, text, parameters)
         if not compiled.results:
             return [compiled.row._make(record) for record in records]
         rows = []
@@ -105,7 +109,9 @@ class FixedRead:
             if (process := column.type.dialect_impl(dialect).result_processor(dialect, None))
         )
         row = namedtuple("Row", columns.keys())  # type: ignore[misc]
-        self._asyncpg = _Compiled(compiled, binds, results, row)
+        expands = compiled.post_compile_params or compiled.literal_execute_params
+        positional = None if expands else tuple(compiled.positiontup or ())
+        self._asyncpg = _Compiled(compiled, binds, results, row, positional)
         return self._asyncpg
 
 
@@ -133,6 +139,17 @@ async def _driver(session: AsyncSession) -> Any:
         driver = (await connection.get_raw_connection()).driver_connection
     session.info[_DRIVER] = (session.sync_session.get_transaction(), driver)
     return driver
+
+
+def _statement(compiled: _Compiled, processed: dict[str, Any]) -> tuple[str, Sequence[Any]]:
+    """The text and positional parameters to send (see :attr:`_Compiled.positional`)."""
+    if compiled.positional is not None:
+        try:
+            return compiled.compiled.string, [processed[name] for name in compiled.positional]
+        except KeyError:  # a parameter left to its default: SQLAlchemy fills it in
+            pass
+    expanded = compiled.compiled.construct_expanded_state(processed)
+    return expanded.statement, expanded.positional_parameters
 
 
 def _bind(processor: tuple[Callable[[Any], Any], bool] | None, value: Any) -> Any:

@@ -72,7 +72,8 @@ GRAPHQL_ERRORS = Counter(
 GRAPHQL_COMPILED_READS = Counter(
     "kassa_graphql_compiled_reads",
     "GraphQL operations by how they ran: compiled (schema.compiled), prepared (compiled, "
-    "past Strawberry's view: schema.prepared), fallback (compiled, but Strawberry answered "
+    "past Strawberry's view: schema.prepared), json (prepared, its JSON built by "
+    "PostgreSQL: schema.json_reads), fallback (compiled, but Strawberry answered "
     "this request: an error to report), unsupported (Strawberry's executor: mutations, and "
     "queries outside the compiled subset).",
     ["outcome"],

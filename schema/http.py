@@ -40,7 +40,7 @@ from billing.db import Database
 from resolvers import sessions
 from resolvers.context import Context
 from schema import KassaSchema, build_schema
-from schema.prepared import PreparedReads
+from schema.prepared import JsonText, PreparedReads
 from settings import Settings
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -289,11 +289,21 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         if data is None:
             await context.settle()  # Strawberry's run makes a context of its own
             return False
-        await self.create_response({"data": data}, sub_response)(scope, receive, send)
+        response = cast(GraphQLHTTPResponse, {"data": data})  # JsonText: see encode_json
+        await self.create_response(response, sub_response)(scope, receive, send)
         return True
 
     def decode_json(self, data: str | bytes) -> object:
         return decode_request_json(data)
+
+    def encode_json(self, data: object) -> str | bytes:
+        """As Strawberry encodes, but ``data`` PostgreSQL has encoded (:mod:`schema.json_reads`)
+        goes out as it is."""
+        if isinstance(data, dict) and len(data) == 1:
+            answer = data.get("data")
+            if isinstance(answer, JsonText):
+                return '{"data":' + answer + "}"
+        return super().encode_json(data)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(GRAPHIQL_PAGE, headers=GRAPHIQL_HEADERS)

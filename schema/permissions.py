@@ -15,7 +15,13 @@ from billing.access import sees_books
 from resolvers.context import Info
 
 
-class IsAuthenticated(BasePermission):
+class ViewerPermission(BasePermission):
+    """A permission decided from the viewer (and the settings) alone — never the object the
+    field is on nor its arguments — so one answer holds for the whole request:
+    :mod:`schema.json_reads` asks it once, not once per invoice."""
+
+
+class IsAuthenticated(ViewerPermission):
     message = "Sign in or send an API key first."
     error_extensions = {"code": "UNAUTHENTICATED"}  # noqa: RUF012 (Strawberry reads it per class)
 
@@ -23,7 +29,7 @@ class IsAuthenticated(BasePermission):
         return bool(info.context.viewer.authenticated)
 
 
-class TestModeOnly(BasePermission):
+class TestModeOnly(ViewerPermission):
     """The test clock exists only on test-mode installations (``KASSA_TEST_MODE``)."""
 
     message = "The test clock is only available in test mode."
@@ -33,7 +39,7 @@ class TestModeOnly(BasePermission):
         return bool(info.context.settings.test_mode)
 
 
-class SeesBooks(BasePermission):
+class SeesBooks(ViewerPermission):
     """The detail of a customer's money, refused to its distributor
     (:func:`billing.access.sees_books`): charges, invoice amounts, lines and PDFs, card
     attempts, payments, cards, the ledger."""

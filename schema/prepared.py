@@ -26,6 +26,7 @@ extension would.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ from strawberry.types import ExecutionContext
 
 from billing import metrics
 from resolvers.context import Context
+from schema import json_reads
 from schema.compiled import Plan, Unsupported, run
 from schema.cost import CostCache
 from schema.lru import LeastRecentlyUsed
@@ -50,6 +52,15 @@ class Prepared:
     document: DocumentNode
     #: The operation that runs (the one named, or the document's only one).
     operation_name: str | None
+    #: The plan as statements that build its JSON (PostgreSQL), if it compiles to them.
+    json: json_reads.JsonPlan | None
+
+
+class JsonText(str):
+    """An operation's ``data`` already encoded, by PostgreSQL (:mod:`schema.json_reads`):
+    the response carries it as it is."""
+
+    __slots__ = ()
 
 
 class PreparedReads:
@@ -74,7 +85,13 @@ class PreparedReads:
         # name was needed is one of the verdicts kept (OperationNameRequired).
         key = (execution.query, execution._provided_operation_name)
         self._prepared.put(
-            key, Prepared(plan, execution.graphql_document, execution.operation_name)
+            key,
+            Prepared(
+                plan,
+                execution.graphql_document,
+                execution.operation_name,
+                json_reads.compile_plan(plan),
+            ),
         )
 
     def find(self, query: str, operation_name: str | None) -> Prepared | None:
@@ -87,7 +104,7 @@ class PreparedReads:
         prepared: Prepared,
         context: Context,
         variables: dict[str, Any],
-    ) -> dict[str, Any] | None:
+    ) -> dict[str, Any] | JsonText | None:
         """The operation's ``data``, or None when Strawberry must answer this request."""
         if holds_nul(variables):
             return None
@@ -96,10 +113,16 @@ class PreparedReads:
         )
         if cost > self.max_cost:
             return None
-        try:
-            data = await run(prepared.plan, schema, context, variables)
-        except Unsupported:
-            return None
+        data: dict[str, Any] | JsonText | None = None
+        if prepared.json is not None and context.session.get_bind().dialect.name == "postgresql":
+            with suppress(Unsupported):
+                data = JsonText(await json_reads.answer(prepared.json, schema, context, variables))
+        outcome = "json" if data is not None else "prepared"
+        if data is None:
+            try:
+                data = await run(prepared.plan, schema, context, variables)
+            except Unsupported:
+                return None
         count_operation(schema._schema, prepared.document, prepared.operation_name)
-        metrics.GRAPHQL_COMPILED_READS.labels("prepared").inc()
-        return data  # type: ignore[no-any-return]
+        metrics.GRAPHQL_COMPILED_READS.labels(outcome).inc()
+        return data

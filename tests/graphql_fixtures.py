@@ -7,6 +7,7 @@ runs the lifespan itself where that is what it tests.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -20,6 +21,17 @@ from tests.graphql_support import BASE_URL, Api, api_key
 @pytest.fixture
 async def http(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings, database=db)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def strawberry_http(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """The same app with compiled reads off: every operation through Strawberry (to
+    compare compiled, prepared and JSON reads with)."""
+    app = create_app(replace(settings, compiled_reads=False), database=db)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=BASE_URL
     ) as client:
