@@ -11,7 +11,7 @@ rows passed through the very bind and result processors of the statement's types
 SQLAlchemy would apply: an enum comes back an enum, a UTC timestamp aware, as before.
 
 "Where it may" is a connection outside any transaction (``AUTOCOMMIT``: a request's reads
-on PostgreSQL, see :func:`schema.http.read_without_transaction`), where asyncpg's
+on PostgreSQL, see :func:`read_without_transaction`), where asyncpg's
 statements and SQLAlchemy's see the same state by construction.  Everywhere else — SQLite,
 a transaction (whose ``BEGIN`` SQLAlchemy issues lazily, so a statement of asyncpg's
 might run before it) — the statement goes through the session as any other.
@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import CompoundSelect, Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import MultipleResultsFound
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 
 
@@ -122,9 +122,9 @@ _DRIVER = "kassa.fixed_read_driver"
 async def _driver(session: AsyncSession) -> Any:
     """The asyncpg connection a fixed read may use, or None (see the module docstring).
 
-    Asked once per transaction of the session (a request's reads are one): finding the
-    connection through the session costs two trips through SQLAlchemy's greenlet, a
-    third of what a fixed read saves.
+    Asked once per transaction of the session (a request's reads are one, and
+    :func:`read_without_transaction` answers it as it begins): finding the connection
+    through the session costs a trip through SQLAlchemy's greenlet.
     """
     if session.get_bind().dialect.driver != "asyncpg":  # SQLite: no trip to the connection
         return None
@@ -132,13 +132,38 @@ async def _driver(session: AsyncSession) -> Any:
     held = session.info.get(_DRIVER)
     if held is not None and transaction is not None and held[0] is transaction:
         return held[1]
-    connection = await session.connection()
-    options = connection.sync_connection.get_execution_options()  # type: ignore[union-attr]
+    return _hold_driver(session, await session.connection())
+
+
+def _hold_driver(session: AsyncSession, connection: AsyncConnection) -> Any:
+    """Note (and return) the driver connection fixed reads may use in ``session``'s
+    present transaction, read off the connection already checked out (no trip through
+    the greenlet)."""
+    sync = connection.sync_connection
+    assert sync is not None
     driver = None
-    if options.get("isolation_level") == "AUTOCOMMIT":
-        driver = (await connection.get_raw_connection()).driver_connection
+    if sync.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        driver = sync.connection.driver_connection
     session.info[_DRIVER] = (session.sync_session.get_transaction(), driver)
     return driver
+
+
+async def read_without_transaction(session: AsyncSession) -> None:
+    """On PostgreSQL, let the session's reads run outside a transaction, and the fixed
+    reads among them on its connection straight away.
+
+    Each statement of a read then costs one round trip, not the BEGIN before the first and
+    the ROLLBACK after the last (a dashboard's whole answer is a handful of statements, so
+    those two were a third of its round trips).  Nothing is lost: under READ COMMITTED,
+    PostgreSQL's default, every statement already reads its own snapshot.  A mutation
+    still gets a real transaction: :meth:`~resolvers.context.Context.transaction` ends this
+    one first, which hands the connection back to the pool (where its isolation level is
+    reset) and begins on a fresh one.  Not on SQLite: there the transaction is what gives a
+    request's reads one snapshot.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        options = {"isolation_level": "AUTOCOMMIT"}
+        _hold_driver(session, await session.connection(execution_options=options))
 
 
 def _statement(compiled: _Compiled, processed: dict[str, Any]) -> tuple[str, Sequence[Any]]:

@@ -26,7 +26,6 @@ from contextlib import suppress
 from typing import Any, cast
 
 from cross_web import HTTPException
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -37,6 +36,7 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
 from billing.db import Database
+from billing.fixed_reads import read_without_transaction
 from resolvers import sessions
 from resolvers.context import Context
 from schema import KassaSchema, build_schema
@@ -198,22 +198,6 @@ def replaying(body: bytes, receive: Receive) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return replay
-
-
-async def read_without_transaction(session: AsyncSession) -> None:
-    """On PostgreSQL, let the request's reads run outside a transaction.
-
-    Each statement of a read then costs one round trip, not the BEGIN before the first and
-    the ROLLBACK after the last (a dashboard's whole answer is a handful of statements, so
-    those two were a third of its round trips).  Nothing is lost: under READ COMMITTED,
-    PostgreSQL's default, every statement already reads its own snapshot.  A mutation
-    still gets a real transaction: :meth:`~resolvers.context.Context.transaction` ends this
-    one first, which hands the connection back to the pool (where its isolation level is
-    reset) and begins on a fresh one.  Not on SQLite: there the transaction is what gives a
-    request's reads one snapshot.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 class GraphQLEndpoint(GraphQL[Context, None]):
