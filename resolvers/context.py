@@ -81,6 +81,8 @@ class Context:
         the session closed under them, the statement would fail — or, on PostgreSQL, open
         a new transaction on a connection nobody returns, holding its locks for good.
         """
+        if self._settled and not self._reads:  # settled already: nothing can have begun
+            return
         await asyncio.sleep(0)  # a batch scheduled by a cancelled field starts its read now
         self._settled = True
         while self._reads:

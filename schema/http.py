@@ -273,6 +273,9 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         if data is None:
             await context.settle()  # Strawberry's run makes a context of its own
             return False
+        # The answer is whole: the connection goes back to the pool before it is sent.
+        await context.settle()
+        await context.session.close()
         response = cast(GraphQLHTTPResponse, {"data": data})  # JsonText: see encode_json
         await self.create_response(response, sub_response)(scope, receive, send)
         return True
