@@ -338,7 +338,6 @@ class ListArguments:
 class Statement:
     """One root field's statement: its row's columns and ``data``, the field's JSON."""
 
-    key: str
     field: Field
     root: Root
     read: FixedRead
@@ -386,7 +385,7 @@ class _Compiler:
         data = self.object(root.type_name, root.row, field.selection)
         columns = [root.row.c[name] for name in root.columns]
         statement = select(*columns, cast(data, Text).label("data")).select_from(root.row)
-        return Statement(field.key, field, root, FixedRead(statement), tuple(self.lists))
+        return Statement(field, root, FixedRead(statement), tuple(self.lists))
 
     def allow(self, field: Field) -> None:
         """Keep the field's permissions to ask once per request; refuse any other kind."""

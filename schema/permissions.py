@@ -17,8 +17,8 @@ from resolvers.context import Info
 
 class ViewerPermission(BasePermission):
     """A permission decided from the viewer (and the settings) alone — never the object the
-    field is on nor its arguments — so one answer holds for the whole request:
-    :mod:`schema.json_reads` asks it once, not once per invoice."""
+    field is on nor its arguments — and at once (not awaited), so one answer holds for the
+    whole request: :mod:`schema.json_reads` asks it once, not once per invoice."""
 
 
 class IsAuthenticated(ViewerPermission):
