@@ -217,7 +217,7 @@ def _newest(table: Table, parent: FromClause, prefix: str) -> Select[Any]:
 def _invoices(parent: FromClause, prefix: str) -> Select[Any]:
     rows = _newest(_INVOICES, parent, prefix)
     status = bindparam(f"{prefix}status", type_=String)
-    return rows.where((status.is_(None)) | (_INVOICES.c.status == status))
+    return rows.where(status.is_(None) | (_INVOICES.c.status == status))
 
 
 def _invoice_params(arguments: Mapping[str, Any], viewer: Viewer, prefix: str) -> dict[str, Any]:
@@ -231,7 +231,7 @@ def _invoice_params(arguments: Mapping[str, Any], viewer: Viewer, prefix: str) -
 
 def _payments(parent: FromClause, prefix: str) -> Select[Any]:
     rows = _newest(_PAYMENTS, parent, prefix)
-    recorder = bindparam(f"{prefix}recorded_by", type_=models.Payment.__table__.c.id.type)
+    recorder = bindparam(f"{prefix}recorded_by", type_=_PAYMENTS.c.recorded_by_distributor_id.type)
     return rows.where(recorder.is_(None) | (_PAYMENTS.c.recorded_by_distributor_id == recorder))
 
 

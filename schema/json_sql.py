@@ -18,7 +18,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Numeric, String, case, cast, func, literal_column
+from sqlalchemy import BigInteger, Numeric, String, case, cast, func, literal_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from billing.money import CURRENCY_DECIMALS
@@ -37,7 +37,7 @@ def constant(value: str) -> ColumnElement[str]:
 
 def number(value: int) -> ColumnElement[int]:
     """A constant integer written into the SQL."""
-    return literal_column(str(int(value)), BigInteger if abs(value) > 2**31 else Integer)
+    return literal_column(str(int(value)), BigInteger)
 
 
 def global_id(type_name: str, pk: ColumnElement[Any]) -> ColumnElement[str]:
